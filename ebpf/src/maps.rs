@@ -1,0 +1,39 @@
+//! Maps shared by all program families. Pinned by name under the loader's `maps/` directory,
+//! so counters and limits survive the controller and program upgrades.
+use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
+    macros::map,
+    maps::{Array, HashMap},
+    Global,
+};
+use vz_common::{Meta, SockCharge, VeLimits, VeUsage};
+
+/// Upper bound on VEs per host. Non-preallocated: memory is used per live VE only, and
+/// entries are freed after an RCU grace period, so a program holding a pointer to a record
+/// that userspace deletes never writes into another VE's record.
+const MAX_VES: u32 = 65536;
+/// Upper bound on sockets charged to all VEs together.
+const MAX_CHARGED_SOCKS: u32 = 1 << 20;
+
+/// Usage per VE, keyed by the VE's cgroup2 id. Written only by programs, atomically.
+#[map(name = "VZ_UBC_V1")]
+pub static VZ_UBC: HashMap<u64, VeUsage> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
+
+/// Barrier and limit per VE, keyed by the VE's cgroup2 id. Written only by userspace.
+#[map(name = "VZ_LIMITS_V1")]
+pub static VZ_LIMITS: HashMap<u64, VeLimits> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
+
+/// Charged sockets, keyed by socket cookie: who to uncharge on release.
+#[map(name = "VZ_SOCKS_V1")]
+pub static VZ_SOCKS: HashMap<u64, SockCharge> =
+    HashMap::pinned(MAX_CHARGED_SOCKS, BPF_F_NO_PREALLOC);
+
+/// Loader bookkeeping (object hash, parent, level); programs never read it.
+#[map(name = "VZ_META_V1")]
+pub static VZ_META: Array<Meta> = Array::pinned(1, 0);
+
+/// cgroup2 level of a VE's own cgroup; set by the loader (`EbpfLoader::override_global`).
+/// A VE may nest cgroups of its own, so its processes are found by their ancestor at this
+/// level, not by their leaf cgroup.
+#[unsafe(no_mangle)]
+pub static VZ_VE_LEVEL: Global<u32> = Global::new(0);

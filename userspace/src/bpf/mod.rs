@@ -1,0 +1,482 @@
+//! Loading, pinning and upgrading the BPF programs, and the beancounter maps they share.
+//!
+//! Pin layout (bpffs), documented in the README:
+//! ```text
+//! <pin root>/            default /sys/fs/bpf/vz
+//!   progs/<program>      loaded programs (vz_sock_create, vz_sock_release)
+//!   maps/<MAP>           VZ_UBC_V1, VZ_LIMITS_V1, VZ_SOCKS_V1, VZ_META_V1
+//!   links/<program>      cgroup links on the VE parent cgroup
+//! ```
+//! Everything outlives the CLI: limits stay enforced with no vzctl process running.
+mod klog;
+pub mod sys;
+
+use std::{
+    fs,
+    io,
+    os::fd::AsFd as _,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    maps::{Array, HashMap, MapData, MapError},
+    programs::{links::FdLink, CgroupAttachMode, CgroupSock, ProgramError},
+    Ebpf, EbpfError, EbpfLoader,
+};
+pub use klog::KernelLog;
+use tracing::{debug, info};
+use vz_common::{maps, progs, Meta, UbcLimit, VeLimits, VeUsage, LAYOUT_VERSION};
+
+/// The programs, embedded at build time so an installed vzctl is one file.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VZ_BPF_OBJECT"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    #[error("loading BPF programs needs root (CAP_SYS_ADMIN, or CAP_BPF with CAP_NET_ADMIN); this process (uid {uid}) has neither")]
+    NotPrivileged { uid: u32 },
+    #[error("this kernel has no bpf() system call (built without CONFIG_BPF_SYSCALL); vzbpf cannot enforce limits here")]
+    NoBpfSyscall,
+    #[error("the kernel refused bpf() (EPERM): BPF is locked down for this process (kernel.unprivileged_bpf_disabled, lockdown or a seccomp filter)")]
+    BpfDenied,
+    #[error("cannot mount bpffs at {path}: {source}")]
+    Bpffs { path: PathBuf, source: io::Error },
+    #[error("pin directory {pins} belongs to another cgroup parent (cgroup id {pinned}, not {wanted}); use a separate pin directory per parent")]
+    ParentMismatch { pins: PathBuf, pinned: u64, wanted: u64 },
+    #[error("the kernel refused program {prog}: {detail} (vzbpf needs Linux 5.18+ with BPF ISA v3 atomics, bpf_set_retval and BPF links for cgroups)")]
+    ProgramRejected { prog: &'static str, detail: String },
+    #[error("pinned map {name} has an unexpected layout ({what}); remove {path} to start afresh")]
+    MapLayout { name: &'static str, what: String, path: PathBuf },
+    #[error("no VE beancounter record for cgroup {0}")]
+    NoVe(u64),
+    #[error("BPF object: {0}")]
+    Object(#[from] EbpfError),
+    #[error("BPF map: {0}")]
+    Map(#[from] MapError),
+    #[error("BPF program: {0}")]
+    Program(#[from] ProgramError),
+    #[error("BPF link: {0}")]
+    Link(#[from] aya::programs::links::LinkError),
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: io::Error },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BpfError + 'a {
+    move |source| BpfError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// Where the programs attach and where their pins live.
+#[derive(Debug, Clone)]
+pub struct BpfConfig {
+    /// bpffs directory for pins (default /sys/fs/bpf/vz).
+    pub pin_root: PathBuf,
+    /// cgroup2 directory that holds every VE; links attach here.
+    pub cgroup_parent: PathBuf,
+    /// cgroup2 level of a VE's own directory.
+    pub ve_level: u32,
+}
+
+/// An object to load, with the hash that identifies it in `VZ_META`.
+#[derive(Debug, Clone, Copy)]
+pub struct Object<'a> {
+    pub bytes: &'a [u8],
+    pub hash: u64,
+}
+
+impl Object<'static> {
+    pub fn embedded() -> Self {
+        Self { bytes: OBJECT, hash: fnv1a(OBJECT) }
+    }
+}
+
+/// FNV-1a 64: identifies an object build; not a security boundary.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+}
+
+/// The fixed pin layout below a root.
+#[derive(Debug, Clone)]
+pub struct Pins {
+    pub root: PathBuf,
+}
+
+impl Pins {
+    pub fn progs(&self) -> PathBuf {
+        self.root.join("progs")
+    }
+    pub fn maps(&self) -> PathBuf {
+        self.root.join("maps")
+    }
+    pub fn links(&self) -> PathBuf {
+        self.root.join("links")
+    }
+    pub fn prog(&self, name: &str) -> PathBuf {
+        self.progs().join(name)
+    }
+    pub fn map(&self, name: &str) -> PathBuf {
+        self.maps().join(name)
+    }
+    pub fn link(&self, name: &str) -> PathBuf {
+        self.links().join(name)
+    }
+
+    /// Removes every pin (links first, so programs detach before their maps go). What is
+    /// not pinned elsewhere is freed by the kernel.
+    pub fn remove_all(&self) -> io::Result<()> {
+        for dir in [self.links(), self.progs(), self.maps()] {
+            match fs::read_dir(&dir) {
+                Ok(entries) => {
+                    for e in entries.flatten() {
+                        fs::remove_file(e.path())?;
+                    }
+                    fs::remove_dir(&dir)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match fs::remove_dir(&self.root) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Cgroup socket programs: (name, attach type).
+const SOCK_PROGS: [&str; 2] = [progs::SOCK_CREATE, progs::SOCK_RELEASE];
+
+/// Handle on the loaded, pinned programs and their maps.
+pub struct Bpf {
+    pub pins: Pins,
+    ubc: HashMap<MapData, u64, VeUsage>,
+    limits: HashMap<MapData, u64, VeLimits>,
+    /// Whether this call loaded (or replaced) the programs rather than reusing pins.
+    pub loaded_now: bool,
+    /// Kernel log forwarding, when this process has the log map.
+    pub klog: Option<KernelLog>,
+}
+
+impl std::fmt::Debug for Bpf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bpf").field("pins", &self.pins).field("loaded_now", &self.loaded_now).finish()
+    }
+}
+
+/// Checks, before touching anything, that this process may load BPF at all, so the admin
+/// gets the reason rather than an errno from deep inside the loader.
+pub fn check_can_load() -> Result<(), BpfError> {
+    let caps = sys::effective_caps();
+    let has = |c: u32| caps & (1u64 << c) != 0;
+    if !(has(sys::CAP_SYS_ADMIN) || (has(sys::CAP_BPF) && has(sys::CAP_NET_ADMIN))) {
+        // SAFETY: getuid cannot fail.
+        return Err(BpfError::NotPrivileged { uid: unsafe { libc::geteuid() } });
+    }
+    match sys::probe() {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Err(BpfError::NoBpfSyscall),
+        Err(_) => Err(BpfError::BpfDenied),
+    }
+}
+
+/// Makes sure `pin_root` is on a bpffs, mounting one at /sys/fs/bpf when none is there.
+fn ensure_bpffs(pin_root: &Path) -> Result<(), BpfError> {
+    let mut probe = pin_root.to_path_buf();
+    while !probe.exists() {
+        if !probe.pop() {
+            break;
+        }
+    }
+    if sys::is_bpffs(&probe) {
+        return Ok(());
+    }
+    let base = Path::new("/sys/fs/bpf");
+    if !pin_root.starts_with(base) {
+        return Err(BpfError::Bpffs {
+            path: pin_root.to_path_buf(),
+            source: io::Error::other("not on a bpffs, and not below /sys/fs/bpf where one could be mounted"),
+        });
+    }
+    fs::create_dir_all(base).map_err(io_err("mkdir", base))?;
+    if !sys::is_bpffs(base) {
+        info!("mounting bpffs at {}", base.display());
+        sys::mount_bpffs(base).map_err(|source| BpfError::Bpffs { path: base.into(), source })?;
+    }
+    Ok(())
+}
+
+/// Holds an exclusive flock on the pin root for the life of the value, so concurrent
+/// loaders do not interleave.
+struct PinLock {
+    _file: fs::File,
+}
+
+impl PinLock {
+    fn take(root: &Path) -> Result<Self, BpfError> {
+        let f = fs::File::open(root).map_err(io_err("open", root))?;
+        // SAFETY: valid fd, blocking exclusive lock.
+        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+            return Err(io_err("flock", root)(io::Error::last_os_error()));
+        }
+        Ok(Self { _file: f })
+    }
+}
+
+fn read_meta(pins: &Pins) -> Option<Meta> {
+    let data = MapData::from_pin(pins.map(maps::META)).ok()?;
+    let arr: Array<MapData, Meta> = Array::try_from(aya::maps::Map::Array(data)).ok()?;
+    arr.get(&0, 0).ok()
+}
+
+/// Cleans up what a failed first load pinned, so a failure changes nothing.
+struct Rollback {
+    paths: Vec<PathBuf>,
+    armed: bool,
+}
+
+impl Drop for Rollback {
+    fn drop(&mut self) {
+        if self.armed {
+            for p in self.paths.iter().rev() {
+                let _ = fs::remove_file(p);
+            }
+        }
+    }
+}
+
+impl Bpf {
+    /// Loads the embedded programs or reuses what is pinned.
+    pub fn ensure(cfg: &BpfConfig) -> Result<Self, BpfError> {
+        Self::ensure_object(cfg, Object::embedded())
+    }
+
+    /// Loads `obj` unless the pins already hold it. A different object replaces the pinned
+    /// programs in place (BPF_LINK_UPDATE), keeping maps, so counters carry over and no
+    /// socket goes unaccounted or unenforced during the swap.
+    pub fn ensure_object(cfg: &BpfConfig, obj: Object<'_>) -> Result<Self, BpfError> {
+        check_can_load()?;
+        ensure_bpffs(&cfg.pin_root)?;
+        let pins = Pins { root: cfg.pin_root.clone() };
+        for d in [pins.root.clone(), pins.progs(), pins.maps(), pins.links()] {
+            fs::create_dir_all(&d).map_err(io_err("mkdir", &d))?;
+        }
+        let _lock = PinLock::take(&pins.root)?;
+        let parent_id = fs::metadata(&cfg.cgroup_parent)
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .map_err(io_err("stat", &cfg.cgroup_parent))?;
+
+        let meta = read_meta(&pins);
+        if let Some(m) = meta {
+            if m.parent_cgroup != parent_id {
+                return Err(BpfError::ParentMismatch {
+                    pins: pins.root.clone(),
+                    pinned: m.parent_cgroup,
+                    wanted: parent_id,
+                });
+            }
+            let complete = SOCK_PROGS.iter().all(|p| pins.prog(p).exists() && pins.link(p).exists());
+            if m.object_hash == obj.hash && complete {
+                debug!(pins = %pins.root.display(), "reusing pinned programs");
+                return Self::open(pins, false, None);
+            }
+        }
+        Self::load(cfg, obj, pins, parent_id)
+    }
+
+    fn load(cfg: &BpfConfig, obj: Object<'_>, pins: Pins, parent_id: u64) -> Result<Self, BpfError> {
+        let fresh_maps: Vec<PathBuf> = [maps::UBC, maps::LIMITS, maps::SOCKS, maps::META]
+            .iter()
+            .map(|m| pins.map(m))
+            .filter(|p| !p.exists())
+            .collect();
+        let mut rollback = Rollback { paths: fresh_maps, armed: true };
+
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(pins.maps())
+            .override_global(vz_common::GLOBAL_VE_LEVEL, &cfg.ve_level, true)
+            .load(obj.bytes)?;
+        check_map_layouts(&ebpf, &pins)?;
+
+        let parent = fs::File::open(&cfg.cgroup_parent).map_err(io_err("open", &cfg.cgroup_parent))?;
+        for name in SOCK_PROGS {
+            let prog: &mut CgroupSock = ebpf
+                .program_mut(name)
+                .ok_or_else(|| BpfError::ProgramRejected { prog: name, detail: "missing from object".into() })?
+                .try_into()?;
+            prog.load().map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+            let link_pin = pins.link(name);
+            if link_pin.exists() {
+                let link = sys::obj_get(&link_pin).map_err(io_err("BPF_OBJ_GET", &link_pin))?;
+                sys::link_update(link.as_fd(), prog.fd()?.as_fd())
+                    .map_err(io_err("BPF_LINK_UPDATE", &link_pin))?;
+                info!(prog = name, "replaced program in pinned link");
+            } else {
+                let id = prog.attach(&parent, CgroupAttachMode::Single)?;
+                let link: FdLink = prog.take_link(id)?.try_into()?;
+                let tmp = tmp_pin(&link_pin);
+                let _ = fs::remove_file(&tmp);
+                link.pin(&tmp).map_err(|e| BpfError::Io {
+                    op: "pin",
+                    path: tmp.clone(),
+                    source: io::Error::other(chain(&e)),
+                })?;
+                fs::rename(&tmp, &link_pin).map_err(io_err("rename", &link_pin))?;
+                rollback.paths.push(link_pin);
+                info!(prog = name, parent = %cfg.cgroup_parent.display(), "attached");
+            }
+            // Pin under a temporary name, then rename over the old pin: the program path
+            // never disappears.
+            let prog_pin = pins.prog(name);
+            let tmp = tmp_pin(&prog_pin);
+            let _ = fs::remove_file(&tmp);
+            prog.pin(&tmp).map_err(|e| BpfError::Io { op: "pin", path: tmp.clone(), source: io::Error::other(chain(&e)) })?;
+            fs::rename(&tmp, &prog_pin).map_err(io_err("rename", &prog_pin))?;
+        }
+
+        let meta = Meta { object_hash: obj.hash, parent_cgroup: parent_id, ve_level: cfg.ve_level, layout: LAYOUT_VERSION };
+        let mut arr: Array<_, Meta> = Array::try_from(
+            ebpf.map_mut(maps::META).ok_or(MapError::InvalidName { name: maps::META.into() })?,
+        )?;
+        arr.set(0, meta, 0)?;
+        rollback.armed = false;
+
+        // After every program is loaded: the logger takes the log map out of `ebpf`.
+        let klog = KernelLog::from_loaded(&mut ebpf).map_err(|e| debug!("kernel log unavailable: {e}")).ok();
+        Self::open(pins, true, klog)
+    }
+
+    fn open(pins: Pins, loaded_now: bool, klog: Option<KernelLog>) -> Result<Self, BpfError> {
+        let ubc = HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(pins.map(maps::UBC))?))?;
+        let limits = HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(pins.map(maps::LIMITS))?))?;
+        Ok(Self { pins, ubc, limits, loaded_now, klog })
+    }
+
+    /// Forwards kernel log records while the returned handle lives (for long-running
+    /// commands that did not load the programs themselves).
+    pub fn follow_kernel_log(&mut self) -> Result<(), BpfError> {
+        if self.klog.is_some() {
+            return Ok(());
+        }
+        let prog = CgroupSock::from_pin(
+            self.pins.prog(progs::SOCK_CREATE),
+            aya::programs::cgroup_sock::CgroupSockAttachType::SockCreate,
+        )?;
+        let info = prog.info()?;
+        self.klog = KernelLog::from_program_id(info.id()).map_err(|e| debug!("kernel log unavailable: {e}")).ok();
+        Ok(())
+    }
+
+    /// Creates a VE's records: zeroed usage and unlimited limits. Idempotent: existing
+    /// records (held by running programs) are left as they are.
+    pub fn register_ve(&mut self, cgroup: u64) -> Result<(), BpfError> {
+        const NOEXIST: u64 = 1;
+        ignore_exists(self.ubc.insert(cgroup, VeUsage::default(), NOEXIST))?;
+        ignore_exists(self.limits.insert(cgroup, VeLimits::default(), NOEXIST))?;
+        Ok(())
+    }
+
+    /// Drops a VE's records (after its cgroup is gone).
+    pub fn unregister_ve(&mut self, cgroup: u64) -> Result<(), BpfError> {
+        for r in [self.ubc.remove(&cgroup), self.limits.remove(&cgroup)] {
+            match r {
+                Err(MapError::KeyNotFound) | Ok(()) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets barrier/limit of some resources; takes effect for the next charge.
+    pub fn set_limits(&mut self, cgroup: u64, changes: &[(u32, UbcLimit)]) -> Result<(), BpfError> {
+        let mut lim = match self.limits.get(&cgroup, 0) {
+            Ok(l) => l,
+            Err(MapError::KeyNotFound) => return Err(BpfError::NoVe(cgroup)),
+            Err(e) => return Err(e.into()),
+        };
+        for (res, l) in changes {
+            lim.res[*res as usize] = *l;
+        }
+        self.limits.insert(cgroup, lim, 0)?;
+        Ok(())
+    }
+
+    pub fn usage(&self, cgroup: u64) -> Result<VeUsage, BpfError> {
+        match self.ubc.get(&cgroup, 0) {
+            Ok(u) => Ok(u),
+            Err(MapError::KeyNotFound) => Err(BpfError::NoVe(cgroup)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn limits(&self, cgroup: u64) -> Result<VeLimits, BpfError> {
+        match self.limits.get(&cgroup, 0) {
+            Ok(l) => Ok(l),
+            Err(MapError::KeyNotFound) => Err(BpfError::NoVe(cgroup)),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn ignore_exists(r: Result<(), MapError>) -> Result<(), BpfError> {
+    match r {
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => Ok(r?),
+    }
+}
+
+/// aya reuses a pinned map by name without checking its shape; a map pinned by a build with
+/// another layout must be refused, not misread.
+fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
+    use std::mem::size_of;
+    let expect = [
+        (maps::UBC, 8, size_of::<VeUsage>()),
+        (maps::LIMITS, 8, size_of::<VeLimits>()),
+        (maps::SOCKS, 8, size_of::<vz_common::SockCharge>()),
+        (maps::META, 4, size_of::<Meta>()),
+    ];
+    for (name, key, value) in expect {
+        let map = ebpf.map(name).ok_or(MapError::InvalidName { name: name.into() })?;
+        let info = match map {
+            aya::maps::Map::HashMap(d) | aya::maps::Map::Array(d) => d.info()?,
+            _ => return Err(BpfError::MapLayout { name, what: "wrong map type".into(), path: pins.map(name) }),
+        };
+        if info.key_size() as usize != key || info.value_size() as usize != value {
+            return Err(BpfError::MapLayout {
+                name,
+                what: format!("key {} value {}, expected key {key} value {value}", info.key_size(), info.value_size()),
+                path: pins.map(name),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// bpffs refuses names with dots, so temporary pins get a suffix instead of an extension.
+fn tmp_pin(pin: &Path) -> PathBuf {
+    let mut name = pin.file_name().unwrap_or_default().to_os_string();
+    name.push("__new");
+    pin.with_file_name(name)
+}
+
+/// An error with its sources, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// The verifier's last words are what tells an admin which kernel feature is missing.
+fn verifier_summary(e: &ProgramError) -> String {
+    match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().filter(|l| !l.trim().is_empty()).take(2).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            format!("{io_error}: {}", tail.join(" / "))
+        }
+        e => e.to_string(),
+    }
+}

@@ -1,0 +1,99 @@
+//! The few bpf(2) commands aya 0.14 does not expose: probing, BPF_OBJ_GET on any pin and
+//! BPF_LINK_UPDATE (atomic program replacement inside an attached link).
+use std::{
+    ffi::CString,
+    io,
+    os::{
+        fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+        unix::ffi::OsStrExt as _,
+    },
+    path::Path,
+};
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_LINK_UPDATE: libc::c_long = 29;
+
+/// `union bpf_attr` is at most this big for the commands used here; the kernel accepts a
+/// longer, zero-filled buffer.
+type Attr = [u64; 16];
+
+fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<libc::c_long> {
+    // SAFETY: attr is a valid, initialised buffer of the size passed.
+    let r = unsafe {
+        libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of::<Attr>())
+    };
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// Issues a harmless, invalid BPF_MAP_CREATE: ENOSYS means no bpf() syscall, EPERM means not
+/// allowed; anything else (EINVAL) means bpf() is there and we may call it.
+pub fn probe() -> io::Result<()> {
+    let mut attr: Attr = [0; 16];
+    match bpf(BPF_MAP_CREATE, &mut attr) {
+        Ok(fd) => {
+            // SAFETY: the kernel just returned this fd to us.
+            drop(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+            Ok(())
+        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => Err(e),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Opens any pinned BPF object (program, map or link).
+pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut attr: Attr = [0; 16];
+    attr[0] = c.as_ptr() as u64;
+    let fd = bpf(BPF_OBJ_GET, &mut attr)?;
+    // SAFETY: the kernel just returned this fd to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Swaps the program of an attached link in one step: there is no moment where neither the
+/// old nor the new program runs, nor one where both do.
+pub fn link_update(link: BorrowedFd<'_>, new_prog: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr: Attr = [0; 16];
+    // struct { u32 link_fd; u32 new_prog_fd; u32 flags; u32 old_prog_fd; }
+    attr[0] = (link.as_raw_fd() as u32 as u64) | ((new_prog.as_raw_fd() as u32 as u64) << 32);
+    bpf(BPF_LINK_UPDATE, &mut attr).map(drop)
+}
+
+/// Effective capabilities of this process (CAP_* bit set), from /proc/self/status.
+pub fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+pub const CAP_NET_ADMIN: u32 = 12;
+pub const CAP_SYS_ADMIN: u32 = 21;
+pub const CAP_BPF: u32 = 39;
+
+/// BPF_FS_MAGIC from statfs(2).
+pub fn is_bpffs(path: &Path) -> bool {
+    const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: zeroed statfs is a valid out-buffer; c is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
+    r == 0 && st.f_type as i64 == BPF_FS_MAGIC
+}
+
+pub fn mount_bpffs(target: &Path) -> io::Result<()> {
+    let c = CString::new(target.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: all strings are NUL-terminated and live across the call.
+    let r = unsafe {
+        libc::mount(c"bpf".as_ptr(), c.as_ptr(), c"bpf".as_ptr(), 0, c"mode=0700".as_ptr().cast())
+    };
+    if r != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}

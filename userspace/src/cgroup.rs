@@ -1,0 +1,310 @@
+//! Cgroup hierarchies: where a VE's cgroups live and how they are made and removed.
+//!
+//! One trait, [`Cgroups`], with an implementation per host layout: pure cgroup2
+//! ([`Unified`]) and the hybrid v1 + cgroup2 layout ([`Hybrid`]). BPF programs always key a
+//! VE by its cgroup2 directory, which both layouts have.
+use std::{
+    fs,
+    io::{self, Write as _},
+    os::unix::fs::MetadataExt as _,
+    path::{Path, PathBuf},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup2 hierarchy is mounted (looked in /proc/self/mountinfo); vzbpf needs one for its BPF programs")]
+    NoCgroup2,
+    #[error("cgroup parent '{0}' is invalid: use a relative path without '..'")]
+    BadParent(String),
+    #[error("VE {veid} is not running (no cgroup {path})")]
+    VeNotRunning { veid: u32, path: PathBuf },
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: io::Error },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io { op, path: path.to_path_buf(), source }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// cgroup2 only, with controllers (modern hosts).
+    Unified,
+    /// v1 controller hierarchies plus a controller-less cgroup2 (this project's CI hosts).
+    Hybrid,
+}
+
+/// A mounted cgroup hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub path: PathBuf,
+    /// Depth of the mount's root inside the hierarchy (non-zero inside a cgroup namespace).
+    pub root_level: u32,
+}
+
+/// The VE parent inside the cgroup2 hierarchy.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    mount: Mount,
+    parent: PathBuf,
+}
+
+/// What the rest of the controller needs from cgroups. Implementations provide the layout
+/// and their cgroup2 tree; the cgroup2 part (the VE's BPF identity) is common to both.
+pub trait Cgroups: std::fmt::Debug + Send + Sync {
+    fn layout(&self) -> Layout;
+    fn tree(&self) -> &Tree;
+
+    /// cgroup2 directory that holds every VE; BPF programs attach here.
+    fn parent_dir(&self) -> PathBuf {
+        self.tree().mount.path.join(&self.tree().parent)
+    }
+    /// cgroup2 directory of one VE.
+    fn ve_dir(&self, veid: u32) -> PathBuf {
+        self.parent_dir().join(veid.to_string())
+    }
+    /// cgroup2 level of a VE's directory (what `bpf_get_current_ancestor_cgroup_id` takes).
+    fn ve_level(&self) -> u32 {
+        let t = self.tree();
+        t.mount.root_level + t.parent.components().count() as u32 + 1
+    }
+    /// cgroup2 id of a running VE.
+    fn ve_id(&self, veid: u32) -> Result<u64, CgroupError> {
+        let path = self.ve_dir(veid);
+        cgroup_id(&path).map_err(|_| CgroupError::VeNotRunning { veid, path })
+    }
+    /// Creates the parent directories (idempotent).
+    fn create_parent(&self) -> Result<(), CgroupError> {
+        mkdir_p(&self.parent_dir())
+    }
+    /// Creates the VE's cgroups; returns its cgroup2 id.
+    fn create_ve(&self, veid: u32) -> Result<u64, CgroupError> {
+        self.create_parent()?;
+        let dir = self.ve_dir(veid);
+        mkdir_p(&dir)?;
+        cgroup_id(&dir)
+    }
+    /// Removes the VE's cgroups; they must hold no process.
+    fn remove_ve(&self, veid: u32) -> Result<(), CgroupError> {
+        rmdir_if_exists(&self.ve_dir(veid))
+    }
+    /// Moves a process into the VE's cgroups.
+    fn add_task(&self, veid: u32, pid: i32) -> Result<(), CgroupError> {
+        write_file(&self.ve_dir(veid).join("cgroup.procs"), &pid.to_string())
+    }
+}
+
+/// cgroup2 id of a directory: the kernfs inode number, which is what
+/// `bpf_get_current_cgroup_id()` returns on 64-bit kernels.
+pub fn cgroup_id(dir: &Path) -> Result<u64, CgroupError> {
+    Ok(fs::metadata(dir).map_err(io_err("stat", dir))?.ino())
+}
+
+fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
+    let mut f = fs::OpenOptions::new().write(true).open(path).map_err(io_err("open", path))?;
+    f.write_all(value.as_bytes()).map_err(io_err("write", path))
+}
+
+fn check_parent(parent: &str) -> Result<PathBuf, CgroupError> {
+    let p = Path::new(parent);
+    if parent.is_empty()
+        || p.is_absolute()
+        || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(CgroupError::BadParent(parent.to_string()));
+    }
+    Ok(p.to_path_buf())
+}
+
+/// Mounts of cgroup hierarchies, parsed from `/proc/self/mountinfo` text.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Mounts {
+    pub cgroup2: Option<Mount>,
+    /// v1 hierarchies: (controller list as mounted, mount).
+    pub v1: Vec<(String, Mount)>,
+}
+
+impl Mounts {
+    pub fn parse(mountinfo: &str) -> Self {
+        let mut m = Mounts::default();
+        for line in mountinfo.lines() {
+            // id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+            let Some((pre, post)) = line.split_once(" - ") else { continue };
+            let pre: Vec<&str> = pre.split(' ').collect();
+            let post: Vec<&str> = post.split(' ').collect();
+            if pre.len() < 5 || post.len() < 3 {
+                continue;
+            }
+            let root_level = pre[3].split('/').filter(|c| !c.is_empty()).count() as u32;
+            let mount = Mount { path: PathBuf::from(unescape(pre[4])), root_level };
+            match post[0] {
+                // Prefer the first cgroup2 mount; hybrid hosts have exactly one.
+                "cgroup2" if m.cgroup2.is_none() => m.cgroup2 = Some(mount),
+                "cgroup" => {
+                    let ctrls = post[2]
+                        .split(',')
+                        .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
+                        .filter(|o| !o.starts_with("no") && *o != "clone_children")
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    m.v1.push((ctrls, mount));
+                }
+                _ => {}
+            }
+        }
+        m
+    }
+
+    pub fn read() -> Result<Self, CgroupError> {
+        let p = Path::new("/proc/self/mountinfo");
+        Ok(Self::parse(&fs::read_to_string(p).map_err(io_err("read", p))?))
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Picks the implementation for this host. `parent` is the VE parent's path relative to
+/// each hierarchy's root (default `vz`; tests use their own).
+pub fn detect(parent: &str) -> Result<Box<dyn Cgroups>, CgroupError> {
+    let mounts = Mounts::read()?;
+    from_mounts(mounts, parent)
+}
+
+pub fn from_mounts(mounts: Mounts, parent: &str) -> Result<Box<dyn Cgroups>, CgroupError> {
+    let parent = check_parent(parent)?;
+    let cg2 = mounts.cgroup2.ok_or(CgroupError::NoCgroup2)?;
+    let tree = Tree { mount: cg2, parent };
+    if mounts.v1.is_empty() {
+        Ok(Box::new(Unified { tree }))
+    } else {
+        Ok(Box::new(Hybrid { tree, v1: mounts.v1 }))
+    }
+}
+
+fn mkdir_p(dir: &Path) -> Result<(), CgroupError> {
+    fs::create_dir_all(dir).map_err(io_err("mkdir", dir))
+}
+
+fn rmdir_if_exists(dir: &Path) -> Result<(), CgroupError> {
+    match fs::remove_dir(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("rmdir", dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Pure cgroup2 host.
+#[derive(Debug)]
+pub struct Unified {
+    tree: Tree,
+}
+
+impl Cgroups for Unified {
+    fn layout(&self) -> Layout {
+        Layout::Unified
+    }
+    fn tree(&self) -> &Tree {
+        &self.tree
+    }
+}
+
+/// v1 controllers plus a controller-less cgroup2. The VE gets a cgroup2 directory (BPF
+/// identity); its v1 controller directories come with the VE lifecycle.
+#[derive(Debug)]
+pub struct Hybrid {
+    tree: Tree,
+    v1: Vec<(String, Mount)>,
+}
+
+impl Hybrid {
+    pub fn v1_mounts(&self) -> &[(String, Mount)] {
+        &self.v1
+    }
+}
+
+impl Cgroups for Hybrid {
+    fn layout(&self) -> Layout {
+        Layout::Hybrid
+    }
+    fn tree(&self) -> &Tree {
+        &self.tree
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+25 1 0:23 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+30 25 0:26 / /sys/fs/cgroup ro,nosuid shared:9 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid shared:10 - cgroup2 cgroup2 rw,nsdelegate
+33 30 0:29 / /sys/fs/cgroup/memory rw,nosuid shared:14 - cgroup cgroup rw,memory
+34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:15 - cgroup cgroup rw,cpu,cpuacct
+";
+    const UNIFIED: &str = "\
+30 25 0:26 / /sys/fs/cgroup rw,nosuid shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
+";
+
+    #[test]
+    fn parses_hybrid() {
+        let m = Mounts::parse(HYBRID);
+        assert_eq!(m.cgroup2.as_ref().unwrap().path, Path::new("/sys/fs/cgroup/unified"));
+        let names: Vec<_> = m.v1.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(names, ["memory", "cpu,cpuacct"]);
+        let cg = from_mounts(m, "vz").unwrap();
+        assert_eq!(cg.layout(), Layout::Hybrid);
+        assert_eq!(cg.ve_dir(101), Path::new("/sys/fs/cgroup/unified/vz/101"));
+        assert_eq!(cg.ve_level(), 2);
+    }
+
+    #[test]
+    fn parses_unified_and_nested_parent() {
+        let cg = from_mounts(Mounts::parse(UNIFIED), "a/b").unwrap();
+        assert_eq!(cg.layout(), Layout::Unified);
+        assert_eq!(cg.parent_dir(), Path::new("/sys/fs/cgroup/a/b"));
+        assert_eq!(cg.ve_level(), 3);
+    }
+
+    #[test]
+    fn mount_root_inside_a_namespace_counts() {
+        let mi = "30 25 0:26 /machine/x /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
+        assert_eq!(from_mounts(Mounts::parse(mi), "vz").unwrap().ve_level(), 4);
+    }
+
+    #[test]
+    fn no_cgroup2_is_an_error() {
+        let m = Mounts::parse("33 30 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n");
+        assert!(matches!(from_mounts(m, "vz"), Err(CgroupError::NoCgroup2)));
+    }
+
+    #[test]
+    fn bad_parents_are_refused() {
+        for p in ["", "/abs", "../up", "a/../b", "./x"] {
+            assert!(
+                matches!(from_mounts(Mounts::parse(UNIFIED), p), Err(CgroupError::BadParent(_))),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn unescapes_mount_points() {
+        assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(unescape("/plain"), "/plain");
+    }
+}
