@@ -1,1 +1,252 @@
-fn main() {}
+//! Test helper: a process the integration tests place inside a VE's cgroup and drive over
+//! stdin/stdout, one command per line. It exists so the test harness itself never moves
+//! into a VE cgroup (that would move every test thread with it).
+//!
+//! Commands (reply `ok ...` or `err <errno>`):
+//!   open tcp|tcp6|udp|udp6|raw|unix     create a socket, reply its fd
+//!   close FD
+//!   listen                              TCP listener on 127.0.0.1, reply `ok FD PORT`
+//!   accept FD                           reply the accepted fd
+//!   fork                                child that keeps every fd and sleeps; reply its pid
+//!   flood THREADS ITERS HOLD            threads open/close sockets holding up to HOLD each;
+//!                                       reply `ok GRANTED REFUSED`
+//!   probe MILLIS                        try opening TCP sockets for MILLIS ms (closing
+//!                                       any granted one); reply `ok GRANTED REFUSED`
+//!   count                               open socket fds of this process
+//!
+//! Other modes: `bench KIND ITERS` prints ns per socket create+close; `nobpf CMD...` runs
+//! CMD with bpf(2) failing as ENOSYS (a kernel without BPF, as seen from userspace).
+use std::{
+    io::{BufRead as _, Write as _},
+    time::{Duration, Instant},
+};
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn open(kind: &str) -> Result<i32, i32> {
+    let (domain, ty, proto) = match kind {
+        "tcp" => (libc::AF_INET, libc::SOCK_STREAM, 0),
+        "tcp6" => (libc::AF_INET6, libc::SOCK_STREAM, 0),
+        "udp" => (libc::AF_INET, libc::SOCK_DGRAM, 0),
+        "udp6" => (libc::AF_INET6, libc::SOCK_DGRAM, 0),
+        "raw" => (libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
+        "unix" => (libc::AF_UNIX, libc::SOCK_STREAM, 0),
+        _ => return Err(libc::EINVAL),
+    };
+    // SAFETY: plain syscall.
+    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
+    if fd < 0 { Err(errno()) } else { Ok(fd) }
+}
+
+fn close(fd: i32) {
+    // SAFETY: closing an fd this process opened.
+    unsafe { libc::close(fd) };
+}
+
+fn listen() -> Result<(i32, u16), i32> {
+    let fd = open("tcp")?;
+    // SAFETY: sockaddr_in is plain data; lengths match.
+    unsafe {
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as u16;
+        sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u32;
+        if libc::bind(fd, (&raw const sa).cast(), len) != 0 || libc::listen(fd, 16) != 0 {
+            return Err(errno());
+        }
+        let mut len = len;
+        libc::getsockname(fd, (&raw mut sa).cast(), &mut len);
+        Ok((fd, u16::from_be(sa.sin_port)))
+    }
+}
+
+fn count_sockets() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    std::fs::read_link(e.path())
+                        .map(|l| l.to_string_lossy().starts_with("socket:"))
+                        .unwrap_or(false)
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn flood(threads: usize, iters: usize, hold: usize) -> (u64, u64) {
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            std::thread::spawn(move || {
+                let (mut ok, mut refused) = (0u64, 0u64);
+                let mut held = Vec::new();
+                for i in 0..iters {
+                    let kind = if (i + t) % 2 == 0 { "tcp" } else { "udp" };
+                    match open(kind) {
+                        Ok(fd) => {
+                            ok += 1;
+                            held.push(fd);
+                        }
+                        Err(_) => refused += 1,
+                    }
+                    if held.len() >= hold || i % 7 == 0 {
+                        for fd in held.drain(..) {
+                            close(fd);
+                        }
+                    }
+                }
+                for fd in held {
+                    close(fd);
+                }
+                (ok, refused)
+            })
+        })
+        .collect();
+    handles.into_iter().fold((0, 0), |(a, b), h| {
+        let (x, y) = h.join().unwrap_or((0, 0));
+        (a + x, b + y)
+    })
+}
+
+fn probe(ms: u64) -> (u64, u64) {
+    let end = Instant::now() + Duration::from_millis(ms);
+    let (mut ok, mut refused) = (0, 0);
+    while Instant::now() < end {
+        match open("tcp") {
+            Ok(fd) => {
+                ok += 1;
+                close(fd);
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    (ok, refused)
+}
+
+fn serve() {
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let arg = |i: usize| w.get(i).and_then(|s| s.parse::<i64>().ok()).unwrap_or(0);
+        let reply = match w.first().copied() {
+            Some("open") => match open(w.get(1).copied().unwrap_or("")) {
+                Ok(fd) => format!("ok {fd}"),
+                Err(e) => format!("err {e}"),
+            },
+            Some("close") => {
+                close(arg(1) as i32);
+                "ok".into()
+            }
+            Some("listen") => match listen() {
+                Ok((fd, port)) => format!("ok {fd} {port}"),
+                Err(e) => format!("err {e}"),
+            },
+            Some("accept") => {
+                // SAFETY: accept on an fd the test gave us.
+                let fd = unsafe { libc::accept4(arg(1) as i32, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
+                if fd < 0 { format!("err {}", errno()) } else { format!("ok {fd}") }
+            }
+            Some("fork") => {
+                // SAFETY: this process is single-threaded here (flood threads are joined).
+                match unsafe { libc::fork() } {
+                    0 => loop {
+                        // SAFETY: child keeps the inherited fds until killed.
+                        unsafe { libc::pause() };
+                    },
+                    -1 => format!("err {}", errno()),
+                    pid => format!("ok {pid}"),
+                }
+            }
+            Some("flood") => {
+                let (ok, refused) = flood(arg(1) as usize, arg(2) as usize, arg(3).max(1) as usize);
+                format!("ok {ok} {refused}")
+            }
+            Some("probe") => {
+                let (ok, refused) = probe(arg(1) as u64);
+                format!("ok {ok} {refused}")
+            }
+            Some("count") => format!("ok {}", count_sockets()),
+            Some("exit") | None => break,
+            Some(other) => format!("err unknown command {other}"),
+        };
+        if writeln!(out, "{reply}").and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+}
+
+fn bench(kind: &str, iters: u64) {
+    let start = Instant::now();
+    for _ in 0..iters {
+        match open(kind) {
+            Ok(fd) => close(fd),
+            Err(e) => {
+                eprintln!("socket: errno {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    println!("{}", start.elapsed().as_nanos() as u64 / iters.max(1));
+}
+
+/// Classic-BPF seccomp filter: bpf(2) fails with ENOSYS, everything else is allowed.
+fn deny_bpf_syscall() -> Result<(), i32> {
+    const RET_ERRNO: u32 = 0x0005_0000;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    let nr = libc::SYS_bpf as u32;
+    let filter = [
+        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 }, // ld [nr]
+        libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: nr }, // jeq nr
+        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: RET_ERRNO | libc::ENOSYS as u32 },
+        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: RET_ALLOW },
+    ];
+    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
+    // SAFETY: prctl with a valid filter program that outlives the call.
+    unsafe {
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+            || libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog) != 0
+        {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // Optional leading `--cgroup PATH`: move this process into a VE cgroup first.
+    let mut rest = &args[..];
+    if rest.first().map(String::as_str) == Some("--cgroup") {
+        let Some(dir) = rest.get(1) else { std::process::exit(2) };
+        if let Err(e) = std::fs::write(format!("{dir}/cgroup.procs"), "0") {
+            eprintln!("vzt-helper: join cgroup {dir}: {e}");
+            std::process::exit(2);
+        }
+        rest = &rest[2..];
+    }
+    match rest.first().map(String::as_str) {
+        Some("serve") => serve(),
+        Some("bench") => bench(
+            rest.get(1).map_or("tcp", String::as_str),
+            rest.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000),
+        ),
+        Some("nobpf") => {
+            if let Err(e) = deny_bpf_syscall() {
+                eprintln!("vzt-helper: seccomp: errno {e}");
+                std::process::exit(2);
+            }
+            let Some(cmd) = rest.get(1) else { std::process::exit(2) };
+            let e = std::os::unix::process::CommandExt::exec(std::process::Command::new(cmd).args(&rest[2..]));
+            eprintln!("vzt-helper: exec {cmd}: {e}");
+            std::process::exit(127);
+        }
+        _ => {
+            eprintln!("usage: vzt-helper [--cgroup DIR] serve|bench KIND ITERS|nobpf CMD...");
+            std::process::exit(2);
+        }
+    }
+}
