@@ -97,6 +97,7 @@ fn run(cli: &Cli) -> Result<(), Error> {
                     changes.push((r.id, r.parse_limit(v)?));
                 }
             }
+            vz::bpf::check_can_load()?;
             let cg = cgroup::detect(&paths.cgroup_parent)?;
             let id = cg.ve_id(veid)?;
             let mut bpf = open_bpf(&paths, cg.as_ref())?;

@@ -20,7 +20,11 @@ use std::{
 
 use aya::{
     maps::{Array, HashMap, MapData, MapError},
-    programs::{links::FdLink, CgroupAttachMode, CgroupSock, ProgramError},
+    programs::{
+        cgroup_sock::CgroupSockAttachType,
+        links::{FdLink, PinnedLink},
+        CgroupAttachMode, CgroupSock, ProgramError,
+    },
     Ebpf, EbpfError, EbpfLoader,
 };
 pub use klog::KernelLog;
@@ -141,8 +145,22 @@ impl Pins {
     }
 }
 
-/// Cgroup socket programs: (name, attach type).
+/// Cgroup socket programs, in load order.
 const SOCK_PROGS: [&str; 2] = [progs::SOCK_CREATE, progs::SOCK_RELEASE];
+
+fn sock_attach_type(name: &str) -> CgroupSockAttachType {
+    if name == progs::SOCK_RELEASE { CgroupSockAttachType::SockRelease } else { CgroupSockAttachType::SockCreate }
+}
+
+/// One pinned program and the link that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attachment {
+    pub name: &'static str,
+    pub prog_id: u32,
+    pub link_id: u32,
+    /// The program the link currently runs; equals `prog_id` unless an upgrade is half-done.
+    pub link_prog_id: u32,
+}
 
 /// Handle on the loaded, pinned programs and their maps.
 pub struct Bpf {
@@ -355,13 +373,27 @@ impl Bpf {
         if self.klog.is_some() {
             return Ok(());
         }
-        let prog = CgroupSock::from_pin(
-            self.pins.prog(progs::SOCK_CREATE),
-            aya::programs::cgroup_sock::CgroupSockAttachType::SockCreate,
-        )?;
+        let prog = CgroupSock::from_pin(self.pins.prog(progs::SOCK_CREATE), CgroupSockAttachType::SockCreate)?;
         let info = prog.info()?;
         self.klog = KernelLog::from_program_id(info.id()).map_err(|e| debug!("kernel log unavailable: {e}")).ok();
         Ok(())
+    }
+
+    /// What is pinned and attached, by kernel ids (as `bpftool prog|link show` lists them).
+    pub fn attachments(&self) -> Result<Vec<Attachment>, BpfError> {
+        SOCK_PROGS
+            .iter()
+            .map(|&name| {
+                let prog = CgroupSock::from_pin(self.pins.prog(name), sock_attach_type(name))?;
+                let link = FdLink::from(PinnedLink::from_pin(self.pins.link(name))?).info()?;
+                Ok(Attachment {
+                    name,
+                    prog_id: prog.info()?.id(),
+                    link_id: link.id(),
+                    link_prog_id: link.program_id(),
+                })
+            })
+            .collect()
     }
 
     /// Creates a VE's records: zeroed usage and unlimited limits. Idempotent: existing

@@ -1,0 +1,122 @@
+//! The loader: pins are reused, a newer object replaces the programs with no unenforced
+//! moment, and bpffs is mounted when missing.
+use std::{process::Command, time::Duration};
+
+use vz::bpf::Bpf;
+use vz_common::res::NUMTCPSOCK;
+use vz_tests::{bin, Env, Helper};
+
+#[test]
+fn pin_layout_is_as_documented() {
+    let env = Env::new("layout");
+    let root = &env.cfg.pin_root;
+    for p in [
+        "progs/vz_sock_create",
+        "progs/vz_sock_release",
+        "links/vz_sock_create",
+        "links/vz_sock_release",
+        "maps/VZ_UBC_V1",
+        "maps/VZ_LIMITS_V1",
+        "maps/VZ_SOCKS_V1",
+        "maps/VZ_META_V1",
+    ] {
+        assert!(root.join(p).exists(), "missing pin {p}");
+    }
+}
+
+#[test]
+fn second_invocation_reuses_the_pins() {
+    let mut env = Env::new("reuse");
+    assert!(env.bpf().loaded_now);
+    let before = env.bpf().attachments().unwrap();
+    let again = Bpf::ensure(&env.cfg).unwrap();
+    assert!(!again.loaded_now, "pinned programs were loaded again");
+    assert_eq!(again.attachments().unwrap(), before);
+    for a in &before {
+        assert_eq!(a.prog_id, a.link_prog_id, "{a:?}");
+    }
+}
+
+#[test]
+fn newer_object_replaces_programs_without_a_gap_and_keeps_counters() {
+    let mut env = Env::new("upgrade");
+    env.ve(101);
+    env.set(101, NUMTCPSOCK, 2, 2);
+    let mut h = env.helper(101);
+    let a = h.open("tcp").unwrap();
+    let b = h.open("tcp").unwrap();
+    let before = env.bpf().attachments().unwrap();
+
+    // While the helper keeps trying to pass the barrier, replace the programs five times.
+    h.send("probe 1500");
+    std::thread::sleep(Duration::from_millis(100));
+    for generation in 1..=5 {
+        assert!(env.upgrade(generation).loaded_now);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let probe = Helper::nums(&h.recv());
+    assert_eq!(probe[0], 0, "a socket passed the barrier during an upgrade");
+    assert!(probe[1] > 100, "probe made too few attempts: {probe:?}");
+
+    let after = env.bpf().attachments().unwrap();
+    for (b4, af) in before.iter().zip(&after) {
+        assert_eq!(b4.link_id, af.link_id, "the link must be kept (updated in place)");
+        assert_ne!(b4.prog_id, af.prog_id, "the program was not replaced");
+        assert_eq!(af.link_prog_id, af.prog_id, "the link does not run the new program");
+    }
+    // Counters carried over, and sockets charged by the old programs are uncharged by the
+    // new ones.
+    let u = env.usage(101, NUMTCPSOCK);
+    assert_eq!(u.held, 2);
+    assert_eq!(u.failcnt, probe[1]);
+    h.close(a);
+    h.close(b);
+    assert_eq!(env.usage(101, NUMTCPSOCK).held, 0);
+    assert!(h.open("tcp").is_ok());
+    assert_eq!(env.usage(101, NUMTCPSOCK).held, 1);
+}
+
+#[test]
+fn a_pin_root_serves_one_parent_only() {
+    let env = Env::new("parent");
+    let other = Env::bare("parent2");
+    let mut cfg = env.cfg.clone();
+    cfg.cgroup_parent = other.cfg.cgroup_parent.clone();
+    let e = Bpf::ensure(&cfg).unwrap_err();
+    assert!(e.to_string().contains("belongs to another cgroup parent"), "{e}");
+}
+
+#[test]
+fn bpffs_is_mounted_when_missing() {
+    // A private mount namespace where /sys/fs/bpf is a plain tmpfs: vzctl must mount bpffs
+    // there itself. The namespace (and so that bpffs, its pins and links) dies with the shell.
+    let mut env = Env::bare("bpffs");
+    env.cg.create_ve(101).unwrap();
+    let script = format!(
+        "mount -t tmpfs none /sys/fs/bpf && {vzctl} -v set 101 --numtcpsock 1 \
+         && awk '$5==\"/sys/fs/bpf\" {{print $9}}' /proc/self/mountinfo | tail -n1",
+        vzctl = bin("vzctl").display()
+    );
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .env("VZ_BPF_ROOT", &env.cfg.pin_root)
+        .env("VZ_CGROUP_PARENT", &env.name)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stderr.contains("mounting bpffs at /sys/fs/bpf"), "{stderr}");
+    assert_eq!(stdout.lines().last(), Some("bpf"), "{stdout}");
+    // Back on the host: that namespace's pins are gone, so nothing stays attached.
+    let mut ok = false;
+    for _ in 0..100 {
+        let mut h = Helper::spawn(Some(&env.ve_dir(101)));
+        if h.open("tcp").is_ok() && h.open("tcp").is_ok() {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ok, "programs from the private namespace stayed attached");
+    env.remove_ve(101);
+}
