@@ -6,14 +6,15 @@ use aya_ebpf::{
     maps::{Array, HashMap},
     Global,
 };
-use vz_common::{Meta, SockCharge, VeLimits, VeUsage};
+use vz_common::{Meta, SockBucket, SockCharge, VeLimits, VeUsage};
 
 /// Upper bound on VEs per host. Non-preallocated: memory is used per live VE only, and
 /// entries are freed after an RCU grace period, so a program holding a pointer to a record
 /// that userspace deletes never writes into another VE's record.
 const MAX_VES: u32 = 65536;
-/// Upper bound on sockets charged to all VEs together.
-const MAX_CHARGED_SOCKS: u32 = 1 << 20;
+/// Records that found their bucket full (rare: the table is sized well above the number of
+/// charged sockets).
+const MAX_OVERFLOW_SOCKS: u32 = 1 << 16;
 
 /// Usage per VE, keyed by the VE's cgroup2 id. Written only by programs, atomically.
 #[map(name = "VZ_UBC_V1")]
@@ -23,10 +24,20 @@ pub static VZ_UBC: HashMap<u64, VeUsage> = HashMap::pinned(MAX_VES, BPF_F_NO_PRE
 #[map(name = "VZ_LIMITS_V1")]
 pub static VZ_LIMITS: HashMap<u64, VeLimits> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
 
-/// Charged sockets, keyed by socket cookie: who to uncharge on release.
+/// Charged sockets, by cookie: whom to uncharge on release. A preallocated table of
+/// buckets (see `SockBucket`); the loader sets its size (`map_max_entries`) and
+/// `VZ_SOCK_MASK` together.
 #[map(name = "VZ_SOCKS_V1")]
-pub static VZ_SOCKS: HashMap<u64, SockCharge> =
-    HashMap::pinned(MAX_CHARGED_SOCKS, BPF_F_NO_PREALLOC);
+pub static VZ_SOCKS: Array<SockBucket> = Array::pinned(vz_common::DEFAULT_SOCK_BUCKETS, 0);
+
+/// Records whose bucket was full, keyed by cookie.
+#[map(name = "VZ_SOCKS_OVF_V1")]
+pub static VZ_SOCKS_OVF: HashMap<u64, SockCharge> =
+    HashMap::pinned(MAX_OVERFLOW_SOCKS, BPF_F_NO_PREALLOC);
+
+/// Counters about the tables themselves (`STAT_*` in vz-common).
+#[map(name = "VZ_STATS_V1")]
+pub static VZ_STATS: Array<u64> = Array::pinned(vz_common::STATS_LEN, 0);
 
 /// Loader bookkeeping (object hash, parent, level); programs never read it.
 #[map(name = "VZ_META_V1")]
@@ -37,3 +48,7 @@ pub static VZ_META: Array<Meta> = Array::pinned(1, 0);
 /// level, not by their leaf cgroup.
 #[unsafe(no_mangle)]
 pub static VZ_VE_LEVEL: Global<u32> = Global::new(0);
+
+/// `VZ_SOCKS` buckets - 1 (a power of two minus one); set by the loader.
+#[unsafe(no_mangle)]
+pub static VZ_SOCK_MASK: Global<u32> = Global::new(vz_common::DEFAULT_SOCK_BUCKETS - 1);

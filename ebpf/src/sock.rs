@@ -10,11 +10,11 @@ use aya_ebpf::{
     EbpfContext,
 };
 use aya_log_ebpf::info;
-use vz_common::{res, SockCharge};
+use vz_common::{res, sock_bucket, SockCharge, SockSlot, SOCK_BUCKET_SLOTS, STAT_SOCK_OVERFLOW};
 
 use crate::{
-    maps::{VZ_LIMITS, VZ_SOCKS, VZ_UBC, VZ_VE_LEVEL},
-    ubc,
+    maps::{VZ_LIMITS, VZ_SOCKS, VZ_SOCKS_OVF, VZ_SOCK_MASK, VZ_STATS, VZ_UBC, VZ_VE_LEVEL},
+    ubc::{self, atomic},
 };
 
 const ALLOW: i32 = 1;
@@ -58,8 +58,7 @@ pub fn vz_sock_create(ctx: SockContext) -> i32 {
     }
     // SAFETY: ctx is a bpf_sock context, which this helper accepts.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    let charge = SockCharge { ve, res: resource, _pad: 0 };
-    if VZ_SOCKS.insert(cookie, charge, u64::from(BPF_NOEXIST)).is_err() {
+    if !record(cookie, SockCharge { ve, res: resource, _pad: 0 }) {
         // Without a record the release could not uncharge; refuse rather than drift.
         ubc::uncharge(slot, 1);
         info!(&ctx, "ve {} socket refused: charge table full", ve);
@@ -79,15 +78,9 @@ fn refuse() -> i32 {
 pub fn vz_sock_release(ctx: SockContext) -> i32 {
     // SAFETY: ctx is a bpf_sock context, which this helper accepts.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
-    let Some(charge) = VZ_SOCKS.get_ptr(cookie) else {
+    let Some(SockCharge { ve, res, .. }) = take(cookie) else {
         return ALLOW;
     };
-    // SAFETY: valid map value pointer, read before the entry is removed.
-    let SockCharge { ve, res, .. } = unsafe { *charge };
-    // Removal succeeds once per cookie, so a socket is uncharged exactly once.
-    if VZ_SOCKS.remove(cookie).is_err() {
-        return ALLOW;
-    }
     if let Some(usage) = VZ_UBC.get_ptr_mut(ve) {
         if (res as usize) < vz_common::UB_SLOTS {
             // SAFETY: valid map value pointer, index bounds-checked above.
@@ -95,4 +88,62 @@ pub fn vz_sock_release(ctx: SockContext) -> i32 {
         }
     }
     ALLOW
+}
+
+#[inline(always)]
+fn slot_ptr(cookie: u64, i: usize) -> Option<*mut SockSlot> {
+    let bucket = VZ_SOCKS.get_ptr_mut(sock_bucket(cookie, VZ_SOCK_MASK.load()))?;
+    let s = ((cookie as usize).wrapping_add(i)) & (SOCK_BUCKET_SLOTS - 1);
+    // SAFETY: valid map value pointer; s < SOCK_BUCKET_SLOTS.
+    Some(unsafe { &raw mut (*bucket).slots[s] })
+}
+
+/// Stores a socket's charge record: a free entry of its bucket, claimed with one
+/// compare-and-swap, or, when the bucket is full, the overflow hash. False if neither had
+/// room.
+#[inline(always)]
+fn record(cookie: u64, charge: SockCharge) -> bool {
+    for i in 0..SOCK_BUCKET_SLOTS {
+        let Some(slot) = slot_ptr(cookie, i) else { break };
+        // SAFETY: valid map value pointer.
+        if atomic::cmpxchg(unsafe { &raw mut (*slot).cookie }, 0, cookie) == 0 {
+            // SAFETY: the entry is ours until this socket's release clears the cookie.
+            unsafe { (*slot).charge = charge };
+            return true;
+        }
+    }
+    if VZ_SOCKS_OVF.insert(cookie, charge, u64::from(BPF_NOEXIST)).is_err() {
+        return false;
+    }
+    if let Some(n) = VZ_STATS.get_ptr_mut(STAT_SOCK_OVERFLOW) {
+        atomic::add(n, 1);
+    }
+    true
+}
+
+/// Removes and returns a socket's charge record; None if it was never charged. Only this
+/// socket's release looks for its cookie, so a record is taken exactly once.
+#[inline(always)]
+fn take(cookie: u64) -> Option<SockCharge> {
+    for i in 0..SOCK_BUCKET_SLOTS {
+        let Some(slot) = slot_ptr(cookie, i) else { break };
+        // SAFETY: valid map value pointer.
+        let c = unsafe { &raw mut (*slot).cookie };
+        if atomic::load(c) == cookie {
+            // SAFETY: as above; read the record before freeing the entry.
+            let charge = unsafe { (*slot).charge };
+            atomic::store(c, 0);
+            return Some(charge);
+        }
+    }
+    // The overflow hash is searched only while it holds something.
+    let n = VZ_STATS.get_ptr_mut(STAT_SOCK_OVERFLOW)?;
+    if atomic::load(n) == 0 {
+        return None;
+    }
+    // SAFETY: valid map value pointer, copied before removal.
+    let charge = unsafe { *VZ_SOCKS_OVF.get_ptr(cookie)? };
+    VZ_SOCKS_OVF.remove(cookie).ok()?;
+    atomic::add(n, u64::MAX);
+    Some(charge)
 }

@@ -12,7 +12,7 @@ const CAS_TRIES: u32 = 8;
 /// 64-bit BPF atomics, written as instructions: Rust's atomics are not usable on this target
 /// (`atomic-cas: false`, and `singlethread` lets them lower to plain loads and stores).
 /// Needs BPF ISA v3 (Linux 5.12).
-mod atomic {
+pub mod atomic {
     #[inline(always)]
     pub fn load(p: *mut u64) -> u64 {
         // SAFETY: p points into a map value (see `charge`).
@@ -50,6 +50,13 @@ mod atomic {
             );
         }
         v
+    }
+
+    /// Plain 64-bit store; atomic on BPF for an aligned u64.
+    #[inline(always)]
+    pub fn store(p: *mut u64, v: u64) {
+        // SAFETY: p points into a map value (see `charge`).
+        unsafe { core::ptr::write_volatile(p, v) }
     }
 
     #[inline(always)]

@@ -60,11 +60,9 @@ impl Env {
         let name = unique_name(tag);
         let cg = cgroup::detect(&name).expect("cgroup layout");
         cg.create_parent().expect("create cgroup parent");
-        let cfg = BpfConfig {
-            pin_root: PathBuf::from("/sys/fs/bpf").join(&name),
-            cgroup_parent: cg.parent_dir(),
-            ve_level: cg.ve_level(),
-        };
+        let mut cfg = BpfConfig::new(PathBuf::from("/sys/fs/bpf").join(&name), cg.parent_dir(), cg.ve_level());
+        // Tests run side by side: a small table each (64 KiB).
+        cfg.sock_buckets = 1 << 8;
         Self { name, cg, cfg, bpf: None, ves: Vec::new() }
     }
 

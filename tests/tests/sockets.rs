@@ -213,3 +213,24 @@ fn nested_cgroups_inside_a_ve_count_for_the_ve() {
     std::fs::remove_dir(&sub).unwrap();
     std::fs::remove_dir(sub.parent().unwrap()).unwrap();
 }
+
+#[test]
+fn full_buckets_spill_to_the_overflow_table_without_drift() {
+    // One bucket of 8 entries for the whole table: every ninth socket must go to the
+    // overflow hash and still be charged and uncharged exactly once.
+    let mut env = vz_tests::Env::bare("ovf");
+    env.cfg.sock_buckets = 1;
+    env.bpf = Some(vz::bpf::Bpf::ensure(&env.cfg).unwrap());
+    env.ve(101);
+    let mut h = env.helper(101);
+    let fds: Vec<i32> = (0..20).map(|i| h.open(if i % 2 == 0 { "tcp" } else { "udp" }).unwrap()).collect();
+    assert_eq!(env.usage(101, NUMTCPSOCK).held, 10);
+    assert_eq!(env.usage(101, NUMOTHERSOCK).held, 10);
+    assert_eq!(env.bpf().sock_overflow().unwrap(), 12);
+    for fd in fds {
+        h.close(fd);
+    }
+    assert_eq!(env.usage(101, NUMTCPSOCK).held, 0);
+    assert_eq!(env.usage(101, NUMOTHERSOCK).held, 0);
+    assert_eq!(env.bpf().sock_overflow().unwrap(), 0);
+}

@@ -98,10 +98,10 @@ impl Default for VeLimits {
     }
 }
 
-/// What a charged socket owes: value of the `VZ_SOCKS` map, keyed by socket cookie.
-/// The release program uncharges exactly the VE and resource recorded here, whichever task
-/// happens to close the socket; a socket without an entry (accepted connections, sockets from
-/// before the VE existed) is never uncharged, so `held` cannot drift below the truth.
+/// What a charged socket owes. The release program uncharges exactly the VE and resource
+/// recorded here, whichever task happens to close the socket; a socket without a record
+/// (accepted connections, sockets from before the VE existed) is never uncharged, so `held`
+/// cannot drift below the truth.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SockCharge {
@@ -109,6 +109,41 @@ pub struct SockCharge {
     pub res: u32,
     pub _pad: u32,
 }
+
+/// One entry of the charged-socket table: a claimed entry has a non-zero cookie.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockSlot {
+    pub cookie: u64,
+    pub charge: SockCharge,
+}
+
+/// Entries per bucket of the charged-socket table.
+pub const SOCK_BUCKET_SLOTS: usize = 8;
+
+/// Value of the `VZ_SOCKS` array: a socket's cookie hashes to one bucket, and its record
+/// takes any free entry there (claimed with compare-and-swap, no lock, no allocation).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockBucket {
+    pub slots: [SockSlot; SOCK_BUCKET_SLOTS],
+}
+
+/// Default number of buckets (power of two): 2^17 x 8 entries = 1M sockets, 24 MiB.
+pub const DEFAULT_SOCK_BUCKETS: u32 = 1 << 17;
+
+/// Hashes a socket cookie to a bucket. Cookies are handed out in per-CPU runs of
+/// consecutive numbers; spreading them keeps a burst of long-lived sockets from filling
+/// neighbouring buckets.
+#[inline(always)]
+pub fn sock_bucket(cookie: u64, mask: u32) -> u32 {
+    ((cookie.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32) & mask
+}
+
+/// Index of the overflow counter in `VZ_STATS`: records that did not fit their bucket and
+/// went to the `VZ_SOCKS_OVF` hash.
+pub const STAT_SOCK_OVERFLOW: u32 = 0;
+pub const STATS_LEN: u32 = 4;
 
 /// Loader bookkeeping: value of the one-entry `VZ_META` array.
 #[repr(C)]
@@ -128,6 +163,8 @@ pub mod maps {
     pub const UBC: &str = "VZ_UBC_V1";
     pub const LIMITS: &str = "VZ_LIMITS_V1";
     pub const SOCKS: &str = "VZ_SOCKS_V1";
+    pub const SOCKS_OVF: &str = "VZ_SOCKS_OVF_V1";
+    pub const STATS: &str = "VZ_STATS_V1";
     pub const META: &str = "VZ_META_V1";
 }
 
@@ -139,6 +176,8 @@ pub mod progs {
 
 /// Name of the read-only global that holds the VE cgroup level.
 pub const GLOBAL_VE_LEVEL: &str = "VZ_VE_LEVEL";
+/// Name of the read-only global that holds `VZ_SOCKS` buckets - 1.
+pub const GLOBAL_SOCK_MASK: &str = "VZ_SOCK_MASK";
 
 #[cfg(feature = "user")]
 mod pod {
@@ -149,5 +188,7 @@ mod pod {
     unsafe impl aya::Pod for super::UbcLimit {}
     unsafe impl aya::Pod for super::VeLimits {}
     unsafe impl aya::Pod for super::SockCharge {}
+    unsafe impl aya::Pod for super::SockSlot {}
+    unsafe impl aya::Pod for super::SockBucket {}
     unsafe impl aya::Pod for super::Meta {}
 }

@@ -77,11 +77,7 @@ fn main() -> ExitCode {
 
 fn open_bpf(paths: &Paths, cg: &dyn cgroup::Cgroups) -> Result<Bpf, Error> {
     cg.create_parent()?;
-    Ok(Bpf::ensure(&BpfConfig {
-        pin_root: paths.bpf_root.clone(),
-        cgroup_parent: cg.parent_dir(),
-        ve_level: cg.ve_level(),
-    })?)
+    Ok(Bpf::ensure(&BpfConfig::new(paths.bpf_root.clone(), cg.parent_dir(), cg.ve_level()))?)
 }
 
 fn run(cli: &Cli) -> Result<(), Error> {

@@ -4,7 +4,8 @@
 //! ```text
 //! <pin root>/            default /sys/fs/bpf/vz
 //!   progs/<program>      loaded programs (vz_sock_create, vz_sock_release)
-//!   maps/<MAP>           VZ_UBC_V1, VZ_LIMITS_V1, VZ_SOCKS_V1, VZ_META_V1
+//!   maps/<MAP>           VZ_UBC_V1, VZ_LIMITS_V1, VZ_SOCKS_V1, VZ_SOCKS_OVF_V1,
+//!                        VZ_STATS_V1, VZ_META_V1
 //!   links/<program>      cgroup links on the VE parent cgroup
 //! ```
 //! Everything outlives the CLI: limits stay enforced with no vzctl process running.
@@ -77,6 +78,15 @@ pub struct BpfConfig {
     pub cgroup_parent: PathBuf,
     /// cgroup2 level of a VE's own directory.
     pub ve_level: u32,
+    /// Buckets of the charged-socket table (power of two; 8 sockets each). Used when the
+    /// table is first made; an existing pinned table keeps its size.
+    pub sock_buckets: u32,
+}
+
+impl BpfConfig {
+    pub fn new(pin_root: PathBuf, cgroup_parent: PathBuf, ve_level: u32) -> Self {
+        Self { pin_root, cgroup_parent, ve_level, sock_buckets: vz_common::DEFAULT_SOCK_BUCKETS }
+    }
 }
 
 /// An object to load, with the hash that identifies it in `VZ_META`.
@@ -144,6 +154,9 @@ impl Pins {
         }
     }
 }
+
+/// Every pinned map.
+const ALL_MAPS: [&str; 6] = [maps::UBC, maps::LIMITS, maps::SOCKS, maps::SOCKS_OVF, maps::STATS, maps::META];
 
 /// Cgroup socket programs, in load order.
 const SOCK_PROGS: [&str; 2] = [progs::SOCK_CREATE, progs::SOCK_RELEASE];
@@ -300,16 +313,32 @@ impl Bpf {
     }
 
     fn load(cfg: &BpfConfig, obj: Object<'_>, pins: Pins, parent_id: u64) -> Result<Self, BpfError> {
-        let fresh_maps: Vec<PathBuf> = [maps::UBC, maps::LIMITS, maps::SOCKS, maps::META]
+        let fresh_maps: Vec<PathBuf> = ALL_MAPS
             .iter()
             .map(|m| pins.map(m))
             .filter(|p| !p.exists())
             .collect();
         let mut rollback = Rollback { paths: fresh_maps, armed: true };
 
+        // The program's bucket mask must match the table it runs against: a pinned table
+        // keeps the size it was made with.
+        let buckets = match MapData::from_pin(pins.map(maps::SOCKS)) {
+            Ok(m) => m.info()?.max_entries(),
+            Err(_) => cfg.sock_buckets,
+        };
+        if !buckets.is_power_of_two() {
+            return Err(BpfError::MapLayout {
+                name: maps::SOCKS,
+                what: format!("{buckets} buckets, not a power of two"),
+                path: pins.map(maps::SOCKS),
+            });
+        }
+        let mask = buckets - 1;
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pins.maps())
+            .map_max_entries(maps::SOCKS, buckets)
             .override_global(vz_common::GLOBAL_VE_LEVEL, &cfg.ve_level, true)
+            .override_global(vz_common::GLOBAL_SOCK_MASK, &mask, true)
             .load(obj.bytes)?;
         check_map_layouts(&ebpf, &pins)?;
 
@@ -438,6 +467,13 @@ impl Bpf {
         }
     }
 
+    /// Charge records that did not fit their bucket and live in the overflow hash now.
+    pub fn sock_overflow(&self) -> Result<u64, BpfError> {
+        let arr: Array<MapData, u64> =
+            Array::try_from(aya::maps::Map::Array(MapData::from_pin(self.pins.map(maps::STATS))?))?;
+        Ok(arr.get(&vz_common::STAT_SOCK_OVERFLOW, 0)?)
+    }
+
     pub fn limits(&self, cgroup: u64) -> Result<VeLimits, BpfError> {
         match self.limits.get(&cgroup, 0) {
             Ok(l) => Ok(l),
@@ -461,7 +497,9 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
     let expect = [
         (maps::UBC, 8, size_of::<VeUsage>()),
         (maps::LIMITS, 8, size_of::<VeLimits>()),
-        (maps::SOCKS, 8, size_of::<vz_common::SockCharge>()),
+        (maps::SOCKS, 4, size_of::<vz_common::SockBucket>()),
+        (maps::SOCKS_OVF, 8, size_of::<vz_common::SockCharge>()),
+        (maps::STATS, 4, size_of::<u64>()),
         (maps::META, 4, size_of::<Meta>()),
     ];
     for (name, key, value) in expect {
