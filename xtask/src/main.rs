@@ -1,1 +1,379 @@
-fn main() {}
+//! Developer and CI driver: `cargo xtask setup|build|test|bench|run`.
+//!
+//! Every command installs what it needs first (idempotently, quietly), so a fresh machine
+//! needs only `cargo xtask test` or `cargo xtask run`.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Build, test and benchmark vzbpf")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what a fresh machine lacks: Debian packages and bpf-linker. Idempotent; a
+    /// second run takes seconds and uses no network.
+    Setup,
+    /// Build the eBPF object, then the userspace binaries that embed it.
+    Build {
+        /// Debug userspace build (the eBPF object is always optimised).
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Unit tests (no root), then the integration tests against the host kernel (root).
+    Test,
+    /// Benchmarks; prints ratios from one run.
+    Bench,
+    /// The main job: load the programs and show a VE's socket beancounters at work.
+    Run,
+}
+
+/// How the eBPF crate gets its `core` for bpfel-unknown-none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BpfToolchain {
+    /// Debian's rustc-web with the prebuilt BPF core (libstd-rust-web-dev-bpf).
+    Debian,
+    /// A rustup nightly with rust-src (`-Z build-std=core`).
+    Nightly,
+}
+
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+/// Needed on every path: LLVM for bpf-linker, and the tools the tests and demo call.
+const BASE_PACKAGES: &[&str] = &["llvm-22-dev", "zlib1g-dev", "libzstd-dev", "bpftool", "iproute2", "util-linux", "python3"];
+/// Needed only for the Debian rustc path.
+const DEBIAN_RUST_PACKAGES: &[&str] = &["rustc-web", "libstd-rust-web-dev-bpf"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+fn log_path() -> PathBuf {
+    root().join("target/xtask.log")
+}
+
+fn step(msg: &str) {
+    eprintln!("xtask: {msg}");
+}
+
+/// Runs a command; its output goes to target/xtask.log unless `show` (then it is the
+/// user's). On failure the log's tail is printed.
+fn run(cmd: &mut Command, show: bool) -> Result<()> {
+    let desc = format!("{cmd:?}");
+    if !show {
+        let log = root().join("target");
+        fs::create_dir_all(&log)?;
+        let f = fs::OpenOptions::new().create(true).append(true).open(log_path())?;
+        cmd.stdout(f.try_clone()?).stderr(f);
+    }
+    let status = cmd.status().with_context(|| format!("spawn {desc}"))?;
+    if !status.success() {
+        if !show {
+            let text = fs::read_to_string(log_path()).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            for l in tail.iter().rev() {
+                eprintln!("  | {l}");
+            }
+        }
+        bail!("{desc} failed ({status})");
+    }
+    Ok(())
+}
+
+fn output(cmd: &str, args: &[&str]) -> Option<String> {
+    Command::new(cmd)
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+fn bpf_toolchain() -> Result<BpfToolchain> {
+    if let Ok(v) = std::env::var("VZ_BPF_TOOLCHAIN") {
+        return BpfToolchain::from_str(&v, true).map_err(|_| anyhow::anyhow!("VZ_BPF_TOOLCHAIN={v}: use debian or nightly"));
+    }
+    let nightly_src = output("rustup", &["component", "list", "--toolchain", "nightly", "--installed"])
+        .is_some_and(|s| s.lines().any(|l| l.starts_with("rust-src")));
+    Ok(if nightly_src { BpfToolchain::Nightly } else { BpfToolchain::Debian })
+}
+
+fn missing_packages(pkgs: &[&str]) -> Vec<String> {
+    pkgs.iter()
+        .filter(|p| {
+            !output("dpkg-query", &["-W", "-f=${db:Status-Abbrev}", p]).is_some_and(|s| s.starts_with("ii"))
+        })
+        .map(|p| p.to_string())
+        .collect()
+}
+
+fn cargo_bin_dir() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"))
+        .join("bin")
+}
+
+fn setup() -> Result<()> {
+    let tc = bpf_toolchain()?;
+    let mut want: Vec<&str> = BASE_PACKAGES.to_vec();
+    if tc == BpfToolchain::Debian {
+        want.extend(DEBIAN_RUST_PACKAGES);
+    }
+    let missing = missing_packages(&want);
+    if !missing.is_empty() {
+        step(&format!("installing Debian packages: {}", missing.join(" ")));
+        run(Command::new("apt-get").args(["update", "-qq"]), false)?;
+        run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(&missing)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            false,
+        )?;
+    }
+    let linker = cargo_bin_dir().join("bpf-linker");
+    let have = output(linker.to_str().unwrap_or("bpf-linker"), &["--version"]).unwrap_or_default();
+    if !have.contains(BPF_LINKER_VERSION) {
+        step(&format!("building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about 80 s, cached in {})", linker.display()));
+        run(
+            Command::new("cargo")
+                .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--no-default-features", "--features", "llvm-22"])
+                .env("LLVM_PREFIX", LLVM_PREFIX),
+            false,
+        )?;
+    }
+    Ok(())
+}
+
+fn object_path() -> PathBuf {
+    root().join("target/bpf/vz.bpf.o")
+}
+
+fn build_ebpf() -> Result<()> {
+    let tc = bpf_toolchain()?;
+    step(&format!("building eBPF object ({tc:?} toolchain)"));
+    let ebpf = root().join("ebpf");
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&ebpf)
+        // The outer `cargo xtask` sets these for its own toolchain; the BPF build picks its own.
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR")
+        // BPF ISA v3 for atomics; BTF so bpftool can show types and sources.
+        .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS", "-C target-cpu=v3 -C link-arg=--btf")
+        .env("PATH", path_with_cargo_bin());
+    match tc {
+        BpfToolchain::Debian => {
+            cmd.args(["build", "--release", "--locked", "--target", "bpfel-unknown-none"])
+                .env("RUSTC", "/usr/bin/rustc")
+                // aya-ebpf enables asm_experimental_arch on this target.
+                .env("RUSTC_BOOTSTRAP", "1");
+        }
+        BpfToolchain::Nightly => {
+            cmd.args(["+nightly", "build", "--release", "--locked", "--target", "bpfel-unknown-none", "-Z", "build-std=core"]);
+        }
+    }
+    run(&mut cmd, false)?;
+    let built = ebpf.join("target/bpfel-unknown-none/release/vz");
+    let dest = object_path();
+    fs::create_dir_all(dest.parent().expect("parent"))?;
+    // Copy only when changed, so userspace is not rebuilt for nothing.
+    let new = fs::read(&built).with_context(|| format!("read {}", built.display()))?;
+    if fs::read(&dest).ok().as_deref() != Some(&new[..]) {
+        fs::write(&dest, &new)?;
+    }
+    Ok(())
+}
+
+fn path_with_cargo_bin() -> std::ffi::OsString {
+    let mut paths = vec![cargo_bin_dir()];
+    if let Some(p) = std::env::var_os("PATH") {
+        paths.extend(std::env::split_paths(&p));
+    }
+    std::env::join_paths(paths).unwrap_or_default()
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root()).args(args).env("VZ_BPF_OBJECT", object_path());
+    c
+}
+
+fn build(release: bool) -> Result<()> {
+    build_ebpf()?;
+    step(&format!("building userspace ({})", if release { "release" } else { "debug" }));
+    let mut args = vec!["build", "--workspace", "--bins", "--locked", "--quiet"];
+    if release {
+        args.push("--release");
+    }
+    run(&mut cargo(&args), true)
+}
+
+fn is_root() -> bool {
+    output("id", &["-u"]).is_some_and(|s| s.trim() == "0")
+}
+
+/// Runs `cargo test`, passing its output through, and adds up its result lines.
+fn cargo_test(args: &[&str], totals: &mut (u64, u64)) -> Result<()> {
+    use std::io::{BufRead as _, Write as _};
+    let mut child = cargo(args).stdout(Stdio::piped()).spawn().context("spawn cargo test")?;
+    let out = child.stdout.take().context("stdout")?;
+    for line in std::io::BufReader::new(out).lines() {
+        let line = line?;
+        println!("{line}");
+        let _ = std::io::stdout().flush();
+        // "test result: ok. 10 passed; 0 failed; 0 ignored; ..."
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            for part in rest.split(';') {
+                let words: Vec<&str> = part.split_whitespace().collect();
+                let n = words.iter().rev().nth(1).and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
+                match words.last() {
+                    Some(&"passed") => totals.0 += n,
+                    Some(&"failed") => totals.1 += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        println!("tests: {} passed, {} failed", totals.0, totals.1.max(1));
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    setup()?;
+    build(false)?;
+    let mut totals = (0, 0);
+    step("unit tests (no root needed)");
+    cargo_test(&["test", "--locked", "-p", "vzbpf", "--lib"], &mut totals)?;
+    if !is_root() {
+        bail!("the integration tests load BPF programs and make cgroups: run them as root");
+    }
+    step("integration tests against the host kernel");
+    cargo_test(&["test", "--locked", "-p", "vz-tests", "--tests"], &mut totals)?;
+    println!("tests: {} passed, {} failed", totals.0, totals.1);
+    Ok(())
+}
+
+fn bench() -> Result<()> {
+    setup()?;
+    build(true)?;
+    step("benchmarks");
+    run(&mut Command::new(root().join("target/release/vz-bench")), true)
+}
+
+/// The main job for now: a bare-cgroup VE with socket limits enforced by the pinned
+/// programs, shown as an admin sees it. Uses its own pin root and cgroup parent and removes
+/// them at the end.
+fn demo() -> Result<()> {
+    setup()?;
+    build(true)?;
+    let vzctl = root().join("target/release/vzctl");
+    let name = format!("vzdemo-{}", std::process::id());
+    let pins = PathBuf::from("/sys/fs/bpf").join(&name);
+    let cg2 = cgroup2_mount()?;
+    let parent = cg2.join(&name);
+    let ve = parent.join("101");
+    let guard = DemoGuard { pins: pins.clone(), parent: parent.clone(), ve: ve.clone() };
+    fs::create_dir_all(&ve)?;
+    let env = |c: &mut Command| {
+        c.env("VZ_BPF_ROOT", &pins).env("VZ_CGROUP_PARENT", &name);
+    };
+    let mut set = Command::new(&vzctl);
+    set.args(["set", "101", "--numtcpsock", "3", "--numothersock", "2:4"]);
+    env(&mut set);
+    println!("$ vzctl set 101 --numtcpsock 3 --numothersock 2:4");
+    run(&mut set, true)?;
+    println!("$ (inside VE 101) open 5 TCP and 3 UDP sockets");
+    let script = "import socket\n\
+        for kind, t in (('tcp', socket.SOCK_STREAM), ('udp', socket.SOCK_DGRAM)):\n\
+        \x20   held = []\n\
+        \x20   for i in range(5 if kind == 'tcp' else 3):\n\
+        \x20       try:\n\
+        \x20           held.append(socket.socket(socket.AF_INET, t)); print(f'  {kind} socket {i+1}: ok')\n\
+        \x20       except OSError as e:\n\
+        \x20           print(f'  {kind} socket {i+1}: refused ({e.strerror})')\n\
+        \x20   globals()[kind] = held\n\
+        import subprocess, sys\n\
+        print('$ vzctl ubc 101   (while the sockets are open)', flush=True)\n\
+        subprocess.run([sys.argv[1], 'ubc', '101'])\n";
+    let mut py = Command::new("sh");
+    py.args(["-c", r#"echo 0 > "$1/cgroup.procs" && exec python3 -c "$2" "$3""#, "sh"])
+        .arg(&ve)
+        .arg(script)
+        .arg(&vzctl);
+    env(&mut py);
+    run(&mut py, true)?;
+    println!("$ vzctl ubc 101   (after the process exited)");
+    let mut ubc = Command::new(&vzctl);
+    ubc.args(["ubc", "101"]);
+    env(&mut ubc);
+    run(&mut ubc, true)?;
+    drop(guard);
+    Ok(())
+}
+
+fn cgroup2_mount() -> Result<PathBuf> {
+    let mi = fs::read_to_string("/proc/self/mountinfo")?;
+    mi.lines()
+        .find_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let mount = pre.split(' ').nth(4)?;
+            (post.split(' ').next() == Some("cgroup2")).then(|| PathBuf::from(mount))
+        })
+        .context("no cgroup2 mount")
+}
+
+/// Removes the demo's VE cgroup, pins and parent, also when the demo fails half-way.
+struct DemoGuard {
+    pins: PathBuf,
+    parent: PathBuf,
+    ve: PathBuf,
+}
+
+impl Drop for DemoGuard {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir(&self.ve);
+        for sub in ["links", "progs", "maps"] {
+            if let Ok(d) = fs::read_dir(self.pins.join(sub)) {
+                for e in d.flatten() {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+            let _ = fs::remove_dir(self.pins.join(sub));
+        }
+        let _ = fs::remove_dir(&self.pins);
+        let _ = fs::remove_dir(&self.parent);
+    }
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Setup => setup(),
+        Cmd::Build { debug } => {
+            setup()?;
+            build(!debug)
+        }
+        Cmd::Test => test(),
+        Cmd::Bench => bench(),
+        Cmd::Run => demo(),
+    }
+}
+
