@@ -61,6 +61,8 @@ pub fn vz_sock_create(ctx: SockContext) -> i32 {
     if !record(cookie, SockCharge { ve, res: resource, _pad: 0 }) {
         // Without a record the release could not uncharge; refuse rather than drift.
         ubc::uncharge(slot, 1);
+        // SAFETY: valid map value pointer; the VE met a refusal, so it counts.
+        atomic::add(unsafe { &raw mut (*slot).failcnt }, 1);
         info!(&ctx, "ve {} socket refused: charge table full", ve);
         return refuse();
     }

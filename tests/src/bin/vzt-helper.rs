@@ -8,7 +8,8 @@
 //!   listen                              TCP listener on 127.0.0.1, reply `ok FD PORT`
 //!   accept FD                           reply the accepted fd
 //!   fork                                child that keeps every fd and sleeps; reply its pid
-//!   flood THREADS ITERS HOLD            threads open/close sockets holding up to HOLD each;
+//!   flood THREADS ITERS HOLD            threads open sockets (TCP and UDP in turn), closing
+//!                                       all each time HOLD are open;
 //!                                       reply `ok GRANTED REFUSED`
 //!   probe MILLIS                        try opening TCP sockets for MILLIS ms (closing
 //!                                       any granted one); reply `ok GRANTED REFUSED`
@@ -91,7 +92,7 @@ fn flood(threads: usize, iters: usize, hold: usize) -> (u64, u64) {
                         }
                         Err(_) => refused += 1,
                     }
-                    if held.len() >= hold || i % 7 == 0 {
+                    if held.len() >= hold {
                         for fd in held.drain(..) {
                             close(fd);
                         }
