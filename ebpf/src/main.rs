@@ -6,6 +6,7 @@
 #![feature(asm_experimental_arch)]
 
 mod maps;
+mod noop;
 mod sock;
 mod ubc;
 

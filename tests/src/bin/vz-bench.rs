@@ -2,7 +2,11 @@
 //! programs attached vs the same VE cgroup with none.
 use std::process::Command;
 
-use vz::bpf::{Bpf, Pins};
+use aya::{
+    programs::{CgroupAttachMode, CgroupSock},
+    Ebpf, EbpfLoader,
+};
+use vz::bpf::{Bpf, Pins, OBJECT};
 use vz_tests::{bin, Env};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -32,35 +36,71 @@ fn detach(env: &mut Env) {
     Pins { root: env.cfg.pin_root.clone() }.remove_all().expect("unpin");
 }
 
+/// What the three configurations attach to the VE parent.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Setup {
+    Vz,
+    Noop,
+    Nothing,
+}
+
+/// Loads the object's allow-everything programs and attaches them (unpinned: they go away
+/// when the returned value is dropped). Its maps are pinned under a directory of the bench's
+/// own pin root, removed by `detach`.
+fn attach_noop(env: &Env) -> Ebpf {
+    let dir = env.cfg.pin_root.join("noop");
+    std::fs::create_dir_all(&dir).expect("noop pin dir");
+    let mut ebpf = EbpfLoader::new().default_map_pin_directory(&dir).load(OBJECT).expect("load object");
+    let parent = std::fs::File::open(&env.cfg.cgroup_parent).expect("open parent");
+    for name in ["vz_noop_create", "vz_noop_release"] {
+        let p: &mut CgroupSock = ebpf.program_mut(name).expect("noop program").try_into().expect("type");
+        p.load().expect("load noop");
+        p.attach(&parent, CgroupAttachMode::Single).expect("attach noop");
+    }
+    ebpf
+}
+
 fn main() {
     let rounds: usize = std::env::var("VZ_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(9);
     let iters: u64 = std::env::var("VZ_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let mut env = Env::new("bench");
     env.ve(101);
-    let mut attached_now = true;
-    println!("== socket beancounters: create+close in a VE cgroup, programs attached vs none ==");
+    let mut now = Setup::Vz;
+    let mut noop: Option<Ebpf> = None;
+    println!("== socket beancounters: create+close in a VE cgroup; vzbpf programs vs none, and allow-only programs vs none ==");
     for kind in ["tcp", "udp"] {
         measure(&env, kind, iters / 10); // warm-up
-        let (mut with, mut without) = (Vec::new(), Vec::new());
+        let mut ns = [Vec::new(), Vec::new(), Vec::new()];
         for round in 0..rounds {
-            // ABBA order so slow drift of the machine does not favour one side.
-            let order = if round % 2 == 0 { [true, false] } else { [false, true] };
+            // Rotate the order so slow drift of the machine favours no configuration.
+            let mut order = [Setup::Vz, Setup::Nothing, Setup::Noop];
+            order.rotate_left(round % 3);
             for want in order {
-                if want != attached_now {
-                    if want { attach(&mut env) } else { detach(&mut env) }
-                    attached_now = want;
+                if want != now {
+                    if now == Setup::Noop {
+                        noop = None;
+                        let _ = std::fs::remove_dir_all(env.cfg.pin_root.join("noop"));
+                    }
+                    match (now, want) {
+                        (Setup::Vz, _) => detach(&mut env),
+                        (_, Setup::Vz) => attach(&mut env),
+                        _ => {}
+                    }
+                    if want == Setup::Noop {
+                        noop = Some(attach_noop(&env));
+                    }
+                    now = want;
                 }
-                let ns = measure(&env, kind, iters);
-                if want { with.push(ns) } else { without.push(ns) }
+                ns[want as usize].push(measure(&env, kind, iters));
             }
         }
-        let (w, wo) = (median(with), median(without));
+        let [vz, nop, none] = ns.map(median);
         println!(
-            "socket {kind:<3} create+close: attached {w:>7.0} ns/op, none {wo:>7.0} ns/op, ratio {:.3} (median of {rounds} rounds x {iters} ops; target <= 1.02)",
-            w / wo
+            "socket {kind:<3} create+close: vzbpf {vz:>6.0} ns/op, none {none:>6.0} ns/op, ratio {:.3} (target <= 1.02); allow-only programs {nop:>6.0} ns/op, ratio {:.3} (the floor); median of {rounds} rounds x {iters} ops",
+            vz / none,
+            nop / none
         );
     }
-    if !attached_now {
-        attach(&mut env);
-    }
+    drop(noop);
+    let _ = std::fs::remove_dir_all(env.cfg.pin_root.join("noop"));
 }
