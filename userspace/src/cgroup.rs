@@ -42,31 +42,59 @@ pub struct Mount {
     pub root_level: u32,
 }
 
-/// The VE parent inside the cgroup2 hierarchy.
+/// The VE parent inside one hierarchy: `<mount>/<base>/<parent>`, where `base` is this
+/// process's own cgroup there. VEs nest below where the controller runs, so it never writes
+/// outside its own subtree (on hosts where root runs in `/`, that is `<mount>/vz`).
 #[derive(Debug, Clone)]
 pub struct Tree {
     mount: Mount,
+    base: PathBuf,
     parent: PathBuf,
 }
 
+impl Tree {
+    pub fn parent_dir(&self) -> PathBuf {
+        self.mount.path.join(&self.base).join(&self.parent)
+    }
+    pub fn ve_dir(&self, veid: u32) -> PathBuf {
+        self.parent_dir().join(veid.to_string())
+    }
+}
+
+/// A v1 hierarchy with its controllers (e.g. "memory", "cpu,cpuacct").
+#[derive(Debug, Clone)]
+pub struct V1Tree {
+    pub controllers: String,
+    pub tree: Tree,
+}
+
 /// What the rest of the controller needs from cgroups. Implementations provide the layout
-/// and their cgroup2 tree; the cgroup2 part (the VE's BPF identity) is common to both.
+/// and their trees; the cgroup2 directory is the VE's BPF identity on both layouts.
 pub trait Cgroups: std::fmt::Debug + Send + Sync {
     fn layout(&self) -> Layout;
+    /// The cgroup2 tree.
     fn tree(&self) -> &Tree;
+    /// v1 controller hierarchies (hybrid hosts).
+    fn v1(&self) -> &[V1Tree] {
+        &[]
+    }
 
     /// cgroup2 directory that holds every VE; BPF programs attach here.
     fn parent_dir(&self) -> PathBuf {
-        self.tree().mount.path.join(&self.tree().parent)
+        self.tree().parent_dir()
     }
     /// cgroup2 directory of one VE.
     fn ve_dir(&self, veid: u32) -> PathBuf {
-        self.parent_dir().join(veid.to_string())
+        self.tree().ve_dir(veid)
+    }
+    /// The VE's directories in every hierarchy, cgroup2 first.
+    fn ve_dirs(&self, veid: u32) -> Vec<PathBuf> {
+        std::iter::once(self.ve_dir(veid)).chain(self.v1().iter().map(|h| h.tree.ve_dir(veid))).collect()
     }
     /// cgroup2 level of a VE's directory (what `bpf_get_current_ancestor_cgroup_id` takes).
     fn ve_level(&self) -> u32 {
         let t = self.tree();
-        t.mount.root_level + t.parent.components().count() as u32 + 1
+        t.mount.root_level + t.base.components().count() as u32 + t.parent.components().count() as u32 + 1
     }
     /// cgroup2 id of a running VE.
     fn ve_id(&self, veid: u32) -> Result<u64, CgroupError> {
@@ -75,23 +103,97 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     }
     /// Creates the parent directories (idempotent).
     fn create_parent(&self) -> Result<(), CgroupError> {
-        mkdir_p(&self.parent_dir())
+        mkdir_p(&self.parent_dir())?;
+        for h in self.v1() {
+            mkdir_v1(&h.tree.parent_dir())?;
+        }
+        Ok(())
     }
-    /// Creates the VE's cgroups; returns its cgroup2 id.
+    /// Creates the VE's cgroups in every hierarchy; returns its cgroup2 id.
     fn create_ve(&self, veid: u32) -> Result<u64, CgroupError> {
         self.create_parent()?;
         let dir = self.ve_dir(veid);
         mkdir_p(&dir)?;
+        for h in self.v1() {
+            mkdir_v1(&h.tree.ve_dir(veid))?;
+        }
         cgroup_id(&dir)
     }
-    /// Removes the VE's cgroups; they must hold no process.
+    /// Removes the VE's cgroups (and any the VE made inside its own); they must hold no
+    /// process.
     fn remove_ve(&self, veid: u32) -> Result<(), CgroupError> {
-        rmdir_if_exists(&self.ve_dir(veid))
+        for d in self.ve_dirs(veid).iter().rev() {
+            rmdir_tree(d)?;
+        }
+        Ok(())
     }
-    /// Moves a process into the VE's cgroups.
+    /// Moves a process into the VE's cgroups, v1 first, cgroup2 (the BPF identity) last.
     fn add_task(&self, veid: u32, pid: i32) -> Result<(), CgroupError> {
-        write_file(&self.ve_dir(veid).join("cgroup.procs"), &pid.to_string())
+        for d in self.ve_dirs(veid).iter().rev() {
+            write_file(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
     }
+    /// Every process in the VE's cgroup2 subtree.
+    fn procs(&self, veid: u32) -> Vec<i32> {
+        let mut out = Vec::new();
+        collect_procs(&self.ve_dir(veid), &mut out);
+        out
+    }
+    /// Kills every process of the VE (cgroup.kill where the kernel has it, else SIGKILL to
+    /// each listed pid: every one is a VE process, started by vzctl for the VE).
+    fn kill_all(&self, veid: u32) {
+        let dir = self.ve_dir(veid);
+        if write_file(&dir.join("cgroup.kill"), "1").is_err() {
+            for pid in self.procs(veid) {
+                // SAFETY: plain kill(2) of a process in the VE's cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+fn collect_procs(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(t) = fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(t.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                collect_procs(&e.path(), out);
+            }
+        }
+    }
+}
+
+/// Removes a cgroup directory and the cgroups below it, deepest first.
+fn rmdir_tree(dir: &Path) -> Result<(), CgroupError> {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                rmdir_tree(&e.path())?;
+            }
+        }
+    }
+    rmdir_if_exists(dir)
+}
+
+/// mkdir for a v1 hierarchy: a new cpuset cgroup has no CPUs or memory nodes until given
+/// its parent's, and no task can join it before that.
+fn mkdir_v1(dir: &Path) -> Result<(), CgroupError> {
+    mkdir_p(dir)?;
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        let p = dir.join(f);
+        if let Ok(cur) = fs::read_to_string(&p) {
+            if cur.trim().is_empty() {
+                if let Some(parent) = dir.parent() {
+                    let v = fs::read_to_string(parent.join(f)).unwrap_or_default();
+                    write_file(&p, v.trim())?;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// cgroup2 id of a directory: the kernfs inode number, which is what
@@ -178,21 +280,58 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Picks the implementation for this host. `parent` is the VE parent's path relative to
-/// each hierarchy's root (default `vz`; tests use their own).
-pub fn detect(parent: &str) -> Result<Box<dyn Cgroups>, CgroupError> {
-    let mounts = Mounts::read()?;
-    from_mounts(mounts, parent)
+/// This process's cgroup in each hierarchy, from `/proc/self/cgroup` text:
+/// (controllers, path); cgroup2 has empty controllers.
+pub fn parse_proc_cgroup(text: &str) -> Vec<(String, PathBuf)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ':');
+            let (_, ctrls, path) = (it.next()?, it.next()?, it.next()?);
+            Some((ctrls.to_string(), PathBuf::from(path.trim_start_matches('/'))))
+        })
+        .collect()
 }
 
-pub fn from_mounts(mounts: Mounts, parent: &str) -> Result<Box<dyn Cgroups>, CgroupError> {
+fn same_controllers(a: &str, b: &str) -> bool {
+    let mut x: Vec<&str> = a.split(',').collect();
+    let mut y: Vec<&str> = b.split(',').collect();
+    x.sort_unstable();
+    y.sort_unstable();
+    x == y
+}
+
+/// Picks the implementation for this host. `parent` is the VE parent's path relative to
+/// this process's cgroup in each hierarchy (default `vz`; tests use their own).
+pub fn detect(parent: &str) -> Result<Box<dyn Cgroups>, CgroupError> {
+    let p = Path::new("/proc/self/cgroup");
+    let own = parse_proc_cgroup(&fs::read_to_string(p).map_err(io_err("read", p))?);
+    from_mounts(Mounts::read()?, &own, parent)
+}
+
+pub fn from_mounts(mounts: Mounts, own: &[(String, PathBuf)], parent: &str) -> Result<Box<dyn Cgroups>, CgroupError> {
     let parent = check_parent(parent)?;
+    let base_of = |ctrls: &str| {
+        own.iter()
+            .find(|(c, _)| if ctrls.is_empty() { c.is_empty() } else { same_controllers(c, ctrls) })
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default()
+    };
     let cg2 = mounts.cgroup2.ok_or(CgroupError::NoCgroup2)?;
-    let tree = Tree { mount: cg2, parent };
-    if mounts.v1.is_empty() {
+    let tree = Tree { base: base_of(""), mount: cg2, parent: parent.clone() };
+    // Named hierarchies (name=systemd) carry no controllers: nothing to join there.
+    let v1: Vec<V1Tree> = mounts
+        .v1
+        .into_iter()
+        .filter(|(c, _)| !c.is_empty())
+        .map(|(controllers, mount)| V1Tree {
+            tree: Tree { base: base_of(&controllers), mount, parent: parent.clone() },
+            controllers,
+        })
+        .collect();
+    if v1.is_empty() {
         Ok(Box::new(Unified { tree }))
     } else {
-        Ok(Box::new(Hybrid { tree, v1: mounts.v1 }))
+        Ok(Box::new(Hybrid { tree, v1 }))
     }
 }
 
@@ -222,18 +361,12 @@ impl Cgroups for Unified {
     }
 }
 
-/// v1 controllers plus a controller-less cgroup2. The VE gets a cgroup2 directory (BPF
-/// identity); its v1 controller directories come with the VE lifecycle.
+/// v1 controllers plus a controller-less cgroup2: the VE gets a directory in each, the
+/// cgroup2 one being its BPF identity.
 #[derive(Debug)]
 pub struct Hybrid {
     tree: Tree,
-    v1: Vec<(String, Mount)>,
-}
-
-impl Hybrid {
-    pub fn v1_mounts(&self) -> &[(String, Mount)] {
-        &self.v1
-    }
+    v1: Vec<V1Tree>,
 }
 
 impl Cgroups for Hybrid {
@@ -242,6 +375,9 @@ impl Cgroups for Hybrid {
     }
     fn tree(&self) -> &Tree {
         &self.tree
+    }
+    fn v1(&self) -> &[V1Tree] {
+        &self.v1
     }
 }
 
@@ -266,37 +402,50 @@ mod tests {
         assert_eq!(m.cgroup2.as_ref().unwrap().path, Path::new("/sys/fs/cgroup/unified"));
         let names: Vec<_> = m.v1.iter().map(|(c, _)| c.as_str()).collect();
         assert_eq!(names, ["memory", "cpu,cpuacct"]);
-        let cg = from_mounts(m, "vz").unwrap();
+        let own = parse_proc_cgroup("4:memory:/sup/job7\n1:cpuacct,cpu:/\n0::/\n");
+        let cg = from_mounts(m, &own, "vz").unwrap();
         assert_eq!(cg.layout(), Layout::Hybrid);
         assert_eq!(cg.ve_dir(101), Path::new("/sys/fs/cgroup/unified/vz/101"));
         assert_eq!(cg.ve_level(), 2);
+        // Nested below this process's own memory cgroup; co-mounted controllers matched
+        // whatever their order.
+        assert_eq!(
+            cg.ve_dirs(101),
+            [
+                PathBuf::from("/sys/fs/cgroup/unified/vz/101"),
+                PathBuf::from("/sys/fs/cgroup/memory/sup/job7/vz/101"),
+                PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/vz/101"),
+            ]
+        );
     }
 
     #[test]
     fn parses_unified_and_nested_parent() {
-        let cg = from_mounts(Mounts::parse(UNIFIED), "a/b").unwrap();
+        let own = parse_proc_cgroup("0::/user.slice\n");
+        let cg = from_mounts(Mounts::parse(UNIFIED), &own, "a/b").unwrap();
         assert_eq!(cg.layout(), Layout::Unified);
-        assert_eq!(cg.parent_dir(), Path::new("/sys/fs/cgroup/a/b"));
-        assert_eq!(cg.ve_level(), 3);
+        assert_eq!(cg.parent_dir(), Path::new("/sys/fs/cgroup/user.slice/a/b"));
+        assert_eq!(cg.ve_level(), 4);
+        assert_eq!(cg.ve_dirs(5).len(), 1);
     }
 
     #[test]
     fn mount_root_inside_a_namespace_counts() {
         let mi = "30 25 0:26 /machine/x /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
-        assert_eq!(from_mounts(Mounts::parse(mi), "vz").unwrap().ve_level(), 4);
+        assert_eq!(from_mounts(Mounts::parse(mi), &[], "vz").unwrap().ve_level(), 4);
     }
 
     #[test]
     fn no_cgroup2_is_an_error() {
         let m = Mounts::parse("33 30 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n");
-        assert!(matches!(from_mounts(m, "vz"), Err(CgroupError::NoCgroup2)));
+        assert!(matches!(from_mounts(m, &[], "vz"), Err(CgroupError::NoCgroup2)));
     }
 
     #[test]
     fn bad_parents_are_refused() {
         for p in ["", "/abs", "../up", "a/../b", "./x"] {
             assert!(
-                matches!(from_mounts(Mounts::parse(UNIFIED), p), Err(CgroupError::BadParent(_))),
+                matches!(from_mounts(Mounts::parse(UNIFIED), &[], p), Err(CgroupError::BadParent(_))),
                 "{p}"
             );
         }

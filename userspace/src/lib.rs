@@ -1,14 +1,21 @@
 //! vzbpf: OpenVZ-style Virtual Environments on a stock kernel.
 //!
-//! The library holds the logic; `vzctl` and friends are thin binaries on top.
+//! The library holds the logic; `vzctl` and `vzlist` are thin binaries on top.
 pub mod bpf;
 pub mod cgroup;
 pub mod config;
+pub mod list;
+pub mod lock;
+pub mod ns;
+pub mod pty;
+pub mod template;
 pub mod ubc;
+pub mod ve;
 
 pub use bpf::{Bpf, BpfConfig, BpfError};
 pub use cgroup::{CgroupError, Cgroups};
 pub use ubc::{Resource, UbcError};
+pub use ve::{VeError, Vz};
 
 /// Every failure the library reports; binaries turn it into a one-line message.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +28,10 @@ pub enum Error {
     Ubc(#[from] UbcError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Ve(#[from] VeError),
+    #[error(transparent)]
+    Template(#[from] template::TemplateError),
 }
 
 /// vzctl exit codes, as OpenVZ's vzerror.h numbers them.
@@ -28,27 +39,51 @@ pub mod exit {
     pub const SETUBC_ERROR: i32 = 1;
     pub const SYSTEM_ERROR: i32 = 3;
     pub const BAD_KERNEL: i32 = 5;
+    pub const COMMAND_EXECUTION_ERROR: i32 = 8;
+    pub const NOVECONFIG: i32 = 14;
     pub const INVALID_PARAMETER_SYNTAX: i32 = 20;
     pub const INVALID_PARAMETER_VALUE: i32 = 21;
     pub const VE_NOT_RUNNING: i32 = 31;
+    pub const VE_RUNNING: i32 = 32;
+    pub const FS_NOT_MOUNTED: i32 = 40;
+    pub const FS_PRVT_AREA_EXIST: i32 = 44;
+    pub const FS_BAD_TMPL: i32 = 47;
+    pub const ENVCREATE_ERROR: i32 = 7;
+}
+
+fn bpf_code(e: &BpfError) -> i32 {
+    match e {
+        BpfError::NotPrivileged { .. } | BpfError::NoBpfSyscall | BpfError::BpfDenied | BpfError::ProgramRejected { .. } => {
+            exit::BAD_KERNEL
+        }
+        BpfError::NoVe(_) => exit::VE_NOT_RUNNING,
+        _ => exit::SETUBC_ERROR,
+    }
 }
 
 impl Error {
     /// The exit code vzctl uses for this failure.
     pub fn exit_code(&self) -> i32 {
+        use template::TemplateError as T;
         match self {
-            Error::Bpf(
-                BpfError::NotPrivileged { .. }
-                | BpfError::NoBpfSyscall
-                | BpfError::BpfDenied
-                | BpfError::ProgramRejected { .. },
-            ) => exit::BAD_KERNEL,
-            Error::Bpf(BpfError::NoVe(_)) | Error::Cgroup(CgroupError::VeNotRunning { .. }) => {
-                exit::VE_NOT_RUNNING
+            Error::Bpf(e) | Error::Ve(VeError::Bpf(e)) => bpf_code(e),
+            Error::Cgroup(CgroupError::VeNotRunning { .. }) | Error::Ve(VeError::NotRunning(_)) => exit::VE_NOT_RUNNING,
+            Error::Cgroup(_) | Error::Ve(VeError::Cgroup(_) | VeError::Io { .. } | VeError::Lock(_)) => exit::SYSTEM_ERROR,
+            Error::Ubc(_) | Error::Config(_) | Error::Ve(VeError::Ubc(_) | VeError::Config(_)) => exit::INVALID_PARAMETER_VALUE,
+            Error::Ve(VeError::BadValue { .. } | VeError::BadName(_) | VeError::NameTaken { .. }) => {
+                exit::INVALID_PARAMETER_VALUE
             }
-            Error::Bpf(_) => exit::SETUBC_ERROR,
-            Error::Cgroup(_) => exit::SYSTEM_ERROR,
-            Error::Ubc(_) | Error::Config(_) => exit::INVALID_PARAMETER_VALUE,
+            Error::Ve(VeError::NotExist(_)) => exit::NOVECONFIG,
+            Error::Ve(VeError::NoSample { .. }) => exit::INVALID_PARAMETER_VALUE,
+            Error::Ve(VeError::Exists(_)) => exit::FS_PRVT_AREA_EXIST,
+            Error::Ve(VeError::Running(_)) => exit::VE_RUNNING,
+            Error::Ve(VeError::NotMounted(_)) => exit::FS_NOT_MOUNTED,
+            Error::Template(T::Unknown { .. } | T::BadName(_)) | Error::Ve(VeError::Template(T::Unknown { .. } | T::BadName(_))) => {
+                exit::FS_BAD_TMPL
+            }
+            Error::Template(_) | Error::Ve(VeError::Template(_)) => exit::FS_BAD_TMPL,
+            Error::Ve(VeError::Ns(_) | VeError::Injected(_)) => exit::ENVCREATE_ERROR,
+            Error::Ve(VeError::Exec(_)) => exit::COMMAND_EXECUTION_ERROR,
         }
     }
 }

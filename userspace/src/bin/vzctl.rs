@@ -1,24 +1,19 @@
 //! vzctl: the admin's command for VEs.
-use std::process::ExitCode;
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use vz::{
-    bpf::{Bpf, BpfConfig},
     cgroup,
     config::{self, Paths},
+    exit,
     ubc::{self, Resource, UbcRow},
-    Error,
+    ve::{CreateOpts, SetOpts},
+    Bpf, BpfConfig, Error, Vz,
 };
 
 #[derive(Parser, Debug)]
 #[command(name = "vzctl", version, about = "Manage OpenVZ-style Virtual Environments on a stock kernel")]
 struct Cli {
-    /// bpffs directory holding the pinned programs and maps.
-    #[arg(long, global = true, env = "VZ_BPF_ROOT", default_value = config::DEFAULT_BPF_ROOT)]
-    bpf_root: std::path::PathBuf,
-    /// VE parent cgroup, relative to each cgroup hierarchy root.
-    #[arg(long, global = true, env = "VZ_CGROUP_PARENT", default_value = config::DEFAULT_CGROUP_PARENT)]
-    cgroup_parent: String,
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -28,46 +23,172 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Change a running VE's parameters; beancounter limits apply at once.
+    /// Create a VE from an OS template and a config sample.
+    Create(CreateCmd),
+    /// Remove a stopped VE: private area, mount point and config.
+    #[command(alias = "delete")]
+    Destroy(Veid),
+    /// Mount the VE's private area at VE_ROOT.
+    Mount(Veid),
+    /// Unmount a stopped VE's root.
+    Umount(Veid),
+    /// Start a VE: its init runs in new namespaces and its own cgroups.
+    Start(StartCmd),
+    /// Stop a VE: init is asked to halt, then what is left is killed.
+    Stop(StopCmd),
+    /// Stop and start a VE.
+    Restart(Veid),
+    /// Print "VEID <id> exist|deleted mounted|unmounted running|down".
+    Status(Veid),
+    /// Run a command line in a running VE through its /bin/sh (exit 0, or 8 if it failed).
+    Exec(ExecCmd),
+    /// Like exec, but exit with the command's own exit code.
+    Exec2(ExecCmd),
+    /// An interactive shell in a running VE, on a terminal of the VE's own.
+    Enter(EnterCmd),
+    /// Run a host script inside a VE (a stopped VE is mounted, not started).
+    Runscript(RunscriptCmd),
+    /// Change VE parameters: live on a running VE; --save also writes the config.
     Set(SetCmd),
     /// Show a VE's beancounters in /proc/user_beancounters format.
     Ubc(UbcCmd),
+    /// Internal: stage 1 of a VE's init.
+    #[command(name = "__ve-init", hide = true)]
+    VeInit {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct Veid {
+    /// VE id (an integer above 100) or name.
+    veid: String,
+}
+
+#[derive(Args, Debug)]
+struct CreateCmd {
+    /// VE id (an integer above 100).
+    veid: String,
+    /// OS template (a cache in TEMPLATE/cache); default DEF_OSTEMPLATE.
+    #[arg(long)]
+    ostemplate: Option<String>,
+    /// Config sample (conf/ve-NAME.conf-sample); default CONFIGFILE.
+    #[arg(long)]
+    config: Option<String>,
+    #[arg(long)]
+    hostname: Option<String>,
+    /// A name to use in place of the VEID.
+    #[arg(long)]
+    name: Option<String>,
+    /// Private area (default VE_PRIVATE).
+    #[arg(long)]
+    private: Option<PathBuf>,
+    /// Mount point (default VE_ROOT).
+    #[arg(long)]
+    root: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct StartCmd {
+    veid: String,
+    /// Accepted for compatibility: start returns once init runs.
+    #[arg(long)]
+    wait: bool,
+    /// Accepted for compatibility.
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug)]
+struct StopCmd {
+    veid: String,
+    /// Kill at once, without asking init to halt.
+    #[arg(long)]
+    fast: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExecCmd {
+    veid: String,
+    /// The command line.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct EnterCmd {
+    veid: String,
+    /// A command typed into the shell on entering.
+    #[arg(long)]
+    exec: Option<String>,
+}
+
+#[derive(Args, Debug)]
+struct RunscriptCmd {
+    veid: String,
+    script: PathBuf,
 }
 
 #[derive(Args, Debug)]
 struct SetCmd {
-    /// VE id (an integer above 100).
     veid: String,
+    #[arg(long)]
+    hostname: Option<String>,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long)]
+    description: Option<String>,
+    /// yes or no.
+    #[arg(long)]
+    onboot: Option<String>,
     /// TCP sockets: barrier[:limit].
     #[arg(long, value_name = "B[:L]")]
     numtcpsock: Option<String>,
     /// Other (UDP, raw, ...) sockets: barrier[:limit].
     #[arg(long, value_name = "B[:L]")]
     numothersock: Option<String>,
+    /// Also write the change to the VE's config.
+    #[arg(long)]
+    save: bool,
 }
 
 #[derive(Args, Debug)]
 struct UbcCmd {
-    /// VE ids.
     #[arg(required = true)]
     veids: Vec<String>,
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("__ve-init") {
+        vz::ns::stage1_main(&argv[2..]);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // One line naming what was wrong, as for every other error.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            eprintln!("vzctl: {first}");
+            return ExitCode::from(exit::INVALID_PARAMETER_SYNTAX as u8);
+        }
+    };
     let level = match cli.verbose {
         0 => "warn,vz::kernel=info",
         1 => "info",
         _ => "debug",
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VZ_LOG").unwrap_or_else(|_| level.into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VZ_LOG").unwrap_or_else(|_| level.into()))
         .with_writer(std::io::stderr)
         .init();
     match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
         Err(e) => {
             eprintln!("vzctl: {e}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
@@ -75,41 +196,72 @@ fn main() -> ExitCode {
     }
 }
 
-fn open_bpf(paths: &Paths, cg: &dyn cgroup::Cgroups) -> Result<Bpf, Error> {
-    cg.create_parent()?;
-    Ok(Bpf::ensure(&BpfConfig::new(paths.bpf_root.clone(), cg.parent_dir(), cg.ve_level()))?)
-}
-
-fn run(cli: &Cli) -> Result<(), Error> {
-    let paths = Paths { bpf_root: cli.bpf_root.clone(), cgroup_parent: cli.cgroup_parent.clone() };
+fn run(cli: &Cli) -> Result<i32, Error> {
+    let vz = Vz::new(Paths::load()?)?;
+    let id = |s: &str| vz.resolve(s);
     match &cli.cmd {
-        Command::Set(c) => {
+        Command::VeInit { .. } => Ok(exit::INVALID_PARAMETER_SYNTAX),
+        Command::Create(c) => {
             let veid = config::parse_veid(&c.veid)?;
-            // Parse everything before touching anything: bad input changes nothing.
-            let mut changes = Vec::new();
-            for (name, val) in [("numtcpsock", &c.numtcpsock), ("numothersock", &c.numothersock)] {
-                if let Some(v) = val {
-                    let r = Resource::by_name(name)?;
-                    changes.push((r.id, r.parse_limit(v)?));
+            let opts = CreateOpts {
+                ostemplate: c.ostemplate.clone(),
+                config: c.config.clone(),
+                hostname: c.hostname.clone(),
+                name: c.name.clone(),
+                private: c.private.clone(),
+                root: c.root.clone(),
+            };
+            vz.create(veid, &opts)?;
+            Ok(0)
+        }
+        Command::Destroy(v) => vz.destroy(id(&v.veid)?).map(|()| 0).map_err(Into::into),
+        Command::Mount(v) => vz.mount(id(&v.veid)?).map(|()| 0).map_err(Into::into),
+        Command::Umount(v) => vz.umount(id(&v.veid)?).map(|()| 0).map_err(Into::into),
+        Command::Start(c) => vz.start(id(&c.veid)?).map(|()| 0).map_err(Into::into),
+        Command::Stop(c) => vz.stop(id(&c.veid)?, c.fast).map(|()| 0).map_err(Into::into),
+        Command::Restart(v) => vz.restart(id(&v.veid)?).map(|()| 0).map_err(Into::into),
+        Command::Status(v) => {
+            let veid = id(&v.veid)?;
+            println!("{}", vz.status(veid).line(veid));
+            Ok(0)
+        }
+        Command::Exec(c) => {
+            let code = vz.exec(id(&c.veid)?, &c.command)?;
+            Ok(if code == 0 { 0 } else { exit::COMMAND_EXECUTION_ERROR })
+        }
+        Command::Exec2(c) => Ok(vz.exec(id(&c.veid)?, &c.command)?),
+        Command::Enter(c) => Ok(vz.enter(id(&c.veid)?, c.exec.as_deref())?),
+        Command::Runscript(c) => Ok(vz.runscript(id(&c.veid)?, &c.script)?),
+        Command::Set(c) => {
+            let veid = id(&c.veid)?;
+            let mut opts = SetOpts {
+                hostname: c.hostname.clone(),
+                name: c.name.clone(),
+                description: c.description.clone(),
+                onboot: c.onboot.clone(),
+                ubc: Vec::new(),
+            };
+            for (name, v) in [("numtcpsock", &c.numtcpsock), ("numothersock", &c.numothersock)] {
+                if let Some(v) = v {
+                    opts.ubc.push((name, v.clone()));
                 }
             }
-            vz::bpf::check_can_load()?;
-            let cg = cgroup::detect(&paths.cgroup_parent)?;
-            let id = cg.ve_id(veid)?;
-            let mut bpf = open_bpf(&paths, cg.as_ref())?;
-            bpf.register_ve(id)?;
-            bpf.set_limits(id, &changes)?;
-            println!("UB limits were set successfully");
-            Ok(())
+            if opts.is_empty() {
+                return Err(vz::VeError::BadValue { key: "set", value: String::new(), why: "no parameter given" }.into());
+            }
+            vz.set(veid, &opts, c.save)?;
+            Ok(0)
         }
         Command::Ubc(c) => {
-            let veids = c.veids.iter().map(|v| config::parse_veid(v)).collect::<Result<Vec<_>, _>>()?;
-            let cg = cgroup::detect(&paths.cgroup_parent)?;
-            let bpf = open_bpf(&paths, cg.as_ref())?;
+            let veids = c.veids.iter().map(|v| id(v)).collect::<Result<Vec<_>, _>>()?;
+            vz::bpf::check_can_load()?;
+            let cg = vz.cg.as_ref();
+            cg.create_parent()?;
+            let bpf = Bpf::ensure(&BpfConfig::new(vz.paths.bpf_root.clone(), cg.parent_dir(), cg.ve_level()))?;
             let mut report = Vec::new();
             for veid in veids {
-                let id = cg.ve_id(veid)?;
-                let (usage, limits) = (bpf.usage(id)?, bpf.limits(id)?);
+                let cgid = cg.ve_id(veid)?;
+                let (usage, limits) = (bpf.usage(cgid)?, bpf.limits(cgid)?);
                 let rows = ubc::ALL
                     .iter()
                     .filter(|r| r.is_active())
@@ -118,7 +270,8 @@ fn run(cli: &Cli) -> Result<(), Error> {
                 report.push((veid, rows));
             }
             print!("{}", ubc::format_report(&report));
-            Ok(())
+            let _ = (Resource::by_name, cgroup::cgroup_id);
+            Ok(0)
         }
     }
 }

@@ -390,6 +390,12 @@ impl Bpf {
         Self::open(pins, true, klog)
     }
 
+    /// Opens what is pinned under `pin_root` without loading anything (readers such as
+    /// vzlist, and cleanup).
+    pub fn open_existing(pin_root: &Path) -> Result<Self, BpfError> {
+        Self::open(Pins { root: pin_root.to_path_buf() }, false, None)
+    }
+
     fn open(pins: Pins, loaded_now: bool, klog: Option<KernelLog>) -> Result<Self, BpfError> {
         let ubc = HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(pins.map(maps::UBC))?))?;
         let limits = HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(pins.map(maps::LIMITS))?))?;

@@ -1,0 +1,118 @@
+//! vzlist: list VEs with their status, addresses and beancounters.
+use std::process::ExitCode;
+
+use clap::Parser;
+use vz::{
+    config::Paths,
+    list::{self, Filter, VeRow},
+    Bpf, Vz,
+};
+
+#[derive(Parser, Debug)]
+#[command(name = "vzlist", version, about = "List Virtual Environments")]
+struct Cli {
+    /// All VEs, running or not.
+    #[arg(short = 'a', long = "all")]
+    all: bool,
+    /// Stopped VEs only.
+    #[arg(short = 'S', long = "stopped")]
+    stopped: bool,
+    /// No header line.
+    #[arg(short = 'H', long = "no-header")]
+    no_header: bool,
+    /// Fields to show, comma-separated (ctid, nproc, status, ip, hostname, name, ostemplate,
+    /// onboot, description, private, root, and every beancounter with .m .b .l .f).
+    #[arg(short = 'o', long = "output")]
+    output: Option<String>,
+    /// Sort by a field; -field sorts in reverse.
+    #[arg(short = 's', long = "sort", allow_hyphen_values = true)]
+    sort: Option<String>,
+    /// JSON output.
+    #[arg(short = 'j', long = "json")]
+    json: bool,
+    /// VEIDs only, one per line.
+    #[arg(short = '1')]
+    ids_only: bool,
+    /// Show names instead of hostnames.
+    #[arg(short = 'n', long = "name")]
+    name: bool,
+    /// Only these VEs.
+    veids: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!("vzlist: {}", text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: "));
+            return ExitCode::from(20);
+        }
+    };
+    match run(&cli) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vzlist: {e}");
+            ExitCode::from(21)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
+    let fields = match &cli.output {
+        Some(o) => list::parse_fields(o)?,
+        None => list::default_fields(cli.name),
+    };
+    let vz = Vz::new(Paths::load()?)?;
+    let wanted: Vec<u32> = cli.veids.iter().map(|v| vz.resolve(v)).collect::<Result<_, _>>()?;
+    let bpf = Bpf::open_existing(&vz.paths.bpf_root).ok();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut rows = Vec::new();
+    for veid in vz.veids() {
+        if !wanted.is_empty() && !wanted.contains(&veid) {
+            continue;
+        }
+        let Ok(conf) = vz.conf(veid) else { continue };
+        let procs = vz.cg.procs(veid);
+        let root = vz.root_of(veid, &conf);
+        let root_s = root.to_string_lossy();
+        let mounted = mounts.lines().any(|l| l.split(' ').nth(4) == Some(&*root_s));
+        let running = !procs.is_empty();
+        let ubc = match (&bpf, running) {
+            (Some(b), true) => vz.cg.ve_id(veid).ok().and_then(|id| Some((b.usage(id).ok()?, b.limits(id).ok()?))),
+            _ => None,
+        };
+        rows.push(VeRow {
+            veid,
+            status: vz::ve::Status { exist: true, mounted, running },
+            nproc: procs.len(),
+            conf,
+            ubc,
+        });
+    }
+    let filter = if cli.all || !cli.veids.is_empty() {
+        Filter::All
+    } else if cli.stopped {
+        Filter::Stopped
+    } else {
+        Filter::Running
+    };
+    let mut rows = list::filter(rows, filter);
+    if let Some(key) = &cli.sort {
+        list::sort(&mut rows, key)?;
+    }
+    Ok(if cli.ids_only {
+        list::ids(&rows)
+    } else if cli.json {
+        list::json(&rows, &fields)
+    } else {
+        list::table(&rows, &fields, !cli.no_header)
+    })
+}

@@ -1,0 +1,84 @@
+//! vzpkg: the OS template cache (TEMPLATE/cache/NAME.tar.{gz,zst}).
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use vz::{config::Paths, template};
+
+#[derive(Parser, Debug)]
+#[command(name = "vzpkg", version, about = "List, create and remove cached OS templates")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Kind {
+    /// From the host's static busybox: no network, seconds.
+    Busybox,
+    /// Debian bookworm minbase with debootstrap (needs Debian's mirror; about a minute).
+    Debian,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// List cached templates.
+    List,
+    /// Build a template cache.
+    Create {
+        /// Template name (default: busybox, or debian-12-minbase for --type debian).
+        name: Option<String>,
+        #[arg(long = "type", value_enum, default_value = "busybox")]
+        kind: Kind,
+    },
+    /// Remove a template cache.
+    Remove { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            eprintln!("vzpkg: {}", text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: "));
+            return ExitCode::from(20);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vzpkg: {e}");
+            ExitCode::from(47)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let paths = Paths::load()?;
+    match cli.cmd {
+        Cmd::List => {
+            for t in template::list(&paths) {
+                println!("{:<30} {:>12}  {}", t.name, t.size, t.path.display());
+            }
+        }
+        Cmd::Create { name, kind } => {
+            let path = match kind {
+                Kind::Busybox => template::create_busybox(&paths, name.as_deref().unwrap_or(template::DEFAULT_TEMPLATE))?,
+                Kind::Debian => template::create_debian(
+                    &paths,
+                    name.as_deref().unwrap_or(template::DEBIAN_TEMPLATE),
+                    &mut std::io::stderr(),
+                )?,
+            };
+            println!("Created template cache {}", path.display());
+        }
+        Cmd::Remove { name } => {
+            template::remove(&paths, &name)?;
+            println!("Removed template {name}");
+        }
+    }
+    Ok(())
+}

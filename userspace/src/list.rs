@@ -1,0 +1,370 @@
+//! vzlist: fields, sorting and output formats (table, `-1`, JSON). Pure formatting over
+//! [`VeRow`]s, unit-tested without root.
+use std::{cmp::Ordering, collections::HashSet, fmt::Write as _};
+
+use vz_common::{VeLimits, VeUsage};
+
+use crate::{config::ConfFile, ubc::Resource, ve::Status};
+
+/// Everything vzlist knows about one VE.
+#[derive(Debug, Clone)]
+pub struct VeRow {
+    pub veid: u32,
+    pub status: Status,
+    pub nproc: usize,
+    pub conf: ConfFile,
+    pub ubc: Option<(VeUsage, VeLimits)>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ListError {
+    #[error("unknown field '{0}' (see vzlist -L)")]
+    UnknownField(String),
+}
+
+/// A value as printed: numbers compare as numbers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Num(u64),
+    Str(String),
+    None,
+}
+
+impl Value {
+    fn text(&self) -> String {
+        match self {
+            Value::Num(n) => n.to_string(),
+            Value::Str(s) if !s.is_empty() => s.clone(),
+            _ => "-".into(),
+        }
+    }
+    fn json(&self) -> String {
+        match self {
+            Value::Num(n) => n.to_string(),
+            Value::Str(s) => json_str(s),
+            Value::None => "null".into(),
+        }
+    }
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Value::Num(a), Value::Num(b)) => a.cmp(b),
+            (Value::None, Value::None) => Ordering::Equal,
+            (Value::None, _) => Ordering::Less,
+            (_, Value::None) => Ordering::Greater,
+            (a, b) => a.text().cmp(&b.text()),
+        }
+    }
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(o, "\\u{:04x}", c as u32);
+            }
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// Plain fields: name, header, width (negative: left-aligned), config key.
+const PLAIN: &[(&str, &str, i32, &str)] = &[
+    ("ctid", "CTID", 10, ""),
+    ("veid", "CTID", 10, ""),
+    ("nproc", "NPROC", 10, ""),
+    ("status", "STATUS", -9, ""),
+    ("ip", "IP_ADDR", -15, "IP_ADDRESS"),
+    ("hostname", "HOSTNAME", -20, "HOSTNAME"),
+    ("name", "NAME", -10, "NAME"),
+    ("ostemplate", "OSTEMPLATE", -20, "OSTEMPLATE"),
+    ("onboot", "ONBOOT", -6, "ONBOOT"),
+    ("description", "DESCRIPTION", -20, "DESCRIPTION"),
+    ("private", "PRIVATE", -20, "VE_PRIVATE"),
+    ("root", "ROOT", -20, "VE_ROOT"),
+];
+
+/// A parsed `-o` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Plain(usize),
+    /// Beancounter and which column: 'h'eld, 'm'axheld, 'b'arrier, 'l'imit, 'f'ailcnt.
+    Ubc(&'static Resource, char),
+}
+
+impl Field {
+    pub fn parse(s: &str) -> Result<Self, ListError> {
+        let lower = s.to_ascii_lowercase();
+        if let Some(i) = PLAIN.iter().position(|(n, ..)| *n == lower) {
+            return Ok(Field::Plain(i));
+        }
+        let (base, col) = match lower.rsplit_once('.') {
+            Some((b, "m")) => (b, 'm'),
+            Some((b, "b")) => (b, 'b'),
+            Some((b, "l")) => (b, 'l'),
+            Some((b, "f")) => (b, 'f'),
+            Some(_) => return Err(ListError::UnknownField(s.into())),
+            None => (lower.as_str(), 'h'),
+        };
+        Resource::by_name(base).map(|r| Field::Ubc(r, col)).map_err(|_| ListError::UnknownField(s.into()))
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Field::Plain(i) => PLAIN[*i].0.into(),
+            Field::Ubc(r, 'h') => r.name.into(),
+            Field::Ubc(r, c) => format!("{}.{c}", r.name),
+        }
+    }
+
+    fn header(&self) -> String {
+        match self {
+            Field::Plain(i) => PLAIN[*i].1.into(),
+            Field::Ubc(r, 'h') => r.name.to_ascii_uppercase(),
+            Field::Ubc(r, c) => format!("{}.{}", r.name.to_ascii_uppercase(), c.to_ascii_uppercase()),
+        }
+    }
+
+    fn width(&self) -> i32 {
+        match self {
+            Field::Plain(i) => PLAIN[*i].2,
+            Field::Ubc(..) => 12,
+        }
+    }
+
+    pub fn value(&self, row: &VeRow) -> Value {
+        match self {
+            Field::Plain(i) => match PLAIN[*i].0 {
+                "ctid" | "veid" => Value::Num(u64::from(row.veid)),
+                "nproc" if row.status.running => Value::Num(row.nproc as u64),
+                "nproc" => Value::None,
+                "status" => Value::Str(if row.status.running { "running" } else if row.status.mounted { "mounted" } else { "stopped" }.into()),
+                _ => row.conf.get(PLAIN[*i].3).map_or(Value::None, |v| Value::Str(v.trim().into())),
+            },
+            Field::Ubc(r, c) => {
+                let (u, l) = match &row.ubc {
+                    Some((u, l)) if row.status.running => (u.res[r.id as usize], l.res[r.id as usize]),
+                    _ => return Value::None,
+                };
+                Value::Num(match c {
+                    'm' => u.maxheld,
+                    'b' => l.barrier,
+                    'l' => l.limit,
+                    'f' => u.failcnt,
+                    _ => u.held,
+                })
+            }
+        }
+    }
+}
+
+pub fn parse_fields(list: &str) -> Result<Vec<Field>, ListError> {
+    list.split(',').filter(|s| !s.is_empty()).map(Field::parse).collect()
+}
+
+pub fn default_fields(show_name: bool) -> Vec<Field> {
+    let names: &[&str] = if show_name {
+        &["ctid", "nproc", "status", "ip", "name"]
+    } else {
+        &["ctid", "nproc", "status", "ip", "hostname"]
+    };
+    names.iter().filter_map(|n| Field::parse(n).ok()).collect()
+}
+
+/// Which VEs `vzlist` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    Running,
+    All,
+    Stopped,
+}
+
+pub fn filter(rows: Vec<VeRow>, f: Filter) -> Vec<VeRow> {
+    rows.into_iter()
+        .filter(|r| match f {
+            Filter::All => true,
+            Filter::Running => r.status.running,
+            Filter::Stopped => !r.status.running,
+        })
+        .collect()
+}
+
+/// `-s field` ascending, `-s -field` descending; ties by VEID.
+pub fn sort(rows: &mut [VeRow], key: &str) -> Result<(), ListError> {
+    let (desc, name) = match key.strip_prefix('-') {
+        Some(n) => (true, n),
+        None => (false, key),
+    };
+    let f = Field::parse(name)?;
+    rows.sort_by(|a, b| {
+        let o = f.value(a).cmp(&f.value(b)).then(a.veid.cmp(&b.veid));
+        if desc { o.reverse() } else { o }
+    });
+    Ok(())
+}
+
+/// The table vzlist prints.
+pub fn table(rows: &[VeRow], fields: &[Field], header: bool) -> String {
+    let mut out = String::new();
+    let line = |cells: Vec<String>| -> String {
+        let n = cells.len();
+        let mut l = String::new();
+        for (i, (c, f)) in cells.iter().zip(fields).enumerate() {
+            if i > 0 {
+                l.push(' ');
+            }
+            let w = f.width();
+            let last = i + 1 == n;
+            let wu = w.unsigned_abs() as usize;
+            if last && w < 0 {
+                l.push_str(c);
+            } else if w < 0 {
+                let _ = write!(l, "{c:<wu$}");
+            } else {
+                let _ = write!(l, "{c:>wu$}");
+            }
+        }
+        l.trim_end().to_string()
+    };
+    if header {
+        out.push_str(&line(fields.iter().map(Field::header).collect()));
+        out.push('\n');
+    }
+    for r in rows {
+        out.push_str(&line(fields.iter().map(|f| f.value(r).text()).collect()));
+        out.push('\n');
+    }
+    out
+}
+
+/// `vzlist -1`: VEIDs only.
+pub fn ids(rows: &[VeRow]) -> String {
+    rows.iter().map(|r| format!("{}\n", r.veid)).collect()
+}
+
+/// `vzlist -j`: a JSON array of objects. Beancounters are objects with held, maxheld,
+/// barrier, limit and failcnt, whichever of their columns was asked for.
+pub fn json(rows: &[VeRow], fields: &[Field]) -> String {
+    let mut out = String::from("[");
+    for (i, r) in rows.iter().enumerate() {
+        out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
+        let mut seen = HashSet::new();
+        let mut first = true;
+        for f in fields {
+            let (key, val) = match f {
+                Field::Plain(_) => (f.name(), f.value(r).json()),
+                Field::Ubc(res, _) => {
+                    if !seen.insert(res.name) {
+                        continue;
+                    }
+                    let cols = ['h', 'm', 'b', 'l', 'f'];
+                    let names = ["held", "maxheld", "barrier", "limit", "failcnt"];
+                    let obj: Vec<String> = cols
+                        .iter()
+                        .zip(names)
+                        .map(|(c, n)| format!("\"{n}\": {}", Field::Ubc(res, *c).value(r).json()))
+                        .collect();
+                    (res.name.to_string(), format!("{{{}}}", obj.join(", ")))
+                }
+            };
+            if !first {
+                out.push_str(", ");
+            }
+            first = false;
+            let _ = write!(out, "{}: {val}", json_str(&key));
+        }
+        out.push('}');
+    }
+    out.push_str(if rows.is_empty() { "]\n" } else { "\n]\n" });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn row(veid: u32, running: bool, conf: &str) -> VeRow {
+        let mut usage = VeUsage::default();
+        usage.res[9].held = 3;
+        usage.res[9].maxheld = 5;
+        usage.res[9].failcnt = 1;
+        let mut lim = VeLimits::default();
+        lim.res[9].barrier = 80;
+        lim.res[9].limit = 90;
+        VeRow {
+            veid,
+            status: Status { exist: true, mounted: running, running },
+            nproc: if running { 7 } else { 0 },
+            conf: ConfFile::parse(conf, Path::new("t")).unwrap(),
+            ubc: Some((usage, lim)),
+        }
+    }
+
+    #[test]
+    fn default_table_matches_vzlist() {
+        let rows = vec![row(101, true, "HOSTNAME=\"ct101.example.com\"\nIP_ADDRESS=\"10.0.0.1\"\n"), row(1002, true, "")];
+        let t = table(&rows, &default_fields(false), true);
+        assert_eq!(
+            t,
+            "      CTID      NPROC STATUS    IP_ADDR         HOSTNAME\n\
+             \x20      101          7 running   10.0.0.1        ct101.example.com\n\
+             \x20     1002          7 running   -               -\n"
+        );
+        assert!(!table(&rows, &default_fields(false), false).contains("CTID"));
+    }
+
+    #[test]
+    fn filters_and_ids() {
+        let rows = vec![row(101, true, ""), row(102, false, ""), row(103, true, "")];
+        assert_eq!(ids(&filter(rows.clone(), Filter::Running)), "101\n103\n");
+        assert_eq!(ids(&filter(rows.clone(), Filter::Stopped)), "102\n");
+        assert_eq!(ids(&filter(rows, Filter::All)), "101\n102\n103\n");
+    }
+
+    #[test]
+    fn ubc_fields_and_suffixes() {
+        let r = row(101, true, "");
+        let f = parse_fields("ctid,numtcpsock,numtcpsock.m,numtcpsock.b,numtcpsock.l,numtcpsock.f").unwrap();
+        let t = table(&[r.clone()], &f, true);
+        let cells: Vec<&str> = t.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(cells, ["101", "3", "5", "80", "90", "1"]);
+        assert!(t.starts_with("      CTID   NUMTCPSOCK NUMTCPSOCK.M"));
+        // A stopped VE has no held values.
+        let t = table(&[row(102, false, "")], &f, false);
+        assert_eq!(t.split_whitespace().collect::<Vec<_>>(), ["102", "-", "-", "-", "-", "-"]);
+        assert_eq!(Field::parse("bogus"), Err(ListError::UnknownField("bogus".into())));
+        assert_eq!(Field::parse("numtcpsock.x"), Err(ListError::UnknownField("numtcpsock.x".into())));
+    }
+
+    #[test]
+    fn sorting() {
+        let mut rows = vec![
+            row(103, true, "HOSTNAME=b\n"),
+            row(101, true, "HOSTNAME=c\n"),
+            row(102, true, "HOSTNAME=a\n"),
+        ];
+        sort(&mut rows, "hostname").unwrap();
+        assert_eq!(ids(&rows), "102\n103\n101\n");
+        sort(&mut rows, "-ctid").unwrap();
+        assert_eq!(ids(&rows), "103\n102\n101\n");
+        assert!(sort(&mut rows, "nope").is_err());
+    }
+
+    #[test]
+    fn json_output() {
+        let rows = vec![row(101, true, "HOSTNAME=\"h\\\"q\"\n")];
+        let f = parse_fields("ctid,status,hostname,ip,numtcpsock.b,numtcpsock").unwrap();
+        assert_eq!(
+            json(&rows, &f),
+            "[\n  {\"ctid\": 101, \"status\": \"running\", \"hostname\": \"h\\\"q\", \"ip\": null, \"numtcpsock\": {\"held\": 3, \"maxheld\": 5, \"barrier\": 80, \"limit\": 90, \"failcnt\": 1}}\n]\n"
+        );
+        assert_eq!(json(&[], &f), "[]\n");
+    }
+}

@@ -1,0 +1,499 @@
+//! Namespaces: starting a VE's init in new namespaces, and running commands inside a
+//! running VE.
+//!
+//! Starting uses a re-exec of this binary (`vzctl __ve-init`), so the namespace work runs in
+//! a fresh single-threaded process (as runc/youki do): stage 1 unshares every namespace at
+//! once (the user namespace first, owning the rest), waits for the parent to write its id
+//! maps, then forks the VE's PID 1, which builds the VE's mounts, pivots into the VE root
+//! and execs the template's init. Errors travel back on a close-on-exec pipe: EOF without an
+//! error line means init is running.
+use std::{
+    ffi::{CString, OsStr},
+    fs,
+    io::{self, BufRead as _, BufReader, Write as _},
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+        unix::{ffi::OsStrExt as _, process::CommandExt as _},
+    },
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use crate::cgroup::Cgroups;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    #[error("VE init did not start: {0}")]
+    Init(String),
+    #[error("{op}: {source}")]
+    Sys { op: String, source: io::Error },
+}
+
+fn sys(op: impl Into<String>) -> impl FnOnce(io::Error) -> NsError {
+    let op = op.into();
+    move |source| NsError::Sys { op, source }
+}
+
+fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
+    CString::new(p.as_ref().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+}
+
+/// Size of each VE's id range (VE ids 0..65535).
+pub const ID_RANGE: u32 = 65536;
+
+/// What to start as a VE's PID 1.
+#[derive(Debug, Clone)]
+pub struct InitSpec {
+    /// VE_ROOT, already mounted.
+    pub root: PathBuf,
+    pub hostname: String,
+    /// argv of PID 1 (the template's /sbin/init, or a shell for runscript).
+    pub argv: Vec<String>,
+    pub uid_base: u32,
+    pub gid_base: u32,
+    /// Keep stdout/stderr for PID 1 (runscript) instead of /dev/null.
+    pub stdio: bool,
+    /// File PID 1 reads as stdin (runscript's script); /dev/null when None.
+    pub stdin: Option<PathBuf>,
+}
+
+const SYNC_IN: RawFd = 3;
+const SYNC_OUT: RawFd = 4;
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: valid out-array of two fds.
+    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: the kernel just returned these fds.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Opens `cgroup.procs` of each of the VE's cgroups, for a child to join before anything
+/// else (so BPF accounting applies from the VE's first instruction).
+fn cgroup_fds(cg: &dyn Cgroups, veid: u32) -> Result<Vec<OwnedFd>, NsError> {
+    cg.ve_dirs(veid)
+        .iter()
+        .rev()
+        .map(|d| {
+            let p = d.join("cgroup.procs");
+            fs::OpenOptions::new().write(true).open(&p).map(OwnedFd::from).map_err(sys(format!("open {}", p.display())))
+        })
+        .collect()
+}
+
+/// Async-signal-safe: moves the calling process into the cgroups behind `fds`.
+fn join_cgroups(fds: &[RawFd]) -> io::Result<()> {
+    for &fd in fds {
+        // SAFETY: write of a 1-byte buffer to an open fd.
+        if unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) } != 1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A started VE init.
+#[derive(Debug)]
+pub struct Started {
+    /// Host pid of the VE's PID 1.
+    pub pid: i32,
+}
+
+/// Starts PID 1 of a VE in new namespaces and in the VE's cgroups. Returns once init has
+/// been exec'd (or with the reason it could not be).
+pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Started, NsError> {
+    let (to_child_r, to_child_w) = pipe().map_err(sys("pipe"))?;
+    let (from_child_r, from_child_w) = pipe().map_err(sys("pipe"))?;
+    let cgfds = cgroup_fds(cg, veid)?;
+    let raw_cg: Vec<RawFd> = cgfds.iter().map(|f| f.as_raw_fd()).collect();
+    let (cin, cout) = (to_child_r.as_raw_fd(), from_child_w.as_raw_fd());
+
+    let mut cmd = Command::new("/proc/self/exe");
+    cmd.arg("__ve-init")
+        .arg(&spec.root)
+        .arg(&spec.hostname)
+        .arg(if spec.stdio { "stdio" } else { "null" })
+        .args(&spec.argv)
+        .env_clear();
+    if !spec.stdio {
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    }
+    match &spec.stdin {
+        Some(p) => cmd.stdin(fs::File::open(p).map_err(sys(format!("open {}", p.display())))?),
+        None => cmd.stdin(Stdio::null()),
+    };
+    // SAFETY: only async-signal-safe calls (write, dup2) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            join_cgroups(&raw_cg)?;
+            check(libc::dup2(cin, SYNC_IN))?;
+            check(libc::dup2(cout, SYNC_OUT))?;
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(sys("spawn VE init"))?;
+    drop((to_child_r, from_child_w, cgfds));
+    let stage1 = child.id() as i32;
+    let mut reader = BufReader::new(fs::File::from(from_child_r));
+    let mut writer = fs::File::from(to_child_w);
+
+    let result = (|| {
+        let mut line = String::new();
+        reader.read_line(&mut line).map_err(sys("read from VE init"))?;
+        match line.trim() {
+            "U" => {}
+            l => return Err(NsError::Init(l.strip_prefix("E ").unwrap_or("stage 1 exited").to_string())),
+        }
+        for (file, base) in [("uid_map", spec.uid_base), ("gid_map", spec.gid_base)] {
+            let p = format!("/proc/{stage1}/{file}");
+            fs::write(&p, format!("0 {base} {ID_RANGE}\n")).map_err(sys(format!("write {p}")))?;
+        }
+        writer.write_all(b"M\n").map_err(sys("write to VE init"))?;
+        let mut pid = None;
+        let mut err = None;
+        for l in (&mut reader).lines() {
+            let l = l.map_err(sys("read from VE init"))?;
+            if let Some(p) = l.strip_prefix("P ") {
+                pid = p.trim().parse::<i32>().ok();
+            } else if let Some(e) = l.strip_prefix("E ") {
+                err.get_or_insert_with(|| e.to_string());
+            }
+        }
+        match (err, pid) {
+            (Some(e), _) => Err(NsError::Init(e)),
+            (None, Some(pid)) => Ok(Started { pid }),
+            (None, None) => Err(NsError::Init("stage 1 exited without starting init".into())),
+        }
+    })();
+    let _ = child.wait();
+    result
+}
+
+/// Entry of `vzctl __ve-init ROOT HOSTNAME stdio|null ARGV...` (stage 1). Never returns.
+pub fn stage1_main(args: &[String]) -> ! {
+    // SAFETY: fds 3 and 4 were set up by `start_init` for this process.
+    let mut out = unsafe { fs::File::from_raw_fd(SYNC_OUT) };
+    let fail = |out: &mut fs::File, msg: String| -> ! {
+        let _ = writeln!(out, "E {msg}");
+        std::process::exit(1)
+    };
+    let [root, hostname, stdio, argv @ ..] = args else { fail(&mut out, "bad __ve-init arguments".into()) };
+    if argv.is_empty() {
+        fail(&mut out, "no init given".into());
+    }
+    let flags = libc::CLONE_NEWUSER
+        | libc::CLONE_NEWNS
+        | libc::CLONE_NEWUTS
+        | libc::CLONE_NEWIPC
+        | libc::CLONE_NEWNET
+        | libc::CLONE_NEWCGROUP
+        | libc::CLONE_NEWPID;
+    // SAFETY: plain syscall; this process is single-threaded (fresh exec).
+    if let Err(e) = check(unsafe { libc::unshare(flags) }) {
+        fail(&mut out, format!("unshare namespaces: {e}"));
+    }
+    let _ = writeln!(out, "U");
+    // SAFETY: fd 3 set up by the parent.
+    let mut input = BufReader::new(unsafe { fs::File::from_raw_fd(SYNC_IN) });
+    let mut line = String::new();
+    if input.read_line(&mut line).is_err() || line.trim() != "M" {
+        fail(&mut out, "parent did not write the id maps".into());
+    }
+    // SAFETY: plain syscalls; the maps give this process uid/gid 0 in the new namespace.
+    let ids = unsafe {
+        check(libc::setgroups(0, std::ptr::null()))
+            .and_then(|_| check(libc::setresgid(0, 0, 0)))
+            .and_then(|_| check(libc::setresuid(0, 0, 0)))
+    };
+    if let Err(e) = ids {
+        fail(&mut out, format!("become VE root: {e}"));
+    }
+    // SAFETY: single-threaded process.
+    match unsafe { libc::fork() } {
+        -1 => fail(&mut out, format!("fork: {}", io::Error::last_os_error())),
+        0 => {
+            drop(input);
+            // SAFETY: make the report pipe close on exec: EOF then means "init runs".
+            unsafe { libc::fcntl(SYNC_OUT, libc::F_SETFD, libc::FD_CLOEXEC) };
+            let e = pid1(Path::new(root), hostname, stdio == "stdio", argv);
+            fail(&mut out, e)
+        }
+        pid => {
+            let _ = writeln!(out, "P {pid}");
+            std::process::exit(0)
+        }
+    }
+}
+
+/// PID 1 of the VE, before exec: mounts, pivot_root, hostname, loopback, then init.
+/// Returns only on failure, with the reason.
+fn pid1(root: &Path, hostname: &str, stdio: bool, argv: &[String]) -> String {
+    if let Err(e) = setup_mounts(root) {
+        return e;
+    }
+    // SAFETY: plain syscall in the VE's own UTS namespace.
+    if unsafe { libc::sethostname(hostname.as_ptr().cast(), hostname.len()) } != 0 {
+        return format!("sethostname {hostname}: {}", io::Error::last_os_error());
+    }
+    if let Err(e) = loopback_up() {
+        return format!("bring up lo: {e}");
+    }
+    if !stdio {
+        match fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+            Ok(null) => {
+                for fd in 0..3 {
+                    // SAFETY: dup2 onto the standard fds.
+                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
+                }
+            }
+            Err(e) => return format!("open /dev/null: {e}"),
+        }
+    }
+    // SAFETY: new session, so init has no controlling terminal of the host.
+    unsafe { libc::setsid() };
+    let _ = std::env::set_current_dir("/");
+    let err = Command::new(&argv[0])
+        .args(&argv[1..])
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("TERM", "linux")
+        .env("container", "vzbpf")
+        .exec();
+    format!("exec {}: {err}", argv[0])
+}
+
+fn mount(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<(), String> {
+    let c = |s: Option<&str>| s.map(|s| CString::new(s).unwrap_or_default());
+    let (src_c, fs_c, data_c) = (c(src), c(fstype), c(data));
+    let target_c = cstr(target).map_err(|e| e.to_string())?;
+    let p = |o: &Option<CString>| o.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
+    // SAFETY: all pointers are NUL-terminated strings or null, alive across the call.
+    let r = unsafe { libc::mount(p(&src_c), target_c.as_ptr(), p(&fs_c), flags, p(&data_c).cast()) };
+    if r != 0 {
+        return Err(format!(
+            "mount {} on {}: {}",
+            fstype.or(src).unwrap_or("?"),
+            target.display(),
+            io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+fn mkdir(p: &Path) -> Result<(), String> {
+    fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()))
+}
+
+/// The VE's file system view: its root, its own /proc, read-only /sys, a minimal /dev with
+/// its own devpts instance, then pivot_root so the host's tree is gone.
+fn setup_mounts(root: &Path) -> Result<(), String> {
+    mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
+    mount(Some(&root.to_string_lossy()), root, None, libc::MS_BIND | libc::MS_REC, None)?;
+    let nosuid = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let proc_ = root.join("proc");
+    mkdir(&proc_)?;
+    mount(Some("proc"), &proc_, Some("proc"), nosuid, None)?;
+    let sys = root.join("sys");
+    mkdir(&sys)?;
+    if mount(Some("sysfs"), &sys, Some("sysfs"), nosuid | libc::MS_RDONLY, None).is_err() {
+        mount(Some("/sys"), &sys, None, libc::MS_BIND | libc::MS_REC, None)?;
+        mount(None, &sys, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | nosuid, None)?;
+    }
+    let dev = root.join("dev");
+    mkdir(&dev)?;
+    mount(Some("tmpfs"), &dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("mode=755,size=1m,nr_inodes=4096"))?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let t = dev.join(node);
+        fs::File::create(&t).map_err(|e| format!("create {}: {e}", t.display()))?;
+        mount(Some(&format!("/dev/{node}")), &t, None, libc::MS_BIND, None)?;
+    }
+    let pts = dev.join("pts");
+    mkdir(&pts)?;
+    mount(Some("devpts"), &pts, Some("devpts"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"))?;
+    let shm = dev.join("shm");
+    mkdir(&shm)?;
+    mount(Some("tmpfs"), &shm, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))?;
+    for (link, to) in [
+        ("ptmx", "pts/ptmx"),
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, dev.join(link)).map_err(|e| format!("symlink /dev/{link}: {e}"))?;
+    }
+    std::env::set_current_dir(root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
+    // pivot_root(".", "."): the old root ends up on top of the new one and is detached.
+    let dot = c".";
+    // SAFETY: NUL-terminated paths; raw syscall as libc has no wrapper.
+    if unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } != 0 {
+        return Err(format!("pivot_root {}: {}", root.display(), io::Error::last_os_error()));
+    }
+    // SAFETY: detach the old root stacked on ".".
+    if unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(format!("detach old root: {}", io::Error::last_os_error()));
+    }
+    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
+}
+
+/// `ip link set lo up` by ioctl, in the VE's own network namespace.
+fn loopback_up() -> io::Result<()> {
+    // SAFETY: plain socket; closed below.
+    let s = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: the kernel returned this fd.
+    let s = unsafe { OwnedFd::from_raw_fd(s) };
+    // SAFETY: ifreq is plain data; ioctls read and write it.
+    unsafe {
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo".iter().enumerate() {
+            ifr.ifr_name[i] = *b as libc::c_char;
+        }
+        check(libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr))?;
+        ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        check(libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr))?;
+    }
+    Ok(())
+}
+
+/// Host pid of a running VE's PID 1: the process of its cgroup whose innermost pid is 1.
+pub fn find_init(cg: &dyn Cgroups, veid: u32) -> Option<i32> {
+    cg.procs(veid).into_iter().find(|pid| {
+        fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("NSpid:"))
+                .is_some_and(|v| {
+                    let f: Vec<&str> = v.split_whitespace().collect();
+                    f.len() >= 2 && f.last() == Some(&"1")
+                })
+        })
+    })
+}
+
+/// Namespaces a command joins, user first: it owns the others.
+const NAMESPACES: [(&str, libc::c_int); 7] = [
+    ("user", libc::CLONE_NEWUSER),
+    ("mnt", libc::CLONE_NEWNS),
+    ("uts", libc::CLONE_NEWUTS),
+    ("ipc", libc::CLONE_NEWIPC),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("pid", libc::CLONE_NEWPID),
+];
+
+/// A command that runs inside a running VE: in its cgroups and all its namespaces, as its
+/// root. With `tty`, the command gets a new session with stdin as controlling terminal.
+pub fn command_in_ve(cg: &dyn Cgroups, veid: u32, init: i32, argv: &[String], tty: bool) -> Result<Command, NsError> {
+    let cgfds = cgroup_fds(cg, veid)?;
+    let nsfds: Vec<(OwnedFd, libc::c_int)> = NAMESPACES
+        .iter()
+        .map(|(name, flag)| {
+            let p = format!("/proc/{init}/ns/{name}");
+            fs::File::open(&p).map(|f| (OwnedFd::from(f), *flag)).map_err(sys(format!("open {p}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("HOME", "/root")
+        .env("TERM", std::env::var("TERM").unwrap_or_else(|_| "xterm".into()))
+        .env("container", "vzbpf");
+    let raw_cg: Vec<RawFd> = cgfds.iter().map(|f| f.as_raw_fd()).collect();
+    let raw_ns: Vec<(RawFd, libc::c_int)> = nsfds.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
+    // SAFETY: only async-signal-safe calls (write, setns, set*id, fork, waitpid, ioctl,
+    // _exit) run between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // Keep the fds alive until the closure is dropped with the Command.
+            let _keep = (&cgfds, &nsfds);
+            join_cgroups(&raw_cg)?;
+            for &(fd, t) in &raw_ns {
+                check(libc::setns(fd, t))?;
+            }
+            check(libc::setgroups(0, std::ptr::null()))?;
+            check(libc::setresgid(0, 0, 0))?;
+            check(libc::setresuid(0, 0, 0))?;
+            // setns(pid) applies to children: fork once more; this process only waits and
+            // passes the exit status on.
+            match libc::fork() {
+                -1 => Err(io::Error::last_os_error()),
+                0 => {
+                    if tty {
+                        libc::setsid();
+                        libc::ioctl(0, libc::TIOCSCTTY, 0);
+                    }
+                    Ok(())
+                }
+                pid => {
+                    // Hold nothing the caller waits on (stdio, std's exec-status pipe):
+                    // only the command's own copies decide when they close.
+                    libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+                    let mut st = 0;
+                    while libc::waitpid(pid, &mut st, 0) < 0 {
+                        if *libc::__errno_location() != libc::EINTR {
+                            libc::_exit(255);
+                        }
+                    }
+                    let code = if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
+                    libc::_exit(code)
+                }
+            }
+        });
+    }
+    Ok(cmd)
+}
+
+/// Sets a running VE's hostname (its UTS namespace) from a short-lived child.
+pub fn set_hostname(init: i32, name: &str) -> Result<(), NsError> {
+    let open = |ns: &str| {
+        let p = format!("/proc/{init}/ns/{ns}");
+        fs::File::open(&p).map_err(sys(format!("open {p}")))
+    };
+    let (user, uts) = (open("user")?, open("uts")?);
+    // SAFETY: the child runs only raw syscalls and _exit.
+    match unsafe { libc::fork() } {
+        -1 => Err(sys("fork")(io::Error::last_os_error())),
+        0 => unsafe {
+            let ok = libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) == 0
+                && libc::setns(uts.as_raw_fd(), libc::CLONE_NEWUTS) == 0
+                && libc::sethostname(name.as_ptr().cast(), name.len()) == 0;
+            libc::_exit(if ok { 0 } else { 1 })
+        },
+        pid => {
+            let mut st = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+                Ok(())
+            } else {
+                Err(NsError::Init(format!("could not set hostname {name} in the VE")))
+            }
+        }
+    }
+}
+
+/// A pseudo-terminal pair from the VE's own devpts instance (so it counts as the VE's).
+pub fn ve_pty(init: i32) -> Result<(OwnedFd, OwnedFd), NsError> {
+    let p = format!("/proc/{init}/root/dev/pts/ptmx");
+    let master = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&p)
+        .map_err(sys(format!("open {p}")))?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: ioctls on the master fd with valid arguments.
+    let slave = unsafe {
+        check(libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock)).map_err(sys("unlock pty"))?;
+        check(libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY)).map_err(sys("open pty peer"))?
+    };
+    // SAFETY: the kernel returned this fd.
+    Ok((OwnedFd::from(master), unsafe { OwnedFd::from_raw_fd(slave) }))
+}
+
+use std::os::unix::fs::OpenOptionsExt as _;

@@ -1,0 +1,351 @@
+//! OS templates (vzpkg-like): cached root file systems in `TEMPLATE/cache/NAME.tar.{gz,zst}`.
+//!
+//! Two are built in: the default, made in seconds from Debian's `busybox-static` with no
+//! network, and a Debian bookworm minbase made with `debootstrap`.
+use std::{
+    fs,
+    io::{self, BufRead as _},
+    os::unix::fs::{symlink, MetadataExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
+
+use crate::config::Paths;
+
+/// The template `create` uses when none is given.
+pub const DEFAULT_TEMPLATE: &str = "busybox";
+/// The Debian template's name.
+pub const DEBIAN_TEMPLATE: &str = "debian-12-minbase";
+/// Packages the Debian template carries on top of minbase: an init of its own and basic
+/// tools.
+pub const DEBIAN_INCLUDE: &str = "sysvinit-core,procps,iproute2,less";
+/// Packages whose .debs are left in the Debian template's apt cache, so `apt-get install`
+/// works offline inside a VE.
+pub const DEBIAN_CACHED: &[&str] = &["stress-ng", "psmisc"];
+pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("OS template '{name}' not found: no {dir}/{name}.tar.gz or .tar.zst (see 'vzctl template list')")]
+    Unknown { name: String, dir: PathBuf },
+    #[error("invalid template name '{0}': use letters, digits, '.', '_' and '-'")]
+    BadName(String),
+    #[error("cannot build template '{name}': {why}")]
+    Build { name: String, why: String },
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: io::Error },
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> TemplateError + 'a {
+    move |source| TemplateError::Io { op, path: path.to_path_buf(), source }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub name: String,
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+pub fn check_name(name: &str) -> Result<(), TemplateError> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok { Ok(()) } else { Err(TemplateError::BadName(name.to_string())) }
+}
+
+/// Cached templates, sorted by name.
+pub fn list(paths: &Paths) -> Vec<Template> {
+    let mut out: Vec<Template> = fs::read_dir(paths.cache_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let name = file.strip_suffix(".tar.gz").or_else(|| file.strip_suffix(".tar.zst"))?.to_string();
+            Some(Template { name, size: e.metadata().map(|m| m.len()).unwrap_or(0), path: e.path() })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The cache file of a template.
+pub fn find(paths: &Paths, name: &str) -> Result<PathBuf, TemplateError> {
+    check_name(name)?;
+    for ext in ["tar.zst", "tar.gz"] {
+        let p = paths.cache_dir().join(format!("{name}.{ext}"));
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(TemplateError::Unknown { name: name.to_string(), dir: paths.cache_dir() })
+}
+
+/// Finds a template, building the built-in default on first use.
+pub fn find_or_build_default(paths: &Paths, name: &str) -> Result<PathBuf, TemplateError> {
+    match find(paths, name) {
+        Err(TemplateError::Unknown { .. }) if name == DEFAULT_TEMPLATE => create_busybox(paths, name),
+        r => r,
+    }
+}
+
+pub fn remove(paths: &Paths, name: &str) -> Result<(), TemplateError> {
+    let p = find(paths, name)?;
+    fs::remove_file(&p).map_err(io_err("remove", &p))
+}
+
+/// A scratch directory next to the cache, removed on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(paths: &Paths, name: &str) -> Result<Scratch, TemplateError> {
+    let dir = paths.template.join(format!(".build-{name}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
+    Ok(Scratch(dir))
+}
+
+fn run(cmd: &mut Command, name: &str) -> Result<(), TemplateError> {
+    let out = cmd.stdin(Stdio::null()).output().map_err(|e| TemplateError::Build {
+        name: name.into(),
+        why: format!("{cmd:?}: {e}"),
+    })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    Err(TemplateError::Build {
+        name: name.into(),
+        why: format!("{:?} failed: {}", cmd.get_program(), err.lines().last().unwrap_or("").trim()),
+    })
+}
+
+/// Packs a root directory into `cache/NAME.tar.<ext>` (atomically: temp name + rename).
+fn pack(paths: &Paths, name: &str, root: &Path, zstd: bool) -> Result<PathBuf, TemplateError> {
+    let cache = paths.cache_dir();
+    fs::create_dir_all(&cache).map_err(io_err("mkdir", &cache))?;
+    let ext = if zstd { "tar.zst" } else { "tar.gz" };
+    let dest = cache.join(format!("{name}.{ext}"));
+    let tmp = cache.join(format!(".{name}.{ext}.tmp{}", std::process::id()));
+    let r = run(
+        Command::new("tar")
+            .args(["--numeric-owner", "--xattrs", "-c", if zstd { "--zstd" } else { "-z" }, "-f"])
+            .arg(&tmp)
+            .arg("-C")
+            .arg(root)
+            .arg("."),
+        name,
+    )
+    .and_then(|()| fs::rename(&tmp, &dest).map_err(io_err("rename", &dest)));
+    if r.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    r.map(|()| dest)
+}
+
+const BUSYBOX: &str = "/bin/busybox";
+
+const INITTAB: &str = "\
+# busybox init: no consoles in a VE; vzctl stop runs halt.
+::sysinit:/etc/init.d/rcS
+::shutdown:/bin/umount -a -r
+";
+
+const RCS: &str = "#!/bin/sh\n\
+# Boot script of the vzbpf default template.\n\
+mount -t tmpfs -o mode=755 tmpfs /run 2>/dev/null\n\
+mkdir -p /run/lock /var/log\n\
+echo \"booted $(date)\" > /var/log/boot.log\n";
+
+/// Builds the default template from the host's static busybox: no network, a second or
+/// two.
+pub fn create_busybox(paths: &Paths, name: &str) -> Result<PathBuf, TemplateError> {
+    check_name(name)?;
+    let bb = Path::new(BUSYBOX);
+    if !bb.is_file() {
+        return Err(TemplateError::Build {
+            name: name.into(),
+            why: format!("{BUSYBOX} is missing (install Debian's busybox-static)"),
+        });
+    }
+    let s = scratch(paths, name)?;
+    let r = s.0.join("root");
+    let w = |rel: &str, data: &str, mode: u32| -> Result<(), TemplateError> {
+        let p = r.join(rel);
+        fs::write(&p, data).map_err(io_err("write", &p))?;
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", &p))
+    };
+    for d in [
+        "bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "proc", "sys", "dev", "run", "root", "home", "tmp",
+        "var/log", "var/tmp", "mnt",
+    ] {
+        let p = r.join(d);
+        fs::create_dir_all(&p).map_err(io_err("mkdir", &p))?;
+    }
+    for t in ["tmp", "var/tmp"] {
+        let p = r.join(t);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o1777)).map_err(io_err("chmod", &p))?;
+    }
+    let dest = r.join("bin/busybox");
+    fs::copy(bb, &dest).map_err(io_err("copy", &dest))?;
+    let applets = Command::new(bb).arg("--list-full").output().map_err(io_err("run", bb))?;
+    for rel in String::from_utf8_lossy(&applets.stdout).lines() {
+        let link = r.join(rel);
+        if rel == "bin/busybox" || link.exists() {
+            continue;
+        }
+        if let Some(dir) = link.parent() {
+            fs::create_dir_all(dir).map_err(io_err("mkdir", dir))?;
+        }
+        symlink("/bin/busybox", &link).map_err(io_err("symlink", &link))?;
+    }
+    w("etc/inittab", INITTAB, 0o644)?;
+    w("etc/init.d/rcS", RCS, 0o755)?;
+    w("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n", 0o644)?;
+    w("etc/group", "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n", 0o644)?;
+    w("etc/shadow", "root:*:19000:0:99999:7:::\n", 0o600)?;
+    w("etc/hostname", "localhost\n", 0o644)?;
+    w("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n", 0o644)?;
+    w("etc/resolv.conf", "", 0o644)?;
+    w("etc/profile", "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\nexport PS1='[\\u@\\h \\W]\\$ '\n", 0o644)?;
+    w("etc/os-release", "NAME=\"vzbpf busybox\"\nID=busybox\nPRETTY_NAME=\"vzbpf default template (busybox)\"\n", 0o644)?;
+    pack(paths, name, &r, false)
+}
+
+/// Builds the Debian bookworm minbase template with debootstrap, showing progress on
+/// `progress` (a single updating line on a terminal). Needs Debian's mirror.
+pub fn create_debian(paths: &Paths, name: &str, progress: &mut dyn io::Write) -> Result<PathBuf, TemplateError> {
+    check_name(name)?;
+    let s = scratch(paths, name)?;
+    let r = s.0.join("root");
+    let mut child = Command::new("debootstrap")
+        .args(["--variant=minbase", &format!("--include={DEBIAN_INCLUDE}"), "bookworm"])
+        .arg(&r)
+        .arg(DEBIAN_MIRROR)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| TemplateError::Build { name: name.into(), why: format!("debootstrap: {e} (install Debian's debootstrap)") })?;
+    let stderr = child.stderr.take();
+    let errs = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            let _ = io::Read::read_to_string(&mut e, &mut s);
+        }
+        s
+    });
+    if let Some(out) = child.stdout.take() {
+        let (mut step, mut n) = (String::new(), 0u32);
+        for line in io::BufReader::new(out).lines().map_while(Result::ok) {
+            // "I: Retrieving libc6 2.36-9" / "I: Unpacking ..." / "I: Configuring ..."
+            let Some(msg) = line.strip_prefix("I: ") else { continue };
+            let verb = msg.split_whitespace().next().unwrap_or("").to_string();
+            if verb != step {
+                step = verb;
+                n = 0;
+            }
+            n += 1;
+            let _ = write!(progress, "\r\x1b[K[debootstrap] {step} ({n}) {}", msg.split_whitespace().nth(1).unwrap_or(""));
+            let _ = progress.flush();
+        }
+        let _ = writeln!(progress);
+    }
+    let status = child.wait().map_err(io_err("wait", Path::new("debootstrap")))?;
+    let err = errs.join().unwrap_or_default();
+    if !status.success() {
+        return Err(TemplateError::Build {
+            name: name.into(),
+            why: format!("debootstrap failed: {}", err.lines().last().unwrap_or("").trim()),
+        });
+    }
+    // A VE has no consoles: drop the gettys so init does not respawn them forever.
+    let inittab = r.join("etc/inittab");
+    if let Ok(t) = fs::read_to_string(&inittab) {
+        let t: String = t
+            .lines()
+            .map(|l| if l.contains("getty") && !l.starts_with('#') { format!("#{l}\n") } else { format!("{l}\n") })
+            .collect();
+        fs::write(&inittab, t).map_err(io_err("write", &inittab))?;
+    }
+    let _ = writeln!(progress, "[apt] fetching package lists and caching {}", DEBIAN_CACHED.join(" "));
+    run(Command::new("chroot").arg(&r).args(["apt-get", "update", "-qq"]), name)?;
+    run(
+        Command::new("chroot")
+            .arg(&r)
+            .args(["apt-get", "install", "-qq", "-y", "--download-only", "--no-install-recommends"])
+            .args(DEBIAN_CACHED)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        name,
+    )?;
+    let _ = writeln!(progress, "[pack] compressing");
+    pack(paths, name, &r, true)
+}
+
+/// Unpacks a template into a VE's private area and shifts ownership into the VE's id
+/// range, so VE root (host uid `uid_base`) owns what root owned in the template.
+pub fn extract(archive: &Path, dest: &Path, uid_base: u32, gid_base: u32) -> Result<(), TemplateError> {
+    fs::create_dir_all(dest).map_err(io_err("mkdir", dest))?;
+    let zstd = archive.to_string_lossy().ends_with(".zst");
+    run(
+        Command::new("tar")
+            .args(["--numeric-owner", "--xattrs", "-x", if zstd { "--zstd" } else { "-z" }, "-f"])
+            .arg(archive)
+            .arg("-C")
+            .arg(dest),
+        &archive.to_string_lossy(),
+    )?;
+    shift_owner(dest, uid_base, gid_base)
+}
+
+/// lchown every entry below `dir` by the VE's id offset (ids already in the range are left).
+pub fn shift_owner(dir: &Path, uid_base: u32, gid_base: u32) -> Result<(), TemplateError> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let md = fs::symlink_metadata(&p).map_err(io_err("stat", &p))?;
+        let (uid, gid) = (md.uid(), md.gid());
+        let nu = if uid < 65536 { uid + uid_base } else { uid };
+        let ng = if gid < 65536 { gid + gid_base } else { gid };
+        if (nu, ng) != (uid, gid) {
+            std::os::unix::fs::lchown(&p, Some(nu), Some(ng)).map_err(io_err("chown", &p))?;
+            // chown clears set-id bits; put them back.
+            if md.file_type().is_file() && md.mode() & 0o6000 != 0 {
+                fs::set_permissions(&p, fs::Permissions::from_mode(md.mode() & 0o7777)).map_err(io_err("chmod", &p))?;
+            }
+        }
+        if md.is_dir() {
+            for e in fs::read_dir(&p).map_err(io_err("readdir", &p))? {
+                stack.push(e.map_err(io_err("readdir", &p))?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_names() {
+        for ok in ["busybox", "debian-12-minbase", "centos-7_x86.64"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "../x", "a/b", ".hidden", "sp ace"] {
+            assert!(matches!(check_name(bad), Err(TemplateError::BadName(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn unknown_template_names_the_template() {
+        let p = Paths { template: "/nonexistent-vz".into(), ..Paths::default() };
+        let e = find(&p, "nosuch").unwrap_err();
+        assert!(e.to_string().contains("'nosuch'"), "{e}");
+    }
+}

@@ -1,0 +1,914 @@
+//! The VE lifecycle: create, mount, start, stop, destroy, exec, enter, runscript, set.
+//!
+//! State is read from the system, not from files vzctl keeps: a VE exists when its config
+//! does, is mounted when VE_ROOT is a mount point, and runs when its cgroup holds processes.
+//! So a vzctl killed at any point leaves nothing the next command cannot see and finish.
+use std::{
+    fs,
+    io,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tracing::{info, warn};
+
+use crate::{
+    bpf::{Bpf, BpfConfig, BpfError},
+    cgroup::{self, CgroupError, Cgroups},
+    config::{self, ConfFile, ConfigError, Paths},
+    lock::{LockError, VeLock},
+    ns::{self, InitSpec, NsError},
+    template::{self, TemplateError},
+    ubc::{Resource, UbcError},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VeError {
+    #[error("Container {0} does not exist")]
+    NotExist(u32),
+    #[error("Container {0} already exists")]
+    Exists(u32),
+    #[error("Container {0} is running")]
+    Running(u32),
+    #[error("Container {0} is not running")]
+    NotRunning(u32),
+    #[error("Container {0} is not mounted")]
+    NotMounted(u32),
+    #[error("name '{name}' is already used by container {veid}")]
+    NameTaken { name: String, veid: u32 },
+    #[error("invalid name '{0}': use letters, digits, '.', '_' and '-', not only digits")]
+    BadName(String),
+    #[error("invalid value '{value}' for --{key}: {why}")]
+    BadValue { key: &'static str, value: String, why: &'static str },
+    #[error("config sample '{name}' not found: no {path}")]
+    NoSample { name: String, path: PathBuf },
+    #[error("injected failure at step '{0}' (VZ_FAIL_AT)")]
+    Injected(String),
+    #[error("command failed: {0}")]
+    Exec(String),
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Bpf(#[from] BpfError),
+    #[error(transparent)]
+    Ns(#[from] NsError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Ubc(#[from] UbcError),
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VeError + 'a {
+    move |source| VeError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// What `vzctl status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub exist: bool,
+    pub mounted: bool,
+    pub running: bool,
+}
+
+impl Status {
+    pub fn line(&self, veid: u32) -> String {
+        format!(
+            "VEID {veid} {} {} {}",
+            if self.exist { "exist" } else { "deleted" },
+            if self.mounted { "mounted" } else { "unmounted" },
+            if self.running { "running" } else { "down" }
+        )
+    }
+}
+
+/// Options of `vzctl create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOpts {
+    pub ostemplate: Option<String>,
+    pub config: Option<String>,
+    pub hostname: Option<String>,
+    pub name: Option<String>,
+    pub private: Option<PathBuf>,
+    pub root: Option<PathBuf>,
+}
+
+/// Parameters of `vzctl set`.
+#[derive(Debug, Clone, Default)]
+pub struct SetOpts {
+    pub hostname: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub onboot: Option<String>,
+    /// (resource name, barrier[:limit]) pairs.
+    pub ubc: Vec<(&'static str, String)>,
+}
+
+impl SetOpts {
+    pub fn is_empty(&self) -> bool {
+        self.hostname.is_none() && self.name.is_none() && self.description.is_none() && self.onboot.is_none() && self.ubc.is_empty()
+    }
+}
+
+/// Beancounters the kernel enforces so far, and their config keys.
+const UBC_KEYS: [&str; 2] = ["numtcpsock", "numothersock"];
+
+pub const SAMPLE_BASIC: &str = "\
+# Basic VE: room for a small web or mail server.
+ONBOOT=\"no\"
+NUMPROC=\"240:240\"
+NUMTCPSOCK=\"360:360\"
+NUMOTHERSOCK=\"360:360\"
+KMEMSIZE=\"14372700:14790164\"
+TCPSNDBUF=\"1720320:2703360\"
+TCPRCVBUF=\"1720320:2703360\"
+OTHERSOCKBUF=\"1126080:2097152\"
+DGRAMRCVBUF=\"262144:262144\"
+OOMGUARPAGES=\"26112:9223372036854775807\"
+PRIVVMPAGES=\"65536:69632\"
+LOCKEDPAGES=\"256:256\"
+SHMPAGES=\"21504:21504\"
+PHYSPAGES=\"0:9223372036854775807\"
+VMGUARPAGES=\"33792:9223372036854775807\"
+NUMFILE=\"9312:9312\"
+NUMFLOCK=\"188:206\"
+NUMPTY=\"16:16\"
+NUMSIGINFO=\"256:256\"
+DCACHESIZE=\"3409920:3624960\"
+NUMIPTENT=\"128:128\"
+";
+
+pub const SAMPLE_LIGHT: &str = "\
+# Light VE: a few processes, few sockets.
+ONBOOT=\"no\"
+NUMPROC=\"64:64\"
+NUMTCPSOCK=\"64:64\"
+NUMOTHERSOCK=\"64:64\"
+KMEMSIZE=\"2752512:2936012\"
+TCPSNDBUF=\"319488:524288\"
+TCPRCVBUF=\"319488:524288\"
+OTHERSOCKBUF=\"132096:336896\"
+DGRAMRCVBUF=\"132096:132096\"
+OOMGUARPAGES=\"6144:9223372036854775807\"
+PRIVVMPAGES=\"16384:18432\"
+LOCKEDPAGES=\"32:32\"
+SHMPAGES=\"8192:8192\"
+PHYSPAGES=\"0:9223372036854775807\"
+VMGUARPAGES=\"6144:9223372036854775807\"
+NUMFILE=\"2048:2048\"
+NUMFLOCK=\"100:110\"
+NUMPTY=\"4:4\"
+NUMSIGINFO=\"256:256\"
+DCACHESIZE=\"1048576:1097728\"
+NUMIPTENT=\"32:32\"
+";
+
+const DEFAULT_VZ_CONF: &str = "\
+## Global settings of vzbpf (OpenVZ's vz.conf keys)
+VE_ROOT=\"/vz/root/$VEID\"
+VE_PRIVATE=\"/vz/private/$VEID\"
+TEMPLATE=\"/vz/template\"
+LOCKDIR=\"/vz/lock\"
+DEF_OSTEMPLATE=\"busybox\"
+CONFIGFILE=\"basic\"
+LOCAL_UID=\"100000\"
+LOCAL_GID=\"100000\"
+STOP_TIMEOUT=\"10\"
+";
+
+/// Is `path` a mount point (per this process's mount table)?
+pub fn is_mounted(path: &Path) -> bool {
+    let want = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    fs::read_to_string("/proc/self/mountinfo").is_ok_and(|mi| {
+        mi.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(&unescape_mount(m)) == want))
+    })
+}
+
+fn unescape_mount(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+fn valid_name(n: &str) -> bool {
+    !n.is_empty()
+        && !n.bytes().all(|b| b.is_ascii_digit())
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 64
+        && h.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
+/// The controller: global settings and the host's cgroup layout.
+pub struct Vz {
+    pub paths: Paths,
+    pub cg: Box<dyn Cgroups>,
+}
+
+impl Vz {
+    pub fn new(paths: Paths) -> Result<Self, VeError> {
+        let cg = cgroup::detect(&paths.cgroup_parent)?;
+        Ok(Self { paths, cg })
+    }
+
+    /// Test seam: `VZ_FAIL_AT=<step>` makes a lifecycle command fail at that step, so tests
+    /// can prove each step's rollback.
+    fn step(&self, name: &str) -> Result<(), VeError> {
+        match std::env::var("VZ_FAIL_AT") {
+            Ok(s) if s == name => Err(VeError::Injected(name.into())),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn lock(&self, veid: u32) -> Result<VeLock, VeError> {
+        Ok(VeLock::take(&self.paths.lock_dir, veid)?)
+    }
+
+    /// Writes the default vz.conf and config samples where they are missing, as a package
+    /// install would.
+    pub fn ensure_installed(&self) -> Result<(), VeError> {
+        let g = self.paths.global_conf();
+        if !g.exists() {
+            config::write_atomic(&g, DEFAULT_VZ_CONF.as_bytes())?;
+        }
+        for (name, text) in [("basic", SAMPLE_BASIC), ("light", SAMPLE_LIGHT)] {
+            let p = self.paths.sample(name);
+            if !p.exists() {
+                config::write_atomic(&p, text.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn conf(&self, veid: u32) -> Result<ConfFile, VeError> {
+        let p = self.paths.ve_conf(veid);
+        if !p.exists() {
+            return Err(VeError::NotExist(veid));
+        }
+        Ok(ConfFile::read(&p)?)
+    }
+
+    fn conf_path_value(&self, conf: &ConfFile, key: &str, veid: u32) -> PathBuf {
+        match conf.get(key) {
+            Some(v) => config::expand_veid(v, veid),
+            None if key == "VE_ROOT" => self.paths.root_of(veid),
+            None => self.paths.private_of(veid),
+        }
+    }
+
+    pub fn root_of(&self, veid: u32, conf: &ConfFile) -> PathBuf {
+        self.conf_path_value(conf, "VE_ROOT", veid)
+    }
+
+    pub fn private_of(&self, veid: u32, conf: &ConfFile) -> PathBuf {
+        self.conf_path_value(conf, "VE_PRIVATE", veid)
+    }
+
+    /// Every VE with a config, sorted.
+    pub fn veids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = fs::read_dir(self.paths.ve_conf_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".conf")?.parse().ok())
+            .filter(|v| *v > config::MAX_RESERVED_VEID)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A VEID or a VE name, as vzctl accepts either.
+    pub fn resolve(&self, arg: &str) -> Result<u32, VeError> {
+        if arg.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(config::parse_veid(arg)?);
+        }
+        for v in self.veids() {
+            if self.conf(v).ok().and_then(|c| c.get("NAME").map(|n| n == arg)).unwrap_or(false) {
+                return Ok(v);
+            }
+        }
+        Err(ConfigError::BadVeid(arg.to_string()).into())
+    }
+
+    pub fn is_running(&self, veid: u32) -> bool {
+        !self.cg.procs(veid).is_empty()
+    }
+
+    pub fn status(&self, veid: u32) -> Status {
+        let conf = self.conf(veid).ok();
+        let root = match &conf {
+            Some(c) => self.root_of(veid, c),
+            None => self.paths.root_of(veid),
+        };
+        Status { exist: conf.is_some(), mounted: is_mounted(&root), running: self.is_running(veid) }
+    }
+
+    fn check_name_free(&self, name: &str, veid: u32) -> Result<(), VeError> {
+        if !valid_name(name) {
+            return Err(VeError::BadName(name.into()));
+        }
+        for other in self.veids() {
+            if other != veid && self.conf(other).ok().and_then(|c| c.get("NAME").map(|n| n == name)).unwrap_or(false) {
+                return Err(VeError::NameTaken { name: name.into(), veid: other });
+            }
+        }
+        Ok(())
+    }
+
+    /// `vzctl create`: config from a sample, private area from a template. Everything made
+    /// is removed again if a later step fails.
+    pub fn create(&self, veid: u32, opts: &CreateOpts) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        self.ensure_installed()?;
+        let conf_path = self.paths.ve_conf(veid);
+        if conf_path.exists() {
+            return Err(VeError::Exists(veid));
+        }
+        if let Some(h) = &opts.hostname {
+            if !valid_hostname(h) {
+                return Err(VeError::BadValue { key: "hostname", value: h.clone(), why: "not a valid host name" });
+            }
+        }
+        if let Some(n) = &opts.name {
+            self.check_name_free(n, veid)?;
+        }
+        let sample_name = opts.config.clone().unwrap_or_else(|| self.paths.configfile.clone());
+        let sample = self.paths.sample(&sample_name);
+        if !sample.is_file() {
+            return Err(VeError::NoSample { name: sample_name, path: sample });
+        }
+        let ostemplate = opts.ostemplate.clone().unwrap_or_else(|| self.paths.def_ostemplate.clone());
+        template::check_name(&ostemplate)?;
+        let archive = template::find_or_build_default(&self.paths, &ostemplate)?;
+        let mut conf = ConfFile::read(&sample)?;
+        for (k, _) in conf.keys().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>() {
+            // Validate sample beancounters now: a bad sample must not make a bad VE.
+            if let Ok(r) = Resource::by_name(&k) {
+                if let Some(v) = conf.get(&k) {
+                    r.parse_limit(v)?;
+                }
+            }
+        }
+        conf.set("OSTEMPLATE", &ostemplate);
+        conf.set("ORIGIN_SAMPLE", &sample_name);
+        conf.set("VE_ROOT", &opts.root.as_ref().map_or(self.paths.ve_root.clone(), |p| p.to_string_lossy().into()));
+        conf.set("VE_PRIVATE", &opts.private.as_ref().map_or(self.paths.ve_private.clone(), |p| p.to_string_lossy().into()));
+        if let Some(h) = &opts.hostname {
+            conf.set("HOSTNAME", h);
+        }
+        if let Some(n) = &opts.name {
+            conf.set("NAME", n);
+        }
+        let private = self.private_of(veid, &conf);
+        let root = self.root_of(veid, &conf);
+        if private.exists() {
+            return Err(VeError::Io {
+                op: "create private area",
+                path: private,
+                source: io::Error::from(io::ErrorKind::AlreadyExists),
+            });
+        }
+
+        let mut undo = Undo::new(self);
+        println!("Creating container private area ({ostemplate})");
+        self.step("create:private")?;
+        undo.dir(private.clone());
+        template::extract(&archive, &private, self.paths.local_uid, self.paths.local_gid)?;
+        self.step("create:root")?;
+        if !root.exists() {
+            fs::create_dir_all(&root).map_err(io_err("mkdir", &root))?;
+            undo.dir(root.clone());
+        }
+        self.step("create:config")?;
+        conf.write_atomic(&conf_path)?;
+        undo.file(conf_path);
+        self.step("create:done")?;
+        undo.commit();
+        println!("Container private area was created");
+        Ok(())
+    }
+
+    /// `vzctl destroy`: only a stopped VE; removes private area, mount point and config.
+    pub fn destroy(&self, veid: u32) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let conf = self.conf(veid)?;
+        if self.is_running(veid) {
+            return Err(VeError::Running(veid));
+        }
+        let (root, private) = (self.root_of(veid, &conf), self.private_of(veid, &conf));
+        self.cleanup_runtime(veid, &root)?;
+        println!("Destroying container private area: {}", private.display());
+        if private.exists() {
+            fs::remove_dir_all(&private).map_err(io_err("remove", &private))?;
+        }
+        let _ = fs::remove_dir(&root);
+        let conf_path = self.paths.ve_conf(veid);
+        fs::rename(&conf_path, conf_path.with_extension("conf.destroyed")).map_err(io_err("rename", &conf_path))?;
+        println!("Container private area was destroyed");
+        Ok(())
+    }
+
+    fn do_mount(&self, veid: u32, conf: &ConfFile) -> Result<bool, VeError> {
+        let (root, private) = (self.root_of(veid, conf), self.private_of(veid, conf));
+        if is_mounted(&root) {
+            return Ok(false);
+        }
+        if !private.is_dir() {
+            return Err(VeError::Io { op: "private area", path: private, source: io::Error::from(io::ErrorKind::NotFound) });
+        }
+        fs::create_dir_all(&root).map_err(io_err("mkdir", &root))?;
+        bind_mount(&private, &root)?;
+        Ok(true)
+    }
+
+    /// `vzctl mount`: the private area appears at VE_ROOT (simfs layout: a bind mount).
+    pub fn mount(&self, veid: u32) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let conf = self.conf(veid)?;
+        self.do_mount(veid, &conf)?;
+        println!("Container is mounted");
+        Ok(())
+    }
+
+    /// `vzctl umount`: only a stopped VE.
+    pub fn umount(&self, veid: u32) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let conf = self.conf(veid)?;
+        if self.is_running(veid) {
+            return Err(VeError::Running(veid));
+        }
+        let root = self.root_of(veid, &conf);
+        if !is_mounted(&root) {
+            return Err(VeError::NotMounted(veid));
+        }
+        umount(&root)?;
+        println!("Container is unmounted");
+        Ok(())
+    }
+
+    fn bpf_config(&self) -> BpfConfig {
+        BpfConfig::new(self.paths.bpf_root.clone(), self.cg.parent_dir(), self.cg.ve_level())
+    }
+
+    /// Loads or reuses the programs and applies the VE's beancounters. A kernel that cannot
+    /// run them is reported, and the VE runs without in-kernel limits.
+    fn apply_ubc(&self, veid: u32, cgid: u64, conf: &ConfFile) -> Result<(), VeError> {
+        let mut changes = Vec::new();
+        for key in UBC_KEYS {
+            if let Some(v) = conf.get(&key.to_ascii_uppercase()) {
+                let r = Resource::by_name(key)?;
+                changes.push((r.id, r.parse_limit(v)?));
+            }
+        }
+        match Bpf::ensure(&self.bpf_config()) {
+            Ok(mut bpf) => {
+                bpf.register_ve(cgid)?;
+                bpf.set_limits(cgid, &changes)?;
+                Ok(())
+            }
+            Err(e @ (BpfError::NotPrivileged { .. } | BpfError::NoBpfSyscall | BpfError::BpfDenied | BpfError::ProgramRejected { .. })) => {
+                warn!("beancounters are not enforced for container {veid}: {e}");
+                eprintln!("Warning: beancounters are not enforced: {e}");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes what a stopped (or half-started, or killed) VE left: its processes, cgroups,
+    /// BPF records and the VE_ROOT mount.
+    fn cleanup_runtime(&self, veid: u32, root: &Path) -> Result<(), VeError> {
+        if !self.cg.procs(veid).is_empty() {
+            self.cg.kill_all(veid);
+            self.wait_empty(veid, Duration::from_secs(10));
+        }
+        if let Ok(id) = self.cg.ve_id(veid) {
+            if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
+                bpf.unregister_ve(id)?;
+            }
+        }
+        self.cg.remove_ve(veid)?;
+        if is_mounted(root) {
+            umount(root)?;
+        }
+        Ok(())
+    }
+
+    fn wait_empty(&self, veid: u32, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.cg.procs(veid).is_empty() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.cg.procs(veid).is_empty()
+    }
+
+    /// `vzctl start`: mount, cgroups, beancounters, then the template's init in new
+    /// namespaces. Any failure undoes every step made.
+    pub fn start(&self, veid: u32) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let conf = self.conf(veid)?;
+        if self.is_running(veid) {
+            return Err(VeError::Running(veid));
+        }
+        println!("Starting container...");
+        let root = self.root_of(veid, &conf);
+        // Leftovers of a start or stop that was killed half-way.
+        self.cleanup_runtime(veid, &root)?;
+        let mut undo = Undo::new(self);
+        self.step("start:mount")?;
+        if self.do_mount(veid, &conf)? {
+            undo.umount(root.clone());
+        }
+        println!("Container is mounted");
+        self.step("start:cgroup")?;
+        let created = self.cg.create_ve(veid);
+        undo.cgroup(veid);
+        let cgid = created?;
+        self.step("start:ubc")?;
+        self.apply_ubc(veid, cgid, &conf)?;
+        undo.bpf(cgid, self.paths.bpf_root.clone());
+        self.step("start:hostname")?;
+        let hostname = self.hostname(veid, &conf, &root);
+        self.step("start:init")?;
+        let spec = InitSpec {
+            root: root.clone(),
+            hostname,
+            argv: vec!["/sbin/init".into()],
+            uid_base: self.paths.local_uid,
+            gid_base: self.paths.local_gid,
+            stdio: false,
+            stdin: None,
+        };
+        let started = ns::start_init(&spec, self.cg.as_ref(), veid);
+        undo.kill(veid);
+        let started = started?;
+        self.step("start:done")?;
+        undo.commit();
+        info!(veid, init = started.pid, "container started");
+        println!("Container start in progress...");
+        Ok(())
+    }
+
+    /// The VE's hostname: HOSTNAME from its config, else its /etc/hostname, else localhost.
+    /// A configured name is also written to the VE's /etc/hostname.
+    fn hostname(&self, veid: u32, conf: &ConfFile, root: &Path) -> String {
+        let etc = root.join("etc/hostname");
+        match conf.get("HOSTNAME") {
+            Some(h) if valid_hostname(h) => {
+                if let Err(e) = write_ve_file(&etc, &format!("{h}\n"), self.paths.local_uid, self.paths.local_gid) {
+                    warn!(veid, "cannot write {}: {e}", etc.display());
+                }
+                h.to_string()
+            }
+            _ => fs::read_to_string(&etc)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|h| valid_hostname(h))
+                .unwrap_or_else(|| "localhost".into()),
+        }
+    }
+
+    /// `vzctl stop`: ask init to halt, wait STOP_TIMEOUT, then kill whatever is left; then
+    /// remove cgroups, BPF records and the mount. `fast` skips the halt.
+    pub fn stop(&self, veid: u32, fast: bool) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let conf = self.conf(veid)?;
+        let root = self.root_of(veid, &conf);
+        let running = self.is_running(veid);
+        if running {
+            println!("Stopping container ...");
+            if !fast {
+                self.halt(veid);
+                if !self.wait_empty(veid, Duration::from_secs(u64::from(self.paths.stop_timeout))) {
+                    warn!(veid, "init did not halt within {} s; killing", self.paths.stop_timeout);
+                    println!("Killing container ...");
+                }
+            }
+        }
+        self.cleanup_runtime(veid, &root)?;
+        if running {
+            println!("Container was stopped");
+            println!("Container is unmounted");
+            Ok(())
+        } else {
+            Err(VeError::NotRunning(veid))
+        }
+    }
+
+    /// Asks the VE's init to halt: runs the VE's own `halt`, else signals init (SIGPWR for
+    /// sysvinit and busybox alike).
+    fn halt(&self, veid: u32) {
+        let Some(init) = ns::find_init(self.cg.as_ref(), veid) else { return };
+        let argv = vec!["/bin/sh".to_string(), "-c".into(), "exec halt".into()];
+        let ran = ns::command_in_ve(self.cg.as_ref(), veid, init, &argv, false).ok().and_then(|mut c| {
+            c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()
+        });
+        if !ran.is_some_and(|s| s.success()) {
+            // SAFETY: signalling the VE's init by its host pid.
+            unsafe { libc::kill(init, libc::SIGPWR) };
+        }
+    }
+
+    pub fn restart(&self, veid: u32) -> Result<(), VeError> {
+        println!("Restarting container");
+        match self.stop(veid, false) {
+            Ok(()) | Err(VeError::NotRunning(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.start(veid)
+    }
+
+    fn running_init(&self, veid: u32) -> Result<i32, VeError> {
+        self.conf(veid)?;
+        ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))
+    }
+
+    /// Runs `argv` inside a running VE with the given stdio; returns its exit code.
+    pub fn exec_argv(&self, veid: u32, argv: &[String], stdin: Stdio) -> Result<i32, VeError> {
+        let init = self.running_init(veid)?;
+        let status = ns::command_in_ve(self.cg.as_ref(), veid, init, argv, false)?
+            .stdin(stdin)
+            .status()
+            .map_err(|e| VeError::Exec(format!("{}: {e}", argv[0])))?;
+        Ok(status.code().unwrap_or(255))
+    }
+
+    /// `vzctl exec` / `exec2`: the command line runs through the VE's /bin/sh.
+    pub fn exec(&self, veid: u32, command: &[String]) -> Result<i32, VeError> {
+        let line = command.join(" ");
+        let argv = vec!["/bin/sh".to_string(), "-c".into(), line];
+        self.exec_argv(veid, &argv, Stdio::inherit())
+    }
+
+    /// `vzctl enter`: an interactive shell on a pseudo-terminal of the VE's own devpts,
+    /// relayed to this terminal. `exec` is typed into the shell first.
+    pub fn enter(&self, veid: u32, exec: Option<&str>) -> Result<i32, VeError> {
+        let init = self.running_init(veid)?;
+        let (master, slave) = ns::ve_pty(init)?;
+        let argv = vec!["/bin/sh".to_string(), "-l".into()];
+        let mut cmd = ns::command_in_ve(self.cg.as_ref(), veid, init, &argv, true)?;
+        let dup = |f: &std::os::fd::OwnedFd| f.try_clone().map(Stdio::from).map_err(io_err("dup", Path::new("pty")));
+        cmd.stdin(dup(&slave)?).stdout(dup(&slave)?).stderr(Stdio::from(slave));
+        eprintln!("entered into container {veid}");
+        let child = cmd.spawn().map_err(|e| VeError::Exec(format!("/bin/sh: {e}")))?;
+        // Our copies of the terminal's slave side must go, or the relay never sees EOF.
+        drop(cmd);
+        let code = crate::pty::relay(master, child, exec)?;
+        eprintln!("exited from container {veid}");
+        Ok(code)
+    }
+
+    /// `vzctl runscript`: a host script run by the VE's /bin/sh. A stopped VE is not
+    /// started: the script runs as PID 1 of a temporary VE on its mounted root.
+    pub fn runscript(&self, veid: u32, script: &Path) -> Result<i32, VeError> {
+        let text = fs::read(script).map_err(io_err("read", script))?;
+        let _lock = self.lock(veid)?;
+        let conf = self.conf(veid)?;
+        let feed = |mut w: std::process::ChildStdin| {
+            std::thread::spawn(move || {
+                let _ = io::Write::write_all(&mut w, &text);
+            })
+        };
+        if let Some(init) = ns::find_init(self.cg.as_ref(), veid) {
+            let argv = vec!["/bin/sh".to_string(), "-s".into()];
+            let mut child = ns::command_in_ve(self.cg.as_ref(), veid, init, &argv, false)?
+                .stdin(Stdio::piped())
+                .spawn()
+                .map_err(|e| VeError::Exec(format!("/bin/sh: {e}")))?;
+            let t = child.stdin.take().map(feed);
+            let st = child.wait().map_err(|e| VeError::Exec(e.to_string()))?;
+            if let Some(t) = t {
+                let _ = t.join();
+            }
+            return Ok(st.code().unwrap_or(255));
+        }
+        let root = self.root_of(veid, &conf);
+        self.cleanup_runtime(veid, &root)?;
+        let mut undo = Undo::new(self);
+        if self.do_mount(veid, &conf)? {
+            undo.umount(root.clone());
+        }
+        let created = self.cg.create_ve(veid);
+        undo.cgroup(veid);
+        created?;
+        undo.kill(veid);
+        let hostname = self.hostname(veid, &conf, &root);
+        let r = run_script_as_init(self, veid, &root, hostname, script);
+        drop(undo);
+        r
+    }
+
+    /// `vzctl set`: changes apply to a running VE at once; `save` also writes the config.
+    pub fn set(&self, veid: u32, opts: &SetOpts, save: bool) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let mut conf = self.conf(veid)?;
+        // Validate everything before changing anything.
+        if let Some(h) = &opts.hostname {
+            if !valid_hostname(h) {
+                return Err(VeError::BadValue { key: "hostname", value: h.clone(), why: "not a valid host name" });
+            }
+        }
+        if let Some(n) = &opts.name {
+            self.check_name_free(n, veid)?;
+        }
+        if let Some(o) = &opts.onboot {
+            if o != "yes" && o != "no" {
+                return Err(VeError::BadValue { key: "onboot", value: o.clone(), why: "use yes or no" });
+            }
+        }
+        let mut limits = Vec::new();
+        for (name, v) in &opts.ubc {
+            let r = Resource::by_name(name)?;
+            limits.push((r, v.clone(), r.parse_limit(v)?));
+        }
+        let init = ns::find_init(self.cg.as_ref(), veid);
+        if init.is_none() && !save {
+            return Err(VeError::NotRunning(veid));
+        }
+        if let Some(init) = init {
+            if let Some(h) = &opts.hostname {
+                ns::set_hostname(init, h)?;
+                let etc = self.root_of(veid, &conf).join("etc/hostname");
+                let _ = write_ve_file(&etc, &format!("{h}\n"), self.paths.local_uid, self.paths.local_gid);
+            }
+            if !limits.is_empty() {
+                let cgid = self.cg.ve_id(veid)?;
+                let mut bpf = Bpf::ensure(&self.bpf_config())?;
+                bpf.register_ve(cgid)?;
+                bpf.set_limits(cgid, &limits.iter().map(|(r, _, l)| (r.id, *l)).collect::<Vec<_>>())?;
+                println!("UB limits were set successfully");
+            }
+        }
+        if save {
+            for (key, v) in [("HOSTNAME", &opts.hostname), ("NAME", &opts.name), ("DESCRIPTION", &opts.description), ("ONBOOT", &opts.onboot)] {
+                if let Some(v) = v {
+                    conf.set(key, v);
+                }
+            }
+            for (r, v, _) in &limits {
+                conf.set(&r.name.to_ascii_uppercase(), v);
+            }
+            conf.write_atomic(&self.paths.ve_conf(veid))?;
+            println!("Saved parameters for Container {veid}");
+        }
+        Ok(())
+    }
+}
+
+/// Runs a script as PID 1 of a temporary VE (namespaces on the VE's root, no init) and
+/// waits for it; used by runscript on a stopped VE.
+fn run_script_as_init(vz: &Vz, veid: u32, root: &Path, hostname: String, script: &Path) -> Result<i32, VeError> {
+    // The script's shell is our grandchild: be its subreaper so we can wait for it.
+    // SAFETY: plain prctl.
+    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    let spec = InitSpec {
+        root: root.to_path_buf(),
+        hostname,
+        argv: vec!["/bin/sh".into(), "-s".into()],
+        uid_base: vz.paths.local_uid,
+        gid_base: vz.paths.local_gid,
+        stdio: true,
+        stdin: Some(script.to_path_buf()),
+    };
+    let started = ns::start_init(&spec, vz.cg.as_ref(), veid)?;
+    let mut st = 0;
+    // SAFETY: waiting for the script shell, reparented to us.
+    while unsafe { libc::waitpid(started.pid, &mut st, 0) } < 0 {
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return Err(VeError::Exec(format!("wait: {}", io::Error::last_os_error())));
+        }
+    }
+    Ok(if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) })
+}
+
+/// Writes a file inside a VE's tree: an existing file keeps its owner; a new one belongs
+/// to VE root.
+fn write_ve_file(path: &Path, text: &str, uid: u32, gid: u32) -> io::Result<()> {
+    let existed = path.exists();
+    fs::write(path, text)?;
+    if !existed {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+    }
+    Ok(())
+}
+
+fn cpath(p: &Path) -> Result<std::ffi::CString, VeError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|e| VeError::Io { op: "path", path: p.into(), source: io::Error::new(io::ErrorKind::InvalidInput, e) })
+}
+
+fn bind_mount(src: &Path, dst: &Path) -> Result<(), VeError> {
+    let (s, d) = (cpath(src)?, cpath(dst)?);
+    // SAFETY: NUL-terminated paths.
+    if unsafe { libc::mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
+        return Err(io_err("bind-mount", dst)(io::Error::last_os_error()));
+    }
+    // Private, so the VE's mounts never propagate back to the host.
+    // SAFETY: as above.
+    unsafe { libc::mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), libc::MS_PRIVATE, std::ptr::null()) };
+    Ok(())
+}
+
+fn umount(dst: &Path) -> Result<(), VeError> {
+    let d = cpath(dst)?;
+    // SAFETY: NUL-terminated path.
+    if unsafe { libc::umount2(d.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(io_err("umount", dst)(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Steps to undo if a command fails before `commit`, run in reverse order on drop.
+struct Undo<'a> {
+    vz: &'a Vz,
+    actions: Vec<UndoStep>,
+    committed: bool,
+}
+
+enum UndoStep {
+    Dir(PathBuf),
+    File(PathBuf),
+    Umount(PathBuf),
+    Cgroup(u32),
+    Bpf(u64, PathBuf),
+    Kill(u32),
+}
+
+impl<'a> Undo<'a> {
+    fn new(vz: &'a Vz) -> Self {
+        Self { vz, actions: Vec::new(), committed: false }
+    }
+    fn dir(&mut self, p: PathBuf) {
+        self.actions.push(UndoStep::Dir(p));
+    }
+    fn file(&mut self, p: PathBuf) {
+        self.actions.push(UndoStep::File(p));
+    }
+    fn umount(&mut self, p: PathBuf) {
+        self.actions.push(UndoStep::Umount(p));
+    }
+    fn cgroup(&mut self, veid: u32) {
+        self.actions.push(UndoStep::Cgroup(veid));
+    }
+    fn bpf(&mut self, cgid: u64, pins: PathBuf) {
+        self.actions.push(UndoStep::Bpf(cgid, pins));
+    }
+    fn kill(&mut self, veid: u32) {
+        self.actions.push(UndoStep::Kill(veid));
+    }
+    fn commit(&mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.committed {
+            return;
+        }
+        let cg = Some(&self.vz.cg);
+        for a in self.actions.drain(..).rev() {
+            match a {
+                UndoStep::Dir(p) => {
+                    let _ = fs::remove_dir_all(p);
+                }
+                UndoStep::File(p) => {
+                    let _ = fs::remove_file(p);
+                }
+                UndoStep::Umount(p) => {
+                    let _ = umount(&p);
+                }
+                UndoStep::Cgroup(v) => {
+                    if let Some(cg) = &cg {
+                        let _ = cg.remove_ve(v);
+                    }
+                }
+                UndoStep::Bpf(id, pins) => {
+                    if let Ok(mut b) = Bpf::open_existing(&pins) {
+                        let _ = b.unregister_ve(id);
+                    }
+                }
+                UndoStep::Kill(v) => {
+                    if let Some(cg) = &cg {
+                        cg.kill_all(v);
+                        let end = Instant::now() + Duration::from_secs(5);
+                        while !cg.procs(v).is_empty() && Instant::now() < end {
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
