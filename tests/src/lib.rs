@@ -263,3 +263,206 @@ impl Drop for Helper {
         self.kill_now();
     }
 }
+
+/// Output of a finished command.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn of(o: std::process::Output) -> Self {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into(),
+            stderr: String::from_utf8_lossy(&o.stderr).into(),
+        }
+    }
+
+    /// Asserts a one-line error on stderr, starting with `prog: ` and naming `needle`.
+    pub fn one_line_error(&self, prog: &str, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "stdout: {} stderr: {}", self.stdout, self.stderr);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "error must be one line: {:?}", self.stderr);
+        assert!(lines[0].starts_with(&format!("{prog}: ")) && lines[0].contains(needle), "{:?}", lines[0]);
+    }
+}
+
+/// Environment variables that would redirect vzctl away from a test's own root.
+const VZ_VARS: &[&str] =
+    &["VZ_VE_ROOT", "VZ_VE_PRIVATE", "VZ_TEMPLATE", "VZ_LOCKDIR", "VZ_BPF_ROOT", "VZ_CGROUP_PARENT", "VZ_FAIL_AT", "VZ_LOG"];
+
+/// A private VZ installation for one test: its own config dir, VE_ROOT, VE_PRIVATE,
+/// TEMPLATE, LOCKDIR, bpffs pin root and cgroup parent. On drop it kills its VEs'
+/// processes, unmounts, removes cgroups, pins and files, also after a failed test.
+pub struct VzEnv {
+    pub name: String,
+    pub dir: PathBuf,
+    pub bpf_root: PathBuf,
+}
+
+impl VzEnv {
+    pub fn new(tag: &str) -> Self {
+        let name = unique_name(tag);
+        let dir = PathBuf::from("/tmp").join(&name);
+        let bpf_root = PathBuf::from("/sys/fs/bpf").join(&name);
+        std::fs::create_dir_all(dir.join("conf/conf")).expect("mkdir conf");
+        let d = dir.display();
+        std::fs::write(
+            dir.join("conf/vz.conf"),
+            format!(
+                "VE_ROOT=\"{d}/root/$VEID\"\nVE_PRIVATE=\"{d}/private/$VEID\"\nTEMPLATE=\"{d}/template\"\n\
+                 LOCKDIR=\"{d}/lock\"\nBPF_ROOT=\"{}\"\nCGROUP_PARENT=\"{name}\"\nSTOP_TIMEOUT=\"10\"\n",
+                bpf_root.display()
+            ),
+        )
+        .expect("write vz.conf");
+        Self { name, dir, bpf_root }
+    }
+
+    pub fn cmd(&self, prog: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(bin(prog));
+        c.args(args).env("VZ_CONF_DIR", self.dir.join("conf"));
+        for v in VZ_VARS {
+            c.env_remove(v);
+        }
+        c
+    }
+
+    pub fn vzctl(&self, args: &[&str]) -> Out {
+        Out::of(self.cmd("vzctl", args).stdin(Stdio::null()).output().expect("run vzctl"))
+    }
+
+    /// Runs vzctl and asserts it succeeded; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.vzctl(args);
+        assert_eq!(o.code, 0, "vzctl {args:?} failed: {}{}", o.stdout, o.stderr);
+        o.stdout
+    }
+
+    pub fn vzlist(&self, args: &[&str]) -> Out {
+        Out::of(self.cmd("vzlist", args).output().expect("run vzlist"))
+    }
+
+    pub fn cg(&self) -> Box<dyn Cgroups> {
+        cgroup::detect(&self.name).expect("cgroups")
+    }
+
+    pub fn conf_path(&self, veid: u32) -> PathBuf {
+        self.dir.join(format!("conf/conf/{veid}.conf"))
+    }
+
+    pub fn private(&self, veid: u32) -> PathBuf {
+        self.dir.join(format!("private/{veid}"))
+    }
+
+    pub fn root(&self, veid: u32) -> PathBuf {
+        self.dir.join(format!("root/{veid}"))
+    }
+
+    /// Host pid of a running VE's init.
+    pub fn init_pid(&self, veid: u32) -> i32 {
+        vz::ns::find_init(self.cg().as_ref(), veid).expect("VE init")
+    }
+
+    /// Every cgroup directory below this env's parents, in every hierarchy.
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        let cg = self.cg();
+        let mut parents = vec![cg.parent_dir()];
+        parents.extend(cg.v1().iter().map(|h| h.tree.parent_dir()));
+        let mut out = Vec::new();
+        for p in parents {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                out.extend(rd.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()));
+            }
+        }
+        out
+    }
+
+    /// Mounts below this env's directory.
+    pub fn mounts(&self) -> Vec<String> {
+        let prefix = self.dir.to_string_lossy().to_string();
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(String::from))
+            .filter(|m| m.starts_with(&prefix))
+            .collect()
+    }
+
+    /// Entries in the pinned per-VE usage map.
+    pub fn ubc_entries(&self) -> usize {
+        match Bpf::open_existing(&self.bpf_root) {
+            Ok(b) => b.ve_count().unwrap_or(0),
+            Err(_) => 0,
+        }
+    }
+
+    /// Makes the Debian template available, building it once into a cache shared by all
+    /// test runs on this machine (`target/vz-cache`); debootstrap takes a minute or two.
+    pub fn debian_template(&self) {
+        let shared = bin_dir().join("../vz-cache");
+        let name = vz::template::DEBIAN_TEMPLATE;
+        let file = shared.join(format!("cache/{name}.tar.zst"));
+        if !file.exists() {
+            let lock = std::fs::File::create(bin_dir().join("../vz-cache.lock")).expect("lock file");
+            // SAFETY: flock on an open file; serialises test binaries building the cache.
+            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
+            if !file.exists() {
+                let o = Command::new(bin("vzpkg"))
+                    .args(["create", "--type", "debian"])
+                    .env("VZ_TEMPLATE", &shared)
+                    .env("VZ_CONF_DIR", self.dir.join("conf"))
+                    .output()
+                    .expect("run vzpkg");
+                assert!(o.status.success(), "debian template: {}", String::from_utf8_lossy(&o.stderr));
+            }
+        }
+        let dest = self.dir.join("template/cache");
+        std::fs::create_dir_all(&dest).expect("mkdir template cache");
+        let target = dest.join(format!("{name}.tar.zst"));
+        if std::fs::hard_link(&file, &target).is_err() {
+            std::fs::copy(&file, &target).expect("copy template");
+        }
+    }
+}
+
+impl Drop for VzEnv {
+    fn drop(&mut self) {
+        let cg = self.cg();
+        // Processes first (only ours can be in our cgroups), then mounts, cgroups, pins.
+        for d in self.cgroup_dirs() {
+            kill_cgroup(&d);
+        }
+        let mut mounts = self.mounts();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            if let Ok(c) = std::ffi::CString::new(m) {
+                // SAFETY: detach a mount below our own test directory.
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+            }
+        }
+        for d in self.cgroup_dirs() {
+            remove_cgroup_tree(&d);
+        }
+        let _ = std::fs::remove_dir(cg.parent_dir());
+        for h in cg.v1() {
+            let _ = std::fs::remove_dir(h.tree.parent_dir());
+        }
+        let _ = Pins { root: self.bpf_root.clone() }.remove_all();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn remove_cgroup_tree(d: &Path) {
+    if let Ok(rd) = std::fs::read_dir(d) {
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(d);
+}

@@ -90,27 +90,28 @@ fn a_pin_root_serves_one_parent_only() {
 fn bpffs_is_mounted_when_missing() {
     // A private mount namespace where /sys/fs/bpf is a plain tmpfs: vzctl must mount bpffs
     // there itself. The namespace (and so that bpffs, its pins and links) dies with the shell.
-    let mut env = Env::bare("bpffs");
-    env.cg.create_ve(101).unwrap();
+    let env = vz_tests::VzEnv::new("bpffs");
+    env.ok(&["create", "101"]);
     let script = format!(
-        "mount -t tmpfs none /sys/fs/bpf && {vzctl} -v set 101 --numtcpsock 1 \
-         && awk '$5==\"/sys/fs/bpf\" {{print $9}}' /proc/self/mountinfo | tail -n1",
+        "mount -t tmpfs none /sys/fs/bpf && {vzctl} -v start 101 \
+         && awk '$5==\"/sys/fs/bpf\" {{print $9}}' /proc/self/mountinfo | tail -n1 \
+         && {vzctl} stop --fast 101",
         vzctl = bin("vzctl").display()
     );
     let out = Command::new("unshare")
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
-        .env("VZ_BPF_ROOT", &env.cfg.pin_root)
-        .env("VZ_CGROUP_PARENT", &env.name)
+        .env("VZ_CONF_DIR", env.dir.join("conf"))
         .output()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stderr.contains("mounting bpffs at /sys/fs/bpf"), "{stderr}");
-    assert_eq!(stdout.lines().last(), Some("bpf"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "bpf"), "{stdout}");
     // Back on the host: that namespace's pins are gone, so nothing stays attached.
+    env.cg().create_ve(101).unwrap();
     let mut ok = false;
     for _ in 0..100 {
-        let mut h = Helper::spawn(Some(&env.ve_dir(101)));
+        let mut h = Helper::spawn(Some(&env.cg().ve_dir(101)));
         if h.open("tcp").is_ok() && h.open("tcp").is_ok() {
             ok = true;
             break;
@@ -118,5 +119,5 @@ fn bpffs_is_mounted_when_missing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(ok, "programs from the private namespace stayed attached");
-    env.remove_ve(101);
+    let _ = env.cg().remove_ve(101);
 }

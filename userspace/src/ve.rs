@@ -302,12 +302,12 @@ impl Vz {
     }
 
     pub fn status(&self, veid: u32) -> Status {
-        let conf = self.conf(veid).ok();
-        let root = match &conf {
-            Some(c) => self.root_of(veid, c),
-            None => self.paths.root_of(veid),
+        let exist = self.paths.ve_conf(veid).exists();
+        let root = match self.conf(veid) {
+            Ok(c) => self.root_of(veid, &c),
+            Err(_) => self.paths.root_of(veid),
         };
-        Status { exist: conf.is_some(), mounted: is_mounted(&root), running: self.is_running(veid) }
+        Status { exist, mounted: is_mounted(&root), running: self.is_running(veid) }
     }
 
     fn check_name_free(&self, name: &str, veid: u32) -> Result<(), VeError> {
@@ -491,7 +491,10 @@ impl Vz {
         }
         if let Ok(id) = self.cg.ve_id(veid) {
             if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
-                bpf.unregister_ve(id)?;
+                // Cleanup goes on regardless: a stale record only costs map space.
+                if let Err(e) = bpf.unregister_ve(id) {
+                    warn!(veid, "cannot drop beancounter records: {e}");
+                }
             }
         }
         self.cg.remove_ve(veid)?;

@@ -445,6 +445,7 @@ impl Bpf {
         for r in [self.ubc.remove(&cgroup), self.limits.remove(&cgroup)] {
             match r {
                 Err(MapError::KeyNotFound) | Ok(()) => {}
+                Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -471,6 +472,11 @@ impl Bpf {
             Err(MapError::KeyNotFound) => Err(BpfError::NoVe(cgroup)),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Number of VEs with a usage record.
+    pub fn ve_count(&self) -> Result<usize, BpfError> {
+        Ok(self.ubc.keys().filter(Result::is_ok).count())
     }
 
     /// Charge records that did not fit their bucket and live in the overflow hash now.
