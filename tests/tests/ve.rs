@@ -360,3 +360,86 @@ fn fifty_ves_start_and_stop_without_leaks() {
     }
     eprintln!("100 starts and stops in {:?}", t.elapsed());
 }
+
+/// Reads a pty master into a shared buffer until EOF.
+fn pty_reader(master: std::fs::File) -> std::sync::Arc<std::sync::Mutex<String>> {
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let b = buf.clone();
+    std::thread::spawn(move || {
+        let mut m = master;
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut m, &mut chunk) {
+            if n == 0 {
+                break;
+            }
+            b.lock().unwrap().push_str(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    });
+    buf
+}
+
+fn wait_for(buf: &std::sync::Mutex<String>, needle: &str) {
+    let end = Instant::now() + Duration::from_secs(10);
+    while !buf.lock().unwrap().contains(needle) {
+        assert!(Instant::now() < end, "{needle:?} never appeared in:\n{}", buf.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn enter_gives_a_terminal_with_job_control() {
+    use std::{io::Write as _, os::fd::FromRawFd as _, os::unix::process::CommandExt as _};
+    let env = VzEnv::new("enter");
+    env.ok(&["create", "101", "--hostname", "tty.test"]);
+    env.ok(&["start", "101"]);
+    // The test is the admin's terminal: a pty whose slave is vzctl's controlling tty.
+    let (mut mfd, mut sfd) = (0, 0);
+    // SAFETY: openpty fills two fds.
+    assert_eq!(unsafe { libc::openpty(&mut mfd, &mut sfd, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
+    // SAFETY: fresh fds from openpty.
+    let (master, slave) = unsafe { (std::fs::File::from_raw_fd(mfd), std::fs::File::from_raw_fd(sfd)) };
+    let mut cmd = env.cmd("vzctl", &["enter", "101"]);
+    cmd.stdin(slave.try_clone().unwrap()).stdout(slave.try_clone().unwrap()).stderr(slave.try_clone().unwrap());
+    // SAFETY: setsid and TIOCSCTTY are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(cmd);
+    drop(slave);
+    let mut w = master.try_clone().unwrap();
+    let out = pty_reader(master);
+    wait_for(&out, "entered into container 101");
+    w.write_all(b"hostname; tty\n").unwrap();
+    wait_for(&out, "tty.test");
+    // Its terminal comes from the VE's own devpts instance.
+    wait_for(&out, "/dev/pts/0");
+    w.write_all(b"sleep 300 &\n").unwrap();
+    w.write_all(b"jobs\n").unwrap();
+    wait_for(&out, "Running");
+    w.write_all(b"sleep 301\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    w.write_all(b"\x1a").unwrap(); // ^Z stops the foreground job
+    wait_for(&out, "Stopped");
+    w.write_all(b"kill -9 %1 %2\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    w.write_all(b"exit\n").unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // ash may first say "You have stopped jobs."; a second exit leaves anyway.
+    let _ = w.write_all(b"exit\n");
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "vzctl enter did not exit:\n{}", out.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}\n{}", out.lock().unwrap());
+    wait_for(&out, "exited from container 101");
+    env.ok(&["stop", "--fast", "101"]);
+}
