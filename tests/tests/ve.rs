@@ -443,3 +443,48 @@ fn enter_gives_a_terminal_with_job_control() {
     wait_for(&out, "exited from container 101");
     env.ok(&["stop", "--fast", "101"]);
 }
+
+#[test]
+fn debian_template_boots_its_own_init_and_apt_works_offline() {
+    let env = VzEnv::new("debian");
+    env.debian_template();
+    env.ok(&["create", "101", "--ostemplate", "debian-12-minbase", "--hostname", "deb.test"]);
+    env.ok(&["start", "101"]);
+    // sysvinit is PID 1 and reaches its runlevel.
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = env.vzctl(&["exec2", "101", "runlevel"]);
+        if o.stdout.trim() == "N 2" {
+            break;
+        }
+        assert!(Instant::now() < end, "sysvinit did not reach runlevel 2: {o:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(env.ok(&["exec2", "101", "readlink -f /proc/1/exe"]), "/usr/sbin/init\n");
+    assert_eq!(env.ok(&["exec2", "101", "hostname"]), "deb.test\n");
+    // No network in the VE: apt installs from the template's cache.
+    assert!(env.vzctl(&["exec2", "101", "command -v pstree"]).code != 0);
+    let o = env.vzctl(&["exec2", "101", "apt-get install -y --no-download -qq psmisc"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(env.ok(&["exec2", "101", "pstree"]).starts_with("init"));
+    // A graceful stop: sysvinit's own halt.
+    let out = env.ok(&["stop", "101"]);
+    assert!(out.contains("Container was stopped") && !out.contains("Killing"), "{out}");
+    env.ok(&["destroy", "101"]);
+}
+
+#[test]
+fn template_cache_commands() {
+    let env = VzEnv::new("pkg");
+    let pkg = |args: &[&str]| vz_tests::Out::of(env.cmd("vzpkg", args).output().unwrap());
+    assert_eq!(pkg(&["list"]).stdout, "");
+    let o = pkg(&["create", "mybox"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(pkg(&["list"]).stdout.starts_with("mybox "));
+    env.ok(&["create", "101", "--ostemplate", "mybox"]);
+    assert_eq!(pkg(&["remove", "mybox"]).code, 0);
+    assert_eq!(pkg(&["list"]).stdout, "");
+    env.vzctl(&["create", "102", "--ostemplate", "mybox"]).one_line_error("vzctl", 47, "'mybox'");
+    pkg(&["remove", "mybox"]).one_line_error("vzpkg", 47, "'mybox'");
+    pkg(&["create", "../evil"]).one_line_error("vzpkg", 47, "'../evil'");
+}

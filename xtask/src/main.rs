@@ -33,7 +33,8 @@ enum Cmd {
     Test,
     /// Benchmarks; prints ratios from one run.
     Bench,
-    /// The main job: load the programs and show a VE's socket beancounters at work.
+    /// The main job: install the tools, create and start VE 101 from the default template,
+    /// show it with vzlist and its beancounters.
     Run,
 }
 
@@ -49,7 +50,18 @@ enum BpfToolchain {
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 /// Needed on every path: LLVM for bpf-linker, and the tools the tests and demo call.
-const BASE_PACKAGES: &[&str] = &["llvm-22-dev", "zlib1g-dev", "libzstd-dev", "bpftool", "iproute2", "util-linux", "python3"];
+const BASE_PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "zlib1g-dev",
+    "libzstd-dev",
+    "bpftool",
+    "iproute2",
+    "util-linux",
+    "procps",
+    "busybox-static",
+    "debootstrap",
+    "zstd",
+];
 /// Needed only for the Debian rustc path.
 const DEBIAN_RUST_PACKAGES: &[&str] = &["rustc-web", "libstd-rust-web-dev-bpf"];
 
@@ -278,89 +290,46 @@ fn bench() -> Result<()> {
     run(&mut Command::new(root().join("target/release/vz-bench")), true)
 }
 
-/// The main job for now: a bare-cgroup VE with socket limits enforced by the pinned
-/// programs, shown as an admin sees it. Uses its own pin root and cgroup parent and removes
-/// them at the end.
+/// Where `run` installs the binaries.
+const INSTALL_DIR: &str = "/usr/local/sbin";
+
+/// The main job: install vzctl, vzlist and vzpkg, create VE 101 from the built-in default
+/// template if it does not exist, start it if it is not running, and show it as an admin
+/// sees it. Running it again is harmless.
 fn demo() -> Result<()> {
     setup()?;
     build(true)?;
-    let vzctl = root().join("target/release/vzctl");
-    let name = format!("vzdemo-{}", std::process::id());
-    let pins = PathBuf::from("/sys/fs/bpf").join(&name);
-    let cg2 = cgroup2_mount()?;
-    let parent = cg2.join(&name);
-    let ve = parent.join("101");
-    let guard = DemoGuard { pins: pins.clone(), parent: parent.clone(), ve: ve.clone() };
-    fs::create_dir_all(&ve)?;
-    let env = |c: &mut Command| {
-        c.env("VZ_BPF_ROOT", &pins).env("VZ_CGROUP_PARENT", &name);
-    };
-    let mut set = Command::new(&vzctl);
-    set.args(["set", "101", "--numtcpsock", "3", "--numothersock", "2:4"]);
-    env(&mut set);
-    println!("$ vzctl set 101 --numtcpsock 3 --numothersock 2:4");
-    run(&mut set, true)?;
-    println!("$ (inside VE 101) open 5 TCP and 3 UDP sockets");
-    let script = "import socket\n\
-        for kind, t in (('tcp', socket.SOCK_STREAM), ('udp', socket.SOCK_DGRAM)):\n\
-        \x20   held = []\n\
-        \x20   for i in range(5 if kind == 'tcp' else 3):\n\
-        \x20       try:\n\
-        \x20           held.append(socket.socket(socket.AF_INET, t)); print(f'  {kind} socket {i+1}: ok')\n\
-        \x20       except OSError as e:\n\
-        \x20           print(f'  {kind} socket {i+1}: refused ({e.strerror})')\n\
-        \x20   globals()[kind] = held\n\
-        import subprocess, sys\n\
-        print('$ vzctl ubc 101   (while the sockets are open)', flush=True)\n\
-        subprocess.run([sys.argv[1], 'ubc', '101'])\n";
-    let mut py = Command::new("sh");
-    py.args(["-c", r#"echo 0 > "$1/cgroup.procs" && exec python3 -c "$2" "$3""#, "sh"])
-        .arg(&ve)
-        .arg(script)
-        .arg(&vzctl);
-    env(&mut py);
-    run(&mut py, true)?;
-    println!("$ vzctl ubc 101   (after the process exited)");
-    let mut ubc = Command::new(&vzctl);
-    ubc.args(["ubc", "101"]);
-    env(&mut ubc);
-    run(&mut ubc, true)?;
-    drop(guard);
-    Ok(())
-}
-
-fn cgroup2_mount() -> Result<PathBuf> {
-    let mi = fs::read_to_string("/proc/self/mountinfo")?;
-    mi.lines()
-        .find_map(|l| {
-            let (pre, post) = l.split_once(" - ")?;
-            let mount = pre.split(' ').nth(4)?;
-            (post.split(' ').next() == Some("cgroup2")).then(|| PathBuf::from(mount))
-        })
-        .context("no cgroup2 mount")
-}
-
-/// Removes the demo's VE cgroup, pins and parent, also when the demo fails half-way.
-struct DemoGuard {
-    pins: PathBuf,
-    parent: PathBuf,
-    ve: PathBuf,
-}
-
-impl Drop for DemoGuard {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir(&self.ve);
-        for sub in ["links", "progs", "maps"] {
-            if let Ok(d) = fs::read_dir(self.pins.join(sub)) {
-                for e in d.flatten() {
-                    let _ = fs::remove_file(e.path());
-                }
-            }
-            let _ = fs::remove_dir(self.pins.join(sub));
-        }
-        let _ = fs::remove_dir(&self.pins);
-        let _ = fs::remove_dir(&self.parent);
+    for b in ["vzctl", "vzlist", "vzpkg"] {
+        let dest = Path::new(INSTALL_DIR).join(b);
+        let tmp = dest.with_extension("new");
+        fs::copy(root().join("target/release").join(b), &tmp).with_context(|| format!("install {}", dest.display()))?;
+        fs::rename(&tmp, &dest)?;
     }
+    step(&format!("installed vzctl, vzlist, vzpkg in {INSTALL_DIR}"));
+    let vzctl = |args: &[&str]| -> Result<String> {
+        println!("# vzctl {}", args.join(" "));
+        let o = Command::new(Path::new(INSTALL_DIR).join("vzctl")).args(args).output()?;
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        print!("{out}");
+        eprint!("{}", String::from_utf8_lossy(&o.stderr));
+        if !o.status.success() {
+            bail!("vzctl {} failed ({})", args.join(" "), o.status);
+        }
+        Ok(out)
+    };
+    let status = vzctl(&["status", "101"])?;
+    if status.contains("deleted") {
+        vzctl(&["create", "101", "--hostname", "ve101.local"])?;
+    }
+    if !status.contains(" running") {
+        vzctl(&["start", "101"])?;
+    }
+    vzctl(&["exec2", "101", "cat /etc/os-release | head -1; hostname; ps"])?;
+    println!("# vzlist -a");
+    run(&mut Command::new(Path::new(INSTALL_DIR).join("vzlist")).arg("-a"), true)?;
+    vzctl(&["ubc", "101"])?;
+    println!("\nVE 101 is running. Next: vzctl enter 101 | vzctl stop 101 | vzctl destroy 101");
+    Ok(())
 }
 
 fn main() -> Result<()> {

@@ -7,7 +7,9 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use vz::bpf::{Bpf, Pins, OBJECT};
-use vz_tests::{bin, Env};
+use std::time::{Duration, Instant};
+
+use vz_tests::{bin, Env, VzEnv};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -61,6 +63,102 @@ fn attach_noop(env: &Env) -> Ebpf {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
+    if want("sockets") {
+        sockets();
+    }
+    if want("ve") {
+        ve_times();
+    }
+    if want("ve500") {
+        ve_density(std::env::var("VZ_BENCH_VES").ok().and_then(|s| s.parse().ok()).unwrap_or(500));
+    }
+}
+
+fn ok(env: &VzEnv, args: &[&str]) {
+    let o = env.vzctl(args);
+    assert_eq!(o.code, 0, "vzctl {args:?}: {}{}", o.stdout, o.stderr);
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// `vzctl start` until `vzctl exec VEID true` succeeds, and `create` from the cached
+/// default template: medians of 15.
+fn ve_times() {
+    println!("== VE lifecycle (busybox default template) ==");
+    let env = VzEnv::new("bench-ve");
+    ok(&env, &["create", "101"]);
+    ok(&env, &["destroy", "101"]);
+    let (mut creates, mut starts) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let t = Instant::now();
+        ok(&env, &["create", "101"]);
+        creates.push(ms(t.elapsed()));
+        let t = Instant::now();
+        ok(&env, &["start", "101"]);
+        while env.vzctl(&["exec", "101", "true"]).code != 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        starts.push(ms(t.elapsed()));
+        ok(&env, &["stop", "--fast", "101"]);
+        ok(&env, &["destroy", "101"]);
+    }
+    println!("vzctl create (cached template): median {:.1} ms", median(creates));
+    println!("vzctl start until exec true succeeds: median {:.1} ms (target < 100 ms)", median(starts));
+}
+
+fn mem_used_kib() -> u64 {
+    let m = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let get = |k: &str| {
+        m.lines()
+            .find(|l| l.starts_with(k))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get("MemTotal:").saturating_sub(get("MemAvailable:"))
+}
+
+/// How many default VEs run at once: start `n`, report host memory per VE and how long
+/// `vzlist -a` takes.
+fn ve_density(n: u32) {
+    println!("== {n} VEs at once ==");
+    let env = VzEnv::new("bench-500");
+    let ids: Vec<String> = (1000..1000 + n).map(|i| i.to_string()).collect();
+    for v in &ids {
+        ok(&env, &["create", v]);
+    }
+    let before = mem_used_kib();
+    let t = Instant::now();
+    for v in &ids {
+        ok(&env, &["start", v]);
+    }
+    let start_all = t.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let after = mem_used_kib();
+    let running = env.vzlist(&["-H", "-1"]).stdout.lines().count();
+    let mut lists = Vec::new();
+    for _ in 0..7 {
+        let t = Instant::now();
+        let o = env.vzlist(&["-a"]);
+        lists.push(ms(t.elapsed()));
+        assert_eq!(o.stdout.lines().count(), n as usize + 1);
+    }
+    println!(
+        "running {running} of {n}; started in {:.1} s; host memory per running VE {:.0} KiB; vzlist -a median {:.1} ms (target < 200 ms)",
+        start_all.as_secs_f64(),
+        after.saturating_sub(before) as f64 / f64::from(n.max(1)),
+        median(lists)
+    );
+    for v in &ids {
+        ok(&env, &["stop", "--fast", v]);
+    }
+}
+
+fn sockets() {
     let rounds: usize = std::env::var("VZ_BENCH_ROUNDS").ok().and_then(|s| s.parse().ok()).unwrap_or(9);
     let iters: u64 = std::env::var("VZ_BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(100_000);
     let mut env = Env::new("bench");
