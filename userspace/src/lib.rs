@@ -3,6 +3,7 @@
 //! The library holds the logic; `vzctl` and `vzlist` are thin binaries on top.
 pub mod bpf;
 pub mod cgroup;
+pub mod cli;
 pub mod config;
 pub mod list;
 pub mod lock;

@@ -326,7 +326,7 @@ fn demo() -> Result<()> {
     }
     vzctl(&["exec2", "101", "cat /etc/os-release | head -1; hostname; ps"])?;
     println!("# vzlist -a");
-    run(&mut Command::new(Path::new(INSTALL_DIR).join("vzlist")).arg("-a"), true)?;
+    run(Command::new(Path::new(INSTALL_DIR).join("vzlist")).arg("-a"), true)?;
     vzctl(&["ubc", "101"])?;
     println!("\nVE 101 is running. Next: vzctl enter 101 | vzctl stop 101 | vzctl destroy 101");
     Ok(())

@@ -3,10 +3,9 @@ use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Args, Parser, Subcommand};
 use vz::{
-    cgroup,
     config::{self, Paths},
     exit,
-    ubc::{self, Resource, UbcRow},
+    ubc::{self, UbcRow},
     ve::{CreateOpts, SetOpts},
     Bpf, BpfConfig, Error, Vz,
 };
@@ -164,19 +163,9 @@ fn main() -> ExitCode {
     if argv.get(1).map(String::as_str) == Some("__ve-init") {
         vz::ns::stage1_main(&argv[2..]);
     }
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match vz::cli::parse("vzctl") {
         Ok(c) => c,
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            // One line naming what was wrong, as for every other error.
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            eprintln!("vzctl: {first}");
-            return ExitCode::from(exit::INVALID_PARAMETER_SYNTAX as u8);
-        }
+        Err(code) => return code,
     };
     let level = match cli.verbose {
         0 => "warn,vz::kernel=info",
@@ -270,7 +259,6 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 report.push((veid, rows));
             }
             print!("{}", ubc::format_report(&report));
-            let _ = (Resource::by_name, cgroup::cgroup_id);
             Ok(0)
         }
     }
