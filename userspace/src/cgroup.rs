@@ -112,6 +112,9 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     /// Creates the VE's cgroups in every hierarchy; returns its cgroup2 id.
     fn create_ve(&self, veid: u32) -> Result<u64, CgroupError> {
         self.create_parent()?;
+        if self.v1().is_empty() {
+            enable_controllers(&self.parent_dir());
+        }
         let dir = self.ve_dir(veid);
         mkdir_p(&dir)?;
         for h in self.v1() {
@@ -134,6 +137,16 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
         }
         Ok(())
     }
+    /// The VE's directory in the hierarchy that carries `controller` (e.g. "pids",
+    /// "memory"), if this host has that controller for VEs.
+    fn controller_dir(&self, veid: u32, controller: &str) -> Option<PathBuf> {
+        if let Some(h) = self.v1().iter().find(|h| h.controllers.split(',').any(|c| c == controller)) {
+            return Some(h.tree.ve_dir(veid));
+        }
+        let dir = self.ve_dir(veid);
+        let ctrls = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        ctrls.split_whitespace().any(|c| c == controller).then_some(dir)
+    }
     /// Every process in the VE's cgroup2 subtree.
     fn procs(&self, veid: u32) -> Vec<i32> {
         let mut out = Vec::new();
@@ -151,6 +164,34 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
             }
         }
     }
+}
+
+/// On cgroup2, VEs get the pids and memory controllers when the parent may delegate them
+/// (best effort: without them those beancounters are reported as not enforced).
+fn enable_controllers(parent: &Path) {
+    let avail = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+    for c in ["pids", "memory"] {
+        if avail.split_whitespace().any(|a| a == c) {
+            let _ = write_file(&parent.join("cgroup.subtree_control"), &format!("+{c}"));
+        }
+    }
+}
+
+/// Reads a cgroup file as one number ("max" is None).
+pub fn read_num(path: &Path) -> Option<u64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Reads `key value` lines (pids.events, memory.events, memory.stat) and returns `key`'s.
+pub fn read_keyed(path: &Path, key: &str) -> Option<u64> {
+    fs::read_to_string(path).ok()?.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        (it.next() == Some(key)).then(|| it.next()?.parse().ok()).flatten()
+    })
+}
+
+pub fn write_value(path: &Path, value: &str) -> Result<(), CgroupError> {
+    write_file(path, value)
 }
 
 fn collect_procs(dir: &Path, out: &mut Vec<i32>) {

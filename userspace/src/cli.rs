@@ -20,3 +20,83 @@ pub fn parse<T: Parser>(prog: &str) -> Result<T, ExitCode> {
         }
     }
 }
+
+/// `--NAME barrier[:limit]` for every beancounter, as clap arguments.
+#[derive(Debug, Clone, Default)]
+pub struct UbcArgs(pub Vec<(&'static str, String)>);
+
+impl clap::FromArgMatches for UbcArgs {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut out = Self::default();
+        out.update_from_arg_matches(m)?;
+        Ok(out)
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for r in crate::ubc::ALL {
+            if let Some(v) = m.get_one::<String>(r.name) {
+                self.0.retain(|(n, _)| *n != r.name);
+                self.0.push((r.name, v.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl clap::Args for UbcArgs {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        crate::ubc::ALL.iter().fold(cmd, |c, r| {
+            c.arg(
+                clap::Arg::new(r.name)
+                    .long(r.name)
+                    .value_name("B[:L]")
+                    .allow_hyphen_values(true)
+                    .help_heading("Beancounters (barrier[:limit], suffixes K M G T P, unlimited)"),
+            )
+        })
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+/// Prints beancounter rows as /proc/user_beancounters does; `mechanism` adds a column
+/// naming what counts and refuses each row.
+pub fn print_ubc(report: &[(u32, Vec<crate::ve::Row>)], only_problems: bool, mechanism: bool) {
+    let rows: Vec<(u32, Vec<crate::ubc::UbcRow>)> = report
+        .iter()
+        .map(|(v, rows)| {
+            (
+                *v,
+                rows.iter()
+                    .filter(|r| !only_problems || problem(&r.row))
+                    .map(|r| r.row)
+                    .collect(),
+            )
+        })
+        .filter(|(_, r): &(u32, Vec<_>)| !r.is_empty() || !only_problems)
+        .collect();
+    let text = crate::ubc::format_report(&rows);
+    if !mechanism {
+        print!("{text}");
+        return;
+    }
+    let mut lines = text.lines();
+    if let Some(v) = lines.next() {
+        println!("{v}");
+    }
+    if let Some(h) = lines.next() {
+        println!("{h}  mechanism");
+    }
+    let mechs = report
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().filter(|r| !only_problems || problem(&r.row)).map(|r| r.mechanism.label()));
+    for (l, m) in lines.zip(mechs) {
+        println!("{l}  {m}");
+    }
+}
+
+/// `vzubc -c`: rows that failed or are within 10 % of their barrier.
+pub fn problem(r: &crate::ubc::UbcRow) -> bool {
+    let b = r.limit.barrier;
+    r.usage.failcnt > 0 || (b > 0 && b < vz_common::UB_UNLIMITED && r.usage.held.saturating_mul(10) >= b.saturating_mul(9))
+}

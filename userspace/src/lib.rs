@@ -5,6 +5,7 @@ pub mod bpf;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod limits;
 pub mod list;
 pub mod lock;
 pub mod ns;

@@ -76,9 +76,34 @@ resources! {
     "swappages" SWAPPAGES Pages Auxiliary,
 }
 
-/// Resources the kernel side accounts and enforces so far. The rest follow in later work;
-/// reporting them before they are real would show zeros that look like facts.
-pub const ACTIVE: &[u32] = &[res::NUMTCPSOCK, res::NUMOTHERSOCK];
+/// VSwap: the limits OpenVZ derives from `--ram` and `--swap` (in pages) and
+/// `--vm_overcommit` (0 = unlimited privvmpages).
+pub fn vswap(ram: u64, swap: u64, overcommit: f64) -> Vec<(u32, UbcLimit)> {
+    let both = ram.saturating_add(swap);
+    let privvm = if overcommit <= 0.0 {
+        UB_UNLIMITED
+    } else {
+        ((both as f64) * overcommit).min(UB_UNLIMITED as f64) as u64
+    };
+    vec![
+        (res::PHYSPAGES, UbcLimit { barrier: 0, limit: ram }),
+        (res::SWAPPAGES, UbcLimit { barrier: 0, limit: swap }),
+        (res::LOCKEDPAGES, UbcLimit { barrier: ram, limit: ram }),
+        (res::OOMGUARPAGES, UbcLimit { barrier: ram, limit: UB_UNLIMITED }),
+        (res::VMGUARPAGES, UbcLimit { barrier: both, limit: UB_UNLIMITED }),
+        (res::PRIVVMPAGES, UbcLimit { barrier: privvm, limit: privvm }),
+    ]
+}
+
+/// Parses a VSwap size (`--ram`, `--swap`): bytes with K M G T, or pages with P; returns
+/// pages.
+pub fn parse_vswap_size(key: &'static str, v: &str) -> Result<u64, UbcError> {
+    let r = Resource { name: key, id: res::PHYSPAGES, unit: Unit::Pages, class: Class::Auxiliary };
+    let has_suffix = v.trim().ends_with(|c: char| c.is_ascii_alphabetic());
+    let n = r.parse_one(v, v)?;
+    // A bare number is bytes for --ram/--swap (vzctl's convention).
+    Ok(if has_suffix { n } else { n.div_ceil(PAGE_SIZE) })
+}
 
 impl Resource {
     pub fn by_name(name: &str) -> Result<&'static Resource, UbcError> {
@@ -90,10 +115,6 @@ impl Resource {
 
     pub fn by_id(id: u32) -> Option<&'static Resource> {
         ALL.iter().find(|r| r.id == id)
-    }
-
-    pub fn is_active(&self) -> bool {
-        ACTIVE.contains(&self.id)
     }
 
     /// The value at which a charge is refused. OpenVZ refuses counts at the barrier;
@@ -125,7 +146,7 @@ impl Resource {
         Ok(UbcLimit { barrier, limit })
     }
 
-    fn parse_one(&self, part: &str, whole: &str) -> Result<u64, UbcError> {
+    pub(crate) fn parse_one(&self, part: &str, whole: &str) -> Result<u64, UbcError> {
         let bad = |why| UbcError::BadValue { name: self.name, value: whole.to_string(), why };
         let part = part.trim();
         if part.eq_ignore_ascii_case("unlimited") {
@@ -283,6 +304,23 @@ mod tests {
                 assert_ne!(a.id, b.id, "{} and {}", a.name, b.name);
             }
         }
+    }
+
+    #[test]
+    fn vswap_derivation() {
+        let l = vswap(131072, 65536, 1.5);
+        let get = |id| l.iter().find(|(r, _)| *r == id).unwrap().1;
+        assert_eq!(get(res::PHYSPAGES), UbcLimit { barrier: 0, limit: 131072 });
+        assert_eq!(get(res::SWAPPAGES), UbcLimit { barrier: 0, limit: 65536 });
+        assert_eq!(get(res::LOCKEDPAGES).barrier, 131072);
+        assert_eq!(get(res::OOMGUARPAGES), UbcLimit { barrier: 131072, limit: UB_UNLIMITED });
+        assert_eq!(get(res::VMGUARPAGES).barrier, 196608);
+        assert_eq!(get(res::PRIVVMPAGES).limit, 294912);
+        assert_eq!(vswap(10, 0, 0.0).iter().find(|(r, _)| *r == res::PRIVVMPAGES).unwrap().1.limit, UB_UNLIMITED);
+        assert_eq!(parse_vswap_size("ram", "512M").unwrap(), 131072);
+        assert_eq!(parse_vswap_size("ram", "4096").unwrap(), 1);
+        assert_eq!(parse_vswap_size("ram", "10P").unwrap(), 10);
+        assert!(parse_vswap_size("swap", "lots").is_err());
     }
 
     #[test]

@@ -13,8 +13,11 @@ use std::{
 
 use tracing::{info, warn};
 
+use vz_common::{UbcLimit, VeLimits, VeUsage};
+
 use crate::{
     bpf::{Bpf, BpfConfig, BpfError},
+    limits::{self, Mechanism},
     cgroup::{self, CgroupError, Cgroups},
     config::{self, ConfFile, ConfigError, Paths},
     lock::{LockError, VeLock},
@@ -108,16 +111,42 @@ pub struct SetOpts {
     pub onboot: Option<String>,
     /// (resource name, barrier[:limit]) pairs.
     pub ubc: Vec<(&'static str, String)>,
+    /// VSwap: `--ram`, `--swap` (sizes), `--vm_overcommit` (ratio).
+    pub ram: Option<String>,
+    pub swap: Option<String>,
+    pub vm_overcommit: Option<String>,
 }
 
 impl SetOpts {
     pub fn is_empty(&self) -> bool {
-        self.hostname.is_none() && self.name.is_none() && self.description.is_none() && self.onboot.is_none() && self.ubc.is_empty()
+        self.hostname.is_none()
+            && self.name.is_none()
+            && self.description.is_none()
+            && self.onboot.is_none()
+            && self.ubc.is_empty()
+            && self.ram.is_none()
+            && self.swap.is_none()
+            && self.vm_overcommit.is_none()
     }
 }
 
-/// Beancounters the kernel enforces so far, and their config keys.
-const UBC_KEYS: [&str; 2] = ["numtcpsock", "numothersock"];
+/// Every beancounter set in a config (`NUMPROC="240:240"`, ...).
+pub fn conf_limits(conf: &ConfFile) -> Result<Vec<(&'static Resource, UbcLimit)>, VeError> {
+    let mut out = Vec::new();
+    for r in crate::ubc::ALL {
+        if let Some(v) = conf.get(&r.name.to_ascii_uppercase()) {
+            out.push((r, r.parse_limit(v)?));
+        }
+    }
+    Ok(out)
+}
+
+/// One report row and what stands behind it.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    pub row: crate::ubc::UbcRow,
+    pub mechanism: Mechanism,
+}
 
 pub const SAMPLE_BASIC: &str = "\
 # Basic VE: room for a small web or mail server.
@@ -457,20 +486,21 @@ impl Vz {
         BpfConfig::new(self.paths.bpf_root.clone(), self.cg.parent_dir(), self.cg.ve_level())
     }
 
-    /// Loads or reuses the programs and applies the VE's beancounters. A kernel that cannot
-    /// run them is reported, and the VE runs without in-kernel limits.
+    /// Loads or reuses the programs and applies the VE's beancounters: limits go to the
+    /// BPF map (for every row) and to the kernel controllers that enforce some of them. A
+    /// kernel that cannot run the programs is reported, and the controller limits still
+    /// apply.
     fn apply_ubc(&self, veid: u32, cgid: u64, conf: &ConfFile) -> Result<(), VeError> {
-        let mut changes = Vec::new();
-        for key in UBC_KEYS {
-            if let Some(v) = conf.get(&key.to_ascii_uppercase()) {
-                let r = Resource::by_name(key)?;
-                changes.push((r.id, r.parse_limit(v)?));
-            }
+        let mut full = VeLimits::default();
+        for (r, l) in conf_limits(conf)? {
+            full.res[r.id as usize] = l;
         }
+        limits::apply(self.cg.as_ref(), veid, &full)?;
         match Bpf::ensure(&self.bpf_config()) {
             Ok(mut bpf) => {
                 bpf.register_ve(cgid)?;
-                bpf.set_limits(cgid, &changes)?;
+                let all: Vec<(u32, UbcLimit)> = crate::ubc::ALL.iter().map(|r| (r.id, full.res[r.id as usize])).collect();
+                bpf.set_limits(cgid, &all)?;
                 Ok(())
             }
             Err(e @ (BpfError::NotPrivileged { .. } | BpfError::NoBpfSyscall | BpfError::BpfDenied | BpfError::ProgramRejected { .. })) => {
@@ -480,6 +510,46 @@ impl Vz {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A running VE's usage and limits, with the controller-kept rows filled in from the
+    /// kernel controllers. `bpf` is an open handle on the pins (None: limits from config).
+    pub fn ubc_record(&self, veid: u32, bpf: Option<&Bpf>) -> Option<(VeUsage, VeLimits)> {
+        let cgid = self.cg.ve_id(veid).ok()?;
+        let (mut usage, lim) = match bpf.and_then(|b| Some((b.usage(cgid).ok()?, b.limits(cgid).ok()?))) {
+            Some(x) => x,
+            None => {
+                let mut l = VeLimits::default();
+                for (r, v) in self.conf(veid).ok().map(|c| conf_limits(&c)).and_then(Result::ok).unwrap_or_default() {
+                    l.res[r.id as usize] = v;
+                }
+                (VeUsage::default(), l)
+            }
+        };
+        for r in crate::ubc::ALL {
+            if let Some(u) = limits::usage(r, self.cg.as_ref(), veid) {
+                usage.res[r.id as usize] = u;
+            }
+        }
+        Some((usage, lim))
+    }
+
+    /// The report rows of a running VE: every beancounter with real figures on this host.
+    pub fn ubc_rows(&self, veid: u32, bpf: Option<&Bpf>) -> Result<Vec<Row>, VeError> {
+        let (usage, lim) = self.ubc_record(veid, bpf).ok_or(VeError::NotRunning(veid))?;
+        Ok(crate::ubc::ALL
+            .iter()
+            .filter_map(|r| {
+                let mechanism = limits::mechanism(r, self.cg.as_ref(), veid)?;
+                if mechanism == Mechanism::Bpf && bpf.is_none() {
+                    return None;
+                }
+                Some(Row {
+                    row: crate::ubc::UbcRow { resource: r, usage: usage.res[r.id as usize], limit: lim.res[r.id as usize] },
+                    mechanism,
+                })
+            })
+            .collect())
     }
 
     /// Removes what a stopped (or half-started, or killed) VE left: its processes, cgroups,
@@ -729,10 +799,41 @@ impl Vz {
                 return Err(VeError::BadValue { key: "onboot", value: o.clone(), why: "use yes or no" });
             }
         }
-        let mut limits = Vec::new();
+        let mut limits: Vec<(&'static Resource, String, UbcLimit)> = Vec::new();
         for (name, v) in &opts.ubc {
             let r = Resource::by_name(name)?;
             limits.push((r, v.clone(), r.parse_limit(v)?));
+        }
+        if opts.ram.is_some() || opts.swap.is_some() || opts.vm_overcommit.is_some() {
+            let cur = |r: u32| conf_limits(&conf).ok().and_then(|l| l.into_iter().find(|(x, _)| x.id == r).map(|(_, l)| l.limit));
+            let ram = match &opts.ram {
+                Some(v) => crate::ubc::parse_vswap_size("ram", v)?,
+                None => cur(vz_common::res::PHYSPAGES).unwrap_or(vz_common::UB_UNLIMITED),
+            };
+            let swap = match &opts.swap {
+                Some(v) => crate::ubc::parse_vswap_size("swap", v)?,
+                None => cur(vz_common::res::SWAPPAGES).unwrap_or(0),
+            };
+            let oc = match opts.vm_overcommit.as_deref().or(conf.get("VM_OVERCOMMIT")) {
+                Some(v) => v.parse::<f64>().ok().filter(|f| *f >= 0.0).ok_or_else(|| VeError::BadValue {
+                    key: "vm_overcommit",
+                    value: v.into(),
+                    why: "expected a non-negative number",
+                })?,
+                None => 0.0,
+            };
+            for (id, l) in crate::ubc::vswap(ram, swap, oc) {
+                let r = crate::ubc::ALL.iter().find(|r| r.id == id).ok_or(VeError::Exec("vswap".into()))?;
+                limits.retain(|(x, _, _)| x.id != id);
+                limits.push((r, format!("{}:{}", l.barrier, l.limit), l));
+            }
+        }
+        for (r, _, _) in &limits {
+            match limits::mechanism(r, self.cg.as_ref(), veid) {
+                Some(m) if m.enforces() => {}
+                Some(m) => eprintln!("Warning: {} is only accounted on this kernel ({}), not enforced", r.name, m.label()),
+                None => eprintln!("Warning: {} is stored but neither accounted nor enforced on this kernel yet", r.name),
+            }
         }
         let init = ns::find_init(self.cg.as_ref(), veid);
         if init.is_none() && !save {
@@ -749,6 +850,7 @@ impl Vz {
                 let mut bpf = Bpf::ensure(&self.bpf_config())?;
                 bpf.register_ve(cgid)?;
                 bpf.set_limits(cgid, &limits.iter().map(|(r, _, l)| (r.id, *l)).collect::<Vec<_>>())?;
+                limits::apply(self.cg.as_ref(), veid, &bpf.limits(cgid)?)?;
                 println!("UB limits were set successfully");
             }
         }
@@ -760,6 +862,9 @@ impl Vz {
             }
             for (r, v, _) in &limits {
                 conf.set(&r.name.to_ascii_uppercase(), v);
+            }
+            if let Some(v) = &opts.vm_overcommit {
+                conf.set("VM_OVERCOMMIT", v);
             }
             conf.write_atomic(&self.paths.ve_conf(veid))?;
             println!("Saved parameters for Container {veid}");

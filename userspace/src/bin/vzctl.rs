@@ -5,7 +5,6 @@ use clap::{Args, Parser, Subcommand};
 use vz::{
     config::{self, Paths},
     exit,
-    ubc::{self, UbcRow},
     ve::{CreateOpts, SetOpts},
     Bpf, BpfConfig, Error, Vz,
 };
@@ -141,12 +140,17 @@ struct SetCmd {
     /// yes or no.
     #[arg(long)]
     onboot: Option<String>,
-    /// TCP sockets: barrier[:limit].
-    #[arg(long, value_name = "B[:L]")]
-    numtcpsock: Option<String>,
-    /// Other (UDP, raw, ...) sockets: barrier[:limit].
-    #[arg(long, value_name = "B[:L]")]
-    numothersock: Option<String>,
+    #[command(flatten)]
+    ubc: vz::cli::UbcArgs,
+    /// VSwap: RAM size (bytes with K M G T, or pages with P); derives physpages and more.
+    #[arg(long)]
+    ram: Option<String>,
+    /// VSwap: swap size.
+    #[arg(long)]
+    swap: Option<String>,
+    /// VSwap: privvmpages = (ram + swap) x this (0: unlimited).
+    #[arg(long = "vm_overcommit")]
+    vm_overcommit: Option<String>,
     /// Also write the change to the VE's config.
     #[arg(long)]
     save: bool,
@@ -156,6 +160,12 @@ struct SetCmd {
 struct UbcCmd {
     #[arg(required = true)]
     veids: Vec<String>,
+    /// Only rows that failed or are within 10 % of their barrier.
+    #[arg(short = 'c')]
+    problems: bool,
+    /// Add a column naming what counts and refuses each row.
+    #[arg(short = 'm', long)]
+    mechanism: bool,
 }
 
 fn main() -> ExitCode {
@@ -223,18 +233,16 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         Command::Runscript(c) => Ok(vz.runscript(id(&c.veid)?, &c.script)?),
         Command::Set(c) => {
             let veid = id(&c.veid)?;
-            let mut opts = SetOpts {
+            let opts = SetOpts {
                 hostname: c.hostname.clone(),
                 name: c.name.clone(),
                 description: c.description.clone(),
                 onboot: c.onboot.clone(),
-                ubc: Vec::new(),
+                ubc: c.ubc.0.clone(),
+                ram: c.ram.clone(),
+                swap: c.swap.clone(),
+                vm_overcommit: c.vm_overcommit.clone(),
             };
-            for (name, v) in [("numtcpsock", &c.numtcpsock), ("numothersock", &c.numothersock)] {
-                if let Some(v) = v {
-                    opts.ubc.push((name, v.clone()));
-                }
-            }
             if opts.is_empty() {
                 return Err(vz::VeError::BadValue { key: "set", value: String::new(), why: "no parameter given" }.into());
             }
@@ -249,16 +257,10 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             let bpf = Bpf::ensure(&BpfConfig::new(vz.paths.bpf_root.clone(), cg.parent_dir(), cg.ve_level()))?;
             let mut report = Vec::new();
             for veid in veids {
-                let cgid = cg.ve_id(veid)?;
-                let (usage, limits) = (bpf.usage(cgid)?, bpf.limits(cgid)?);
-                let rows = ubc::ALL
-                    .iter()
-                    .filter(|r| r.is_active())
-                    .map(|r| UbcRow { resource: r, usage: usage.res[r.id as usize], limit: limits.res[r.id as usize] })
-                    .collect();
-                report.push((veid, rows));
+                cg.ve_id(veid)?;
+                report.push((veid, vz.ubc_rows(veid, Some(&bpf))?));
             }
-            print!("{}", ubc::format_report(&report));
+            vz::cli::print_ubc(&report, c.problems, c.mechanism);
             Ok(0)
         }
     }

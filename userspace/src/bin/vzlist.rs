@@ -77,10 +77,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         let root_s = root.to_string_lossy();
         let mounted = mounts.lines().any(|l| l.split(' ').nth(4) == Some(&*root_s));
         let running = !procs.is_empty();
-        let ubc = match (&bpf, running) {
-            (Some(b), true) => vz.cg.ve_id(veid).ok().and_then(|id| Some((b.usage(id).ok()?, b.limits(id).ok()?))),
-            _ => None,
-        };
+        let ubc = if running { vz.ubc_record(veid, bpf.as_ref()) } else { None };
         rows.push(VeRow {
             veid,
             status: vz::ve::Status { exist: true, mounted, running },

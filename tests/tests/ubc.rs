@@ -1,0 +1,108 @@
+//! Beancounters kept by kernel controllers, under hostile workloads inside real VEs.
+use std::time::{Duration, Instant};
+
+use vz_tests::VzEnv;
+
+/// The numbers of one `vzctl ubc` row: held, maxheld, barrier, limit, failcnt.
+fn row(env: &VzEnv, veid: &str, name: &str) -> [u64; 5] {
+    let out = env.ok(&["ubc", veid]);
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().any(|w| w == name))
+        .unwrap_or_else(|| panic!("no {name} row in:\n{out}"));
+    let n: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    [n[0], n[1], n[2], n[3], n[4]]
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn fork_bomb_is_contained_by_numproc() {
+    let env = VzEnv::new("bomb");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["set", "101", "--numproc", "40"]);
+    let base = row(&env, "101", "numproc")[0];
+    // A real fork bomb (every process forks two more) that stops forking after 4 s.
+    let bomb = env.cmd("vzctl", &["exec", "101", "END=$(( $(cut -d. -f1 /proc/uptime) + 4 )); b() { while [ $(cut -d. -f1 /proc/uptime) -lt $END ]; do b & b & wait; done; }; b >/dev/null 2>&1"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    // The host stays responsive while the bomb runs.
+    let t = Instant::now();
+    assert!(std::process::Command::new("true").status().unwrap().success());
+    assert!(t.elapsed() < Duration::from_secs(1), "host slow during the bomb: {:?}", t.elapsed());
+    let [held, maxheld, barrier, _, failcnt] = row(&env, "101", "numproc");
+    assert!(held <= 40 && maxheld == 40 && barrier == 40, "held {held} maxheld {maxheld}");
+    assert!(failcnt > 0, "no refusal counted");
+    let mut bomb = bomb;
+    let _ = bomb.wait();
+    // When the bomb ends the VE recovers: held back to what it was, and it can fork.
+    wait_until("numproc held back to base", || row(&env, "101", "numproc")[0] <= base + 1);
+    assert_eq!(env.ok(&["exec2", "101", "echo alive"]), "alive\n");
+    // vzubc -c lists the row that failed.
+    let c = vz_tests::Out::of(env.cmd("vzubc", &["-c", "101"]).output().unwrap());
+    assert!(c.stdout.lines().any(|l| l.contains("numproc")) && !c.stdout.contains("numtcpsock"), "{}", c.stdout);
+    env.ok(&["stop", "--fast", "101"]);
+}
+
+#[test]
+fn memory_hog_is_held_at_physpages() {
+    let env = VzEnv::new("memhog");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["set", "101", "--ram", "48M", "--swap", "0"]);
+    let [_, _, b, l, _] = row(&env, "101", "physpages");
+    assert_eq!((b, l), (0, 12288));
+    // tail buffers /dev/zero (no newline) until the VE's memory limit stops it.
+    let o = env.vzctl(&["exec2", "101", "tail /dev/zero"]);
+    assert_ne!(o.code, 0, "the hog was not stopped: {o:?}");
+    let [held, maxheld, _, _, failcnt] = row(&env, "101", "physpages");
+    assert!(maxheld <= 12288 && maxheld > 8000, "maxheld {maxheld}");
+    assert!(failcnt > 0, "no failure counted");
+    assert!(held < 4096, "memory not given back: {held}");
+    // The VE itself survives.
+    assert_eq!(env.ok(&["status", "101"]), "VEID 101 exist mounted running\n");
+    assert_eq!(env.ok(&["exec2", "101", "echo alive"]), "alive\n");
+    env.ok(&["stop", "--fast", "101"]);
+}
+
+#[test]
+fn set_accepts_every_parameter_and_vswap() {
+    let env = VzEnv::new("setall");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    let mut args = vec!["set", "101"];
+    let names = [
+        "kmemsize", "lockedpages", "privvmpages", "shmpages", "numproc", "physpages", "vmguarpages", "oomguarpages",
+        "numtcpsock", "numflock", "numpty", "numsiginfo", "tcpsndbuf", "tcprcvbuf", "othersockbuf", "dgramrcvbuf",
+        "numothersock", "dcachesize", "numfile", "numiptent", "swappages",
+    ];
+    let flags: Vec<String> = names.iter().map(|n| format!("--{n}")).collect();
+    for f in &flags {
+        args.push(f);
+        args.push("1000:2000");
+    }
+    args.push("--save");
+    let o = env.vzctl(&args);
+    assert_eq!(o.code, 0, "{o:?}");
+    let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    for n in names {
+        assert!(conf.contains(&format!("{}=\"1000:2000\"", n.to_ascii_uppercase())), "{n} not saved");
+    }
+    // Rows the kernel cannot refuse are announced.
+    assert!(o.stderr.contains("kmemsize is only accounted"), "{}", o.stderr);
+    env.ok(&["set", "101", "--ram", "1G", "--swap", "512M", "--vm_overcommit", "2", "--save"]);
+    let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    for want in ["PHYSPAGES=\"0:262144\"", "SWAPPAGES=\"0:131072\"", "PRIVVMPAGES=\"786432:786432\"", "VM_OVERCOMMIT=\"2\""] {
+        assert!(conf.contains(want), "{want} missing:\n{conf}");
+    }
+    env.vzctl(&["set", "101", "--numfile", "5:4"]).one_line_error("vzctl", 21, "'5:4'");
+    env.vzctl(&["set", "101", "--kmemsize", "-3"]).one_line_error("vzctl", 21, "'-3'");
+    env.vzctl(&["set", "101", "--ram", "lots"]).one_line_error("vzctl", 21, "'lots'");
+    env.ok(&["stop", "--fast", "101"]);
+}

@@ -1,0 +1,48 @@
+//! vzubc: beancounters of running VEs in /proc/user_beancounters format.
+use std::process::ExitCode;
+
+use clap::Parser;
+use vz::{config::Paths, Bpf, Vz};
+
+#[derive(Parser, Debug)]
+#[command(name = "vzubc", version, about = "Show user beancounters of running VEs")]
+struct Cli {
+    /// Only rows that failed or are within 10 % of their barrier.
+    #[arg(short = 'c', long = "color-or-changed")]
+    problems: bool,
+    /// Add a column naming what counts and refuses each row.
+    #[arg(short = 'm', long)]
+    mechanism: bool,
+    /// VEs to show (default: every running VE).
+    veids: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = match vz::cli::parse("vzubc") {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vzubc: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), vz::Error> {
+    let vz = Vz::new(Paths::load()?)?;
+    let veids: Vec<u32> = if cli.veids.is_empty() {
+        vz.veids().into_iter().filter(|v| vz.is_running(*v)).collect()
+    } else {
+        cli.veids.iter().map(|v| vz.resolve(v)).collect::<Result<_, _>>()?
+    };
+    let bpf = Bpf::open_existing(&vz.paths.bpf_root).ok();
+    let mut report = Vec::new();
+    for veid in veids {
+        report.push((veid, vz.ubc_rows(veid, bpf.as_ref())?));
+    }
+    vz::cli::print_ubc(&report, cli.problems, cli.mechanism);
+    Ok(())
+}
