@@ -106,3 +106,29 @@ fn set_accepts_every_parameter_and_vswap() {
     env.vzctl(&["set", "101", "--ram", "lots"]).one_line_error("vzctl", 21, "'lots'");
     env.ok(&["stop", "--fast", "101"]);
 }
+
+#[test]
+fn pty_exhaustion_stops_at_numpty() {
+    let env = VzEnv::new("pty");
+    env.ok(&["create", "101"]);
+    env.ok(&["set", "101", "--numpty", "3", "--save"]);
+    env.ok(&["start", "101"]);
+    let ptmx = format!("/proc/{}/root/dev/pts/ptmx", env.init_pid(101));
+    let open = || std::fs::OpenOptions::new().read(true).write(true).open(&ptmx);
+    // Terminals of the VE's own devpts instance, as its processes would get them.
+    let held: Vec<_> = (0..3).map(|_| open().expect("pty within numpty")).collect();
+    let e = open().expect_err("a pty past numpty");
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+    assert_eq!(row(&env, "101", "numpty")[..3], [3, 3, 3]);
+    // Inside the VE the same limit holds: an interactive enter cannot get a terminal.
+    let o = env.vzctl(&["enter", "101"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    // Raised live, without restart.
+    env.ok(&["set", "101", "--numpty", "5"]);
+    let more: Vec<_> = (0..2).map(|_| open().expect("pty after raising numpty")).collect();
+    assert!(open().is_err());
+    drop(held);
+    drop(more);
+    assert_eq!(row(&env, "101", "numpty")[0], 0);
+    env.ok(&["stop", "--fast", "101"]);
+}

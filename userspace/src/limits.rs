@@ -25,6 +25,8 @@ pub enum Mechanism {
     Memcg,
     /// Counted by the memory controller; this kernel has no way to refuse it.
     MemcgAccounted,
+    /// The VE's own devpts instance refuses past `max=` (ENOSPC); held is its entries.
+    Devpts,
 }
 
 impl Mechanism {
@@ -35,6 +37,7 @@ impl Mechanism {
             Mechanism::Pids => "pids",
             Mechanism::Memcg => "memcg",
             Mechanism::MemcgAccounted => "memcg-acct",
+            Mechanism::Devpts => "devpts",
         }
     }
 
@@ -61,8 +64,15 @@ pub fn mechanism(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<Mechanism>
             d.join(f).exists().then_some(Mechanism::Memcg)
         }),
         res::KMEMSIZE => memory_dir(cg, veid).map(|_| Mechanism::MemcgAccounted),
+        res::NUMPTY => Some(Mechanism::Devpts),
         _ => None,
     }
+}
+
+/// numpty's devpts `max` for a limit record (None: no limit).
+pub fn pty_max(lim: &vz_common::VeLimits) -> Option<u64> {
+    let b = lim.res[res::NUMPTY as usize].barrier;
+    (b < UB_UNLIMITED).then_some(b)
 }
 
 fn pages(bytes: Option<u64>) -> Option<u64> {
@@ -122,6 +132,11 @@ pub fn usage(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<UbcUsage> {
                     failcnt: read_keyed(&d.join("memory.swap.events"), "max").unwrap_or(0),
                 })
             }
+        }
+        res::NUMPTY => {
+            // No hook counts devpts refusals or peaks: held is exact, maxheld is held now.
+            let held = crate::ns::pty_count(crate::ns::find_init(cg, veid)?)?;
+            Some(UbcUsage { held, maxheld: held, failcnt: 0 })
         }
         res::KMEMSIZE => {
             let (d, v1) = memory_dir(cg, veid)?;

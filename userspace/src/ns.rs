@@ -59,6 +59,17 @@ pub struct InitSpec {
     pub stdio: bool,
     /// File PID 1 reads as stdin (runscript's script); /dev/null when None.
     pub stdin: Option<PathBuf>,
+    /// numpty: most pseudo-terminals the VE's devpts instance hands out (None: no limit).
+    pub pty_max: Option<u64>,
+}
+
+/// Mount options of a VE's devpts instance; `max` is its numpty limit.
+pub fn devpts_options(max: Option<u64>) -> String {
+    let mut o = String::from("newinstance,ptmxmode=0666,mode=0620,gid=5");
+    if let Some(m) = max {
+        o.push_str(&format!(",max={m}"));
+    }
+    o
 }
 
 const SYNC_IN: RawFd = 3;
@@ -117,6 +128,7 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
         .arg(&spec.root)
         .arg(&spec.hostname)
         .arg(if spec.stdio { "stdio" } else { "null" })
+        .arg(spec.pty_max.map_or_else(|| "-".to_string(), |m| m.to_string()))
         .args(&spec.argv)
         .env_clear();
     if !spec.stdio {
@@ -173,7 +185,8 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
     result
 }
 
-/// Entry of `vzctl __ve-init ROOT HOSTNAME stdio|null ARGV...` (stage 1). Never returns.
+/// Entry of `vzctl __ve-init ROOT HOSTNAME stdio|null PTYMAX|- ARGV...` (stage 1). Never
+/// returns.
 pub fn stage1_main(args: &[String]) -> ! {
     // SAFETY: fds 3 and 4 were set up by `start_init` for this process.
     let mut out = unsafe { fs::File::from_raw_fd(SYNC_OUT) };
@@ -181,7 +194,8 @@ pub fn stage1_main(args: &[String]) -> ! {
         let _ = writeln!(out, "E {msg}");
         std::process::exit(1)
     };
-    let [root, hostname, stdio, argv @ ..] = args else { fail(&mut out, "bad __ve-init arguments".into()) };
+    let [root, hostname, stdio, pty_max, argv @ ..] = args else { fail(&mut out, "bad __ve-init arguments".into()) };
+    let pty_max = pty_max.parse::<u64>().ok();
     if argv.is_empty() {
         fail(&mut out, "no init given".into());
     }
@@ -219,7 +233,7 @@ pub fn stage1_main(args: &[String]) -> ! {
             drop(input);
             // SAFETY: make the report pipe close on exec: EOF then means "init runs".
             unsafe { libc::fcntl(SYNC_OUT, libc::F_SETFD, libc::FD_CLOEXEC) };
-            let e = pid1(Path::new(root), hostname, stdio == "stdio", argv);
+            let e = pid1(Path::new(root), hostname, stdio == "stdio", pty_max, argv);
             fail(&mut out, e)
         }
         pid => {
@@ -231,8 +245,8 @@ pub fn stage1_main(args: &[String]) -> ! {
 
 /// PID 1 of the VE, before exec: mounts, pivot_root, hostname, loopback, then init.
 /// Returns only on failure, with the reason.
-fn pid1(root: &Path, hostname: &str, stdio: bool, argv: &[String]) -> String {
-    if let Err(e) = setup_mounts(root) {
+fn pid1(root: &Path, hostname: &str, stdio: bool, pty_max: Option<u64>, argv: &[String]) -> String {
+    if let Err(e) = setup_mounts(root, pty_max) {
         return e;
     }
     // SAFETY: plain syscall in the VE's own UTS namespace.
@@ -291,7 +305,7 @@ fn mkdir(p: &Path) -> Result<(), String> {
 
 /// The VE's file system view: its root, its own /proc, read-only /sys, a minimal /dev with
 /// its own devpts instance, then pivot_root so the host's tree is gone.
-fn setup_mounts(root: &Path) -> Result<(), String> {
+fn setup_mounts(root: &Path, pty_max: Option<u64>) -> Result<(), String> {
     mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
     mount(Some(&root.to_string_lossy()), root, None, libc::MS_BIND | libc::MS_REC, None)?;
     let nosuid = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -314,7 +328,7 @@ fn setup_mounts(root: &Path) -> Result<(), String> {
     }
     let pts = dev.join("pts");
     mkdir(&pts)?;
-    mount(Some("devpts"), &pts, Some("devpts"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("newinstance,ptmxmode=0666,mode=0620,gid=5"))?;
+    mount(Some("devpts"), &pts, Some("devpts"), libc::MS_NOSUID | libc::MS_NOEXEC, Some(&devpts_options(pty_max)))?;
     let shm = dev.join("shm");
     mkdir(&shm)?;
     mount(Some("tmpfs"), &shm, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))?;
@@ -475,6 +489,50 @@ pub fn set_hostname(init: i32, name: &str) -> Result<(), NsError> {
             }
         }
     }
+}
+
+/// Changes a running VE's numpty: remounts its devpts instance with a new `max`, from a
+/// short-lived child in the VE's user and mount namespaces.
+pub fn set_pty_max(init: i32, max: Option<u64>) -> Result<(), NsError> {
+    let open = |ns: &str| {
+        let p = format!("/proc/{init}/ns/{ns}");
+        fs::File::open(&p).map_err(sys(format!("open {p}")))
+    };
+    let (user, mnt) = (open("user")?, open("mnt")?);
+    let target = c"/dev/pts";
+    let data = CString::new(devpts_options(max)).map_err(|e| sys("devpts options")(io::Error::other(e)))?;
+    // SAFETY: the child runs only raw syscalls and _exit; strings prepared above.
+    match unsafe { libc::fork() } {
+        -1 => Err(sys("fork")(io::Error::last_os_error())),
+        0 => unsafe {
+            let ok = libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) == 0
+                && libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) == 0
+                && libc::mount(
+                    std::ptr::null(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NOEXEC,
+                    data.as_ptr().cast(),
+                ) == 0;
+            libc::_exit(if ok { 0 } else { 1 })
+        },
+        pid => {
+            let mut st = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+                Ok(())
+            } else {
+                Err(NsError::Init("could not change the VE's pty limit".into()))
+            }
+        }
+    }
+}
+
+/// Pseudo-terminals a running VE holds: the entries of its devpts instance.
+pub fn pty_count(init: i32) -> Option<u64> {
+    let d = fs::read_dir(format!("/proc/{init}/root/dev/pts")).ok()?;
+    Some(d.flatten().filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))).count() as u64)
 }
 
 /// A pseudo-terminal pair from the VE's own devpts instance (so it counts as the VE's).

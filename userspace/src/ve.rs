@@ -613,6 +613,10 @@ impl Vz {
         self.step("start:hostname")?;
         let hostname = self.hostname(veid, &conf, &root);
         self.step("start:init")?;
+        let mut full = VeLimits::default();
+        for (r, l) in conf_limits(&conf)? {
+            full.res[r.id as usize] = l;
+        }
         let spec = InitSpec {
             root: root.clone(),
             hostname,
@@ -621,6 +625,7 @@ impl Vz {
             gid_base: self.paths.local_gid,
             stdio: false,
             stdin: None,
+            pty_max: limits::pty_max(&full),
         };
         let started = ns::start_init(&spec, self.cg.as_ref(), veid);
         undo.kill(veid);
@@ -850,7 +855,11 @@ impl Vz {
                 let mut bpf = Bpf::ensure(&self.bpf_config())?;
                 bpf.register_ve(cgid)?;
                 bpf.set_limits(cgid, &limits.iter().map(|(r, _, l)| (r.id, *l)).collect::<Vec<_>>())?;
-                limits::apply(self.cg.as_ref(), veid, &bpf.limits(cgid)?)?;
+                let full = bpf.limits(cgid)?;
+                limits::apply(self.cg.as_ref(), veid, &full)?;
+                if limits.iter().any(|(r, _, _)| r.id == vz_common::res::NUMPTY) {
+                    ns::set_pty_max(init, limits::pty_max(&full))?;
+                }
                 println!("UB limits were set successfully");
             }
         }
@@ -887,6 +896,7 @@ fn run_script_as_init(vz: &Vz, veid: u32, root: &Path, hostname: String, script:
         gid_base: vz.paths.local_gid,
         stdio: true,
         stdin: Some(script.to_path_buf()),
+        pty_max: None,
     };
     let started = ns::start_init(&spec, vz.cg.as_ref(), veid)?;
     let mut st = 0;
