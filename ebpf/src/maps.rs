@@ -3,7 +3,7 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap},
+    maps::{Array, HashMap, RingBuf},
     Global,
 };
 use vz_common::{Meta, SockBucket, SockCharge, VeLimits, VeUsage};
@@ -38,6 +38,11 @@ pub static VZ_SOCKS_OVF: HashMap<u64, SockCharge> =
 /// Counters about the tables themselves (`STAT_*` in vz-common).
 #[map(name = "VZ_STATS_V1")]
 pub static VZ_STATS: Array<u64> = Array::pinned(vz_common::STATS_LEN, 0);
+
+/// Limit hits for the controller's log (`vzeventd`); a full buffer drops events, never
+/// blocks a refusal.
+#[map(name = "VZ_EVENTS_V1")]
+pub static VZ_EVENTS: RingBuf = RingBuf::pinned(vz_common::EVENTS_BYTES, 0);
 
 /// Loader bookkeeping (object hash, parent, level); programs never read it.
 #[map(name = "VZ_META_V1")]

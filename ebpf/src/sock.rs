@@ -4,16 +4,19 @@
 //! AF_INET and AF_INET6 sockets only (the kernel calls it from inet_create/inet6_create).
 use aya_ebpf::{
     bindings::BPF_NOEXIST,
-    helpers::{bpf_get_current_ancestor_cgroup_id, bpf_get_socket_cookie, bpf_set_retval},
+    helpers::{
+        bpf_get_current_ancestor_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_socket_cookie,
+        bpf_set_retval,
+    },
     macros::cgroup_sock,
     programs::SockContext,
     EbpfContext,
 };
 use aya_log_ebpf::info;
-use vz_common::{res, sock_bucket, SockCharge, SockSlot, SOCK_BUCKET_SLOTS, STAT_SOCK_OVERFLOW};
+use vz_common::{res, sock_bucket, SockCharge, SockSlot, UbcEvent, SOCK_BUCKET_SLOTS, STAT_SOCK_OVERFLOW};
 
 use crate::{
-    maps::{VZ_LIMITS, VZ_SOCKS, VZ_SOCKS_OVF, VZ_SOCK_MASK, VZ_STATS, VZ_UBC, VZ_VE_LEVEL},
+    maps::{VZ_EVENTS, VZ_LIMITS, VZ_SOCKS, VZ_SOCKS_OVF, VZ_SOCK_MASK, VZ_STATS, VZ_UBC, VZ_VE_LEVEL},
     ubc::{self, atomic},
 };
 
@@ -54,6 +57,14 @@ pub fn vz_sock_create(ctx: SockContext) -> i32 {
     let slot = unsafe { &raw mut (*usage).res[resource as usize] };
     if !ubc::charge(slot, 1, threshold) {
         info!(&ctx, "ve {} refused socket res {} barrier {}", ve, resource, threshold);
+        // SAFETY: valid map value pointers.
+        let (held, limit) = unsafe {
+            (
+                atomic::load(&raw mut (*slot).held),
+                VZ_LIMITS.get_ptr(ve).map_or(vz_common::UB_UNLIMITED, |l| (*l).res[resource as usize].limit),
+            )
+        };
+        report(ve, resource, held, threshold, limit);
         return refuse();
     }
     // SAFETY: ctx is a bpf_sock context, which this helper accepts.
@@ -67,6 +78,17 @@ pub fn vz_sock_create(ctx: SockContext) -> i32 {
         return refuse();
     }
     ALLOW
+}
+
+/// Streams a limit hit to the events ring buffer (dropped if it is full).
+#[inline(always)]
+fn report(ve: u64, res: u32, held: u64, barrier: u64, limit: u64) {
+    if let Some(mut e) = VZ_EVENTS.reserve::<UbcEvent>(0) {
+        let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        let comm = bpf_get_current_comm().unwrap_or([0; 16]);
+        e.write(UbcEvent { ve, held, barrier, limit, res, pid, comm: comm.map(|c| c as u8) });
+        e.submit(0);
+    }
 }
 
 #[inline(always)]

@@ -132,3 +132,31 @@ fn pty_exhaustion_stops_at_numpty() {
     assert_eq!(row(&env, "101", "numpty")[0], 0);
     env.ok(&["stop", "--fast", "101"]);
 }
+
+#[test]
+fn limit_hits_stream_to_the_event_log() {
+    use std::io::BufRead as _;
+    let env = VzEnv::new("events");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["set", "101", "--numtcpsock", "1", "--numproc", "12"]);
+    let mut d = env.cmd("vzeventd", &["--seconds", "30"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (l2, err) = (lines.clone(), d.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            l2.lock().unwrap().push(l);
+        }
+    });
+    let seen = |needle: &[&str]| lines.lock().unwrap().iter().any(|l| needle.iter().all(|n| l.contains(n)));
+    wait_until("vzeventd ready", || seen(&["following"]));
+    // A socket refusal: the refused process is named.
+    env.vzctl(&["exec", "101", "nc -l -p 7000 </dev/null >/dev/null 2>&1 & sleep 0.2; nc -l -p 7001 </dev/null; kill %1"]);
+    wait_until("socket event", || seen(&["limit hit", "veid=101", "resource=\"numtcpsock\"", "held=1", "barrier=1", "comm=\"nc\""]));
+    // A fork refusal by the pids controller.
+    env.vzctl(&["exec", "101", "for i in $(seq 30); do sleep 1 & done 2>/dev/null; wait"]);
+    wait_until("numproc event", || seen(&["limit hit", "veid=101", "resource=\"numproc\"", "barrier=12"]));
+    let _ = d.kill();
+    let _ = d.wait();
+    env.ok(&["stop", "--fast", "101"]);
+}

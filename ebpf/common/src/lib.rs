@@ -145,6 +145,23 @@ pub fn sock_bucket(cookie: u64, mask: u32) -> u32 {
 pub const STAT_SOCK_OVERFLOW: u32 = 0;
 pub const STATS_LEN: u32 = 4;
 
+/// A limit hit, streamed through the `VZ_EVENTS` ring buffer: which VE, which resource,
+/// its numbers at that moment, and the refused process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UbcEvent {
+    pub ve: u64,
+    pub held: u64,
+    pub barrier: u64,
+    pub limit: u64,
+    pub res: u32,
+    pub pid: u32,
+    pub comm: [u8; 16],
+}
+
+/// Bytes of the events ring buffer.
+pub const EVENTS_BYTES: u32 = 256 * 1024;
+
 /// Loader bookkeeping: value of the one-entry `VZ_META` array.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -166,6 +183,7 @@ pub mod maps {
     pub const SOCKS_OVF: &str = "VZ_SOCKS_OVF_V1";
     pub const STATS: &str = "VZ_STATS_V1";
     pub const META: &str = "VZ_META_V1";
+    pub const EVENTS: &str = "VZ_EVENTS_V1";
 }
 
 /// Program names (the Rust function names in `ebpf/`).
@@ -191,4 +209,5 @@ mod pod {
     unsafe impl aya::Pod for super::SockSlot {}
     unsafe impl aya::Pod for super::SockBucket {}
     unsafe impl aya::Pod for super::Meta {}
+    unsafe impl aya::Pod for super::UbcEvent {}
 }

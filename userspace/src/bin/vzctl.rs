@@ -185,6 +185,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VZ_LOG").unwrap_or_else(|_| level.into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(&cli) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),

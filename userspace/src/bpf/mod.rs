@@ -5,7 +5,7 @@
 //! <pin root>/            default /sys/fs/bpf/vz
 //!   progs/<program>      loaded programs (vz_sock_create, vz_sock_release)
 //!   maps/<MAP>           VZ_UBC_V1, VZ_LIMITS_V1, VZ_SOCKS_V1, VZ_SOCKS_OVF_V1,
-//!                        VZ_STATS_V1, VZ_META_V1
+//!                        VZ_STATS_V1, VZ_META_V1, VZ_EVENTS_V1
 //!   links/<program>      cgroup links on the VE parent cgroup
 //! ```
 //! Everything outlives the CLI: limits stay enforced with no vzctl process running.
@@ -156,7 +156,7 @@ impl Pins {
 }
 
 /// Every pinned map.
-const ALL_MAPS: [&str; 6] = [maps::UBC, maps::LIMITS, maps::SOCKS, maps::SOCKS_OVF, maps::STATS, maps::META];
+const ALL_MAPS: [&str; 7] = [maps::UBC, maps::LIMITS, maps::SOCKS, maps::SOCKS_OVF, maps::STATS, maps::META, maps::EVENTS];
 
 /// Cgroup socket programs, in load order.
 const SOCK_PROGS: [&str; 2] = [progs::SOCK_CREATE, progs::SOCK_RELEASE];
