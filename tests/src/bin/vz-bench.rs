@@ -16,7 +16,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// ns per socket create+close, measured by the helper inside the VE cgroup.
+/// ns per operation, measured by the helper inside the VE cgroup.
 fn measure(env: &Env, kind: &str, iters: u64) -> f64 {
     let out = Command::new(bin("vzt-helper"))
         .arg("--cgroup")
@@ -165,8 +165,9 @@ fn sockets() {
     env.ve(101);
     let mut now = Setup::Vz;
     let mut noop: Option<Ebpf> = None;
-    println!("== socket beancounters: create+close in a VE cgroup; vzbpf programs vs none, and allow-only programs vs none ==");
-    for kind in ["tcp", "udp"] {
+    println!("== loops in a VE cgroup: vzbpf programs attached vs none, and allow-only programs vs none ==");
+    for kind in ["tcp", "udp", "fork", "open"] {
+        let iters = if kind == "fork" { iters / 10 } else { iters };
         measure(&env, kind, iters / 10); // warm-up
         let mut ns = [Vec::new(), Vec::new(), Vec::new()];
         for round in 0..rounds {
@@ -193,8 +194,14 @@ fn sockets() {
             }
         }
         let [vz, nop, none] = ns.map(median);
+        let (what, target) = match kind {
+            "fork" => ("fork+exit+wait   ", "1.03"),
+            "open" => ("open+close       ", "1.03"),
+            k if k == "tcp" => ("socket tcp create+close", "1.02"),
+            _ => ("socket udp create+close", "1.02"),
+        };
         println!(
-            "socket {kind:<3} create+close: vzbpf {vz:>6.0} ns/op, none {none:>6.0} ns/op, ratio {:.3} (target <= 1.02); allow-only programs {nop:>6.0} ns/op, ratio {:.3} (the floor); median of {rounds} rounds x {iters} ops",
+            "{what}: vzbpf {vz:>6.0} ns/op, none {none:>6.0} ns/op, ratio {:.3} (target <= {target}); allow-only programs {nop:>6.0} ns/op, ratio {:.3} (the floor); median of {rounds} rounds x {iters} ops",
             vz / none,
             nop / none
         );

@@ -15,7 +15,8 @@
 //!                                       any granted one); reply `ok GRANTED REFUSED`
 //!   count                               open socket fds of this process
 //!
-//! Other modes: `bench KIND ITERS` prints ns per socket create+close; `nobpf CMD...` runs
+//! Other modes: `bench KIND ITERS` prints ns per socket create+close (KIND tcp, udp, ...),
+//! per fork+exit+wait (fork) or per open+close (open); `nobpf CMD...` runs
 //! CMD with bpf(2) failing as ENOSYS (a kernel without BPF, as seen from userspace).
 use std::{
     io::{BufRead as _, Write as _},
@@ -182,6 +183,36 @@ fn serve() {
 
 fn bench(kind: &str, iters: u64) {
     let start = Instant::now();
+    if kind == "fork" {
+        for _ in 0..iters {
+            // SAFETY: the child exits at once; the parent reaps it.
+            match unsafe { libc::fork() } {
+                0 => unsafe { libc::_exit(0) },
+                -1 => {
+                    eprintln!("fork: errno {}", errno());
+                    std::process::exit(1);
+                }
+                pid => unsafe {
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                },
+            }
+        }
+        println!("{}", start.elapsed().as_nanos() as u64 / iters.max(1));
+        return;
+    }
+    if kind == "open" {
+        for _ in 0..iters {
+            // SAFETY: open and close of a file every process may read.
+            let fd = unsafe { libc::open(c"/proc/self/stat".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            if fd < 0 {
+                eprintln!("open: errno {}", errno());
+                std::process::exit(1);
+            }
+            close(fd);
+        }
+        println!("{}", start.elapsed().as_nanos() as u64 / iters.max(1));
+        return;
+    }
     for _ in 0..iters {
         match open(kind) {
             Ok(fd) => close(fd),
