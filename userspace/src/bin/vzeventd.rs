@@ -2,7 +2,7 @@
 //!
 //! Socket refusals stream from the kernel through the pinned `VZ_EVENTS_V1` ring buffer
 //! (with the refused process); refusals by kernel controllers (numproc, physpages) are
-//! seen as their failcnt rising.
+//! seen as their failcnt rising. The programs' aya-log records are forwarded as well.
 use std::{
     collections::HashMap,
     os::fd::AsRawFd as _,
@@ -61,7 +61,13 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
     let vz = Vz::new(Paths::load()?)?;
     let pin = vz.paths.bpf_root.join("maps").join(maps::EVENTS);
     let mut ring: RingBuf<MapData> = RingBuf::try_from(aya::maps::Map::RingBuf(MapData::from_pin(&pin)?))?;
-    let bpf = Bpf::open_existing(&vz.paths.bpf_root).ok();
+    let mut bpf = Bpf::open_existing(&vz.paths.bpf_root).ok();
+    // The programs' own aya-log records, too (target vz::kernel).
+    if let Some(b) = bpf.as_mut() {
+        if let Err(e) = b.follow_kernel_log() {
+            warn!("kernel log not followed: {e}");
+        }
+    }
     eprintln!("vzeventd: following {}", pin.display());
     let end = cli.seconds.map(|s| Instant::now() + Duration::from_secs(s));
     let mut ids: HashMap<u64, u32> = HashMap::new();
