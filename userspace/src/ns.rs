@@ -462,71 +462,58 @@ pub fn command_in_ve(cg: &dyn Cgroups, veid: u32, init: i32, argv: &[String], tt
     Ok(cmd)
 }
 
-/// Sets a running VE's hostname (its UTS namespace) from a short-lived child.
-pub fn set_hostname(init: i32, name: &str) -> Result<(), NsError> {
-    let open = |ns: &str| {
-        let p = format!("/proc/{init}/ns/{ns}");
-        fs::File::open(&p).map_err(sys(format!("open {p}")))
-    };
-    let (user, uts) = (open("user")?, open("uts")?);
-    // SAFETY: the child runs only raw syscalls and _exit.
+/// Runs `action` in a short-lived child that joined the given namespaces of a running VE
+/// (user first). `action` runs between fork and exit in a possibly multi-threaded
+/// process: it may only make raw syscalls. Returns whether it reported success.
+fn in_ve_child(init: i32, namespaces: &[(&str, libc::c_int)], action: impl Fn() -> bool) -> Result<bool, NsError> {
+    let fds = namespaces
+        .iter()
+        .map(|(ns, t)| {
+            let p = format!("/proc/{init}/ns/{ns}");
+            fs::File::open(&p).map(|f| (f, *t)).map_err(sys(format!("open {p}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // SAFETY: the child makes only raw syscalls (setns, then `action`) and _exits.
     match unsafe { libc::fork() } {
         -1 => Err(sys("fork")(io::Error::last_os_error())),
         0 => unsafe {
-            let ok = libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) == 0
-                && libc::setns(uts.as_raw_fd(), libc::CLONE_NEWUTS) == 0
-                && libc::sethostname(name.as_ptr().cast(), name.len()) == 0;
+            let ok = fds.iter().all(|(f, t)| libc::setns(f.as_raw_fd(), *t) == 0) && action();
             libc::_exit(if ok { 0 } else { 1 })
         },
         pid => {
             let mut st = 0;
             // SAFETY: waiting for our own child.
             unsafe { libc::waitpid(pid, &mut st, 0) };
-            if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
-                Ok(())
-            } else {
-                Err(NsError::Init(format!("could not set hostname {name} in the VE")))
-            }
+            Ok(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0)
         }
     }
 }
 
-/// Changes a running VE's numpty: remounts its devpts instance with a new `max`, from a
-/// short-lived child in the VE's user and mount namespaces.
+/// Sets a running VE's hostname (its UTS namespace).
+pub fn set_hostname(init: i32, name: &str) -> Result<(), NsError> {
+    let ns = [("user", libc::CLONE_NEWUSER), ("uts", libc::CLONE_NEWUTS)];
+    // SAFETY: sethostname with a valid buffer.
+    let ok = in_ve_child(init, &ns, || unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) == 0 })?;
+    if ok { Ok(()) } else { Err(NsError::Init(format!("could not set hostname {name} in the VE"))) }
+}
+
+/// Changes a running VE's numpty: remounts its devpts instance with a new `max`.
 pub fn set_pty_max(init: i32, max: Option<u64>) -> Result<(), NsError> {
-    let open = |ns: &str| {
-        let p = format!("/proc/{init}/ns/{ns}");
-        fs::File::open(&p).map_err(sys(format!("open {p}")))
-    };
-    let (user, mnt) = (open("user")?, open("mnt")?);
-    let target = c"/dev/pts";
     let data = CString::new(devpts_options(max)).map_err(|e| sys("devpts options")(io::Error::other(e)))?;
-    // SAFETY: the child runs only raw syscalls and _exit; strings prepared above.
-    match unsafe { libc::fork() } {
-        -1 => Err(sys("fork")(io::Error::last_os_error())),
-        0 => unsafe {
-            let ok = libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) == 0
-                && libc::setns(mnt.as_raw_fd(), libc::CLONE_NEWNS) == 0
-                && libc::mount(
-                    std::ptr::null(),
-                    target.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NOEXEC,
-                    data.as_ptr().cast(),
-                ) == 0;
-            libc::_exit(if ok { 0 } else { 1 })
-        },
-        pid => {
-            let mut st = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            if libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
-                Ok(())
-            } else {
-                Err(NsError::Init("could not change the VE's pty limit".into()))
-            }
+    let ns = [("user", libc::CLONE_NEWUSER), ("mnt", libc::CLONE_NEWNS)];
+    let remount = || {
+        // SAFETY: NUL-terminated strings prepared before the fork.
+        unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/dev/pts".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NOEXEC,
+                data.as_ptr().cast(),
+            ) == 0
         }
-    }
+    };
+    if in_ve_child(init, &ns, remount)? { Ok(()) } else { Err(NsError::Init("could not change the VE's pty limit".into())) }
 }
 
 /// Pseudo-terminals a running VE holds: the entries of its devpts instance.

@@ -197,7 +197,7 @@ fn sockets() {
         let (what, target) = match kind {
             "fork" => ("fork+exit+wait   ", "1.03"),
             "open" => ("open+close       ", "1.03"),
-            k if k == "tcp" => ("socket tcp create+close", "1.02"),
+            "tcp" => ("socket tcp create+close", "1.02"),
             _ => ("socket udp create+close", "1.02"),
         };
         println!(
