@@ -44,6 +44,10 @@ pub static VZ_STATS: Array<u64> = Array::pinned(vz_common::STATS_LEN, 0);
 #[map(name = "VZ_EVENTS_V1")]
 pub static VZ_EVENTS: RingBuf = RingBuf::pinned(vz_common::EVENTS_BYTES, 0);
 
+/// Open files per VE, refilled by each run of the `vz_iter_files` iterator.
+#[map(name = "VZ_FILES_V1")]
+pub static VZ_FILES: HashMap<u64, u64> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
+
 /// Loader bookkeeping (object hash, parent, level); programs never read it.
 #[map(name = "VZ_META_V1")]
 pub static VZ_META: Array<Meta> = Array::pinned(1, 0);

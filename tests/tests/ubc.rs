@@ -162,3 +162,31 @@ fn limit_hits_stream_to_the_event_log() {
     let _ = d.wait();
     env.ok(&["stop", "--fast", "101"]);
 }
+
+/// Open files of the VE's processes, counted on the host from /proc (one count per
+/// process: threads share their file table).
+fn proc_fd_count(env: &VzEnv, veid: u32) -> u64 {
+    env.cg()
+        .procs(veid)
+        .iter()
+        .map(|p| std::fs::read_dir(format!("/proc/{p}/fd")).map(|d| d.count() as u64).unwrap_or(0))
+        .sum()
+}
+
+#[test]
+fn numfile_counts_open_files_exactly() {
+    let env = VzEnv::new("files");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    // An open-file flood in the background: 150 descriptors held for a while.
+    env.ok(&["exec", "101", "(i=3; while [ $i -lt 153 ]; do eval \"exec $i</etc/passwd\"; i=$((i+1)); done; sleep 4) </dev/null >/dev/null 2>&1 &"]);
+    std::thread::sleep(Duration::from_millis(500));
+    let held = row(&env, "101", "numfile")[0];
+    let truth = proc_fd_count(&env, 101);
+    assert_eq!(held, truth, "numfile {held} vs /proc {truth}");
+    assert!(held >= 150, "{held}");
+    // When the flood ends, held comes back down to the truth.
+    wait_until("files released", || row(&env, "101", "numfile")[0] < 50);
+    assert_eq!(row(&env, "101", "numfile")[0], proc_fd_count(&env, 101));
+    env.ok(&["stop", "--fast", "101"]);
+}

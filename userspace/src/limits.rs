@@ -27,6 +27,8 @@ pub enum Mechanism {
     MemcgAccounted,
     /// The VE's own devpts instance refuses past `max=` (ENOSPC); held is its entries.
     Devpts,
+    /// Counted by a BPF iterator snapshot; nothing on this kernel can refuse it.
+    IterAccounted,
 }
 
 impl Mechanism {
@@ -38,11 +40,12 @@ impl Mechanism {
             Mechanism::Memcg => "memcg",
             Mechanism::MemcgAccounted => "memcg-acct",
             Mechanism::Devpts => "devpts",
+            Mechanism::IterAccounted => "iter-acct",
         }
     }
 
     pub fn enforces(&self) -> bool {
-        !matches!(self, Mechanism::MemcgAccounted)
+        !matches!(self, Mechanism::MemcgAccounted | Mechanism::IterAccounted)
     }
 }
 
@@ -65,6 +68,7 @@ pub fn mechanism(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<Mechanism>
         }),
         res::KMEMSIZE => memory_dir(cg, veid).map(|_| Mechanism::MemcgAccounted),
         res::NUMPTY => Some(Mechanism::Devpts),
+        res::NUMFILE => Some(Mechanism::IterAccounted),
         _ => None,
     }
 }

@@ -531,6 +531,10 @@ impl Vz {
                 usage.res[r.id as usize] = u;
             }
         }
+        // numfile: an iterator snapshot, exact now; no hook gives its peak or refusals.
+        if let Some(n) = bpf.and_then(|b| b.files_of(cgid)) {
+            usage.res[vz_common::res::NUMFILE as usize] = vz_common::UbcUsage { held: n, maxheld: n, failcnt: 0 };
+        }
         Some((usage, lim))
     }
 
@@ -541,7 +545,11 @@ impl Vz {
             .iter()
             .filter_map(|r| {
                 let mechanism = limits::mechanism(r, self.cg.as_ref(), veid)?;
-                if mechanism == Mechanism::Bpf && bpf.is_none() {
+                let needs_bpf = matches!(mechanism, Mechanism::Bpf | Mechanism::IterAccounted);
+                if needs_bpf && bpf.is_none() {
+                    return None;
+                }
+                if mechanism == Mechanism::IterAccounted && bpf.and_then(|b| b.files_of(0)).is_none() {
                     return None;
                 }
                 Some(Row {

@@ -184,12 +184,14 @@ pub mod maps {
     pub const STATS: &str = "VZ_STATS_V1";
     pub const META: &str = "VZ_META_V1";
     pub const EVENTS: &str = "VZ_EVENTS_V1";
+    pub const FILES: &str = "VZ_FILES_V1";
 }
 
 /// Program names (the Rust function names in `ebpf/`).
 pub mod progs {
     pub const SOCK_CREATE: &str = "vz_sock_create";
     pub const SOCK_RELEASE: &str = "vz_sock_release";
+    pub const ITER_FILES: &str = "vz_iter_files";
 }
 
 /// Name of the read-only global that holds the VE cgroup level.

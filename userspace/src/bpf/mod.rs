@@ -5,10 +5,12 @@
 //! <pin root>/            default /sys/fs/bpf/vz
 //!   progs/<program>      loaded programs (vz_sock_create, vz_sock_release)
 //!   maps/<MAP>           VZ_UBC_V1, VZ_LIMITS_V1, VZ_SOCKS_V1, VZ_SOCKS_OVF_V1,
-//!                        VZ_STATS_V1, VZ_META_V1, VZ_EVENTS_V1
+//!                        VZ_STATS_V1, VZ_META_V1, VZ_EVENTS_V1, VZ_FILES_V1
+//!   progs/vz_iter_files, links/vz_iter_files   iter/task_file counting open files
 //!   links/<program>      cgroup links on the VE parent cgroup
 //! ```
 //! Everything outlives the CLI: limits stay enforced with no vzctl process running.
+pub mod btf;
 mod klog;
 pub mod sys;
 
@@ -29,7 +31,7 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
 };
 pub use klog::KernelLog;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 use vz_common::{maps, progs, Meta, UbcLimit, VeLimits, VeUsage, LAYOUT_VERSION};
 
 /// The programs, embedded at build time so an installed vzctl is one file.
@@ -156,7 +158,8 @@ impl Pins {
 }
 
 /// Every pinned map.
-const ALL_MAPS: [&str; 7] = [maps::UBC, maps::LIMITS, maps::SOCKS, maps::SOCKS_OVF, maps::STATS, maps::META, maps::EVENTS];
+const ALL_MAPS: [&str; 8] =
+    [maps::UBC, maps::LIMITS, maps::SOCKS, maps::SOCKS_OVF, maps::STATS, maps::META, maps::EVENTS, maps::FILES];
 
 /// Cgroup socket programs, in load order.
 const SOCK_PROGS: [&str; 2] = [progs::SOCK_CREATE, progs::SOCK_RELEASE];
@@ -184,6 +187,8 @@ pub struct Bpf {
     pub loaded_now: bool,
     /// Kernel log forwarding, when this process has the log map.
     pub klog: Option<KernelLog>,
+    /// Open files per VE from one iterator run, taken on first use.
+    files: std::cell::OnceCell<Option<std::collections::HashMap<u64, u64>>>,
 }
 
 impl std::fmt::Debug for Bpf {
@@ -334,12 +339,21 @@ impl Bpf {
             });
         }
         let mask = buckets - 1;
-        let mut ebpf = EbpfLoader::new()
+        // Kernel struct offsets for the iterator (no CO-RE in Rust BPF). Without kernel BTF
+        // the iterator is left out and open files are not counted.
+        let offsets = kernel_offsets().map_err(|e| warn!("open files will not be counted: {e}")).ok();
+        let mut loader = EbpfLoader::new();
+        loader
             .default_map_pin_directory(pins.maps())
             .map_max_entries(maps::SOCKS, buckets)
             .override_global(vz_common::GLOBAL_VE_LEVEL, &cfg.ve_level, true)
-            .override_global(vz_common::GLOBAL_SOCK_MASK, &mask, true)
-            .load(obj.bytes)?;
+            .override_global(vz_common::GLOBAL_SOCK_MASK, &mask, true);
+        if let Some(offs) = &offsets {
+            for (name, v) in offs {
+                loader.override_global(name, v, true);
+            }
+        }
+        let mut ebpf = loader.load(obj.bytes)?;
         check_map_layouts(&ebpf, &pins)?;
 
         let parent = fs::File::open(&cfg.cgroup_parent).map_err(io_err("open", &cfg.cgroup_parent))?;
@@ -378,6 +392,12 @@ impl Bpf {
             fs::rename(&tmp, &prog_pin).map_err(io_err("rename", &prog_pin))?;
         }
 
+        if offsets.is_some() {
+            if let Err(e) = load_iter(&mut ebpf, &pins, &mut rollback) {
+                warn!("open files will not be counted: {e}");
+            }
+        }
+
         let meta = Meta { object_hash: obj.hash, parent_cgroup: parent_id, ve_level: cfg.ve_level, layout: LAYOUT_VERSION };
         let mut arr: Array<_, Meta> = Array::try_from(
             ebpf.map_mut(maps::META).ok_or(MapError::InvalidName { name: maps::META.into() })?,
@@ -399,7 +419,7 @@ impl Bpf {
     fn open(pins: Pins, loaded_now: bool, klog: Option<KernelLog>) -> Result<Self, BpfError> {
         let ubc = HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(pins.map(maps::UBC))?))?;
         let limits = HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(pins.map(maps::LIMITS))?))?;
-        Ok(Self { pins, ubc, limits, loaded_now, klog })
+        Ok(Self { pins, ubc, limits, loaded_now, klog, files: std::cell::OnceCell::new() })
     }
 
     /// Forwards kernel log records while the returned handle lives (for long-running
@@ -479,6 +499,40 @@ impl Bpf {
         Ok(self.ubc.keys().filter(Result::is_ok).count())
     }
 
+    /// Open files of one VE (cgroup id), from an iterator run made once per handle; None
+    /// when the iterator is not available.
+    pub fn files_of(&self, cgroup: u64) -> Option<u64> {
+        let counts = self.files.get_or_init(|| {
+            self.count_files().unwrap_or_else(|e| {
+                warn!("counting open files failed: {e}");
+                None
+            })
+        });
+        counts.as_ref().map(|m| m.get(&cgroup).copied().unwrap_or(0))
+    }
+
+    /// Open files per VE cgroup id, counted now by the `vz_iter_files` iterator (None when
+    /// this kernel could not load it).
+    pub fn count_files(&self) -> Result<Option<std::collections::HashMap<u64, u64>>, BpfError> {
+        let link_pin = self.pins.link(progs::ITER_FILES);
+        if !link_pin.exists() {
+            return Ok(None);
+        }
+        // One counting run at a time: runs share the VZ_FILES map.
+        let _lock = PinLock::take(&self.pins.root)?;
+        let mut files: HashMap<MapData, u64, u64> =
+            HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(self.pins.map(maps::FILES))?))?;
+        let keys: Vec<u64> = files.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = files.remove(&k);
+        }
+        let link = aya::programs::iter::IterLink::try_from(FdLink::from(PinnedLink::from_pin(&link_pin)?))?;
+        let mut f = link.into_file()?;
+        let mut sink = Vec::new();
+        io::Read::read_to_end(&mut f, &mut sink).map_err(io_err("run iterator", &link_pin))?;
+        Ok(Some(files.iter().filter_map(Result::ok).collect()))
+    }
+
     /// Charge records that did not fit their bucket and live in the overflow hash now.
     pub fn sock_overflow(&self) -> Result<u64, BpfError> {
         let arr: Array<MapData, u64> =
@@ -512,6 +566,7 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
         (maps::SOCKS, 4, size_of::<vz_common::SockBucket>()),
         (maps::SOCKS_OVF, 8, size_of::<vz_common::SockCharge>()),
         (maps::STATS, 4, size_of::<u64>()),
+        (maps::FILES, 8, size_of::<u64>()),
         (maps::META, 4, size_of::<Meta>()),
     ];
     for (name, key, value) in expect {
@@ -528,6 +583,49 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
             });
         }
     }
+    Ok(())
+}
+
+/// Offsets the iterator reads kernel structs at, from the running kernel's BTF.
+fn kernel_offsets() -> Result<Vec<(&'static str, u32)>, btf::BtfError> {
+    let l = btf::Layouts::from_sys_fs()?;
+    Ok(vec![
+        ("VZ_OFF_TASK_CGROUPS", l.offset("task_struct", "cgroups")?),
+        ("VZ_OFF_CSS_DFL_CGRP", l.offset("css_set", "dfl_cgrp")?),
+        ("VZ_OFF_CGROUP_LEVEL", l.offset("cgroup", "level")?),
+        ("VZ_OFF_CGROUP_ANCESTORS", l.offset("cgroup", "ancestors")?),
+        ("VZ_OFF_CGROUP_KN", l.offset("cgroup", "kn")?),
+        ("VZ_OFF_KN_ID", l.offset("kernfs_node", "id")?),
+    ])
+}
+
+/// Loads the open-files iterator and pins it (or swaps it into its pinned link).
+fn load_iter(ebpf: &mut Ebpf, pins: &Pins, rollback: &mut Rollback) -> Result<(), BpfError> {
+    let name = progs::ITER_FILES;
+    let kbtf = aya::Btf::from_sys_fs().map_err(|e| BpfError::ProgramRejected { prog: name, detail: e.to_string() })?;
+    let prog: &mut aya::programs::Iter = ebpf
+        .program_mut(name)
+        .ok_or_else(|| BpfError::ProgramRejected { prog: name, detail: "missing from object".into() })?
+        .try_into()?;
+    prog.load("task_file", &kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+    let link_pin = pins.link(name);
+    if link_pin.exists() {
+        let link = sys::obj_get(&link_pin).map_err(io_err("BPF_OBJ_GET", &link_pin))?;
+        sys::link_update(link.as_fd(), prog.fd()?.as_fd()).map_err(io_err("BPF_LINK_UPDATE", &link_pin))?;
+    } else {
+        let id = prog.attach()?;
+        let link: FdLink = prog.take_link(id)?.try_into()?;
+        let tmp = tmp_pin(&link_pin);
+        let _ = fs::remove_file(&tmp);
+        link.pin(&tmp).map_err(|e| BpfError::Io { op: "pin", path: tmp.clone(), source: io::Error::other(chain(&e)) })?;
+        fs::rename(&tmp, &link_pin).map_err(io_err("rename", &link_pin))?;
+        rollback.paths.push(link_pin);
+    }
+    let prog_pin = pins.prog(name);
+    let tmp = tmp_pin(&prog_pin);
+    let _ = fs::remove_file(&tmp);
+    prog.pin(&tmp).map_err(|e| BpfError::Io { op: "pin", path: tmp.clone(), source: io::Error::other(chain(&e)) })?;
+    fs::rename(&tmp, &prog_pin).map_err(io_err("rename", &prog_pin))?;
     Ok(())
 }
 
