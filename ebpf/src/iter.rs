@@ -4,7 +4,7 @@
 use aya_ebpf::{helpers::bpf_probe_read_kernel, Global};
 
 use crate::{
-    maps::{VZ_FILES, VZ_UBC, VZ_VE_LEVEL},
+    maps::{VZ_FILES, VZ_UBC, VZ_VE_LEVEL, VZ_VMS},
     ubc::atomic,
 };
 
@@ -31,6 +31,30 @@ pub static VZ_OFF_CGROUP_ANCESTORS: Global<u32> = Global::new(0);
 pub static VZ_OFF_CGROUP_KN: Global<u32> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static VZ_OFF_KN_ID: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static VZ_OFF_TASK_PID: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static VZ_OFF_TASK_TGID: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static VZ_OFF_VMA_START: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static VZ_OFF_VMA_END: Global<u32> = Global::new(0);
+#[unsafe(no_mangle)]
+pub static VZ_OFF_VMA_FLAGS: Global<u32> = Global::new(0);
+
+/// `struct bpf_iter__task_vma`: meta, task, vma.
+#[repr(C)]
+pub struct IterTaskVma {
+    meta: u64,
+    task: u64,
+    vma: u64,
+}
+
+/// Charged to overcommit accounting: private writable memory (privvmpages).
+const VM_ACCOUNT: u64 = 0x0010_0000;
+/// mlock()ed (lockedpages).
+const VM_LOCKED: u64 = 0x0000_2000;
+const PAGE_SHIFT: u64 = 12;
 
 #[inline(always)]
 fn read_u64(addr: u64) -> Option<u64> {
@@ -70,6 +94,58 @@ pub fn vz_iter_files(ctx: *mut IterTaskFile) -> i32 {
         Some(n) => atomic::add(n, 1),
         None => {
             let _ = VZ_FILES.insert(ve, 1u64, 0);
+        }
+    }
+    0
+}
+
+#[inline(always)]
+fn read_i32(addr: u64) -> Option<i32> {
+    // SAFETY: as in read_u64.
+    unsafe { bpf_probe_read_kernel(addr as *const i32) }.ok()
+}
+
+/// privvmpages and lockedpages per VE: sizes of each process's VM_ACCOUNT and VM_LOCKED
+/// mappings. Threads share their leader's mappings, so only leaders count.
+#[unsafe(no_mangle)]
+#[unsafe(link_section = "iter/task_vma")]
+pub fn vz_iter_vmas(ctx: *mut IterTaskVma) -> i32 {
+    // SAFETY: the kernel passes a valid iterator context.
+    let (task, vma) = unsafe { ((*ctx).task, (*ctx).vma) };
+    if task == 0 || vma == 0 {
+        return 0;
+    }
+    let (Some(pid), Some(tgid)) =
+        (read_i32(task + u64::from(VZ_OFF_TASK_PID.load())), read_i32(task + u64::from(VZ_OFF_TASK_TGID.load())))
+    else {
+        return 0;
+    };
+    if pid != tgid {
+        return 0;
+    }
+    let Some(ve) = task_ve(task) else { return 0 };
+    if VZ_UBC.get_ptr(ve).is_none() {
+        return 0;
+    }
+    let (Some(start), Some(end), Some(flags)) = (
+        read_u64(vma + u64::from(VZ_OFF_VMA_START.load())),
+        read_u64(vma + u64::from(VZ_OFF_VMA_END.load())),
+        read_u64(vma + u64::from(VZ_OFF_VMA_FLAGS.load())),
+    ) else {
+        return 0;
+    };
+    let pages = end.wrapping_sub(start) >> PAGE_SHIFT;
+    let add = [if flags & VM_ACCOUNT != 0 { pages } else { 0 }, if flags & VM_LOCKED != 0 { pages } else { 0 }];
+    match VZ_VMS.get_ptr_mut(ve) {
+        Some(v) => {
+            // SAFETY: valid map value pointer; index constant.
+            unsafe {
+                atomic::add(&raw mut (*v)[0], add[0]);
+                atomic::add(&raw mut (*v)[1], add[1]);
+            }
+        }
+        None => {
+            let _ = VZ_VMS.insert(ve, add, 0);
         }
     }
     0

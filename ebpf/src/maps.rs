@@ -48,6 +48,10 @@ pub static VZ_EVENTS: RingBuf = RingBuf::pinned(vz_common::EVENTS_BYTES, 0);
 #[map(name = "VZ_FILES_V1")]
 pub static VZ_FILES: HashMap<u64, u64> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
 
+/// [privvmpages, lockedpages] per VE, refilled by each run of the `vz_iter_vmas` iterator.
+#[map(name = "VZ_VMS_V1")]
+pub static VZ_VMS: HashMap<u64, [u64; 2]> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
+
 /// Loader bookkeeping (object hash, parent, level); programs never read it.
 #[map(name = "VZ_META_V1")]
 pub static VZ_META: Array<Meta> = Array::pinned(1, 0);

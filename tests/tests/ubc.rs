@@ -190,3 +190,44 @@ fn numfile_counts_open_files_exactly() {
     assert_eq!(row(&env, "101", "numfile")[0], proc_fd_count(&env, 101));
     env.ok(&["stop", "--fast", "101"]);
 }
+
+/// Pages of the VE's mappings whose smaps VmFlags carry `flag` ("ac": accounted private
+/// memory, "lo": mlocked), summed on the host over its processes.
+fn smaps_pages(env: &VzEnv, veid: u32, flag: &str) -> u64 {
+    let mut total = 0;
+    for p in env.cg().procs(veid) {
+        let Ok(smaps) = std::fs::read_to_string(format!("/proc/{p}/smaps")) else { continue };
+        let mut size = 0;
+        for l in smaps.lines() {
+            if let Some(kb) = l.strip_prefix("Size:") {
+                size = kb.trim().trim_end_matches("kB").trim().parse::<u64>().unwrap_or(0) / 4;
+            }
+            if let Some(flags) = l.strip_prefix("VmFlags:") {
+                if flags.split_whitespace().any(|f| f == flag) {
+                    total += size;
+                }
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn privvmpages_and_lockedpages_match_the_kernels_mappings() {
+    let env = VzEnv::new("vmas");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["exec", "101", "sleep 30 </dev/null >/dev/null 2>&1 &"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let privvm = row(&env, "101", "privvmpages")[0];
+    assert_eq!(privvm, smaps_pages(&env, 101, "ac"));
+    assert!(privvm > 0);
+    assert_eq!(row(&env, "101", "lockedpages")[0], smaps_pages(&env, 101, "lo"));
+    // A second process adds its own mappings.
+    env.ok(&["exec", "101", "sleep 30 </dev/null >/dev/null 2>&1 &"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let more = row(&env, "101", "privvmpages")[0];
+    assert!(more > privvm, "{more} <= {privvm}");
+    assert_eq!(more, smaps_pages(&env, 101, "ac"));
+    env.ok(&["stop", "--fast", "101"]);
+}

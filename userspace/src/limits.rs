@@ -68,7 +68,7 @@ pub fn mechanism(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<Mechanism>
         }),
         res::KMEMSIZE => memory_dir(cg, veid).map(|_| Mechanism::MemcgAccounted),
         res::NUMPTY => Some(Mechanism::Devpts),
-        res::NUMFILE => Some(Mechanism::IterAccounted),
+        res::NUMFILE | res::PRIVVMPAGES | res::LOCKEDPAGES => Some(Mechanism::IterAccounted),
         _ => None,
     }
 }

@@ -535,6 +535,11 @@ impl Vz {
         if let Some(n) = bpf.and_then(|b| b.files_of(cgid)) {
             usage.res[vz_common::res::NUMFILE as usize] = vz_common::UbcUsage { held: n, maxheld: n, failcnt: 0 };
         }
+        // privvmpages, lockedpages: sizes of the VE's accounted / mlocked mappings.
+        if let Some([privvm, locked]) = bpf.and_then(|b| b.vms_of(cgid)) {
+            usage.res[vz_common::res::PRIVVMPAGES as usize] = vz_common::UbcUsage { held: privvm, maxheld: privvm, failcnt: 0 };
+            usage.res[vz_common::res::LOCKEDPAGES as usize] = vz_common::UbcUsage { held: locked, maxheld: locked, failcnt: 0 };
+        }
         Some((usage, lim))
     }
 
@@ -549,8 +554,14 @@ impl Vz {
                 if needs_bpf && bpf.is_none() {
                     return None;
                 }
-                if mechanism == Mechanism::IterAccounted && bpf.and_then(|b| b.files_of(0)).is_none() {
-                    return None;
+                if mechanism == Mechanism::IterAccounted {
+                    let have = match r.id {
+                        vz_common::res::NUMFILE => bpf.and_then(|b| b.files_of(0)).is_some(),
+                        _ => bpf.and_then(|b| b.vms_of(0)).is_some(),
+                    };
+                    if !have {
+                        return None;
+                    }
                 }
                 Some(Row {
                     row: crate::ubc::UbcRow { resource: r, usage: usage.res[r.id as usize], limit: lim.res[r.id as usize] },

@@ -185,6 +185,7 @@ pub mod maps {
     pub const META: &str = "VZ_META_V1";
     pub const EVENTS: &str = "VZ_EVENTS_V1";
     pub const FILES: &str = "VZ_FILES_V1";
+    pub const VMS: &str = "VZ_VMS_V1";
 }
 
 /// Program names (the Rust function names in `ebpf/`).
@@ -192,6 +193,7 @@ pub mod progs {
     pub const SOCK_CREATE: &str = "vz_sock_create";
     pub const SOCK_RELEASE: &str = "vz_sock_release";
     pub const ITER_FILES: &str = "vz_iter_files";
+    pub const ITER_VMAS: &str = "vz_iter_vmas";
 }
 
 /// Name of the read-only global that holds the VE cgroup level.

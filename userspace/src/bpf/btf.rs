@@ -15,6 +15,26 @@ pub enum BtfError {
     NoMember(String, String),
 }
 
+struct Composite {
+    name: u32,
+    /// (name offset, type id, byte offset)
+    members: Vec<(u32, u32, u32)>,
+}
+
+/// Named members of a struct, with the members of its anonymous structs and unions
+/// (`union { struct { vm_start; vm_end; }; }`) lifted to the outer level.
+fn flatten(all: &[Option<Composite>], strings: &[u8], c: &Composite, base: u32, out: &mut HashMap<String, u32>, depth: u32) {
+    for &(name, ty, off) in &c.members {
+        if name != 0 {
+            out.entry(str_at(strings, name)).or_insert(base + off);
+        } else if depth < 8 {
+            if let Some(Some(inner)) = all.get(ty as usize) {
+                flatten(all, strings, inner, base + off, out, depth + 1);
+            }
+        }
+    }
+}
+
 /// Member byte offsets of every named struct.
 #[derive(Debug, Default)]
 pub struct Layouts {
@@ -49,7 +69,8 @@ impl Layouts {
         let (str_off, str_len) = (u32_at(b, 16)? as usize, u32_at(b, 20)? as usize);
         let types = b.get(hdr + type_off..hdr + type_off + type_len).ok_or(BtfError::Malformed(hdr))?;
         let strings = b.get(hdr + str_off..hdr + str_off + str_len).ok_or(BtfError::Malformed(hdr))?;
-        let mut out = Layouts::default();
+        // Type ids start at 1; keep struct/union members (name, type id, byte offset).
+        let mut all: Vec<Option<Composite>> = vec![None];
         let mut at = 0;
         while at + 12 <= types.len() {
             let name = u32_at(types, at)?;
@@ -66,20 +87,29 @@ impl Layouts {
                 15 | 19 => vlen * 12, // datasec, enum64
                 _ => 0,
             };
-            if kind == 4 && name != 0 {
-                let mut members = HashMap::new();
+            if kind == 4 || kind == 5 {
+                let mut members = Vec::with_capacity(vlen);
                 for i in 0..vlen {
                     let m = at + i * 12;
-                    let mname = u32_at(types, m)?;
                     let off = u32_at(types, m + 8)?;
                     let bits = if kflag { off & 0x00ff_ffff } else { off };
-                    if mname != 0 {
-                        members.insert(str_at(strings, mname), bits / 8);
-                    }
+                    members.push((u32_at(types, m)?, u32_at(types, m + 4)?, bits / 8));
                 }
-                out.structs.entry(str_at(strings, name)).or_insert(members);
+                all.push(Some(Composite { name, members }));
+            } else {
+                all.push(None);
             }
             at += extra;
+        }
+        let mut out = Layouts::default();
+        for c in all.iter().flatten().filter(|c| c.name != 0) {
+            let name = str_at(strings, c.name);
+            if out.structs.contains_key(&name) {
+                continue;
+            }
+            let mut members = HashMap::new();
+            flatten(&all, strings, c, 0, &mut members, 0);
+            out.structs.insert(name, members);
         }
         Ok(out)
     }
@@ -125,6 +155,33 @@ mod tests {
         b.extend_from_slice(&types);
         b.extend_from_slice(strings);
         b
+    }
+
+    #[test]
+    fn lifts_anonymous_members() {
+        // [1] INT, [2] anon STRUCT { int x @0; int y @32 }, [3] STRUCT "v" { int z @0; anon [2] @64 }
+        let strings = b"\0int\0v\0x\0y\0z\0";
+        let mut t = Vec::new();
+        let push = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_le_bytes());
+        for x in [1u32, 1 << 24, 4, 32] {
+            push(&mut t, x);
+        }
+        for x in [0u32, (4 << 24) | 2, 8, 7, 1, 0, 9, 1, 32] {
+            push(&mut t, x);
+        }
+        for x in [5u32, (4 << 24) | 2, 16, 11, 1, 0, 0, 2, 64] {
+            push(&mut t, x);
+        }
+        let mut b = vec![0x9f, 0xeb, 1, 0];
+        for x in [24u32, 0, t.len() as u32, t.len() as u32, strings.len() as u32] {
+            push(&mut b, x);
+        }
+        b.extend_from_slice(&t);
+        b.extend_from_slice(strings);
+        let l = Layouts::parse(&b).unwrap();
+        assert_eq!(l.offset("v", "z"), Ok(0));
+        assert_eq!(l.offset("v", "x"), Ok(8));
+        assert_eq!(l.offset("v", "y"), Ok(12));
     }
 
     #[test]

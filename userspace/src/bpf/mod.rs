@@ -7,6 +7,7 @@
 //!   maps/<MAP>           VZ_UBC_V1, VZ_LIMITS_V1, VZ_SOCKS_V1, VZ_SOCKS_OVF_V1,
 //!                        VZ_STATS_V1, VZ_META_V1, VZ_EVENTS_V1, VZ_FILES_V1
 //!   progs/vz_iter_files, links/vz_iter_files   iter/task_file counting open files
+//!   progs/vz_iter_vmas, links/vz_iter_vmas     iter/task_vma: privvmpages, lockedpages
 //!   links/<program>      cgroup links on the VE parent cgroup
 //! ```
 //! Everything outlives the CLI: limits stay enforced with no vzctl process running.
@@ -158,8 +159,20 @@ impl Pins {
 }
 
 /// Every pinned map.
-const ALL_MAPS: [&str; 8] =
-    [maps::UBC, maps::LIMITS, maps::SOCKS, maps::SOCKS_OVF, maps::STATS, maps::META, maps::EVENTS, maps::FILES];
+const ALL_MAPS: [&str; 9] = [
+    maps::UBC,
+    maps::LIMITS,
+    maps::SOCKS,
+    maps::SOCKS_OVF,
+    maps::STATS,
+    maps::META,
+    maps::EVENTS,
+    maps::FILES,
+    maps::VMS,
+];
+
+/// Iterator programs: (name, kernel iterator type).
+const ITERS: [(&str, &str); 2] = [(progs::ITER_FILES, "task_file"), (progs::ITER_VMAS, "task_vma")];
 
 /// Cgroup socket programs, in load order.
 const SOCK_PROGS: [&str; 2] = [progs::SOCK_CREATE, progs::SOCK_RELEASE];
@@ -189,6 +202,7 @@ pub struct Bpf {
     pub klog: Option<KernelLog>,
     /// Open files per VE from one iterator run, taken on first use.
     files: std::cell::OnceCell<Option<std::collections::HashMap<u64, u64>>>,
+    vms: std::cell::OnceCell<Option<std::collections::HashMap<u64, [u64; 2]>>>,
 }
 
 impl std::fmt::Debug for Bpf {
@@ -341,7 +355,7 @@ impl Bpf {
         let mask = buckets - 1;
         // Kernel struct offsets for the iterator (no CO-RE in Rust BPF). Without kernel BTF
         // the iterator is left out and open files are not counted.
-        let offsets = kernel_offsets().map_err(|e| warn!("open files will not be counted: {e}")).ok();
+        let offsets = kernel_offsets().map_err(|e| warn!("iterator counts (numfile, privvmpages, lockedpages) unavailable: {e}")).ok();
         let mut loader = EbpfLoader::new();
         loader
             .default_map_pin_directory(pins.maps())
@@ -393,8 +407,10 @@ impl Bpf {
         }
 
         if offsets.is_some() {
-            if let Err(e) = load_iter(&mut ebpf, &pins, &mut rollback) {
-                warn!("open files will not be counted: {e}");
+            for (name, kind) in ITERS {
+                if let Err(e) = load_iter(&mut ebpf, &pins, &mut rollback, name, kind) {
+                    warn!("{name} not loaded, its counts are missing: {e}");
+                }
             }
         }
 
@@ -419,7 +435,7 @@ impl Bpf {
     fn open(pins: Pins, loaded_now: bool, klog: Option<KernelLog>) -> Result<Self, BpfError> {
         let ubc = HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(pins.map(maps::UBC))?))?;
         let limits = HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(pins.map(maps::LIMITS))?))?;
-        Ok(Self { pins, ubc, limits, loaded_now, klog, files: std::cell::OnceCell::new() })
+        Ok(Self { pins, ubc, limits, loaded_now, klog, files: std::cell::OnceCell::new(), vms: std::cell::OnceCell::new() })
     }
 
     /// Forwards kernel log records while the returned handle lives (for long-running
@@ -502,35 +518,42 @@ impl Bpf {
     /// Open files of one VE (cgroup id), from an iterator run made once per handle; None
     /// when the iterator is not available.
     pub fn files_of(&self, cgroup: u64) -> Option<u64> {
-        let counts = self.files.get_or_init(|| {
-            self.count_files().unwrap_or_else(|e| {
-                warn!("counting open files failed: {e}");
-                None
-            })
-        });
+        let counts = self.files.get_or_init(|| self.run_iter(progs::ITER_FILES, maps::FILES));
         counts.as_ref().map(|m| m.get(&cgroup).copied().unwrap_or(0))
     }
 
-    /// Open files per VE cgroup id, counted now by the `vz_iter_files` iterator (None when
-    /// this kernel could not load it).
-    pub fn count_files(&self) -> Result<Option<std::collections::HashMap<u64, u64>>, BpfError> {
-        let link_pin = self.pins.link(progs::ITER_FILES);
+    /// [privvmpages, lockedpages] of one VE, like `files_of`.
+    pub fn vms_of(&self, cgroup: u64) -> Option<[u64; 2]> {
+        let counts = self.vms.get_or_init(|| self.run_iter(progs::ITER_VMAS, maps::VMS));
+        counts.as_ref().map(|m| m.get(&cgroup).copied().unwrap_or([0, 0]))
+    }
+
+    fn run_iter<V: aya::Pod>(&self, prog: &str, map: &str) -> Option<std::collections::HashMap<u64, V>> {
+        self.count(prog, map).unwrap_or_else(|e| {
+            warn!("running {prog} failed: {e}");
+            None
+        })
+    }
+
+    /// Empties `map`, runs iterator `prog` over every task, returns what it counted.
+    fn count<V: aya::Pod>(&self, prog: &str, map: &str) -> Result<Option<std::collections::HashMap<u64, V>>, BpfError> {
+        let link_pin = self.pins.link(prog);
         if !link_pin.exists() {
             return Ok(None);
         }
-        // One counting run at a time: runs share the VZ_FILES map.
+        // One run at a time: runs share the map.
         let _lock = PinLock::take(&self.pins.root)?;
-        let mut files: HashMap<MapData, u64, u64> =
-            HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(self.pins.map(maps::FILES))?))?;
-        let keys: Vec<u64> = files.keys().filter_map(Result::ok).collect();
+        let mut counts: HashMap<MapData, u64, V> =
+            HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(self.pins.map(map))?))?;
+        let keys: Vec<u64> = counts.keys().filter_map(Result::ok).collect();
         for k in keys {
-            let _ = files.remove(&k);
+            let _ = counts.remove(&k);
         }
         let link = aya::programs::iter::IterLink::try_from(FdLink::from(PinnedLink::from_pin(&link_pin)?))?;
         let mut f = link.into_file()?;
         let mut sink = Vec::new();
         io::Read::read_to_end(&mut f, &mut sink).map_err(io_err("run iterator", &link_pin))?;
-        Ok(Some(files.iter().filter_map(Result::ok).collect()))
+        Ok(Some(counts.iter().filter_map(Result::ok).collect()))
     }
 
     /// Charge records that did not fit their bucket and live in the overflow hash now.
@@ -567,6 +590,7 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
         (maps::SOCKS_OVF, 8, size_of::<vz_common::SockCharge>()),
         (maps::STATS, 4, size_of::<u64>()),
         (maps::FILES, 8, size_of::<u64>()),
+        (maps::VMS, 8, 2 * size_of::<u64>()),
         (maps::META, 4, size_of::<Meta>()),
     ];
     for (name, key, value) in expect {
@@ -596,18 +620,22 @@ fn kernel_offsets() -> Result<Vec<(&'static str, u32)>, btf::BtfError> {
         ("VZ_OFF_CGROUP_ANCESTORS", l.offset("cgroup", "ancestors")?),
         ("VZ_OFF_CGROUP_KN", l.offset("cgroup", "kn")?),
         ("VZ_OFF_KN_ID", l.offset("kernfs_node", "id")?),
+        ("VZ_OFF_TASK_PID", l.offset("task_struct", "pid")?),
+        ("VZ_OFF_TASK_TGID", l.offset("task_struct", "tgid")?),
+        ("VZ_OFF_VMA_START", l.offset("vm_area_struct", "vm_start")?),
+        ("VZ_OFF_VMA_END", l.offset("vm_area_struct", "vm_end")?),
+        ("VZ_OFF_VMA_FLAGS", l.offset("vm_area_struct", "vm_flags")?),
     ])
 }
 
-/// Loads the open-files iterator and pins it (or swaps it into its pinned link).
-fn load_iter(ebpf: &mut Ebpf, pins: &Pins, rollback: &mut Rollback) -> Result<(), BpfError> {
-    let name = progs::ITER_FILES;
+/// Loads an iterator program and pins it (or swaps it into its pinned link).
+fn load_iter(ebpf: &mut Ebpf, pins: &Pins, rollback: &mut Rollback, name: &'static str, kind: &str) -> Result<(), BpfError> {
     let kbtf = aya::Btf::from_sys_fs().map_err(|e| BpfError::ProgramRejected { prog: name, detail: e.to_string() })?;
     let prog: &mut aya::programs::Iter = ebpf
         .program_mut(name)
         .ok_or_else(|| BpfError::ProgramRejected { prog: name, detail: "missing from object".into() })?
         .try_into()?;
-    prog.load("task_file", &kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+    prog.load(kind, &kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
     let link_pin = pins.link(name);
     if link_pin.exists() {
         let link = sys::obj_get(&link_pin).map_err(io_err("BPF_OBJ_GET", &link_pin))?;
