@@ -9,6 +9,7 @@ mod iter;
 mod maps;
 mod noop;
 mod sock;
+mod sysctl;
 mod ubc;
 
 #[cfg(not(test))]

@@ -231,3 +231,33 @@ fn privvmpages_and_lockedpages_match_the_kernels_mappings() {
     assert_eq!(more, smaps_pages(&env, 101, "ac"));
     env.ok(&["stop", "--fast", "101"]);
 }
+
+#[test]
+fn shmpages_bounds_shm_and_ve_root_cannot_raise_it() {
+    let env = VzEnv::new("shm");
+    env.ok(&["create", "101"]);
+    env.ok(&["set", "101", "--shmpages", "100", "--save"]);
+    env.ok(&["start", "101"]);
+    // SysV: the VE's IPC namespace gets kernel.shmall = 100, and VE root may not raise it
+    // (refused in the kernel by the vz_sysctl program).
+    assert_eq!(env.ok(&["exec2", "101", "cat /proc/sys/kernel/shmall"]), "100\n");
+    let w = env.vzctl(&["exec2", "101", "echo 999999 > /proc/sys/kernel/shmall"]);
+    assert_ne!(w.code, 0);
+    assert!(w.stderr.contains("Operation not permitted"), "{w:?}");
+    assert_eq!(env.ok(&["exec2", "101", "cat /proc/sys/kernel/shmall"]), "100\n");
+    // Other sysctls of its own namespaces stay writable.
+    assert_eq!(env.vzctl(&["exec2", "101", "echo 1 > /proc/sys/net/ipv4/ip_forward"]).code, 0);
+    // POSIX shm: /dev/shm holds at most 100 pages.
+    let dd = env.vzctl(&["exec2", "101", "dd if=/dev/zero of=/dev/shm/x bs=4096 count=200"]);
+    assert_ne!(dd.code, 0);
+    assert!(dd.stderr.contains("100+0 records out"), "{dd:?}");
+    assert_eq!(row(&env, "101", "shmpages")[..4], [100, 100, 100, 100]);
+    // Raised live.
+    env.ok(&["set", "101", "--shmpages", "300"]);
+    assert_eq!(env.ok(&["exec2", "101", "cat /proc/sys/kernel/shmall"]), "300\n");
+    assert_eq!(env.vzctl(&["exec2", "101", "dd if=/dev/zero of=/dev/shm/y bs=4096 count=150"]).code, 0);
+    assert_eq!(row(&env, "101", "shmpages")[0], 250);
+    env.ok(&["exec2", "101", "rm /dev/shm/x /dev/shm/y"]);
+    assert_eq!(row(&env, "101", "shmpages")[0], 0);
+    env.ok(&["stop", "--fast", "101"]);
+}

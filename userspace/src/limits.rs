@@ -29,6 +29,9 @@ pub enum Mechanism {
     Devpts,
     /// Counted by a BPF iterator snapshot; nothing on this kernel can refuse it.
     IterAccounted,
+    /// The VE's IPC namespace kernel.shmall and its /dev/shm size; vz_sysctl keeps VE root
+    /// from raising shmall.
+    Shm,
 }
 
 impl Mechanism {
@@ -41,6 +44,7 @@ impl Mechanism {
             Mechanism::MemcgAccounted => "memcg-acct",
             Mechanism::Devpts => "devpts",
             Mechanism::IterAccounted => "iter-acct",
+            Mechanism::Shm => "ipc+tmpfs",
         }
     }
 
@@ -69,8 +73,15 @@ pub fn mechanism(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<Mechanism>
         res::KMEMSIZE => memory_dir(cg, veid).map(|_| Mechanism::MemcgAccounted),
         res::NUMPTY => Some(Mechanism::Devpts),
         res::NUMFILE | res::PRIVVMPAGES | res::LOCKEDPAGES => Some(Mechanism::IterAccounted),
+        res::SHMPAGES => Some(Mechanism::Shm),
         _ => None,
     }
+}
+
+/// shmpages' limit in pages (None: unlimited).
+pub fn shm_pages_limit(lim: &vz_common::VeLimits) -> Option<u64> {
+    let l = lim.res[res::SHMPAGES as usize].limit;
+    (l < UB_UNLIMITED / PAGE_SIZE).then_some(l)
 }
 
 /// numpty's devpts `max` for a limit record (None: no limit).
@@ -136,6 +147,11 @@ pub fn usage(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<UbcUsage> {
                     failcnt: read_keyed(&d.join("memory.swap.events"), "max").unwrap_or(0),
                 })
             }
+        }
+        res::SHMPAGES => {
+            // SysV segments of its IPC namespace plus its /dev/shm; no peak, no refusal count.
+            let held = crate::ns::shm_pages(crate::ns::find_init(cg, veid)?)?;
+            Some(UbcUsage { held, maxheld: held, failcnt: 0 })
         }
         res::NUMPTY => {
             // No hook counts devpts refusals or peaks: held is exact, maxheld is held now.

@@ -61,6 +61,16 @@ pub struct InitSpec {
     pub stdin: Option<PathBuf>,
     /// numpty: most pseudo-terminals the VE's devpts instance hands out (None: no limit).
     pub pty_max: Option<u64>,
+    /// shmpages: size of the VE's /dev/shm in bytes (None: tmpfs default).
+    pub shm_bytes: Option<u64>,
+}
+
+/// Mount options of a VE's /dev/shm; `bytes` is its shmpages limit.
+pub fn shm_options(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(b) => format!("mode=1777,size={b}"),
+        None => "mode=1777".into(),
+    }
 }
 
 /// Mount options of a VE's devpts instance; `max` is its numpty limit.
@@ -129,6 +139,7 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
         .arg(&spec.hostname)
         .arg(if spec.stdio { "stdio" } else { "null" })
         .arg(spec.pty_max.map_or_else(|| "-".to_string(), |m| m.to_string()))
+        .arg(spec.shm_bytes.map_or_else(|| "-".to_string(), |m| m.to_string()))
         .args(&spec.argv)
         .env_clear();
     if !spec.stdio {
@@ -185,8 +196,8 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
     result
 }
 
-/// Entry of `vzctl __ve-init ROOT HOSTNAME stdio|null PTYMAX|- ARGV...` (stage 1). Never
-/// returns.
+/// Entry of `vzctl __ve-init ROOT HOSTNAME stdio|null PTYMAX|- SHMBYTES|- ARGV...` (stage
+/// 1). Never returns.
 pub fn stage1_main(args: &[String]) -> ! {
     // SAFETY: fds 3 and 4 were set up by `start_init` for this process.
     let mut out = unsafe { fs::File::from_raw_fd(SYNC_OUT) };
@@ -194,8 +205,8 @@ pub fn stage1_main(args: &[String]) -> ! {
         let _ = writeln!(out, "E {msg}");
         std::process::exit(1)
     };
-    let [root, hostname, stdio, pty_max, argv @ ..] = args else { fail(&mut out, "bad __ve-init arguments".into()) };
-    let pty_max = pty_max.parse::<u64>().ok();
+    let [root, hostname, stdio, pty_max, shm, argv @ ..] = args else { fail(&mut out, "bad __ve-init arguments".into()) };
+    let limits = (pty_max.parse::<u64>().ok(), shm.parse::<u64>().ok());
     if argv.is_empty() {
         fail(&mut out, "no init given".into());
     }
@@ -233,7 +244,7 @@ pub fn stage1_main(args: &[String]) -> ! {
             drop(input);
             // SAFETY: make the report pipe close on exec: EOF then means "init runs".
             unsafe { libc::fcntl(SYNC_OUT, libc::F_SETFD, libc::FD_CLOEXEC) };
-            let e = pid1(Path::new(root), hostname, stdio == "stdio", pty_max, argv);
+            let e = pid1(Path::new(root), hostname, stdio == "stdio", limits, argv);
             fail(&mut out, e)
         }
         pid => {
@@ -245,8 +256,8 @@ pub fn stage1_main(args: &[String]) -> ! {
 
 /// PID 1 of the VE, before exec: mounts, pivot_root, hostname, loopback, then init.
 /// Returns only on failure, with the reason.
-fn pid1(root: &Path, hostname: &str, stdio: bool, pty_max: Option<u64>, argv: &[String]) -> String {
-    if let Err(e) = setup_mounts(root, pty_max) {
+fn pid1(root: &Path, hostname: &str, stdio: bool, limits: (Option<u64>, Option<u64>), argv: &[String]) -> String {
+    if let Err(e) = setup_mounts(root, limits) {
         return e;
     }
     // SAFETY: plain syscall in the VE's own UTS namespace.
@@ -305,7 +316,7 @@ fn mkdir(p: &Path) -> Result<(), String> {
 
 /// The VE's file system view: its root, its own /proc, read-only /sys, a minimal /dev with
 /// its own devpts instance, then pivot_root so the host's tree is gone.
-fn setup_mounts(root: &Path, pty_max: Option<u64>) -> Result<(), String> {
+fn setup_mounts(root: &Path, (pty_max, shm_bytes): (Option<u64>, Option<u64>)) -> Result<(), String> {
     mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
     mount(Some(&root.to_string_lossy()), root, None, libc::MS_BIND | libc::MS_REC, None)?;
     let nosuid = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -331,7 +342,7 @@ fn setup_mounts(root: &Path, pty_max: Option<u64>) -> Result<(), String> {
     mount(Some("devpts"), &pts, Some("devpts"), libc::MS_NOSUID | libc::MS_NOEXEC, Some(&devpts_options(pty_max)))?;
     let shm = dev.join("shm");
     mkdir(&shm)?;
-    mount(Some("tmpfs"), &shm, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some("mode=1777"))?;
+    mount(Some("tmpfs"), &shm, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&shm_options(shm_bytes)))?;
     for (link, to) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -514,6 +525,76 @@ pub fn set_pty_max(init: i32, max: Option<u64>) -> Result<(), NsError> {
         }
     };
     if in_ve_child(init, &ns, remount)? { Ok(()) } else { Err(NsError::Init("could not change the VE's pty limit".into())) }
+}
+
+/// Changes a running VE's /dev/shm size (shmpages) by remounting its tmpfs.
+pub fn set_shm_size(init: i32, bytes: Option<u64>) -> Result<(), NsError> {
+    let data = CString::new(shm_options(bytes)).map_err(|e| sys("shm options")(io::Error::other(e)))?;
+    let ns = [("user", libc::CLONE_NEWUSER), ("mnt", libc::CLONE_NEWNS)];
+    let remount = || {
+        // SAFETY: NUL-terminated strings prepared before the fork.
+        unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/dev/shm".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV,
+                data.as_ptr().cast(),
+            ) == 0
+        }
+    };
+    if in_ve_child(init, &ns, remount)? { Ok(()) } else { Err(NsError::Init("could not resize the VE's /dev/shm".into())) }
+}
+
+/// Runs `f` on a thread that joined the VE's IPC namespace (setns of an IPC namespace
+/// affects the calling thread only); /proc/sys/kernel/shm* and /proc/sysvipc then show the
+/// VE's.
+fn in_ve_ipc<T: Send + 'static>(init: i32, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, NsError> {
+    let p = format!("/proc/{init}/ns/ipc");
+    let ipc = fs::File::open(&p).map_err(sys(format!("open {p}")))?;
+    std::thread::spawn(move || {
+        // SAFETY: plain setns on this thread.
+        check(unsafe { libc::setns(ipc.as_raw_fd(), libc::CLONE_NEWIPC) })?;
+        f()
+    })
+    .join()
+    .map_err(|_| NsError::Init("IPC namespace thread panicked".into()))?
+    .map_err(sys("VE IPC namespace"))
+}
+
+/// Sets the VE's kernel.shmall (pages of SysV shared memory). Done from the host, outside
+/// the VE's cgroup: the VE itself may not write kernel/shm* (the vz_sysctl program refuses
+/// it). The IPC namespace lets only its root's uid write, so this thread takes the VE
+/// root's host uid (a raw setresuid: this thread only, not the whole process).
+pub fn set_shmall(init: i32, pages: u64, uid_base: u32) -> Result<(), NsError> {
+    in_ve_ipc(init, move || {
+        // SAFETY: raw syscall changing this thread's effective uid only.
+        if unsafe { libc::syscall(libc::SYS_setresuid, -1i32, uid_base, -1i32) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        fs::write("/proc/sys/kernel/shmall", pages.to_string())
+    })
+}
+
+/// Pages of SysV shared memory in the VE's IPC namespace plus pages used in its /dev/shm.
+pub fn shm_pages(init: i32) -> Option<u64> {
+    let sysv = in_ve_ipc(init, || fs::read_to_string("/proc/sysvipc/shm")).ok()?;
+    let segs: u64 = sysv
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
+        .map(|b| b.div_ceil(4096))
+        .sum();
+    let p = CString::new(format!("/proc/{init}/root/dev/shm")).ok()?;
+    // SAFETY: statfs fills the zeroed struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let tmpfs = if unsafe { libc::statfs(p.as_ptr(), &mut st) } == 0 {
+        (st.f_blocks - st.f_bfree) * st.f_bsize as u64 / 4096
+    } else {
+        0
+    };
+    Some(segs + tmpfs)
 }
 
 /// Pseudo-terminals a running VE holds: the entries of its devpts instance.

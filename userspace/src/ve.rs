@@ -645,10 +645,14 @@ impl Vz {
             stdio: false,
             stdin: None,
             pty_max: limits::pty_max(&full),
+            shm_bytes: limits::shm_pages_limit(&full).map(|p| p * crate::ubc::PAGE_SIZE),
         };
         let started = ns::start_init(&spec, self.cg.as_ref(), veid);
         undo.kill(veid);
         let started = started?;
+        if let Some(pages) = limits::shm_pages_limit(&full) {
+            ns::set_shmall(started.pid, pages, self.paths.local_uid)?;
+        }
         self.step("start:done")?;
         undo.commit();
         info!(veid, init = started.pid, "container started");
@@ -879,6 +883,12 @@ impl Vz {
                 if limits.iter().any(|(r, _, _)| r.id == vz_common::res::NUMPTY) {
                     ns::set_pty_max(init, limits::pty_max(&full))?;
                 }
+                if limits.iter().any(|(r, _, _)| r.id == vz_common::res::SHMPAGES) {
+                    let pages = limits::shm_pages_limit(&full);
+                    ns::set_shm_size(init, pages.map(|p| p * crate::ubc::PAGE_SIZE))?;
+                    // Unlimited: the kernel's own default (ULONG_MAX - 2^24).
+                    ns::set_shmall(init, pages.unwrap_or(u64::MAX - (1 << 24)), self.paths.local_uid)?;
+                }
                 println!("UB limits were set successfully");
             }
         }
@@ -916,6 +926,7 @@ fn run_script_as_init(vz: &Vz, veid: u32, root: &Path, hostname: String, script:
         stdio: true,
         stdin: Some(script.to_path_buf()),
         pty_max: None,
+        shm_bytes: None,
     };
     let started = ns::start_init(&spec, vz.cg.as_ref(), veid)?;
     let mut st = 0;

@@ -194,6 +194,7 @@ pub mod progs {
     pub const SOCK_RELEASE: &str = "vz_sock_release";
     pub const ITER_FILES: &str = "vz_iter_files";
     pub const ITER_VMAS: &str = "vz_iter_vmas";
+    pub const SYSCTL: &str = "vz_sysctl";
 }
 
 /// Name of the read-only global that holds the VE cgroup level.

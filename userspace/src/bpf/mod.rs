@@ -3,7 +3,7 @@
 //! Pin layout (bpffs), documented in the README:
 //! ```text
 //! <pin root>/            default /sys/fs/bpf/vz
-//!   progs/<program>      loaded programs (vz_sock_create, vz_sock_release)
+//!   progs/<program>      loaded programs (vz_sock_create, vz_sock_release, vz_sysctl, ...)
 //!   maps/<MAP>           VZ_UBC_V1, VZ_LIMITS_V1, VZ_SOCKS_V1, VZ_SOCKS_OVF_V1,
 //!                        VZ_STATS_V1, VZ_META_V1, VZ_EVENTS_V1, VZ_FILES_V1
 //!   progs/vz_iter_files, links/vz_iter_files   iter/task_file counting open files
@@ -27,7 +27,7 @@ use aya::{
     programs::{
         cgroup_sock::CgroupSockAttachType,
         links::{FdLink, PinnedLink},
-        CgroupAttachMode, CgroupSock, ProgramError,
+        CgroupAttachMode, CgroupSock, CgroupSysctl, ProgramError,
     },
     Ebpf, EbpfError, EbpfLoader,
 };
@@ -322,7 +322,8 @@ impl Bpf {
                     wanted: parent_id,
                 });
             }
-            let complete = SOCK_PROGS.iter().all(|p| pins.prog(p).exists() && pins.link(p).exists());
+            let complete =
+                SOCK_PROGS.iter().chain([&progs::SYSCTL]).all(|p| pins.prog(p).exists() && pins.link(p).exists());
             if m.object_hash == obj.hash && complete {
                 debug!(pins = %pins.root.display(), "reusing pinned programs");
                 return Self::open(pins, false, None);
@@ -372,38 +373,27 @@ impl Bpf {
 
         let parent = fs::File::open(&cfg.cgroup_parent).map_err(io_err("open", &cfg.cgroup_parent))?;
         for name in SOCK_PROGS {
-            let prog: &mut CgroupSock = ebpf
-                .program_mut(name)
-                .ok_or_else(|| BpfError::ProgramRejected { prog: name, detail: "missing from object".into() })?
-                .try_into()?;
+            let prog: &mut CgroupSock = program(&mut ebpf, name)?.try_into()?;
             prog.load().map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
-            let link_pin = pins.link(name);
-            if link_pin.exists() {
-                let link = sys::obj_get(&link_pin).map_err(io_err("BPF_OBJ_GET", &link_pin))?;
-                sys::link_update(link.as_fd(), prog.fd()?.as_fd())
-                    .map_err(io_err("BPF_LINK_UPDATE", &link_pin))?;
-                info!(prog = name, "replaced program in pinned link");
-            } else {
+            let fd = prog_fd(prog.fd()?)?;
+            install_link(&pins, &mut rollback, name, fd.as_fd(), |tmp| {
                 let id = prog.attach(&parent, CgroupAttachMode::Single)?;
-                let link: FdLink = prog.take_link(id)?.try_into()?;
-                let tmp = tmp_pin(&link_pin);
-                let _ = fs::remove_file(&tmp);
-                link.pin(&tmp).map_err(|e| BpfError::Io {
-                    op: "pin",
-                    path: tmp.clone(),
-                    source: io::Error::other(chain(&e)),
-                })?;
-                fs::rename(&tmp, &link_pin).map_err(io_err("rename", &link_pin))?;
-                rollback.paths.push(link_pin);
-                info!(prog = name, parent = %cfg.cgroup_parent.display(), "attached");
-            }
-            // Pin under a temporary name, then rename over the old pin: the program path
-            // never disappears.
-            let prog_pin = pins.prog(name);
-            let tmp = tmp_pin(&prog_pin);
-            let _ = fs::remove_file(&tmp);
-            prog.pin(&tmp).map_err(|e| BpfError::Io { op: "pin", path: tmp.clone(), source: io::Error::other(chain(&e)) })?;
-            fs::rename(&tmp, &prog_pin).map_err(io_err("rename", &prog_pin))?;
+                pin_fdlink(prog.take_link(id)?.try_into()?, tmp)
+            })?;
+            pin_program(&pins, name, |p| prog.pin(p))?;
+        }
+        {
+            let name = progs::SYSCTL;
+            let prog: &mut CgroupSysctl = program(&mut ebpf, name)?.try_into()?;
+            prog.load().map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+            let fd = prog_fd(prog.fd()?)?;
+            install_link(&pins, &mut rollback, name, fd.as_fd(), |tmp| {
+                // aya 0.14 cannot turn a sysctl link into an FdLink: make and pin it raw.
+                let link = sys::link_create_cgroup(fd.as_fd(), parent.as_fd(), sys::BPF_CGROUP_SYSCTL)
+                    .map_err(io_err("bpf_link_create", &cfg.cgroup_parent))?;
+                sys::obj_pin(link.as_fd(), tmp).map_err(io_err("pin", tmp))
+            })?;
+            pin_program(&pins, name, |p| prog.pin(p))?;
         }
 
         if offsets.is_some() {
@@ -631,30 +621,63 @@ fn kernel_offsets() -> Result<Vec<(&'static str, u32)>, btf::BtfError> {
 /// Loads an iterator program and pins it (or swaps it into its pinned link).
 fn load_iter(ebpf: &mut Ebpf, pins: &Pins, rollback: &mut Rollback, name: &'static str, kind: &str) -> Result<(), BpfError> {
     let kbtf = aya::Btf::from_sys_fs().map_err(|e| BpfError::ProgramRejected { prog: name, detail: e.to_string() })?;
-    let prog: &mut aya::programs::Iter = ebpf
-        .program_mut(name)
-        .ok_or_else(|| BpfError::ProgramRejected { prog: name, detail: "missing from object".into() })?
-        .try_into()?;
+    let prog: &mut aya::programs::Iter = program(ebpf, name)?.try_into()?;
     prog.load(kind, &kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+    let fd = prog_fd(prog.fd()?)?;
+    install_link(pins, rollback, name, fd.as_fd(), |tmp| {
+        let id = prog.attach()?;
+        pin_fdlink(prog.take_link(id)?.try_into()?, tmp)
+    })?;
+    pin_program(pins, name, |p| prog.pin(p))
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut aya::programs::Program, BpfError> {
+    ebpf.program_mut(name).ok_or_else(|| BpfError::ProgramRejected { prog: name, detail: "missing from object".into() })
+}
+
+/// An owned copy of a program's fd (so the program can be borrowed again to attach it).
+fn prog_fd(fd: &aya::programs::ProgramFd) -> Result<std::os::fd::OwnedFd, BpfError> {
+    fd.as_fd().try_clone_to_owned().map_err(io_err("dup", Path::new("program fd")))
+}
+
+fn pin_fdlink(link: FdLink, path: &Path) -> Result<(), BpfError> {
+    link.pin(path).map(drop).map_err(|e| BpfError::Io { op: "pin", path: path.into(), source: io::Error::other(chain(&e)) })
+}
+
+/// Puts a loaded program into service: into its pinned link with BPF_LINK_UPDATE (one
+/// atomic swap, no moment without a program and none with two), or, the first time,
+/// through a new link that `attach_and_pin` creates and pins at the path it is given.
+fn install_link(
+    pins: &Pins,
+    rollback: &mut Rollback,
+    name: &'static str,
+    prog_fd: std::os::fd::BorrowedFd<'_>,
+    attach_and_pin: impl FnOnce(&Path) -> Result<(), BpfError>,
+) -> Result<(), BpfError> {
     let link_pin = pins.link(name);
     if link_pin.exists() {
         let link = sys::obj_get(&link_pin).map_err(io_err("BPF_OBJ_GET", &link_pin))?;
-        sys::link_update(link.as_fd(), prog.fd()?.as_fd()).map_err(io_err("BPF_LINK_UPDATE", &link_pin))?;
-    } else {
-        let id = prog.attach()?;
-        let link: FdLink = prog.take_link(id)?.try_into()?;
-        let tmp = tmp_pin(&link_pin);
-        let _ = fs::remove_file(&tmp);
-        link.pin(&tmp).map_err(|e| BpfError::Io { op: "pin", path: tmp.clone(), source: io::Error::other(chain(&e)) })?;
-        fs::rename(&tmp, &link_pin).map_err(io_err("rename", &link_pin))?;
-        rollback.paths.push(link_pin);
+        sys::link_update(link.as_fd(), prog_fd).map_err(io_err("BPF_LINK_UPDATE", &link_pin))?;
+        info!(prog = name, "replaced program in pinned link");
+        return Ok(());
     }
+    let tmp = tmp_pin(&link_pin);
+    let _ = fs::remove_file(&tmp);
+    attach_and_pin(&tmp)?;
+    fs::rename(&tmp, &link_pin).map_err(io_err("rename", &link_pin))?;
+    rollback.paths.push(link_pin);
+    info!(prog = name, "attached");
+    Ok(())
+}
+
+/// Pins a program under a temporary name, then renames it over the old pin: the program
+/// path never disappears.
+fn pin_program(pins: &Pins, name: &str, pin: impl FnOnce(&Path) -> Result<(), aya::pin::PinError>) -> Result<(), BpfError> {
     let prog_pin = pins.prog(name);
     let tmp = tmp_pin(&prog_pin);
     let _ = fs::remove_file(&tmp);
-    prog.pin(&tmp).map_err(|e| BpfError::Io { op: "pin", path: tmp.clone(), source: io::Error::other(chain(&e)) })?;
-    fs::rename(&tmp, &prog_pin).map_err(io_err("rename", &prog_pin))?;
-    Ok(())
+    pin(&tmp).map_err(|e| BpfError::Io { op: "pin", path: tmp.clone(), source: io::Error::other(chain(&e)) })?;
+    fs::rename(&tmp, &prog_pin).map_err(io_err("rename", &prog_pin))
 }
 
 /// bpffs refuses names with dots, so temporary pins get a suffix instead of an extension.

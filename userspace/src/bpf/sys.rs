@@ -13,6 +13,10 @@ use std::{
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_LINK_UPDATE: libc::c_long = 29;
+const BPF_OBJ_PIN: libc::c_long = 6;
+const BPF_LINK_CREATE: libc::c_long = 28;
+/// `enum bpf_attach_type` value of cgroup/sysctl programs.
+pub const BPF_CGROUP_SYSCTL: u32 = 18;
 
 /// `union bpf_attr` is at most this big for the commands used here; the kernel accepts a
 /// longer, zero-filled buffer.
@@ -96,4 +100,25 @@ pub fn mount_bpffs(target: &Path) -> io::Result<()> {
         libc::mount(c"bpf".as_ptr(), c.as_ptr(), c"bpf".as_ptr(), 0, c"mode=0700".as_ptr().cast())
     };
     if r != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+}
+
+/// A BPF link from a program to a cgroup (for program types aya cannot turn into an
+/// `FdLink`).
+pub fn link_create_cgroup(prog: BorrowedFd<'_>, cgroup: BorrowedFd<'_>, attach_type: u32) -> io::Result<OwnedFd> {
+    let mut attr: Attr = [0; 16];
+    // struct { u32 prog_fd; u32 target_fd; u32 attach_type; u32 flags; }
+    attr[0] = (prog.as_raw_fd() as u32 as u64) | ((cgroup.as_raw_fd() as u32 as u64) << 32);
+    attr[1] = u64::from(attach_type);
+    let fd = bpf(BPF_LINK_CREATE, &mut attr)?;
+    // SAFETY: the kernel just returned this fd to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Pins any BPF object fd at `path` on bpffs.
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut attr: Attr = [0; 16];
+    attr[0] = c.as_ptr() as u64;
+    attr[1] = fd.as_raw_fd() as u32 as u64;
+    bpf(BPF_OBJ_PIN, &mut attr).map(drop)
 }
