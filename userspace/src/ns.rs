@@ -508,42 +508,26 @@ pub fn set_hostname(init: i32, name: &str) -> Result<(), NsError> {
     if ok { Ok(()) } else { Err(NsError::Init(format!("could not set hostname {name} in the VE"))) }
 }
 
-/// Changes a running VE's numpty: remounts its devpts instance with a new `max`.
-pub fn set_pty_max(init: i32, max: Option<u64>) -> Result<(), NsError> {
-    let data = CString::new(devpts_options(max)).map_err(|e| sys("devpts options")(io::Error::other(e)))?;
+/// Remounts one of a running VE's own mounts with new options, from a child in the VE's
+/// user and mount namespaces.
+fn remount_in_ve(init: i32, target: &'static std::ffi::CStr, flags: libc::c_ulong, options: String, what: &str) -> Result<(), NsError> {
+    let data = CString::new(options).map_err(|e| sys("mount options")(io::Error::other(e)))?;
     let ns = [("user", libc::CLONE_NEWUSER), ("mnt", libc::CLONE_NEWNS)];
     let remount = || {
         // SAFETY: NUL-terminated strings prepared before the fork.
-        unsafe {
-            libc::mount(
-                std::ptr::null(),
-                c"/dev/pts".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NOEXEC,
-                data.as_ptr().cast(),
-            ) == 0
-        }
+        unsafe { libc::mount(std::ptr::null(), target.as_ptr(), std::ptr::null(), libc::MS_REMOUNT | flags, data.as_ptr().cast()) == 0 }
     };
-    if in_ve_child(init, &ns, remount)? { Ok(()) } else { Err(NsError::Init("could not change the VE's pty limit".into())) }
+    if in_ve_child(init, &ns, remount)? { Ok(()) } else { Err(NsError::Init(format!("could not change the VE's {what}"))) }
+}
+
+/// Changes a running VE's numpty: remounts its devpts instance with a new `max`.
+pub fn set_pty_max(init: i32, max: Option<u64>) -> Result<(), NsError> {
+    remount_in_ve(init, c"/dev/pts", libc::MS_NOSUID | libc::MS_NOEXEC, devpts_options(max), "pty limit")
 }
 
 /// Changes a running VE's /dev/shm size (shmpages) by remounting its tmpfs.
 pub fn set_shm_size(init: i32, bytes: Option<u64>) -> Result<(), NsError> {
-    let data = CString::new(shm_options(bytes)).map_err(|e| sys("shm options")(io::Error::other(e)))?;
-    let ns = [("user", libc::CLONE_NEWUSER), ("mnt", libc::CLONE_NEWNS)];
-    let remount = || {
-        // SAFETY: NUL-terminated strings prepared before the fork.
-        unsafe {
-            libc::mount(
-                std::ptr::null(),
-                c"/dev/shm".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REMOUNT | libc::MS_NOSUID | libc::MS_NODEV,
-                data.as_ptr().cast(),
-            ) == 0
-        }
-    };
-    if in_ve_child(init, &ns, remount)? { Ok(()) } else { Err(NsError::Init("could not resize the VE's /dev/shm".into())) }
+    remount_in_ve(init, c"/dev/shm", libc::MS_NOSUID | libc::MS_NODEV, shm_options(bytes), "/dev/shm size")
 }
 
 /// Runs `f` on a thread that joined the VE's IPC namespace (setns of an IPC namespace
