@@ -261,3 +261,24 @@ fn shmpages_bounds_shm_and_ve_root_cannot_raise_it() {
     assert_eq!(row(&env, "101", "shmpages")[0], 0);
     env.ok(&["stop", "--fast", "101"]);
 }
+
+#[test]
+fn stress_ng_socket_flood_in_a_debian_ve() {
+    let env = VzEnv::new("sflood");
+    env.debian_template();
+    env.ok(&["create", "101", "--ostemplate", "debian-12-minbase"]);
+    env.ok(&["start", "101"]);
+    // stress-ng comes from the template's apt cache: no network.
+    let o = env.vzctl(&["exec2", "101", "apt-get install -y -qq --no-download stress-ng"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    env.ok(&["set", "101", "--numtcpsock", "6", "--numothersock", "6"]);
+    // 8 TCP client/server pairs and 6 UDP pairs against barriers of 6.
+    env.vzctl(&["exec2", "101", "stress-ng --sock 8 --udp 6 --timeout 4s"]);
+    for name in ["numtcpsock", "numothersock"] {
+        let [held, maxheld, barrier, _, failcnt] = row(&env, "101", name);
+        assert_eq!((maxheld, barrier), (6, 6), "{name}: the barrier was passed or never met");
+        assert!(failcnt > 0, "{name}: no refusal counted");
+        assert_eq!(held, 0, "{name}: drift after the flood");
+    }
+    env.ok(&["stop", "--fast", "101"]);
+}
