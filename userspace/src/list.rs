@@ -332,7 +332,7 @@ mod tests {
     fn ubc_fields_and_suffixes() {
         let r = row(101, true, "");
         let f = parse_fields("ctid,numtcpsock,numtcpsock.m,numtcpsock.b,numtcpsock.l,numtcpsock.f").unwrap();
-        let t = table(&[r.clone()], &f, true);
+        let t = table(std::slice::from_ref(&r), &f, true);
         let cells: Vec<&str> = t.lines().nth(1).unwrap().split_whitespace().collect();
         assert_eq!(cells, ["101", "3", "5", "80", "90", "1"]);
         assert!(t.starts_with("      CTID   NUMTCPSOCK NUMTCPSOCK.M"));

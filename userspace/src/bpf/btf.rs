@@ -129,55 +129,41 @@ impl Layouts {
 mod tests {
     use super::*;
 
-    /// A hand-made BTF blob: int, and struct s { int a; int b; } with b at bit 32.
-    fn blob() -> Vec<u8> {
-        let strings = b"\0int\0s\0a\0b\0";
-        let mut types = Vec::new();
-        let push = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_le_bytes());
-        // [1] INT "int" size 4
-        push(&mut types, 1);
-        push(&mut types, 1 << 24);
-        push(&mut types, 4);
-        push(&mut types, 32);
-        // [2] STRUCT "s" vlen 2 size 8
-        push(&mut types, 5);
-        push(&mut types, (4 << 24) | 2);
-        push(&mut types, 8);
-        for (n, off) in [(7u32, 0u32), (9, 32)] {
-            push(&mut types, n);
-            push(&mut types, 1);
-            push(&mut types, off);
-        }
+    /// A BTF blob from type-section words and a string section.
+    fn btf_blob(type_words: &[u32], strings: &[u8]) -> Vec<u8> {
+        let types: Vec<u8> = type_words.iter().flat_map(|w| w.to_le_bytes()).collect();
         let mut b = vec![0x9f, 0xeb, 1, 0];
         for x in [24u32, 0, types.len() as u32, types.len() as u32, strings.len() as u32] {
-            push(&mut b, x);
+            b.extend_from_slice(&x.to_le_bytes());
         }
         b.extend_from_slice(&types);
         b.extend_from_slice(strings);
         b
     }
 
+    /// int, and struct s { int a; int b; } with b at bit 32.
+    fn blob() -> Vec<u8> {
+        btf_blob(
+            &[
+                1, 1 << 24, 4, 32, // [1] INT "int" size 4
+                5, (4 << 24) | 2, 8, // [2] STRUCT "s" vlen 2 size 8
+                7, 1, 0, // a @0
+                9, 1, 32, // b @32
+            ],
+            b"\0int\0s\0a\0b\0",
+        )
+    }
+
     #[test]
     fn lifts_anonymous_members() {
-        // [1] INT, [2] anon STRUCT { int x @0; int y @32 }, [3] STRUCT "v" { int z @0; anon [2] @64 }
-        let strings = b"\0int\0v\0x\0y\0z\0";
-        let mut t = Vec::new();
-        let push = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_le_bytes());
-        for x in [1u32, 1 << 24, 4, 32] {
-            push(&mut t, x);
-        }
-        for x in [0u32, (4 << 24) | 2, 8, 7, 1, 0, 9, 1, 32] {
-            push(&mut t, x);
-        }
-        for x in [5u32, (4 << 24) | 2, 16, 11, 1, 0, 0, 2, 64] {
-            push(&mut t, x);
-        }
-        let mut b = vec![0x9f, 0xeb, 1, 0];
-        for x in [24u32, 0, t.len() as u32, t.len() as u32, strings.len() as u32] {
-            push(&mut b, x);
-        }
-        b.extend_from_slice(&t);
-        b.extend_from_slice(strings);
+        let b = btf_blob(
+            &[
+                1, 1 << 24, 4, 32, // [1] INT
+                0, (4 << 24) | 2, 8, 7, 1, 0, 9, 1, 32, // [2] anon STRUCT { x @0; y @32 }
+                5, (4 << 24) | 2, 16, 11, 1, 0, 0, 2, 64, // [3] STRUCT "v" { z @0; anon [2] @64 }
+            ],
+            b"\0int\0v\0x\0y\0z\0",
+        );
         let l = Layouts::parse(&b).unwrap();
         assert_eq!(l.offset("v", "z"), Ok(0));
         assert_eq!(l.offset("v", "x"), Ok(8));
