@@ -161,6 +161,10 @@ impl Drop for Env {
         let _ = Pins { root: self.cfg.pin_root.clone() }.remove_all();
         kill_cgroup(&self.cfg.cgroup_parent);
         let _ = std::fs::remove_dir(&self.cfg.cgroup_parent);
+        // create_parent made the parent in every v1 hierarchy too.
+        for h in self.cg.v1() {
+            let _ = std::fs::remove_dir(h.tree.parent_dir());
+        }
     }
 }
 
