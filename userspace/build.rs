@@ -10,10 +10,7 @@ fn main() {
     };
     println!("cargo:rerun-if-changed={}", obj.display());
     if !obj.is_file() {
-        panic!(
-            "eBPF object {} is missing: build with `cargo xtask build` (or set VZ_BPF_OBJECT)",
-            obj.display()
-        );
+        panic!("eBPF object {} is missing: build with `cargo xtask build` (or set VZ_BPF_OBJECT)", obj.display());
     }
     let obj = obj.canonicalize().unwrap_or(obj);
     println!("cargo:rustc-env=VZ_BPF_OBJECT={}", obj.display());

@@ -32,8 +32,7 @@ pub static VZ_SOCKS: Array<SockBucket> = Array::pinned(vz_common::DEFAULT_SOCK_B
 
 /// Records whose bucket was full, keyed by cookie.
 #[map(name = "VZ_SOCKS_OVF_V1")]
-pub static VZ_SOCKS_OVF: HashMap<u64, SockCharge> =
-    HashMap::pinned(MAX_OVERFLOW_SOCKS, BPF_F_NO_PREALLOC);
+pub static VZ_SOCKS_OVF: HashMap<u64, SockCharge> = HashMap::pinned(MAX_OVERFLOW_SOCKS, BPF_F_NO_PREALLOC);
 
 /// Counters about the tables themselves (`STAT_*` in vz-common).
 #[map(name = "VZ_STATS_V1")]

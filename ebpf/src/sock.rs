@@ -42,8 +42,7 @@ pub fn vz_sock_create(ctx: SockContext) -> i32 {
     };
     // SAFETY: ctx.sock is the kernel-provided context, valid for this run.
     let (sk_type, protocol) = unsafe { ((*ctx.sock).type_, (*ctx.sock).protocol) };
-    let resource = if sk_type == SOCK_STREAM && (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP)
-    {
+    let resource = if sk_type == SOCK_STREAM && (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP) {
         res::NUMTCPSOCK
     } else {
         res::NUMOTHERSOCK

@@ -79,9 +79,8 @@ pub mod atomic {
 pub fn charge(usage: *mut UbcUsage, amount: u64, threshold: u64) -> bool {
     // SAFETY: usage is a valid map value pointer: 8-byte aligned, alive for this run
     // (non-preallocated maps free records only after an RCU grace period).
-    let (held, maxheld, failcnt) = unsafe {
-        (&raw mut (*usage).held, &raw mut (*usage).maxheld, &raw mut (*usage).failcnt)
-    };
+    let (held, maxheld, failcnt) =
+        unsafe { (&raw mut (*usage).held, &raw mut (*usage).maxheld, &raw mut (*usage).failcnt) };
     let mut cur = atomic::load(held);
     let mut granted: Option<u64> = None;
     for _ in 0..CAS_TRIES {

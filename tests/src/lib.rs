@@ -183,12 +183,8 @@ impl Helper {
         if let Some(dir) = cgroup {
             cmd.arg("--cgroup").arg(dir);
         }
-        let mut child = cmd
-            .arg("serve")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn vzt-helper");
+        let mut child =
+            cmd.arg("serve").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("spawn vzt-helper");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut h = Self { child, stdin, stdout, forked: Vec::new() };
@@ -220,7 +216,11 @@ impl Helper {
         let r = self.cmd(&format!("open {kind}"));
         let (word, n) = r.split_once(' ').unwrap_or((&r, ""));
         let n: i32 = n.trim().parse().unwrap_or_else(|_| panic!("bad reply {r:?}"));
-        if word == "ok" { Ok(n) } else { Err(n) }
+        if word == "ok" {
+            Ok(n)
+        } else {
+            Err(n)
+        }
     }
 
     pub fn close(&mut self, fd: i32) {
@@ -295,8 +295,16 @@ impl Out {
 }
 
 /// Environment variables that would redirect vzctl away from a test's own root.
-const VZ_VARS: &[&str] =
-    &["VZ_VE_ROOT", "VZ_VE_PRIVATE", "VZ_TEMPLATE", "VZ_LOCKDIR", "VZ_BPF_ROOT", "VZ_CGROUP_PARENT", "VZ_FAIL_AT", "VZ_LOG"];
+const VZ_VARS: &[&str] = &[
+    "VZ_VE_ROOT",
+    "VZ_VE_PRIVATE",
+    "VZ_TEMPLATE",
+    "VZ_LOCKDIR",
+    "VZ_BPF_ROOT",
+    "VZ_CGROUP_PARENT",
+    "VZ_FAIL_AT",
+    "VZ_LOG",
+];
 
 /// A private VZ installation for one test: its own config dir, VE_ROOT, VE_PRIVATE,
 /// TEMPLATE, LOCKDIR, bpffs pin root and cgroup parent. On drop it kills its VEs'

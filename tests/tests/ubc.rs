@@ -78,9 +78,27 @@ fn set_accepts_every_parameter_and_vswap() {
     env.ok(&["start", "101"]);
     let mut args = vec!["set", "101"];
     let names = [
-        "kmemsize", "lockedpages", "privvmpages", "shmpages", "numproc", "physpages", "vmguarpages", "oomguarpages",
-        "numtcpsock", "numflock", "numpty", "numsiginfo", "tcpsndbuf", "tcprcvbuf", "othersockbuf", "dgramrcvbuf",
-        "numothersock", "dcachesize", "numfile", "numiptent", "swappages",
+        "kmemsize",
+        "lockedpages",
+        "privvmpages",
+        "shmpages",
+        "numproc",
+        "physpages",
+        "vmguarpages",
+        "oomguarpages",
+        "numtcpsock",
+        "numflock",
+        "numpty",
+        "numsiginfo",
+        "tcpsndbuf",
+        "tcprcvbuf",
+        "othersockbuf",
+        "dgramrcvbuf",
+        "numothersock",
+        "dcachesize",
+        "numfile",
+        "numiptent",
+        "swappages",
     ];
     let flags: Vec<String> = names.iter().map(|n| format!("--{n}")).collect();
     for f in &flags {
@@ -98,7 +116,9 @@ fn set_accepts_every_parameter_and_vswap() {
     assert!(o.stderr.contains("kmemsize is only accounted"), "{}", o.stderr);
     env.ok(&["set", "101", "--ram", "1G", "--swap", "512M", "--vm_overcommit", "2", "--save"]);
     let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
-    for want in ["PHYSPAGES=\"0:262144\"", "SWAPPAGES=\"0:131072\"", "PRIVVMPAGES=\"786432:786432\"", "VM_OVERCOMMIT=\"2\""] {
+    for want in
+        ["PHYSPAGES=\"0:262144\"", "SWAPPAGES=\"0:131072\"", "PRIVVMPAGES=\"786432:786432\"", "VM_OVERCOMMIT=\"2\""]
+    {
         assert!(conf.contains(want), "{want} missing:\n{conf}");
     }
     env.vzctl(&["set", "101", "--numfile", "5:4"]).one_line_error("vzctl", 21, "'5:4'");
@@ -151,8 +171,14 @@ fn limit_hits_stream_to_the_event_log() {
     let seen = |needle: &[&str]| lines.lock().unwrap().iter().any(|l| needle.iter().all(|n| l.contains(n)));
     wait_until("vzeventd ready", || seen(&["following"]));
     // A socket refusal: the refused process is named.
-    env.vzctl(&["exec", "101", "nc -l -p 7000 </dev/null >/dev/null 2>&1 & sleep 0.2; nc -l -p 7001 </dev/null; kill %1"]);
-    wait_until("socket event", || seen(&["limit hit", "veid=101", "resource=\"numtcpsock\"", "held=1", "barrier=1", "comm=\"nc\""]));
+    env.vzctl(&[
+        "exec",
+        "101",
+        "nc -l -p 7000 </dev/null >/dev/null 2>&1 & sleep 0.2; nc -l -p 7001 </dev/null; kill %1",
+    ]);
+    wait_until("socket event", || {
+        seen(&["limit hit", "veid=101", "resource=\"numtcpsock\"", "held=1", "barrier=1", "comm=\"nc\""])
+    });
     // The program's own aya-log line arrives through the same daemon.
     wait_until("kernel log line", || seen(&["vz::kernel", "refused socket res 9 barrier 1"]));
     // A fork refusal by the pids controller.

@@ -125,7 +125,10 @@ fn vzlist_formats() {
     assert!(row[1].parse::<u32>().unwrap() >= 1);
     assert_eq!(env.vzlist(&["-H", "-1"]).stdout, "101\n102\n");
     assert_eq!(env.vzlist(&["-a", "-1"]).stdout, "101\n102\n103\n");
-    assert_eq!(env.vzlist(&["-S", "-H", "-o", "ctid,name,status"]).stdout.split_whitespace().collect::<Vec<_>>(), ["103", "third", "stopped"]);
+    assert_eq!(
+        env.vzlist(&["-S", "-H", "-o", "ctid,name,status"]).stdout.split_whitespace().collect::<Vec<_>>(),
+        ["103", "third", "stopped"]
+    );
     assert_eq!(env.vzlist(&["-a", "-H", "-1", "-s", "hostname"]).stdout, "102\n101\n103\n");
     assert_eq!(env.vzlist(&["-a", "-H", "-1", "-s", "-ctid"]).stdout, "103\n102\n101\n");
     let j = env.vzlist(&["-j", "-o", "ctid,hostname,numtcpsock"]).stdout;
@@ -135,7 +138,14 @@ fn vzlist_formats() {
     env.vzlist(&["-o", "bogus"]).one_line_error("vzlist", 21, "'bogus'");
     // The admin's loop over running VEs.
     let o = Command::new("sh")
-        .args(["-c", &format!("for i in $({} -H -1); do {} exec2 $i hostname; done", bin("vzlist").display(), bin("vzctl").display())])
+        .args([
+            "-c",
+            &format!(
+                "for i in $({} -H -1); do {} exec2 $i hostname; done",
+                bin("vzlist").display(),
+                bin("vzctl").display()
+            ),
+        ])
         .env("VZ_CONF_DIR", env.dir.join("conf"))
         .output()
         .unwrap();
@@ -177,7 +187,10 @@ fn failure_at_any_step_rolls_back() {
     for step in ["create:private", "create:root", "create:config", "create:done"] {
         let o = Out2::of(env.cmd("vzctl", &["create", "101"]).env("VZ_FAIL_AT", step).output().unwrap());
         assert_ne!(o.0, 0, "{step}");
-        assert!(!env.conf_path(101).exists() && !env.private(101).exists() && !env.root(101).exists(), "{step} left files");
+        assert!(
+            !env.conf_path(101).exists() && !env.private(101).exists() && !env.root(101).exists(),
+            "{step} left files"
+        );
     }
     env.ok(&["create", "101"]);
     for step in ["start:mount", "start:cgroup", "start:ubc", "start:hostname", "start:init", "start:done"] {
@@ -205,11 +218,15 @@ fn runs_on_one_veid_are_serialised_and_different_veids_run_in_parallel() {
     env.ok(&["create", "101"]);
     env.ok(&["create", "102"]);
     let script = env.dir.join("slow.sh");
-    std::fs::write(&script, "cut -d' ' -f1 /proc/uptime >> /tmp/t; sleep 0.5; cut -d' ' -f1 /proc/uptime >> /tmp/t\n").unwrap();
+    std::fs::write(&script, "cut -d' ' -f1 /proc/uptime >> /tmp/t; sleep 0.5; cut -d' ' -f1 /proc/uptime >> /tmp/t\n")
+        .unwrap();
     let s = script.to_string_lossy().to_string();
     // runscript on stopped VEs: each run mounts, runs and cleans up under the lock.
     let spans = |veids: &[&str]| -> Vec<(u128, u128)> {
-        let kids: Vec<_> = veids.iter().map(|v| env.cmd("vzctl", &["runscript", v, &s]).stdout(Stdio::null()).spawn().unwrap()).collect();
+        let kids: Vec<_> = veids
+            .iter()
+            .map(|v| env.cmd("vzctl", &["runscript", v, &s]).stdout(Stdio::null()).spawn().unwrap())
+            .collect();
         for mut k in kids {
             assert!(k.wait().unwrap().success());
         }
@@ -254,7 +271,11 @@ fn sigkill_at_any_point_of_start_or_stop_is_recoverable() {
             env.ok(&["status", "101"]),
             "VEID 101 exist unmounted down\n",
             "after kill at {delay_ms} ms; stop said {stop:?}; mounts {:?}",
-            std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(&env.name)).collect::<Vec<_>>()
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains(&env.name))
+                .collect::<Vec<_>>()
         );
         assert!(env.cgroup_dirs().is_empty() && env.mounts().is_empty(), "leftovers after kill at {delay_ms} ms");
         env.ok(&["start", "101"]);
@@ -286,15 +307,21 @@ fn set_applies_live_and_save_persists_keeping_unknown_keys() {
     // Sample beancounters are applied at start.
     let ubc = env.ok(&["ubc", "101"]);
     assert!(
-        ubc.lines().any(|l| l.split_whitespace().rev().take(6).collect::<Vec<_>>() == ["0", "64", "64", "0", "0", "numtcpsock"]),
+        ubc.lines().any(
+            |l| l.split_whitespace().rev().take(6).collect::<Vec<_>>() == ["0", "64", "64", "0", "0", "numtcpsock"]
+        ),
         "{ubc}"
     );
     env.ok(&["set", "101", "--hostname", "two"]);
     assert_eq!(env.ok(&["exec2", "101", "hostname"]), "two\n");
-    assert!(std::fs::read_to_string(env.conf_path(101)).unwrap().contains("HOSTNAME=\"one\""), "set without --save wrote the config");
+    assert!(
+        std::fs::read_to_string(env.conf_path(101)).unwrap().contains("HOSTNAME=\"one\""),
+        "set without --save wrote the config"
+    );
     env.ok(&["set", "101", "--numtcpsock", "2", "--description", "a web VE", "--onboot", "yes", "--save"]);
     let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
-    for want in ["NUMTCPSOCK=\"2\"", "DESCRIPTION=\"a web VE\"", "ONBOOT=\"yes\"", "# admin note\n", "MY_KEY=\"keep\""] {
+    for want in ["NUMTCPSOCK=\"2\"", "DESCRIPTION=\"a web VE\"", "ONBOOT=\"yes\"", "# admin note\n", "MY_KEY=\"keep\""]
+    {
         assert!(conf.contains(want), "{want} missing:\n{conf}");
     }
     // The new limit is live: a third TCP socket is refused inside the VE.
@@ -399,7 +426,10 @@ fn enter_gives_a_terminal_with_job_control() {
     // The test is the admin's terminal: a pty whose slave is vzctl's controlling tty.
     let (mut mfd, mut sfd) = (0, 0);
     // SAFETY: openpty fills two fds.
-    assert_eq!(unsafe { libc::openpty(&mut mfd, &mut sfd, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
+    assert_eq!(
+        unsafe { libc::openpty(&mut mfd, &mut sfd, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) },
+        0
+    );
     // SAFETY: fresh fds from openpty.
     let (master, slave) = unsafe { (std::fs::File::from_raw_fd(mfd), std::fs::File::from_raw_fd(sfd)) };
     let mut cmd = env.cmd("vzctl", &["enter", "101"]);

@@ -250,10 +250,7 @@ fn write_file(path: &Path, value: &str) -> Result<(), CgroupError> {
 
 fn check_parent(parent: &str) -> Result<PathBuf, CgroupError> {
     let p = Path::new(parent);
-    if parent.is_empty()
-        || p.is_absolute()
-        || p.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
-    {
+    if parent.is_empty() || p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
         return Err(CgroupError::BadParent(parent.to_string()));
     }
     Ok(p.to_path_buf())
@@ -485,10 +482,7 @@ mod tests {
     #[test]
     fn bad_parents_are_refused() {
         for p in ["", "/abs", "../up", "a/../b", "./x"] {
-            assert!(
-                matches!(from_mounts(Mounts::parse(UNIFIED), &[], p), Err(CgroupError::BadParent(_))),
-                "{p}"
-            );
+            assert!(matches!(from_mounts(Mounts::parse(UNIFIED), &[], p), Err(CgroupError::BadParent(_))), "{p}");
         }
     }
 

@@ -64,15 +64,7 @@ impl clap::Args for UbcArgs {
 pub fn print_ubc(report: &[(u32, Vec<crate::ve::Row>)], only_problems: bool, mechanism: bool) {
     let rows: Vec<(u32, Vec<crate::ubc::UbcRow>)> = report
         .iter()
-        .map(|(v, rows)| {
-            (
-                *v,
-                rows.iter()
-                    .filter(|r| !only_problems || problem(&r.row))
-                    .map(|r| r.row)
-                    .collect(),
-            )
-        })
+        .map(|(v, rows)| (*v, rows.iter().filter(|r| !only_problems || problem(&r.row)).map(|r| r.row).collect()))
         .filter(|(_, r): &(u32, Vec<_>)| !r.is_empty() || !only_problems)
         .collect();
     let text = crate::ubc::format_report(&rows);
@@ -98,5 +90,6 @@ pub fn print_ubc(report: &[(u32, Vec<crate::ve::Row>)], only_problems: bool, mec
 /// `vzubc -c`: rows that failed or are within 10 % of their barrier.
 pub fn problem(r: &crate::ubc::UbcRow) -> bool {
     let b = r.limit.barrier;
-    r.usage.failcnt > 0 || (b > 0 && b < vz_common::UB_UNLIMITED && r.usage.held.saturating_mul(10) >= b.saturating_mul(9))
+    r.usage.failcnt > 0
+        || (b > 0 && b < vz_common::UB_UNLIMITED && r.usage.held.saturating_mul(10) >= b.saturating_mul(9))
 }

@@ -55,9 +55,10 @@ pub mod exit {
 
 fn bpf_code(e: &BpfError) -> i32 {
     match e {
-        BpfError::NotPrivileged { .. } | BpfError::NoBpfSyscall | BpfError::BpfDenied | BpfError::ProgramRejected { .. } => {
-            exit::BAD_KERNEL
-        }
+        BpfError::NotPrivileged { .. }
+        | BpfError::NoBpfSyscall
+        | BpfError::BpfDenied
+        | BpfError::ProgramRejected { .. } => exit::BAD_KERNEL,
         BpfError::NoVe(_) => exit::VE_NOT_RUNNING,
         _ => exit::SETUBC_ERROR,
     }
@@ -70,8 +71,12 @@ impl Error {
         match self {
             Error::Bpf(e) | Error::Ve(VeError::Bpf(e)) => bpf_code(e),
             Error::Cgroup(CgroupError::VeNotRunning { .. }) | Error::Ve(VeError::NotRunning(_)) => exit::VE_NOT_RUNNING,
-            Error::Cgroup(_) | Error::Ve(VeError::Cgroup(_) | VeError::Io { .. } | VeError::Lock(_)) => exit::SYSTEM_ERROR,
-            Error::Ubc(_) | Error::Config(_) | Error::Ve(VeError::Ubc(_) | VeError::Config(_)) => exit::INVALID_PARAMETER_VALUE,
+            Error::Cgroup(_) | Error::Ve(VeError::Cgroup(_) | VeError::Io { .. } | VeError::Lock(_)) => {
+                exit::SYSTEM_ERROR
+            }
+            Error::Ubc(_) | Error::Config(_) | Error::Ve(VeError::Ubc(_) | VeError::Config(_)) => {
+                exit::INVALID_PARAMETER_VALUE
+            }
             Error::Ve(VeError::BadValue { .. } | VeError::BadName(_) | VeError::NameTaken { .. }) => {
                 exit::INVALID_PARAMETER_VALUE
             }
@@ -80,9 +85,8 @@ impl Error {
             Error::Ve(VeError::Exists(_)) => exit::FS_PRVT_AREA_EXIST,
             Error::Ve(VeError::Running(_)) => exit::VE_RUNNING,
             Error::Ve(VeError::NotMounted(_)) => exit::FS_NOT_MOUNTED,
-            Error::Template(T::Unknown { .. } | T::BadName(_)) | Error::Ve(VeError::Template(T::Unknown { .. } | T::BadName(_))) => {
-                exit::FS_BAD_TMPL
-            }
+            Error::Template(T::Unknown { .. } | T::BadName(_))
+            | Error::Ve(VeError::Template(T::Unknown { .. } | T::BadName(_))) => exit::FS_BAD_TMPL,
             Error::Template(_) | Error::Ve(VeError::Template(_)) => exit::FS_BAD_TMPL,
             Error::Ve(VeError::Ns(_) | VeError::Injected(_)) => exit::ENVCREATE_ERROR,
             Error::Ve(VeError::Exec(_)) => exit::COMMAND_EXECUTION_ERROR,

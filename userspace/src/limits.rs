@@ -178,7 +178,11 @@ pub fn usage(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<UbcUsage> {
 
 fn limit_str(v: u64, unit: u64, v1: bool) -> String {
     if v >= UB_UNLIMITED / unit.max(1) {
-        if v1 { "-1".into() } else { "max".into() }
+        if v1 {
+            "-1".into()
+        } else {
+            "max".into()
+        }
     } else {
         (v * unit).to_string()
     }

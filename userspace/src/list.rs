@@ -143,7 +143,16 @@ impl Field {
                 "ctid" | "veid" => Value::Num(u64::from(row.veid)),
                 "nproc" if row.status.running => Value::Num(row.nproc as u64),
                 "nproc" => Value::None,
-                "status" => Value::Str(if row.status.running { "running" } else if row.status.mounted { "mounted" } else { "stopped" }.into()),
+                "status" => Value::Str(
+                    if row.status.running {
+                        "running"
+                    } else if row.status.mounted {
+                        "mounted"
+                    } else {
+                        "stopped"
+                    }
+                    .into(),
+                ),
                 _ => row.conf.get(PLAIN[*i].3).map_or(Value::None, |v| Value::Str(v.trim().into())),
             },
             Field::Ubc(r, c) => {
@@ -203,7 +212,11 @@ pub fn sort(rows: &mut [VeRow], key: &str) -> Result<(), ListError> {
     let f = Field::parse(name)?;
     rows.sort_by(|a, b| {
         let o = f.value(a).cmp(&f.value(b)).then(a.veid.cmp(&b.veid));
-        if desc { o.reverse() } else { o }
+        if desc {
+            o.reverse()
+        } else {
+            o
+        }
     });
     Ok(())
 }
@@ -309,7 +322,8 @@ mod tests {
 
     #[test]
     fn default_table_matches_vzlist() {
-        let rows = vec![row(101, true, "HOSTNAME=\"ct101.example.com\"\nIP_ADDRESS=\"10.0.0.1\"\n"), row(1002, true, "")];
+        let rows =
+            vec![row(101, true, "HOSTNAME=\"ct101.example.com\"\nIP_ADDRESS=\"10.0.0.1\"\n"), row(1002, true, "")];
         let t = table(&rows, &default_fields(false), true);
         assert_eq!(
             t,
@@ -345,11 +359,8 @@ mod tests {
 
     #[test]
     fn sorting() {
-        let mut rows = vec![
-            row(103, true, "HOSTNAME=b\n"),
-            row(101, true, "HOSTNAME=c\n"),
-            row(102, true, "HOSTNAME=a\n"),
-        ];
+        let mut rows =
+            vec![row(103, true, "HOSTNAME=b\n"), row(101, true, "HOSTNAME=c\n"), row(102, true, "HOSTNAME=a\n")];
         sort(&mut rows, "hostname").unwrap();
         assert_eq!(ids(&rows), "102\n103\n101\n");
         sort(&mut rows, "-ctid").unwrap();

@@ -2,8 +2,7 @@
 //! parallel. An flock on `LOCKDIR/VEID.lck` is released by the kernel when the holder
 //! exits, even by SIGKILL, so a killed vzctl never leaves a stale lock.
 use std::{
-    fs,
-    io,
+    fs, io,
     os::fd::AsRawFd as _,
     path::{Path, PathBuf},
 };

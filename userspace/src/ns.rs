@@ -39,7 +39,11 @@ fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
 }
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 /// Size of each VE's id range (VE ids 0..65535).
@@ -205,7 +209,9 @@ pub fn stage1_main(args: &[String]) -> ! {
         let _ = writeln!(out, "E {msg}");
         std::process::exit(1)
     };
-    let [root, hostname, stdio, pty_max, shm, argv @ ..] = args else { fail(&mut out, "bad __ve-init arguments".into()) };
+    let [root, hostname, stdio, pty_max, shm, argv @ ..] = args else {
+        fail(&mut out, "bad __ve-init arguments".into())
+    };
     let limits = (pty_max.parse::<u64>().ok(), shm.parse::<u64>().ok());
     if argv.is_empty() {
         fail(&mut out, "no init given".into());
@@ -292,7 +298,13 @@ fn pid1(root: &Path, hostname: &str, stdio: bool, limits: (Option<u64>, Option<u
     format!("exec {}: {err}", argv[0])
 }
 
-fn mount(src: Option<&str>, target: &Path, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> Result<(), String> {
+fn mount(
+    src: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> Result<(), String> {
     let c = |s: Option<&str>| s.map(|s| CString::new(s).unwrap_or_default());
     let (src_c, fs_c, data_c) = (c(src), c(fstype), c(data));
     let target_c = cstr(target).map_err(|e| e.to_string())?;
@@ -331,7 +343,13 @@ fn setup_mounts(root: &Path, (pty_max, shm_bytes): (Option<u64>, Option<u64>)) -
     }
     let dev = root.join("dev");
     mkdir(&dev)?;
-    mount(Some("tmpfs"), &dev, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some("mode=755,size=1m,nr_inodes=4096"))?;
+    mount(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        Some("mode=755,size=1m,nr_inodes=4096"),
+    )?;
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
         let t = dev.join(node);
         fs::File::create(&t).map_err(|e| format!("create {}: {e}", t.display()))?;
@@ -389,12 +407,10 @@ fn loopback_up() -> io::Result<()> {
 pub fn find_init(cg: &dyn Cgroups, veid: u32) -> Option<i32> {
     cg.procs(veid).into_iter().find(|pid| {
         fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("NSpid:"))
-                .is_some_and(|v| {
-                    let f: Vec<&str> = v.split_whitespace().collect();
-                    f.len() >= 2 && f.last() == Some(&"1")
-                })
+            s.lines().find_map(|l| l.strip_prefix("NSpid:")).is_some_and(|v| {
+                let f: Vec<&str> = v.split_whitespace().collect();
+                f.len() >= 2 && f.last() == Some(&"1")
+            })
         })
     })
 }
@@ -505,19 +521,41 @@ pub fn set_hostname(init: i32, name: &str) -> Result<(), NsError> {
     let ns = [("user", libc::CLONE_NEWUSER), ("uts", libc::CLONE_NEWUTS)];
     // SAFETY: sethostname with a valid buffer.
     let ok = in_ve_child(init, &ns, || unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) == 0 })?;
-    if ok { Ok(()) } else { Err(NsError::Init(format!("could not set hostname {name} in the VE"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(NsError::Init(format!("could not set hostname {name} in the VE")))
+    }
 }
 
 /// Remounts one of a running VE's own mounts with new options, from a child in the VE's
 /// user and mount namespaces.
-fn remount_in_ve(init: i32, target: &'static std::ffi::CStr, flags: libc::c_ulong, options: String, what: &str) -> Result<(), NsError> {
+fn remount_in_ve(
+    init: i32,
+    target: &'static std::ffi::CStr,
+    flags: libc::c_ulong,
+    options: String,
+    what: &str,
+) -> Result<(), NsError> {
     let data = CString::new(options).map_err(|e| sys("mount options")(io::Error::other(e)))?;
     let ns = [("user", libc::CLONE_NEWUSER), ("mnt", libc::CLONE_NEWNS)];
     let remount = || {
         // SAFETY: NUL-terminated strings prepared before the fork.
-        unsafe { libc::mount(std::ptr::null(), target.as_ptr(), std::ptr::null(), libc::MS_REMOUNT | flags, data.as_ptr().cast()) == 0 }
+        unsafe {
+            libc::mount(
+                std::ptr::null(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REMOUNT | flags,
+                data.as_ptr().cast(),
+            ) == 0
+        }
     };
-    if in_ve_child(init, &ns, remount)? { Ok(()) } else { Err(NsError::Init(format!("could not change the VE's {what}"))) }
+    if in_ve_child(init, &ns, remount)? {
+        Ok(())
+    } else {
+        Err(NsError::Init(format!("could not change the VE's {what}")))
+    }
 }
 
 /// Changes a running VE's numpty: remounts its devpts instance with a new `max`.
@@ -584,7 +622,8 @@ pub fn shm_pages(init: i32) -> Option<u64> {
 /// Pseudo-terminals a running VE holds: the entries of its devpts instance.
 pub fn pty_count(init: i32) -> Option<u64> {
     let d = fs::read_dir(format!("/proc/{init}/root/dev/pts")).ok()?;
-    Some(d.flatten().filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))).count() as u64)
+    Some(d.flatten().filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))).count()
+        as u64)
 }
 
 /// A pseudo-terminal pair from the VE's own devpts instance (so it counts as the VE's).
@@ -600,7 +639,8 @@ pub fn ve_pty(init: i32) -> Result<(OwnedFd, OwnedFd), NsError> {
     // SAFETY: ioctls on the master fd with valid arguments.
     let slave = unsafe {
         check(libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock)).map_err(sys("unlock pty"))?;
-        check(libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY)).map_err(sys("open pty peer"))?
+        check(libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY))
+            .map_err(sys("open pty peer"))?
     };
     // SAFETY: the kernel returned this fd.
     Ok((OwnedFd::from(master), unsafe { OwnedFd::from_raw_fd(slave) }))

@@ -51,7 +51,11 @@ pub fn check_name(name: &str) -> Result<(), TemplateError> {
     let ok = !name.is_empty()
         && !name.starts_with('.')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok { Ok(()) } else { Err(TemplateError::BadName(name.to_string())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(TemplateError::BadName(name.to_string()))
+    }
 }
 
 /// Cached templates, sorted by name.
@@ -112,10 +116,10 @@ fn scratch(paths: &Paths, name: &str) -> Result<Scratch, TemplateError> {
 }
 
 fn run(cmd: &mut Command, name: &str) -> Result<(), TemplateError> {
-    let out = cmd.stdin(Stdio::null()).output().map_err(|e| TemplateError::Build {
-        name: name.into(),
-        why: format!("{cmd:?}: {e}"),
-    })?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| TemplateError::Build { name: name.into(), why: format!("{cmd:?}: {e}") })?;
     if out.status.success() {
         return Ok(());
     }
@@ -182,8 +186,21 @@ pub fn create_busybox(paths: &Paths, name: &str) -> Result<PathBuf, TemplateErro
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).map_err(io_err("chmod", &p))
     };
     for d in [
-        "bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "proc", "sys", "dev", "run", "root", "home", "tmp",
-        "var/log", "var/tmp", "mnt",
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc/init.d",
+        "proc",
+        "sys",
+        "dev",
+        "run",
+        "root",
+        "home",
+        "tmp",
+        "var/log",
+        "var/tmp",
+        "mnt",
     ] {
         let p = r.join(d);
         fs::create_dir_all(&p).map_err(io_err("mkdir", &p))?;
@@ -214,7 +231,11 @@ pub fn create_busybox(paths: &Paths, name: &str) -> Result<PathBuf, TemplateErro
     w("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost\n", 0o644)?;
     w("etc/resolv.conf", "", 0o644)?;
     w("etc/profile", "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\nexport PS1='[\\u@\\h \\W]\\$ '\n", 0o644)?;
-    w("etc/os-release", "NAME=\"vzbpf busybox\"\nID=busybox\nPRETTY_NAME=\"vzbpf default template (busybox)\"\n", 0o644)?;
+    w(
+        "etc/os-release",
+        "NAME=\"vzbpf busybox\"\nID=busybox\nPRETTY_NAME=\"vzbpf default template (busybox)\"\n",
+        0o644,
+    )?;
     pack(paths, name, &r, false)
 }
 
@@ -232,7 +253,10 @@ pub fn create_debian(paths: &Paths, name: &str, progress: &mut dyn io::Write) ->
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| TemplateError::Build { name: name.into(), why: format!("debootstrap: {e} (install Debian's debootstrap)") })?;
+        .map_err(|e| TemplateError::Build {
+            name: name.into(),
+            why: format!("debootstrap: {e} (install Debian's debootstrap)"),
+        })?;
     let stderr = child.stderr.take();
     let errs = std::thread::spawn(move || {
         let mut s = String::new();
@@ -252,7 +276,8 @@ pub fn create_debian(paths: &Paths, name: &str, progress: &mut dyn io::Write) ->
                 n = 0;
             }
             n += 1;
-            let _ = write!(progress, "\r\x1b[K[debootstrap] {step} ({n}) {}", msg.split_whitespace().nth(1).unwrap_or(""));
+            let _ =
+                write!(progress, "\r\x1b[K[debootstrap] {step} ({n}) {}", msg.split_whitespace().nth(1).unwrap_or(""));
             let _ = progress.flush();
         }
         let _ = writeln!(progress);

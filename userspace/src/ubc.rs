@@ -80,11 +80,8 @@ resources! {
 /// `--vm_overcommit` (0 = unlimited privvmpages).
 pub fn vswap(ram: u64, swap: u64, overcommit: f64) -> Vec<(u32, UbcLimit)> {
     let both = ram.saturating_add(swap);
-    let privvm = if overcommit <= 0.0 {
-        UB_UNLIMITED
-    } else {
-        ((both as f64) * overcommit).min(UB_UNLIMITED as f64) as u64
-    };
+    let privvm =
+        if overcommit <= 0.0 { UB_UNLIMITED } else { ((both as f64) * overcommit).min(UB_UNLIMITED as f64) as u64 };
     vec![
         (res::PHYSPAGES, UbcLimit { barrier: 0, limit: ram }),
         (res::SWAPPAGES, UbcLimit { barrier: 0, limit: swap }),
@@ -108,9 +105,7 @@ pub fn parse_vswap_size(key: &'static str, v: &str) -> Result<u64, UbcError> {
 impl Resource {
     pub fn by_name(name: &str) -> Result<&'static Resource, UbcError> {
         let lower = name.to_ascii_lowercase();
-        ALL.iter()
-            .find(|r| r.name == lower)
-            .ok_or_else(|| UbcError::UnknownResource(name.to_string()))
+        ALL.iter().find(|r| r.name == lower).ok_or_else(|| UbcError::UnknownResource(name.to_string()))
     }
 
     pub fn by_id(id: u32) -> Option<&'static Resource> {
@@ -136,12 +131,7 @@ impl Resource {
         let barrier = self.parse_one(b, value)?;
         let limit = self.parse_one(l, value)?;
         if barrier > limit {
-            return Err(UbcError::BarrierOverLimit {
-                name: self.name,
-                value: value.to_string(),
-                barrier,
-                limit,
-            });
+            return Err(UbcError::BarrierOverLimit { name: self.name, value: value.to_string(), barrier, limit });
         }
         Ok(UbcLimit { barrier, limit })
     }
@@ -239,10 +229,7 @@ mod tests {
 
     #[test]
     fn barrier_and_limit() {
-        assert_eq!(
-            r("numothersock").parse_limit("80:100").unwrap(),
-            UbcLimit { barrier: 80, limit: 100 }
-        );
+        assert_eq!(r("numothersock").parse_limit("80:100").unwrap(), UbcLimit { barrier: 80, limit: 100 });
     }
 
     #[test]
@@ -282,10 +269,7 @@ mod tests {
 
     #[test]
     fn unknown_name() {
-        assert_eq!(
-            Resource::by_name("numbogus").unwrap_err(),
-            UbcError::UnknownResource("numbogus".into())
-        );
+        assert_eq!(Resource::by_name("numbogus").unwrap_err(), UbcError::UnknownResource("numbogus".into()));
         assert_eq!(Resource::by_name("NUMTCPSOCK").unwrap().id, res::NUMTCPSOCK);
     }
 

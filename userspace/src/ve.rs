@@ -4,8 +4,7 @@
 //! does, is mounted when VE_ROOT is a mount point, and runs when its cgroup holds processes.
 //! So a vzctl killed at any point leaves nothing the next command cannot see and finish.
 use std::{
-    fs,
-    io,
+    fs, io,
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -17,9 +16,9 @@ use vz_common::{UbcLimit, VeLimits, VeUsage};
 
 use crate::{
     bpf::{Bpf, BpfConfig, BpfError},
-    limits::{self, Mechanism},
     cgroup::{self, CgroupError, Cgroups},
     config::{self, ConfFile, ConfigError, Paths},
+    limits::{self, Mechanism},
     lock::{LockError, VeLock},
     ns::{self, InitSpec, NsError},
     template::{self, TemplateError},
@@ -214,9 +213,8 @@ STOP_TIMEOUT=\"10\"
 /// Is `path` a mount point (per this process's mount table)?
 pub fn is_mounted(path: &Path) -> bool {
     let want = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    fs::read_to_string("/proc/self/mountinfo").is_ok_and(|mi| {
-        mi.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(&unescape_mount(m)) == want))
-    })
+    fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|mi| mi.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(&unescape_mount(m)) == want)))
 }
 
 fn unescape_mount(s: &str) -> String {
@@ -388,7 +386,10 @@ impl Vz {
         conf.set("OSTEMPLATE", &ostemplate);
         conf.set("ORIGIN_SAMPLE", &sample_name);
         conf.set("VE_ROOT", &opts.root.as_ref().map_or(self.paths.ve_root.clone(), |p| p.to_string_lossy().into()));
-        conf.set("VE_PRIVATE", &opts.private.as_ref().map_or(self.paths.ve_private.clone(), |p| p.to_string_lossy().into()));
+        conf.set(
+            "VE_PRIVATE",
+            &opts.private.as_ref().map_or(self.paths.ve_private.clone(), |p| p.to_string_lossy().into()),
+        );
         if let Some(h) = &opts.hostname {
             conf.set("HOSTNAME", h);
         }
@@ -450,7 +451,11 @@ impl Vz {
             return Ok(false);
         }
         if !private.is_dir() {
-            return Err(VeError::Io { op: "private area", path: private, source: io::Error::from(io::ErrorKind::NotFound) });
+            return Err(VeError::Io {
+                op: "private area",
+                path: private,
+                source: io::Error::from(io::ErrorKind::NotFound),
+            });
         }
         fs::create_dir_all(&root).map_err(io_err("mkdir", &root))?;
         bind_mount(&private, &root)?;
@@ -499,11 +504,17 @@ impl Vz {
         match Bpf::ensure(&self.bpf_config()) {
             Ok(mut bpf) => {
                 bpf.register_ve(cgid)?;
-                let all: Vec<(u32, UbcLimit)> = crate::ubc::ALL.iter().map(|r| (r.id, full.res[r.id as usize])).collect();
+                let all: Vec<(u32, UbcLimit)> =
+                    crate::ubc::ALL.iter().map(|r| (r.id, full.res[r.id as usize])).collect();
                 bpf.set_limits(cgid, &all)?;
                 Ok(())
             }
-            Err(e @ (BpfError::NotPrivileged { .. } | BpfError::NoBpfSyscall | BpfError::BpfDenied | BpfError::ProgramRejected { .. })) => {
+            Err(
+                e @ (BpfError::NotPrivileged { .. }
+                | BpfError::NoBpfSyscall
+                | BpfError::BpfDenied
+                | BpfError::ProgramRejected { .. }),
+            ) => {
                 warn!("beancounters are not enforced for container {veid}: {e}");
                 eprintln!("Warning: beancounters are not enforced: {e}");
                 Ok(())
@@ -537,8 +548,10 @@ impl Vz {
         }
         // privvmpages, lockedpages: sizes of the VE's accounted / mlocked mappings.
         if let Some([privvm, locked]) = bpf.and_then(|b| b.vms_of(cgid)) {
-            usage.res[vz_common::res::PRIVVMPAGES as usize] = vz_common::UbcUsage { held: privvm, maxheld: privvm, failcnt: 0 };
-            usage.res[vz_common::res::LOCKEDPAGES as usize] = vz_common::UbcUsage { held: locked, maxheld: locked, failcnt: 0 };
+            usage.res[vz_common::res::PRIVVMPAGES as usize] =
+                vz_common::UbcUsage { held: privvm, maxheld: privvm, failcnt: 0 };
+            usage.res[vz_common::res::LOCKEDPAGES as usize] =
+                vz_common::UbcUsage { held: locked, maxheld: locked, failcnt: 0 };
         }
         Some((usage, lim))
     }
@@ -564,7 +577,11 @@ impl Vz {
                     }
                 }
                 Some(Row {
-                    row: crate::ubc::UbcRow { resource: r, usage: usage.res[r.id as usize], limit: lim.res[r.id as usize] },
+                    row: crate::ubc::UbcRow {
+                        resource: r,
+                        usage: usage.res[r.id as usize],
+                        limit: lim.res[r.id as usize],
+                    },
                     mechanism,
                 })
             })
@@ -711,9 +728,9 @@ impl Vz {
     fn halt(&self, veid: u32) {
         let Some(init) = ns::find_init(self.cg.as_ref(), veid) else { return };
         let argv = vec!["/bin/sh".to_string(), "-c".into(), "exec halt".into()];
-        let ran = ns::command_in_ve(self.cg.as_ref(), veid, init, &argv, false).ok().and_then(|mut c| {
-            c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()
-        });
+        let ran = ns::command_in_ve(self.cg.as_ref(), veid, init, &argv, false)
+            .ok()
+            .and_then(|mut c| c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().ok());
         if !ran.is_some_and(|s| s.success()) {
             // SAFETY: signalling the VE's init by its host pid.
             unsafe { libc::kill(init, libc::SIGPWR) };
@@ -833,7 +850,9 @@ impl Vz {
             limits.push((r, v.clone(), r.parse_limit(v)?));
         }
         if opts.ram.is_some() || opts.swap.is_some() || opts.vm_overcommit.is_some() {
-            let cur = |r: u32| conf_limits(&conf).ok().and_then(|l| l.into_iter().find(|(x, _)| x.id == r).map(|(_, l)| l.limit));
+            let cur = |r: u32| {
+                conf_limits(&conf).ok().and_then(|l| l.into_iter().find(|(x, _)| x.id == r).map(|(_, l)| l.limit))
+            };
             let ram = match &opts.ram {
                 Some(v) => crate::ubc::parse_vswap_size("ram", v)?,
                 None => cur(vz_common::res::PHYSPAGES).unwrap_or(vz_common::UB_UNLIMITED),
@@ -859,8 +878,12 @@ impl Vz {
         for (r, _, _) in &limits {
             match limits::mechanism(r, self.cg.as_ref(), veid) {
                 Some(m) if m.enforces() => {}
-                Some(m) => eprintln!("Warning: {} is only accounted on this kernel ({}), not enforced", r.name, m.label()),
-                None => eprintln!("Warning: {} is stored but neither accounted nor enforced on this kernel yet", r.name),
+                Some(m) => {
+                    eprintln!("Warning: {} is only accounted on this kernel ({}), not enforced", r.name, m.label())
+                }
+                None => {
+                    eprintln!("Warning: {} is stored but neither accounted nor enforced on this kernel yet", r.name)
+                }
             }
         }
         let init = ns::find_init(self.cg.as_ref(), veid);
@@ -893,7 +916,12 @@ impl Vz {
             }
         }
         if save {
-            for (key, v) in [("HOSTNAME", &opts.hostname), ("NAME", &opts.name), ("DESCRIPTION", &opts.description), ("ONBOOT", &opts.onboot)] {
+            for (key, v) in [
+                ("HOSTNAME", &opts.hostname),
+                ("NAME", &opts.name),
+                ("DESCRIPTION", &opts.description),
+                ("ONBOOT", &opts.onboot),
+            ] {
                 if let Some(v) = v {
                     conf.set(key, v);
                 }
@@ -952,8 +980,11 @@ fn write_ve_file(path: &Path, text: &str, uid: u32, gid: u32) -> io::Result<()> 
 
 fn cpath(p: &Path) -> Result<std::ffi::CString, VeError> {
     use std::os::unix::ffi::OsStrExt as _;
-    std::ffi::CString::new(p.as_os_str().as_bytes())
-        .map_err(|e| VeError::Io { op: "path", path: p.into(), source: io::Error::new(io::ErrorKind::InvalidInput, e) })
+    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|e| VeError::Io {
+        op: "path",
+        path: p.into(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, e),
+    })
 }
 
 fn bind_mount(src: &Path, dst: &Path) -> Result<(), VeError> {

@@ -113,7 +113,8 @@ fn output(cmd: &str, args: &[&str]) -> Option<String> {
 
 fn bpf_toolchain() -> Result<BpfToolchain> {
     if let Ok(v) = std::env::var("VZ_BPF_TOOLCHAIN") {
-        return BpfToolchain::from_str(&v, true).map_err(|_| anyhow::anyhow!("VZ_BPF_TOOLCHAIN={v}: use debian or nightly"));
+        return BpfToolchain::from_str(&v, true)
+            .map_err(|_| anyhow::anyhow!("VZ_BPF_TOOLCHAIN={v}: use debian or nightly"));
     }
     let nightly_src = output("rustup", &["component", "list", "--toolchain", "nightly", "--installed"])
         .is_some_and(|s| s.lines().any(|l| l.starts_with("rust-src")));
@@ -122,9 +123,7 @@ fn bpf_toolchain() -> Result<BpfToolchain> {
 
 fn missing_packages(pkgs: &[&str]) -> Vec<String> {
     pkgs.iter()
-        .filter(|p| {
-            !output("dpkg-query", &["-W", "-f=${db:Status-Abbrev}", p]).is_some_and(|s| s.starts_with("ii"))
-        })
+        .filter(|p| !output("dpkg-query", &["-W", "-f=${db:Status-Abbrev}", p]).is_some_and(|s| s.starts_with("ii")))
         .map(|p| p.to_string())
         .collect()
 }
@@ -158,10 +157,22 @@ fn setup() -> Result<()> {
     let linker = cargo_bin_dir().join("bpf-linker");
     let have = output(linker.to_str().unwrap_or("bpf-linker"), &["--version"]).unwrap_or_default();
     if !have.contains(BPF_LINKER_VERSION) {
-        step(&format!("building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about 80 s, cached in {})", linker.display()));
+        step(&format!(
+            "building bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (about 80 s, cached in {})",
+            linker.display()
+        ));
         run(
             Command::new("cargo")
-                .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION, "--locked", "--no-default-features", "--features", "llvm-22"])
+                .args([
+                    "install",
+                    "bpf-linker",
+                    "--version",
+                    BPF_LINKER_VERSION,
+                    "--locked",
+                    "--no-default-features",
+                    "--features",
+                    "llvm-22",
+                ])
                 .env("LLVM_PREFIX", LLVM_PREFIX),
             false,
         )?;
@@ -195,7 +206,16 @@ fn build_ebpf() -> Result<()> {
                 .env("RUSTC_BOOTSTRAP", "1");
         }
         BpfToolchain::Nightly => {
-            cmd.args(["+nightly", "build", "--release", "--locked", "--target", "bpfel-unknown-none", "-Z", "build-std=core"]);
+            cmd.args([
+                "+nightly",
+                "build",
+                "--release",
+                "--locked",
+                "--target",
+                "bpfel-unknown-none",
+                "-Z",
+                "build-std=core",
+            ]);
         }
     }
     run(&mut cmd, false)?;
@@ -345,4 +365,3 @@ fn main() -> Result<()> {
         Cmd::Run => demo(),
     }
 }
-

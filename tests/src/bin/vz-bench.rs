@@ -6,8 +6,8 @@ use aya::{
     programs::{CgroupAttachMode, CgroupSock},
     Ebpf, EbpfLoader,
 };
-use vz::bpf::{Bpf, Pins, OBJECT};
 use std::time::{Duration, Instant};
+use vz::bpf::{Bpf, Pins, OBJECT};
 
 use vz_tests::{bin, Env, VzEnv};
 

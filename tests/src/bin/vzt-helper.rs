@@ -39,7 +39,11 @@ fn open(kind: &str) -> Result<i32, i32> {
     };
     // SAFETY: plain syscall.
     let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, proto) };
-    if fd < 0 { Err(errno()) } else { Ok(fd) }
+    if fd < 0 {
+        Err(errno())
+    } else {
+        Ok(fd)
+    }
 }
 
 fn close(fd: i32) {
@@ -69,9 +73,7 @@ fn count_sockets() -> usize {
         .map(|d| {
             d.flatten()
                 .filter(|e| {
-                    std::fs::read_link(e.path())
-                        .map(|l| l.to_string_lossy().starts_with("socket:"))
-                        .unwrap_or(false)
+                    std::fs::read_link(e.path()).map(|l| l.to_string_lossy().starts_with("socket:")).unwrap_or(false)
                 })
                 .count()
         })
@@ -149,8 +151,14 @@ fn serve() {
             },
             Some("accept") => {
                 // SAFETY: accept on an fd the test gave us.
-                let fd = unsafe { libc::accept4(arg(1) as i32, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC) };
-                if fd < 0 { format!("err {}", errno()) } else { format!("ok {fd}") }
+                let fd = unsafe {
+                    libc::accept4(arg(1) as i32, std::ptr::null_mut(), std::ptr::null_mut(), libc::SOCK_CLOEXEC)
+                };
+                if fd < 0 {
+                    format!("err {}", errno())
+                } else {
+                    format!("ok {fd}")
+                }
             }
             Some("fork") => {
                 // SAFETY: this process is single-threaded here (flood threads are joined).
@@ -231,7 +239,7 @@ fn deny_bpf_syscall() -> Result<(), i32> {
     const RET_ALLOW: u32 = 0x7fff_0000;
     let nr = libc::SYS_bpf as u32;
     let filter = [
-        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 }, // ld [nr]
+        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 },  // ld [nr]
         libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: nr }, // jeq nr
         libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: RET_ERRNO | libc::ENOSYS as u32 },
         libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: RET_ALLOW },

@@ -245,7 +245,9 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 vm_overcommit: c.vm_overcommit.clone(),
             };
             if opts.is_empty() {
-                return Err(vz::VeError::BadValue { key: "set", value: String::new(), why: "no parameter given" }.into());
+                return Err(
+                    vz::VeError::BadValue { key: "set", value: String::new(), why: "no parameter given" }.into()
+                );
             }
             vz.set(veid, &opts, c.save)?;
             Ok(0)

@@ -58,7 +58,9 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         }
         Cmd::Create { name, kind } => {
             let path = match kind {
-                Kind::Busybox => template::create_busybox(&paths, name.as_deref().unwrap_or(template::DEFAULT_TEMPLATE))?,
+                Kind::Busybox => {
+                    template::create_busybox(&paths, name.as_deref().unwrap_or(template::DEFAULT_TEMPLATE))?
+                }
                 Kind::Debian => template::create_debian(
                     &paths,
                     name.as_deref().unwrap_or(template::DEBIAN_TEMPLATE),

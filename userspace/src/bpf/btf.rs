@@ -23,7 +23,14 @@ struct Composite {
 
 /// Named members of a struct, with the members of its anonymous structs and unions
 /// (`union { struct { vm_start; vm_end; }; }`) lifted to the outer level.
-fn flatten(all: &[Option<Composite>], strings: &[u8], c: &Composite, base: u32, out: &mut HashMap<String, u32>, depth: u32) {
+fn flatten(
+    all: &[Option<Composite>],
+    strings: &[u8],
+    c: &Composite,
+    base: u32,
+    out: &mut HashMap<String, u32>,
+    depth: u32,
+) {
     for &(name, ty, off) in &c.members {
         if name != 0 {
             out.entry(str_at(strings, name)).or_insert(base + off);
@@ -42,9 +49,7 @@ pub struct Layouts {
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32, BtfError> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-        .ok_or(BtfError::Malformed(at))
+    b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]])).ok_or(BtfError::Malformed(at))
 }
 
 fn str_at(strings: &[u8], off: u32) -> String {
@@ -145,10 +150,19 @@ mod tests {
     fn blob() -> Vec<u8> {
         btf_blob(
             &[
-                1, 1 << 24, 4, 32, // [1] INT "int" size 4
-                5, (4 << 24) | 2, 8, // [2] STRUCT "s" vlen 2 size 8
-                7, 1, 0, // a @0
-                9, 1, 32, // b @32
+                1,
+                1 << 24,
+                4,
+                32, // [1] INT "int" size 4
+                5,
+                (4 << 24) | 2,
+                8, // [2] STRUCT "s" vlen 2 size 8
+                7,
+                1,
+                0, // a @0
+                9,
+                1,
+                32, // b @32
             ],
             b"\0int\0s\0a\0b\0",
         )
@@ -158,9 +172,28 @@ mod tests {
     fn lifts_anonymous_members() {
         let b = btf_blob(
             &[
-                1, 1 << 24, 4, 32, // [1] INT
-                0, (4 << 24) | 2, 8, 7, 1, 0, 9, 1, 32, // [2] anon STRUCT { x @0; y @32 }
-                5, (4 << 24) | 2, 16, 11, 1, 0, 0, 2, 64, // [3] STRUCT "v" { z @0; anon [2] @64 }
+                1,
+                1 << 24,
+                4,
+                32, // [1] INT
+                0,
+                (4 << 24) | 2,
+                8,
+                7,
+                1,
+                0,
+                9,
+                1,
+                32, // [2] anon STRUCT { x @0; y @32 }
+                5,
+                (4 << 24) | 2,
+                16,
+                11,
+                1,
+                0,
+                0,
+                2,
+                64, // [3] STRUCT "v" { z @0; anon [2] @64 }
             ],
             b"\0int\0v\0x\0y\0z\0",
         );

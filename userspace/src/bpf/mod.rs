@@ -16,8 +16,7 @@ mod klog;
 pub mod sys;
 
 use std::{
-    fs,
-    io,
+    fs, io,
     os::fd::AsFd as _,
     path::{Path, PathBuf},
 };
@@ -42,7 +41,9 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("VZ_BPF_OBJECT"));
 pub enum BpfError {
     #[error("loading BPF programs needs root (CAP_SYS_ADMIN, or CAP_BPF with CAP_NET_ADMIN); this process (uid {uid}) has neither")]
     NotPrivileged { uid: u32 },
-    #[error("this kernel has no bpf() system call (built without CONFIG_BPF_SYSCALL); vzbpf cannot enforce limits here")]
+    #[error(
+        "this kernel has no bpf() system call (built without CONFIG_BPF_SYSCALL); vzbpf cannot enforce limits here"
+    )]
     NoBpfSyscall,
     #[error("the kernel refused bpf() (EPERM): BPF is locked down for this process (kernel.unprivileged_bpf_disabled, lockdown or a seccomp filter)")]
     BpfDenied,
@@ -178,7 +179,11 @@ const ITERS: [(&str, &str); 2] = [(progs::ITER_FILES, "task_file"), (progs::ITER
 const SOCK_PROGS: [&str; 2] = [progs::SOCK_CREATE, progs::SOCK_RELEASE];
 
 fn sock_attach_type(name: &str) -> CgroupSockAttachType {
-    if name == progs::SOCK_RELEASE { CgroupSockAttachType::SockRelease } else { CgroupSockAttachType::SockCreate }
+    if name == progs::SOCK_RELEASE {
+        CgroupSockAttachType::SockRelease
+    } else {
+        CgroupSockAttachType::SockCreate
+    }
 }
 
 /// One pinned program and the link that runs it.
@@ -333,11 +338,7 @@ impl Bpf {
     }
 
     fn load(cfg: &BpfConfig, obj: Object<'_>, pins: Pins, parent_id: u64) -> Result<Self, BpfError> {
-        let fresh_maps: Vec<PathBuf> = ALL_MAPS
-            .iter()
-            .map(|m| pins.map(m))
-            .filter(|p| !p.exists())
-            .collect();
+        let fresh_maps: Vec<PathBuf> = ALL_MAPS.iter().map(|m| pins.map(m)).filter(|p| !p.exists()).collect();
         let mut rollback = Rollback { paths: fresh_maps, armed: true };
 
         // The program's bucket mask must match the table it runs against: a pinned table
@@ -356,7 +357,9 @@ impl Bpf {
         let mask = buckets - 1;
         // Kernel struct offsets for the iterator (no CO-RE in Rust BPF). Without kernel BTF
         // the iterator is left out and open files are not counted.
-        let offsets = kernel_offsets().map_err(|e| warn!("iterator counts (numfile, privvmpages, lockedpages) unavailable: {e}")).ok();
+        let offsets = kernel_offsets()
+            .map_err(|e| warn!("iterator counts (numfile, privvmpages, lockedpages) unavailable: {e}"))
+            .ok();
         let mut loader = EbpfLoader::new();
         loader
             .default_map_pin_directory(pins.maps())
@@ -404,10 +407,10 @@ impl Bpf {
             }
         }
 
-        let meta = Meta { object_hash: obj.hash, parent_cgroup: parent_id, ve_level: cfg.ve_level, layout: LAYOUT_VERSION };
-        let mut arr: Array<_, Meta> = Array::try_from(
-            ebpf.map_mut(maps::META).ok_or(MapError::InvalidName { name: maps::META.into() })?,
-        )?;
+        let meta =
+            Meta { object_hash: obj.hash, parent_cgroup: parent_id, ve_level: cfg.ve_level, layout: LAYOUT_VERSION };
+        let mut arr: Array<_, Meta> =
+            Array::try_from(ebpf.map_mut(maps::META).ok_or(MapError::InvalidName { name: maps::META.into() })?)?;
         arr.set(0, meta, 0)?;
         rollback.armed = false;
 
@@ -425,7 +428,15 @@ impl Bpf {
     fn open(pins: Pins, loaded_now: bool, klog: Option<KernelLog>) -> Result<Self, BpfError> {
         let ubc = HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(pins.map(maps::UBC))?))?;
         let limits = HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(pins.map(maps::LIMITS))?))?;
-        Ok(Self { pins, ubc, limits, loaded_now, klog, files: std::cell::OnceCell::new(), vms: std::cell::OnceCell::new() })
+        Ok(Self {
+            pins,
+            ubc,
+            limits,
+            loaded_now,
+            klog,
+            files: std::cell::OnceCell::new(),
+            vms: std::cell::OnceCell::new(),
+        })
     }
 
     /// Forwards kernel log records while the returned handle lives (for long-running
@@ -447,12 +458,7 @@ impl Bpf {
             .map(|&name| {
                 let prog = CgroupSock::from_pin(self.pins.prog(name), sock_attach_type(name))?;
                 let link = FdLink::from(PinnedLink::from_pin(self.pins.link(name))?).info()?;
-                Ok(Attachment {
-                    name,
-                    prog_id: prog.info()?.id(),
-                    link_id: link.id(),
-                    link_prog_id: link.program_id(),
-                })
+                Ok(Attachment { name, prog_id: prog.info()?.id(), link_id: link.id(), link_prog_id: link.program_id() })
             })
             .collect()
     }
@@ -619,7 +625,13 @@ fn kernel_offsets() -> Result<Vec<(&'static str, u32)>, btf::BtfError> {
 }
 
 /// Loads an iterator program and pins it (or swaps it into its pinned link).
-fn load_iter(ebpf: &mut Ebpf, pins: &Pins, rollback: &mut Rollback, name: &'static str, kind: &str) -> Result<(), BpfError> {
+fn load_iter(
+    ebpf: &mut Ebpf,
+    pins: &Pins,
+    rollback: &mut Rollback,
+    name: &'static str,
+    kind: &str,
+) -> Result<(), BpfError> {
     let kbtf = aya::Btf::from_sys_fs().map_err(|e| BpfError::ProgramRejected { prog: name, detail: e.to_string() })?;
     let prog: &mut aya::programs::Iter = program(ebpf, name)?.try_into()?;
     prog.load(kind, &kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
@@ -641,7 +653,11 @@ fn prog_fd(fd: &aya::programs::ProgramFd) -> Result<std::os::fd::OwnedFd, BpfErr
 }
 
 fn pin_fdlink(link: FdLink, path: &Path) -> Result<(), BpfError> {
-    link.pin(path).map(drop).map_err(|e| BpfError::Io { op: "pin", path: path.into(), source: io::Error::other(chain(&e)) })
+    link.pin(path).map(drop).map_err(|e| BpfError::Io {
+        op: "pin",
+        path: path.into(),
+        source: io::Error::other(chain(&e)),
+    })
 }
 
 /// Puts a loaded program into service: into its pinned link with BPF_LINK_UPDATE (one
@@ -672,7 +688,11 @@ fn install_link(
 
 /// Pins a program under a temporary name, then renames it over the old pin: the program
 /// path never disappears.
-fn pin_program(pins: &Pins, name: &str, pin: impl FnOnce(&Path) -> Result<(), aya::pin::PinError>) -> Result<(), BpfError> {
+fn pin_program(
+    pins: &Pins,
+    name: &str,
+    pin: impl FnOnce(&Path) -> Result<(), aya::pin::PinError>,
+) -> Result<(), BpfError> {
     let prog_pin = pins.prog(name);
     let tmp = tmp_pin(&prog_pin);
     let _ = fs::remove_file(&tmp);

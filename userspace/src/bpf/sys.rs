@@ -24,10 +24,12 @@ type Attr = [u64; 16];
 
 fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<libc::c_long> {
     // SAFETY: attr is a valid, initialised buffer of the size passed.
-    let r = unsafe {
-        libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of::<Attr>())
-    };
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of::<Attr>()) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 /// Issues a harmless, invalid BPF_MAP_CREATE: ENOSYS means no bpf() syscall, EPERM means not
@@ -47,8 +49,7 @@ pub fn probe() -> io::Result<()> {
 
 /// Opens any pinned BPF object (program, map or link).
 pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let mut attr: Attr = [0; 16];
     attr[0] = c.as_ptr() as u64;
     let fd = bpf(BPF_OBJ_GET, &mut attr)?;
@@ -70,9 +71,7 @@ pub fn effective_caps() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            s.lines().find_map(|l| l.strip_prefix("CapEff:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .unwrap_or(0)
 }
@@ -93,13 +92,14 @@ pub fn is_bpffs(path: &Path) -> bool {
 }
 
 pub fn mount_bpffs(target: &Path) -> io::Result<()> {
-    let c = CString::new(target.as_os_str().as_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let c = CString::new(target.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     // SAFETY: all strings are NUL-terminated and live across the call.
-    let r = unsafe {
-        libc::mount(c"bpf".as_ptr(), c.as_ptr(), c"bpf".as_ptr(), 0, c"mode=0700".as_ptr().cast())
-    };
-    if r != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    let r = unsafe { libc::mount(c"bpf".as_ptr(), c.as_ptr(), c"bpf".as_ptr(), 0, c"mode=0700".as_ptr().cast()) };
+    if r != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// A BPF link from a program to a cgroup (for program types aya cannot turn into an
