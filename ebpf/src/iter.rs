@@ -64,7 +64,7 @@ fn read_u64(addr: u64) -> Option<u64> {
 
 /// The VE (cgroup2 id at VE level) a task belongs to.
 #[inline(always)]
-fn task_ve(task: u64) -> Option<u64> {
+pub(crate) fn task_ve(task: u64) -> Option<u64> {
     let level = VZ_VE_LEVEL.load();
     let cgroups = read_u64(task + u64::from(VZ_OFF_TASK_CGROUPS.load()))?;
     let dfl = read_u64(cgroups + u64::from(VZ_OFF_CSS_DFL_CGRP.load()))?;

@@ -5,10 +5,13 @@
 // BPF inline asm (for atomics, see ubc.rs) is unstable; aya-ebpf enables the same feature.
 #![feature(asm_experimental_arch)]
 
+mod dcache;
 mod iter;
 mod maps;
 mod noop;
+mod signal;
 mod sock;
+mod sockbuf;
 mod sysctl;
 mod ubc;
 

@@ -51,6 +51,15 @@ pub static VZ_FILES: HashMap<u64, u64> = HashMap::pinned(MAX_VES, BPF_F_NO_PREAL
 #[map(name = "VZ_VMS_V1")]
 pub static VZ_VMS: HashMap<u64, [u64; 2]> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
 
+/// Slab caches seen by `vz_dcache_alloc`: slot size if the cache holds dentries or inodes,
+/// else 0.
+#[map(name = "VZ_DCACHE_CACHES_V1")]
+pub static VZ_DCACHE_CACHES: HashMap<u64, u32> = HashMap::pinned(4096, BPF_F_NO_PREALLOC);
+
+/// Dentry and inode objects charged to a VE: object address -> VE (cgroup id).
+#[map(name = "VZ_DCACHE_OBJS_V1")]
+pub static VZ_DCACHE_OBJS: HashMap<u64, u64> = HashMap::pinned(vz_common::DCACHE_OBJS, BPF_F_NO_PREALLOC);
+
 /// Loader bookkeeping (object hash, parent, level); programs never read it.
 #[map(name = "VZ_META_V1")]
 pub static VZ_META: Array<Meta> = Array::pinned(1, 0);

@@ -29,6 +29,12 @@ const SOCK_STREAM: u32 = 1;
 const IPPROTO_TCP: u32 = 6;
 const IPPROTO_MPTCP: u32 = 262;
 
+/// A TCP socket for the beancounters (MPTCP counts as TCP, as its subflows are).
+#[inline(always)]
+pub(crate) fn is_tcp(sk_type: u32, protocol: u32) -> bool {
+    sk_type == SOCK_STREAM && (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP)
+}
+
 #[cgroup_sock(sock_create)]
 pub fn vz_sock_create(ctx: SockContext) -> i32 {
     // SAFETY: helper with a constant argument; returns 0 when the task is above VE level.
@@ -42,11 +48,7 @@ pub fn vz_sock_create(ctx: SockContext) -> i32 {
     };
     // SAFETY: ctx.sock is the kernel-provided context, valid for this run.
     let (sk_type, protocol) = unsafe { ((*ctx.sock).type_, (*ctx.sock).protocol) };
-    let resource = if sk_type == SOCK_STREAM && (protocol == IPPROTO_TCP || protocol == IPPROTO_MPTCP) {
-        res::NUMTCPSOCK
-    } else {
-        res::NUMOTHERSOCK
-    };
+    let resource = if is_tcp(sk_type, protocol) { res::NUMTCPSOCK } else { res::NUMOTHERSOCK };
     let threshold = match VZ_LIMITS.get_ptr(ve) {
         // SAFETY: valid map value pointer; a torn read during a limit update is harmless.
         Some(limits) => unsafe { (*limits).res[resource as usize].barrier },
@@ -81,7 +83,7 @@ pub fn vz_sock_create(ctx: SockContext) -> i32 {
 
 /// Streams a limit hit to the events ring buffer (dropped if it is full).
 #[inline(always)]
-fn report(ve: u64, res: u32, held: u64, barrier: u64, limit: u64) {
+pub(crate) fn report(ve: u64, res: u32, held: u64, barrier: u64, limit: u64) {
     if let Some(mut e) = VZ_EVENTS.reserve::<UbcEvent>(0) {
         let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
         let comm = bpf_get_current_comm().unwrap_or([0; 16]);

@@ -64,6 +64,17 @@ fn memory_hog_is_held_at_physpages() {
     let [held, maxheld, _, _, failcnt] = row(&env, "101", "physpages");
     assert!(maxheld <= 12288 && maxheld > 8000, "maxheld {maxheld}");
     assert!(failcnt > 0, "no failure counted");
+    // oomguarpages: RAM + swap of the VE, its peak, and the OOM kill it met; the barrier
+    // (VSwap: = ram) is the memory cgroup's soft limit.
+    let [gheld, gmax, gbar, _, gfail] = row(&env, "101", "oomguarpages");
+    assert!(gmax >= maxheld && gheld < 4096, "oomguarpages {gheld}/{gmax}");
+    assert_eq!(gbar, 12288);
+    assert!(gfail >= 1, "OOM kill not counted in oomguarpages");
+    let mem = env.cg().controller_dir(101, "memory").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(mem.join("memory.soft_limit_in_bytes")).unwrap().trim(),
+        (12288u64 * 4096).to_string()
+    );
     assert!(held < 4096, "memory not given back: {held}");
     // The VE itself survives.
     assert_eq!(env.ok(&["status", "101"]), "VEID 101 exist mounted running\n");
@@ -113,7 +124,17 @@ fn set_accepts_every_parameter_and_vswap() {
         assert!(conf.contains(&format!("{}=\"1000:2000\"", n.to_ascii_uppercase())), "{n} not saved");
     }
     // Rows the kernel cannot refuse are announced.
-    assert!(o.stderr.contains("kmemsize is only accounted"), "{}", o.stderr);
+    for n in ["kmemsize", "numflock", "numiptent", "vmguarpages"] {
+        assert!(o.stderr.contains(&format!("{n} is only accounted")), "{n}: {}", o.stderr);
+    }
+    assert!(!o.stderr.contains("numtcpsock is only"), "{}", o.stderr);
+    // dcachesize accounting is off by default (vz.conf DCACHE_ACCOUNTING), and says so.
+    assert!(o.stderr.contains("dcachesize is stored but not accounted: set DCACHE_ACCOUNTING"), "{}", o.stderr);
+    // Every other parameter has a row on this host.
+    let report = env.ok(&["ubc", "101"]);
+    for n in names {
+        assert_eq!(report.contains(&format!(" {n} ")), n != "dcachesize", "{n}:\n{report}");
+    }
     env.ok(&["set", "101", "--ram", "1G", "--swap", "512M", "--vm_overcommit", "2", "--save"]);
     let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
     for want in
@@ -248,6 +269,8 @@ fn privvmpages_and_lockedpages_match_the_kernels_mappings() {
     let privvm = row(&env, "101", "privvmpages")[0];
     assert_eq!(privvm, smaps_pages(&env, 101, "ac"));
     assert!(privvm > 0);
+    // vmguarpages guards the same memory.
+    assert_eq!(row(&env, "101", "vmguarpages")[0], privvm);
     assert_eq!(row(&env, "101", "lockedpages")[0], smaps_pages(&env, 101, "lo"));
     // A second process adds its own mappings.
     env.ok(&["exec", "101", "sleep 30 </dev/null >/dev/null 2>&1 &"]);
@@ -306,5 +329,236 @@ fn stress_ng_socket_flood_in_a_debian_ve() {
         assert!(failcnt > 0, "{name}: no refusal counted");
         assert_eq!(held, 0, "{name}: drift after the flood");
     }
+    env.ok(&["stop", "--fast", "101"]);
+}
+
+/// A Debian VE (glibc, so the test helper runs in it) with the helper installed.
+fn debian_ve_with_helper(tag: &str, limits: &[&str]) -> VzEnv {
+    let env = VzEnv::new(tag);
+    env.debian_template();
+    env.ok(&["create", "101", "--ostemplate", "debian-12-minbase"]);
+    let dest = env.private(101).join("usr/local/bin/vzt-helper");
+    std::fs::copy(vz_tests::bin("vzt-helper"), &dest).expect("install helper");
+    if !limits.is_empty() {
+        let mut args = vec!["set", "101"];
+        args.extend_from_slice(limits);
+        args.push("--save");
+        env.ok(&args);
+    }
+    env.ok(&["start", "101"]);
+    env
+}
+
+/// Starts a helper workload in the VE in the background; returns its reply line.
+fn helper_in_ve(env: &VzEnv, name: &str, args: &str) -> String {
+    let out = env.private(101).join(format!("root/{name}.out"));
+    let _ = std::fs::remove_file(&out);
+    env.ok(&["exec2", "101", &format!("vzt-helper {args} </dev/null >/root/{name}.out 2>&1 &")]);
+    wait_until("helper reply", || std::fs::read_to_string(&out).is_ok_and(|s| s.ends_with('\n')));
+    std::fs::read_to_string(&out).unwrap().trim().to_string()
+}
+
+fn stop_helpers(env: &VzEnv) {
+    env.ok(&["exec2", "101", "kill $(pidof vzt-helper)"]);
+}
+
+/// Socket memory of the VE's sockets as `ss -m` reports it, from its network namespace:
+/// (TCP send queued `w`, TCP receive `r`, UDP receive `r`).
+fn ss_skmem(env: &VzEnv) -> (u64, u64, u64) {
+    let field = |line: &str, key: &str| -> u64 {
+        let inner = line.split("skmem:(").nth(1).unwrap_or("");
+        inner.trim_end_matches(')').split(',').find_map(|f| f.strip_prefix(key)?.parse().ok()).unwrap_or(0)
+    };
+    let run = |proto: &str| {
+        let o = std::process::Command::new("nsenter")
+            .args(["-t", &env.init_pid(101).to_string(), "-n", "ss", "-H", "-a", "-m", "-n", proto])
+            .output()
+            .expect("ss");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let tcp = run("-t");
+    let udp = run("-u");
+    let sum = |text: &str, key: &str| text.lines().filter(|l| l.contains("skmem:")).map(|l| field(l, key)).sum::<u64>();
+    (sum(&tcp, "w"), sum(&tcp, "r"), sum(&udp, "r"))
+}
+
+const SOCKBUF_ROWS: [&str; 4] = ["tcpsndbuf", "tcprcvbuf", "othersockbuf", "dgramrcvbuf"];
+
+#[test]
+fn socket_buffers_are_counted_exactly_and_bounded() {
+    // Unlimited: 8 connections whose peer never reads buffer all they are given.
+    let unlimited = [
+        "--tcpsndbuf",
+        "unlimited",
+        "--tcprcvbuf",
+        "unlimited",
+        "--dgramrcvbuf",
+        "unlimited",
+        "--othersockbuf",
+        "unlimited",
+    ];
+    let env = debian_ve_with_helper("sockbuf", &unlimited);
+    let reply = helper_in_ve(&env, "sb", "sockbuf 8 4194304 60");
+    let free: Vec<u64> = reply.split_whitespace().skip(1).filter_map(|w| w.parse().ok()).collect();
+    assert!(reply.starts_with("ok") && free[0] > 8 << 20, "{reply}");
+    std::thread::sleep(Duration::from_millis(300));
+    // held is what the kernel's own socket diagnostics say, byte for byte.
+    let (w, r, u) = ss_skmem(&env);
+    assert_eq!(row(&env, "101", "tcpsndbuf")[0], w);
+    assert_eq!(row(&env, "101", "tcprcvbuf")[0], r);
+    assert_eq!(row(&env, "101", "dgramrcvbuf")[0], u);
+    assert!(w > 8 << 20 && u > 0, "{w} {u}");
+    stop_helpers(&env);
+    wait_until("buffers released", || SOCKBUF_ROWS.iter().all(|n| row(&env, "101", n)[0] == 0));
+    env.ok(&["stop", "--fast", "101"]);
+
+    // Limited: the memory cgroup's socket memory (tcpsndbuf + tcprcvbuf + dgramrcvbuf
+    // limits) holds the same workload, and vz_setsockopt cuts big buffer requests.
+    env.ok(&[
+        "set",
+        "101",
+        "--tcpsndbuf",
+        "256K",
+        "--tcprcvbuf",
+        "256K",
+        "--dgramrcvbuf",
+        "256K",
+        "--othersockbuf",
+        "256K",
+        "--save",
+    ]);
+    env.ok(&["start", "101"]);
+    let pool = 3 * 256 * 1024;
+    let reply = helper_in_ve(&env, "sb", "sockbuf 8 4194304 60");
+    let n: Vec<u64> = reply.split_whitespace().skip(1).filter_map(|w| w.parse().ok()).collect();
+    assert!(reply.starts_with("ok"), "{reply}");
+    assert!(n[0] < 2 * pool && n[0] * 8 < free[0], "written {} with limits vs {} without", n[0], free[0]);
+    assert!(n[1] <= 256 * 1024, "SO_SNDBUF {} passed othersockbuf", n[1]);
+    std::thread::sleep(Duration::from_millis(300));
+    let held: u64 = ["tcpsndbuf", "tcprcvbuf", "dgramrcvbuf"].iter().map(|r| row(&env, "101", r)[0]).sum();
+    // The kernel lets each stalled socket finish one skb past the limit.
+    assert!(held < 2 * pool, "socket memory {held} vs pool {pool}");
+    assert!(row(&env, "101", "othersockbuf")[4] >= 1, "SO_SNDBUF cut not counted");
+    assert!(row(&env, "101", "dgramrcvbuf")[4] > 0, "refused datagrams not counted");
+    stop_helpers(&env);
+    wait_until("buffers released", || SOCKBUF_ROWS.iter().all(|n| row(&env, "101", n)[0] == 0));
+    env.ok(&["stop", "--fast", "101"]);
+}
+
+/// Locks that /proc/locks lists for the VE's processes, counted on the host.
+fn proc_locks(env: &VzEnv) -> u64 {
+    let pids: Vec<String> = env.cg().procs(101).iter().map(|p| p.to_string()).collect();
+    std::fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|l| !l.contains("->") && l.split_whitespace().nth(4).is_some_and(|p| pids.iter().any(|x| x == p)))
+        .count() as u64
+}
+
+fn in_ve_netns(env: &VzEnv, argv: &[&str], stdin: &str) {
+    use std::io::Write as _;
+    let pid = env.init_pid(101).to_string();
+    let mut c = std::process::Command::new("nsenter")
+        .args(["-t", &pid, "-n"])
+        .args(argv)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nsenter");
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success(), "{argv:?}");
+}
+
+#[test]
+fn siginfo_flock_and_netfilter_rows_in_a_debian_ve() {
+    let env = debian_ve_with_helper("sigq", &["--numsiginfo", "80"]);
+    // Lowered live to 50.
+    env.ok(&["set", "101", "--numsiginfo", "50"]);
+    // numsiginfo: RLIMIT_SIGPENDING of the VE's user: the helper queues until the user's
+    // count is 50 (a signal pending for another process of the booting VE counts too).
+    let sigq = |name: &str| -> u64 {
+        let r = helper_in_ve(&env, name, "sigq 1000 60");
+        let n: Vec<u64> = r.split_whitespace().skip(1).filter_map(|w| w.parse().ok()).collect();
+        assert!(r.starts_with("ok") && n[1] == libc::EAGAIN as u64, "{r}");
+        n[0]
+    };
+    let q1 = sigq("q1");
+    assert!((45..=50).contains(&q1), "queued {q1}");
+    let [held, _, _, _, failcnt] = row(&env, "101", "numsiginfo");
+    assert!(held >= q1 && held <= 51, "numsiginfo held {held}, helper queued {q1}");
+    assert!(failcnt >= 1, "refusal not counted");
+    // Raised live back to 80: a second process (same VE user) may queue 30 more. Raising
+    // a hard limit needs CAP_SYS_RESOURCE; where the host's root lacks it, vzctl says so
+    // and the VE keeps 50.
+    let o = env.vzctl(&["set", "101", "--numsiginfo", "80"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let caps = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = caps
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    if eff & (1 << 24) != 0 {
+        // CAP_SYS_RESOURCE (24) held.
+        let q2 = sigq("q2");
+        assert!(q1 + q2 >= 75 && q1 + q2 <= 80, "queued {q1} + {q2}");
+        let held = row(&env, "101", "numsiginfo")[0];
+        assert!(held >= q1 + q2 && held <= 81, "numsiginfo held {held}");
+    } else {
+        assert!(o.stderr.contains("CAP_SYS_RESOURCE"), "{o:?}");
+        assert!(sigq("q2") <= 2, "the lower limit did not hold");
+    }
+    // numflock: 3 flock()s and 3 POSIX locks.
+    assert_eq!(helper_in_ve(&env, "lk", "locks 3 60"), "ok 6");
+    assert_eq!(row(&env, "101", "numflock")[0], 6);
+    assert_eq!(proc_locks(&env), 6);
+    stop_helpers(&env);
+    wait_until("signals and locks released", || {
+        row(&env, "101", "numsiginfo")[0] == 0 && row(&env, "101", "numflock")[0] == 0
+    });
+    // numiptent: nftables rules plus legacy iptables entries of the VE's own namespace.
+    assert_eq!(row(&env, "101", "numiptent")[0], 0);
+    in_ve_netns(&env, &["nft", "-f", "-"], "table inet vzt {\n chain input {\n type filter hook input priority 0;\n tcp dport 25 drop\n tcp dport 26 drop\n udp dport 53 accept\n }\n}\n");
+    assert_eq!(row(&env, "101", "numiptent")[0], 3);
+    // A legacy filter table: 3 built-in policies, the rule, and its end marker.
+    in_ve_netns(&env, &["iptables-legacy", "-A", "INPUT", "-p", "tcp", "--dport", "80", "-j", "ACCEPT"], "");
+    assert_eq!(row(&env, "101", "numiptent")[0], 8);
+    in_ve_netns(&env, &["nft", "delete", "table", "inet", "vzt"], "");
+    assert_eq!(row(&env, "101", "numiptent")[0], 5);
+    env.ok(&["stop", "--fast", "101"]);
+}
+
+/// Object size of a slab cache, from /proc/slabinfo.
+fn slab_objsize(cache: &str) -> u64 {
+    std::fs::read_to_string("/proc/slabinfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&cache)).then(|| f[3].parse().unwrap())
+        })
+        .unwrap_or_else(|| panic!("no slab cache {cache}"))
+}
+
+#[test]
+fn dcachesize_follows_the_dentries_and_inodes_a_ve_makes() {
+    let env = VzEnv::new("dcache");
+    let conf = env.dir.join("conf/vz.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, format!("{text}DCACHE_ACCOUNTING=\"yes\"\n")).unwrap();
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    let [before, ..] = row(&env, "101", "dcachesize");
+    // 2000 new files: a dentry and an inode each, allocated by the VE's shell.
+    env.ok(&["exec", "101", "mkdir /tmp/d; i=0; while [ $i -lt 2000 ]; do : > /tmp/d/f$i; i=$((i+1)); done"]);
+    let [held, maxheld, ..] = row(&env, "101", "dcachesize");
+    let dentry = slab_objsize("dentry");
+    let grown = held - before;
+    // At least the dentries; at most dentries plus inodes of the biggest inode cache.
+    assert!(grown >= 2000 * dentry && grown <= 2000 * (dentry + 2048), "grew {grown} (dentry {dentry})");
+    assert_eq!(maxheld, held);
+    // Removing them frees the objects (inodes via RCU): held falls back, the peak stays.
+    env.ok(&["exec", "101", "rm -rf /tmp/d"]);
+    wait_until("dentries freed", || row(&env, "101", "dcachesize")[0] < before + 2000 * dentry / 4);
+    assert_eq!(row(&env, "101", "dcachesize")[1], maxheld);
     env.ok(&["stop", "--fast", "101"]);
 }

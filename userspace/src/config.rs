@@ -224,6 +224,9 @@ pub struct Paths {
     pub local_uid: u32,
     pub local_gid: u32,
     pub stop_timeout: u32,
+    /// DCACHE_ACCOUNTING: count dcachesize with tracepoints on every slab allocation
+    /// (`VZ_DCACHE_ACCOUNTING`); off by default for its cost.
+    pub dcache_accounting: bool,
 }
 
 impl Default for Paths {
@@ -241,7 +244,16 @@ impl Default for Paths {
             local_uid: 100000,
             local_gid: 100000,
             stop_timeout: 10,
+            dcache_accounting: false,
         }
+    }
+}
+
+fn parse_yes_no(key: &str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err(ConfigError::BadValue { key: key.into(), value: v.into(), why: "use yes or no" }),
     }
 }
 
@@ -275,6 +287,7 @@ impl Paths {
                 "LOCAL_UID" => p.local_uid = parse_num(key, value)?,
                 "LOCAL_GID" => p.local_gid = parse_num(key, value)?,
                 "STOP_TIMEOUT" => p.stop_timeout = parse_num(key, value)?,
+                "DCACHE_ACCOUNTING" => p.dcache_accounting = parse_yes_no(key, value)?,
                 _ => {}
             }
         }
@@ -286,6 +299,9 @@ impl Paths {
             if let Some(v) = env(var) {
                 *field = v;
             }
+        }
+        if let Some(v) = env("VZ_DCACHE_ACCOUNTING") {
+            p.dcache_accounting = parse_yes_no("VZ_DCACHE_ACCOUNTING", &v)?;
         }
         for (var, field) in
             [("VZ_TEMPLATE", &mut p.template), ("VZ_LOCKDIR", &mut p.lock_dir), ("VZ_BPF_ROOT", &mut p.bpf_root)]
@@ -377,7 +393,11 @@ mod tests {
     fn paths_from_conf_and_env() {
         let dir = std::env::temp_dir().join(format!("vzconf-test-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join("vz.conf"), "VE_ROOT=\"/r/$VEID\"\nLOCAL_UID=200000\nTEMPLATE=/t\n").unwrap();
+        fs::write(
+            dir.join("vz.conf"),
+            "VE_ROOT=\"/r/$VEID\"\nLOCAL_UID=200000\nTEMPLATE=/t\nDCACHE_ACCOUNTING=\"yes\"\n",
+        )
+        .unwrap();
         let d = dir.to_string_lossy().to_string();
         let p = Paths::load_with(|k| match k {
             "VZ_CONF_DIR" => Some(d.clone()),
@@ -392,6 +412,21 @@ mod tests {
         assert_eq!(p.template, Path::new("/t"));
         assert_eq!(p.lock_dir, Path::new("/l"));
         assert_eq!(p.ve_conf(101), dir.join("conf/101.conf"));
+        assert!(p.dcache_accounting);
+        // The environment wins, and a value other than yes/no is refused by name.
+        // (The config dir is gone now: defaults, never the host's /etc/vz.)
+        let env = |v: &'static str| {
+            let d = d.clone();
+            move |k: &str| match k {
+                "VZ_CONF_DIR" => Some(d.clone()),
+                "VZ_DCACHE_ACCOUNTING" => Some(v.to_string()),
+                _ => None,
+            }
+        };
+        assert!(!Paths::load_with(env("no")).unwrap().dcache_accounting);
+        assert!(Paths::load_with(env("yes")).unwrap().dcache_accounting);
+        let e = Paths::load_with(env("maybe")).unwrap_err();
+        assert!(e.to_string().contains("maybe"), "{e}");
     }
 
     #[test]

@@ -32,6 +32,26 @@ pub enum Mechanism {
     /// The VE's IPC namespace kernel.shmall and its /dev/shm size; vz_sysctl keeps VE root
     /// from raising shmall.
     Shm,
+    /// The memory cgroup's socket-memory limit (v1 `memory.kmem.tcp.limit_in_bytes`) bounds
+    /// the VE's TCP buffers and datagram receive queues together; vz_setsockopt cuts
+    /// SO_SNDBUF/SO_RCVBUF requests above the row's limit. Held by socket iterators.
+    MemcgSock,
+    /// vz_setsockopt cuts SO_SNDBUF/SO_RCVBUF requests above the row's limit (per socket);
+    /// held by socket iterators.
+    BpfClamp,
+    /// RLIMIT_SIGPENDING of every VE process (per user of the VE); refusals counted by
+    /// the tp_btf/signal_generate program.
+    Rlimit,
+    /// A guarantee: the memory cgroup's soft limit (v1) or memory.low (v2), so a VE within
+    /// it is reclaimed last; held is RAM + swap in use, failcnt the VE's OOM kills.
+    MemcgGuarantee,
+    /// Counted from /proc/locks; nothing on this kernel can refuse it.
+    LocksAccounted,
+    /// Counted over netlink in the VE's network namespace; nothing can refuse it.
+    NetfilterAccounted,
+    /// Charged and uncharged by vzbpf tracepoint programs as objects come and go; nothing
+    /// on this kernel can refuse it.
+    BpfAccounted,
 }
 
 impl Mechanism {
@@ -45,11 +65,25 @@ impl Mechanism {
             Mechanism::Devpts => "devpts",
             Mechanism::IterAccounted => "iter-acct",
             Mechanism::Shm => "ipc+tmpfs",
+            Mechanism::MemcgSock => "memcg-sock+bpf",
+            Mechanism::BpfClamp => "bpf-clamp",
+            Mechanism::Rlimit => "rlimit+tp",
+            Mechanism::MemcgGuarantee => "memcg-guar",
+            Mechanism::LocksAccounted => "locks-acct",
+            Mechanism::NetfilterAccounted => "nl-acct",
+            Mechanism::BpfAccounted => "bpf-acct",
         }
     }
 
     pub fn enforces(&self) -> bool {
-        !matches!(self, Mechanism::MemcgAccounted | Mechanism::IterAccounted)
+        !matches!(
+            self,
+            Mechanism::MemcgAccounted
+                | Mechanism::IterAccounted
+                | Mechanism::LocksAccounted
+                | Mechanism::NetfilterAccounted
+                | Mechanism::BpfAccounted
+        )
     }
 }
 
@@ -72,8 +106,18 @@ pub fn mechanism(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<Mechanism>
         }),
         res::KMEMSIZE => memory_dir(cg, veid).map(|_| Mechanism::MemcgAccounted),
         res::NUMPTY => Some(Mechanism::Devpts),
-        res::NUMFILE | res::PRIVVMPAGES | res::LOCKEDPAGES => Some(Mechanism::IterAccounted),
+        res::NUMFILE | res::PRIVVMPAGES | res::LOCKEDPAGES | res::VMGUARPAGES => Some(Mechanism::IterAccounted),
         res::SHMPAGES => Some(Mechanism::Shm),
+        res::TCPSNDBUF | res::TCPRCVBUF | res::DGRAMRCVBUF => Some(match memory_dir(cg, veid) {
+            Some((d, true)) if d.join("memory.kmem.tcp.limit_in_bytes").exists() => Mechanism::MemcgSock,
+            _ => Mechanism::BpfClamp,
+        }),
+        res::OTHERSOCKBUF => Some(Mechanism::BpfClamp),
+        res::NUMSIGINFO => Some(Mechanism::Rlimit),
+        res::OOMGUARPAGES => memory_dir(cg, veid).map(|_| Mechanism::MemcgGuarantee),
+        res::NUMFLOCK => Some(Mechanism::LocksAccounted),
+        res::NUMIPTENT => Some(Mechanism::NetfilterAccounted),
+        res::DCACHESIZE => Some(Mechanism::BpfAccounted),
         _ => None,
     }
 }
@@ -158,6 +202,41 @@ pub fn usage(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<UbcUsage> {
             let held = crate::ns::pty_count(crate::ns::find_init(cg, veid)?)?;
             Some(UbcUsage { held, maxheld: held, failcnt: 0 })
         }
+        res::OOMGUARPAGES => {
+            // RAM + swap in use, as OpenVZ's oomguarpages; its failcnt is the VE's OOM kills.
+            let (d, v1) = memory_dir(cg, veid)?;
+            if v1 {
+                let held = pages(
+                    read_num(&d.join("memory.memsw.usage_in_bytes"))
+                        .or_else(|| read_num(&d.join("memory.usage_in_bytes"))),
+                )?;
+                let peak = read_num(&d.join("memory.memsw.max_usage_in_bytes"))
+                    .or_else(|| read_num(&d.join("memory.max_usage_in_bytes")));
+                Some(UbcUsage {
+                    held,
+                    maxheld: pages(peak).unwrap_or(held).max(held),
+                    failcnt: read_keyed(&d.join("memory.oom_control"), "oom_kill").unwrap_or(0),
+                })
+            } else {
+                let held = pages(Some(
+                    read_num(&d.join("memory.current"))? + read_num(&d.join("memory.swap.current")).unwrap_or(0),
+                ))?;
+                Some(UbcUsage {
+                    held,
+                    maxheld: held,
+                    failcnt: read_keyed(&d.join("memory.events"), "oom_kill").unwrap_or(0),
+                })
+            }
+        }
+        res::NUMFLOCK => {
+            let locks = std::fs::read_to_string("/proc/locks").ok()?;
+            let held = crate::ns::file_locks(&locks, &cg.procs(veid));
+            Some(UbcUsage { held, maxheld: held, failcnt: 0 })
+        }
+        res::NUMIPTENT => {
+            let held = crate::ns::netfilter_entries(crate::ns::find_init(cg, veid)?)?;
+            Some(UbcUsage { held, maxheld: held, failcnt: 0 })
+        }
         res::KMEMSIZE => {
             let (d, v1) = memory_dir(cg, veid)?;
             if v1 {
@@ -229,13 +308,96 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, lim: &vz_common::VeLimits) -> Result<(
                 write(&sp, &limit_str(swap, PAGE_SIZE, false))?;
             }
         }
+        // oomguarpages' barrier is the VE's guarantee.
+        let guar = lim.res[res::OOMGUARPAGES as usize].barrier;
+        if v1 {
+            write(&d.join("memory.soft_limit_in_bytes"), &limit_str(guar, PAGE_SIZE, true))?;
+        } else if d.join("memory.low").exists() {
+            let low = if guar >= UB_UNLIMITED / PAGE_SIZE { "0".to_string() } else { (guar * PAGE_SIZE).to_string() };
+            write(&d.join("memory.low"), &low)?;
+        }
+        let tcp = d.join("memory.kmem.tcp.limit_in_bytes");
+        if v1 && tcp.exists() {
+            // Writing the file switches socket accounting on for the cgroup (and logs a
+            // deprecation note), so it is written only for a finite limit, or to lift one.
+            match socket_memory_limit(lim) {
+                Some(bytes) => write(&tcp, &bytes.to_string())?,
+                None if read_num(&tcp).is_some_and(|v| v < (UB_UNLIMITED & !(PAGE_SIZE - 1))) => write(&tcp, "-1")?,
+                None => {}
+            }
+        }
     }
     Ok(())
+}
+
+/// Bytes of socket memory the kernel charges to a VE's memory cgroup (TCP send and receive
+/// buffers, datagram receive queues): the sum of those rows' limits, None if any is
+/// unlimited.
+pub fn socket_memory_limit(lim: &vz_common::VeLimits) -> Option<u64> {
+    [res::TCPSNDBUF, res::TCPRCVBUF, res::DGRAMRCVBUF]
+        .iter()
+        .map(|r| lim.res[*r as usize].limit)
+        .try_fold(0u64, |acc, l| (l < UB_UNLIMITED).then(|| acc.saturating_add(l)))
+}
+
+/// numsiginfo's RLIMIT_SIGPENDING (soft = barrier, hard = limit); None is unlimited.
+pub fn sigpending(lim: &vz_common::VeLimits) -> Option<(u64, u64)> {
+    let l = lim.res[res::NUMSIGINFO as usize];
+    (l.limit < UB_UNLIMITED).then_some((l.barrier, l.limit))
+}
+
+/// Applies numsiginfo to every process of a running VE. Returns a warning when the hard
+/// limit could not be raised (a host root without CAP_SYS_RESOURCE): the processes keep
+/// their old, lower limit until the VE restarts.
+pub fn apply_sigpending(cg: &dyn Cgroups, veid: u32, lim: &vz_common::VeLimits) -> Result<Option<String>, CgroupError> {
+    let want = sigpending(lim);
+    let mut warning = None;
+    for pid in cg.procs(veid) {
+        match crate::ns::set_sigpending_of(pid, want) {
+            Ok(()) => {}
+            // A process that exited meanwhile is fine.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                warning = Some(
+                    "numsiginfo: the running container keeps its lower RLIMIT_SIGPENDING (raising a hard limit needs CAP_SYS_RESOURCE, which this host's root lacks); the new value applies at the next start"
+                        .to_string(),
+                );
+            }
+            Err(e) => {
+                return Err(CgroupError::Io { op: "prlimit", path: PathBuf::from(format!("/proc/{pid}")), source: e })
+            }
+        }
+    }
+    Ok(warning)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_memory_is_the_sum_of_the_charged_rows_or_unlimited() {
+        let mut l = vz_common::VeLimits::default();
+        assert_eq!(socket_memory_limit(&l), None);
+        for (r, v) in [(res::TCPSNDBUF, 100), (res::TCPRCVBUF, 200)] {
+            l.res[r as usize] = vz_common::UbcLimit { barrier: v, limit: v };
+        }
+        // dgramrcvbuf still unlimited: the shared pool is too.
+        assert_eq!(socket_memory_limit(&l), None);
+        l.res[res::DGRAMRCVBUF as usize] = vz_common::UbcLimit { barrier: 5, limit: 50 };
+        assert_eq!(socket_memory_limit(&l), Some(350));
+        // othersockbuf is not charged to the memory cgroup.
+        l.res[res::OTHERSOCKBUF as usize] = vz_common::UbcLimit { barrier: 1, limit: 1 };
+        assert_eq!(socket_memory_limit(&l), Some(350));
+    }
+
+    #[test]
+    fn sigpending_is_barrier_soft_limit_hard() {
+        let mut l = vz_common::VeLimits::default();
+        assert_eq!(sigpending(&l), None);
+        l.res[res::NUMSIGINFO as usize] = vz_common::UbcLimit { barrier: 256, limit: 300 };
+        assert_eq!(sigpending(&l), Some((256, 300)));
+    }
 
     #[test]
     fn unlimited_becomes_the_controllers_word() {

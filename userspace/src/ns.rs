@@ -445,14 +445,19 @@ pub fn command_in_ve(cg: &dyn Cgroups, veid: u32, init: i32, argv: &[String], tt
         .env("TERM", std::env::var("TERM").unwrap_or_else(|_| "xterm".into()))
         .env("container", "vzbpf");
     let raw_cg: Vec<RawFd> = cgfds.iter().map(|f| f.as_raw_fd()).collect();
+    // numsiginfo is the VE init's RLIMIT_SIGPENDING; whoever enters the VE takes it too.
+    let sigpending = sigpending_of(init);
     let raw_ns: Vec<(RawFd, libc::c_int)> = nsfds.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
-    // SAFETY: only async-signal-safe calls (write, setns, set*id, fork, waitpid, ioctl,
+    // SAFETY: only async-signal-safe calls (write, setrlimit, setns, set*id, fork, waitpid, ioctl,
     // _exit) run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             // Keep the fds alive until the closure is dropped with the Command.
             let _keep = (&cgfds, &nsfds);
             join_cgroups(&raw_cg)?;
+            if let Some(l) = &sigpending {
+                check(libc::setrlimit(libc::RLIMIT_SIGPENDING, l))?;
+            }
             for &(fd, t) in &raw_ns {
                 check(libc::setns(fd, t))?;
             }
@@ -568,20 +573,233 @@ pub fn set_shm_size(init: i32, bytes: Option<u64>) -> Result<(), NsError> {
     remount_in_ve(init, c"/dev/shm", libc::MS_NOSUID | libc::MS_NODEV, shm_options(bytes), "/dev/shm size")
 }
 
-/// Runs `f` on a thread that joined the VE's IPC namespace (setns of an IPC namespace
-/// affects the calling thread only); /proc/sys/kernel/shm* and /proc/sysvipc then show the
-/// VE's.
-fn in_ve_ipc<T: Send + 'static>(init: i32, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, NsError> {
-    let p = format!("/proc/{init}/ns/ipc");
-    let ipc = fs::File::open(&p).map_err(sys(format!("open {p}")))?;
+/// Runs `f` on a thread that joined one of the VE's namespaces (setns of an IPC or network
+/// namespace affects the calling thread only).
+fn in_ve_thread<T: Send + 'static>(
+    init: i32,
+    (name, flag): (&'static str, libc::c_int),
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, NsError> {
+    let p = format!("/proc/{init}/ns/{name}");
+    let ns = fs::File::open(&p).map_err(sys(format!("open {p}")))?;
     std::thread::spawn(move || {
         // SAFETY: plain setns on this thread.
-        check(unsafe { libc::setns(ipc.as_raw_fd(), libc::CLONE_NEWIPC) })?;
+        check(unsafe { libc::setns(ns.as_raw_fd(), flag) })?;
         f()
     })
     .join()
-    .map_err(|_| NsError::Init("IPC namespace thread panicked".into()))?
-    .map_err(sys("VE IPC namespace"))
+    .map_err(|_| NsError::Init(format!("{name} namespace thread panicked")))?
+    .map_err(sys(format!("VE {name} namespace")))
+}
+
+/// `f` in the VE's IPC namespace: /proc/sys/kernel/shm* and /proc/sysvipc show the VE's.
+fn in_ve_ipc<T: Send + 'static>(init: i32, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> Result<T, NsError> {
+    in_ve_thread(init, ("ipc", libc::CLONE_NEWIPC), f)
+}
+
+/// `f` in the VE's network namespace: netlink, socket iterators and /proc/thread-self/net
+/// see the VE's.
+pub fn in_ve_net<T: Send + 'static>(
+    init: i32,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, NsError> {
+    in_ve_thread(init, ("net", libc::CLONE_NEWNET), f)
+}
+
+/// numiptent: netfilter rules in the VE's network namespace — nftables rules (iptables-nft
+/// rules are nftables rules) plus the entries of legacy iptables tables.
+pub fn netfilter_entries(init: i32) -> Option<u64> {
+    in_ve_net(init, || Ok(nft_rules()? + legacy_ipt_entries())).ok()
+}
+
+/// Counts the NFT_MSG_NEWRULE replies of an NFT_MSG_GETRULE dump over netlink.
+fn nft_rules() -> io::Result<u64> {
+    const NETLINK_NETFILTER: libc::c_int = 12;
+    const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    const NFT_MSG_NEWRULE: u16 = 6;
+    const NFT_MSG_GETRULE: u16 = 7;
+    // SAFETY: plain socket(2).
+    let fd = check(unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_NETFILTER) })?;
+    // SAFETY: the kernel returned this fd.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req = Vec::with_capacity(20);
+    req.extend_from_slice(&20u32.to_ne_bytes());
+    req.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE).to_ne_bytes());
+    req.extend_from_slice(&((libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16).to_ne_bytes());
+    req.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
+    req.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]); // nfgenmsg: every family, v0
+                                                              // SAFETY: send of a valid buffer.
+    check(unsafe { libc::send(sock.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) } as i32)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut rules = 0u64;
+    loop {
+        // SAFETY: recv into a buffer of the given size.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut off = 0usize;
+        let n = n as usize;
+        while off + 16 <= n {
+            let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+            let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+            match ty as libc::c_int {
+                libc::NLMSG_DONE => return Ok(rules),
+                libc::NLMSG_ERROR => {
+                    let errno = i32::from_ne_bytes([buf[off + 16], buf[off + 17], buf[off + 18], buf[off + 19]]);
+                    return Err(io::Error::from_raw_os_error(-errno));
+                }
+                _ if ty == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE => rules += 1,
+                _ => {}
+            }
+            if len < 16 {
+                break;
+            }
+            off += (len + 3) & !3;
+        }
+    }
+}
+
+/// Entries of the legacy iptables tables this namespace has loaded (IPT_SO_GET_INFO); each
+/// table's built-in chain policies count, as OpenVZ counted them.
+fn legacy_ipt_entries() -> u64 {
+    const IPT_SO_GET_INFO: libc::c_int = 64;
+    let Ok(names) = fs::read_to_string("/proc/thread-self/net/ip_tables_names") else {
+        return 0;
+    };
+    // SAFETY: plain socket(2).
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW) };
+    if fd < 0 {
+        return 0;
+    }
+    // SAFETY: the kernel returned this fd.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    names
+        .lines()
+        .filter_map(|table| {
+            // struct ipt_getinfo: name[32], valid_hooks, hook_entry[5], underflow[5],
+            // num_entries, size.
+            let mut info = [0u8; 84];
+            let name = table.trim().as_bytes();
+            info[..name.len().min(31)].copy_from_slice(&name[..name.len().min(31)]);
+            let mut len = info.len() as libc::socklen_t;
+            // SAFETY: getsockopt into a buffer of the given length.
+            let r = unsafe {
+                libc::getsockopt(
+                    sock.as_raw_fd(),
+                    libc::IPPROTO_IP,
+                    IPT_SO_GET_INFO,
+                    info.as_mut_ptr().cast(),
+                    &mut len,
+                )
+            };
+            (r == 0).then(|| u64::from(u32::from_ne_bytes([info[76], info[77], info[78], info[79]])))
+        })
+        .sum()
+}
+
+/// Receive-buffer refusals the calling thread's network namespace counted (run it inside
+/// the VE's): TCP segments dropped for a full receive queue (TcpExt TCPRcvQDrop) and UDP
+/// datagrams dropped for lack of receive buffer (Udp and Udp6 RcvbufErrors).
+pub fn rcvbuf_drops() -> (u64, u64) {
+    let table = |file: &str, prefix: &str, key: &str| -> u64 {
+        let text = fs::read_to_string(format!("/proc/thread-self/net/{file}")).unwrap_or_default();
+        let mut lines = text.lines().filter(|l| l.starts_with(prefix));
+        let (Some(h), Some(v)) = (lines.next(), lines.next()) else {
+            return 0;
+        };
+        h.split_whitespace()
+            .zip(v.split_whitespace())
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let udp6 = fs::read_to_string("/proc/thread-self/net/snmp6")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Udp6RcvbufErrors").and_then(|v| v.trim().parse::<u64>().ok()))
+        .unwrap_or(0);
+    (table("netstat", "TcpExt:", "TCPRcvQDrop"), table("snmp", "Udp:", "RcvbufErrors") + udp6)
+}
+
+/// numsiginfo held: signals queued for the VE's users. The kernel counts them per user of
+/// the VE's user namespace (what `SigQ` in /proc/PID/status shows), so each user is read
+/// once, from any of its processes.
+pub fn queued_signals(pids: &[i32]) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for pid in pids {
+        let Ok(st) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+            continue;
+        };
+        let field = |k: &str| st.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
+        let uid = field("Uid:").and_then(|u| u.split_whitespace().next()).unwrap_or("");
+        if !seen.insert(uid.to_string()) {
+            continue;
+        }
+        total += field("SigQ:").and_then(|q| q.split('/').next()?.parse::<u64>().ok()).unwrap_or(0);
+    }
+    total
+}
+
+/// numflock held: lines of /proc/locks (read in the host's pid namespace) whose owner is
+/// one of `pids`. Waiters ("->" lines) hold nothing; OFD locks have no owning process
+/// (pid -1) and cannot be attributed.
+pub fn file_locks(locks: &str, pids: &[i32]) -> u64 {
+    let set: std::collections::HashSet<i32> = pids.iter().copied().collect();
+    locks
+        .lines()
+        .filter(|l| !l.contains("->"))
+        .filter_map(|l| l.split_whitespace().nth(4)?.parse::<i32>().ok())
+        .filter(|pid| set.contains(pid))
+        .count() as u64
+}
+
+/// Sets RLIMIT_SIGPENDING (numsiginfo: soft = barrier, hard = limit) of one process (0:
+/// this one); None is unlimited.
+pub fn set_sigpending(pid: i32, lim: Option<(u64, u64)>) -> io::Result<()> {
+    let (cur, max) = lim.unwrap_or((libc::RLIM_INFINITY, libc::RLIM_INFINITY));
+    let new = libc::rlimit { rlim_cur: cur, rlim_max: max };
+    // SAFETY: prlimit with a valid struct and no old-value pointer.
+    check(unsafe { libc::prlimit(pid, libc::RLIMIT_SIGPENDING, &new, std::ptr::null_mut()) }).map(drop)
+}
+
+/// Sets a VE process's RLIMIT_SIGPENDING. Host root may do that with CAP_SYS_RESOURCE; a
+/// root without it (some hosts drop it) may still change a process whose ids it takes on,
+/// so this retries from a thread that takes the process's uid and gid (raw syscalls: this
+/// thread only). Raising a hard limit needs CAP_SYS_RESOURCE whatever the ids.
+pub fn set_sigpending_of(pid: i32, lim: Option<(u64, u64)>) -> io::Result<()> {
+    match set_sigpending(pid, lim) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+        other => return other,
+    }
+    let st = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let id = |k: &str| -> io::Result<u32> {
+        st.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("no {k} in /proc/{pid}/status")))
+    };
+    let (uid, gid) = (id("Uid:")?, id("Gid:")?);
+    std::thread::spawn(move || {
+        // SAFETY: raw set*id syscalls change this thread's credentials only; the saved
+        // ids stay 0, and the thread ends right after.
+        unsafe {
+            check(libc::syscall(libc::SYS_setresgid, gid, gid, 0u32) as i32)?;
+            check(libc::syscall(libc::SYS_setresuid, uid, uid, 0u32) as i32)?;
+        }
+        set_sigpending(pid, lim)
+    })
+    .join()
+    .map_err(|_| io::Error::other("prlimit thread panicked"))?
+}
+
+/// RLIMIT_SIGPENDING of a process, to hand to a process that joins its VE.
+pub fn sigpending_of(pid: i32) -> Option<libc::rlimit> {
+    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: prlimit reading into a valid struct.
+    (unsafe { libc::prlimit(pid, libc::RLIMIT_SIGPENDING, std::ptr::null(), &mut old) } == 0).then_some(old)
 }
 
 /// Sets the VE's kernel.shmall (pages of SysV shared memory). Done from the host, outside
@@ -647,3 +865,20 @@ pub fn ve_pty(init: i32) -> Result<(OwnedFd, OwnedFd), NsError> {
 }
 
 use std::os::unix::fs::OpenOptionsExt as _;
+
+#[cfg(test)]
+mod locks_tests {
+    use super::file_locks;
+
+    #[test]
+    fn file_locks_counts_held_locks_of_the_given_pids_only() {
+        let locks = "1: POSIX  ADVISORY  WRITE 4242 00:2b:1234 0 EOF\n\
+                     1: -> POSIX  ADVISORY  WRITE 4243 00:2b:1234 0 EOF\n\
+                     2: FLOCK  ADVISORY  WRITE 4243 00:2b:1235 0 EOF\n\
+                     3: OFDLCK ADVISORY  READ -1 00:2b:1236 0 EOF\n\
+                     4: FLOCK  ADVISORY  WRITE 99 00:2b:1237 0 EOF\n";
+        // The waiter ("->") holds nothing; OFD locks have no pid; 99 is not the VE's.
+        assert_eq!(file_locks(locks, &[4242, 4243]), 2);
+        assert_eq!(file_locks(locks, &[]), 0);
+    }
+}

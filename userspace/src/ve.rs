@@ -208,6 +208,9 @@ CONFIGFILE=\"basic\"
 LOCAL_UID=\"100000\"
 LOCAL_GID=\"100000\"
 STOP_TIMEOUT=\"10\"
+## dcachesize accounting runs a tracepoint program on every slab allocation and free of
+## the host (see the README's benchmark); off unless wanted.
+DCACHE_ACCOUNTING=\"no\"
 ";
 
 /// Is `path` a mount point (per this process's mount table)?
@@ -487,8 +490,10 @@ impl Vz {
         Ok(())
     }
 
-    fn bpf_config(&self) -> BpfConfig {
-        BpfConfig::new(self.paths.bpf_root.clone(), self.cg.parent_dir(), self.cg.ve_level())
+    pub fn bpf_config(&self) -> BpfConfig {
+        let mut cfg = BpfConfig::new(self.paths.bpf_root.clone(), self.cg.parent_dir(), self.cg.ve_level());
+        cfg.dcache = self.paths.dcache_accounting;
+        cfg
     }
 
     /// Loads or reuses the programs and applies the VE's beancounters: limits go to the
@@ -552,6 +557,35 @@ impl Vz {
                 vz_common::UbcUsage { held: privvm, maxheld: privvm, failcnt: 0 };
             usage.res[vz_common::res::LOCKEDPAGES as usize] =
                 vz_common::UbcUsage { held: locked, maxheld: locked, failcnt: 0 };
+            // vmguarpages guarantees allocations up to its barrier: what it covers is the
+            // VE's private virtual memory.
+            usage.res[vz_common::res::VMGUARPAGES as usize] =
+                vz_common::UbcUsage { held: privvm, maxheld: privvm, failcnt: 0 };
+        }
+        if let Some(init) = ns::find_init(self.cg.as_ref(), veid) {
+            use vz_common::res::{DGRAMRCVBUF, NUMSIGINFO, OTHERSOCKBUF, TCPRCVBUF, TCPSNDBUF};
+            // Socket buffers: snapshots from the socket iterators, run in the VE's netns.
+            let read = bpf.map(|b| b.pins.root.clone()).and_then(|root| {
+                ns::in_ve_net(init, move || Ok(Bpf::socket_buffers(&root)?.map(|b| (b, ns::rcvbuf_drops())))).ok()
+            });
+            if let Some(Some((bufs, (tcp_drops, udp_errors)))) = read {
+                for (r, held) in [TCPSNDBUF, TCPRCVBUF, OTHERSOCKBUF, DGRAMRCVBUF].into_iter().zip(bufs) {
+                    let u = &mut usage.res[r as usize];
+                    u.held = held;
+                    u.maxheld = held;
+                }
+                // Refusals of receive buffer the VE met: vz_setsockopt's cuts, plus the
+                // packets its namespace dropped for a full receive buffer.
+                usage.res[TCPRCVBUF as usize].failcnt += tcp_drops;
+                // The namespace counter and the open sockets' own drop counts overlap;
+                // take the larger (a socket's drops leave with it).
+                usage.res[DGRAMRCVBUF as usize].failcnt += udp_errors.max(bufs[4]);
+            }
+            // numsiginfo: queued signals now; failcnt from the tp_btf program.
+            let held = ns::queued_signals(&self.cg.procs(veid));
+            let u = &mut usage.res[NUMSIGINFO as usize];
+            u.held = held;
+            u.maxheld = held;
         }
         Some((usage, lim))
     }
@@ -563,8 +597,26 @@ impl Vz {
             .iter()
             .filter_map(|r| {
                 let mechanism = limits::mechanism(r, self.cg.as_ref(), veid)?;
-                let needs_bpf = matches!(mechanism, Mechanism::Bpf | Mechanism::IterAccounted);
+                let needs_bpf = matches!(
+                    mechanism,
+                    Mechanism::Bpf
+                        | Mechanism::IterAccounted
+                        | Mechanism::MemcgSock
+                        | Mechanism::BpfClamp
+                        | Mechanism::Rlimit
+                        | Mechanism::BpfAccounted
+                );
                 if needs_bpf && bpf.is_none() {
+                    return None;
+                }
+                if matches!(mechanism, Mechanism::MemcgSock | Mechanism::BpfClamp)
+                    && !bpf.is_some_and(|b| b.pins.link(vz_common::progs::ITER_TCP).exists())
+                {
+                    return None;
+                }
+                if mechanism == Mechanism::BpfAccounted
+                    && !bpf.is_some_and(|b| b.pins.link(vz_common::progs::DCACHE_FREE).exists())
+                {
                     return None;
                 }
                 if mechanism == Mechanism::IterAccounted {
@@ -664,6 +716,23 @@ impl Vz {
             pty_max: limits::pty_max(&full),
             shm_bytes: limits::shm_pages_limit(&full).map(|p| p * crate::ubc::PAGE_SIZE),
         };
+        // numsiginfo: init inherits this process's RLIMIT_SIGPENDING, so set it here; the
+        // hard limit cannot be raised again from inside the VE (that needs host
+        // CAP_SYS_RESOURCE).
+        if let Some((mut soft, mut hard)) = limits::sigpending(&full) {
+            if let Some(now) = ns::sigpending_of(std::process::id() as i32) {
+                // Without CAP_SYS_RESOURCE the hard limit cannot go above this process's.
+                if hard > now.rlim_max && ns::set_sigpending(0, Some((soft, hard))).is_err() {
+                    let w = format!("numsiginfo {hard} is above what this host's root may grant (RLIMIT_SIGPENDING {}; no CAP_SYS_RESOURCE): using {}", now.rlim_max, now.rlim_max);
+                    warn!(veid, "{w}");
+                    eprintln!("Warning: {w}");
+                    hard = now.rlim_max;
+                    soft = soft.min(hard);
+                }
+            }
+            ns::set_sigpending(0, Some((soft, hard)))
+                .map_err(|e| VeError::Exec(format!("cannot set numsiginfo (RLIMIT_SIGPENDING): {e}")))?;
+        }
         let started = ns::start_init(&spec, self.cg.as_ref(), veid);
         undo.kill(veid);
         let started = started?;
@@ -876,14 +945,16 @@ impl Vz {
             }
         }
         for (r, _, _) in &limits {
+            if r.id == vz_common::res::DCACHESIZE && !self.paths.dcache_accounting {
+                eprintln!("Warning: dcachesize is stored but not accounted: set DCACHE_ACCOUNTING=\"yes\" in vz.conf (its tracepoints cost every slab allocation on the host)");
+                continue;
+            }
             match limits::mechanism(r, self.cg.as_ref(), veid) {
                 Some(m) if m.enforces() => {}
                 Some(m) => {
                     eprintln!("Warning: {} is only accounted on this kernel ({}), not enforced", r.name, m.label())
                 }
-                None => {
-                    eprintln!("Warning: {} is stored but neither accounted nor enforced on this kernel yet", r.name)
-                }
+                None => eprintln!("Warning: {} is stored but neither accounted nor enforced on this kernel", r.name),
             }
         }
         let init = ns::find_init(self.cg.as_ref(), veid);
@@ -903,6 +974,12 @@ impl Vz {
                 bpf.set_limits(cgid, &limits.iter().map(|(r, _, l)| (r.id, *l)).collect::<Vec<_>>())?;
                 let full = bpf.limits(cgid)?;
                 limits::apply(self.cg.as_ref(), veid, &full)?;
+                if limits.iter().any(|(r, _, _)| r.id == vz_common::res::NUMSIGINFO) {
+                    if let Some(w) = limits::apply_sigpending(self.cg.as_ref(), veid, &full)? {
+                        warn!(veid, "{w}");
+                        eprintln!("Warning: {w}");
+                    }
+                }
                 if limits.iter().any(|(r, _, _)| r.id == vz_common::res::NUMPTY) {
                     ns::set_pty_max(init, limits::pty_max(&full))?;
                 }

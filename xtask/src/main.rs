@@ -61,6 +61,9 @@ const BASE_PACKAGES: &[&str] = &[
     "busybox-static",
     "debootstrap",
     "zstd",
+    // The numiptent tests write rules into a VE's network namespace.
+    "nftables",
+    "iptables",
 ];
 /// Needed only for the Debian rustc path.
 const DEBIAN_RUST_PACKAGES: &[&str] = &["rustc-web", "libstd-rust-web-dev-bpf"];

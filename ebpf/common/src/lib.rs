@@ -159,6 +159,9 @@ pub struct UbcEvent {
     pub comm: [u8; 16],
 }
 
+/// Dentry and inode objects that can be charged to VEs at once (`VZ_DCACHE_OBJS`).
+pub const DCACHE_OBJS: u32 = 1 << 21;
+
 /// Bytes of the events ring buffer.
 pub const EVENTS_BYTES: u32 = 256 * 1024;
 
@@ -186,6 +189,8 @@ pub mod maps {
     pub const EVENTS: &str = "VZ_EVENTS_V1";
     pub const FILES: &str = "VZ_FILES_V1";
     pub const VMS: &str = "VZ_VMS_V1";
+    pub const DCACHE_CACHES: &str = "VZ_DCACHE_CACHES_V1";
+    pub const DCACHE_OBJS: &str = "VZ_DCACHE_OBJS_V1";
 }
 
 /// Program names (the Rust function names in `ebpf/`).
@@ -195,6 +200,13 @@ pub mod progs {
     pub const ITER_FILES: &str = "vz_iter_files";
     pub const ITER_VMAS: &str = "vz_iter_vmas";
     pub const SYSCTL: &str = "vz_sysctl";
+    pub const SETSOCKOPT: &str = "vz_setsockopt";
+    pub const SIGNAL: &str = "vz_signal";
+    pub const DCACHE_ALLOC: &str = "vz_dcache_alloc";
+    pub const DCACHE_FREE: &str = "vz_dcache_free";
+    pub const ITER_TCP: &str = "vz_iter_tcp";
+    pub const ITER_UDP: &str = "vz_iter_udp";
+    pub const ITER_UNIX: &str = "vz_iter_unix";
 }
 
 /// Name of the read-only global that holds the VE cgroup level.

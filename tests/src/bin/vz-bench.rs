@@ -29,6 +29,9 @@ fn measure(env: &Env, kind: &str, iters: u64) -> f64 {
 }
 
 fn attach(env: &mut Env) {
+    // VZ_BENCH_DCACHE=1: measure with the dcachesize tracepoints (vz.conf
+    // DCACHE_ACCOUNTING="yes") attached too.
+    env.cfg.dcache = std::env::var("VZ_BENCH_DCACHE").is_ok_and(|v| v == "1");
     env.bpf = Some(Bpf::ensure(&env.cfg).expect("load programs"));
     env.ve(101);
 }

@@ -15,6 +15,16 @@
 //!                                       any granted one); reply `ok GRANTED REFUSED`
 //!   count                               open socket fds of this process
 //!
+//! One-shot workloads run inside a (Debian) VE, each printing one `ok ...` line to stdout and
+//! then holding what it made for HOLD seconds:
+//!   sockbuf CONNS BYTES HOLD   CONNS loopback TCP connections whose peer never reads,
+//!                              each written (non-blocking) up to BYTES; a UDP socket
+//!                              that never reads gets 1 KiB datagrams; then one socket asks
+//!                              for a 64 MiB SO_SNDBUF. Reply `ok WRITTEN SNDBUF`.
+//!   sigq N HOLD                queue up to N SIGRTMIN to itself with sigqueue (blocked);
+//!                              reply `ok QUEUED ERRNO` (ERRNO of the first refusal, or 0)
+//!   locks N HOLD               N flock()s and N fcntl() record locks on files in /tmp
+//!
 //! Other modes: `bench KIND ITERS` prints ns per socket create+close (KIND tcp, udp, ...),
 //! per fork+exit+wait (fork) or per open+close (open); `nobpf CMD...` runs
 //! CMD with bpf(2) failing as ENOSYS (a kernel without BPF, as seen from userspace).
@@ -256,6 +266,150 @@ fn deny_bpf_syscall() -> Result<(), i32> {
     Ok(())
 }
 
+fn loopback(port: u16) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain data.
+    let mut sa: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sa.sin_family = libc::AF_INET as u16;
+    sa.sin_port = port.to_be();
+    sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    sa
+}
+
+const SA_LEN: u32 = std::mem::size_of::<libc::sockaddr_in>() as u32;
+
+fn sockbuf(conns: usize, bytes: usize) -> Result<String, i32> {
+    let (lfd, port) = listen()?;
+    let mut written = 0usize;
+    let chunk = vec![7u8; 64 * 1024];
+    let mut keep = vec![lfd];
+    for _ in 0..conns {
+        let c = open("tcp")?;
+        let sa = loopback(port);
+        // SAFETY: valid address and length.
+        if unsafe { libc::connect(c, (&raw const sa).cast(), SA_LEN) } != 0 {
+            return Err(errno());
+        }
+        // SAFETY: accept on our listener.
+        let a = unsafe { libc::accept(lfd, std::ptr::null_mut(), std::ptr::null_mut()) };
+        if a < 0 {
+            return Err(errno());
+        }
+        // SAFETY: plain fcntl.
+        unsafe { libc::fcntl(c, libc::F_SETFL, libc::O_NONBLOCK) };
+        let mut mine = 0;
+        let mut stalls = 0;
+        while mine < bytes && stalls < 20 {
+            // SAFETY: writing from a valid buffer.
+            let n = unsafe { libc::send(c, chunk.as_ptr().cast(), chunk.len().min(bytes - mine), libc::MSG_NOSIGNAL) };
+            if n > 0 {
+                mine += n as usize;
+                stalls = 0;
+            } else {
+                // Loopback moves data on at once; a few short waits tell a full buffer
+                // from a momentary one.
+                stalls += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        written += mine;
+        keep.extend([c, a]);
+    }
+    // Datagrams to a socket that never reads: they stay in its receive queue.
+    let r = open("udp")?;
+    let rs = loopback(0);
+    // SAFETY: valid address and length.
+    if unsafe { libc::bind(r, (&raw const rs).cast(), SA_LEN) } != 0 {
+        return Err(errno());
+    }
+    let mut got: libc::sockaddr_in = loopback(0);
+    let mut len = SA_LEN;
+    // SAFETY: getsockname into a sockaddr_in.
+    unsafe { libc::getsockname(r, (&raw mut got).cast(), &mut len) };
+    let u = open("udp")?;
+    for _ in 0..2048 {
+        // SAFETY: sending from a valid buffer to a valid address.
+        unsafe { libc::sendto(u, chunk.as_ptr().cast(), 1024, 0, (&raw const got).cast(), SA_LEN) };
+    }
+    keep.extend([r, u]);
+    let big: libc::c_int = 64 << 20;
+    let mut now: libc::c_int = 0;
+    let mut l = 4u32;
+    // SAFETY: set/getsockopt with int-sized values.
+    unsafe {
+        libc::setsockopt(u, libc::SOL_SOCKET, libc::SO_SNDBUF, (&raw const big).cast(), 4);
+        libc::getsockopt(u, libc::SOL_SOCKET, libc::SO_SNDBUF, (&raw mut now).cast(), &mut l);
+    }
+    std::mem::forget(keep);
+    Ok(format!("ok {written} {now}"))
+}
+
+fn sigq(n: usize) -> Result<String, i32> {
+    let sig = libc::SIGRTMIN();
+    // SAFETY: sigset manipulation on a local set; blocking keeps the signals queued.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    for i in 0..n {
+        // SAFETY: rt_sigqueueinfo to ourselves with a filled siginfo (si_code SI_QUEUE, so
+        // the queue limit applies as for sigqueue(3)).
+        let r = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            info.si_signo = sig;
+            info.si_code = -1;
+            libc::syscall(libc::SYS_rt_sigqueueinfo, me, sig, &info)
+        };
+        if r != 0 {
+            return Ok(format!("ok {i} {}", errno()));
+        }
+    }
+    Ok(format!("ok {n} 0"))
+}
+
+fn locks(n: usize) -> Result<String, i32> {
+    let mut fds = Vec::new();
+    for i in 0..2 * n {
+        let path = std::ffi::CString::new(format!("/tmp/vzt-lock-{i}")).map_err(|_| libc::EINVAL)?;
+        // SAFETY: open with a valid path.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CREAT, 0o600) };
+        if fd < 0 {
+            return Err(errno());
+        }
+        let r = if i < n {
+            // SAFETY: flock on our fd.
+            unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) }
+        } else {
+            // SAFETY: a whole-file POSIX write lock on our fd.
+            unsafe {
+                let mut fl: libc::flock = std::mem::zeroed();
+                fl.l_type = libc::F_WRLCK as i16;
+                fl.l_whence = libc::SEEK_SET as i16;
+                libc::fcntl(fd, libc::F_SETLK, &fl)
+            }
+        };
+        if r != 0 {
+            return Err(errno());
+        }
+        fds.push(fd);
+    }
+    std::mem::forget(fds);
+    Ok(format!("ok {}", 2 * n))
+}
+
+/// Runs a one-shot workload, prints its reply, then holds its objects for HOLD seconds.
+fn oneshot(reply: Result<String, i32>, hold: u64) {
+    match reply {
+        Ok(line) => println!("{line}"),
+        Err(e) => println!("err {e}"),
+    }
+    let _ = std::io::stdout().flush();
+    std::thread::sleep(Duration::from_secs(hold));
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Optional leading `--cgroup PATH`: move this process into a VE cgroup first.
@@ -274,6 +428,14 @@ fn main() {
             rest.get(1).map_or("tcp", String::as_str),
             rest.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000),
         ),
+        Some(mode @ ("sockbuf" | "sigq" | "locks")) => {
+            let n = |i: usize| rest.get(i).and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
+            match mode {
+                "sockbuf" => oneshot(sockbuf(n(1), n(2)), n(3) as u64),
+                "sigq" => oneshot(sigq(n(1)), n(2) as u64),
+                _ => oneshot(locks(n(1)), n(2) as u64),
+            }
+        }
         Some("nobpf") => {
             if let Err(e) = deny_bpf_syscall() {
                 eprintln!("vzt-helper: seccomp: errno {e}");

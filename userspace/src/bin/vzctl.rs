@@ -6,7 +6,7 @@ use vz::{
     config::{self, Paths},
     exit,
     ve::{CreateOpts, SetOpts},
-    Bpf, BpfConfig, Error, Vz,
+    Bpf, Error, Vz,
 };
 
 #[derive(Parser, Debug)]
@@ -257,7 +257,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             vz::bpf::check_can_load()?;
             let cg = vz.cg.as_ref();
             cg.create_parent()?;
-            let bpf = Bpf::ensure(&BpfConfig::new(vz.paths.bpf_root.clone(), cg.parent_dir(), cg.ve_level()))?;
+            let bpf = Bpf::ensure(&vz.bpf_config())?;
             let mut report = Vec::new();
             for veid in veids {
                 cg.ve_id(veid)?;

@@ -5,10 +5,14 @@
 //! <pin root>/            default /sys/fs/bpf/vz
 //!   progs/<program>      loaded programs (vz_sock_create, vz_sock_release, vz_sysctl, ...)
 //!   maps/<MAP>           VZ_UBC_V1, VZ_LIMITS_V1, VZ_SOCKS_V1, VZ_SOCKS_OVF_V1,
-//!                        VZ_STATS_V1, VZ_META_V1, VZ_EVENTS_V1, VZ_FILES_V1
+//!                        VZ_STATS_V1, VZ_META_V1, VZ_EVENTS_V1, VZ_FILES_V1, VZ_VMS_V1
 //!   progs/vz_iter_files, links/vz_iter_files   iter/task_file counting open files
 //!   progs/vz_iter_vmas, links/vz_iter_vmas     iter/task_vma: privvmpages, lockedpages
-//!   links/<program>      cgroup links on the VE parent cgroup
+//!   progs/vz_iter_{tcp,udp,unix}, links/...    socket buffers (run inside a VE's netns)
+//!   progs/vz_signal, links/vz_signal           tp_btf/signal_generate: numsiginfo failcnt
+//!   progs/vz_dcache_{alloc,free}, links/...    tp_btf/kmem_cache_{alloc,free}: dcachesize
+//!   links/<program>      cgroup links on the VE parent cgroup (vz_sock_create,
+//!                        vz_sock_release, vz_sysctl, vz_setsockopt)
 //! ```
 //! Everything outlives the CLI: limits stay enforced with no vzctl process running.
 pub mod btf;
@@ -26,7 +30,7 @@ use aya::{
     programs::{
         cgroup_sock::CgroupSockAttachType,
         links::{FdLink, PinnedLink},
-        CgroupAttachMode, CgroupSock, CgroupSysctl, ProgramError,
+        CgroupAttachMode, CgroupSock, ProgramError,
     },
     Ebpf, EbpfError, EbpfLoader,
 };
@@ -85,11 +89,14 @@ pub struct BpfConfig {
     /// Buckets of the charged-socket table (power of two; 8 sockets each). Used when the
     /// table is first made; an existing pinned table keeps its size.
     pub sock_buckets: u32,
+    /// Attach the dcachesize tracepoint programs (they run on every slab allocation and
+    /// free of the host, see the README's benchmark).
+    pub dcache: bool,
 }
 
 impl BpfConfig {
     pub fn new(pin_root: PathBuf, cgroup_parent: PathBuf, ve_level: u32) -> Self {
-        Self { pin_root, cgroup_parent, ve_level, sock_buckets: vz_common::DEFAULT_SOCK_BUCKETS }
+        Self { pin_root, cgroup_parent, ve_level, sock_buckets: vz_common::DEFAULT_SOCK_BUCKETS, dcache: false }
     }
 }
 
@@ -160,7 +167,7 @@ impl Pins {
 }
 
 /// Every pinned map.
-const ALL_MAPS: [&str; 9] = [
+const ALL_MAPS: [&str; 11] = [
     maps::UBC,
     maps::LIMITS,
     maps::SOCKS,
@@ -170,10 +177,29 @@ const ALL_MAPS: [&str; 9] = [
     maps::EVENTS,
     maps::FILES,
     maps::VMS,
+    maps::DCACHE_CACHES,
+    maps::DCACHE_OBJS,
+];
+
+/// Global tp_btf programs: (program, tracepoint, what goes missing without it).
+const TP_BTF_PROGS: [(&str, &str, &str); 3] = [
+    (progs::SIGNAL, "signal_generate", "numsiginfo refusals are not counted"),
+    (progs::DCACHE_ALLOC, "kmem_cache_alloc", "dcachesize is not accounted"),
+    (progs::DCACHE_FREE, "kmem_cache_free", "dcachesize is not accounted"),
 ];
 
 /// Iterator programs: (name, kernel iterator type).
-const ITERS: [(&str, &str); 2] = [(progs::ITER_FILES, "task_file"), (progs::ITER_VMAS, "task_vma")];
+const ITERS: [(&str, &str); 5] = [
+    (progs::ITER_FILES, "task_file"),
+    (progs::ITER_VMAS, "task_vma"),
+    (progs::ITER_TCP, "tcp"),
+    (progs::ITER_UDP, "udp"),
+    (progs::ITER_UNIX, "unix"),
+];
+
+/// Raw cgroup links: (program, attach type). aya 0.14 cannot turn these into an FdLink.
+const RAW_CGROUP_PROGS: [(&str, u32); 2] =
+    [(progs::SYSCTL, sys::BPF_CGROUP_SYSCTL), (progs::SETSOCKOPT, sys::BPF_CGROUP_SETSOCKOPT)];
 
 /// Cgroup socket programs, in load order.
 const SOCK_PROGS: [&str; 2] = [progs::SOCK_CREATE, progs::SOCK_RELEASE];
@@ -327,9 +353,12 @@ impl Bpf {
                     wanted: parent_id,
                 });
             }
-            let complete =
-                SOCK_PROGS.iter().chain([&progs::SYSCTL]).all(|p| pins.prog(p).exists() && pins.link(p).exists());
-            if m.object_hash == obj.hash && complete {
+            let complete = SOCK_PROGS
+                .iter()
+                .chain(RAW_CGROUP_PROGS.iter().map(|(p, _)| p))
+                .all(|p| pins.prog(p).exists() && pins.link(p).exists());
+            let dcache_as_wanted = pins.link(progs::DCACHE_FREE).exists() == cfg.dcache;
+            if m.object_hash == obj.hash && complete && dcache_as_wanted {
                 debug!(pins = %pins.root.display(), "reusing pinned programs");
                 return Self::open(pins, false, None);
             }
@@ -385,14 +414,17 @@ impl Bpf {
             })?;
             pin_program(&pins, name, |p| prog.pin(p))?;
         }
-        {
-            let name = progs::SYSCTL;
-            let prog: &mut CgroupSysctl = program(&mut ebpf, name)?.try_into()?;
-            prog.load().map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+        for (name, attach_type) in RAW_CGROUP_PROGS {
+            let prog = program(&mut ebpf, name)?;
+            match prog {
+                aya::programs::Program::CgroupSysctl(p) => p.load(),
+                aya::programs::Program::CgroupSockopt(p) => p.load(),
+                _ => return Err(BpfError::ProgramRejected { prog: name, detail: "unexpected program type".into() }),
+            }
+            .map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
             let fd = prog_fd(prog.fd()?)?;
             install_link(&pins, &mut rollback, name, fd.as_fd(), |tmp| {
-                // aya 0.14 cannot turn a sysctl link into an FdLink: make and pin it raw.
-                let link = sys::link_create_cgroup(fd.as_fd(), parent.as_fd(), sys::BPF_CGROUP_SYSCTL)
+                let link = sys::link_create_cgroup(fd.as_fd(), parent.as_fd(), attach_type)
                     .map_err(io_err("bpf_link_create", &cfg.cgroup_parent))?;
                 sys::obj_pin(link.as_fd(), tmp).map_err(io_err("pin", tmp))
             })?;
@@ -403,6 +435,18 @@ impl Bpf {
             for (name, kind) in ITERS {
                 if let Err(e) = load_iter(&mut ebpf, &pins, &mut rollback, name, kind) {
                     warn!("{name} not loaded, its counts are missing: {e}");
+                }
+            }
+            for (name, tp, missing) in TP_BTF_PROGS {
+                if !cfg.dcache && (name == progs::DCACHE_ALLOC || name == progs::DCACHE_FREE) {
+                    // Switched off: dropping the pins detaches the programs.
+                    for pin in [pins.link(name), pins.prog(name)] {
+                        let _ = fs::remove_file(pin);
+                    }
+                    continue;
+                }
+                if let Err(e) = load_tp_btf(&mut ebpf, &pins, &mut rollback, name, tp) {
+                    warn!("{name} not loaded, {missing}: {e}");
                 }
             }
         }
@@ -481,6 +525,16 @@ impl Bpf {
                 Err(e) => return Err(e.into()),
             }
         }
+        // Dentries and inodes the VE allocated outlive it in the caches; forget them, so
+        // the table keeps room for running VEs (their frees then find no record).
+        if let Ok(m) = MapData::from_pin(self.pins.map(maps::DCACHE_OBJS)) {
+            let mut objs: HashMap<MapData, u64, u64> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
+            let mine: Vec<u64> =
+                objs.iter().filter_map(Result::ok).filter(|(_, ve)| *ve == cgroup).map(|(k, _)| k).collect();
+            for k in mine {
+                let _ = objs.remove(&k);
+            }
+        }
         Ok(())
     }
 
@@ -552,6 +606,45 @@ impl Bpf {
         Ok(Some(counts.iter().filter_map(Result::ok).collect()))
     }
 
+    /// Socket buffer bytes of the calling thread's network namespace (run it on a thread
+    /// inside the VE's, see `ns::in_ve_net`): [TCP send queued, TCP receive, UDP and UNIX
+    /// send in flight, UDP receive, packets the UDP sockets dropped for lack of receive
+    /// buffer]. None when the socket iterators are not loaded.
+    pub fn socket_buffers(pin_root: &Path) -> io::Result<Option<[u64; 5]>> {
+        let pins = Pins { root: pin_root.to_path_buf() };
+        let mut out = [0u64; 5];
+        for (i, prog) in [progs::ITER_TCP, progs::ITER_UDP, progs::ITER_UNIX].iter().enumerate() {
+            let link_pin = pins.link(prog);
+            if !link_pin.exists() {
+                return Ok(None);
+            }
+            let link = FdLink::from(PinnedLink::from_pin(&link_pin).map_err(io::Error::other)?);
+            let mut f = aya::programs::iter::IterLink::try_from(link)
+                .map_err(io::Error::other)?
+                .into_file()
+                .map_err(io::Error::other)?;
+            let mut recs = Vec::new();
+            io::Read::read_to_end(&mut f, &mut recs)?;
+            for rec in recs.chunks_exact(24) {
+                let word = |at: usize| rec[at..at + 8].try_into().map(u64::from_ne_bytes).unwrap_or(0);
+                let (send, recv, drops) = (word(0), word(8), word(16));
+                match i {
+                    0 => {
+                        out[0] += send;
+                        out[1] += recv;
+                    }
+                    1 => {
+                        out[2] += send;
+                        out[3] += recv;
+                        out[4] += drops;
+                    }
+                    _ => out[2] += send,
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Charge records that did not fit their bucket and live in the overflow hash now.
     pub fn sock_overflow(&self) -> Result<u64, BpfError> {
         let arr: Array<MapData, u64> =
@@ -587,6 +680,8 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
         (maps::STATS, 4, size_of::<u64>()),
         (maps::FILES, 8, size_of::<u64>()),
         (maps::VMS, 8, 2 * size_of::<u64>()),
+        (maps::DCACHE_CACHES, 8, size_of::<u32>()),
+        (maps::DCACHE_OBJS, 8, size_of::<u64>()),
         (maps::META, 4, size_of::<Meta>()),
     ];
     for (name, key, value) in expect {
@@ -621,6 +716,17 @@ fn kernel_offsets() -> Result<Vec<(&'static str, u32)>, btf::BtfError> {
         ("VZ_OFF_VMA_START", l.offset("vm_area_struct", "vm_start")?),
         ("VZ_OFF_VMA_END", l.offset("vm_area_struct", "vm_end")?),
         ("VZ_OFF_VMA_FLAGS", l.offset("vm_area_struct", "vm_flags")?),
+        ("VZ_OFF_SKC_STATE", l.offset("sock_common", "skc_state")?),
+        // sk_rmem_alloc is sk_backlog.rmem_alloc, the first member of sk_backlog.
+        ("VZ_OFF_SK_RMEM_ALLOC", l.offset("sock", "sk_backlog")?),
+        ("VZ_OFF_SK_WMEM_ALLOC", l.offset("sock", "sk_wmem_alloc")?),
+        ("VZ_OFF_SK_WMEM_QUEUED", l.offset("sock", "sk_wmem_queued")?),
+        ("VZ_OFF_SK_DROPS", l.offset("sock", "sk_drops")?),
+        // Absent before Linux 6.18: 0 tells the program to read sk_drops only.
+        ("VZ_OFF_SK_DROP_COUNTERS", l.offset("sock", "sk_drop_counters").unwrap_or(0)),
+        ("VZ_OFF_DROPS1", l.offset("numa_drop_counters", "drops1").unwrap_or(0)),
+        ("VZ_OFF_KMEM_CACHE_NAME", l.offset("kmem_cache", "name")?),
+        ("VZ_OFF_KMEM_CACHE_SIZE", l.offset("kmem_cache", "size")?),
     ])
 }
 
@@ -640,6 +746,33 @@ fn load_iter(
         let id = prog.attach()?;
         pin_fdlink(prog.take_link(id)?.try_into()?, tmp)
     })?;
+    pin_program(pins, name, |p| prog.pin(p))
+}
+
+/// Loads a tp_btf program. A raw tracepoint link cannot swap its program, so an upgrade
+/// pins a new link over the old one (for an instant both may run: a signal refusal could
+/// count twice; a dentry charged by one is uncharged by either, as they share the maps).
+fn load_tp_btf(
+    ebpf: &mut Ebpf,
+    pins: &Pins,
+    rollback: &mut Rollback,
+    name: &'static str,
+    tp: &str,
+) -> Result<(), BpfError> {
+    let kbtf = aya::Btf::from_sys_fs().map_err(|e| BpfError::ProgramRejected { prog: name, detail: e.to_string() })?;
+    let prog: &mut aya::programs::BtfTracePoint = program(ebpf, name)?.try_into()?;
+    prog.load(tp, &kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+    let link_pin = pins.link(name);
+    let tmp = tmp_pin(&link_pin);
+    let _ = fs::remove_file(&tmp);
+    let id = prog.attach()?;
+    let link: FdLink = prog.take_link(id)?.into();
+    pin_fdlink(link, &tmp)?;
+    let fresh = !link_pin.exists();
+    fs::rename(&tmp, &link_pin).map_err(io_err("rename", &link_pin))?;
+    if fresh {
+        rollback.paths.push(link_pin);
+    }
     pin_program(pins, name, |p| prog.pin(p))
 }
 
