@@ -14,6 +14,9 @@ pub struct VeRow {
     pub nproc: usize,
     pub conf: ConfFile,
     pub ubc: Option<(VeUsage, VeLimits)>,
+    /// Resource ids (bit per id) whose usage has a real source on this host; the others
+    /// show their barrier and limit, and "-" for held, maxheld and failcnt.
+    pub measured: u32,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -160,6 +163,9 @@ impl Field {
                     Some((u, l)) if row.status.running => (u.res[r.id as usize], l.res[r.id as usize]),
                     _ => return Value::None,
                 };
+                if !matches!(c, 'b' | 'l') && row.measured & (1 << r.id) == 0 {
+                    return Value::None;
+                }
                 Value::Num(match c {
                     'm' => u.maxheld,
                     'b' => l.barrier,
@@ -317,7 +323,19 @@ mod tests {
             nproc: if running { 7 } else { 0 },
             conf: ConfFile::parse(conf, Path::new("t")).unwrap(),
             ubc: Some((usage, lim)),
+            measured: !(1 << 18),
         }
+    }
+
+    #[test]
+    fn unmeasured_rows_show_limits_but_no_usage() {
+        // dcachesize (18) has no source in this row: its usage is "-", its limits are shown.
+        let rows = vec![row(101, true, "")];
+        let f = parse_fields("dcachesize,dcachesize.b,dcachesize.f,numtcpsock").unwrap();
+        let t = table(&rows, &f, false);
+        let cols: Vec<&str> = t.split_whitespace().collect();
+        assert_eq!(cols, ["-", "9223372036854775807", "-", "3"]);
+        assert!(json(&rows, &f).contains("\"held\": null"), "{}", json(&rows, &f));
     }
 
     #[test]

@@ -592,8 +592,14 @@ impl Vz {
 
     /// The report rows of a running VE: every beancounter with real figures on this host.
     pub fn ubc_rows(&self, veid: u32, bpf: Option<&Bpf>) -> Result<Vec<Row>, VeError> {
-        let (usage, lim) = self.ubc_record(veid, bpf).ok_or(VeError::NotRunning(veid))?;
-        Ok(crate::ubc::ALL
+        let record = self.ubc_record(veid, bpf).ok_or(VeError::NotRunning(veid))?;
+        Ok(self.rows_of(veid, bpf, record))
+    }
+
+    /// The report rows of a record from `ubc_record`: every beancounter with real figures
+    /// on this host.
+    pub fn rows_of(&self, veid: u32, bpf: Option<&Bpf>, (usage, lim): (VeUsage, VeLimits)) -> Vec<Row> {
+        crate::ubc::ALL
             .iter()
             .filter_map(|r| {
                 let mechanism = limits::mechanism(r, self.cg.as_ref(), veid)?;
@@ -637,7 +643,7 @@ impl Vz {
                     mechanism,
                 })
             })
-            .collect())
+            .collect()
     }
 
     /// Removes what a stopped (or half-started, or killed) VE left: its processes, cgroups,

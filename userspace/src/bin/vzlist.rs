@@ -65,6 +65,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     let vz = Vz::new(Paths::load()?)?;
     let wanted: Vec<u32> = cli.veids.iter().map(|v| vz.resolve(v)).collect::<Result<_, _>>()?;
     let bpf = Bpf::open_existing(&vz.paths.bpf_root).ok();
+    let want_ubc = fields.iter().any(|f| matches!(f, list::Field::Ubc(..))) || cli.sort.is_some();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut rows = Vec::new();
     for veid in vz.veids() {
@@ -77,13 +78,19 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         let root_s = root.to_string_lossy();
         let mounted = mounts.lines().any(|l| l.split(' ').nth(4) == Some(&*root_s));
         let running = !procs.is_empty();
-        let ubc = if running { vz.ubc_record(veid, bpf.as_ref()) } else { None };
+        // Beancounters only when a column asks: some rows are read inside the VE's
+        // namespaces, which would make a plain listing of many VEs slow.
+        let ubc = if running && want_ubc { vz.ubc_record(veid, bpf.as_ref()) } else { None };
+        // Rows with a real source on this host (the same choice as `vzctl ubc`).
+        let measured =
+            ubc.map_or(0, |rec| vz.rows_of(veid, bpf.as_ref(), rec).iter().fold(0, |m, r| m | 1 << r.row.resource.id));
         rows.push(VeRow {
             veid,
             status: vz::ve::Status { exist: true, mounted, running },
             nproc: procs.len(),
             conf,
             ubc,
+            measured,
         });
     }
     let filter = if cli.all || !cli.veids.is_empty() {
