@@ -313,6 +313,9 @@ pub struct VzEnv {
     pub name: String,
     pub dir: PathBuf,
     pub bpf_root: PathBuf,
+    /// A network namespace of the test's own, held by a sleeping process: with it, every
+    /// command runs there, so VE networking never touches the host's network.
+    netns: Option<std::process::Child>,
 }
 
 impl VzEnv {
@@ -331,11 +334,68 @@ impl VzEnv {
             ),
         )
         .expect("write vz.conf");
-        Self { name, dir, bpf_root }
+        let mut env = Self { name, dir, bpf_root, netns: None };
+        env.make_netns();
+        env
+    }
+
+    /// Every command of the env runs in a network namespace made for this test, with
+    /// loopback up and forwarding on: the "host" side of its VEs (their venet pairs, host
+    /// routes), so no test touches the host's own network.
+    fn make_netns(&mut self) {
+        let env = self;
+        let holder = Command::new("unshare").args(["-n", "--", "sleep", "3600"]).spawn().expect("unshare -n");
+        env.netns = Some(holder);
+        // Wait until the holder is in its new namespace.
+        let pid = env.netns_pid().expect("holder pid");
+        let own = std::fs::read_link("/proc/self/ns/net").expect("own netns");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_link(format!("/proc/{pid}/ns/net")).is_ok_and(|n| n == own) {
+            assert!(std::time::Instant::now() < deadline, "unshare -n did not take");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        for argv in [
+            &["ip", "link", "set", "lo", "up"][..],
+            &["sysctl", "-qw", "net.ipv4.ip_forward=1"],
+            &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"],
+        ] {
+            let ok = env.in_netns(argv).status().expect("configure test netns").success();
+            assert!(ok, "{argv:?}");
+        }
+    }
+
+    fn netns_pid(&self) -> Option<u32> {
+        self.netns.as_ref().map(std::process::Child::id)
+    }
+
+    /// A command run in this env's network namespace (or here, without one).
+    pub fn in_netns(&self, argv: &[&str]) -> Command {
+        match self.netns_pid() {
+            Some(pid) => {
+                let mut c = Command::new("nsenter");
+                c.args(["-t", &pid.to_string(), "-n", "--"]).args(argv);
+                c
+            }
+            None => {
+                let mut c = Command::new(argv[0]);
+                c.args(&argv[1..]);
+                c
+            }
+        }
     }
 
     pub fn cmd(&self, prog: &str, args: &[&str]) -> Command {
-        let mut c = Command::new(bin(prog));
+        let path = bin(prog);
+        self.with_env(self.in_netns(&[path.to_str().expect("utf-8 path")]), args)
+    }
+
+    /// Like `cmd`, but in the caller's own network namespace: for runs that must not pass
+    /// through nsenter (an unprivileged caller could not enter the test's namespace).
+    pub fn cmd_here(&self, prog: &str, args: &[&str]) -> Command {
+        self.with_env(Command::new(bin(prog)), args)
+    }
+
+    fn with_env(&self, mut c: Command, args: &[&str]) -> Command {
         c.args(args).env("VZ_CONF_DIR", self.dir.join("conf"));
         for v in VZ_VARS {
             c.env_remove(v);
@@ -465,6 +525,11 @@ impl Drop for VzEnv {
         }
         let _ = Pins { root: self.bpf_root.clone() }.remove_all();
         let _ = std::fs::remove_dir_all(&self.dir);
+        // Last: the namespace goes with its holder (and with it any veth end left in it).
+        if let Some(mut holder) = self.netns.take() {
+            let _ = holder.kill();
+            let _ = holder.wait();
+        }
     }
 }
 

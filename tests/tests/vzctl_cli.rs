@@ -48,7 +48,7 @@ fn set_and_ubc_report_and_limits_outlive_the_cli() {
 fn unprivileged_caller_gets_a_clear_error() {
     let env = VzEnv::new("noroot");
     env.ok(&["create", "101"]);
-    let mut c = env.cmd("vzctl", &["ubc", "101"]);
+    let mut c = env.cmd_here("vzctl", &["ubc", "101"]);
     c.uid(65534).gid(65534);
     Out::of(c.output().unwrap()).one_line_error("vzctl", 5, "needs root");
     assert!(!env.bpf_root.exists(), "an unprivileged run created pins");

@@ -8,6 +8,7 @@ pub mod config;
 pub mod limits;
 pub mod list;
 pub mod lock;
+pub mod net;
 pub mod ns;
 pub mod pty;
 pub mod template;
@@ -51,6 +52,7 @@ pub mod exit {
     pub const FS_PRVT_AREA_EXIST: i32 = 44;
     pub const FS_BAD_TMPL: i32 = 47;
     pub const ENVCREATE_ERROR: i32 = 7;
+    pub const IP_INUSE: i32 = 78;
 }
 
 fn bpf_code(e: &BpfError) -> i32 {
@@ -81,6 +83,9 @@ impl Error {
                 exit::INVALID_PARAMETER_VALUE
             }
             Error::Ve(VeError::NotExist(_)) => exit::NOVECONFIG,
+            Error::Ve(VeError::IpInUse { .. }) => exit::IP_INUSE,
+            Error::Ve(VeError::Net(net::NetError::BadAddress(_))) => exit::INVALID_PARAMETER_VALUE,
+            Error::Ve(VeError::Net(_)) => exit::SYSTEM_ERROR,
             Error::Ve(VeError::NoSample { .. }) => exit::INVALID_PARAMETER_VALUE,
             Error::Ve(VeError::Exists(_)) => exit::FS_PRVT_AREA_EXIST,
             Error::Ve(VeError::Running(_)) => exit::VE_RUNNING,

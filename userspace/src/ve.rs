@@ -65,6 +65,10 @@ pub enum VeError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Ubc(#[from] UbcError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error("IP address {ip} is already in use by container {veid}")]
+    IpInUse { ip: String, veid: u32 },
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VeError + 'a {
@@ -114,11 +118,16 @@ pub struct SetOpts {
     pub ram: Option<String>,
     pub swap: Option<String>,
     pub vm_overcommit: Option<String>,
+    /// `--ipadd A` (repeatable) and `--ipdel A|all`.
+    pub ipadd: Vec<String>,
+    pub ipdel: Vec<String>,
 }
 
 impl SetOpts {
     pub fn is_empty(&self) -> bool {
-        self.hostname.is_none()
+        self.ipadd.is_empty()
+            && self.ipdel.is_empty()
+            && self.hostname.is_none()
             && self.name.is_none()
             && self.description.is_none()
             && self.onboot.is_none()
@@ -127,6 +136,11 @@ impl SetOpts {
             && self.swap.is_none()
             && self.vm_overcommit.is_none()
     }
+}
+
+/// The VE's addresses (`IP_ADDRESS="10.0.0.2 fd00::2"`).
+pub fn conf_ips(conf: &ConfFile) -> Result<Vec<std::net::IpAddr>, VeError> {
+    conf.get("IP_ADDRESS").unwrap_or("").split_whitespace().map(|a| Ok(crate::net::parse_ip(a)?)).collect()
 }
 
 /// Every beancounter set in a config (`NUMPROC="240:240"`, ...).
@@ -302,6 +316,14 @@ impl Vz {
     }
 
     /// Every VE with a config, sorted.
+    /// The other VE whose config holds `ip`, if any.
+    fn ip_owner(&self, ip: std::net::IpAddr, except: u32) -> Option<u32> {
+        self.veids()
+            .into_iter()
+            .filter(|v| *v != except)
+            .find(|v| self.conf(*v).ok().and_then(|c| conf_ips(&c).ok()).is_some_and(|ips| ips.contains(&ip)))
+    }
+
     pub fn veids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = fs::read_dir(self.paths.ve_conf_dir())
             .into_iter()
@@ -654,6 +676,9 @@ impl Vz {
             self.wait_empty(veid, Duration::from_secs(10));
         }
         if let Ok(id) = self.cg.ve_id(veid) {
+            if let Err(e) = crate::net::teardown(id) {
+                warn!(veid, "cannot remove the VE's network pair: {e}");
+            }
             if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
                 // Cleanup goes on regardless: a stale record only costs map space.
                 if let Err(e) = bpf.unregister_ve(id) {
@@ -744,6 +769,16 @@ impl Vz {
         let started = started?;
         if let Some(pages) = limits::shm_pages_limit(&full) {
             ns::set_shmall(started.pid, pages, self.paths.local_uid)?;
+        }
+        self.step("start:net")?;
+        let ips = conf_ips(&conf)?;
+        if !ips.is_empty() {
+            crate::net::warn_if_not_forwarding(veid, &ips);
+        }
+        if let Err(e) = crate::net::setup(started.pid, cgid, &ips) {
+            // A pair made before the failure would outlive the VE in the host namespace.
+            let _ = crate::net::teardown(cgid);
+            return Err(e.into());
         }
         self.step("start:done")?;
         undo.commit();
@@ -919,6 +954,26 @@ impl Vz {
                 return Err(VeError::BadValue { key: "onboot", value: o.clone(), why: "use yes or no" });
             }
         }
+        // Addresses: every one valid, none held by another VE, before anything changes.
+        let old_ips = conf_ips(&conf)?;
+        let mut add_ips = Vec::new();
+        for a in &opts.ipadd {
+            let ip = crate::net::parse_ip(a)?;
+            if let Some(other) = self.ip_owner(ip, veid) {
+                return Err(VeError::IpInUse { ip: ip.to_string(), veid: other });
+            }
+            if !add_ips.contains(&ip) {
+                add_ips.push(ip);
+            }
+        }
+        let mut del_ips = Vec::new();
+        for a in &opts.ipdel {
+            if a == "all" {
+                del_ips.extend(old_ips.iter().copied());
+            } else {
+                del_ips.push(crate::net::parse_ip(a)?);
+            }
+        }
         let mut limits: Vec<(&'static Resource, String, UbcLimit)> = Vec::new();
         for (name, v) in &opts.ubc {
             let r = Resource::by_name(name)?;
@@ -968,6 +1023,12 @@ impl Vz {
             return Err(VeError::NotRunning(veid));
         }
         if let Some(init) = init {
+            if !del_ips.is_empty() || !add_ips.is_empty() {
+                crate::net::warn_if_not_forwarding(veid, &add_ips);
+                let cgid = self.cg.ve_id(veid)?;
+                crate::net::del_ips(init, cgid, &del_ips)?;
+                crate::net::add_ips(init, cgid, &add_ips)?;
+            }
             if let Some(h) = &opts.hostname {
                 ns::set_hostname(init, h)?;
                 let etc = self.root_of(veid, &conf).join("etc/hostname");
@@ -1011,6 +1072,17 @@ impl Vz {
             }
             for (r, v, _) in &limits {
                 conf.set(&r.name.to_ascii_uppercase(), v);
+            }
+            if !add_ips.is_empty() || !del_ips.is_empty() {
+                let mut ips: Vec<std::net::IpAddr> =
+                    old_ips.iter().copied().filter(|ip| !del_ips.contains(ip)).collect();
+                for ip in &add_ips {
+                    if !ips.contains(ip) {
+                        ips.push(*ip);
+                    }
+                }
+                let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+                conf.set("IP_ADDRESS", &ips.join(" "));
             }
             if let Some(v) = &opts.vm_overcommit {
                 conf.set("VM_OVERCOMMIT", v);

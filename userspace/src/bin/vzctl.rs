@@ -131,6 +131,12 @@ struct RunscriptCmd {
 #[derive(Args, Debug)]
 struct SetCmd {
     veid: String,
+    /// Add an IPv4 or IPv6 address (repeatable); live on a running VE.
+    #[arg(long)]
+    ipadd: Vec<String>,
+    /// Remove an address, or `all`.
+    #[arg(long)]
+    ipdel: Vec<String>,
     #[arg(long)]
     hostname: Option<String>,
     #[arg(long)]
@@ -243,6 +249,8 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 ram: c.ram.clone(),
                 swap: c.swap.clone(),
                 vm_overcommit: c.vm_overcommit.clone(),
+                ipadd: c.ipadd.clone(),
+                ipdel: c.ipdel.clone(),
             };
             if opts.is_empty() {
                 return Err(

@@ -1,0 +1,79 @@
+//! VE networking against the real kernel: routed addresses between two VEs and the host.
+//! Each VzEnv runs its vzctl in a network namespace of its own, so the host's network is
+//! never touched.
+use vz_tests::VzEnv;
+
+/// Whether `ping` from the VE (busybox) reaches `ip` with one packet.
+fn ve_pings(env: &VzEnv, veid: &str, ip: &str) -> bool {
+    env.vzctl(&["exec2", veid, &format!("ping -c1 -W1 {ip} >/dev/null")]).code == 0
+}
+
+/// Whether the test's "host" namespace reaches `ip` (busybox-static's ping).
+fn host_pings(env: &VzEnv, ip: &str) -> bool {
+    env.in_netns(&["busybox", "ping", "-c1", "-W1", ip]).output().expect("ping").status.success()
+}
+
+fn host_links(env: &VzEnv) -> String {
+    String::from_utf8_lossy(&env.in_netns(&["ip", "-br", "link"]).output().expect("ip link").stdout).to_string()
+}
+
+#[test]
+fn routed_addresses_between_two_ves_and_the_host() {
+    let env = VzEnv::new("net");
+    for (veid, v4, v6) in [("101", "10.77.0.1", "fd00::1"), ("102", "10.77.0.2", "fd00::2")] {
+        env.ok(&["create", veid]);
+        env.ok(&["set", veid, "--ipadd", v4, "--ipadd", v6, "--save"]);
+        env.ok(&["start", veid]);
+    }
+    // The VE side is venet0 with its addresses and a default route to the host end.
+    let inside = env.ok(&["exec2", "101", "ip addr show venet0; ip route; ip -6 route"]);
+    for want in ["inet 10.77.0.1/32", "inet6 fd00::1/128", "default via 169.254.0.1", "default via fe80::1"] {
+        assert!(inside.contains(want), "{want} missing:\n{inside}");
+    }
+    // VE to VE both ways and families, VE to host, host to VE.
+    assert!(ve_pings(&env, "101", "10.77.0.2"));
+    assert!(ve_pings(&env, "102", "10.77.0.1"));
+    assert!(ve_pings(&env, "101", "fd00::2"));
+    assert!(ve_pings(&env, "101", "169.254.0.1"));
+    assert!(host_pings(&env, "10.77.0.1"));
+    assert!(host_pings(&env, "fd00::2"));
+    assert_eq!(
+        env.vzlist(&["-H", "-o", "ctid,ip", "101"]).stdout.split_whitespace().collect::<Vec<_>>(),
+        ["101", "10.77.0.1", "fd00::1"]
+    );
+
+    // An address belongs to one VE only: refused with OpenVZ's code, nothing changed.
+    let conf = std::fs::read_to_string(env.conf_path(102)).unwrap();
+    env.vzctl(&["set", "102", "--ipadd", "10.77.0.1", "--save"]).one_line_error("vzctl", 78, "10.77.0.1");
+    env.vzctl(&["set", "102", "--ipadd", "10.77.0.300"]).one_line_error("vzctl", 21, "10.77.0.300");
+    assert_eq!(std::fs::read_to_string(env.conf_path(102)).unwrap(), conf);
+
+    // ipdel cuts traffic at once; the config keeps the address unless saved.
+    env.ok(&["set", "102", "--ipdel", "all"]);
+    assert!(!ve_pings(&env, "101", "10.77.0.2"));
+    assert!(!host_pings(&env, "10.77.0.2"));
+    assert!(std::fs::read_to_string(env.conf_path(102)).unwrap().contains("10.77.0.2"));
+    // Added back live (after its last IPv4 address went, the VE's routes come back too).
+    env.ok(&["set", "102", "--ipadd", "10.77.0.2"]);
+    assert!(ve_pings(&env, "101", "10.77.0.2"));
+    env.ok(&["set", "102", "--ipdel", "fd00::2", "--save"]);
+    assert!(!ve_pings(&env, "101", "fd00::2"));
+    assert!(!std::fs::read_to_string(env.conf_path(102)).unwrap().contains("fd00::2"));
+
+    // A host that does not forward gets told so (vzctl never changes the sysctl itself).
+    assert!(env.in_netns(&["sysctl", "-qw", "net.ipv4.ip_forward=0"]).status().unwrap().success());
+    let o = env.vzctl(&["set", "101", "--ipadd", "10.77.0.9"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("net.ipv4.ip_forward is 0"), "{o:?}");
+    let fwd = env.in_netns(&["cat", "/proc/sys/net/ipv4/ip_forward"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&fwd.stdout).trim(), "0");
+    assert!(!ve_pings(&env, "101", "10.77.0.2"), "forwarded with forwarding off");
+    assert!(host_pings(&env, "10.77.0.9"));
+
+    // Stopping a VE takes its pair away.
+    assert_eq!(host_links(&env).matches("vz").count(), 2, "{}", host_links(&env));
+    env.ok(&["stop", "--fast", "102"]);
+    assert_eq!(host_links(&env).matches("vz").count(), 1, "{}", host_links(&env));
+    env.ok(&["stop", "--fast", "101"]);
+    assert!(!host_links(&env).contains("vz"), "{}", host_links(&env));
+}

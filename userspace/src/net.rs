@@ -1,0 +1,259 @@
+//! Routed VE networking, like OpenVZ's venet: a veth pair per running VE, `venet0` inside
+//! holding the VE's addresses with a default route to the host, and on the host a /32
+//! (/128) route per VE address to the pair's host end. The host end carries the link-local
+//! gateway addresses 169.254.0.1 and fe80::1, so the VE reaches its gateway without any
+//! host sysctl; forwarding between VEs needs the host's `net.ipv4.ip_forward` (vzctl never
+//! changes it; it says so).
+//!
+//! Netlink goes through rtnetlink. A netlink socket talks to the network namespace it was
+//! opened in, so VE-side work runs on a thread that joined the VE's namespace first.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use futures::stream::TryStreamExt as _;
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// The VE side's name, as in OpenVZ.
+pub const VE_IFNAME: &str = "venet0";
+/// The gateway addresses on the host end, as the VE sees them.
+pub const GATEWAY4: Ipv4Addr = Ipv4Addr::new(169, 254, 0, 1);
+pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("netlink: {0}")]
+    Netlink(#[from] rtnetlink::Error),
+    #[error("{op}: {source}")]
+    Io { op: String, source: std::io::Error },
+    #[error("network interface {0} not found")]
+    NoLink(String),
+    #[error("invalid IP address '{0}'")]
+    BadAddress(String),
+}
+
+fn io(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetError {
+    let op = op.into();
+    move |source| NetError::Io { op, source }
+}
+
+/// Host end of a VE's pair: unique on the host (the VE's cgroup id; ids never reach 2^48),
+/// at most 15 bytes as the kernel requires.
+pub fn host_ifname(cgid: u64) -> String {
+    format!("vz{:x}", cgid & 0xffff_ffff_ffff)
+}
+
+fn peer_ifname(cgid: u64) -> String {
+    format!("vzp{:x}", cgid & 0xffff_ffff_ffff)
+}
+
+/// Parses an address as vzctl takes it (an optional /prefix is ignored: VE addresses are
+/// host routes).
+pub fn parse_ip(s: &str) -> Result<IpAddr, NetError> {
+    let a = s.split('/').next().unwrap_or("");
+    a.parse().map_err(|_| NetError::BadAddress(s.to_string()))
+}
+
+/// Runs `f` with a netlink handle of the calling thread's network namespace.
+fn with_netlink<T>(f: impl AsyncFnOnce(Handle) -> Result<T, NetError>) -> Result<T, NetError> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(io("tokio runtime"))?;
+    rt.block_on(async {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(io("netlink socket"))?;
+        let task = tokio::spawn(conn);
+        let r = f(handle).await;
+        task.abort();
+        r
+    })
+}
+
+async fn link_index(h: &Handle, name: &str) -> Result<u32, NetError> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(l)) => Ok(l.header.index),
+        Ok(None) | Err(rtnetlink::Error::NetlinkError(_)) => Err(NetError::NoLink(name.to_string())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Adding what is already there (EEXIST) succeeds: the config and the running VE may
+/// differ after a change without --save.
+fn exists_ok(r: Result<(), rtnetlink::Error>) -> Result<(), NetError> {
+    match r {
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+fn prefix(ip: &IpAddr) -> u8 {
+    if ip.is_ipv4() {
+        32
+    } else {
+        128
+    }
+}
+
+fn host_route(ip: IpAddr, index: u32) -> rtnetlink::packet_route::route::RouteMessage {
+    match ip {
+        IpAddr::V4(a) => {
+            RouteMessageBuilder::<Ipv4Addr>::new().destination_prefix(a, 32).output_interface(index).build()
+        }
+        IpAddr::V6(a) => {
+            RouteMessageBuilder::<Ipv6Addr>::new().destination_prefix(a, 128).output_interface(index).build()
+        }
+    }
+}
+
+/// Adds an address usable at once: no duplicate address detection (the pair has only
+/// two ends, and a VE address is checked against every config before it is given).
+async fn add_address(h: &Handle, index: u32, ip: IpAddr, prefix_len: u8) -> Result<(), rtnetlink::Error> {
+    use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+    let mut req = h.address().add(index, ip, prefix_len);
+    if ip.is_ipv6() {
+        req.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
+    req.execute().await
+}
+
+/// The VE's routes to its gateway on the host end, and its default routes through it.
+async fn gateway_routes(h: &Handle, venet: u32) -> Result<(), NetError> {
+    let gw = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(GATEWAY4, 32)
+        .output_interface(venet)
+        .scope(rtnetlink::packet_route::route::RouteScope::Link)
+        .build();
+    exists_ok(h.route().add(gw).execute().await)?;
+    let def4 = RouteMessageBuilder::<Ipv4Addr>::new().gateway(GATEWAY4).output_interface(venet).build();
+    exists_ok(h.route().add(def4).execute().await)?;
+    let def6 = RouteMessageBuilder::<Ipv6Addr>::new().gateway(GATEWAY6).output_interface(venet).build();
+    exists_ok(h.route().add(def6).execute().await)
+}
+
+/// Gives a running VE its network: the pair, its addresses, routes both ways. Runs in the
+/// host's (the caller's) network namespace; `init` is the VE's PID 1 on the host.
+pub fn setup(init: i32, cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {
+    let (host_if, peer_if) = (host_ifname(cgid), peer_ifname(cgid));
+    with_netlink(async |h| {
+        h.link().add(LinkVeth::new(&host_if, &peer_if).build()).execute().await?;
+        let peer = link_index(&h, &peer_if).await?;
+        h.link().set(LinkUnspec::new_with_index(peer).setns_by_pid(init as u32).build()).execute().await?;
+        let host = link_index(&h, &host_if).await?;
+        h.link().set(LinkUnspec::new_with_index(host).up().build()).execute().await?;
+        add_address(&h, host, IpAddr::V4(GATEWAY4), 32).await?;
+        add_address(&h, host, IpAddr::V6(GATEWAY6), 64).await?;
+        Ok(())
+    })?;
+    let peer_if2 = peer_if.clone();
+    crate::ns::in_ve_net(init, move || {
+        with_netlink(async |h| {
+            let peer = link_index(&h, &peer_if2).await?;
+            h.link().set(LinkUnspec::new_with_index(peer).name(VE_IFNAME.to_string()).up().build()).execute().await?;
+            gateway_routes(&h, peer).await?;
+            Ok(())
+        })
+        .map_err(std::io::Error::other)
+    })
+    .map_err(|e| NetError::Io { op: "VE network".into(), source: std::io::Error::other(e) })?;
+    add_ips(init, cgid, ips)
+}
+
+/// Says plainly when this host does not forward the families of `ips`: the VE then
+/// reaches the host, but not other VEs or anything beyond. vzctl never changes host
+/// sysctls itself.
+pub fn warn_if_not_forwarding(veid: u32, ips: &[IpAddr]) {
+    let on = |p: &str| std::fs::read_to_string(p).is_ok_and(|v| v.trim() == "1");
+    for (v6, key, path) in [
+        (false, "net.ipv4.ip_forward", "/proc/sys/net/ipv4/ip_forward"),
+        (true, "net.ipv6.conf.all.forwarding", "/proc/sys/net/ipv6/conf/all/forwarding"),
+    ] {
+        if ips.iter().any(|ip| ip.is_ipv6() == v6) && !on(path) {
+            tracing::warn!(veid, "{key} is 0: the container reaches the host only");
+            eprintln!("Warning: {key} is 0 on this host: container {veid} reaches the host but not other containers or beyond (vzctl does not change host sysctls)");
+        }
+    }
+}
+
+/// Removes a VE's pair from the host (its namespace going away would, but later: network
+/// namespaces are torn down asynchronously). Missing is fine.
+pub fn teardown(cgid: u64) -> Result<(), NetError> {
+    let host_if = host_ifname(cgid);
+    with_netlink(async |h| match link_index(&h, &host_if).await {
+        Ok(idx) => Ok(h.link().del(idx).execute().await?),
+        Err(NetError::NoLink(_)) => Ok(()),
+        Err(e) => Err(e),
+    })
+}
+
+/// Adds addresses to a running VE: on its venet0, and a host route each.
+pub fn add_ips(init: i32, cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {
+    let list = ips.to_vec();
+    crate::ns::in_ve_net(init, move || {
+        with_netlink(async |h| {
+            let idx = link_index(&h, VE_IFNAME).await?;
+            for ip in &list {
+                exists_ok(add_address(&h, idx, *ip, prefix(ip)).await)?;
+            }
+            // Removing a device's last IPv4 address flushes its IPv4 routes: put them back.
+            gateway_routes(&h, idx).await
+        })
+        .map_err(std::io::Error::other)
+    })
+    .map_err(|e| NetError::Io { op: "VE addresses".into(), source: std::io::Error::other(e) })?;
+    let host_if = host_ifname(cgid);
+    with_netlink(async |h| {
+        let idx = link_index(&h, &host_if).await?;
+        for ip in ips {
+            exists_ok(h.route().add(host_route(*ip, idx)).execute().await)?;
+        }
+        Ok(())
+    })
+}
+
+/// Takes addresses from a running VE: the host route first (traffic stops at once), then
+/// the address inside.
+pub fn del_ips(init: i32, cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {
+    let host_if = host_ifname(cgid);
+    with_netlink(async |h| {
+        let idx = link_index(&h, &host_if).await?;
+        for ip in ips {
+            // Already gone is fine: the goal is that it is gone.
+            if let Err(e) = h.route().del(host_route(*ip, idx)).execute().await {
+                tracing::debug!("route {ip}: {e}");
+            }
+        }
+        Ok(())
+    })?;
+    let list = ips.to_vec();
+    crate::ns::in_ve_net(init, move || {
+        with_netlink(async |h| {
+            let mut addrs = h.address().get().execute();
+            let mut doomed = Vec::new();
+            while let Some(m) = addrs.try_next().await? {
+                let has = m.attributes.iter().any(
+                    |a| matches!(a, rtnetlink::packet_route::address::AddressAttribute::Address(x) if list.contains(x)),
+                );
+                if has {
+                    doomed.push(m);
+                }
+            }
+            for m in doomed {
+                h.address().del(m).execute().await?;
+            }
+            Ok(())
+        })
+        .map_err(std::io::Error::other)
+    })
+    .map_err(|e| NetError::Io { op: "VE addresses".into(), source: std::io::Error::other(e) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_the_kernels_limit_and_addresses_parse() {
+        assert_eq!(host_ifname(0x1234), "vz1234");
+        assert!(peer_ifname(u64::MAX).len() <= 15);
+        assert_eq!(parse_ip("10.0.0.2/24").unwrap(), "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert!(parse_ip("fd00::5").unwrap().is_ipv6());
+        let e = parse_ip("10.0.0.300").unwrap_err();
+        assert!(e.to_string().contains("10.0.0.300"));
+    }
+}
