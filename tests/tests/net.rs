@@ -77,3 +77,50 @@ fn routed_addresses_between_two_ves_and_the_host() {
     env.ok(&["stop", "--fast", "101"]);
     assert!(!host_links(&env).contains("vz"), "{}", host_links(&env));
 }
+
+#[test]
+fn hostname_resolver_and_hosts_are_written_inside_the_ve_only() {
+    let env = VzEnv::new("names");
+    env.ok(&["create", "101"]);
+    env.ok(&["set", "101", "--ipadd", "10.78.0.1", "--save"]);
+    env.ok(&["start", "101"]);
+    env.ok(&[
+        "set",
+        "101",
+        "--hostname",
+        "ve1.example.com",
+        "--nameserver",
+        "10.78.0.254",
+        "--searchdomain",
+        "example.com",
+        "--save",
+    ]);
+    assert_eq!(env.ok(&["exec2", "101", "hostname"]), "ve1.example.com\n");
+    let resolv = env.ok(&["exec2", "101", "cat /etc/resolv.conf"]);
+    assert!(resolv.contains("search example.com\n") && resolv.contains("nameserver 10.78.0.254\n"), "{resolv}");
+    let hosts = env.ok(&["exec2", "101", "cat /etc/hosts"]);
+    assert!(hosts.contains("10.78.0.1\tve1.example.com ve1\n") && hosts.contains("localhost"), "{hosts}");
+    let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    for want in ["NAMESERVER=\"10.78.0.254\"", "SEARCHDOMAIN=\"example.com\"", "HOSTNAME=\"ve1.example.com\""] {
+        assert!(conf.contains(want), "{want}:\n{conf}");
+    }
+    env.vzctl(&["set", "101", "--nameserver", "not-an-ip"]).one_line_error("vzctl", 21, "not-an-ip");
+
+    // A VE root that plants symlinks to host paths cannot make vzctl write the host's
+    // files: paths resolve inside the VE's root.
+    let host_file = env.dir.join("host-file");
+    std::fs::write(&host_file, "host data\n").unwrap();
+    let target = host_file.display().to_string();
+    env.ok(&["exec2", "101", &format!("rm /etc/resolv.conf; ln -s {target} /etc/resolv.conf")]);
+    env.ok(&["set", "101", "--nameserver", "10.78.0.253"]);
+    assert_eq!(std::fs::read_to_string(&host_file).unwrap(), "host data\n");
+    assert!(env.ok(&["exec2", "101", "cat /etc/resolv.conf"]).contains("nameserver 10.78.0.253"));
+    // The same with the whole /etc swapped for a link to the host's directory.
+    let host_dir = env.dir.join("host-etc");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    env.ok(&["exec2", "101", &format!("mv /etc /etc.real; ln -s {} /etc", host_dir.display())]);
+    let o = env.vzctl(&["set", "101", "--hostname", "evil"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 0, "vzctl wrote into a host directory");
+    env.ok(&["stop", "--fast", "101"]);
+}

@@ -5,6 +5,7 @@
 //! So a vzctl killed at any point leaves nothing the next command cannot see and finish.
 use std::{
     fs, io,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -121,12 +122,17 @@ pub struct SetOpts {
     /// `--ipadd A` (repeatable) and `--ipdel A|all`.
     pub ipadd: Vec<String>,
     pub ipdel: Vec<String>,
+    /// `--nameserver A` and `--searchdomain D` (repeatable): the VE's resolv.conf.
+    pub nameserver: Vec<String>,
+    pub searchdomain: Vec<String>,
 }
 
 impl SetOpts {
     pub fn is_empty(&self) -> bool {
         self.ipadd.is_empty()
             && self.ipdel.is_empty()
+            && self.nameserver.is_empty()
+            && self.searchdomain.is_empty()
             && self.hostname.is_none()
             && self.name.is_none()
             && self.description.is_none()
@@ -731,6 +737,10 @@ impl Vz {
         undo.bpf(cgid, self.paths.bpf_root.clone());
         self.step("start:hostname")?;
         let hostname = self.hostname(veid, &conf, &root);
+        if let Err(e) = self.write_resolver(&root, &conf) {
+            warn!(veid, "cannot write /etc/resolv.conf: {e}");
+            eprintln!("Warning: cannot write the container's /etc/resolv.conf: {e}");
+        }
         self.step("start:init")?;
         let mut full = VeLimits::default();
         for (r, l) in conf_limits(&conf)? {
@@ -787,18 +797,45 @@ impl Vz {
         Ok(())
     }
 
+    /// Writes the VE's /etc/hostname and its /etc/hosts line for `hostname`.
+    fn write_names(&self, root: &Path, conf: &ConfFile, hostname: &str) -> io::Result<()> {
+        let (uid, gid) = (self.paths.local_uid, self.paths.local_gid);
+        let previous = read_ve_file(root, "etc/hostname").ok().map(|s| s.trim().to_string());
+        write_ve_file(root, "etc/hostname", &format!("{hostname}\n"), uid, gid)?;
+        let old = read_ve_file(root, "etc/hosts").unwrap_or_default();
+        let ip = conf_ips(conf).ok().and_then(|v| v.first().copied());
+        write_ve_file(root, "etc/hosts", &hosts_file(&old, previous.as_deref(), hostname, ip), uid, gid)
+    }
+
+    /// Writes the VE's /etc/resolv.conf from NAMESERVER and SEARCHDOMAIN (when set).
+    fn write_resolver(&self, root: &Path, conf: &ConfFile) -> io::Result<()> {
+        let servers: Vec<&str> = conf.get("NAMESERVER").unwrap_or("").split_whitespace().collect();
+        let search: Vec<&str> = conf.get("SEARCHDOMAIN").unwrap_or("").split_whitespace().collect();
+        if servers.is_empty() && search.is_empty() {
+            return Ok(());
+        }
+        let old = read_ve_file(root, "etc/resolv.conf").unwrap_or_default();
+        write_ve_file(
+            root,
+            "etc/resolv.conf",
+            &resolv_conf(&old, &search, &servers),
+            self.paths.local_uid,
+            self.paths.local_gid,
+        )
+    }
+
     /// The VE's hostname: HOSTNAME from its config, else its /etc/hostname, else localhost.
     /// A configured name is also written to the VE's /etc/hostname.
     fn hostname(&self, veid: u32, conf: &ConfFile, root: &Path) -> String {
-        let etc = root.join("etc/hostname");
         match conf.get("HOSTNAME") {
             Some(h) if valid_hostname(h) => {
-                if let Err(e) = write_ve_file(&etc, &format!("{h}\n"), self.paths.local_uid, self.paths.local_gid) {
-                    warn!(veid, "cannot write {}: {e}", etc.display());
+                if let Err(e) = self.write_names(root, conf, h) {
+                    warn!(veid, "cannot write the VE's name files: {e}");
+                    eprintln!("Warning: cannot write the container's /etc/hostname or /etc/hosts: {e}");
                 }
                 h.to_string()
             }
-            _ => fs::read_to_string(&etc)
+            _ => read_ve_file(root, "etc/hostname")
                 .ok()
                 .map(|s| s.trim().to_string())
                 .filter(|h| valid_hostname(h))
@@ -954,6 +991,18 @@ impl Vz {
                 return Err(VeError::BadValue { key: "onboot", value: o.clone(), why: "use yes or no" });
             }
         }
+        for a in &opts.nameserver {
+            crate::net::parse_ip(a)?;
+        }
+        for d in &opts.searchdomain {
+            if !valid_hostname(d) {
+                return Err(VeError::BadValue {
+                    key: "searchdomain",
+                    value: d.clone(),
+                    why: "not a valid domain name",
+                });
+            }
+        }
         // Addresses: every one valid, none held by another VE, before anything changes.
         let old_ips = conf_ips(&conf)?;
         let mut add_ips = Vec::new();
@@ -1031,8 +1080,17 @@ impl Vz {
             }
             if let Some(h) = &opts.hostname {
                 ns::set_hostname(init, h)?;
-                let etc = self.root_of(veid, &conf).join("etc/hostname");
-                let _ = write_ve_file(&etc, &format!("{h}\n"), self.paths.local_uid, self.paths.local_gid);
+            }
+            // The VE's name and resolver files, from what its config says after this set.
+            let mut eff = conf.clone();
+            set_net_keys(&mut eff, opts, &add_ips, &del_ips);
+            let root = self.root_of(veid, &conf);
+            let names = opts.hostname.clone().or_else(|| eff.get("HOSTNAME").map(str::to_string));
+            if let Some(h) = names.filter(|_| opts.hostname.is_some() || !add_ips.is_empty() || !del_ips.is_empty()) {
+                self.write_names(&root, &eff, &h).map_err(io_err("write /etc/hostname, /etc/hosts", &root))?;
+            }
+            if !opts.nameserver.is_empty() || !opts.searchdomain.is_empty() {
+                self.write_resolver(&root, &eff).map_err(io_err("write /etc/resolv.conf", &root))?;
             }
             if !limits.is_empty() {
                 let cgid = self.cg.ve_id(veid)?;
@@ -1073,17 +1131,7 @@ impl Vz {
             for (r, v, _) in &limits {
                 conf.set(&r.name.to_ascii_uppercase(), v);
             }
-            if !add_ips.is_empty() || !del_ips.is_empty() {
-                let mut ips: Vec<std::net::IpAddr> =
-                    old_ips.iter().copied().filter(|ip| !del_ips.contains(ip)).collect();
-                for ip in &add_ips {
-                    if !ips.contains(ip) {
-                        ips.push(*ip);
-                    }
-                }
-                let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
-                conf.set("IP_ADDRESS", &ips.join(" "));
-            }
+            set_net_keys(&mut conf, opts, &add_ips, &del_ips);
             if let Some(v) = &opts.vm_overcommit {
                 conf.set("VM_OVERCOMMIT", v);
             }
@@ -1124,13 +1172,139 @@ fn run_script_as_init(vz: &Vz, veid: u32, root: &Path, hostname: String, script:
 
 /// Writes a file inside a VE's tree: an existing file keeps its owner; a new one belongs
 /// to VE root.
-fn write_ve_file(path: &Path, text: &str, uid: u32, gid: u32) -> io::Result<()> {
-    let existed = path.exists();
-    fs::write(path, text)?;
-    if !existed {
-        std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+/// Puts a set's network keys into a config: IP_ADDRESS (old minus deleted plus added),
+/// NAMESERVER, SEARCHDOMAIN.
+fn set_net_keys(conf: &mut ConfFile, opts: &SetOpts, add: &[std::net::IpAddr], del: &[std::net::IpAddr]) {
+    if !add.is_empty() || !del.is_empty() {
+        let mut ips: Vec<std::net::IpAddr> =
+            conf_ips(conf).unwrap_or_default().into_iter().filter(|ip| !del.contains(ip)).collect();
+        for ip in add {
+            if !ips.contains(ip) {
+                ips.push(*ip);
+            }
+        }
+        let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
+        conf.set("IP_ADDRESS", &ips.join(" "));
+    }
+    if !opts.nameserver.is_empty() {
+        conf.set("NAMESERVER", &opts.nameserver.join(" "));
+    }
+    if !opts.searchdomain.is_empty() {
+        conf.set("SEARCHDOMAIN", &opts.searchdomain.join(" "));
+    }
+}
+
+/// Opens `rel` (a directory, or a file to read) inside a VE's root as the VE sees it:
+/// every component, symlinks included, resolves inside the root (openat2 RESOLVE_IN_ROOT),
+/// so nothing the VE planted can lead host root out to the host's files.
+fn open_in_ve(root: &Path, rel: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let root_fd = fs::File::open(root)?;
+    let c = std::ffi::CString::new(rel).map_err(io::Error::other)?;
+    // struct open_how (u64 flags, mode, resolve); libc's is non-exhaustive.
+    let how: [u64; 3] = [(flags | libc::O_CLOEXEC) as u64, 0, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS];
+    // SAFETY: openat2 with a valid dirfd, NUL-terminated path and open_how of the given size.
+    let fd = unsafe {
+        libc::syscall(libc::SYS_openat2, root_fd.as_raw_fd(), c.as_ptr(), how.as_ptr(), std::mem::size_of_val(&how))
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Reads a file of a VE as the VE sees it (see `open_in_ve`).
+fn read_ve_file(root: &Path, rel: &str) -> io::Result<String> {
+    let mut s = String::new();
+    io::Read::read_to_string(&mut fs::File::from(open_in_ve(root, rel, libc::O_RDONLY)?), &mut s)?;
+    Ok(s)
+}
+
+/// Writes a file of a VE (e.g. "etc/hostname") as the VE sees it, owned by the VE's root:
+/// its directory is resolved inside the VE's root, the text goes to a temporary file
+/// there and is renamed over the old one (which replaces a symlink, never follows it).
+fn write_ve_file(root: &Path, rel: &str, text: &str, uid: u32, gid: u32) -> io::Result<()> {
+    let (dir, name) = rel.rsplit_once('/').unwrap_or((".", rel));
+    let dir_fd = open_in_ve(root, dir, libc::O_PATH | libc::O_DIRECTORY)?;
+    let tmp = std::ffi::CString::new(format!(".{name}.vztmp")).map_err(io::Error::other)?;
+    let target = std::ffi::CString::new(name).map_err(io::Error::other)?;
+    // SAFETY: openat relative to our directory fd; O_NOFOLLOW refuses a planted symlink.
+    let fd = unsafe {
+        libc::openat(
+            dir_fd.as_raw_fd(),
+            tmp.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o644,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned this fd.
+    let mut f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    io::Write::write_all(&mut f, text.as_bytes())?;
+    std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
+    drop(f);
+    // SAFETY: renameat within our directory fd.
+    if unsafe { libc::renameat(dir_fd.as_raw_fd(), tmp.as_ptr(), dir_fd.as_raw_fd(), target.as_ptr()) } != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: unlinkat of our own temporary file.
+        unsafe { libc::unlinkat(dir_fd.as_raw_fd(), tmp.as_ptr(), 0) };
+        return Err(e);
     }
     Ok(())
+}
+
+/// /etc/hosts with the VE's own line: `IP fqdn short` (IP: its first address, else
+/// 127.0.1.1), replacing any line that named the previous or the new host name; a
+/// localhost line is kept or added.
+pub fn hosts_file(old: &str, previous: Option<&str>, hostname: &str, ip: Option<std::net::IpAddr>) -> String {
+    let short = hostname.split('.').next().unwrap_or(hostname);
+    let named = |n: &str| {
+        n == hostname || (n == short && short != "localhost") || Some(n) == previous.filter(|p| *p != "localhost")
+    };
+    let mut out = String::new();
+    let mut localhost = false;
+    for line in old.lines() {
+        let names: Vec<&str> = line.split('#').next().unwrap_or("").split_whitespace().skip(1).collect();
+        if names.iter().any(|n| named(n)) {
+            continue;
+        }
+        localhost |= names.contains(&"localhost");
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !localhost {
+        out.insert_str(0, "127.0.0.1\tlocalhost\n");
+    }
+    let ip = ip.map_or_else(|| "127.0.1.1".to_string(), |i| i.to_string());
+    if short == hostname {
+        out.push_str(&format!("{ip}\t{hostname}\n"));
+    } else {
+        out.push_str(&format!("{ip}\t{hostname} {short}\n"));
+    }
+    out
+}
+
+/// /etc/resolv.conf with the given search domains and name servers, other lines kept.
+pub fn resolv_conf(old: &str, search: &[&str], servers: &[&str]) -> String {
+    let mut out = String::new();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for l in old.lines() {
+        let key = l.split_whitespace().next().unwrap_or("");
+        let drop = (key == "nameserver" && !servers.is_empty())
+            || ((key == "search" || key == "domain") && !search.is_empty());
+        if !drop {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    out
 }
 
 fn cpath(p: &Path) -> Result<std::ffi::CString, VeError> {
@@ -1244,5 +1418,34 @@ impl Drop for Undo<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod name_file_tests {
+    use super::{hosts_file, resolv_conf};
+
+    #[test]
+    fn hosts_gets_one_line_for_the_ve_and_keeps_the_rest() {
+        let old = "127.0.0.1\tlocalhost\n10.0.0.5\told.example.com old\n::1 ip6-localhost\n";
+        let ip = "10.77.0.1".parse().ok();
+        assert_eq!(
+            hosts_file(old, Some("old.example.com"), "ve1.example.com", ip),
+            "127.0.0.1\tlocalhost\n::1 ip6-localhost\n10.77.0.1\tve1.example.com ve1\n"
+        );
+        // The previous name's line goes (also under a new name); no localhost line gets one.
+        let again = hosts_file(&hosts_file("", None, "ve1.example.com", ip), Some("ve1.example.com"), "ve2", None);
+        assert_eq!(again, "127.0.0.1\tlocalhost\n127.0.1.1\tve2\n");
+    }
+
+    #[test]
+    fn resolv_conf_replaces_servers_and_search_only() {
+        let old = "nameserver 8.8.8.8\noptions ndots:2\nsearch old.example\n";
+        assert_eq!(
+            resolv_conf(old, &["example.com"], &["10.0.0.1", "10.0.0.2"]),
+            "search example.com\noptions ndots:2\nnameserver 10.0.0.1\nnameserver 10.0.0.2\n"
+        );
+        // Only servers given: the search line stays.
+        assert_eq!(resolv_conf(old, &[], &["1.1.1.1"]), "options ndots:2\nsearch old.example\nnameserver 1.1.1.1\n");
     }
 }

@@ -137,6 +137,12 @@ struct SetCmd {
     /// Remove an address, or `all`.
     #[arg(long)]
     ipdel: Vec<String>,
+    /// DNS server for the VE's /etc/resolv.conf (repeatable).
+    #[arg(long)]
+    nameserver: Vec<String>,
+    /// DNS search domain for the VE's /etc/resolv.conf (repeatable).
+    #[arg(long)]
+    searchdomain: Vec<String>,
     #[arg(long)]
     hostname: Option<String>,
     #[arg(long)]
@@ -251,6 +257,8 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 vm_overcommit: c.vm_overcommit.clone(),
                 ipadd: c.ipadd.clone(),
                 ipdel: c.ipdel.clone(),
+                nameserver: c.nameserver.clone(),
+                searchdomain: c.searchdomain.clone(),
             };
             if opts.is_empty() {
                 return Err(
