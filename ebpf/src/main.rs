@@ -5,6 +5,7 @@
 // BPF inline asm (for atomics, see ubc.rs) is unstable; aya-ebpf enables the same feature.
 #![feature(asm_experimental_arch)]
 
+mod bind;
 mod dcache;
 mod iter;
 mod maps;

@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, RingBuf},
     Global,
 };
-use vz_common::{Meta, SockBucket, SockCharge, VeLimits, VeUsage};
+use vz_common::{Meta, SockBucket, SockCharge, VeAddr, VeLimits, VeUsage};
 
 /// Upper bound on VEs per host. Non-preallocated: memory is used per live VE only, and
 /// entries are freed after an RCU grace period, so a program holding a pointer to a record
@@ -59,6 +59,11 @@ pub static VZ_DCACHE_CACHES: HashMap<u64, u32> = HashMap::pinned(4096, BPF_F_NO_
 /// Dentry and inode objects charged to a VE: object address -> VE (cgroup id).
 #[map(name = "VZ_DCACHE_OBJS_V1")]
 pub static VZ_DCACHE_OBJS: HashMap<u64, u64> = HashMap::pinned(vz_common::DCACHE_OBJS, BPF_F_NO_PREALLOC);
+
+/// Every VE's addresses (key: VE and address; value unused). Written by userspace as
+/// addresses come and go.
+#[map(name = "VZ_VE_ADDRS_V1")]
+pub static VZ_VE_ADDRS: HashMap<VeAddr, u8> = HashMap::pinned(vz_common::MAX_VE_ADDRS, BPF_F_NO_PREALLOC);
 
 /// Loader bookkeeping (object hash, parent, level); programs never read it.
 #[map(name = "VZ_META_V1")]

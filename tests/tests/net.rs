@@ -124,3 +124,37 @@ fn hostname_resolver_and_hosts_are_written_inside_the_ve_only() {
     assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 0, "vzctl wrote into a host directory");
     env.ok(&["stop", "--fast", "101"]);
 }
+
+#[test]
+fn a_ve_binds_only_to_its_own_addresses() {
+    let env = VzEnv::new("bind");
+    env.debian_template();
+    env.ok(&["create", "101", "--ostemplate", "debian-12-minbase"]);
+    std::fs::copy(vz_tests::bin("vzt-helper"), env.private(101).join("usr/local/bin/vzt-helper")).unwrap();
+    env.ok(&["set", "101", "--ipadd", "10.79.0.1", "--ipadd", "fd79::1", "--save"]);
+    env.ok(&["create", "102"]);
+    env.ok(&["set", "102", "--ipadd", "10.79.0.2", "--ipadd", "fd79::2", "--save"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["start", "102"]);
+    // VE root may let its own namespace bind to foreign addresses; the kernel still says no.
+    env.ok(&[
+        "exec2",
+        "101",
+        "echo 1 > /proc/sys/net/ipv4/ip_nonlocal_bind; echo 1 > /proc/sys/net/ipv6/ip_nonlocal_bind",
+    ]);
+    let bind = |addr: &str| env.ok(&["exec2", "101", &format!("vzt-helper bind {addr} 7000")]).trim().to_string();
+    let refused = format!("err {}", libc::EADDRNOTAVAIL);
+    for own in ["10.79.0.1", "0.0.0.0", "127.0.0.1", "fd79::1", "::", "::1"] {
+        assert_eq!(bind(own), "ok", "{own}");
+    }
+    for foreign in ["10.79.0.2", "169.254.0.1", "192.0.2.1", "fd79::2", "::ffff:10.79.0.2"] {
+        assert_eq!(bind(foreign), refused, "{foreign}");
+    }
+    // Addresses given and taken live change what may be bound at once.
+    env.ok(&["set", "101", "--ipadd", "10.79.0.9"]);
+    assert_eq!(bind("10.79.0.9"), "ok");
+    env.ok(&["set", "101", "--ipdel", "10.79.0.9"]);
+    assert_eq!(bind("10.79.0.9"), refused);
+    env.ok(&["stop", "--fast", "102"]);
+    env.ok(&["stop", "--fast", "101"]);
+}

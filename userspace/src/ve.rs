@@ -790,6 +790,11 @@ impl Vz {
             let _ = crate::net::teardown(cgid);
             return Err(e.into());
         }
+        // The bind programs learn the VE's addresses (skipped where BPF is unavailable:
+        // that was reported with the beancounters).
+        if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
+            bpf.set_ve_addrs(cgid, &ips, None)?;
+        }
         self.step("start:done")?;
         undo.commit();
         info!(veid, init = started.pid, "container started");
@@ -1077,6 +1082,9 @@ impl Vz {
                 let cgid = self.cg.ve_id(veid)?;
                 crate::net::del_ips(init, cgid, &del_ips)?;
                 crate::net::add_ips(init, cgid, &add_ips)?;
+                if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
+                    bpf.set_ve_addrs(cgid, &add_ips, Some(&del_ips))?;
+                }
             }
             if let Some(h) = &opts.hostname {
                 ns::set_hostname(init, h)?;

@@ -159,6 +159,24 @@ pub struct UbcEvent {
     pub comm: [u8; 16],
 }
 
+/// Key of `VZ_VE_ADDRS`: one of a VE's addresses, IPv4 as v4-mapped IPv6 (::ffff:a.b.c.d),
+/// each u32 as the kernel has it (network byte order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VeAddr {
+    pub ve: u64,
+    pub addr: [u32; 4],
+}
+
+/// The `VeAddr` words of an IPv4 address given in network byte order.
+#[inline(always)]
+pub const fn ve_addr_v4(ip_be: u32) -> [u32; 4] {
+    [0, 0, u32::to_be(0xffff), ip_be]
+}
+
+/// Addresses of all VEs together (`VZ_VE_ADDRS`).
+pub const MAX_VE_ADDRS: u32 = 1 << 18;
+
 /// Dentry and inode objects that can be charged to VEs at once (`VZ_DCACHE_OBJS`).
 pub const DCACHE_OBJS: u32 = 1 << 21;
 
@@ -191,6 +209,7 @@ pub mod maps {
     pub const VMS: &str = "VZ_VMS_V1";
     pub const DCACHE_CACHES: &str = "VZ_DCACHE_CACHES_V1";
     pub const DCACHE_OBJS: &str = "VZ_DCACHE_OBJS_V1";
+    pub const VE_ADDRS: &str = "VZ_VE_ADDRS_V1";
 }
 
 /// Program names (the Rust function names in `ebpf/`).
@@ -204,6 +223,8 @@ pub mod progs {
     pub const SIGNAL: &str = "vz_signal";
     pub const DCACHE_ALLOC: &str = "vz_dcache_alloc";
     pub const DCACHE_FREE: &str = "vz_dcache_free";
+    pub const BIND4: &str = "vz_bind4";
+    pub const BIND6: &str = "vz_bind6";
     pub const ITER_TCP: &str = "vz_iter_tcp";
     pub const ITER_UDP: &str = "vz_iter_udp";
     pub const ITER_UNIX: &str = "vz_iter_unix";
@@ -227,4 +248,5 @@ mod pod {
     unsafe impl aya::Pod for super::SockBucket {}
     unsafe impl aya::Pod for super::Meta {}
     unsafe impl aya::Pod for super::UbcEvent {}
+    unsafe impl aya::Pod for super::VeAddr {}
 }

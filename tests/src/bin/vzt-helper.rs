@@ -24,6 +24,7 @@
 //!   sigq N HOLD                queue up to N SIGRTMIN to itself with sigqueue (blocked);
 //!                              reply `ok QUEUED ERRNO` (ERRNO of the first refusal, or 0)
 //!   locks N HOLD               N flock()s and N fcntl() record locks on files in /tmp
+//!   bind ADDR PORT             bind a TCP socket to ADDR (IPv4 or IPv6): `ok` or `err ERRNO`
 //!
 //! Other modes: `bench KIND ITERS` prints ns per socket create+close (KIND tcp, udp, ...),
 //! per fork+exit+wait (fork) or per open+close (open); `nobpf CMD...` runs
@@ -400,6 +401,35 @@ fn locks(n: usize) -> Result<String, i32> {
     Ok(format!("ok {}", 2 * n))
 }
 
+fn bind_to(addr: &str, port: u16) -> Result<String, i32> {
+    let ip: std::net::IpAddr = addr.parse().map_err(|_| libc::EINVAL)?;
+    let fd = open(if ip.is_ipv4() { "tcp" } else { "tcp6" })?;
+    // SAFETY: sockaddr structs are plain data; lengths match the family.
+    let r = unsafe {
+        match ip {
+            std::net::IpAddr::V4(a) => {
+                let mut sa = loopback(port);
+                sa.sin_addr.s_addr = u32::from_ne_bytes(a.octets());
+                libc::bind(fd, (&raw const sa).cast(), SA_LEN)
+            }
+            std::net::IpAddr::V6(a) => {
+                let mut sa: libc::sockaddr_in6 = std::mem::zeroed();
+                sa.sin6_family = libc::AF_INET6 as u16;
+                sa.sin6_port = port.to_be();
+                sa.sin6_addr.s6_addr = a.octets();
+                libc::bind(fd, (&raw const sa).cast(), std::mem::size_of::<libc::sockaddr_in6>() as u32)
+            }
+        }
+    };
+    let e = errno();
+    close(fd);
+    if r == 0 {
+        Ok("ok".into())
+    } else {
+        Err(e)
+    }
+}
+
 /// Runs a one-shot workload, prints its reply, then holds its objects for HOLD seconds.
 fn oneshot(reply: Result<String, i32>, hold: u64) {
     match reply {
@@ -428,6 +458,10 @@ fn main() {
             rest.get(1).map_or("tcp", String::as_str),
             rest.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000),
         ),
+        Some("bind") => {
+            let port = rest.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+            oneshot(bind_to(rest.get(1).map_or("", String::as_str), port), 0);
+        }
         Some(mode @ ("sockbuf" | "sigq" | "locks")) => {
             let n = |i: usize| rest.get(i).and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
             match mode {

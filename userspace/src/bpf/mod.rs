@@ -167,7 +167,7 @@ impl Pins {
 }
 
 /// Every pinned map.
-const ALL_MAPS: [&str; 11] = [
+const ALL_MAPS: [&str; 12] = [
     maps::UBC,
     maps::LIMITS,
     maps::SOCKS,
@@ -179,6 +179,7 @@ const ALL_MAPS: [&str; 11] = [
     maps::VMS,
     maps::DCACHE_CACHES,
     maps::DCACHE_OBJS,
+    maps::VE_ADDRS,
 ];
 
 /// Global tp_btf programs: (program, tracepoint, what goes missing without it).
@@ -198,8 +199,12 @@ const ITERS: [(&str, &str); 5] = [
 ];
 
 /// Raw cgroup links: (program, attach type). aya 0.14 cannot turn these into an FdLink.
-const RAW_CGROUP_PROGS: [(&str, u32); 2] =
-    [(progs::SYSCTL, sys::BPF_CGROUP_SYSCTL), (progs::SETSOCKOPT, sys::BPF_CGROUP_SETSOCKOPT)];
+const RAW_CGROUP_PROGS: [(&str, u32); 4] = [
+    (progs::SYSCTL, sys::BPF_CGROUP_SYSCTL),
+    (progs::SETSOCKOPT, sys::BPF_CGROUP_SETSOCKOPT),
+    (progs::BIND4, sys::BPF_CGROUP_INET4_BIND),
+    (progs::BIND6, sys::BPF_CGROUP_INET6_BIND),
+];
 
 /// Cgroup socket programs, in load order.
 const SOCK_PROGS: [&str; 2] = [progs::SOCK_CREATE, progs::SOCK_RELEASE];
@@ -419,6 +424,7 @@ impl Bpf {
             match prog {
                 aya::programs::Program::CgroupSysctl(p) => p.load(),
                 aya::programs::Program::CgroupSockopt(p) => p.load(),
+                aya::programs::Program::CgroupSockAddr(p) => p.load(),
                 _ => return Err(BpfError::ProgramRejected { prog: name, detail: "unexpected program type".into() }),
             }
             .map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
@@ -525,6 +531,7 @@ impl Bpf {
                 Err(e) => return Err(e.into()),
             }
         }
+        self.set_ve_addrs(cgroup, &[], None)?;
         // Dentries and inodes the VE allocated outlive it in the caches; forget them, so
         // the table keeps room for running VEs (their frees then find no record).
         if let Ok(m) = MapData::from_pin(self.pins.map(maps::DCACHE_OBJS)) {
@@ -563,6 +570,31 @@ impl Bpf {
     /// Number of VEs with a usage record.
     pub fn ve_count(&self) -> Result<usize, BpfError> {
         Ok(self.ubc.keys().filter(Result::is_ok).count())
+    }
+
+    /// Records a VE's addresses for the bind programs: adds `add`, and removes `del` (None:
+    /// every address of the VE not in `add`).
+    pub fn set_ve_addrs(
+        &mut self,
+        cgroup: u64,
+        add: &[std::net::IpAddr],
+        del: Option<&[std::net::IpAddr]>,
+    ) -> Result<(), BpfError> {
+        let Ok(m) = MapData::from_pin(self.pins.map(maps::VE_ADDRS)) else { return Ok(()) };
+        let mut addrs: HashMap<MapData, vz_common::VeAddr, u8> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
+        let key = |ip: &std::net::IpAddr| vz_common::VeAddr { ve: cgroup, addr: addr_words(ip) };
+        let keep: Vec<vz_common::VeAddr> = add.iter().map(key).collect();
+        let doomed: Vec<vz_common::VeAddr> = match del {
+            Some(d) => d.iter().map(key).collect(),
+            None => addrs.keys().filter_map(Result::ok).filter(|k| k.ve == cgroup && !keep.contains(k)).collect(),
+        };
+        for k in doomed {
+            let _ = addrs.remove(&k);
+        }
+        for k in keep {
+            addrs.insert(k, 1, 0)?;
+        }
+        Ok(())
     }
 
     /// Open files of one VE (cgroup id), from an iterator run made once per handle; None
@@ -682,6 +714,7 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
         (maps::VMS, 8, 2 * size_of::<u64>()),
         (maps::DCACHE_CACHES, 8, size_of::<u32>()),
         (maps::DCACHE_OBJS, 8, size_of::<u64>()),
+        (maps::VE_ADDRS, size_of::<vz_common::VeAddr>(), 1),
         (maps::META, 4, size_of::<Meta>()),
     ];
     for (name, key, value) in expect {
@@ -699,6 +732,15 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
         }
     }
     Ok(())
+}
+
+/// An address as `VeAddr` words: IPv6 as is, IPv4 v4-mapped; network byte order.
+pub fn addr_words(ip: &std::net::IpAddr) -> [u32; 4] {
+    let b = match ip {
+        std::net::IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(a) => a.octets(),
+    };
+    std::array::from_fn(|i| u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]))
 }
 
 /// Offsets the iterator reads kernel structs at, from the running kernel's BTF.
@@ -862,5 +904,20 @@ fn verifier_summary(e: &ProgramError) -> String {
             format!("{io_error}: {}", tail.join(" / "))
         }
         e => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod addr_tests {
+    use super::addr_words;
+
+    #[test]
+    fn addresses_are_v4_mapped_words_in_network_order() {
+        // What the bind4 program builds from user_ip4 (network order, read natively).
+        let v4 = addr_words(&"10.77.0.1".parse().unwrap());
+        assert_eq!(v4, vz_common::ve_addr_v4(u32::from_ne_bytes([10, 77, 0, 1])));
+        let v6 = addr_words(&"fd00::1".parse().unwrap());
+        assert_eq!(v6[0].to_ne_bytes(), [0xfd, 0, 0, 0]);
+        assert_eq!(v6[3].to_ne_bytes(), [0, 0, 0, 1]);
     }
 }

@@ -18,6 +18,8 @@ const BPF_LINK_CREATE: libc::c_long = 28;
 /// `enum bpf_attach_type` value of cgroup/sysctl programs.
 pub const BPF_CGROUP_SYSCTL: u32 = 18;
 pub const BPF_CGROUP_SETSOCKOPT: u32 = 22;
+pub const BPF_CGROUP_INET4_BIND: u32 = 8;
+pub const BPF_CGROUP_INET6_BIND: u32 = 9;
 
 /// `union bpf_attr` is at most this big for the commands used here; the kernel accepts a
 /// longer, zero-filled buffer.
