@@ -20,9 +20,13 @@ fn host_links(env: &VzEnv) -> String {
 #[test]
 fn routed_addresses_between_two_ves_and_the_host() {
     let env = VzEnv::new("net");
-    for (veid, v4, v6) in [("101", "10.77.0.1", "fd00::1"), ("102", "10.77.0.2", "fd00::2")] {
-        env.ok(&["create", veid]);
-        env.ok(&["set", veid, "--ipadd", v4, "--ipadd", v6, "--save"]);
+    env.ok(&["create", "101", "--ipadd", "10.77.0.1", "--ipadd", "fd00::1"]);
+    env.ok(&["create", "102"]);
+    env.ok(&["set", "102", "--ipadd", "10.77.0.2", "--ipadd", "fd00::2", "--save"]);
+    // create refuses an address another VE holds, and makes nothing.
+    env.vzctl(&["create", "103", "--ipadd", "10.77.0.2"]).one_line_error("vzctl", 78, "10.77.0.2");
+    assert!(!env.conf_path(103).exists() && !env.private(103).exists());
+    for veid in ["101", "102"] {
         env.ok(&["start", veid]);
     }
     // The VE side is venet0 with its addresses and a default route to the host end.

@@ -104,6 +104,8 @@ pub struct CreateOpts {
     pub name: Option<String>,
     pub private: Option<PathBuf>,
     pub root: Option<PathBuf>,
+    /// `--ipadd A` (repeatable).
+    pub ipadd: Vec<String>,
 }
 
 /// Parameters of `vzctl set`.
@@ -397,6 +399,16 @@ impl Vz {
         if let Some(n) = &opts.name {
             self.check_name_free(n, veid)?;
         }
+        let mut ips: Vec<std::net::IpAddr> = Vec::new();
+        for a in &opts.ipadd {
+            let ip = crate::net::parse_ip(a)?;
+            if let Some(other) = self.ip_owner(ip, veid) {
+                return Err(VeError::IpInUse { ip: ip.to_string(), veid: other });
+            }
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
         let sample_name = opts.config.clone().unwrap_or_else(|| self.paths.configfile.clone());
         let sample = self.paths.sample(&sample_name);
         if !sample.is_file() {
@@ -421,6 +433,9 @@ impl Vz {
             "VE_PRIVATE",
             &opts.private.as_ref().map_or(self.paths.ve_private.clone(), |p| p.to_string_lossy().into()),
         );
+        if !ips.is_empty() {
+            conf.set("IP_ADDRESS", &ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(" "));
+        }
         if let Some(h) = &opts.hostname {
             conf.set("HOSTNAME", h);
         }

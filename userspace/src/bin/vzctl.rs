@@ -76,6 +76,9 @@ struct CreateCmd {
     config: Option<String>,
     #[arg(long)]
     hostname: Option<String>,
+    /// An IPv4 or IPv6 address for the VE (repeatable).
+    #[arg(long)]
+    ipadd: Vec<String>,
     /// A name to use in place of the VEID.
     #[arg(long)]
     name: Option<String>,
@@ -222,6 +225,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 name: c.name.clone(),
                 private: c.private.clone(),
                 root: c.root.clone(),
+                ipadd: c.ipadd.clone(),
             };
             vz.create(veid, &opts)?;
             Ok(0)
