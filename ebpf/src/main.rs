@@ -9,6 +9,7 @@ mod bind;
 mod dcache;
 mod iter;
 mod maps;
+mod net;
 mod noop;
 mod signal;
 mod sock;

@@ -3,10 +3,10 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, RingBuf},
+    maps::{Array, HashMap, PerCpuHashMap, RingBuf},
     Global,
 };
-use vz_common::{Meta, SockBucket, SockCharge, VeAddr, VeLimits, VeUsage};
+use vz_common::{Meta, NetStats, SockBucket, SockCharge, VeAddr, VeLimits, VeUsage};
 
 /// Upper bound on VEs per host. Non-preallocated: memory is used per live VE only, and
 /// entries are freed after an RCU grace period, so a program holding a pointer to a record
@@ -64,6 +64,14 @@ pub static VZ_DCACHE_OBJS: HashMap<u64, u64> = HashMap::pinned(vz_common::DCACHE
 /// addresses come and go.
 #[map(name = "VZ_VE_ADDRS_V1")]
 pub static VZ_VE_ADDRS: HashMap<VeAddr, u8> = HashMap::pinned(vz_common::MAX_VE_ADDRS, BPF_F_NO_PREALLOC);
+
+/// Host end of each running VE's venet pair: ifindex -> VE (cgroup id).
+#[map(name = "VZ_NET_IFS_V1")]
+pub static VZ_NET_IFS: HashMap<u32, u64> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
+
+/// Traffic per VE, per CPU (summed by readers).
+#[map(name = "VZ_NET_STATS_V1")]
+pub static VZ_NET_STATS: PerCpuHashMap<u64, NetStats> = PerCpuHashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
 
 /// Loader bookkeeping (object hash, parent, level); programs never read it.
 #[map(name = "VZ_META_V1")]

@@ -170,6 +170,12 @@ pub fn warn_if_not_forwarding(veid: u32, ips: &[IpAddr]) {
     }
 }
 
+/// The ifindex of a VE's host end.
+pub fn host_ifindex(cgid: u64) -> Result<u32, NetError> {
+    let host_if = host_ifname(cgid);
+    with_netlink(async |h| link_index(&h, &host_if).await)
+}
+
 /// Removes a VE's pair from the host (its namespace going away would, but later: network
 /// namespaces are torn down asynchronously). Missing is fine.
 pub fn teardown(cgid: u64) -> Result<(), NetError> {

@@ -809,6 +809,12 @@ impl Vz {
         // that was reported with the beancounters).
         if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
             bpf.set_ve_addrs(cgid, &ips, None)?;
+            // Anti-spoofing and traffic accounting on the pair's host end.
+            let ifindex = crate::net::host_ifindex(cgid)?;
+            if let Err(e) = bpf.attach_venet(&crate::net::host_ifname(cgid), cgid, ifindex) {
+                let _ = crate::net::teardown(cgid);
+                return Err(e.into());
+            }
         }
         self.step("start:done")?;
         undo.commit();

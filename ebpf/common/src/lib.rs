@@ -174,6 +174,19 @@ pub const fn ve_addr_v4(ip_be: u32) -> [u32; 4] {
     [0, 0, u32::to_be(0xffff), ip_be]
 }
 
+/// A VE's traffic as its venet pair sees it (value of `VZ_NET_STATS`, per CPU): `in` is
+/// what the VE received, `out` what it sent; `drops` are packets it sent with a source
+/// that is not its own.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    pub in_bytes: u64,
+    pub in_packets: u64,
+    pub out_bytes: u64,
+    pub out_packets: u64,
+    pub drops: u64,
+}
+
 /// Addresses of all VEs together (`VZ_VE_ADDRS`).
 pub const MAX_VE_ADDRS: u32 = 1 << 18;
 
@@ -210,6 +223,8 @@ pub mod maps {
     pub const DCACHE_CACHES: &str = "VZ_DCACHE_CACHES_V1";
     pub const DCACHE_OBJS: &str = "VZ_DCACHE_OBJS_V1";
     pub const VE_ADDRS: &str = "VZ_VE_ADDRS_V1";
+    pub const NET_IFS: &str = "VZ_NET_IFS_V1";
+    pub const NET_STATS: &str = "VZ_NET_STATS_V1";
 }
 
 /// Program names (the Rust function names in `ebpf/`).
@@ -225,6 +240,8 @@ pub mod progs {
     pub const DCACHE_FREE: &str = "vz_dcache_free";
     pub const BIND4: &str = "vz_bind4";
     pub const BIND6: &str = "vz_bind6";
+    pub const TC_FROM_VE: &str = "vz_tc_from_ve";
+    pub const TC_TO_VE: &str = "vz_tc_to_ve";
     pub const ITER_TCP: &str = "vz_iter_tcp";
     pub const ITER_UDP: &str = "vz_iter_udp";
     pub const ITER_UNIX: &str = "vz_iter_unix";
@@ -249,4 +266,5 @@ mod pod {
     unsafe impl aya::Pod for super::Meta {}
     unsafe impl aya::Pod for super::UbcEvent {}
     unsafe impl aya::Pod for super::VeAddr {}
+    unsafe impl aya::Pod for super::NetStats {}
 }

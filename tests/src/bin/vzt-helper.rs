@@ -25,6 +25,9 @@
 //!                              reply `ok QUEUED ERRNO` (ERRNO of the first refusal, or 0)
 //!   locks N HOLD               N flock()s and N fcntl() record locks on files in /tmp
 //!   bind ADDR PORT             bind a TCP socket to ADDR (IPv4 or IPv6): `ok` or `err ERRNO`
+//!   udp DST PORT N SIZE        send N UDP datagrams of SIZE bytes to DST:PORT (IPv4)
+//!   spoof-raw SRC DST PORT     one UDP datagram with source SRC, through a raw socket
+//!   spoof-packet IF SRC DST PORT   the same through a packet socket on interface IF
 //!
 //! Other modes: `bench KIND ITERS` prints ns per socket create+close (KIND tcp, udp, ...),
 //! per fork+exit+wait (fork) or per open+close (open); `nobpf CMD...` runs
@@ -430,6 +433,107 @@ fn bind_to(addr: &str, port: u16) -> Result<String, i32> {
     }
 }
 
+fn ipv4(s: &str) -> Result<[u8; 4], i32> {
+    s.parse::<std::net::Ipv4Addr>().map(|a| a.octets()).map_err(|_| libc::EINVAL)
+}
+
+fn udp_send(dst: &str, port: u16, n: usize, size: usize) -> Result<String, i32> {
+    let fd = open("udp")?;
+    let mut sa = loopback(port);
+    sa.sin_addr.s_addr = u32::from_ne_bytes(ipv4(dst)?);
+    let buf = vec![0x5au8; size];
+    for _ in 0..n {
+        // SAFETY: sendto from a valid buffer to a valid address.
+        if unsafe { libc::sendto(fd, buf.as_ptr().cast(), size, 0, (&raw const sa).cast(), SA_LEN) } < 0 {
+            let e = errno();
+            close(fd);
+            return Err(e);
+        }
+    }
+    close(fd);
+    Ok("ok".into())
+}
+
+/// An IPv4 + UDP packet (checksummed header, UDP checksum 0) with 32 bytes of payload.
+fn udp_packet(src: [u8; 4], dst: [u8; 4], port: u16) -> Vec<u8> {
+    let total = 20 + 8 + 32;
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = libc::IPPROTO_UDP as u8;
+    p[12..16].copy_from_slice(&src);
+    p[16..20].copy_from_slice(&dst);
+    let mut sum: u32 = (0..10).map(|i| u32::from(u16::from_be_bytes([p[2 * i], p[2 * i + 1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p[20..22].copy_from_slice(&40000u16.to_be_bytes());
+    p[22..24].copy_from_slice(&port.to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + 32) as u16).to_be_bytes());
+    p
+}
+
+fn spoof_raw(src: &str, dst: &str, port: u16) -> Result<String, i32> {
+    let pkt = udp_packet(ipv4(src)?, ipv4(dst)?, port);
+    // SAFETY: plain syscalls on our own socket; buffers and lengths match.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW);
+        if fd < 0 {
+            return Err(errno());
+        }
+        let mut sa = loopback(0);
+        sa.sin_addr.s_addr = u32::from_ne_bytes(ipv4(dst)?);
+        let r = libc::sendto(fd, pkt.as_ptr().cast(), pkt.len(), 0, (&raw const sa).cast(), SA_LEN);
+        let e = errno();
+        close(fd);
+        if r < 0 {
+            Err(e)
+        } else {
+            Ok("ok".into())
+        }
+    }
+}
+
+fn spoof_packet(ifname: &str, src: &str, dst: &str, port: u16) -> Result<String, i32> {
+    let pkt = udp_packet(ipv4(src)?, ipv4(dst)?, port);
+    let name = std::ffi::CString::new(ifname).map_err(|_| libc::EINVAL)?;
+    // SAFETY: plain syscalls on our own socket; sockaddr_ll is plain data.
+    unsafe {
+        let index = libc::if_nametoindex(name.as_ptr());
+        if index == 0 {
+            return Err(errno());
+        }
+        let proto = (libc::ETH_P_IP as u16).to_be();
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto));
+        if fd < 0 {
+            return Err(errno());
+        }
+        let mut ll: libc::sockaddr_ll = std::mem::zeroed();
+        ll.sll_family = libc::AF_PACKET as u16;
+        ll.sll_protocol = proto;
+        ll.sll_ifindex = index as i32;
+        ll.sll_halen = 6;
+        ll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        let r = libc::sendto(
+            fd,
+            pkt.as_ptr().cast(),
+            pkt.len(),
+            0,
+            (&raw const ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        );
+        let e = errno();
+        close(fd);
+        if r < 0 {
+            Err(e)
+        } else {
+            Ok("ok".into())
+        }
+    }
+}
+
 /// Runs a one-shot workload, prints its reply, then holds its objects for HOLD seconds.
 fn oneshot(reply: Result<String, i32>, hold: u64) {
     match reply {
@@ -458,6 +562,19 @@ fn main() {
             rest.get(1).map_or("tcp", String::as_str),
             rest.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000),
         ),
+        Some("udp") => {
+            let n = |i: usize| rest.get(i).and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
+            oneshot(udp_send(rest.get(1).map_or("", String::as_str), n(2) as u16, n(3), n(4)), 0);
+        }
+        Some("spoof-raw") => {
+            let port = rest.get(3).and_then(|p| p.parse().ok()).unwrap_or(9);
+            oneshot(spoof_raw(rest.get(1).map_or("", String::as_str), rest.get(2).map_or("", String::as_str), port), 0);
+        }
+        Some("spoof-packet") => {
+            let a = |i: usize| rest.get(i).map_or("", String::as_str);
+            let port = rest.get(4).and_then(|p| p.parse().ok()).unwrap_or(9);
+            oneshot(spoof_packet(a(1), a(2), a(3), port), 0);
+        }
         Some("bind") => {
             let port = rest.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
             oneshot(bind_to(rest.get(1).map_or("", String::as_str), port), 0);

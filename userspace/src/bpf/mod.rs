@@ -167,7 +167,7 @@ impl Pins {
 }
 
 /// Every pinned map.
-const ALL_MAPS: [&str; 12] = [
+const ALL_MAPS: [&str; 14] = [
     maps::UBC,
     maps::LIMITS,
     maps::SOCKS,
@@ -180,7 +180,12 @@ const ALL_MAPS: [&str; 12] = [
     maps::DCACHE_CACHES,
     maps::DCACHE_OBJS,
     maps::VE_ADDRS,
+    maps::NET_IFS,
+    maps::NET_STATS,
 ];
+
+/// tc programs: loaded and pinned once, attached to each VE's venet pair at its start.
+const TC_PROGS: [&str; 2] = [progs::TC_FROM_VE, progs::TC_TO_VE];
 
 /// Global tp_btf programs: (program, tracepoint, what goes missing without it).
 const TP_BTF_PROGS: [(&str, &str, &str); 3] = [
@@ -437,6 +442,12 @@ impl Bpf {
             pin_program(&pins, name, |p| prog.pin(p))?;
         }
 
+        for name in TC_PROGS {
+            let prog: &mut aya::programs::SchedClassifier = program(&mut ebpf, name)?.try_into()?;
+            prog.load().map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+            pin_program(&pins, name, |p| prog.pin(p))?;
+        }
+
         if offsets.is_some() {
             for (name, kind) in ITERS {
                 if let Err(e) = load_iter(&mut ebpf, &pins, &mut rollback, name, kind) {
@@ -532,6 +543,20 @@ impl Bpf {
             }
         }
         self.set_ve_addrs(cgroup, &[], None)?;
+        // Its interface and traffic counters.
+        if let Ok(m) = MapData::from_pin(self.pins.map(maps::NET_IFS)) {
+            let mut ifs: HashMap<MapData, u32, u64> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
+            let mine: Vec<u32> =
+                ifs.iter().filter_map(Result::ok).filter(|(_, ve)| *ve == cgroup).map(|(k, _)| k).collect();
+            for k in mine {
+                let _ = ifs.remove(&k);
+            }
+        }
+        if let Ok(m) = MapData::from_pin(self.pins.map(maps::NET_STATS)) {
+            let mut stats: aya::maps::PerCpuHashMap<MapData, u64, vz_common::NetStats> =
+                aya::maps::PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(m))?;
+            let _ = stats.remove(&cgroup);
+        }
         // Dentries and inodes the VE allocated outlive it in the caches; forget them, so
         // the table keeps room for running VEs (their frees then find no record).
         if let Ok(m) = MapData::from_pin(self.pins.map(maps::DCACHE_OBJS)) {
@@ -570,6 +595,44 @@ impl Bpf {
     /// Number of VEs with a usage record.
     pub fn ve_count(&self) -> Result<usize, BpfError> {
         Ok(self.ubc.keys().filter(Result::is_ok).count())
+    }
+
+    /// Puts the pinned tc programs on a VE's host end (`ifname`): what the VE sends is
+    /// checked and counted at its ingress, what it receives counted at its egress. The
+    /// filters live as long as the interface.
+    pub fn attach_venet(&mut self, ifname: &str, cgroup: u64, ifindex: u32) -> Result<(), BpfError> {
+        use aya::programs::tc::{self, NlOptions, TcAttachOptions, TcAttachType};
+        if let Err(e) = tc::qdisc_add_clsact(ifname) {
+            debug!("clsact on {ifname}: {e}");
+        }
+        let m = MapData::from_pin(self.pins.map(maps::NET_IFS))?;
+        let mut ifs: HashMap<MapData, u32, u64> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
+        ifs.insert(ifindex, cgroup, 0)?;
+        for (name, dir) in [(progs::TC_FROM_VE, TcAttachType::Ingress), (progs::TC_TO_VE, TcAttachType::Egress)] {
+            let mut prog = aya::programs::SchedClassifier::from_pin(self.pins.prog(name))?;
+            let id = prog.attach_with_options(ifname, dir, TcAttachOptions::Netlink(NlOptions::default()))?;
+            // The tc filter holds the program; dropping our handle must not detach it.
+            std::mem::forget(prog.take_link(id)?);
+        }
+        Ok(())
+    }
+
+    /// A VE's traffic counters, summed over CPUs (None: nothing counted yet).
+    pub fn net_stats(&self, cgroup: u64) -> Result<Option<vz_common::NetStats>, BpfError> {
+        let Ok(m) = MapData::from_pin(self.pins.map(maps::NET_STATS)) else { return Ok(None) };
+        let stats: aya::maps::PerCpuHashMap<MapData, u64, vz_common::NetStats> =
+            aya::maps::PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(m))?;
+        match stats.get(&cgroup, 0) {
+            Ok(per_cpu) => Ok(Some(per_cpu.iter().fold(vz_common::NetStats::default(), |a, s| vz_common::NetStats {
+                in_bytes: a.in_bytes + s.in_bytes,
+                in_packets: a.in_packets + s.in_packets,
+                out_bytes: a.out_bytes + s.out_bytes,
+                out_packets: a.out_packets + s.out_packets,
+                drops: a.drops + s.drops,
+            }))),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Records a VE's addresses for the bind programs: adds `add`, and removes `del` (None:
@@ -715,12 +778,14 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
         (maps::DCACHE_CACHES, 8, size_of::<u32>()),
         (maps::DCACHE_OBJS, 8, size_of::<u64>()),
         (maps::VE_ADDRS, size_of::<vz_common::VeAddr>(), 1),
+        (maps::NET_IFS, 4, size_of::<u64>()),
+        (maps::NET_STATS, 8, size_of::<vz_common::NetStats>()),
         (maps::META, 4, size_of::<Meta>()),
     ];
     for (name, key, value) in expect {
         let map = ebpf.map(name).ok_or(MapError::InvalidName { name: name.into() })?;
         let info = match map {
-            aya::maps::Map::HashMap(d) | aya::maps::Map::Array(d) => d.info()?,
+            aya::maps::Map::HashMap(d) | aya::maps::Map::Array(d) | aya::maps::Map::PerCpuHashMap(d) => d.info()?,
             _ => return Err(BpfError::MapLayout { name, what: "wrong map type".into(), path: pins.map(name) }),
         };
         if info.key_size() as usize != key || info.value_size() as usize != value {
