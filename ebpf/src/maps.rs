@@ -6,7 +6,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, PerCpuHashMap, RingBuf},
     Global,
 };
-use vz_common::{Meta, NetStats, SockBucket, SockCharge, VeAddr, VeLimits, VeUsage};
+use vz_common::{Meta, NetRules, NetStats, SockBucket, SockCharge, VeAddr, VeLimits, VeUsage};
 
 /// Upper bound on VEs per host. Non-preallocated: memory is used per live VE only, and
 /// entries are freed after an RCU grace period, so a program holding a pointer to a record
@@ -72,6 +72,10 @@ pub static VZ_NET_IFS: HashMap<u32, u64> = HashMap::pinned(MAX_VES, BPF_F_NO_PRE
 /// Traffic per VE, per CPU (summed by readers).
 #[map(name = "VZ_NET_STATS_V1")]
 pub static VZ_NET_STATS: PerCpuHashMap<u64, NetStats> = PerCpuHashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
+
+/// Firewall rules per VE (cgroup id), written whole by userspace.
+#[map(name = "VZ_NET_RULES_V1")]
+pub static VZ_NET_RULES: HashMap<u64, NetRules> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
 
 /// Loader bookkeeping (object hash, parent, level); programs never read it.
 #[map(name = "VZ_META_V1")]

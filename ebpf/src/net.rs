@@ -5,12 +5,14 @@
 //!   raw or packet sockets — and counts it; ARP must name one of its addresses too; IPv6
 //!   link-local and unspecified sources (neighbour discovery) pass.
 //! - `vz_tc_to_ve` (egress of the host end: what the VE receives) counts.
+//! - Both apply the VE's firewall rules (`VZ_NET_RULES`, first match decides, default
+//!   allow): the cost depends on that VE's rules only, never on how many VEs there are.
 //!
 //! Counters per VE in `VZ_NET_STATS` (per CPU): bytes and packets each way, drops.
 use aya_ebpf::{macros::classifier, programs::TcContext};
-use vz_common::{NetStats, VeAddr};
+use vz_common::{rule, NetStats, VeAddr, MAX_RULES};
 
-use crate::maps::{VZ_NET_IFS, VZ_NET_STATS, VZ_VE_ADDRS};
+use crate::maps::{VZ_NET_IFS, VZ_NET_RULES, VZ_NET_STATS, VZ_VE_ADDRS};
 
 const TC_ACT_OK: i32 = 0;
 const TC_ACT_SHOT: i32 = 2;
@@ -66,37 +68,136 @@ fn source_ok(ctx: &TcContext, ve: u64) -> bool {
     }
 }
 
+/// No port (not TCP/UDP, or a later fragment): only rules for all ports match.
+const NO_PORT: u32 = 0x1_0000;
+
+#[inline(always)]
+fn prefix_match(peer: &[u32; 4], want: &[u32; 4], len: u32) -> bool {
+    for i in 0..4 {
+        let bits = len.saturating_sub(32 * i as u32).min(32);
+        if bits == 0 {
+            continue;
+        }
+        let mask = u32::MAX << (32 - bits);
+        if (u32::from_be(peer[i]) ^ u32::from_be(want[i])) & mask != 0 {
+            return false;
+        }
+    }
+    true
+}
+
+/// Whether the VE's rules let this packet through (first match decides; none: allow).
+/// `dir`: rule::OUT for what the VE sends (peer = destination, the VE's port = source
+/// port), rule::IN for what it receives.
+#[inline(always)]
+fn rules_allow(ctx: &TcContext, ve: u64, dir: u8) -> bool {
+    let Some(rules) = VZ_NET_RULES.get_ptr(ve) else { return true };
+    let out = dir == rule::OUT;
+    let Ok(eth) = ctx.load::<u16>(12) else { return true };
+    let eth = u16::from_be(eth);
+    let mut peer = [0u32; 4];
+    let proto: u8;
+    let family: u8;
+    let mut l4: usize = 0;
+    if eth == ETH_P_IP {
+        let Ok(vihl) = ctx.load::<u8>(ETH_HLEN) else { return true };
+        let Ok(frag) = ctx.load::<u16>(ETH_HLEN + 6) else { return true };
+        let Ok(p) = ctx.load::<u8>(ETH_HLEN + 9) else { return true };
+        let Ok(a) = ctx.load::<u32>(ETH_HLEN + if out { 16 } else { 12 }) else { return true };
+        proto = p;
+        family = 4;
+        peer = vz_common::ve_addr_v4(a);
+        // Later fragments carry no ports.
+        if u16::from_be(frag) & 0x1fff == 0 {
+            l4 = ETH_HLEN + usize::from(vihl & 0x0f) * 4;
+        }
+    } else if eth == ETH_P_IPV6 {
+        let Ok(p) = ctx.load::<u8>(ETH_HLEN + 6) else { return true };
+        let base = ETH_HLEN + if out { 24 } else { 8 };
+        for (k, w) in peer.iter_mut().enumerate() {
+            let Ok(v) = ctx.load::<u32>(base + 4 * k) else { return true };
+            *w = v;
+        }
+        proto = p;
+        family = 6;
+        l4 = ETH_HLEN + 40;
+    } else {
+        return true;
+    }
+    let mut port = NO_PORT;
+    if (proto == 6 || proto == 17) && l4 != 0 {
+        if let Ok(p) = ctx.load::<u16>(l4 + if out { 0 } else { 2 }) {
+            port = u32::from(u16::from_be(p));
+        }
+    }
+    // SAFETY: valid map value pointer.
+    let count = unsafe { (*rules).count } as usize;
+    for i in 0..MAX_RULES {
+        if i >= count {
+            break;
+        }
+        // SAFETY: i < MAX_RULES.
+        let r = unsafe { &(*rules).rules[i] };
+        if r.dir != dir || (r.proto != rule::ANY && r.proto != proto) {
+            continue;
+        }
+        let all_ports = r.port_lo == 0 && r.port_hi == u16::MAX;
+        if !all_ports && (port < u32::from(r.port_lo) || port > u32::from(r.port_hi)) {
+            continue;
+        }
+        if r.family != rule::FAMILY_ANY
+            && (r.family != family || !prefix_match(&peer, &r.peer, u32::from(r.prefix_len)))
+        {
+            continue;
+        }
+        return r.action == rule::ALLOW;
+    }
+    true
+}
+
 #[classifier]
 pub fn vz_tc_from_ve(ctx: TcContext) -> i32 {
     let Some(ve) = ve_of(&ctx) else { return TC_ACT_OK };
-    let ok = source_ok(&ctx, ve);
+    let spoofed = !source_ok(&ctx, ve);
+    let denied = !spoofed && !rules_allow(&ctx, ve, rule::OUT);
     if let Some(s) = stats(ve) {
         // SAFETY: per-CPU value of this CPU: no other writer.
         unsafe {
-            if ok {
+            if spoofed {
+                (*s).drops += 1;
+            } else if denied {
+                (*s).filtered += 1;
+            } else {
                 (*s).out_bytes += u64::from(ctx.len());
                 (*s).out_packets += 1;
-            } else {
-                (*s).drops += 1;
             }
         }
     }
-    if ok {
-        TC_ACT_OK
-    } else {
+    if spoofed || denied {
         TC_ACT_SHOT
+    } else {
+        TC_ACT_OK
     }
 }
 
 #[classifier]
 pub fn vz_tc_to_ve(ctx: TcContext) -> i32 {
     let Some(ve) = ve_of(&ctx) else { return TC_ACT_OK };
+    let denied = !rules_allow(&ctx, ve, rule::IN);
     if let Some(s) = stats(ve) {
         // SAFETY: per-CPU value of this CPU: no other writer.
         unsafe {
-            (*s).in_bytes += u64::from(ctx.len());
-            (*s).in_packets += 1;
+            if denied {
+                (*s).filtered += 1;
+            } else {
+                (*s).in_bytes += u64::from(ctx.len());
+                (*s).in_packets += 1;
+            }
         }
     }
-    TC_ACT_OK
+    if denied {
+        TC_ACT_SHOT
+    } else {
+        TC_ACT_OK
+    }
 }

@@ -163,15 +163,16 @@ fn a_ve_binds_only_to_its_own_addresses() {
     env.ok(&["stop", "--fast", "101"]);
 }
 
-/// (in bytes, in packets, out bytes, out packets, dropped) of a VE, from vznetstat.
-fn netstat(env: &VzEnv, veid: &str) -> [u64; 5] {
+/// (in bytes, in packets, out bytes, out packets, dropped, filtered) of a VE, from
+/// vznetstat.
+fn netstat(env: &VzEnv, veid: &str) -> [u64; 6] {
     let o = env.cmd("vznetstat", &["-v", veid]).output().expect("vznetstat");
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     let line =
         text.lines().nth(1).unwrap_or_else(|| panic!("no row in {text:?} {:?}", String::from_utf8_lossy(&o.stderr)));
     let n: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     assert_eq!(n[0], veid.parse::<u64>().unwrap());
-    [n[2], n[3], n[4], n[5], n[6]]
+    [n[2], n[3], n[4], n[5], n[6], n[7]]
 }
 
 #[test]
@@ -221,6 +222,54 @@ fn spoofed_packets_are_dropped_and_traffic_is_counted_exactly() {
     assert_eq!(env.ok(&["exec2", "101", "vzt-helper spoof-raw 10.80.0.1 10.80.0.2 9000"]).trim(), "ok");
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(netstat(&env, "102")[1], b2[1] + 1);
+    env.ok(&["stop", "--fast", "102"]);
+    env.ok(&["stop", "--fast", "101"]);
+}
+
+/// Whether a TCP connection from VE `from` to `ip:port` gets through (busybox nc).
+fn ve_connects(env: &VzEnv, from: &str, ip: &str, port: u16) -> bool {
+    env.vzctl(&["exec2", from, &format!("echo x | nc -w 1 {ip} {port} >/dev/null 2>&1")]).code == 0
+}
+
+#[test]
+fn firewall_rules_deny_and_allow_live() {
+    let env = VzEnv::new("fw");
+    env.ok(&["create", "101", "--ipadd", "10.81.0.1"]);
+    env.ok(&["create", "102", "--ipadd", "10.81.0.2"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["start", "102"]);
+    // Listeners on 25 and 26 in VE 102 (-ll: keep listening).
+    env.ok(&["exec", "102", "for p in 25 26; do nc -ll -p $p -e /bin/true </dev/null >/dev/null 2>&1 & done"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(ve_connects(&env, "101", "10.81.0.2", 25));
+    // "deny in tcp 25" on VE 102: port 25 is closed to it, 26 still open; set live.
+    env.ok(&["set", "102", "--netfilter-rule", "deny in tcp 25", "--save"]);
+    let f0 = netstat(&env, "102")[5];
+    assert!(!ve_connects(&env, "101", "10.81.0.2", 25));
+    assert!(ve_connects(&env, "101", "10.81.0.2", 26));
+    assert!(netstat(&env, "102")[5] > f0, "denied packets not counted");
+    assert!(std::fs::read_to_string(env.conf_path(102)).unwrap().contains("NETFILTER=\"deny in tcp 25\""));
+    // An allow rule before a broader deny: only 10.81.0.1 may reach any TCP port.
+    env.ok(&["set", "102", "--netfilter-rule", "allow in tcp from 10.81.0.1", "--netfilter-rule", "deny in tcp"]);
+    assert!(ve_connects(&env, "101", "10.81.0.2", 25));
+    assert!(ve_connects(&env, "101", "10.81.0.2", 26));
+    env.ok(&["set", "102", "--netfilter-rule", "allow in tcp from 10.81.0.99", "--netfilter-rule", "deny in tcp"]);
+    assert!(!ve_connects(&env, "101", "10.81.0.2", 26));
+    // Outbound: VE 101 may not open connections to port 26 anywhere.
+    env.ok(&["set", "102", "--netfilter-rule", "none"]);
+    env.ok(&["set", "101", "--netfilter-rule", "deny out tcp to 10.81.0.0/24"]);
+    assert!(!ve_connects(&env, "101", "10.81.0.2", 26));
+    env.ok(&["set", "101", "--netfilter-rule", "none"]);
+    assert!(ve_connects(&env, "101", "10.81.0.2", 26));
+    // A bad rule changes nothing and says which.
+    env.vzctl(&["set", "102", "--netfilter-rule", "deny in tcp 99999", "--save"]).one_line_error("vzctl", 21, "99999");
+    // Saved rules apply at the next start.
+    env.ok(&["stop", "--fast", "102"]);
+    env.ok(&["start", "102"]);
+    env.ok(&["exec", "102", "for p in 25 26; do nc -ll -p $p -e /bin/true </dev/null >/dev/null 2>&1 & done"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!ve_connects(&env, "101", "10.81.0.2", 25));
+    assert!(ve_connects(&env, "101", "10.81.0.2", 26));
     env.ok(&["stop", "--fast", "102"]);
     env.ok(&["stop", "--fast", "101"]);
 }

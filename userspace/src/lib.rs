@@ -9,6 +9,7 @@ pub mod limits;
 pub mod list;
 pub mod lock;
 pub mod net;
+pub mod netfilter;
 pub mod ns;
 pub mod pty;
 pub mod template;
@@ -84,6 +85,7 @@ impl Error {
             }
             Error::Ve(VeError::NotExist(_)) => exit::NOVECONFIG,
             Error::Ve(VeError::IpInUse { .. }) => exit::IP_INUSE,
+            Error::Ve(VeError::Rule(_)) => exit::INVALID_PARAMETER_VALUE,
             Error::Ve(VeError::Net(net::NetError::BadAddress(_))) => exit::INVALID_PARAMETER_VALUE,
             Error::Ve(VeError::Net(_)) => exit::SYSTEM_ERROR,
             Error::Ve(VeError::NoSample { .. }) => exit::INVALID_PARAMETER_VALUE,

@@ -179,16 +179,16 @@ impl Field {
 }
 
 /// vznetstat's table: OpenVZ's columns (class 0: vzbpf has one traffic class), plus the
-/// packets dropped for a spoofed source.
+/// packets dropped for a spoofed source and those a firewall rule denied.
 pub fn netstat_table(rows: &[(u32, vz_common::NetStats)]) -> String {
     let mut out = format!(
-        "{:>10} {:>9} {:>14} {:>12} {:>14} {:>12} {:>9}\n",
-        "VEID", "Net.Class", "Input(bytes)", "Input(pkts)", "Output(bytes)", "Output(pkts)", "Dropped"
+        "{:>10} {:>9} {:>14} {:>12} {:>14} {:>12} {:>9} {:>9}\n",
+        "VEID", "Net.Class", "Input(bytes)", "Input(pkts)", "Output(bytes)", "Output(pkts)", "Dropped", "Filtered"
     );
     for (veid, s) in rows {
         out.push_str(&format!(
-            "{:>10} {:>9} {:>14} {:>12} {:>14} {:>12} {:>9}\n",
-            veid, 0, s.in_bytes, s.in_packets, s.out_bytes, s.out_packets, s.drops
+            "{:>10} {:>9} {:>14} {:>12} {:>14} {:>12} {:>9} {:>9}\n",
+            veid, 0, s.in_bytes, s.in_packets, s.out_bytes, s.out_packets, s.drops, s.filtered
         ));
     }
     out
@@ -345,14 +345,24 @@ mod tests {
 
     #[test]
     fn netstat_columns() {
-        let s = vz_common::NetStats { in_bytes: 1500, in_packets: 3, out_bytes: 98, out_packets: 1, drops: 2 };
+        let s =
+            vz_common::NetStats { in_bytes: 1500, in_packets: 3, out_bytes: 98, out_packets: 1, drops: 2, filtered: 4 };
         let t = netstat_table(&[(101, s)]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(
             lines[0].split_whitespace().collect::<Vec<_>>(),
-            ["VEID", "Net.Class", "Input(bytes)", "Input(pkts)", "Output(bytes)", "Output(pkts)", "Dropped"]
+            [
+                "VEID",
+                "Net.Class",
+                "Input(bytes)",
+                "Input(pkts)",
+                "Output(bytes)",
+                "Output(pkts)",
+                "Dropped",
+                "Filtered"
+            ]
         );
-        assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["101", "0", "1500", "3", "98", "1", "2"]);
+        assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["101", "0", "1500", "3", "98", "1", "2", "4"]);
         assert_eq!(lines[0].len(), lines[1].len());
     }
 

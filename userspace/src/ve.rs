@@ -70,6 +70,8 @@ pub enum VeError {
     Net(#[from] crate::net::NetError),
     #[error("IP address {ip} is already in use by container {veid}")]
     IpInUse { ip: String, veid: u32 },
+    #[error(transparent)]
+    Rule(#[from] crate::netfilter::RuleError),
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VeError + 'a {
@@ -127,6 +129,8 @@ pub struct SetOpts {
     /// `--nameserver A` and `--searchdomain D` (repeatable): the VE's resolv.conf.
     pub nameserver: Vec<String>,
     pub searchdomain: Vec<String>,
+    /// `--netfilter-rule R` (repeatable): the VE's whole rule list; `none` clears it.
+    pub netfilter: Vec<String>,
 }
 
 impl SetOpts {
@@ -134,6 +138,7 @@ impl SetOpts {
         self.ipadd.is_empty()
             && self.ipdel.is_empty()
             && self.nameserver.is_empty()
+            && self.netfilter.is_empty()
             && self.searchdomain.is_empty()
             && self.hostname.is_none()
             && self.name.is_none()
@@ -809,7 +814,9 @@ impl Vz {
         // that was reported with the beancounters).
         if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
             bpf.set_ve_addrs(cgid, &ips, None)?;
-            // Anti-spoofing and traffic accounting on the pair's host end.
+            // Anti-spoofing, accounting and the firewall rules on the pair's host end.
+            let rules = crate::netfilter::parse_rules(&[conf.get("NETFILTER").unwrap_or("")])?;
+            bpf.set_net_rules(cgid, &rules)?;
             let ifindex = crate::net::host_ifindex(cgid)?;
             if let Err(e) = bpf.attach_venet(&crate::net::host_ifname(cgid), cgid, ifindex) {
                 let _ = crate::net::teardown(cgid);
@@ -1020,6 +1027,11 @@ impl Vz {
         for a in &opts.nameserver {
             crate::net::parse_ip(a)?;
         }
+        let rules = if opts.netfilter.is_empty() {
+            None
+        } else {
+            Some(crate::netfilter::parse_rules(&opts.netfilter.iter().map(String::as_str).collect::<Vec<_>>())?)
+        };
         for d in &opts.searchdomain {
             if !valid_hostname(d) {
                 return Err(VeError::BadValue {
@@ -1121,6 +1133,10 @@ impl Vz {
             if !opts.nameserver.is_empty() || !opts.searchdomain.is_empty() {
                 self.write_resolver(&root, &eff).map_err(io_err("write /etc/resolv.conf", &root))?;
             }
+            if let Some(r) = &rules {
+                let cgid = self.cg.ve_id(veid)?;
+                Bpf::open_existing(&self.paths.bpf_root)?.set_net_rules(cgid, r)?;
+            }
             if !limits.is_empty() {
                 let cgid = self.cg.ve_id(veid)?;
                 let mut bpf = Bpf::ensure(&self.bpf_config())?;
@@ -1161,6 +1177,9 @@ impl Vz {
                 conf.set(&r.name.to_ascii_uppercase(), v);
             }
             set_net_keys(&mut conf, opts, &add_ips, &del_ips);
+            if let Some(r) = &rules {
+                conf.set("NETFILTER", &crate::netfilter::format_rules(r));
+            }
             if let Some(v) = &opts.vm_overcommit {
                 conf.set("VM_OVERCOMMIT", v);
             }

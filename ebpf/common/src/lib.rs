@@ -185,6 +185,55 @@ pub struct NetStats {
     pub out_bytes: u64,
     pub out_packets: u64,
     pub drops: u64,
+    /// Packets a firewall rule of the VE denied (both ways).
+    pub filtered: u64,
+}
+
+/// Rules per VE (`VZ_NET_RULES`); evaluated in order, first match decides.
+pub const MAX_RULES: usize = 32;
+
+pub mod rule {
+    pub const ALLOW: u8 = 1;
+    pub const DENY: u8 = 2;
+    /// Direction: into the VE / out of it.
+    pub const IN: u8 = 1;
+    pub const OUT: u8 = 2;
+    /// Protocol 0 matches any; else an IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6).
+    pub const ANY: u8 = 0;
+    /// Family of `NetRule::peer`: 0 any address, 4 or 6.
+    pub const FAMILY_ANY: u8 = 0;
+}
+
+/// One firewall rule of a VE: action, direction, protocol, port range of the VE's side
+/// (0..=65535 for all), and the peer's prefix (IPv4 v4-mapped, network order words).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetRule {
+    pub action: u8,
+    pub dir: u8,
+    pub proto: u8,
+    pub family: u8,
+    pub prefix_len: u8,
+    pub _pad: [u8; 3],
+    pub port_lo: u16,
+    pub port_hi: u16,
+    pub _pad2: u32,
+    pub peer: [u32; 4],
+}
+
+/// A VE's rules: value of `VZ_NET_RULES`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetRules {
+    pub count: u32,
+    pub _pad: u32,
+    pub rules: [NetRule; MAX_RULES],
+}
+
+impl Default for NetRules {
+    fn default() -> Self {
+        Self { count: 0, _pad: 0, rules: [NetRule::default(); MAX_RULES] }
+    }
 }
 
 /// Addresses of all VEs together (`VZ_VE_ADDRS`).
@@ -225,6 +274,7 @@ pub mod maps {
     pub const VE_ADDRS: &str = "VZ_VE_ADDRS_V1";
     pub const NET_IFS: &str = "VZ_NET_IFS_V1";
     pub const NET_STATS: &str = "VZ_NET_STATS_V1";
+    pub const NET_RULES: &str = "VZ_NET_RULES_V1";
 }
 
 /// Program names (the Rust function names in `ebpf/`).
@@ -267,4 +317,6 @@ mod pod {
     unsafe impl aya::Pod for super::UbcEvent {}
     unsafe impl aya::Pod for super::VeAddr {}
     unsafe impl aya::Pod for super::NetStats {}
+    unsafe impl aya::Pod for super::NetRule {}
+    unsafe impl aya::Pod for super::NetRules {}
 }

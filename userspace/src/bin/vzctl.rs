@@ -146,6 +146,10 @@ struct SetCmd {
     /// DNS search domain for the VE's /etc/resolv.conf (repeatable).
     #[arg(long)]
     searchdomain: Vec<String>,
+    /// Firewall rule, e.g. "deny in tcp 25" or "allow in tcp 22 from 10.0.0.0/8"
+    /// (repeatable; together they replace the VE's rules; "none" clears them).
+    #[arg(long = "netfilter-rule")]
+    netfilter: Vec<String>,
     #[arg(long)]
     hostname: Option<String>,
     #[arg(long)]
@@ -263,6 +267,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 ipdel: c.ipdel.clone(),
                 nameserver: c.nameserver.clone(),
                 searchdomain: c.searchdomain.clone(),
+                netfilter: c.netfilter.clone(),
             };
             if opts.is_empty() {
                 return Err(

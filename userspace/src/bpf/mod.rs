@@ -167,7 +167,7 @@ impl Pins {
 }
 
 /// Every pinned map.
-const ALL_MAPS: [&str; 14] = [
+const ALL_MAPS: [&str; 15] = [
     maps::UBC,
     maps::LIMITS,
     maps::SOCKS,
@@ -182,6 +182,7 @@ const ALL_MAPS: [&str; 14] = [
     maps::VE_ADDRS,
     maps::NET_IFS,
     maps::NET_STATS,
+    maps::NET_RULES,
 ];
 
 /// tc programs: loaded and pinned once, attached to each VE's venet pair at its start.
@@ -543,6 +544,7 @@ impl Bpf {
             }
         }
         self.set_ve_addrs(cgroup, &[], None)?;
+        self.set_net_rules(cgroup, &vz_common::NetRules::default())?;
         // Its interface and traffic counters.
         if let Ok(m) = MapData::from_pin(self.pins.map(maps::NET_IFS)) {
             let mut ifs: HashMap<MapData, u32, u64> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
@@ -617,6 +619,21 @@ impl Bpf {
         Ok(())
     }
 
+    /// Replaces a VE's firewall rules (no rules: the record goes).
+    pub fn set_net_rules(&mut self, cgroup: u64, rules: &vz_common::NetRules) -> Result<(), BpfError> {
+        let Ok(m) = MapData::from_pin(self.pins.map(maps::NET_RULES)) else { return Ok(()) };
+        let mut map: HashMap<MapData, u64, vz_common::NetRules> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
+        if rules.count == 0 {
+            match map.remove(&cgroup) {
+                Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+                Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        } else {
+            Ok(map.insert(cgroup, rules, 0)?)
+        }
+    }
+
     /// A VE's traffic counters, summed over CPUs (None: nothing counted yet).
     pub fn net_stats(&self, cgroup: u64) -> Result<Option<vz_common::NetStats>, BpfError> {
         let Ok(m) = MapData::from_pin(self.pins.map(maps::NET_STATS)) else { return Ok(None) };
@@ -629,6 +646,7 @@ impl Bpf {
                 out_bytes: a.out_bytes + s.out_bytes,
                 out_packets: a.out_packets + s.out_packets,
                 drops: a.drops + s.drops,
+                filtered: a.filtered + s.filtered,
             }))),
             Err(MapError::KeyNotFound) => Ok(None),
             Err(e) => Err(e.into()),
@@ -780,6 +798,7 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
         (maps::VE_ADDRS, size_of::<vz_common::VeAddr>(), 1),
         (maps::NET_IFS, 4, size_of::<u64>()),
         (maps::NET_STATS, 8, size_of::<vz_common::NetStats>()),
+        (maps::NET_RULES, 8, size_of::<vz_common::NetRules>()),
         (maps::META, 4, size_of::<Meta>()),
     ];
     for (name, key, value) in expect {
@@ -964,7 +983,13 @@ fn verifier_summary(e: &ProgramError) -> String {
     match e {
         ProgramError::LoadError { io_error, verifier_log } => {
             let log = verifier_log.to_string();
-            let tail: Vec<&str> = log.lines().rev().filter(|l| !l.trim().is_empty()).take(2).collect();
+            // The verifier's complaint is the line before its statistics.
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with("processed ") && !l.starts_with("stack depth"))
+                .take(2)
+                .collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             format!("{io_error}: {}", tail.join(" / "))
         }
