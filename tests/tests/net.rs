@@ -222,6 +222,11 @@ fn spoofed_packets_are_dropped_and_traffic_is_counted_exactly() {
     assert_eq!(env.ok(&["exec2", "101", "vzt-helper spoof-raw 10.80.0.1 10.80.0.2 9000"]).trim(), "ok");
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert_eq!(netstat(&env, "102")[1], b2[1] + 1);
+    // vzlist shows the same counters.
+    let n = netstat(&env, "101");
+    let l = env.vzlist(&["-H", "-o", "ctid,netin,netin.p,netout,netout.p,netdrop,netfiltered", "101"]).stdout;
+    let l: Vec<u64> = l.split_whitespace().map(|w| w.parse().unwrap()).collect();
+    assert_eq!(l, [101, n[0], n[1], n[2], n[3], n[4], n[5]]);
     env.ok(&["stop", "--fast", "102"]);
     env.ok(&["stop", "--fast", "101"]);
 }

@@ -14,6 +14,8 @@ pub struct VeRow {
     pub nproc: usize,
     pub conf: ConfFile,
     pub ubc: Option<(VeUsage, VeLimits)>,
+    /// Traffic counters (running VEs with a venet pair).
+    pub net: Option<vz_common::NetStats>,
     /// Resource ids (bit per id) whose usage has a real source on this host; the others
     /// show their barrier and limit, and "-" for held, maxheld and failcnt.
     pub measured: u32,
@@ -90,6 +92,13 @@ const PLAIN: &[(&str, &str, i32, &str)] = &[
     ("description", "DESCRIPTION", -20, "DESCRIPTION"),
     ("private", "PRIVATE", -20, "VE_PRIVATE"),
     ("root", "ROOT", -20, "VE_ROOT"),
+    // Traffic of a running VE, as vznetstat counts it.
+    ("netin", "NETIN", 12, ""),
+    ("netin.p", "NETIN.P", 10, ""),
+    ("netout", "NETOUT", 12, ""),
+    ("netout.p", "NETOUT.P", 10, ""),
+    ("netdrop", "NETDROP", 8, ""),
+    ("netfiltered", "NETFILT", 8, ""),
 ];
 
 /// A parsed `-o` field.
@@ -146,6 +155,19 @@ impl Field {
                 "ctid" | "veid" => Value::Num(u64::from(row.veid)),
                 "nproc" if row.status.running => Value::Num(row.nproc as u64),
                 "nproc" => Value::None,
+                n @ ("netin" | "netin.p" | "netout" | "netout.p" | "netdrop" | "netfiltered") => {
+                    match row.net.filter(|_| row.status.running) {
+                        Some(s) => Value::Num(match n {
+                            "netin" => s.in_bytes,
+                            "netin.p" => s.in_packets,
+                            "netout" => s.out_bytes,
+                            "netout.p" => s.out_packets,
+                            "netdrop" => s.drops,
+                            _ => s.filtered,
+                        }),
+                        None => Value::None,
+                    }
+                }
                 "status" => Value::Str(
                     if row.status.running {
                         "running"
@@ -339,8 +361,21 @@ mod tests {
             nproc: if running { 7 } else { 0 },
             conf: ConfFile::parse(conf, Path::new("t")).unwrap(),
             ubc: Some((usage, lim)),
+            net: Some(vz_common::NetStats { in_bytes: 1500, in_packets: 3, ..Default::default() }),
             measured: !(1 << 18),
         }
+    }
+
+    #[test]
+    fn traffic_fields() {
+        let rows = vec![row(101, true, ""), row(102, false, "")];
+        let f = parse_fields("ctid,netin,netin.p,netout").unwrap();
+        let t = table(&rows, &f, true);
+        let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines[0], ["CTID", "NETIN", "NETIN.P", "NETOUT"]);
+        assert_eq!(lines[1], ["101", "1500", "3", "0"]);
+        // A stopped VE has no traffic figures.
+        assert_eq!(lines[2], ["102", "-", "-", "-"]);
     }
 
     #[test]

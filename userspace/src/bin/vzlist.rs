@@ -66,6 +66,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     let wanted: Vec<u32> = cli.veids.iter().map(|v| vz.resolve(v)).collect::<Result<_, _>>()?;
     let bpf = Bpf::open_existing(&vz.paths.bpf_root).ok();
     let want_ubc = fields.iter().any(|f| matches!(f, list::Field::Ubc(..))) || cli.sort.is_some();
+    let want_net = fields.iter().any(|f| f.name().starts_with("net")) || cli.sort.is_some();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut rows = Vec::new();
     for veid in vz.veids() {
@@ -81,6 +82,11 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         // Beancounters only when a column asks: some rows are read inside the VE's
         // namespaces, which would make a plain listing of many VEs slow.
         let ubc = if running && want_ubc { vz.ubc_record(veid, bpf.as_ref()) } else { None };
+        let net = if running && want_net {
+            bpf.as_ref().zip(vz.cg.ve_id(veid).ok()).and_then(|(b, id)| b.net_stats(id).ok().flatten())
+        } else {
+            None
+        };
         // Rows with a real source on this host (the same choice as `vzctl ubc`).
         let measured =
             ubc.map_or(0, |rec| vz.rows_of(veid, bpf.as_ref(), rec).iter().fold(0, |m, r| m | 1 << r.row.resource.id));
@@ -90,6 +96,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
             nproc: procs.len(),
             conf,
             ubc,
+            net,
             measured,
         });
     }
