@@ -364,7 +364,8 @@ impl VzEnv {
         }
     }
 
-    fn netns_pid(&self) -> Option<u32> {
+    /// The process holding this env's network namespace.
+    pub fn netns_pid(&self) -> Option<u32> {
         self.netns.as_ref().map(std::process::Child::id)
     }
 

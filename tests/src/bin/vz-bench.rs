@@ -74,6 +74,9 @@ fn main() {
     if want("ve") {
         ve_times();
     }
+    if want("net") {
+        net_cost();
+    }
     if want("ve500") {
         ve_density(std::env::var("VZ_BENCH_VES").ok().and_then(|s| s.parse().ok()).unwrap_or(500));
     }
@@ -211,4 +214,128 @@ fn sockets() {
     }
     drop(noop);
     let _ = std::fs::remove_dir_all(env.cfg.pin_root.join("noop"));
+}
+
+/// Median ns per UDP round trip, test namespace (the "host") to VE 101's echo server.
+fn round_trip(env: &VzEnv) -> f64 {
+    let helper = bin("vzt-helper");
+    let runs: Vec<f64> = (0..7)
+        .map(|_| {
+            let o = env
+                .in_netns(&[helper.to_str().unwrap(), "udp-pingpong", "10.90.0.1", "7000", "20000"])
+                .output()
+                .expect("pingpong");
+            assert!(o.status.success(), "pingpong: {}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stdout).trim().parse().expect("ns")
+        })
+        .collect();
+    median(runs)
+}
+
+/// Runs `f` inside the env's network namespace (tc attach and nft work on the interfaces
+/// there).
+fn in_env_net<T: Send + 'static>(env: &VzEnv, f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> T {
+    vz::ns::in_ve_net(env.netns_pid().expect("netns") as i32, f).expect("in test netns")
+}
+
+fn nft(env: &VzEnv, script: &str) {
+    use std::io::Write as _;
+    let mut c = env.in_netns(&["nft", "-f", "-"]).stdin(std::process::Stdio::piped()).spawn().expect("nft");
+    c.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    assert!(c.wait().unwrap().success(), "nft failed");
+}
+
+/// Per-packet cost of the venet pair's programs: a UDP request/response loop between the
+/// host side and a VE with no programs, with vzbpf's tc programs while 1, 100 and 1,000
+/// VEs are configured in their maps, and with the same anti-spoofing done by an nftables
+/// ruleset of one rule per VE.
+fn net_cost() {
+    println!("== per-packet cost on a VE's venet pair: UDP round trips, host side <-> VE ==");
+    let env = VzEnv::new("bench-net");
+    env.debian_template();
+    ok(&env, &["create", "101", "--ostemplate", "debian-12-minbase", "--ipadd", "10.90.0.1"]);
+    std::fs::copy(bin("vzt-helper"), env.private(101).join("usr/local/bin/vzt-helper")).expect("helper");
+    ok(&env, &["start", "101"]);
+    // Rules the packets are checked against (none matches the echo traffic).
+    ok(
+        &env,
+        &[
+            "set",
+            "101",
+            "--netfilter-rule",
+            "deny in tcp 25",
+            "--netfilter-rule",
+            "deny in udp 53",
+            "--netfilter-rule",
+            "deny out tcp 25",
+            "--netfilter-rule",
+            "allow in icmp",
+        ],
+    );
+    ok(&env, &["exec", "101", "vzt-helper udp-echo 7000 </dev/null >/dev/null 2>&1 &"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let cgid = env.cg().ve_id(101).expect("cgroup id");
+    let ifname = vz::net::host_ifname(cgid);
+
+    let with_bpf = round_trip(&env);
+    let detach = {
+        let ifname = ifname.clone();
+        move || std::process::Command::new("tc").args(["qdisc", "del", "dev", &ifname, "clsact"]).status().map(drop)
+    };
+    let attach = |env: &VzEnv| {
+        let (root, ifname) = (env.bpf_root.clone(), ifname.clone());
+        in_env_net(env, move || {
+            let mut bpf = Bpf::open_existing(&root).map_err(std::io::Error::other)?;
+            let idx = vz::net::host_ifindex(cgid).map_err(std::io::Error::other)?;
+            bpf.attach_venet(&ifname, cgid, idx).map_err(std::io::Error::other)
+        })
+    };
+    in_env_net(&env, detach.clone());
+    let none = round_trip(&env);
+    println!("no programs: {none:.0} ns per round trip");
+    println!("vzbpf, 1 VE configured: {with_bpf:.0} ns, ratio {:.3} (target <= 1.02)", with_bpf / none);
+
+    // Fake VEs in the maps: addresses, interfaces and rules, as running VEs would have.
+    let fake = |n: u32| {
+        let mut bpf = Bpf::open_existing(&env.bpf_root).expect("pins");
+        let rules =
+            vz::netfilter::parse_rules(&["deny in tcp 25; deny in udp 53; deny out tcp 25; allow in icmp"]).unwrap();
+        let m =
+            aya::maps::MapData::from_pin(Pins { root: env.bpf_root.clone() }.map(vz_common::maps::NET_IFS)).unwrap();
+        let mut ifs: aya::maps::HashMap<_, u32, u64> =
+            aya::maps::HashMap::try_from(aya::maps::Map::HashMap(m)).unwrap();
+        for i in 0..n {
+            let ve = (1u64 << 40) + u64::from(i);
+            let ip = std::net::IpAddr::V4(std::net::Ipv4Addr::from(0x0ac8_0000 + i));
+            bpf.set_ve_addrs(ve, &[ip], None).unwrap();
+            bpf.set_net_rules(ve, &rules).unwrap();
+            ifs.insert(1_000_000 + i, ve, 0).unwrap();
+        }
+    };
+    attach(&env);
+    for n in [100u32, 1000] {
+        fake(n - 1);
+        let t = round_trip(&env);
+        println!("vzbpf, {n} VEs configured: {t:.0} ns, ratio {:.3}", t / none);
+    }
+    in_env_net(&env, detach);
+
+    // The same anti-spoofing as an nftables ruleset: one rule per VE.
+    for n in [1u32, 100, 1000] {
+        let mut script = String::from(
+            "table inet vzbench {\n chain pre {\n  type filter hook prerouting priority 0; policy accept;\n",
+        );
+        for i in 0..n - 1 {
+            script.push_str(&format!(
+                "  iifname \"vzf{i}\" ip saddr != {} drop\n",
+                std::net::Ipv4Addr::from(0x0ac8_0000 + i)
+            ));
+        }
+        script.push_str(&format!("  iifname \"{ifname}\" ip saddr != 10.90.0.1 drop\n }}\n}}\n"));
+        nft(&env, &script);
+        let t = round_trip(&env);
+        println!("nftables, {n} rules: {t:.0} ns, ratio {:.3}", t / none);
+        nft(&env, "delete table inet vzbench\n");
+    }
+    ok(&env, &["stop", "--fast", "101"]);
 }

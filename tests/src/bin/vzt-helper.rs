@@ -28,6 +28,8 @@
 //!   udp DST PORT N SIZE        send N UDP datagrams of SIZE bytes to DST:PORT (IPv4)
 //!   spoof-raw SRC DST PORT     one UDP datagram with source SRC, through a raw socket
 //!   spoof-packet IF SRC DST PORT   the same through a packet socket on interface IF
+//!   udp-echo PORT              answer every UDP datagram on PORT (IPv4), forever
+//!   udp-pingpong DST PORT N    N request/response round trips of 64 bytes; prints ns each
 //!
 //! Other modes: `bench KIND ITERS` prints ns per socket create+close (KIND tcp, udp, ...),
 //! per fork+exit+wait (fork) or per open+close (open); `nobpf CMD...` runs
@@ -534,6 +536,61 @@ fn spoof_packet(ifname: &str, src: &str, dst: &str, port: u16) -> Result<String,
     }
 }
 
+fn udp_echo(port: u16) -> ! {
+    let Ok(fd) = open("udp") else { std::process::exit(1) };
+    let mut sa = loopback(port);
+    sa.sin_addr.s_addr = 0;
+    // SAFETY: bind and a receive/send loop on our own socket with valid buffers.
+    unsafe {
+        if libc::bind(fd, (&raw const sa).cast(), SA_LEN) != 0 {
+            std::process::exit(1);
+        }
+        let mut buf = [0u8; 2048];
+        loop {
+            let mut from: libc::sockaddr_in = std::mem::zeroed();
+            let mut len = SA_LEN;
+            let n = libc::recvfrom(fd, buf.as_mut_ptr().cast(), buf.len(), 0, (&raw mut from).cast(), &mut len);
+            if n > 0 {
+                libc::sendto(fd, buf.as_ptr().cast(), n as usize, 0, (&raw const from).cast(), len);
+            }
+        }
+    }
+}
+
+fn udp_pingpong(dst: &str, port: u16, n: u64) -> Result<String, i32> {
+    let fd = open("udp")?;
+    let mut sa = loopback(port);
+    sa.sin_addr.s_addr = u32::from_ne_bytes(ipv4(dst)?);
+    let tv = libc::timeval { tv_sec: 1, tv_usec: 0 };
+    let buf = [7u8; 64];
+    let mut back = [0u8; 2048];
+    // SAFETY: plain socket calls on our own socket with valid buffers.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&raw const tv).cast(),
+            std::mem::size_of_val(&tv) as u32,
+        );
+        if libc::connect(fd, (&raw const sa).cast(), SA_LEN) != 0 {
+            return Err(errno());
+        }
+        let start = Instant::now();
+        for _ in 0..n {
+            if libc::send(fd, buf.as_ptr().cast(), buf.len(), 0) < 0
+                || libc::recv(fd, back.as_mut_ptr().cast(), back.len(), 0) < 0
+            {
+                let e = errno();
+                close(fd);
+                return Err(e);
+            }
+        }
+        close(fd);
+        Ok(format!("{}", start.elapsed().as_nanos() as u64 / n.max(1)))
+    }
+}
+
 /// Runs a one-shot workload, prints its reply, then holds its objects for HOLD seconds.
 fn oneshot(reply: Result<String, i32>, hold: u64) {
     match reply {
@@ -574,6 +631,17 @@ fn main() {
             let a = |i: usize| rest.get(i).map_or("", String::as_str);
             let port = rest.get(4).and_then(|p| p.parse().ok()).unwrap_or(9);
             oneshot(spoof_packet(a(1), a(2), a(3), port), 0);
+        }
+        Some("udp-echo") => udp_echo(rest.get(1).and_then(|p| p.parse().ok()).unwrap_or(7000)),
+        Some("udp-pingpong") => {
+            let a = |i: usize| rest.get(i).map_or("", String::as_str);
+            match udp_pingpong(a(1), a(2).parse().unwrap_or(7000), a(3).parse().unwrap_or(10_000)) {
+                Ok(ns) => println!("{ns}"),
+                Err(e) => {
+                    eprintln!("udp-pingpong: errno {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         Some("bind") => {
             let port = rest.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
