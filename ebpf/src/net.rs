@@ -21,6 +21,18 @@ const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_IPV6: u16 = 0x86dd;
 
+/// Reads packet bytes directly where the linear data holds them (a bounds check, no helper
+/// call), through bpf_skb_load_bytes otherwise.
+#[inline(always)]
+fn get<T: Copy>(ctx: &TcContext, off: usize) -> Result<T, i64> {
+    let (start, end) = (ctx.data(), ctx.data_end());
+    if start + off + core::mem::size_of::<T>() <= end {
+        // SAFETY: within [data, data_end), as the bounds check above proves to the verifier.
+        return Ok(unsafe { core::ptr::read_unaligned((start + off) as *const T) });
+    }
+    ctx.load::<T>(off)
+}
+
 #[inline(always)]
 fn ve_of(ctx: &TcContext) -> Option<u64> {
     // SAFETY: the kernel's __sk_buff for this run.
@@ -47,19 +59,19 @@ fn own(ve: u64, addr: [u32; 4]) -> bool {
 /// Whether the VE may send this frame: its source is one of the VE's addresses.
 #[inline(always)]
 fn source_ok(ctx: &TcContext, ve: u64) -> bool {
-    let Ok(proto) = ctx.load::<u16>(12).map(u16::from_be) else { return false };
+    let Ok(proto) = get::<u16>(ctx, 12).map(u16::from_be) else { return false };
     match proto {
-        ETH_P_IP => match ctx.load::<u32>(ETH_HLEN + 12) {
+        ETH_P_IP => match get::<u32>(ctx, ETH_HLEN + 12) {
             Ok(src) => own(ve, vz_common::ve_addr_v4(src)),
             Err(_) => false,
         },
-        ETH_P_ARP => match ctx.load::<u32>(ETH_HLEN + 14) {
+        ETH_P_ARP => match get::<u32>(ctx, ETH_HLEN + 14) {
             // Sender protocol address: the VE's own, or 0 (a probe).
             Ok(spa) => spa == 0 || own(ve, vz_common::ve_addr_v4(spa)),
             Err(_) => false,
         },
         ETH_P_IPV6 => {
-            let Ok(src) = ctx.load::<[u32; 4]>(ETH_HLEN + 8) else { return false };
+            let Ok(src) = get::<[u32; 4]>(ctx, ETH_HLEN + 8) else { return false };
             let unspecified = src[0] == 0 && src[1] == 0 && src[2] == 0 && src[3] == 0;
             let link_local = u32::from_be(src[0]) >> 22 == 0x3fa;
             unspecified || link_local || own(ve, src)
@@ -93,17 +105,17 @@ fn prefix_match(peer: &[u32; 4], want: &[u32; 4], len: u32) -> bool {
 fn rules_allow(ctx: &TcContext, ve: u64, dir: u8) -> bool {
     let Some(rules) = VZ_NET_RULES.get_ptr(ve) else { return true };
     let out = dir == rule::OUT;
-    let Ok(eth) = ctx.load::<u16>(12) else { return true };
+    let Ok(eth) = get::<u16>(ctx, 12) else { return true };
     let eth = u16::from_be(eth);
     let mut peer = [0u32; 4];
     let proto: u8;
     let family: u8;
     let mut l4: usize = 0;
     if eth == ETH_P_IP {
-        let Ok(vihl) = ctx.load::<u8>(ETH_HLEN) else { return true };
-        let Ok(frag) = ctx.load::<u16>(ETH_HLEN + 6) else { return true };
-        let Ok(p) = ctx.load::<u8>(ETH_HLEN + 9) else { return true };
-        let Ok(a) = ctx.load::<u32>(ETH_HLEN + if out { 16 } else { 12 }) else { return true };
+        let Ok(vihl) = get::<u8>(ctx, ETH_HLEN) else { return true };
+        let Ok(frag) = get::<u16>(ctx, ETH_HLEN + 6) else { return true };
+        let Ok(p) = get::<u8>(ctx, ETH_HLEN + 9) else { return true };
+        let Ok(a) = get::<u32>(ctx, ETH_HLEN + if out { 16 } else { 12 }) else { return true };
         proto = p;
         family = 4;
         peer = vz_common::ve_addr_v4(a);
@@ -112,10 +124,10 @@ fn rules_allow(ctx: &TcContext, ve: u64, dir: u8) -> bool {
             l4 = ETH_HLEN + usize::from(vihl & 0x0f) * 4;
         }
     } else if eth == ETH_P_IPV6 {
-        let Ok(p) = ctx.load::<u8>(ETH_HLEN + 6) else { return true };
+        let Ok(p) = get::<u8>(ctx, ETH_HLEN + 6) else { return true };
         let base = ETH_HLEN + if out { 24 } else { 8 };
         for (k, w) in peer.iter_mut().enumerate() {
-            let Ok(v) = ctx.load::<u32>(base + 4 * k) else { return true };
+            let Ok(v) = get::<u32>(ctx, base + 4 * k) else { return true };
             *w = v;
         }
         proto = p;
@@ -126,7 +138,7 @@ fn rules_allow(ctx: &TcContext, ve: u64, dir: u8) -> bool {
     }
     let mut port = NO_PORT;
     if (proto == 6 || proto == 17) && l4 != 0 {
-        if let Ok(p) = ctx.load::<u16>(l4 + if out { 0 } else { 2 }) {
+        if let Ok(p) = get::<u16>(ctx, l4 + if out { 0 } else { 2 }) {
             port = u32::from(u16::from_be(p));
         }
     }
