@@ -278,3 +278,50 @@ fn firewall_rules_deny_and_allow_live() {
     env.ok(&["stop", "--fast", "102"]);
     env.ok(&["stop", "--fast", "101"]);
 }
+
+/// (rx bytes, rx packets, tx bytes, tx packets) of an interface in the test's namespace,
+/// as the kernel counts it.
+fn if_stats(env: &VzEnv, ifname: &str) -> [u64; 4] {
+    let o = env.in_netns(&["ip", "-s", "-o", "link", "show", "dev", ifname]).output().expect("ip -s link");
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    // One line: "... RX: bytes packets ... \    N N ... TX: ... \    N N ..."
+    let nums = |after: &str| -> Vec<u64> {
+        let part = text.split(after).nth(1).unwrap_or("");
+        let line = part.split('\\').nth(1).unwrap_or("");
+        line.split_whitespace().filter_map(|w| w.parse().ok()).collect()
+    };
+    let (rx, tx) = (nums("RX:"), nums("TX:"));
+    [rx[0], rx[1], tx[0], tx[1]]
+}
+
+#[test]
+fn tcp_over_ipv4_and_ipv6_is_counted_as_the_kernel_counts_it() {
+    let env = VzEnv::new("tcpcount");
+    env.ok(&["create", "101", "--ipadd", "10.84.0.1", "--ipadd", "fd84::1"]);
+    env.ok(&["create", "102", "--ipadd", "10.84.0.2", "--ipadd", "fd84::2"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["start", "102"]);
+    for (port, dst) in [(5000, "10.84.0.2"), (5001, "fd84::2")] {
+        // (The listener's stdin stays open, or busybox nc would hang up at once.)
+        env.ok(&["exec", "102", &format!("(sleep 30 | nc -l -p {port}) >/dev/null 2>&1 </dev/null &")]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // 1000 KiB over TCP.
+        env.ok(&["exec2", "101", &format!("dd if=/dev/zero bs=1k count=1000 2>/dev/null | nc -w 2 {dst} {port}")]);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let cg = env.cg();
+    for (veid, sent) in [("101", true), ("102", false)] {
+        let ifname = vz::net::host_ifname(cg.ve_id(veid.parse().unwrap()).unwrap());
+        let [in_b, in_p, out_b, out_p, drops, filtered] = netstat(&env, veid);
+        let [rx_b, rx_p, tx_b, tx_p] = if_stats(&env, &ifname);
+        // What the VE sent is what its pair's host end received, to the byte and packet;
+        // what it received is what the host end sent.
+        assert_eq!((out_b, out_p), (rx_b, rx_p), "VE {veid} out vs {ifname} rx");
+        assert_eq!((in_b, in_p), (tx_b, tx_p), "VE {veid} in vs {ifname} tx");
+        assert_eq!((drops, filtered), (0, 0));
+        let data = if sent { out_b } else { in_b };
+        assert!(data > 2 * 1000 * 1024, "VE {veid}: only {data} bytes of two 1000 KiB transfers");
+    }
+    env.ok(&["stop", "--fast", "102"]);
+    env.ok(&["stop", "--fast", "101"]);
+}
