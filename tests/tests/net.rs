@@ -325,3 +325,53 @@ fn tcp_over_ipv4_and_ipv6_is_counted_as_the_kernel_counts_it() {
     env.ok(&["stop", "--fast", "102"]);
     env.ok(&["stop", "--fast", "101"]);
 }
+
+#[test]
+fn bridged_interfaces_join_a_host_bridge_live_and_at_start() {
+    let env = VzEnv::new("bridge");
+    // A bridge with an address in the test's "host" namespace.
+    for argv in [
+        &["ip", "link", "add", "vzbr0", "type", "bridge"][..],
+        &["ip", "addr", "add", "10.86.0.254/24", "dev", "vzbr0"],
+        &["ip", "link", "set", "vzbr0", "up"],
+    ] {
+        assert!(env.in_netns(argv).status().unwrap().success(), "{argv:?}");
+    }
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["set", "101", "--netif_add", "eth0,02:00:00:00:86:01,,,vzbr0", "--save"]);
+    let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    assert!(
+        conf.contains("NETIF=\"ifname=eth0,mac=02:00:00:00:86:01,host_ifname=veth101.0,host_mac=00:18:51:"),
+        "{conf}"
+    );
+    assert!(conf.contains(",bridge=vzbr0\""), "{conf}");
+    // The VE configures its own address on it, as with OpenVZ's veth.
+    let link = env.ok(&["exec2", "101", "ip link show eth0"]);
+    assert!(link.contains("02:00:00:00:86:01"), "{link}");
+    env.ok(&["exec2", "101", "ip addr add 10.86.0.1/24 dev eth0"]);
+    assert!(ve_pings(&env, "101", "10.86.0.254"));
+    assert!(host_pings(&env, "10.86.0.1"));
+    let master = String::from_utf8_lossy(&env.in_netns(&["ip", "link", "show", "veth101.0"]).output().unwrap().stdout)
+        .to_string();
+    assert!(master.contains("master vzbr0"), "{master}");
+    // Bad specs and a name already taken change nothing.
+    env.vzctl(&["set", "101", "--netif_add", "eth1,zz:00:00:00:00:01"]).one_line_error(
+        "vzctl",
+        21,
+        "zz:00:00:00:00:01",
+    );
+    env.vzctl(&["set", "101", "--netif_add", "eth0"]).one_line_error("vzctl", 21, "eth0");
+    // Back after a restart (the VE sets its address again).
+    env.ok(&["stop", "--fast", "101"]);
+    assert!(!host_links(&env).contains("veth101.0"), "{}", host_links(&env));
+    env.ok(&["start", "101"]);
+    env.ok(&["exec2", "101", "ip addr add 10.86.0.1/24 dev eth0"]);
+    assert!(ve_pings(&env, "101", "10.86.0.254"));
+    // Removed live: gone on both sides.
+    env.ok(&["set", "101", "--netif_del", "eth0", "--save"]);
+    assert_ne!(env.vzctl(&["exec2", "101", "ip link show eth0"]).code, 0);
+    assert!(!host_links(&env).contains("veth101.0"));
+    assert!(!std::fs::read_to_string(env.conf_path(101)).unwrap().contains("NETIF=\"ifname"));
+    env.ok(&["stop", "--fast", "101"]);
+}

@@ -131,6 +131,9 @@ pub struct SetOpts {
     pub searchdomain: Vec<String>,
     /// `--netfilter-rule R` (repeatable): the VE's whole rule list; `none` clears it.
     pub netfilter: Vec<String>,
+    /// `--netif_add ifname[,mac,host_ifname,host_mac,bridge]`, `--netif_del ifname|all`.
+    pub netif_add: Vec<String>,
+    pub netif_del: Vec<String>,
 }
 
 impl SetOpts {
@@ -139,6 +142,8 @@ impl SetOpts {
             && self.ipdel.is_empty()
             && self.nameserver.is_empty()
             && self.netfilter.is_empty()
+            && self.netif_add.is_empty()
+            && self.netif_del.is_empty()
             && self.searchdomain.is_empty()
             && self.hostname.is_none()
             && self.name.is_none()
@@ -329,6 +334,16 @@ impl Vz {
     }
 
     /// Every VE with a config, sorted.
+    /// The other VE whose config names `host_ifname` for a bridged interface, if any.
+    fn netif_owner(&self, host_ifname: &str, except: u32) -> Option<u32> {
+        self.veids().into_iter().filter(|v| *v != except).find(|v| {
+            self.conf(*v)
+                .ok()
+                .and_then(|c| crate::net::parse_netifs(c.get("NETIF").unwrap_or("")).ok())
+                .is_some_and(|l| l.iter().any(|n| n.host_ifname == host_ifname))
+        })
+    }
+
     /// The other VE whose config holds `ip`, if any.
     fn ip_owner(&self, ip: std::net::IpAddr, except: u32) -> Option<u32> {
         self.veids()
@@ -705,6 +720,12 @@ impl Vz {
             if let Err(e) = crate::net::teardown(id) {
                 warn!(veid, "cannot remove the VE's network pair: {e}");
             }
+            let netifs = self.conf(veid).ok().and_then(|c| crate::net::parse_netifs(c.get("NETIF").unwrap_or("")).ok());
+            for n in netifs.unwrap_or_default() {
+                if let Err(e) = crate::net::del_netif(&n.host_ifname) {
+                    warn!(veid, "cannot remove interface {}: {e}", n.host_ifname);
+                }
+            }
             if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
                 // Cleanup goes on regardless: a stale record only costs map space.
                 if let Err(e) = bpf.unregister_ve(id) {
@@ -809,6 +830,16 @@ impl Vz {
             // A pair made before the failure would outlive the VE in the host namespace.
             let _ = crate::net::teardown(cgid);
             return Err(e.into());
+        }
+        let netifs = crate::net::parse_netifs(conf.get("NETIF").unwrap_or(""))?;
+        for (i, n) in netifs.iter().enumerate() {
+            if let Err(e) = crate::net::add_netif(started.pid, n) {
+                let _ = crate::net::teardown(cgid);
+                for m in &netifs[..i] {
+                    let _ = crate::net::del_netif(&m.host_ifname);
+                }
+                return Err(e.into());
+            }
         }
         // The bind programs learn the VE's addresses (skipped where BPF is unavailable:
         // that was reported with the beancounters).
@@ -1027,6 +1058,30 @@ impl Vz {
         for a in &opts.nameserver {
             crate::net::parse_ip(a)?;
         }
+        // Bridged interfaces: the list after this set, checked before anything changes.
+        let old_netifs = crate::net::parse_netifs(conf.get("NETIF").unwrap_or(""))?;
+        let mut netifs: Vec<crate::net::NetIf> = old_netifs
+            .iter()
+            .filter(|n| !opts.netif_del.iter().any(|d| d == "all" || *d == n.ifname))
+            .cloned()
+            .collect();
+        let mut netif_new = Vec::new();
+        for spec in &opts.netif_add {
+            let n = crate::net::NetIf::parse_add(veid, spec, netifs.len())?;
+            let taken = netifs.iter().any(|o| o.ifname == n.ifname || o.host_ifname == n.host_ifname)
+                || self.netif_owner(&n.host_ifname, veid).is_some();
+            if taken {
+                return Err(VeError::BadValue {
+                    key: "netif_add",
+                    value: spec.clone(),
+                    why: "interface name already in use",
+                });
+            }
+            netifs.push(n.clone());
+            netif_new.push(n);
+        }
+        let netif_gone: Vec<crate::net::NetIf> =
+            old_netifs.iter().filter(|o| !netifs.iter().any(|n| n.ifname == o.ifname)).cloned().collect();
         let rules = if opts.netfilter.is_empty() {
             None
         } else {
@@ -1137,6 +1192,12 @@ impl Vz {
                 let cgid = self.cg.ve_id(veid)?;
                 Bpf::open_existing(&self.paths.bpf_root)?.set_net_rules(cgid, r)?;
             }
+            for n in &netif_gone {
+                crate::net::del_netif(&n.host_ifname)?;
+            }
+            for n in &netif_new {
+                crate::net::add_netif(init, n)?;
+            }
             if !limits.is_empty() {
                 let cgid = self.cg.ve_id(veid)?;
                 let mut bpf = Bpf::ensure(&self.bpf_config())?;
@@ -1179,6 +1240,9 @@ impl Vz {
             set_net_keys(&mut conf, opts, &add_ips, &del_ips);
             if let Some(r) = &rules {
                 conf.set("NETFILTER", &crate::netfilter::format_rules(r));
+            }
+            if !opts.netif_add.is_empty() || !opts.netif_del.is_empty() {
+                conf.set("NETIF", &crate::net::format_netifs(&netifs));
             }
             if let Some(v) = &opts.vm_overcommit {
                 conf.set("VM_OVERCOMMIT", v);

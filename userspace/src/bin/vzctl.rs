@@ -150,6 +150,12 @@ struct SetCmd {
     /// (repeatable; together they replace the VE's rules; "none" clears them).
     #[arg(long = "netfilter-rule")]
     netfilter: Vec<String>,
+    /// Bridged interface: ifname[,mac,host_ifname,host_mac,bridge] (repeatable).
+    #[arg(long = "netif_add")]
+    netif_add: Vec<String>,
+    /// Remove a bridged interface by its name in the VE, or `all`.
+    #[arg(long = "netif_del")]
+    netif_del: Vec<String>,
     #[arg(long)]
     hostname: Option<String>,
     #[arg(long)]
@@ -268,6 +274,8 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 nameserver: c.nameserver.clone(),
                 searchdomain: c.searchdomain.clone(),
                 netfilter: c.netfilter.clone(),
+                netif_add: c.netif_add.clone(),
+                netif_del: c.netif_del.clone(),
             };
             if opts.is_empty() {
                 return Err(
