@@ -10,7 +10,7 @@
 //!
 //! Counters per VE in `VZ_NET_STATS` (per CPU): bytes and packets each way, drops.
 use aya_ebpf::{macros::classifier, programs::TcContext};
-use vz_common::{rule, NetStats, VeAddr, MAX_RULES};
+use vz_common::{rule, NetRules, NetStats, VeAddr, MAX_RULES};
 
 use crate::maps::{VZ_NET_IFS, VZ_NET_RULES, VZ_NET_STATS, VZ_VE_ADDRS};
 
@@ -56,32 +56,99 @@ fn own(ve: u64, addr: [u32; 4]) -> bool {
     unsafe { VZ_VE_ADDRS.get(&VeAddr { ve, addr }) }.is_some()
 }
 
-/// Whether the VE may send this frame: its source is one of the VE's addresses.
-#[inline(always)]
-fn source_ok(ctx: &TcContext, ve: u64) -> bool {
-    let Ok(proto) = get::<u16>(ctx, 12).map(u16::from_be) else { return false };
-    match proto {
-        ETH_P_IP => match get::<u32>(ctx, ETH_HLEN + 12) {
-            Ok(src) => own(ve, vz_common::ve_addr_v4(src)),
-            Err(_) => false,
-        },
-        ETH_P_ARP => match get::<u32>(ctx, ETH_HLEN + 14) {
-            // Sender protocol address: the VE's own, or 0 (a probe).
-            Ok(spa) => spa == 0 || own(ve, vz_common::ve_addr_v4(spa)),
-            Err(_) => false,
-        },
-        ETH_P_IPV6 => {
-            let Ok(src) = get::<[u32; 4]>(ctx, ETH_HLEN + 8) else { return false };
-            let unspecified = src[0] == 0 && src[1] == 0 && src[2] == 0 && src[3] == 0;
-            let link_local = u32::from_be(src[0]) >> 22 == 0x3fa;
-            unspecified || link_local || own(ve, src)
-        }
-        _ => false,
-    }
-}
-
 /// No port (not TCP/UDP, or a later fragment): only rules for all ports match.
 const NO_PORT: u32 = 0x1_0000;
+
+/// What the checks look at, read from the packet once. `family` is 4 or 6 for a complete
+/// IP header, 0 otherwise; for ARP, `src` is the sender's protocol address.
+struct Pkt {
+    eth: u16,
+    family: u8,
+    proto: u8,
+    src: [u32; 4],
+    dst: [u32; 4],
+    sport: u32,
+    dport: u32,
+}
+
+/// `full`: also the destination and ports (only rules need them).
+#[inline(always)]
+fn parse(ctx: &TcContext, full: bool) -> Pkt {
+    let mut p = Pkt { eth: 0, family: 0, proto: 0, src: [0; 4], dst: [0; 4], sport: NO_PORT, dport: NO_PORT };
+    let Ok(eth) = get::<u16>(ctx, 12) else { return p };
+    p.eth = u16::from_be(eth);
+    let mut l4: usize = 0;
+    if p.eth == ETH_P_IP {
+        let Ok(src) = get::<u32>(ctx, ETH_HLEN + 12) else { return p };
+        p.family = 4;
+        p.src = vz_common::ve_addr_v4(src);
+        if !full {
+            return p;
+        }
+        let (Ok(vihl), Ok(frag), Ok(proto), Ok(dst)) = (
+            get::<u8>(ctx, ETH_HLEN),
+            get::<u16>(ctx, ETH_HLEN + 6),
+            get::<u8>(ctx, ETH_HLEN + 9),
+            get::<u32>(ctx, ETH_HLEN + 16),
+        ) else {
+            p.family = 0;
+            return p;
+        };
+        p.proto = proto;
+        p.dst = vz_common::ve_addr_v4(dst);
+        // Later fragments carry no ports.
+        if u16::from_be(frag) & 0x1fff == 0 {
+            l4 = ETH_HLEN + usize::from(vihl & 0x0f) * 4;
+        }
+    } else if p.eth == ETH_P_IPV6 {
+        let Ok(src) = get::<[u32; 4]>(ctx, ETH_HLEN + 8) else { return p };
+        p.family = 6;
+        p.src = src;
+        if !full {
+            return p;
+        }
+        let (Ok(proto), Ok(dst)) = (get::<u8>(ctx, ETH_HLEN + 6), get::<[u32; 4]>(ctx, ETH_HLEN + 24)) else {
+            p.family = 0;
+            return p;
+        };
+        p.proto = proto;
+        p.dst = dst;
+        l4 = ETH_HLEN + 40;
+    } else if p.eth == ETH_P_ARP {
+        if let Ok(spa) = get::<u32>(ctx, ETH_HLEN + 14) {
+            p.src = vz_common::ve_addr_v4(spa);
+            p.family = 4;
+        }
+        return p;
+    }
+    if (p.proto == 6 || p.proto == 17) && l4 != 0 {
+        if let Ok(ports) = get::<[u16; 2]>(ctx, l4) {
+            p.sport = u32::from(u16::from_be(ports[0]));
+            p.dport = u32::from(u16::from_be(ports[1]));
+        }
+    }
+    p
+}
+
+/// Whether the VE may send this frame: its source is one of the VE's addresses.
+#[inline(always)]
+fn source_ok(p: &Pkt, ve: u64) -> bool {
+    if p.family == 0 {
+        // Not IP or ARP, or too short to say: nothing a VE needs to send.
+        return false;
+    }
+    match p.eth {
+        // Sender protocol address: the VE's own, or 0 (a probe).
+        ETH_P_ARP => p.src[3] == 0 || own(ve, p.src),
+        ETH_P_IPV6 => {
+            let s = p.src;
+            let unspecified = s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0;
+            let link_local = u32::from_be(s[0]) >> 22 == 0x3fa;
+            unspecified || link_local || own(ve, s)
+        }
+        _ => own(ve, p.src),
+    }
+}
 
 #[inline(always)]
 fn prefix_match(peer: &[u32; 4], want: &[u32; 4], len: u32) -> bool {
@@ -102,46 +169,12 @@ fn prefix_match(peer: &[u32; 4], want: &[u32; 4], len: u32) -> bool {
 /// `dir`: rule::OUT for what the VE sends (peer = destination, the VE's port = source
 /// port), rule::IN for what it receives.
 #[inline(always)]
-fn rules_allow(ctx: &TcContext, ve: u64, dir: u8) -> bool {
-    let Some(rules) = VZ_NET_RULES.get_ptr(ve) else { return true };
-    let out = dir == rule::OUT;
-    let Ok(eth) = get::<u16>(ctx, 12) else { return true };
-    let eth = u16::from_be(eth);
-    let mut peer = [0u32; 4];
-    let proto: u8;
-    let family: u8;
-    let mut l4: usize = 0;
-    if eth == ETH_P_IP {
-        let Ok(vihl) = get::<u8>(ctx, ETH_HLEN) else { return true };
-        let Ok(frag) = get::<u16>(ctx, ETH_HLEN + 6) else { return true };
-        let Ok(p) = get::<u8>(ctx, ETH_HLEN + 9) else { return true };
-        let Ok(a) = get::<u32>(ctx, ETH_HLEN + if out { 16 } else { 12 }) else { return true };
-        proto = p;
-        family = 4;
-        peer = vz_common::ve_addr_v4(a);
-        // Later fragments carry no ports.
-        if u16::from_be(frag) & 0x1fff == 0 {
-            l4 = ETH_HLEN + usize::from(vihl & 0x0f) * 4;
-        }
-    } else if eth == ETH_P_IPV6 {
-        let Ok(p) = get::<u8>(ctx, ETH_HLEN + 6) else { return true };
-        let base = ETH_HLEN + if out { 24 } else { 8 };
-        for (k, w) in peer.iter_mut().enumerate() {
-            let Ok(v) = get::<u32>(ctx, base + 4 * k) else { return true };
-            *w = v;
-        }
-        proto = p;
-        family = 6;
-        l4 = ETH_HLEN + 40;
-    } else {
+fn rules_allow(rules: *const NetRules, p: &Pkt, dir: u8) -> bool {
+    if p.family == 0 || p.eth == ETH_P_ARP {
         return true;
     }
-    let mut port = NO_PORT;
-    if (proto == 6 || proto == 17) && l4 != 0 {
-        if let Ok(p) = get::<u16>(ctx, l4 + if out { 0 } else { 2 }) {
-            port = u32::from(u16::from_be(p));
-        }
-    }
+    let out = dir == rule::OUT;
+    let (peer, port) = if out { (&p.dst, p.sport) } else { (&p.src, p.dport) };
     // SAFETY: valid map value pointer.
     let count = unsafe { (*rules).count } as usize;
     for i in 0..MAX_RULES {
@@ -150,7 +183,7 @@ fn rules_allow(ctx: &TcContext, ve: u64, dir: u8) -> bool {
         }
         // SAFETY: i < MAX_RULES.
         let r = unsafe { &(*rules).rules[i] };
-        if r.dir != dir || (r.proto != rule::ANY && r.proto != proto) {
+        if r.dir != dir || (r.proto != rule::ANY && r.proto != p.proto) {
             continue;
         }
         let all_ports = r.port_lo == 0 && r.port_hi == u16::MAX;
@@ -158,7 +191,7 @@ fn rules_allow(ctx: &TcContext, ve: u64, dir: u8) -> bool {
             continue;
         }
         if r.family != rule::FAMILY_ANY
-            && (r.family != family || !prefix_match(&peer, &r.peer, u32::from(r.prefix_len)))
+            && (r.family != p.family || !prefix_match(peer, &r.peer, u32::from(r.prefix_len)))
         {
             continue;
         }
@@ -170,8 +203,10 @@ fn rules_allow(ctx: &TcContext, ve: u64, dir: u8) -> bool {
 #[classifier]
 pub fn vz_tc_from_ve(ctx: TcContext) -> i32 {
     let Some(ve) = ve_of(&ctx) else { return TC_ACT_OK };
-    let spoofed = !source_ok(&ctx, ve);
-    let denied = !spoofed && !rules_allow(&ctx, ve, rule::OUT);
+    let rules = VZ_NET_RULES.get_ptr(ve);
+    let p = parse(&ctx, rules.is_some());
+    let spoofed = !source_ok(&p, ve);
+    let denied = !spoofed && rules.is_some_and(|r| !rules_allow(r, &p, rule::OUT));
     if let Some(s) = stats(ve) {
         // SAFETY: per-CPU value of this CPU: no other writer.
         unsafe {
@@ -195,7 +230,8 @@ pub fn vz_tc_from_ve(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn vz_tc_to_ve(ctx: TcContext) -> i32 {
     let Some(ve) = ve_of(&ctx) else { return TC_ACT_OK };
-    let denied = !rules_allow(&ctx, ve, rule::IN);
+    // Headers are read only when the VE has rules to check them against.
+    let denied = VZ_NET_RULES.get_ptr(ve).is_some_and(|r| !rules_allow(r, &parse(&ctx, true), rule::IN));
     if let Some(s) = stats(ve) {
         // SAFETY: per-CPU value of this CPU: no other writer.
         unsafe {
