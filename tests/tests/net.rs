@@ -125,6 +125,8 @@ fn hostname_resolver_and_hosts_are_written_inside_the_ve_only() {
     env.ok(&["exec2", "101", &format!("mv /etc /etc.real; ln -s {} /etc", host_dir.display())]);
     let o = env.vzctl(&["set", "101", "--hostname", "evil"]);
     assert_ne!(o.code, 0, "{o:?}");
+    // The files come first: their failure leaves the live name as it was.
+    assert_eq!(env.ok(&["exec2", "101", "hostname"]), "ve1.example.com\n");
     assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 0, "vzctl wrote into a host directory");
     env.ok(&["stop", "--fast", "101"]);
 }

@@ -1174,16 +1174,18 @@ impl Vz {
                     bpf.set_ve_addrs(cgid, &add_ips, Some(&del_ips))?;
                 }
             }
-            if let Some(h) = &opts.hostname {
-                ns::set_hostname(init, h)?;
-            }
-            // The VE's name and resolver files, from what its config says after this set.
+            // The VE's name and resolver files, from what its config says after this set;
+            // written before the live host name changes, so a failed write leaves the VE's
+            // name as it was.
             let mut eff = conf.clone();
             set_net_keys(&mut eff, opts, &add_ips, &del_ips);
             let root = self.root_of(veid, &conf);
             let names = opts.hostname.clone().or_else(|| eff.get("HOSTNAME").map(str::to_string));
             if let Some(h) = names.filter(|_| opts.hostname.is_some() || !add_ips.is_empty() || !del_ips.is_empty()) {
                 self.write_names(&root, &eff, &h).map_err(io_err("write /etc/hostname, /etc/hosts", &root))?;
+            }
+            if let Some(h) = &opts.hostname {
+                ns::set_hostname(init, h)?;
             }
             if !opts.nameserver.is_empty() || !opts.searchdomain.is_empty() {
                 self.write_resolver(&root, &eff).map_err(io_err("write /etc/resolv.conf", &root))?;
