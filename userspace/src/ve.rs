@@ -334,22 +334,23 @@ impl Vz {
     }
 
     /// Every VE with a config, sorted.
+    /// The first VE other than `except` whose config satisfies `pred`: ids, names and
+    /// interface names belong to one VE only.
+    fn other_ve(&self, except: u32, pred: impl Fn(&ConfFile) -> bool) -> Option<u32> {
+        self.veids().into_iter().filter(|v| *v != except).find(|v| self.conf(*v).is_ok_and(|c| pred(&c)))
+    }
+
     /// The other VE whose config names `host_ifname` for a bridged interface, if any.
     fn netif_owner(&self, host_ifname: &str, except: u32) -> Option<u32> {
-        self.veids().into_iter().filter(|v| *v != except).find(|v| {
-            self.conf(*v)
-                .ok()
-                .and_then(|c| crate::net::parse_netifs(c.get("NETIF").unwrap_or("")).ok())
-                .is_some_and(|l| l.iter().any(|n| n.host_ifname == host_ifname))
+        self.other_ve(except, |c| {
+            crate::net::parse_netifs(c.get("NETIF").unwrap_or(""))
+                .is_ok_and(|l| l.iter().any(|n| n.host_ifname == host_ifname))
         })
     }
 
     /// The other VE whose config holds `ip`, if any.
     fn ip_owner(&self, ip: std::net::IpAddr, except: u32) -> Option<u32> {
-        self.veids()
-            .into_iter()
-            .filter(|v| *v != except)
-            .find(|v| self.conf(*v).ok().and_then(|c| conf_ips(&c).ok()).is_some_and(|ips| ips.contains(&ip)))
+        self.other_ve(except, |c| conf_ips(c).is_ok_and(|ips| ips.contains(&ip)))
     }
 
     pub fn veids(&self) -> Vec<u32> {
@@ -394,12 +395,10 @@ impl Vz {
         if !valid_name(name) {
             return Err(VeError::BadName(name.into()));
         }
-        for other in self.veids() {
-            if other != veid && self.conf(other).ok().and_then(|c| c.get("NAME").map(|n| n == name)).unwrap_or(false) {
-                return Err(VeError::NameTaken { name: name.into(), veid: other });
-            }
+        match self.other_ve(veid, |c| c.get("NAME") == Some(name)) {
+            Some(other) => Err(VeError::NameTaken { name: name.into(), veid: other }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// `vzctl create`: config from a sample, private area from a template. Everything made
