@@ -21,6 +21,18 @@ pub fn parse<T: Parser>(prog: &str) -> Result<T, ExitCode> {
     }
 }
 
+/// How a binary ends: success, or its error as one line naming the program, with
+/// OpenVZ's exit code for it.
+pub fn finish(prog: &str, r: Result<(), crate::Error>) -> ExitCode {
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{prog}: {e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
 /// `--NAME barrier[:limit]` for every beancounter, as clap arguments.
 #[derive(Debug, Clone, Default)]
 pub struct UbcArgs(pub Vec<(&'static str, String)>);

@@ -378,6 +378,15 @@ impl Vz {
         Err(ConfigError::BadVeid(arg.to_string()).into())
     }
 
+    /// The VEs a reporting tool shows: those named (ids or names), else every running one.
+    pub fn named_or_running(&self, named: &[String]) -> Result<Vec<u32>, VeError> {
+        if named.is_empty() {
+            Ok(self.veids().into_iter().filter(|v| self.is_running(*v)).collect())
+        } else {
+            named.iter().map(|v| self.resolve(v)).collect()
+        }
+    }
+
     pub fn is_running(&self, veid: u32) -> bool {
         !self.cg.procs(veid).is_empty()
     }

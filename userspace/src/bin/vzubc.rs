@@ -22,22 +22,12 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    match run(&cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("vzubc: {e}");
-            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
-        }
-    }
+    vz::cli::finish("vzubc", run(&cli))
 }
 
 fn run(cli: &Cli) -> Result<(), vz::Error> {
     let vz = Vz::new(Paths::load()?)?;
-    let veids: Vec<u32> = if cli.veids.is_empty() {
-        vz.veids().into_iter().filter(|v| vz.is_running(*v)).collect()
-    } else {
-        cli.veids.iter().map(|v| vz.resolve(v)).collect::<Result<_, _>>()?
-    };
+    let veids = vz.named_or_running(&cli.veids)?;
     let bpf = Bpf::open_existing(&vz.paths.bpf_root).ok();
     let mut report = Vec::new();
     for veid in veids {
