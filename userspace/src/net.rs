@@ -66,6 +66,26 @@ fn with_netlink<T>(f: impl AsyncFnOnce(Handle) -> Result<T, NetError>) -> Result
     })
 }
 
+/// Runs `f` with a netlink handle of a VE's network namespace: on a thread that joined
+/// the namespace of the VE's init first.
+fn with_ve_netlink<T, F>(init: i32, f: F) -> Result<T, NetError>
+where
+    T: Send + 'static,
+    F: AsyncFnOnce(Handle) -> Result<T, NetError> + Send + 'static,
+{
+    crate::ns::in_ve_net(init, move || Ok(with_netlink(f)))
+        .map_err(|e| NetError::Io { op: "VE network namespace".into(), source: std::io::Error::other(e) })?
+}
+
+/// Deletes a link by name; a missing one is fine (the goal is that it is gone).
+fn del_link(name: &str) -> Result<(), NetError> {
+    with_netlink(async |h| match link_index(&h, name).await {
+        Ok(idx) => Ok(h.link().del(idx).execute().await?),
+        Err(NetError::NoLink(_)) => Ok(()),
+        Err(e) => Err(e),
+    })
+}
+
 async fn link_index(h: &Handle, name: &str) -> Result<u32, NetError> {
     let mut links = h.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
@@ -142,17 +162,11 @@ pub fn setup(init: i32, cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {
         add_address(&h, host, IpAddr::V6(GATEWAY6), 64).await?;
         Ok(())
     })?;
-    let peer_if2 = peer_if.clone();
-    crate::ns::in_ve_net(init, move || {
-        with_netlink(async |h| {
-            let peer = link_index(&h, &peer_if2).await?;
-            h.link().set(LinkUnspec::new_with_index(peer).name(VE_IFNAME.to_string()).up().build()).execute().await?;
-            gateway_routes(&h, peer).await?;
-            Ok(())
-        })
-        .map_err(std::io::Error::other)
-    })
-    .map_err(|e| NetError::Io { op: "VE network".into(), source: std::io::Error::other(e) })?;
+    with_ve_netlink(init, async move |h| {
+        let peer = link_index(&h, &peer_if).await?;
+        h.link().set(LinkUnspec::new_with_index(peer).name(VE_IFNAME.to_string()).up().build()).execute().await?;
+        gateway_routes(&h, peer).await
+    })?;
     add_ips(init, cgid, ips)
 }
 
@@ -297,15 +311,10 @@ pub fn add_netif(init: i32, n: &NetIf) -> Result<(), NetError> {
         Ok(())
     })
     .and_then(|()| {
-        crate::ns::in_ve_net(init, move || {
-            with_netlink(async |h| {
-                let peer = link_index(&h, &tmp2).await?;
-                h.link().set(LinkUnspec::new_with_index(peer).name(n2.ifname.clone()).up().build()).execute().await?;
-                Ok(())
-            })
-            .map_err(std::io::Error::other)
+        with_ve_netlink(init, async move |h| {
+            let peer = link_index(&h, &tmp2).await?;
+            Ok(h.link().set(LinkUnspec::new_with_index(peer).name(n2.ifname.clone()).up().build()).execute().await?)
         })
-        .map_err(|e| NetError::Io { op: "VE interface".into(), source: std::io::Error::other(e) })
     });
     if r.is_err() {
         // A half-made pair goes: its host end would outlive the VE.
@@ -316,11 +325,7 @@ pub fn add_netif(init: i32, n: &NetIf) -> Result<(), NetError> {
 
 /// Removes a bridged interface (its host end; the VE end goes with it). Missing is fine.
 pub fn del_netif(host_ifname: &str) -> Result<(), NetError> {
-    with_netlink(async |h| match link_index(&h, host_ifname).await {
-        Ok(idx) => Ok(h.link().del(idx).execute().await?),
-        Err(NetError::NoLink(_)) => Ok(()),
-        Err(e) => Err(e),
-    })
+    del_link(host_ifname)
 }
 
 /// Says plainly when this host does not forward the families of `ips`: the VE then
@@ -348,29 +353,20 @@ pub fn host_ifindex(cgid: u64) -> Result<u32, NetError> {
 /// Removes a VE's pair from the host (its namespace going away would, but later: network
 /// namespaces are torn down asynchronously). Missing is fine.
 pub fn teardown(cgid: u64) -> Result<(), NetError> {
-    let host_if = host_ifname(cgid);
-    with_netlink(async |h| match link_index(&h, &host_if).await {
-        Ok(idx) => Ok(h.link().del(idx).execute().await?),
-        Err(NetError::NoLink(_)) => Ok(()),
-        Err(e) => Err(e),
-    })
+    del_link(&host_ifname(cgid))
 }
 
 /// Adds addresses to a running VE: on its venet0, and a host route each.
 pub fn add_ips(init: i32, cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {
     let list = ips.to_vec();
-    crate::ns::in_ve_net(init, move || {
-        with_netlink(async |h| {
-            let idx = link_index(&h, VE_IFNAME).await?;
-            for ip in &list {
-                exists_ok(add_address(&h, idx, *ip, prefix(ip)).await)?;
-            }
-            // Removing a device's last IPv4 address flushes its IPv4 routes: put them back.
-            gateway_routes(&h, idx).await
-        })
-        .map_err(std::io::Error::other)
-    })
-    .map_err(|e| NetError::Io { op: "VE addresses".into(), source: std::io::Error::other(e) })?;
+    with_ve_netlink(init, async move |h| {
+        let idx = link_index(&h, VE_IFNAME).await?;
+        for ip in &list {
+            exists_ok(add_address(&h, idx, *ip, prefix(ip)).await)?;
+        }
+        // Removing a device's last IPv4 address flushes its IPv4 routes: put them back.
+        gateway_routes(&h, idx).await
+    })?;
     let host_if = host_ifname(cgid);
     with_netlink(async |h| {
         let idx = link_index(&h, &host_if).await?;
@@ -396,26 +392,22 @@ pub fn del_ips(init: i32, cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {
         Ok(())
     })?;
     let list = ips.to_vec();
-    crate::ns::in_ve_net(init, move || {
-        with_netlink(async |h| {
-            let mut addrs = h.address().get().execute();
-            let mut doomed = Vec::new();
-            while let Some(m) = addrs.try_next().await? {
-                let has = m.attributes.iter().any(
-                    |a| matches!(a, rtnetlink::packet_route::address::AddressAttribute::Address(x) if list.contains(x)),
-                );
-                if has {
-                    doomed.push(m);
-                }
+    with_ve_netlink(init, async move |h| {
+        let mut addrs = h.address().get().execute();
+        let mut doomed = Vec::new();
+        while let Some(m) = addrs.try_next().await? {
+            let has = m.attributes.iter().any(
+                |a| matches!(a, rtnetlink::packet_route::address::AddressAttribute::Address(x) if list.contains(x)),
+            );
+            if has {
+                doomed.push(m);
             }
-            for m in doomed {
-                h.address().del(m).execute().await?;
-            }
-            Ok(())
-        })
-        .map_err(std::io::Error::other)
+        }
+        for m in doomed {
+            h.address().del(m).execute().await?;
+        }
+        Ok(())
     })
-    .map_err(|e| NetError::Io { op: "VE addresses".into(), source: std::io::Error::other(e) })
 }
 
 #[cfg(test)]
