@@ -536,40 +536,33 @@ impl Bpf {
 
     /// Drops a VE's records (after its cgroup is gone).
     pub fn unregister_ve(&mut self, cgroup: u64) -> Result<(), BpfError> {
-        for r in [self.ubc.remove(&cgroup), self.limits.remove(&cgroup)] {
-            match r {
-                Err(MapError::KeyNotFound) | Ok(()) => {}
-                Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        removed(self.ubc.remove(&cgroup))?;
+        removed(self.limits.remove(&cgroup))?;
         self.set_ve_addrs(cgroup, &[], None)?;
         self.set_net_rules(cgroup, &vz_common::NetRules::default())?;
         // Its interface and traffic counters.
-        if let Ok(m) = MapData::from_pin(self.pins.map(maps::NET_IFS)) {
-            let mut ifs: HashMap<MapData, u32, u64> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
-            let mine: Vec<u32> =
-                ifs.iter().filter_map(Result::ok).filter(|(_, ve)| *ve == cgroup).map(|(k, _)| k).collect();
-            for k in mine {
-                let _ = ifs.remove(&k);
-            }
+        if let Some(mut ifs) = self.pinned_hash::<u32, u64>(maps::NET_IFS)? {
+            remove_where_value(&mut ifs, cgroup);
         }
         if let Ok(m) = MapData::from_pin(self.pins.map(maps::NET_STATS)) {
             let mut stats: aya::maps::PerCpuHashMap<MapData, u64, vz_common::NetStats> =
                 aya::maps::PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(m))?;
-            let _ = stats.remove(&cgroup);
+            removed(stats.remove(&cgroup))?;
         }
         // Dentries and inodes the VE allocated outlive it in the caches; forget them, so
         // the table keeps room for running VEs (their frees then find no record).
-        if let Ok(m) = MapData::from_pin(self.pins.map(maps::DCACHE_OBJS)) {
-            let mut objs: HashMap<MapData, u64, u64> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
-            let mine: Vec<u64> =
-                objs.iter().filter_map(Result::ok).filter(|(_, ve)| *ve == cgroup).map(|(k, _)| k).collect();
-            for k in mine {
-                let _ = objs.remove(&k);
-            }
+        if let Some(mut objs) = self.pinned_hash::<u64, u64>(maps::DCACHE_OBJS)? {
+            remove_where_value(&mut objs, cgroup);
         }
         Ok(())
+    }
+
+    /// A pinned hash map of this loader, None when it is not pinned (an older object).
+    fn pinned_hash<K: aya::Pod, V: aya::Pod>(&self, name: &str) -> Result<Option<HashMap<MapData, K, V>>, BpfError> {
+        match MapData::from_pin(self.pins.map(name)) {
+            Ok(m) => Ok(Some(HashMap::try_from(aya::maps::Map::HashMap(m))?)),
+            Err(_) => Ok(None),
+        }
     }
 
     /// Sets barrier/limit of some resources; takes effect for the next charge.
@@ -607,8 +600,8 @@ impl Bpf {
         if let Err(e) = tc::qdisc_add_clsact(ifname) {
             debug!("clsact on {ifname}: {e}");
         }
-        let m = MapData::from_pin(self.pins.map(maps::NET_IFS))?;
-        let mut ifs: HashMap<MapData, u32, u64> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
+        let mut ifs: HashMap<MapData, u32, u64> =
+            HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(self.pins.map(maps::NET_IFS))?))?;
         ifs.insert(ifindex, cgroup, 0)?;
         for (name, dir) in [(progs::TC_FROM_VE, TcAttachType::Ingress), (progs::TC_TO_VE, TcAttachType::Egress)] {
             let mut prog = aya::programs::SchedClassifier::from_pin(self.pins.prog(name))?;
@@ -621,14 +614,9 @@ impl Bpf {
 
     /// Replaces a VE's firewall rules (no rules: the record goes).
     pub fn set_net_rules(&mut self, cgroup: u64, rules: &vz_common::NetRules) -> Result<(), BpfError> {
-        let Ok(m) = MapData::from_pin(self.pins.map(maps::NET_RULES)) else { return Ok(()) };
-        let mut map: HashMap<MapData, u64, vz_common::NetRules> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
+        let Some(mut map) = self.pinned_hash::<u64, vz_common::NetRules>(maps::NET_RULES)? else { return Ok(()) };
         if rules.count == 0 {
-            match map.remove(&cgroup) {
-                Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-                Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-                Err(e) => Err(e.into()),
-            }
+            removed(map.remove(&cgroup))
         } else {
             Ok(map.insert(cgroup, rules, 0)?)
         }
@@ -661,8 +649,7 @@ impl Bpf {
         add: &[std::net::IpAddr],
         del: Option<&[std::net::IpAddr]>,
     ) -> Result<(), BpfError> {
-        let Ok(m) = MapData::from_pin(self.pins.map(maps::VE_ADDRS)) else { return Ok(()) };
-        let mut addrs: HashMap<MapData, vz_common::VeAddr, u8> = HashMap::try_from(aya::maps::Map::HashMap(m))?;
+        let Some(mut addrs) = self.pinned_hash::<vz_common::VeAddr, u8>(maps::VE_ADDRS)? else { return Ok(()) };
         let key = |ip: &std::net::IpAddr| vz_common::VeAddr { ve: cgroup, addr: addr_words(ip) };
         let keep: Vec<vz_common::VeAddr> = add.iter().map(key).collect();
         let doomed: Vec<vz_common::VeAddr> = match del {
@@ -712,10 +699,7 @@ impl Bpf {
         for k in keys {
             let _ = counts.remove(&k);
         }
-        let link = aya::programs::iter::IterLink::try_from(FdLink::from(PinnedLink::from_pin(&link_pin)?))?;
-        let mut f = link.into_file()?;
-        let mut sink = Vec::new();
-        io::Read::read_to_end(&mut f, &mut sink).map_err(io_err("run iterator", &link_pin))?;
+        run_iter_link(&link_pin).map_err(io_err("run iterator", &link_pin))?;
         Ok(Some(counts.iter().filter_map(Result::ok).collect()))
     }
 
@@ -731,13 +715,7 @@ impl Bpf {
             if !link_pin.exists() {
                 return Ok(None);
             }
-            let link = FdLink::from(PinnedLink::from_pin(&link_pin).map_err(io::Error::other)?);
-            let mut f = aya::programs::iter::IterLink::try_from(link)
-                .map_err(io::Error::other)?
-                .into_file()
-                .map_err(io::Error::other)?;
-            let mut recs = Vec::new();
-            io::Read::read_to_end(&mut f, &mut recs)?;
+            let recs = run_iter_link(&link_pin)?;
             for rec in recs.chunks_exact(24) {
                 let word = |at: usize| rec[at..at + 8].try_into().map(u64::from_ne_bytes).unwrap_or(0);
                 let (send, recv, drops) = (word(0), word(8), word(16));
@@ -771,6 +749,37 @@ impl Bpf {
             Err(MapError::KeyNotFound) => Err(BpfError::NoVe(cgroup)),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Runs the iterator behind a pinned link once; returns what it wrote.
+fn run_iter_link(link_pin: &Path) -> io::Result<Vec<u8>> {
+    let link = FdLink::from(PinnedLink::from_pin(link_pin).map_err(io::Error::other)?);
+    let mut f = aya::programs::iter::IterLink::try_from(link)
+        .map_err(io::Error::other)?
+        .into_file()
+        .map_err(io::Error::other)?;
+    let mut out = Vec::new();
+    io::Read::read_to_end(&mut f, &mut out)?;
+    Ok(out)
+}
+
+/// A removal where the key being gone already is success.
+fn removed(r: Result<(), MapError>) -> Result<(), BpfError> {
+    match r {
+        Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes every entry whose value is `value` (a VE's records in a map keyed by
+/// something else).
+fn remove_where_value<K: aya::Pod + Eq>(map: &mut HashMap<MapData, K, u64>, value: u64) {
+    let keys: Vec<K> = map.iter().filter_map(Result::ok).filter(|(_, v)| *v == value).map(|(k, _)| k).collect();
+    for k in keys {
+        // A key gone meanwhile (its object freed) is what we wanted.
+        let _ = map.remove(&k);
     }
 }
 
