@@ -403,11 +403,16 @@ fn loopback_up() -> io::Result<()> {
     Ok(())
 }
 
+/// The value of one `Key:` line of a /proc/PID/status text.
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')).map(str::trim)
+}
+
 /// Host pid of a running VE's PID 1: the process of its cgroup whose innermost pid is 1.
 pub fn find_init(cg: &dyn Cgroups, veid: u32) -> Option<i32> {
     cg.procs(veid).into_iter().find(|pid| {
         fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
-            s.lines().find_map(|l| l.strip_prefix("NSpid:")).is_some_and(|v| {
+            status_field(&s, "NSpid").is_some_and(|v| {
                 let f: Vec<&str> = v.split_whitespace().collect();
                 f.len() >= 2 && f.last() == Some(&"1")
             })
@@ -733,12 +738,11 @@ pub fn queued_signals(pids: &[i32]) -> u64 {
         let Ok(st) = fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
         };
-        let field = |k: &str| st.lines().find_map(|l| l.strip_prefix(k)).map(str::trim);
-        let uid = field("Uid:").and_then(|u| u.split_whitespace().next()).unwrap_or("");
+        let uid = status_field(&st, "Uid").and_then(|u| u.split_whitespace().next()).unwrap_or("");
         if !seen.insert(uid.to_string()) {
             continue;
         }
-        total += field("SigQ:").and_then(|q| q.split('/').next()?.parse::<u64>().ok()).unwrap_or(0);
+        total += status_field(&st, "SigQ").and_then(|q| q.split('/').next()?.parse::<u64>().ok()).unwrap_or(0);
     }
     total
 }
@@ -776,12 +780,11 @@ pub fn set_sigpending_of(pid: i32, lim: Option<(u64, u64)>) -> io::Result<()> {
     }
     let st = fs::read_to_string(format!("/proc/{pid}/status"))?;
     let id = |k: &str| -> io::Result<u32> {
-        st.lines()
-            .find_map(|l| l.strip_prefix(k))
+        status_field(&st, k)
             .and_then(|v| v.split_whitespace().next()?.parse().ok())
             .ok_or_else(|| io::Error::other(format!("no {k} in /proc/{pid}/status")))
     };
-    let (uid, gid) = (id("Uid:")?, id("Gid:")?);
+    let (uid, gid) = (id("Uid")?, id("Gid")?);
     std::thread::spawn(move || {
         // SAFETY: raw set*id syscalls change this thread's credentials only; the saved
         // ids stay 0, and the thread ends right after.
