@@ -477,24 +477,34 @@ fn udp_packet(src: [u8; 4], dst: [u8; 4], port: u16) -> Vec<u8> {
     p
 }
 
+/// Sends `pkt` once on a fresh socket `fd` (closed after) to the address `to` of `len`
+/// bytes.
+///
+/// # Safety
+/// `to` must point at a socket address of `len` bytes.
+unsafe fn send_once(fd: i32, pkt: &[u8], to: *const libc::sockaddr, len: u32) -> Result<String, i32> {
+    if fd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: valid buffer; the caller vouches for the address.
+    let r = unsafe { libc::sendto(fd, pkt.as_ptr().cast(), pkt.len(), 0, to, len) };
+    let e = errno();
+    close(fd);
+    if r < 0 {
+        Err(e)
+    } else {
+        Ok("ok".into())
+    }
+}
+
 fn spoof_raw(src: &str, dst: &str, port: u16) -> Result<String, i32> {
     let pkt = udp_packet(ipv4(src)?, ipv4(dst)?, port);
     // SAFETY: plain syscalls on our own socket; buffers and lengths match.
     unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW);
-        if fd < 0 {
-            return Err(errno());
-        }
         let mut sa = loopback(0);
         sa.sin_addr.s_addr = u32::from_ne_bytes(ipv4(dst)?);
-        let r = libc::sendto(fd, pkt.as_ptr().cast(), pkt.len(), 0, (&raw const sa).cast(), SA_LEN);
-        let e = errno();
-        close(fd);
-        if r < 0 {
-            Err(e)
-        } else {
-            Ok("ok".into())
-        }
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW);
+        send_once(fd, &pkt, (&raw const sa).cast(), SA_LEN)
     }
 }
 
@@ -508,31 +518,14 @@ fn spoof_packet(ifname: &str, src: &str, dst: &str, port: u16) -> Result<String,
             return Err(errno());
         }
         let proto = (libc::ETH_P_IP as u16).to_be();
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto));
-        if fd < 0 {
-            return Err(errno());
-        }
         let mut ll: libc::sockaddr_ll = std::mem::zeroed();
         ll.sll_family = libc::AF_PACKET as u16;
         ll.sll_protocol = proto;
         ll.sll_ifindex = index as i32;
         ll.sll_halen = 6;
         ll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-        let r = libc::sendto(
-            fd,
-            pkt.as_ptr().cast(),
-            pkt.len(),
-            0,
-            (&raw const ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        );
-        let e = errno();
-        close(fd);
-        if r < 0 {
-            Err(e)
-        } else {
-            Ok("ok".into())
-        }
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto));
+        send_once(fd, &pkt, (&raw const ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
     }
 }
 
