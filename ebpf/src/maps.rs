@@ -77,6 +77,11 @@ pub static VZ_NET_STATS: PerCpuHashMap<u64, NetStats> = PerCpuHashMap::pinned(MA
 #[map(name = "VZ_NET_RULES_V1")]
 pub static VZ_NET_RULES: HashMap<u64, NetRules> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
 
+/// VEs with an egress rate limit (cgroup id -> ifindex of the VE's shaper, an ifb device
+/// with a tbf qdisc): what such a VE sends goes through it before the host routes it.
+#[map(name = "VZ_NET_RATE_V1")]
+pub static VZ_NET_RATE: HashMap<u64, u32> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
+
 /// Loader bookkeeping (object hash, parent, level); programs never read it.
 #[map(name = "VZ_META_V1")]
 pub static VZ_META: Array<Meta> = Array::pinned(1, 0);

@@ -8,11 +8,17 @@
 //! - Both apply the VE's firewall rules (`VZ_NET_RULES`, first match decides, default
 //!   allow): the cost depends on that VE's rules only, never on how many VEs there are.
 //!
+//! - A VE with an egress rate limit (`VZ_NET_RATE`) has what it sends redirected into its
+//!   shaper, an ifb device whose tbf qdisc queues it to the rate (TCP backs off on the
+//!   queue instead of losing packets to a policer); the ifb hands each packet back to this
+//!   interface's input, past tc, so it is checked and counted once. All of it sits on the
+//!   host: nothing the VE does inside its namespace lifts the limit.
+//!
 //! Counters per VE in `VZ_NET_STATS` (per CPU): bytes and packets each way, drops.
 use aya_ebpf::{macros::classifier, programs::TcContext};
 use vz_common::{rule, NetRules, NetStats, VeAddr, MAX_RULES};
 
-use crate::maps::{VZ_NET_IFS, VZ_NET_RULES, VZ_NET_STATS, VZ_VE_ADDRS};
+use crate::maps::{VZ_NET_IFS, VZ_NET_RATE, VZ_NET_RULES, VZ_NET_STATS, VZ_VE_ADDRS};
 
 const TC_ACT_OK: i32 = 0;
 const TC_ACT_SHOT: i32 = 2;
@@ -221,9 +227,14 @@ pub fn vz_tc_from_ve(ctx: TcContext) -> i32 {
         }
     }
     if spoofed || denied {
-        TC_ACT_SHOT
-    } else {
-        TC_ACT_OK
+        return TC_ACT_SHOT;
+    }
+    // SAFETY: map lookup with a stack key.
+    match unsafe { VZ_NET_RATE.get(&ve) } {
+        // SAFETY: plain helper call; it returns TC_ACT_REDIRECT, or TC_ACT_SHOT for a shaper
+        // that is gone (the VE is being stopped).
+        Some(shaper) => unsafe { aya_ebpf::helpers::bpf_redirect(*shaper, 0) as i32 },
+        None => TC_ACT_OK,
     }
 }
 

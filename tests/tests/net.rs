@@ -377,3 +377,71 @@ fn bridged_interfaces_join_a_host_bridge_live_and_at_start() {
     assert!(!std::fs::read_to_string(env.conf_path(101)).unwrap().contains("NETIF=\"ifname"));
     env.ok(&["stop", "--fast", "101"]);
 }
+
+/// Bytes per second VE 102 receives while VE 101 (Debian, with the helper) streams to it
+/// for 5 s (`kind` tcp or udp): from VE 102's counters, sampled 1 s after the start (past
+/// any initial burst) and 3 s later.
+fn received_rate(env: &VzEnv, kind: &str, port: u16) -> f64 {
+    if kind == "tcp" {
+        env.ok(&["exec", "102", &format!("(nc -l -p {port} >/dev/null 2>&1 </dev/null &); true")]);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let sender = env
+        .cmd("vzctl", &["exec2", "101", &format!("vzt-helper stream {kind} 10.87.0.2 {port} 5")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("vzctl exec2");
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (b0, t0) = (netstat(env, "102")[0], std::time::Instant::now());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (b1, t1) = (netstat(env, "102")[0], std::time::Instant::now());
+    let out = sender.wait_with_output().expect("sender");
+    let said = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(said.parse::<u64>().is_ok(), "{kind} sender: {said}");
+    (b1 - b0) as f64 / (t1 - t0).as_secs_f64()
+}
+
+#[test]
+fn rate_limit_holds_within_ten_percent_for_tcp_and_a_udp_flood() {
+    let env = VzEnv::new("rate");
+    env.debian_template();
+    env.ok(&["create", "101", "--ostemplate", "debian-12-minbase", "--ipadd", "10.87.0.1"]);
+    std::fs::copy(vz_tests::bin("vzt-helper"), env.private(101).join("usr/local/bin/vzt-helper")).unwrap();
+    env.ok(&["create", "102", "--ipadd", "10.87.0.2"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["start", "102"]);
+    let free = received_rate(&env, "tcp", 6000);
+    // 8000 kbit/s = 1,000,000 bytes/s.
+    env.ok(&["set", "101", "--rate", "8000", "--save"]);
+    assert!(std::fs::read_to_string(env.conf_path(101)).unwrap().contains("RATE=\"8000\""));
+    let limited = received_rate(&env, "tcp", 6001);
+    eprintln!("TCP: unlimited {free:.0} bytes/s, limited {limited:.0} bytes/s");
+    assert!((900_000.0..=1_100_000.0).contains(&limited), "TCP at {limited:.0} bytes/s, limit 1,000,000");
+    assert!(free > 3.0 * limited, "the limit made no difference: {free:.0} vs {limited:.0}");
+    // A flood that ignores congestion: UDP as fast as the VE can write it.
+    let udp = received_rate(&env, "udp", 6002);
+    eprintln!("UDP flood: {udp:.0} bytes/s received");
+    assert!((900_000.0..=1_100_000.0).contains(&udp), "UDP flood at {udp:.0} bytes/s, limit 1,000,000");
+    // Retuned live (OpenVZ's dev:class:kbit form), and held after a restart from the saved
+    // config.
+    env.ok(&["set", "101", "--rate", "venet0:1:4000"]);
+    let half = received_rate(&env, "tcp", 6003);
+    eprintln!("TCP at 4000 kbit/s: {half:.0} bytes/s");
+    assert!((450_000.0..=550_000.0).contains(&half), "TCP at {half:.0} bytes/s, limit 500,000");
+    env.ok(&["restart", "101"]);
+    let saved = received_rate(&env, "tcp", 6004);
+    assert!((900_000.0..=1_100_000.0).contains(&saved), "after restart: {saved:.0} bytes/s, limit 1,000,000");
+    // Lifted live: the shaper goes.
+    env.ok(&["set", "101", "--rate", "0", "--save"]);
+    assert!(!host_links(&env).contains("vzr"), "shaper left: {}", host_links(&env));
+    assert!(received_rate(&env, "tcp", 6005) > 3.0 * limited);
+    let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    assert!(!conf.contains("RATE="));
+    env.vzctl(&["set", "101", "--rate", "fast"]).one_line_error("vzctl", 21, "fast");
+    assert_eq!(std::fs::read_to_string(env.conf_path(101)).unwrap(), conf);
+    env.ok(&["set", "101", "--rate", "8000"]);
+    assert!(host_links(&env).contains("vzr"));
+    env.ok(&["stop", "--fast", "102"]);
+    env.ok(&["stop", "--fast", "101"]);
+    assert!(!host_links(&env).contains("vzr"), "stop left the shaper: {}", host_links(&env));
+}

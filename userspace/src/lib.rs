@@ -86,9 +86,9 @@ impl Error {
             Error::Ve(VeError::NotExist(_)) => exit::NOVECONFIG,
             Error::Ve(VeError::IpInUse { .. }) => exit::IP_INUSE,
             Error::Ve(VeError::Rule(_)) => exit::INVALID_PARAMETER_VALUE,
-            Error::Ve(VeError::Net(net::NetError::BadAddress(_) | net::NetError::BadNetif(_))) => {
-                exit::INVALID_PARAMETER_VALUE
-            }
+            Error::Ve(VeError::Net(
+                net::NetError::BadAddress(_) | net::NetError::BadNetif(_) | net::NetError::BadRate(_),
+            )) => exit::INVALID_PARAMETER_VALUE,
             Error::Ve(VeError::Net(_)) => exit::SYSTEM_ERROR,
             Error::Ve(VeError::NoSample { .. }) => exit::INVALID_PARAMETER_VALUE,
             Error::Ve(VeError::Exists(_)) => exit::FS_PRVT_AREA_EXIST,

@@ -30,6 +30,8 @@ pub enum NetError {
     BadAddress(String),
     #[error("invalid network interface '{0}': use ifname[,mac,host_ifname,host_mac,bridge]")]
     BadNetif(String),
+    #[error("invalid rate '{0}': use kbit/s (0 or none: no limit)")]
+    BadRate(String),
 }
 
 fn io(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetError {
@@ -328,6 +330,107 @@ pub fn del_netif(host_ifname: &str) -> Result<(), NetError> {
     del_link(host_ifname)
 }
 
+/// Parses `--rate`: kbit/s as a number, or OpenVZ's `dev:class:kbit`; 0 or `none` means
+/// no limit.
+pub fn parse_rate(s: &str) -> Result<Option<u64>, NetError> {
+    let fields: Vec<&str> = s.trim().split(':').collect();
+    let v = match fields.as_slice() {
+        [k] | [_, _, k] => *k,
+        _ => return Err(NetError::BadRate(s.to_string())),
+    };
+    if v == "none" {
+        return Ok(None);
+    }
+    match v.parse::<u64>() {
+        // Up to 1 Tbit/s: bytes per second then fit tbf's 64-bit rate.
+        Ok(k) if k <= 1_000_000_000 => Ok((k > 0).then_some(k)),
+        _ => Err(NetError::BadRate(s.to_string())),
+    }
+}
+
+/// A VE's shaper: an ifb device on the host (unique per VE like its pair's host end).
+pub fn shaper_ifname(cgid: u64) -> String {
+    format!("vzr{:x}", cgid & 0xffff_ffff_ffff)
+}
+
+/// The tbf qdisc's options for `kbit` (TCA_OPTIONS of kind "tbf"): the bucket holds 20 ms
+/// at the rate (at least 16 KiB, so a full-sized frame always fits; larger GSO packets are
+/// split by tbf), and the queue holds 200 ms (at least 64 KiB) before it drops: TCP then
+/// sees its window fill and slows down, where a policer's losses would collapse it.
+fn tbf_options(kbit: u64) -> Vec<rtnetlink::packet_route::tc::TcOption> {
+    use rtnetlink::packet_core::DefaultNla;
+    use rtnetlink::packet_route::tc::TcOption;
+    const TCA_TBF_PARMS: u16 = 1;
+    const TCA_TBF_RATE64: u16 = 4;
+    const TCA_TBF_BURST: u16 = 6;
+    const TC_LINKLAYER_ETHERNET: u8 = 1;
+    let bytes_per_sec = kbit * 1000 / 8;
+    let burst = (bytes_per_sec / 50).clamp(16 * 1024, u64::from(u32::MAX)) as u32;
+    let limit = (bytes_per_sec / 5).clamp(64 * 1024, u64::from(u32::MAX)) as u32;
+    // struct tc_tbf_qopt: rate and peakrate (struct tc_ratespec, 12 bytes each), limit,
+    // buffer, mtu. The burst attribute stands in for buffer; no peak rate.
+    let mut qopt = Vec::with_capacity(36);
+    qopt.extend_from_slice(&[0, TC_LINKLAYER_ETHERNET, 0, 0, 0, 0, 0, 0]);
+    qopt.extend_from_slice(&(bytes_per_sec.min(u64::from(u32::MAX)) as u32).to_ne_bytes());
+    qopt.extend_from_slice(&[0; 12]);
+    qopt.extend_from_slice(&limit.to_ne_bytes());
+    qopt.extend_from_slice(&[0; 8]);
+    let mut opts = vec![
+        TcOption::Other(DefaultNla::new(TCA_TBF_PARMS, qopt)),
+        TcOption::Other(DefaultNla::new(TCA_TBF_BURST, burst.to_ne_bytes().to_vec())),
+    ];
+    if bytes_per_sec > u64::from(u32::MAX) {
+        opts.push(TcOption::Other(DefaultNla::new(TCA_TBF_RATE64, bytes_per_sec.to_ne_bytes().to_vec())));
+    }
+    opts
+}
+
+/// Makes (or retunes) a VE's shaper for `kbit` and returns its ifindex for the tc program
+/// to redirect the VE's traffic into.
+pub fn set_shaper(cgid: u64, kbit: u64) -> Result<u32, NetError> {
+    use rtnetlink::packet_core::{
+        NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_REPLACE, NLM_F_REQUEST,
+    };
+    use rtnetlink::packet_route::tc::{TcAttribute, TcHandle, TcMessage};
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    let name = shaper_ifname(cgid);
+    with_netlink(async |mut h| {
+        let idx = match link_index(&h, &name).await {
+            Ok(i) => i,
+            Err(NetError::NoLink(_)) => {
+                let ifb = rtnetlink::LinkMessageBuilder::<rtnetlink::LinkUnspec>::new_with_info_kind(
+                    rtnetlink::packet_route::link::InfoKind::Ifb,
+                )
+                .name(name.clone())
+                .build();
+                h.link().add(ifb).execute().await?;
+                link_index(&h, &name).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let mut msg = TcMessage::with_index(idx as i32);
+        msg.header.parent = TcHandle::ROOT;
+        msg.header.handle = TcHandle { major: 1, minor: 0 };
+        msg.attributes.push(TcAttribute::Kind("tbf".to_string()));
+        msg.attributes.push(TcAttribute::Options(tbf_options(kbit)));
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::NewQueueDiscipline(msg));
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+        let mut resp = h.request(req)?;
+        while let Some(m) = futures::StreamExt::next(&mut resp).await {
+            if let NetlinkPayload::Error(e) = m.payload {
+                return Err(rtnetlink::Error::NetlinkError(e).into());
+            }
+        }
+        h.link().set(LinkUnspec::new_with_index(idx).up().build()).execute().await?;
+        Ok(idx)
+    })
+}
+
+/// Removes a VE's shaper; missing is fine.
+pub fn del_shaper(cgid: u64) -> Result<(), NetError> {
+    del_link(&shaper_ifname(cgid))
+}
+
 /// Says plainly when this host does not forward the families of `ips`: the VE then
 /// reaches the host, but not other VEs or anything beyond. vzctl never changes host
 /// sysctls itself.
@@ -353,7 +456,8 @@ pub fn host_ifindex(cgid: u64) -> Result<u32, NetError> {
 /// Removes a VE's pair from the host (its namespace going away would, but later: network
 /// namespaces are torn down asynchronously). Missing is fine.
 pub fn teardown(cgid: u64) -> Result<(), NetError> {
-    del_link(&host_ifname(cgid))
+    del_link(&host_ifname(cgid))?;
+    del_shaper(cgid)
 }
 
 /// Adds addresses to a running VE: on its venet0, and a host route each.
@@ -431,6 +535,44 @@ mod tests {
             let e = NetIf::parse_add(101, bad, 0).unwrap_err();
             assert!(e.to_string().contains(&format!("'{bad}'")), "{e}");
         }
+    }
+
+    #[test]
+    fn rates_take_a_number_or_openvz_form() {
+        assert_eq!(parse_rate("8000").unwrap(), Some(8000));
+        assert_eq!(parse_rate("venet0:1:8000").unwrap(), Some(8000));
+        assert_eq!(parse_rate("0").unwrap(), None);
+        assert_eq!(parse_rate("none").unwrap(), None);
+        for bad in ["fast", "-1", "1:8000", "venet0:1:", "2000000000"] {
+            assert!(parse_rate(bad).unwrap_err().to_string().contains(&format!("'{bad}'")), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tbf_holds_20_ms_and_queues_200_ms() {
+        use rtnetlink::packet_core::Nla;
+        let opts = tbf_options(80_000); // 10 MB/s
+        let value = |kind: u16| {
+            let o = opts.iter().find(|o| o.kind() == kind).unwrap();
+            let mut b = vec![0; o.value_len()];
+            o.emit_value(&mut b);
+            b
+        };
+        let parms = value(1);
+        assert_eq!(parms.len(), 36);
+        assert_eq!(u32::from_ne_bytes(parms[8..12].try_into().unwrap()), 10_000_000);
+        assert_eq!(u32::from_ne_bytes(parms[24..28].try_into().unwrap()), 2_000_000);
+        assert_eq!(u32::from_ne_bytes(value(6).try_into().unwrap()), 200_000);
+        assert!(opts.iter().all(|o| o.kind() != 4), "no 64-bit rate below 4 GB/s");
+        // Slow rates keep a bucket a frame fits in.
+        let slow = tbf_options(8);
+        assert!(slow.iter().any(|o| o.kind() == 6 && {
+            let mut b = vec![0; 4];
+            o.emit_value(&mut b);
+            u32::from_ne_bytes(b.try_into().unwrap()) == 16 * 1024
+        }));
+        // 100 Gbit/s = 12.5 GB/s needs the 64-bit rate.
+        assert!(tbf_options(100_000_000).iter().any(|o| o.kind() == 4));
     }
 
     #[test]

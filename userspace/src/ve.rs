@@ -134,6 +134,8 @@ pub struct SetOpts {
     /// `--netif_add ifname[,mac,host_ifname,host_mac,bridge]`, `--netif_del ifname|all`.
     pub netif_add: Vec<String>,
     pub netif_del: Vec<String>,
+    /// `--rate KBIT` (or OpenVZ's dev:class:kbit): egress limit; 0 or none lifts it.
+    pub rate: Option<String>,
 }
 
 impl SetOpts {
@@ -144,6 +146,7 @@ impl SetOpts {
             && self.netfilter.is_empty()
             && self.netif_add.is_empty()
             && self.netif_del.is_empty()
+            && self.rate.is_none()
             && self.searchdomain.is_empty()
             && self.hostname.is_none()
             && self.name.is_none()
@@ -153,6 +156,23 @@ impl SetOpts {
             && self.ram.is_none()
             && self.swap.is_none()
             && self.vm_overcommit.is_none()
+    }
+}
+
+/// Puts a running VE's egress behind a shaper of `kbit` (None: lifts it). The shaper is
+/// made before the tc program is told to use it, and forgotten by the program before it
+/// goes, so no packet is sent to a missing device.
+fn set_rate(bpf: &mut Bpf, cgid: u64, kbit: Option<u64>) -> Result<(), VeError> {
+    match kbit {
+        Some(k) => {
+            let ifindex = crate::net::set_shaper(cgid, k)?;
+            info!(cgid, kbit = k, ifindex, "egress rate limit");
+            Ok(bpf.set_net_shaper(cgid, Some(ifindex))?)
+        }
+        None => {
+            bpf.set_net_shaper(cgid, None)?;
+            Ok(crate::net::del_shaper(cgid)?)
+        }
     }
 }
 
@@ -856,11 +876,18 @@ impl Vz {
             // Anti-spoofing, accounting and the firewall rules on the pair's host end.
             let rules = crate::netfilter::parse_rules(&[conf.get("NETFILTER").unwrap_or("")])?;
             bpf.set_net_rules(cgid, &rules)?;
-            let ifindex = crate::net::host_ifindex(cgid)?;
-            if let Err(e) = bpf.attach_venet(&crate::net::host_ifname(cgid), cgid, ifindex) {
+            let rate = crate::net::parse_rate(conf.get("RATE").unwrap_or("0"))?;
+            let attached = set_rate(&mut bpf, cgid, rate).and_then(|()| {
+                let ifindex = crate::net::host_ifindex(cgid)?;
+                Ok(bpf.attach_venet(&crate::net::host_ifname(cgid), cgid, ifindex)?)
+            });
+            if let Err(e) = attached {
                 let _ = crate::net::teardown(cgid);
-                return Err(e.into());
+                return Err(e);
             }
+        } else if conf.get("RATE").is_some_and(|r| crate::net::parse_rate(r).ok().flatten().is_some()) {
+            warn!(veid, "no BPF: the rate limit is not enforced");
+            eprintln!("Warning: BPF is unavailable: the rate limit of container {veid} is not enforced");
         }
         self.step("start:done")?;
         undo.commit();
@@ -1066,6 +1093,7 @@ impl Vz {
         for a in &opts.nameserver {
             crate::net::parse_ip(a)?;
         }
+        let rate = opts.rate.as_deref().map(crate::net::parse_rate).transpose()?;
         // Bridged interfaces: the list after this set, checked before anything changes.
         let old_netifs = crate::net::parse_netifs(conf.get("NETIF").unwrap_or(""))?;
         let mut netifs: Vec<crate::net::NetIf> = old_netifs
@@ -1202,6 +1230,10 @@ impl Vz {
                 let cgid = self.cg.ve_id(veid)?;
                 Bpf::open_existing(&self.paths.bpf_root)?.set_net_rules(cgid, r)?;
             }
+            if let Some(k) = rate {
+                let cgid = self.cg.ve_id(veid)?;
+                set_rate(&mut Bpf::open_existing(&self.paths.bpf_root)?, cgid, k)?;
+            }
             for n in &netif_gone {
                 crate::net::del_netif(&n.host_ifname)?;
             }
@@ -1253,6 +1285,12 @@ impl Vz {
             }
             if !opts.netif_add.is_empty() || !opts.netif_del.is_empty() {
                 conf.set("NETIF", &crate::net::format_netifs(&netifs));
+            }
+            // Kept in the admin's own form (kbit or OpenVZ's dev:class:kbit).
+            match (rate, &opts.rate) {
+                (Some(Some(_)), Some(given)) => conf.set("RATE", given.trim()),
+                (Some(None), _) => conf.remove("RATE"),
+                _ => {}
             }
             if let Some(v) = &opts.vm_overcommit {
                 conf.set("VM_OVERCOMMIT", v);

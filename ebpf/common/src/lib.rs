@@ -275,6 +275,7 @@ pub mod maps {
     pub const NET_IFS: &str = "VZ_NET_IFS_V1";
     pub const NET_STATS: &str = "VZ_NET_STATS_V1";
     pub const NET_RULES: &str = "VZ_NET_RULES_V1";
+    pub const NET_RATE: &str = "VZ_NET_RATE_V1";
 }
 
 /// Program names (the Rust function names in `ebpf/`).

@@ -456,6 +456,41 @@ fn udp_send(dst: &str, port: u16, n: usize, size: usize) -> Result<String, i32> 
     Ok("ok".into())
 }
 
+/// Sends to `dst:port` as fast as it can for `secs` seconds: one TCP connection, or UDP
+/// datagrams of 1400 bytes (errors such as a full queue are ignored: a flood does not
+/// care). Replies with the bytes it handed to the kernel.
+fn stream(kind: &str, dst: &str, port: u16, secs: u64) -> Result<String, i32> {
+    use std::io::Write as _;
+    let addr = (ipv4(dst).map(std::net::Ipv4Addr::from)?, port);
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    let buf = [0x5au8; 64 * 1024];
+    let mut sent: u64 = 0;
+    let io = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    match kind {
+        "tcp" => {
+            let mut c = std::net::TcpStream::connect(addr).map_err(io)?;
+            c.set_write_timeout(Some(Duration::from_millis(200))).map_err(io)?;
+            while std::time::Instant::now() < end {
+                match c.write(&buf) {
+                    Ok(n) => sent += n as u64,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(io(e)),
+                }
+            }
+        }
+        "udp" => {
+            let u = std::net::UdpSocket::bind(("0.0.0.0", 0)).map_err(io)?;
+            while std::time::Instant::now() < end {
+                if let Ok(n) = u.send_to(&buf[..1400], addr) {
+                    sent += n as u64;
+                }
+            }
+        }
+        _ => return Err(libc::EINVAL),
+    }
+    Ok(sent.to_string())
+}
+
 /// An IPv4 + UDP packet (checksummed header, UDP checksum 0) with 32 bytes of payload.
 fn udp_packet(src: [u8; 4], dst: [u8; 4], port: u16) -> Vec<u8> {
     let total = 20 + 8 + 32;
@@ -624,6 +659,10 @@ fn main() {
             let a = |i: usize| rest.get(i).map_or("", String::as_str);
             let port = rest.get(4).and_then(|p| p.parse().ok()).unwrap_or(9);
             oneshot(spoof_packet(a(1), a(2), a(3), port), 0);
+        }
+        Some("stream") => {
+            let a = |i: usize| rest.get(i).map_or("", String::as_str);
+            oneshot(stream(a(1), a(2), a(3).parse().unwrap_or(9), a(4).parse().unwrap_or(1)), 0);
         }
         Some("udp-echo") => udp_echo(rest.get(1).and_then(|p| p.parse().ok()).unwrap_or(7000)),
         Some("udp-pingpong") => {

@@ -156,6 +156,9 @@ struct SetCmd {
     /// Remove a bridged interface by its name in the VE, or `all`.
     #[arg(long = "netif_del")]
     netif_del: Vec<String>,
+    /// Egress rate limit in kbit/s (or dev:class:kbit); 0 or none lifts it.
+    #[arg(long)]
+    rate: Option<String>,
     #[arg(long)]
     hostname: Option<String>,
     #[arg(long)]
@@ -276,6 +279,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 netfilter: c.netfilter.clone(),
                 netif_add: c.netif_add.clone(),
                 netif_del: c.netif_del.clone(),
+                rate: c.rate.clone(),
             };
             if opts.is_empty() {
                 return Err(

@@ -167,7 +167,7 @@ impl Pins {
 }
 
 /// Every pinned map.
-const ALL_MAPS: [&str; 15] = [
+const ALL_MAPS: [&str; 16] = [
     maps::UBC,
     maps::LIMITS,
     maps::SOCKS,
@@ -183,6 +183,7 @@ const ALL_MAPS: [&str; 15] = [
     maps::NET_IFS,
     maps::NET_STATS,
     maps::NET_RULES,
+    maps::NET_RATE,
 ];
 
 /// tc programs: loaded and pinned once, attached to each VE's venet pair at its start.
@@ -540,6 +541,7 @@ impl Bpf {
         removed(self.limits.remove(&cgroup))?;
         self.set_ve_addrs(cgroup, &[], None)?;
         self.set_net_rules(cgroup, &vz_common::NetRules::default())?;
+        self.set_net_shaper(cgroup, None)?;
         // Its interface and traffic counters.
         if let Some(mut ifs) = self.pinned_hash::<u32, u64>(maps::NET_IFS)? {
             remove_where_value(&mut ifs, cgroup);
@@ -610,6 +612,15 @@ impl Bpf {
             std::mem::forget(prog.take_link(id)?);
         }
         Ok(())
+    }
+
+    /// Sends what a VE sends through its shaper (the ifb's ifindex), or straight on (None).
+    pub fn set_net_shaper(&mut self, cgroup: u64, shaper: Option<u32>) -> Result<(), BpfError> {
+        let Some(mut map) = self.pinned_hash::<u64, u32>(maps::NET_RATE)? else { return Ok(()) };
+        match shaper {
+            Some(ifindex) => Ok(map.insert(cgroup, ifindex, 0)?),
+            None => removed(map.remove(&cgroup)),
+        }
     }
 
     /// Replaces a VE's firewall rules (no rules: the record goes).
@@ -808,6 +819,7 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
         (maps::NET_IFS, 4, size_of::<u64>()),
         (maps::NET_STATS, 8, size_of::<vz_common::NetStats>()),
         (maps::NET_RULES, 8, size_of::<vz_common::NetRules>()),
+        (maps::NET_RATE, 8, size_of::<u32>()),
         (maps::META, 4, size_of::<Meta>()),
     ];
     for (name, key, value) in expect {
