@@ -12,3 +12,9 @@ pub fn vz_noop_create(_ctx: SockContext) -> i32 {
 pub fn vz_noop_release(_ctx: SockContext) -> i32 {
     1
 }
+
+/// tc: passes every packet (the floor under the venet programs).
+#[aya_ebpf::macros::classifier]
+pub fn vz_noop_tc(_ctx: aya_ebpf::programs::TcContext) -> i32 {
+    0
+}

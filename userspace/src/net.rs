@@ -150,24 +150,37 @@ async fn gateway_routes(h: &Handle, venet: u32) -> Result<(), NetError> {
     exists_ok(h.route().add(def6).execute().await)
 }
 
-/// Gives a running VE its network: the pair, its addresses, routes both ways. Runs in the
-/// host's (the caller's) network namespace; `init` is the VE's PID 1 on the host.
-pub fn setup(init: i32, cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {
+/// Makes a VE's venet pair, both ends down: `venet0`'s future self moved into the VE's
+/// namespace, the host end left for the tc programs to be attached before any packet can
+/// pass (an interface coming up sends neighbour discovery at once). Returns the host
+/// end's ifindex; `bring_up` finishes.
+pub fn create_pair(init: i32, cgid: u64) -> Result<u32, NetError> {
     let (host_if, peer_if) = (host_ifname(cgid), peer_ifname(cgid));
     with_netlink(async |h| {
         h.link().add(LinkVeth::new(&host_if, &peer_if).build()).execute().await?;
         let peer = link_index(&h, &peer_if).await?;
         h.link().set(LinkUnspec::new_with_index(peer).setns_by_pid(init as u32).build()).execute().await?;
+        link_index(&h, &host_if).await
+    })
+}
+
+/// Brings a VE's pair up: the host end with the gateway addresses, `venet0` with the
+/// VE's addresses and its default routes, and a host route per address.
+pub fn bring_up(init: i32, cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {
+    let (host_if, peer_if) = (host_ifname(cgid), peer_ifname(cgid));
+    // The VE's end first: what the host end sends while its peer is down, veth drops after
+    // the programs counted it.
+    with_ve_netlink(init, async move |h| {
+        let peer = link_index(&h, &peer_if).await?;
+        h.link().set(LinkUnspec::new_with_index(peer).name(VE_IFNAME.to_string()).up().build()).execute().await?;
+        gateway_routes(&h, peer).await
+    })?;
+    with_netlink(async |h| {
         let host = link_index(&h, &host_if).await?;
         h.link().set(LinkUnspec::new_with_index(host).up().build()).execute().await?;
         add_address(&h, host, IpAddr::V4(GATEWAY4), 32).await?;
         add_address(&h, host, IpAddr::V6(GATEWAY6), 64).await?;
         Ok(())
-    })?;
-    with_ve_netlink(init, async move |h| {
-        let peer = link_index(&h, &peer_if).await?;
-        h.link().set(LinkUnspec::new_with_index(peer).name(VE_IFNAME.to_string()).up().build()).execute().await?;
-        gateway_routes(&h, peer).await
     })?;
     add_ips(init, cgid, ips)
 }

@@ -854,10 +854,16 @@ impl Vz {
         if !ips.is_empty() {
             crate::net::warn_if_not_forwarding(veid, &ips);
         }
-        if let Err(e) = crate::net::setup(started.pid, cgid, &ips) {
-            // A pair made before the failure would outlive the VE in the host namespace.
+        // The pair, then the programs on its host end (with the VE's addresses, rules and
+        // rate in their maps), then up: nothing passes unchecked or uncounted.
+        let made = crate::net::create_pair(started.pid, cgid).map_err(VeError::from).and_then(|ifindex| {
+            self.attach_net(veid, &conf, cgid, ifindex, &ips)?;
+            Ok(crate::net::bring_up(started.pid, cgid, &ips)?)
+        });
+        if let Err(e) = made {
+            // A pair or shaper made before the failure would outlive the VE on the host.
             let _ = crate::net::teardown(cgid);
-            return Err(e.into());
+            return Err(e);
         }
         let netifs = crate::net::parse_netifs(conf.get("NETIF").unwrap_or(""))?;
         for (i, n) in netifs.iter().enumerate() {
@@ -869,31 +875,37 @@ impl Vz {
                 return Err(e.into());
             }
         }
-        // The bind programs learn the VE's addresses (skipped where BPF is unavailable:
-        // that was reported with the beancounters).
-        if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
-            bpf.set_ve_addrs(cgid, &ips, None)?;
-            // Anti-spoofing, accounting and the firewall rules on the pair's host end.
-            let rules = crate::netfilter::parse_rules(&[conf.get("NETFILTER").unwrap_or("")])?;
-            bpf.set_net_rules(cgid, &rules)?;
-            let rate = crate::net::parse_rate(conf.get("RATE").unwrap_or("0"))?;
-            let attached = set_rate(&mut bpf, cgid, rate).and_then(|()| {
-                let ifindex = crate::net::host_ifindex(cgid)?;
-                Ok(bpf.attach_venet(&crate::net::host_ifname(cgid), cgid, ifindex)?)
-            });
-            if let Err(e) = attached {
-                let _ = crate::net::teardown(cgid);
-                return Err(e);
-            }
-        } else if conf.get("RATE").is_some_and(|r| crate::net::parse_rate(r).ok().flatten().is_some()) {
-            warn!(veid, "no BPF: the rate limit is not enforced");
-            eprintln!("Warning: BPF is unavailable: the rate limit of container {veid} is not enforced");
-        }
         self.step("start:done")?;
         undo.commit();
         info!(veid, init = started.pid, "container started");
         println!("Container start in progress...");
         Ok(())
+    }
+
+    /// Gives the venet programs a starting VE: its addresses (bind and anti-spoofing), rules
+    /// and rate in their maps, and the programs on the pair's host end. Skipped where BPF
+    /// is unavailable (reported with the beancounters; a rate limit is reported here).
+    fn attach_net(
+        &self,
+        veid: u32,
+        conf: &ConfFile,
+        cgid: u64,
+        ifindex: u32,
+        ips: &[std::net::IpAddr],
+    ) -> Result<(), VeError> {
+        let rate = crate::net::parse_rate(conf.get("RATE").unwrap_or("0"))?;
+        let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) else {
+            if rate.is_some() {
+                warn!(veid, "no BPF: the rate limit is not enforced");
+                eprintln!("Warning: BPF is unavailable: the rate limit of container {veid} is not enforced");
+            }
+            return Ok(());
+        };
+        bpf.set_ve_addrs(cgid, ips, None)?;
+        let rules = crate::netfilter::parse_rules(&[conf.get("NETFILTER").unwrap_or("")])?;
+        bpf.set_net_rules(cgid, &rules)?;
+        set_rate(&mut bpf, cgid, rate)?;
+        Ok(bpf.attach_venet(&crate::net::host_ifname(cgid), cgid, ifindex)?)
     }
 
     /// Writes the VE's /etc/hostname and its /etc/hosts line for `hostname`.

@@ -64,6 +64,8 @@ const BASE_PACKAGES: &[&str] = &[
     // The numiptent tests write rules into a VE's network namespace.
     "nftables",
     "iptables",
+    // cargo xtask bench: TCP throughput between the host side and a VE.
+    "iperf3",
 ];
 /// Needed only for the Debian rustc path.
 const DEBIAN_RUST_PACKAGES: &[&str] = &["rustc-web", "libstd-rust-web-dev-bpf"];

@@ -216,10 +216,10 @@ fn sockets() {
     let _ = std::fs::remove_dir_all(env.cfg.pin_root.join("noop"));
 }
 
-/// Median ns per UDP round trip, test namespace (the "host") to VE 101's echo server.
-fn round_trip(env: &VzEnv) -> f64 {
+/// Median ns per UDP round trip over `runs` runs of 20,000, test namespace (the "host") to VE 101's echo server.
+fn round_trip(env: &VzEnv, runs: usize) -> f64 {
     let helper = bin("vzt-helper");
-    let runs: Vec<f64> = (0..7)
+    let runs: Vec<f64> = (0..runs)
         .map(|_| {
             let o = env
                 .in_netns(&[helper.to_str().unwrap(), "udp-pingpong", "10.90.0.1", "7000", "20000"])
@@ -230,6 +230,34 @@ fn round_trip(env: &VzEnv) -> f64 {
         })
         .collect();
     median(runs)
+}
+
+/// TCP throughput (bits/s) of an iperf3 run of 2 s between the test namespace (the
+/// "host") and VE 101 at 10.90.0.1; `reverse`: the VE sends. The server is the host's
+/// iperf3 (Debian package) run as a VE process: in the VE's cgroup (`procs`) and network
+/// namespace (that of `init`); its files are the host's, which the tc programs never see.
+fn iperf3(env: &VzEnv, init: i32, procs: &std::path::Path, reverse: bool) -> f64 {
+    let mut server = std::process::Command::new("sh")
+        .args([
+            "-c",
+            &format!("echo $$ > {} && exec nsenter -t {init} -n iperf3 -s -1 -B 10.90.0.1 -p 5201", procs.display()),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("iperf3 -s");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut argv = vec!["iperf3", "-c", "10.90.0.1", "-p", "5201", "-t", "2", "-J"];
+    if reverse {
+        argv.push("-R");
+    }
+    let o = env.in_netns(&argv).output().expect("iperf3 -c");
+    let _ = server.wait();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "iperf3: {text}");
+    // end.sum_received.bits_per_second of iperf3's JSON.
+    let tail = &text[text.rfind("\"sum_received\"").expect("sum_received")..];
+    let v = &tail[tail.find("\"bits_per_second\"").expect("bits_per_second") + 18..];
+    v.trim_start_matches([':', ' ', '\t']).split([',', '\n', '}']).next().unwrap_or("").trim().parse().expect("bps")
 }
 
 /// Runs `f` inside the env's network namespace (tc attach and nft work on the interfaces
@@ -277,10 +305,25 @@ fn net_cost() {
     let cgid = env.cg().ve_id(101).expect("cgroup id");
     let ifname = vz::net::host_ifname(cgid);
 
-    let with_bpf = round_trip(&env);
+    let (init, procs) = (env.cg().procs(101)[0], env.cg().ve_dir(101).join("cgroup.procs"));
+    // Takes every program off the host end: vzbpf's tcx links and the floor's (by their
+    // pins), and a clsact qdisc where the kernel had no tcx ("Invalid handle": none there).
+    let noop_pins = env.bpf_root.join("noop");
     let detach = {
-        let ifname = ifname.clone();
-        move || std::process::Command::new("tc").args(["qdisc", "del", "dev", &ifname, "clsact"]).status().map(drop)
+        let (ifname, root, noop_pins) = (ifname.clone(), env.bpf_root.clone(), noop_pins.clone());
+        move || {
+            if let Ok(mut bpf) = Bpf::open_existing(&root) {
+                bpf.detach_venet(&ifname);
+            }
+            for dir in ["ingress", "egress"] {
+                let _ = std::fs::remove_file(noop_pins.join(format!("link_{dir}")));
+            }
+            std::process::Command::new("tc")
+                .args(["qdisc", "del", "dev", &ifname, "clsact"])
+                .stderr(std::process::Stdio::null())
+                .status()
+                .map(drop)
+        }
     };
     let attach = |env: &VzEnv| {
         let (root, ifname) = (env.bpf_root.clone(), ifname.clone());
@@ -290,10 +333,73 @@ fn net_cost() {
             bpf.attach_venet(&ifname, cgid, idx).map_err(std::io::Error::other)
         })
     };
+    // The floor: a tc program that passes everything, both ways, attached as vzbpf's are
+    // (loaded once, pinned under the env's pin root, attached when its turn comes).
+    let noop_prog = noop_pins.join("vz_noop_tc");
+    {
+        std::fs::create_dir_all(&noop_pins).expect("noop pin dir");
+        let mut ebpf = EbpfLoader::new().default_map_pin_directory(&noop_pins).load(OBJECT).expect("load object");
+        let p: &mut aya::programs::SchedClassifier =
+            ebpf.program_mut("vz_noop_tc").expect("noop tc").try_into().expect("type");
+        p.load().expect("load noop tc");
+        p.pin(&noop_prog).expect("pin noop tc");
+    }
+    let attach_floor = |env: &VzEnv| {
+        let (prog, ifname, pins) = (noop_prog.clone(), ifname.clone(), noop_pins.clone());
+        in_env_net(env, move || {
+            use aya::programs::tc::{SchedClassifier, TcAttachOptions, TcAttachType};
+            let mut p = SchedClassifier::from_pin(&prog).map_err(std::io::Error::other)?;
+            for (dir, name) in [(TcAttachType::Ingress, "ingress"), (TcAttachType::Egress, "egress")] {
+                let id = p
+                    .attach_with_options(&ifname, dir, TcAttachOptions::TcxOrder(Default::default()))
+                    .map_err(std::io::Error::other)?;
+                let link: aya::programs::links::FdLink =
+                    p.take_link(id).map_err(std::io::Error::other)?.try_into().map_err(std::io::Error::other)?;
+                link.pin(pins.join(format!("link_{name}"))).map_err(std::io::Error::other)?;
+            }
+            Ok(())
+        })
+    };
+    // Each round measures every configuration once (20,000 round trips; the order rotates
+    // so drift on the VM hits all alike), and one iperf3 run per direction for vzbpf and
+    // none; the figures are medians over the rounds.
+    let rounds = 15;
+    let iperf = std::env::var_os("VZ_BENCH_NO_IPERF").is_none();
+    let (mut rtt, mut tcp): ([Vec<f64>; 3], [[Vec<f64>; 2]; 2]) = Default::default();
+    for r in 0..rounds {
+        for k in 0..3 {
+            let c = (r + k) % 3;
+            in_env_net(&env, detach.clone());
+            match c {
+                0 => attach(&env),
+                1 => attach_floor(&env),
+                _ => {}
+            }
+            rtt[c].push(round_trip(&env, 1));
+            if iperf && c != 1 && r % 2 == 0 {
+                for (d, reverse) in [(0, false), (1, true)] {
+                    tcp[c / 2][d].push(iperf3(&env, init, &procs, reverse));
+                }
+            }
+        }
+    }
     in_env_net(&env, detach.clone());
-    let none = round_trip(&env);
+    let _ = std::fs::remove_dir_all(&noop_pins);
+    let [with_bpf, floor, none] = rtt.map(median);
     println!("no programs: {none:.0} ns per round trip");
+    println!("pass-only tc programs (floor): {floor:.0} ns, ratio {:.3}", floor / none);
     println!("vzbpf, 1 VE configured: {with_bpf:.0} ns, ratio {:.3} (target <= 1.02)", with_bpf / none);
+    if iperf {
+        let [with_bpf_tcp, none_tcp] = tcp.map(|c| c.map(median));
+        for (i, dir) in ["host -> VE", "VE -> host"].iter().enumerate() {
+            println!(
+                "iperf3 TCP {dir}: no programs {:.2} Gbit/s, vzbpf {:.2} Gbit/s, ratio {:.3} (target >= 0.98)",
+                none_tcp[i] / 1e9,
+                with_bpf_tcp[i] / 1e9,
+                with_bpf_tcp[i] / none_tcp[i]
+            );
+        }
+    }
 
     // Fake VEs in the maps: addresses, interfaces and rules, as running VEs would have.
     let fake = |n: u32| {
@@ -312,13 +418,29 @@ fn net_cost() {
             ifs.insert(1_000_000 + i, ve, 0).unwrap();
         }
     };
-    attach(&env);
+    // Each size against none in rounds of its own (alternating), as above.
+    let versus_none = |set_up: &dyn Fn(), tear_down: &dyn Fn()| {
+        let mut t: [Vec<f64>; 2] = Default::default();
+        for r in 0..9 {
+            for k in 0..2 {
+                let c = (r + k) % 2;
+                if c == 0 {
+                    set_up();
+                }
+                t[c].push(round_trip(&env, 1));
+                if c == 0 {
+                    tear_down();
+                }
+            }
+        }
+        let [with, without] = t.map(median);
+        (with, with / without)
+    };
     for n in [100u32, 1000] {
         fake(n - 1);
-        let t = round_trip(&env);
-        println!("vzbpf, {n} VEs configured: {t:.0} ns, ratio {:.3}", t / none);
+        let (t, ratio) = versus_none(&|| attach(&env), &|| in_env_net(&env, detach.clone()));
+        println!("vzbpf, {n} VEs configured: {t:.0} ns, ratio {ratio:.3}");
     }
-    in_env_net(&env, detach);
 
     // The same anti-spoofing as an nftables ruleset: one rule per VE.
     for n in [1u32, 100, 1000] {
@@ -332,10 +454,8 @@ fn net_cost() {
             ));
         }
         script.push_str(&format!("  iifname \"{ifname}\" ip saddr != 10.90.0.1 drop\n }}\n}}\n"));
-        nft(&env, &script);
-        let t = round_trip(&env);
-        println!("nftables, {n} rules: {t:.0} ns, ratio {:.3}", t / none);
-        nft(&env, "delete table inet vzbench\n");
+        let (t, ratio) = versus_none(&|| nft(&env, &script), &|| nft(&env, "delete table inet vzbench\n"));
+        println!("nftables, {n} rules: {t:.0} ns, ratio {ratio:.3}");
     }
     ok(&env, &["stop", "--fast", "101"]);
 }
