@@ -62,6 +62,18 @@ fn own(ve: u64, addr: [u32; 4]) -> bool {
     unsafe { VZ_VE_ADDRS.get(&VeAddr { ve, addr }) }.is_some()
 }
 
+const IPPROTO_HOPOPTS: u8 = 0;
+const IPPROTO_ROUTING: u8 = 43;
+const IPPROTO_FRAGMENT: u8 = 44;
+const IPPROTO_DSTOPTS: u8 = 60;
+/// IPv6 extension headers walked to find the transport header.
+const MAX_EXT_HEADERS: usize = 4;
+
+#[inline(always)]
+fn is_ext_header(proto: u8) -> bool {
+    matches!(proto, IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_FRAGMENT | IPPROTO_DSTOPTS)
+}
+
 /// No port (not TCP/UDP, or a later fragment): only rules for all ports match.
 const NO_PORT: u32 = 0x1_0000;
 
@@ -73,14 +85,16 @@ struct Pkt {
     proto: u8,
     src: [u32; 4],
     dst: [u32; 4],
-    sport: u32,
     dport: u32,
+    /// IPv6 whose transport header could not be found (a truncated or too long extension
+    /// header chain): a VE with rules neither sends nor receives it.
+    opaque: bool,
 }
 
-/// `full`: also the destination and ports (only rules need them).
+/// `full`: also the destination, protocol and destination port (only rules need them).
 #[inline(always)]
 fn parse(ctx: &TcContext, full: bool) -> Pkt {
-    let mut p = Pkt { eth: 0, family: 0, proto: 0, src: [0; 4], dst: [0; 4], sport: NO_PORT, dport: NO_PORT };
+    let mut p = Pkt { eth: 0, family: 0, proto: 0, src: [0; 4], dst: [0; 4], dport: NO_PORT, opaque: false };
     let Ok(eth) = get::<u16>(ctx, 12) else { return p };
     p.eth = u16::from_be(eth);
     let mut l4: usize = 0;
@@ -120,6 +134,37 @@ fn parse(ctx: &TcContext, full: bool) -> Pkt {
         p.proto = proto;
         p.dst = dst;
         l4 = ETH_HLEN + 40;
+        // Extension headers before the transport header: a rule's protocol and port must
+        // not be hidden behind them.
+        for _ in 0..MAX_EXT_HEADERS {
+            let step = match p.proto {
+                IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => match get::<[u8; 2]>(ctx, l4) {
+                    Ok([next, len]) => Some((next, (usize::from(len) + 1) * 8, false)),
+                    Err(_) => None,
+                },
+                IPPROTO_FRAGMENT => match get::<[u8; 4]>(ctx, l4) {
+                    // Offset in 8-byte units, the upper 13 bits of bytes 2-3.
+                    Ok([next, _, hi, lo]) => Some((next, 8, (u16::from(hi) << 5 | u16::from(lo) >> 3) != 0)),
+                    Err(_) => None,
+                },
+                _ => break,
+            };
+            let Some((next, len, later_fragment)) = step else {
+                p.opaque = true;
+                return p;
+            };
+            p.proto = next;
+            l4 += len;
+            if later_fragment {
+                l4 = 0;
+                break;
+            }
+        }
+        if is_ext_header(p.proto) && l4 != 0 {
+            // A longer chain than walked: the rules cannot be applied to it.
+            p.opaque = true;
+            return p;
+        }
     } else if p.eth == ETH_P_ARP {
         if let Ok(spa) = get::<u32>(ctx, ETH_HLEN + 14) {
             p.src = vz_common::ve_addr_v4(spa);
@@ -128,9 +173,8 @@ fn parse(ctx: &TcContext, full: bool) -> Pkt {
         return p;
     }
     if (p.proto == 6 || p.proto == 17) && l4 != 0 {
-        if let Ok(ports) = get::<[u16; 2]>(ctx, l4) {
-            p.sport = u32::from(u16::from_be(ports[0]));
-            p.dport = u32::from(u16::from_be(ports[1]));
+        if let Ok(dport) = get::<u16>(ctx, l4 + 2) {
+            p.dport = u32::from(u16::from_be(dport));
         }
     }
     p
@@ -172,15 +216,19 @@ fn prefix_match(peer: &[u32; 4], want: &[u32; 4], len: u32) -> bool {
 }
 
 /// Whether the VE's rules let this packet through (first match decides; none: allow).
-/// `dir`: rule::OUT for what the VE sends (peer = destination, the VE's port = source
-/// port), rule::IN for what it receives.
+/// `dir`: rule::OUT for what the VE sends (peer = destination), rule::IN for what it
+/// receives (peer = source). The port is the destination port either way: the VE's
+/// service for `in`, the remote service for `out`.
 #[inline(always)]
 fn rules_allow(rules: *const NetRules, p: &Pkt, dir: u8) -> bool {
+    if p.opaque {
+        return false;
+    }
     if p.family == 0 || p.eth == ETH_P_ARP {
         return true;
     }
     let out = dir == rule::OUT;
-    let (peer, port) = if out { (&p.dst, p.sport) } else { (&p.src, p.dport) };
+    let (peer, port) = if out { (&p.dst, p.dport) } else { (&p.src, p.dport) };
     // SAFETY: valid map value pointer.
     let count = unsafe { (*rules).count } as usize;
     for i in 0..MAX_RULES {

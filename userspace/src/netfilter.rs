@@ -2,8 +2,9 @@
 //!
 //! A rule is `allow|deny in|out [tcp|udp|icmp|icmpv6|any] [PORT[-PORT]] [from|to PREFIX]`,
 //! for example `deny in tcp 25` or `allow in tcp 22 from 10.0.0.0/8`. `in` is traffic to
-//! the VE (the port is the VE's destination port, the prefix the sender), `out` traffic
-//! from it (the VE's source port, the prefix the destination). Rules are tried in order;
+//! the VE (the port is the VE's own, the destination port; the prefix the sender), `out`
+//! traffic from it (the port is the remote one, the destination port: `deny out tcp 25`
+//! keeps a VE from sending mail; the prefix the destination). Rules are tried in order;
 //! the first that matches decides; no match allows. Config key `NETFILTER`, rules
 //! separated by `;`.
 use std::net::IpAddr;

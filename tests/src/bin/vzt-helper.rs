@@ -456,6 +456,42 @@ fn udp_send(dst: &str, port: u16, n: usize, size: usize) -> Result<String, i32> 
     Ok("ok".into())
 }
 
+/// Sends `n` UDP datagrams of `size` bytes to `[dst]:port` over IPv6; `dstopts`: each
+/// with a destination options extension header (8 bytes of padding) between the IPv6 and
+/// UDP headers (needs CAP_NET_RAW in the socket's namespace). Datagrams above the MTU go
+/// out as fragments, the first behind a fragment header.
+fn udp6_send(dst: &str, port: u16, n: usize, size: usize, dstopts: bool) -> Result<String, i32> {
+    let addr: std::net::Ipv6Addr = dst.parse().map_err(|_| libc::EINVAL)?;
+    let fd = open("udp6")?;
+    // SAFETY: sockaddr_in6 is plain data.
+    let mut sa: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+    sa.sin6_family = libc::AF_INET6 as u16;
+    sa.sin6_port = port.to_be();
+    sa.sin6_addr.s6_addr = addr.octets();
+    if dstopts {
+        // Next header (set by the kernel), length 0 (= 8 bytes), PadN of 4 bytes.
+        let opts: [u8; 8] = [0, 0, 1, 4, 0, 0, 0, 0];
+        // SAFETY: setsockopt with a valid buffer and its length.
+        if unsafe { libc::setsockopt(fd, libc::IPPROTO_IPV6, libc::IPV6_DSTOPTS, opts.as_ptr().cast(), 8) } != 0 {
+            let e = errno();
+            close(fd);
+            return Err(e);
+        }
+    }
+    let buf = vec![0x5au8; size];
+    let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+    for _ in 0..n {
+        // SAFETY: sendto from a valid buffer to a valid address.
+        if unsafe { libc::sendto(fd, buf.as_ptr().cast(), size, 0, (&raw const sa).cast(), len) } < 0 {
+            let e = errno();
+            close(fd);
+            return Err(e);
+        }
+    }
+    close(fd);
+    Ok("ok".into())
+}
+
 /// Sends to `dst:port` as fast as it can for `secs` seconds: one TCP connection, or UDP
 /// datagrams of 1400 bytes (errors such as a full queue are ignored: a flood does not
 /// care). Replies with the bytes it handed to the kernel.
@@ -659,6 +695,12 @@ fn main() {
             let a = |i: usize| rest.get(i).map_or("", String::as_str);
             let port = rest.get(4).and_then(|p| p.parse().ok()).unwrap_or(9);
             oneshot(spoof_packet(a(1), a(2), a(3), port), 0);
+        }
+        Some("udp6") | Some("udp6-dstopts") => {
+            let a = |i: usize| rest.get(i).map_or("", String::as_str);
+            let n = |i: usize| a(i).parse::<usize>().unwrap_or(0);
+            let opts = rest[0] == "udp6-dstopts";
+            oneshot(udp6_send(a(1), n(2) as u16, n(3), n(4), opts), 0);
         }
         Some("stream") => {
             let a = |i: usize| rest.get(i).map_or("", String::as_str);
