@@ -165,6 +165,18 @@ fn a_ve_binds_only_to_its_own_addresses() {
     env.ok(&["stop", "--fast", "101"]);
 }
 
+/// Two running VEs: 101 from the Debian template with the test helper, 102 busybox.
+fn debian_and_busybox(tag: &str, ip101: &str, ip102: &str) -> VzEnv {
+    let env = VzEnv::new(tag);
+    env.debian_template();
+    env.ok(&["create", "101", "--ostemplate", "debian-12-minbase", "--ipadd", ip101]);
+    std::fs::copy(vz_tests::bin("vzt-helper"), env.private(101).join("usr/local/bin/vzt-helper")).unwrap();
+    env.ok(&["create", "102", "--ipadd", ip102]);
+    env.ok(&["start", "101"]);
+    env.ok(&["start", "102"]);
+    env
+}
+
 /// (in bytes, in packets, out bytes, out packets, dropped, filtered) of a VE, from
 /// vznetstat.
 fn netstat(env: &VzEnv, veid: &str) -> [u64; 6] {
@@ -179,13 +191,7 @@ fn netstat(env: &VzEnv, veid: &str) -> [u64; 6] {
 
 #[test]
 fn spoofed_packets_are_dropped_and_traffic_is_counted_exactly() {
-    let env = VzEnv::new("spoof");
-    env.debian_template();
-    env.ok(&["create", "101", "--ostemplate", "debian-12-minbase", "--ipadd", "10.80.0.1"]);
-    std::fs::copy(vz_tests::bin("vzt-helper"), env.private(101).join("usr/local/bin/vzt-helper")).unwrap();
-    env.ok(&["create", "102", "--ipadd", "10.80.0.2"]);
-    env.ok(&["start", "101"]);
-    env.ok(&["start", "102"]);
+    let env = debian_and_busybox("spoof", "10.80.0.1", "10.80.0.2");
     // IPv4 only from here: IPv6 neighbour and multicast chatter would add packets the test
     // did not send (all of it in the test's own namespaces).
     assert!(env.in_netns(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]).status().unwrap().success());
@@ -235,13 +241,7 @@ fn spoofed_packets_are_dropped_and_traffic_is_counted_exactly() {
 
 #[test]
 fn ipv6_extension_headers_do_not_hide_ports_from_rules() {
-    let env = VzEnv::new("v6ext");
-    env.debian_template();
-    env.ok(&["create", "101", "--ostemplate", "debian-12-minbase", "--ipadd", "fd85::1"]);
-    std::fs::copy(vz_tests::bin("vzt-helper"), env.private(101).join("usr/local/bin/vzt-helper")).unwrap();
-    env.ok(&["create", "102", "--ipadd", "fd85::2"]);
-    env.ok(&["start", "101"]);
-    env.ok(&["start", "102"]);
+    let env = debian_and_busybox("v6ext", "fd85::1", "fd85::2");
     env.ok(&["set", "102", "--netfilter-rule", "deny in udp 7001"]);
     env.ok(&["set", "101", "--netfilter-rule", "deny out udp 7003"]);
     let send = |mode: &str, port: u16, size: usize| {
@@ -443,13 +443,7 @@ fn received_rate(env: &VzEnv, kind: &str, port: u16) -> f64 {
 
 #[test]
 fn rate_limit_holds_within_ten_percent_for_tcp_and_a_udp_flood() {
-    let env = VzEnv::new("rate");
-    env.debian_template();
-    env.ok(&["create", "101", "--ostemplate", "debian-12-minbase", "--ipadd", "10.87.0.1"]);
-    std::fs::copy(vz_tests::bin("vzt-helper"), env.private(101).join("usr/local/bin/vzt-helper")).unwrap();
-    env.ok(&["create", "102", "--ipadd", "10.87.0.2"]);
-    env.ok(&["start", "101"]);
-    env.ok(&["start", "102"]);
+    let env = debian_and_busybox("rate", "10.87.0.1", "10.87.0.2");
     let free = received_rate(&env, "tcp", 6000);
     // 8000 kbit/s = 1,000,000 bytes/s.
     env.ok(&["set", "101", "--rate", "8000", "--save"]);

@@ -443,10 +443,22 @@ fn udp_send(dst: &str, port: u16, n: usize, size: usize) -> Result<String, i32> 
     let fd = open("udp")?;
     let mut sa = loopback(port);
     sa.sin_addr.s_addr = u32::from_ne_bytes(ipv4(dst)?);
+    send_datagrams(fd, (&raw const sa).cast(), SA_LEN, n, size)
+}
+
+/// Sends `n` datagrams of `size` bytes from `fd` to the address `sa` (of `len` bytes),
+/// then closes `fd`.
+fn send_datagrams(
+    fd: i32,
+    sa: *const libc::sockaddr,
+    len: libc::socklen_t,
+    n: usize,
+    size: usize,
+) -> Result<String, i32> {
     let buf = vec![0x5au8; size];
     for _ in 0..n {
-        // SAFETY: sendto from a valid buffer to a valid address.
-        if unsafe { libc::sendto(fd, buf.as_ptr().cast(), size, 0, (&raw const sa).cast(), SA_LEN) } < 0 {
+        // SAFETY: sendto from a valid buffer to the caller's valid address.
+        if unsafe { libc::sendto(fd, buf.as_ptr().cast(), size, 0, sa, len) } < 0 {
             let e = errno();
             close(fd);
             return Err(e);
@@ -478,18 +490,8 @@ fn udp6_send(dst: &str, port: u16, n: usize, size: usize, dstopts: bool) -> Resu
             return Err(e);
         }
     }
-    let buf = vec![0x5au8; size];
     let len = std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t;
-    for _ in 0..n {
-        // SAFETY: sendto from a valid buffer to a valid address.
-        if unsafe { libc::sendto(fd, buf.as_ptr().cast(), size, 0, (&raw const sa).cast(), len) } < 0 {
-            let e = errno();
-            close(fd);
-            return Err(e);
-        }
-    }
-    close(fd);
-    Ok("ok".into())
+    send_datagrams(fd, (&raw const sa).cast(), len, n, size)
 }
 
 /// Sends to `dst:port` as fast as it can for `secs` seconds: one TCP connection, or UDP
