@@ -157,9 +157,20 @@ async fn gateway_routes(h: &Handle, venet: u32) -> Result<(), NetError> {
 pub fn create_pair(init: i32, cgid: u64) -> Result<u32, NetError> {
     let (host_if, peer_if) = (host_ifname(cgid), peer_ifname(cgid));
     with_netlink(async |h| {
-        h.link().add(LinkVeth::new(&host_if, &peer_if).build()).execute().await?;
-        let peer = link_index(&h, &peer_if).await?;
-        h.link().set(LinkUnspec::new_with_index(peer).setns_by_pid(init as u32).build()).execute().await?;
+        // The peer is made inside the VE's namespace (IFLA_NET_NS_PID on the peer): moving
+        // it there afterwards costs the kernel a network-wide synchronisation.
+        use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkInfo};
+        let mut msg = LinkVeth::new(&host_if, &peer_if).build();
+        for a in &mut msg.attributes {
+            if let LinkAttribute::LinkInfo(infos) = a {
+                for i in infos {
+                    if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = i {
+                        peer.attributes.push(LinkAttribute::NetNsPid(init as u32));
+                    }
+                }
+            }
+        }
+        h.link().add(msg).execute().await?;
         link_index(&h, &host_if).await
     })
 }

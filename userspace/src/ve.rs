@@ -303,6 +303,7 @@ impl Vz {
     /// Test seam: `VZ_FAIL_AT=<step>` makes a lifecycle command fail at that step, so tests
     /// can prove each step's rollback.
     fn step(&self, name: &str) -> Result<(), VeError> {
+        tracing::trace!(step = name, "step");
         match std::env::var("VZ_FAIL_AT") {
             Ok(s) if s == name => Err(VeError::Injected(name.into())),
             _ => Ok(()),

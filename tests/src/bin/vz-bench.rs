@@ -240,13 +240,17 @@ fn iperf3(env: &VzEnv, init: i32, procs: &std::path::Path, reverse: bool) -> f64
     let mut server = std::process::Command::new("sh")
         .args([
             "-c",
-            &format!("echo $$ > {} && exec nsenter -t {init} -n iperf3 -s -1 -B 10.90.0.1 -p 5201", procs.display()),
+            &format!(
+                "echo $$ > {} && exec nsenter -t {init} -n iperf3 -s -1 -A 1 -B 10.90.0.1 -p 5201",
+                procs.display()
+            ),
         ])
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("iperf3 -s");
     std::thread::sleep(Duration::from_millis(300));
-    let mut argv = vec!["iperf3", "-c", "10.90.0.1", "-p", "5201", "-t", "2", "-J"];
+    // Client and server each on a CPU of its own: less scheduler noise between runs.
+    let mut argv = vec!["iperf3", "-c", "10.90.0.1", "-p", "5201", "-t", "2", "-J", "-A", "0"];
     if reverse {
         argv.push("-R");
     }
@@ -362,7 +366,8 @@ fn net_cost() {
     };
     // Each round measures every configuration once (20,000 round trips; the order rotates
     // so drift on the VM hits all alike), and one iperf3 run per direction for vzbpf and
-    // none; the figures are medians over the rounds.
+    // none; the figures are medians over the rounds (single iperf3 runs move by +-20 % on
+    // this VM, so the spread is printed too).
     let rounds = 15;
     let iperf = std::env::var_os("VZ_BENCH_NO_IPERF").is_none();
     let (mut rtt, mut tcp): ([Vec<f64>; 3], [[Vec<f64>; 2]; 2]) = Default::default();
@@ -376,7 +381,7 @@ fn net_cost() {
                 _ => {}
             }
             rtt[c].push(round_trip(&env, 1));
-            if iperf && c != 1 && r % 2 == 0 {
+            if iperf && c != 1 {
                 for (d, reverse) in [(0, false), (1, true)] {
                     tcp[c / 2][d].push(iperf3(&env, init, &procs, reverse));
                 }
@@ -390,12 +395,19 @@ fn net_cost() {
     println!("pass-only tc programs (floor): {floor:.0} ns, ratio {:.3}", floor / none);
     println!("vzbpf, 1 VE configured: {with_bpf:.0} ns, ratio {:.3} (target <= 1.02)", with_bpf / none);
     if iperf {
+        let spread = |v: &[f64]| {
+            let (lo, hi) = v.iter().fold((f64::MAX, 0f64), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+            format!("{:.1}-{:.1}", lo / 1e9, hi / 1e9)
+        };
+        let spreads = tcp.clone().map(|c| c.map(|d| spread(&d)));
         let [with_bpf_tcp, none_tcp] = tcp.map(|c| c.map(median));
         for (i, dir) in ["host -> VE", "VE -> host"].iter().enumerate() {
             println!(
-                "iperf3 TCP {dir}: no programs {:.2} Gbit/s, vzbpf {:.2} Gbit/s, ratio {:.3} (target >= 0.98)",
+                "iperf3 TCP {dir}: no programs {:.2} Gbit/s (runs {}), vzbpf {:.2} Gbit/s (runs {}), ratio {:.3} (target >= 0.98)",
                 none_tcp[i] / 1e9,
+                spreads[1][i],
                 with_bpf_tcp[i] / 1e9,
+                spreads[0][i],
                 with_bpf_tcp[i] / none_tcp[i]
             );
         }
@@ -434,12 +446,12 @@ fn net_cost() {
             }
         }
         let [with, without] = t.map(median);
-        (with, with / without)
+        (with, without, with / without)
     };
     for n in [100u32, 1000] {
         fake(n - 1);
-        let (t, ratio) = versus_none(&|| attach(&env), &|| in_env_net(&env, detach.clone()));
-        println!("vzbpf, {n} VEs configured: {t:.0} ns, ratio {ratio:.3}");
+        let (t, base, ratio) = versus_none(&|| attach(&env), &|| in_env_net(&env, detach.clone()));
+        println!("vzbpf, {n} VEs configured: {t:.0} ns (none in these rounds {base:.0}), ratio {ratio:.3}");
     }
 
     // The same anti-spoofing as an nftables ruleset: one rule per VE.
@@ -454,8 +466,8 @@ fn net_cost() {
             ));
         }
         script.push_str(&format!("  iifname \"{ifname}\" ip saddr != 10.90.0.1 drop\n }}\n}}\n"));
-        let (t, ratio) = versus_none(&|| nft(&env, &script), &|| nft(&env, "delete table inet vzbench\n"));
-        println!("nftables, {n} rules: {t:.0} ns, ratio {ratio:.3}");
+        let (t, base, ratio) = versus_none(&|| nft(&env, &script), &|| nft(&env, "delete table inet vzbench\n"));
+        println!("nftables, {n} rules: {t:.0} ns (none in these rounds {base:.0}), ratio {ratio:.3}");
     }
     ok(&env, &["stop", "--fast", "101"]);
 }

@@ -605,32 +605,41 @@ impl Bpf {
         let mut ifs: HashMap<MapData, u32, u64> =
             HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(self.pins.map(maps::NET_IFS))?))?;
         ifs.insert(ifindex, cgroup, 0)?;
-        for (name, dir) in [(progs::TC_FROM_VE, TcAttachType::Ingress), (progs::TC_TO_VE, TcAttachType::Egress)] {
-            let mut prog = aya::programs::SchedClassifier::from_pin(self.pins.prog(name))?;
+        let attach_one = |name: &'static str, dir: TcAttachType, tcx: u32| -> Result<(), BpfError> {
             let pin = self.pins.link(&tc_link_name(name, ifname));
             // A pin of an earlier VE with this name: its interface, and so its link, is gone.
             let _ = fs::remove_file(&pin);
-            match prog.attach_with_options(ifname, dir, TcAttachOptions::TcxOrder(Default::default())) {
-                Ok(id) => {
-                    let link: FdLink = prog.take_link(id)?.try_into()?;
-                    link.pin(&pin).map_err(|e| BpfError::Io {
-                        op: "pin",
-                        path: pin.clone(),
-                        source: io::Error::other(chain(&e)),
-                    })?;
-                }
+            let prog_pin = self.pins.prog(name);
+            let prog = sys::obj_get(&prog_pin).map_err(io_err("open", &prog_pin))?;
+            match sys::link_create_tcx(prog.as_fd(), ifindex, tcx) {
+                Ok(link) => sys::obj_pin(link.as_fd(), &pin).map_err(io_err("pin", &pin)),
                 Err(e) => {
                     debug!("tcx on {ifname}: {e}; using a clsact filter");
                     if let Err(e) = tc::qdisc_add_clsact(ifname) {
                         debug!("clsact on {ifname}: {e}");
                     }
+                    let mut prog = aya::programs::SchedClassifier::from_pin(&prog_pin)?;
                     let id = prog.attach_with_options(ifname, dir, TcAttachOptions::Netlink(NlOptions::default()))?;
                     // The tc filter holds the program; dropping our handle must not detach it.
                     std::mem::forget(prog.take_link(id)?);
+                    Ok(())
                 }
             }
-        }
-        Ok(())
+        };
+        // Each attach waits out an RCU grace period in the kernel (about 10 ms here): both
+        // directions at once. (A new thread starts in this thread's network namespace.)
+        std::thread::scope(|s| {
+            let egress = s.spawn(|| attach_one(progs::TC_TO_VE, TcAttachType::Egress, sys::BPF_TCX_EGRESS));
+            let ingress = attach_one(progs::TC_FROM_VE, TcAttachType::Ingress, sys::BPF_TCX_INGRESS);
+            let egress = egress.join().unwrap_or_else(|_| {
+                Err(BpfError::Io {
+                    op: "attach",
+                    path: self.pins.prog(progs::TC_TO_VE),
+                    source: io::Error::other("panicked"),
+                })
+            });
+            ingress.and(egress)
+        })
     }
 
     /// Detaches the venet programs from `ifname` (tcx links: by their pins; clsact filters
