@@ -475,6 +475,26 @@ impl VzEnv {
 
     /// Makes the Debian template available, building it once into a cache shared by all
     /// test runs on this machine (`target/vz-cache`); debootstrap takes a minute or two.
+    /// Starts `loops` busy loops in a running VE (they end with it).
+    pub fn spin(&self, veid: u32, loops: u32) {
+        for _ in 0..loops {
+            let o = self.vzctl(&["exec", &veid.to_string(), "(while :; do :; done) >/dev/null 2>&1 </dev/null &"]);
+            assert_eq!(o.code, 0, "busy loop in {veid}: {}", o.stderr);
+        }
+    }
+
+    /// CPUs' worth of time each VE used over 4 s (after 1 s to settle), from its cgroup.
+    pub fn cpu_used(&self, veids: &[u32]) -> Vec<f64> {
+        let cg = self.cg();
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let t0 = std::time::Instant::now();
+        let u0: Vec<u64> = veids.iter().map(|v| vz::cpu::usage_ns(cg.as_ref(), *v).expect("usage")).collect();
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let u1: Vec<u64> = veids.iter().map(|v| vz::cpu::usage_ns(cg.as_ref(), *v).expect("usage")).collect();
+        let wall = t0.elapsed().as_secs_f64();
+        u0.iter().zip(&u1).map(|(a, b)| (b - a) as f64 / 1e9 / wall).collect()
+    }
+
     pub fn debian_template(&self) {
         let shared = bin_dir().join("../vz-cache");
         let name = vz::template::DEBIAN_TEMPLATE;

@@ -5,6 +5,7 @@ pub mod bpf;
 pub mod cgroup;
 pub mod cli;
 pub mod config;
+pub mod cpu;
 pub mod limits;
 pub mod list;
 pub mod lock;
@@ -74,9 +75,10 @@ impl Error {
         match self {
             Error::Bpf(e) | Error::Ve(VeError::Bpf(e)) => bpf_code(e),
             Error::Cgroup(CgroupError::VeNotRunning { .. }) | Error::Ve(VeError::NotRunning(_)) => exit::VE_NOT_RUNNING,
-            Error::Cgroup(_) | Error::Ve(VeError::Cgroup(_) | VeError::Io { .. } | VeError::Lock(_)) => {
-                exit::SYSTEM_ERROR
-            }
+            Error::Cgroup(_)
+            | Error::Ve(
+                VeError::Cgroup(_) | VeError::Cpu(cpu::CpuError::Cgroup(_)) | VeError::Io { .. } | VeError::Lock(_),
+            ) => exit::SYSTEM_ERROR,
             Error::Ubc(_) | Error::Config(_) | Error::Ve(VeError::Ubc(_) | VeError::Config(_)) => {
                 exit::INVALID_PARAMETER_VALUE
             }
@@ -86,6 +88,7 @@ impl Error {
             Error::Ve(VeError::NotExist(_)) => exit::NOVECONFIG,
             Error::Ve(VeError::IpInUse { .. }) => exit::IP_INUSE,
             Error::Ve(VeError::Rule(_)) => exit::INVALID_PARAMETER_VALUE,
+            Error::Ve(VeError::Cpu(cpu::CpuError::Bad { .. })) => exit::INVALID_PARAMETER_VALUE,
             Error::Ve(VeError::Net(
                 net::NetError::BadAddress(_) | net::NetError::BadNetif(_) | net::NetError::BadRate(_),
             )) => exit::INVALID_PARAMETER_VALUE,

@@ -92,6 +92,9 @@ const PLAIN: &[(&str, &str, i32, &str)] = &[
     ("description", "DESCRIPTION", -20, "DESCRIPTION"),
     ("private", "PRIVATE", -20, "VE_PRIVATE"),
     ("root", "ROOT", -20, "VE_ROOT"),
+    // CPU settings (defaults when the config has none: 1000 units, no limit).
+    ("cpuunits", "CPUUNITS", 9, "CPUUNITS"),
+    ("cpulimit", "CPULIM", 7, "CPULIMIT"),
     // Traffic of a running VE, as vznetstat counts it.
     ("netin", "NETIN", 12, ""),
     ("netin.p", "NETIN.P", 10, ""),
@@ -168,6 +171,15 @@ impl Field {
                         None => Value::None,
                     }
                 }
+                "cpuunits" => Value::Num(
+                    row.conf
+                        .get("CPUUNITS")
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(crate::cpu::DEFAULT_UNITS.into()),
+                ),
+                "cpulimit" => Value::Num(
+                    row.conf.get("CPULIMIT").and_then(|v| v.trim().trim_end_matches('%').parse().ok()).unwrap_or(0),
+                ),
                 "status" => Value::Str(
                     if row.status.running {
                         "running"

@@ -72,6 +72,8 @@ pub enum VeError {
     IpInUse { ip: String, veid: u32 },
     #[error(transparent)]
     Rule(#[from] crate::netfilter::RuleError),
+    #[error(transparent)]
+    Cpu(#[from] crate::cpu::CpuError),
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VeError + 'a {
@@ -136,6 +138,11 @@ pub struct SetOpts {
     pub netif_del: Vec<String>,
     /// `--rate KBIT` (or OpenVZ's dev:class:kbit): egress limit; 0 or none lifts it.
     pub rate: Option<String>,
+    /// `--cpuunits`, `--cpulimit`, `--cpus`, `--cpumask`.
+    pub cpuunits: Option<String>,
+    pub cpulimit: Option<String>,
+    pub cpus: Option<String>,
+    pub cpumask: Option<String>,
 }
 
 impl SetOpts {
@@ -147,6 +154,10 @@ impl SetOpts {
             && self.netif_add.is_empty()
             && self.netif_del.is_empty()
             && self.rate.is_none()
+            && self.cpuunits.is_none()
+            && self.cpulimit.is_none()
+            && self.cpus.is_none()
+            && self.cpumask.is_none()
             && self.searchdomain.is_empty()
             && self.hostname.is_none()
             && self.name.is_none()
@@ -156,6 +167,28 @@ impl SetOpts {
             && self.ram.is_none()
             && self.swap.is_none()
             && self.vm_overcommit.is_none()
+    }
+}
+
+/// What `set` did to the CPU settings, as vzctl says it, with the effective limit.
+fn print_cpu(cpu: &crate::cpu::CpuSettings, opts: &SetOpts) {
+    if opts.cpuunits.is_some() {
+        println!("Setting CPU units: {}", cpu.units.unwrap_or(crate::cpu::DEFAULT_UNITS));
+    }
+    if opts.cpulimit.is_some() {
+        println!("Setting CPU limit: {}", cpu.limit.unwrap_or(0));
+    }
+    if opts.cpus.is_some() {
+        println!("Setting CPUs: {}", cpu.cpus.filter(|n| *n > 0).map_or("unlimited".to_string(), |n| n.to_string()));
+    }
+    if opts.cpumask.is_some() {
+        println!("Setting CPU mask: {}", cpu.mask.as_deref().unwrap_or("all"));
+    }
+    if opts.cpulimit.is_some() || opts.cpus.is_some() {
+        match cpu.effective_limit() {
+            Some(p) => println!("Effective CPU limit: {p}% of one CPU ({:.2} CPUs)", f64::from(p) / 100.0),
+            None => println!("Effective CPU limit: none"),
+        }
     }
 }
 
@@ -174,6 +207,18 @@ fn set_rate(bpf: &mut Bpf, cgid: u64, kbit: Option<u64>) -> Result<(), VeError> 
             Ok(crate::net::del_shaper(cgid)?)
         }
     }
+}
+
+/// The VE's CPU settings (CPUUNITS, CPULIMIT, CPUS, CPUMASK), checked against this host.
+pub fn conf_cpu(conf: &ConfFile) -> Result<crate::cpu::CpuSettings, VeError> {
+    use crate::cpu;
+    let n = cpu::host_cpus();
+    Ok(cpu::CpuSettings {
+        units: conf.get("CPUUNITS").map(cpu::parse_units).transpose()?,
+        limit: conf.get("CPULIMIT").map(|v| cpu::parse_limit(v, n)).transpose()?,
+        cpus: conf.get("CPUS").map(|v| cpu::parse_cpus(v, n)).transpose()?,
+        mask: conf.get("CPUMASK").map(|v| cpu::parse_mask(v, n)).transpose()?.flatten(),
+    })
 }
 
 /// The VE's addresses (`IP_ADDRESS="10.0.0.2 fd00::2"`).
@@ -804,6 +849,7 @@ impl Vz {
         let cgid = created?;
         self.step("start:ubc")?;
         self.apply_ubc(veid, cgid, &conf)?;
+        crate::cpu::apply(self.cg.as_ref(), veid, &conf_cpu(&conf)?)?;
         undo.bpf(cgid, self.paths.bpf_root.clone());
         self.step("start:hostname")?;
         let hostname = self.hostname(veid, &conf, &root);
@@ -1107,6 +1153,26 @@ impl Vz {
             crate::net::parse_ip(a)?;
         }
         let rate = opts.rate.as_deref().map(crate::net::parse_rate).transpose()?;
+        // CPU: the settings after this set, checked before anything changes.
+        let cpu_given =
+            opts.cpuunits.is_some() || opts.cpulimit.is_some() || opts.cpus.is_some() || opts.cpumask.is_some();
+        let mut cpu = conf_cpu(&conf)?;
+        {
+            use crate::cpu as c;
+            let n = c::host_cpus();
+            if let Some(v) = &opts.cpuunits {
+                cpu.units = Some(c::parse_units(v)?);
+            }
+            if let Some(v) = &opts.cpulimit {
+                cpu.limit = Some(c::parse_limit(v, n)?);
+            }
+            if let Some(v) = &opts.cpus {
+                cpu.cpus = Some(c::parse_cpus(v, n)?);
+            }
+            if let Some(v) = &opts.cpumask {
+                cpu.mask = c::parse_mask(v, n)?;
+            }
+        }
         // Bridged interfaces: the list after this set, checked before anything changes.
         let old_netifs = crate::net::parse_netifs(conf.get("NETIF").unwrap_or(""))?;
         let mut netifs: Vec<crate::net::NetIf> = old_netifs
@@ -1213,6 +1279,12 @@ impl Vz {
         if init.is_none() && !save {
             return Err(VeError::NotRunning(veid));
         }
+        if cpu_given {
+            if init.is_some() {
+                crate::cpu::apply(self.cg.as_ref(), veid, &cpu)?;
+            }
+            print_cpu(&cpu, opts);
+        }
         if let Some(init) = init {
             if !del_ips.is_empty() || !add_ips.is_empty() {
                 crate::net::warn_if_not_forwarding(veid, &add_ips);
@@ -1291,6 +1363,18 @@ impl Vz {
             }
             for (r, v, _) in &limits {
                 conf.set(&r.name.to_ascii_uppercase(), v);
+            }
+            if let Some(u) = cpu.units.filter(|_| opts.cpuunits.is_some()) {
+                conf.set("CPUUNITS", &u.to_string());
+            }
+            if let Some(l) = cpu.limit.filter(|_| opts.cpulimit.is_some()) {
+                conf.set("CPULIMIT", &l.to_string());
+            }
+            if let Some(n) = cpu.cpus.filter(|_| opts.cpus.is_some()) {
+                conf.set("CPUS", &n.to_string());
+            }
+            if opts.cpumask.is_some() {
+                conf.set("CPUMASK", cpu.mask.as_deref().unwrap_or("all"));
             }
             set_net_keys(&mut conf, opts, &add_ips, &del_ips);
             if let Some(r) = &rules {

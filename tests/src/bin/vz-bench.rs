@@ -77,6 +77,9 @@ fn main() {
     if want("net") {
         net_cost();
     }
+    if want("cpu") {
+        cpu_shares();
+    }
     if want("ve500") {
         ve_density(std::env::var("VZ_BENCH_VES").ok().and_then(|s| s.parse().ok()).unwrap_or(500));
     }
@@ -114,6 +117,37 @@ fn ve_times() {
     }
     println!("vzctl create (cached template): median {:.1} ms", median(creates));
     println!("vzctl start until exec true succeeds: median {:.1} ms (target < 100 ms)", median(starts));
+}
+
+/// CPU shares and caps: two busy VEs on one CPU with cpuunits 1000 and 2000; one VE with
+/// cpulimit 25.
+fn cpu_shares() {
+    println!("== CPU: cpuunits and cpulimit (busybox VEs, busy loops) ==");
+    let env = VzEnv::new("bench-cpu");
+    for v in ["101", "102", "103"] {
+        ok(&env, &["create", v]);
+    }
+    ok(&env, &["set", "101", "--cpuunits", "1000", "--cpumask", "0", "--save"]);
+    ok(&env, &["set", "102", "--cpuunits", "2000", "--cpumask", "0", "--save"]);
+    ok(&env, &["set", "103", "--cpulimit", "25", "--save"]);
+    for v in [101, 102] {
+        ok(&env, &["start", &v.to_string()]);
+        env.spin(v, 1);
+    }
+    let u = env.cpu_used(&[101, 102]);
+    println!(
+        "cpuunits 1000 vs 2000 on CPU 0: {:.3} vs {:.3} CPUs, ratio {:.3} (target 2.0 within 10 %)",
+        u[0],
+        u[1],
+        u[1] / u[0]
+    );
+    ok(&env, &["stop", "--fast", "101"]);
+    ok(&env, &["stop", "--fast", "102"]);
+    ok(&env, &["start", "103"]);
+    env.spin(103, 1);
+    let u = env.cpu_used(&[103]);
+    println!("cpulimit 25: {:.3} CPUs, ratio to a quarter CPU {:.3} (target within 10 %)", u[0], u[0] / 0.25);
+    ok(&env, &["stop", "--fast", "103"]);
 }
 
 fn mem_used_kib() -> u64 {

@@ -159,6 +159,18 @@ struct SetCmd {
     /// Egress rate limit in kbit/s (or dev:class:kbit); 0 or none lifts it.
     #[arg(long)]
     rate: Option<String>,
+    /// CPU share weight, 8..500000 (default 1000): VEs get busy CPUs in proportion.
+    #[arg(long)]
+    cpuunits: Option<String>,
+    /// CPU time limit in percent of one CPU (100 = one CPU); 0 lifts it.
+    #[arg(long)]
+    cpulimit: Option<String>,
+    /// Number of CPUs' worth of time the VE may use; 0 or unlimited lifts it.
+    #[arg(long)]
+    cpus: Option<String>,
+    /// CPUs the VE may run on: a list like 0-1,3, or all.
+    #[arg(long)]
+    cpumask: Option<String>,
     #[arg(long)]
     hostname: Option<String>,
     #[arg(long)]
@@ -280,6 +292,10 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 netif_add: c.netif_add.clone(),
                 netif_del: c.netif_del.clone(),
                 rate: c.rate.clone(),
+                cpuunits: c.cpuunits.clone(),
+                cpulimit: c.cpulimit.clone(),
+                cpus: c.cpus.clone(),
+                cpumask: c.cpumask.clone(),
             };
             if opts.is_empty() {
                 return Err(
