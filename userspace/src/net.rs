@@ -379,8 +379,10 @@ pub fn shaper_ifname(cgid: u64) -> String {
 
 /// The tbf qdisc's options for `kbit` (TCA_OPTIONS of kind "tbf"): the bucket holds 20 ms
 /// at the rate (at least 16 KiB, so a full-sized frame always fits; larger GSO packets are
-/// split by tbf), and the queue holds 200 ms (at least 64 KiB) before it drops: TCP then
-/// sees its window fill and slows down, where a policer's losses would collapse it.
+/// split by tbf), and the queue holds 200 ms, at least 1 MiB (about a classic 1000-packet
+/// pfifo), before it drops: a TCP sender, whose queued bytes TCP small queues bound, then
+/// slows down on its own window instead of losing packets (a 64 KiB floor let TCP fall
+/// 13 % under a 4000 kbit/s limit), where a policer's losses would collapse it.
 fn tbf_options(kbit: u64) -> Vec<rtnetlink::packet_route::tc::TcOption> {
     use rtnetlink::packet_core::DefaultNla;
     use rtnetlink::packet_route::tc::TcOption;
@@ -390,7 +392,7 @@ fn tbf_options(kbit: u64) -> Vec<rtnetlink::packet_route::tc::TcOption> {
     const TC_LINKLAYER_ETHERNET: u8 = 1;
     let bytes_per_sec = kbit * 1000 / 8;
     let burst = (bytes_per_sec / 50).clamp(16 * 1024, u64::from(u32::MAX)) as u32;
-    let limit = (bytes_per_sec / 5).clamp(64 * 1024, u64::from(u32::MAX)) as u32;
+    let limit = (bytes_per_sec / 5).clamp(1024 * 1024, u64::from(u32::MAX)) as u32;
     // struct tc_tbf_qopt: rate and peakrate (struct tc_ratespec, 12 bytes each), limit,
     // buffer, mtu. The burst attribute stands in for buffer; no peak rate.
     let mut qopt = Vec::with_capacity(36);
