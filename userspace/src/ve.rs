@@ -419,6 +419,21 @@ impl Vz {
         self.other_ve(except, |c| conf_ips(c).is_ok_and(|ips| ips.contains(&ip)))
     }
 
+    /// `--ipadd` addresses for `veid`, each valid and held by no other VE, without repeats.
+    fn addable_ips(&self, veid: u32, specs: &[String]) -> Result<Vec<std::net::IpAddr>, VeError> {
+        let mut ips = Vec::new();
+        for a in specs {
+            let ip = crate::net::parse_ip(a)?;
+            if let Some(other) = self.ip_owner(ip, veid) {
+                return Err(VeError::IpInUse { ip: ip.to_string(), veid: other });
+            }
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        Ok(ips)
+    }
+
     pub fn veids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = fs::read_dir(self.paths.ve_conf_dir())
             .into_iter()
@@ -493,16 +508,7 @@ impl Vz {
         if let Some(n) = &opts.name {
             self.check_name_free(n, veid)?;
         }
-        let mut ips: Vec<std::net::IpAddr> = Vec::new();
-        for a in &opts.ipadd {
-            let ip = crate::net::parse_ip(a)?;
-            if let Some(other) = self.ip_owner(ip, veid) {
-                return Err(VeError::IpInUse { ip: ip.to_string(), veid: other });
-            }
-            if !ips.contains(&ip) {
-                ips.push(ip);
-            }
-        }
+        let ips = self.addable_ips(veid, &opts.ipadd)?;
         let sample_name = opts.config.clone().unwrap_or_else(|| self.paths.configfile.clone());
         let sample = self.paths.sample(&sample_name);
         if !sample.is_file() {
@@ -1213,16 +1219,7 @@ impl Vz {
         }
         // Addresses: every one valid, none held by another VE, before anything changes.
         let old_ips = conf_ips(&conf)?;
-        let mut add_ips = Vec::new();
-        for a in &opts.ipadd {
-            let ip = crate::net::parse_ip(a)?;
-            if let Some(other) = self.ip_owner(ip, veid) {
-                return Err(VeError::IpInUse { ip: ip.to_string(), veid: other });
-            }
-            if !add_ips.contains(&ip) {
-                add_ips.push(ip);
-            }
-        }
+        let add_ips = self.addable_ips(veid, &opts.ipadd)?;
         let mut del_ips = Vec::new();
         for a in &opts.ipdel {
             if a == "all" {

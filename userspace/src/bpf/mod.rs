@@ -450,9 +450,14 @@ impl Bpf {
             pin_program(&pins, name, |p| prog.pin(p))?;
         }
 
-        if offsets.is_some() {
+        // Parsed once for every BTF-typed program below (each parse reads all of vmlinux BTF).
+        let kbtf = match offsets {
+            Some(_) => aya::Btf::from_sys_fs().map_err(|e| warn!("kernel BTF unreadable: {e}")).ok(),
+            None => None,
+        };
+        if let Some(kbtf) = &kbtf {
             for (name, kind) in ITERS {
-                if let Err(e) = load_iter(&mut ebpf, &pins, &mut rollback, name, kind) {
+                if let Err(e) = load_iter(&mut ebpf, &pins, &mut rollback, kbtf, name, kind) {
                     warn!("{name} not loaded, its counts are missing: {e}");
                 }
             }
@@ -464,7 +469,7 @@ impl Bpf {
                     }
                     continue;
                 }
-                if let Err(e) = load_tp_btf(&mut ebpf, &pins, &mut rollback, name, tp) {
+                if let Err(e) = load_tp_btf(&mut ebpf, &pins, &mut rollback, kbtf, name, tp) {
                     warn!("{name} not loaded, {missing}: {e}");
                 }
             }
@@ -918,12 +923,12 @@ fn load_iter(
     ebpf: &mut Ebpf,
     pins: &Pins,
     rollback: &mut Rollback,
+    kbtf: &aya::Btf,
     name: &'static str,
     kind: &str,
 ) -> Result<(), BpfError> {
-    let kbtf = aya::Btf::from_sys_fs().map_err(|e| BpfError::ProgramRejected { prog: name, detail: e.to_string() })?;
     let prog: &mut aya::programs::Iter = program(ebpf, name)?.try_into()?;
-    prog.load(kind, &kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+    prog.load(kind, kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
     let fd = prog_fd(prog.fd()?)?;
     install_link(pins, rollback, name, fd.as_fd(), |tmp| {
         let id = prog.attach()?;
@@ -939,12 +944,12 @@ fn load_tp_btf(
     ebpf: &mut Ebpf,
     pins: &Pins,
     rollback: &mut Rollback,
+    kbtf: &aya::Btf,
     name: &'static str,
     tp: &str,
 ) -> Result<(), BpfError> {
-    let kbtf = aya::Btf::from_sys_fs().map_err(|e| BpfError::ProgramRejected { prog: name, detail: e.to_string() })?;
     let prog: &mut aya::programs::BtfTracePoint = program(ebpf, name)?.try_into()?;
-    prog.load(tp, &kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+    prog.load(tp, kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
     let link_pin = pins.link(name);
     let tmp = tmp_pin(&link_pin);
     let _ = fs::remove_file(&tmp);
