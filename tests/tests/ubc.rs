@@ -555,10 +555,13 @@ fn dcachesize_follows_the_dentries_and_inodes_a_ve_makes() {
     let grown = held - before;
     // At least the dentries; at most dentries plus inodes of the biggest inode cache.
     assert!(grown >= 2000 * dentry && grown <= 2000 * (dentry + 2048), "grew {grown} (dentry {dentry})");
-    assert_eq!(maxheld, held);
+    // The peak covers the files; held may already be a little under it (the exec's own
+    // short-lived objects were freed before the read).
+    assert!(maxheld >= held && maxheld >= before + 2000 * dentry, "maxheld {maxheld}, held {held}");
     // Removing them frees the objects (inodes via RCU): held falls back, the peak stays.
     env.ok(&["exec", "101", "rm -rf /tmp/d"]);
     wait_until("dentries freed", || row(&env, "101", "dcachesize")[0] < before + 2000 * dentry / 4);
-    assert_eq!(row(&env, "101", "dcachesize")[1], maxheld);
+    let after = row(&env, "101", "dcachesize");
+    assert!(after[1] >= maxheld && after[1] > after[0], "peak {} fell under {maxheld}", after[1]);
     env.ok(&["stop", "--fast", "101"]);
 }
