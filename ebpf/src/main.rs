@@ -6,6 +6,7 @@
 #![feature(asm_experimental_arch)]
 
 mod bind;
+mod blkio;
 mod dcache;
 mod iter;
 mod maps;

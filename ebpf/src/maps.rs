@@ -3,10 +3,10 @@
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuHashMap, RingBuf},
     Global,
 };
-use vz_common::{Meta, NetRules, NetStats, SockBucket, SockCharge, VeAddr, VeLimits, VeUsage};
+use vz_common::{IoKey, IoStart, IoStats, Meta, NetRules, NetStats, SockBucket, SockCharge, VeAddr, VeLimits, VeUsage};
 
 /// Upper bound on VEs per host. Non-preallocated: memory is used per live VE only, and
 /// entries are freed after an RCU grace period, so a program holding a pointer to a record
@@ -81,6 +81,21 @@ pub static VZ_NET_RULES: HashMap<u64, NetRules> = HashMap::pinned(MAX_VES, BPF_F
 /// with a tbf qdisc): what such a VE sends goes through it before the host routes it.
 #[map(name = "VZ_NET_RATE_V1")]
 pub static VZ_NET_RATE: HashMap<u64, u32> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
+
+/// blkio cgroup of each running VE (the v1 blkio directory's id on hybrid hosts, the VE's
+/// own cgroup2 id on cgroup2 hosts) -> the VE (cgroup2 id). Written by userspace.
+#[map(name = "VZ_IO_CGROUPS_V1")]
+pub static VZ_IO_CGROUPS: HashMap<u64, u64> = HashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
+
+/// Block I/O per VE and device, per CPU (summed by readers).
+#[map(name = "VZ_IO_STATS_V1")]
+pub static VZ_IO_STATS: PerCpuHashMap<IoKey, IoStats> = PerCpuHashMap::pinned(MAX_VES, BPF_F_NO_PREALLOC);
+
+/// VE bios of bio-based devices (device-mapper, md) between submission and completion
+/// (bio address -> VE, device, start). LRU: a bio whose completion is never seen cannot
+/// fill it.
+#[map(name = "VZ_IO_INFLIGHT_V1")]
+pub static VZ_IO_INFLIGHT: LruHashMap<u64, IoStart> = LruHashMap::pinned(16384, 0);
 
 /// Loader bookkeeping (object hash, parent, level); programs never read it.
 #[map(name = "VZ_META_V1")]

@@ -316,6 +316,9 @@ pub struct VzEnv {
     /// A network namespace of the test's own, held by a sleeping process: with it, every
     /// command runs there, so VE networking never touches the host's network.
     netns: Option<std::process::Child>,
+    /// A loop device of the test's own (see `with_disk`) and the I/O scheduler it came
+    /// with (loop devices outlive their files: it is restored before the device is detached).
+    disk: Option<(String, String)>,
 }
 
 impl VzEnv {
@@ -334,7 +337,7 @@ impl VzEnv {
             ),
         )
         .expect("write vz.conf");
-        let mut env = Self { name, dir, bpf_root, netns: None };
+        let mut env = Self { name, dir, bpf_root, netns: None, disk: None };
         env.make_netns();
         env
     }
@@ -362,6 +365,78 @@ impl VzEnv {
             let ok = env.in_netns(argv).status().expect("configure test netns").success();
             assert!(ok, "{argv:?}");
         }
+    }
+
+    /// An env whose private areas live on a disk of their own: an ext4 file system on a
+    /// loop device (direct I/O to a sparse file in the test directory), mounted at
+    /// `<dir>/private`. Tests may switch its scheduler; the host's disks are never touched.
+    pub fn with_disk(tag: &str, mb: u64) -> Self {
+        let mut env = Self::new(tag);
+        let img = env.dir.join("disk.img");
+        std::fs::File::create(&img).and_then(|f| f.set_len(mb << 20)).expect("disk image");
+        let o = Command::new("losetup").args(["--direct-io=on", "-f", "--show"]).arg(&img).output().expect("losetup");
+        assert!(o.status.success(), "losetup: {}", String::from_utf8_lossy(&o.stderr));
+        let dev = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let sched = vz::io::Disk::by_name(&dev).expect("loop device").scheduler().0;
+        env.disk = Some((dev.clone(), sched));
+        let private = env.dir.join("private");
+        std::fs::create_dir_all(&private).expect("mkdir private");
+        for argv in [&["mkfs.ext4", "-q", "-F", &dev][..], &["mount", &dev, &private.to_string_lossy()]] {
+            let o = Command::new(argv[0]).args(&argv[1..]).output().expect("disk setup");
+            assert!(o.status.success(), "{argv:?}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        env
+    }
+
+    /// The env's own disk, as /sys/block names it (`loop3`).
+    pub fn disk_name(&self) -> String {
+        self.disk.as_ref().expect("env made with_disk").0.trim_start_matches("/dev/").to_string()
+    }
+
+    /// A host program run in a running VE's cgroups (not its namespaces): I/O and CPU it
+    /// does are the VE's, while it reads and writes the VE's files through their host path.
+    pub fn in_ve_cgroups(&self, veid: u32, prog: &str, args: &[&str]) -> Command {
+        use std::os::unix::process::CommandExt as _;
+        let procs: Vec<std::ffi::CString> = self
+            .cg()
+            .ve_dirs(veid)
+            .iter()
+            .rev()
+            .map(|d| std::ffi::CString::new(d.join("cgroup.procs").to_string_lossy().as_bytes()).expect("path"))
+            .collect();
+        let mut c = Command::new(prog);
+        c.args(args);
+        // SAFETY: only open/write/close between fork and exec.
+        unsafe {
+            c.pre_exec(move || {
+                for p in &procs {
+                    let fd = libc::open(p.as_ptr(), libc::O_WRONLY);
+                    if fd < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+                    libc::close(fd);
+                    if !ok {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        c
+    }
+
+    /// Runs fio (Debian's) in a running VE's cgroups on `file` (a host path inside the
+    /// VE's root) and returns what it reports.
+    pub fn fio(&self, veid: u32, file: &Path, job: &[&str]) -> Fio {
+        let name = format!("--name=ve{veid}");
+        let filename = format!("--filename={}", file.display());
+        let mut args =
+            vec![name.as_str(), filename.as_str(), "--direct=1", "--output-format=terse", "--terse-version=3"];
+        args.extend_from_slice(job);
+        let o = self.in_ve_cgroups(veid, "fio", &args).output().expect("run fio");
+        assert!(o.status.success(), "fio {job:?}: {}", String::from_utf8_lossy(&o.stderr));
+        Fio::parse(&String::from_utf8_lossy(&o.stdout))
     }
 
     /// The process holding this env's network namespace.
@@ -537,6 +612,13 @@ impl Drop for VzEnv {
                 unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
             }
         }
+        if let Some((dev, sched)) = self.disk.take() {
+            if let Ok(d) = vz::io::Disk::by_name(&dev) {
+                let _ = d.set_scheduler(&sched);
+            }
+            // Its mount is detached above; the device goes when that is released.
+            let _ = Command::new("losetup").args(["-d", &dev]).status();
+        }
         for d in self.cgroup_dirs() {
             remove_cgroup_tree(&d);
         }
@@ -563,4 +645,32 @@ fn remove_cgroup_tree(d: &Path) {
         }
     }
     let _ = std::fs::remove_dir(d);
+}
+
+/// What one fio job reported (terse format version 3).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fio {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    /// Bytes per second.
+    pub read_bw: f64,
+    pub write_bw: f64,
+    pub read_iops: f64,
+    pub write_iops: f64,
+}
+
+impl Fio {
+    pub fn parse(terse: &str) -> Self {
+        let line = terse.lines().find(|l| l.starts_with("3;")).unwrap_or_else(|| panic!("no fio result in {terse:?}"));
+        let f: Vec<&str> = line.split(';').collect();
+        let n = |i: usize| f.get(i - 1).and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| panic!("fio field {i}"));
+        Self {
+            read_bytes: n(6) as u64 * 1024,
+            read_bw: n(7) * 1024.0,
+            read_iops: n(8),
+            write_bytes: n(47) as u64 * 1024,
+            write_bw: n(48) * 1024.0,
+            write_iops: n(49),
+        }
+    }
 }

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod io;
 pub mod limits;
 pub mod list;
 pub mod lock;
@@ -89,6 +90,10 @@ impl Error {
             Error::Ve(VeError::IpInUse { .. }) => exit::IP_INUSE,
             Error::Ve(VeError::Rule(_)) => exit::INVALID_PARAMETER_VALUE,
             Error::Ve(VeError::Cpu(cpu::CpuError::Bad { .. })) => exit::INVALID_PARAMETER_VALUE,
+            Error::Ve(VeError::BlkIo(
+                io::IoError::Bad { .. } | io::IoError::NoDevice(_) | io::IoError::NoScheduler { .. },
+            )) => exit::INVALID_PARAMETER_VALUE,
+            Error::Ve(VeError::BlkIo(_)) => exit::SYSTEM_ERROR,
             Error::Ve(VeError::Net(
                 net::NetError::BadAddress(_) | net::NetError::BadNetif(_) | net::NetError::BadRate(_),
             )) => exit::INVALID_PARAMETER_VALUE,

@@ -16,6 +16,8 @@ pub struct VeRow {
     pub ubc: Option<(VeUsage, VeLimits)>,
     /// Traffic counters (running VEs with a venet pair).
     pub net: Option<vz_common::NetStats>,
+    /// Block I/O the VE submitted, all devices (running VEs, when accounted).
+    pub io: Option<crate::io::IoTotals>,
     /// Resource ids (bit per id) whose usage has a real source on this host; the others
     /// show their barrier and limit, and "-" for held, maxheld and failcnt.
     pub measured: u32,
@@ -95,6 +97,14 @@ const PLAIN: &[(&str, &str, i32, &str)] = &[
     // CPU settings (defaults when the config has none: 1000 units, no limit).
     ("cpuunits", "CPUUNITS", 9, "CPUUNITS"),
     ("cpulimit", "CPULIM", 7, "CPULIMIT"),
+    // I/O settings (defaults: priority 4, no caps) and what the VE did, as vzstat counts it.
+    ("ioprio", "IOPRIO", 6, "IOPRIO"),
+    ("iolimit", "IOLIMIT", 10, "IOLIMIT"),
+    ("iopslimit", "IOPSLIMIT", 9, "IOPSLIMIT"),
+    ("ioread", "IOREAD", 12, ""),
+    ("iowrite", "IOWRITE", 12, ""),
+    ("ioreadops", "IOREADOPS", 10, ""),
+    ("iowriteops", "IOWRITEOPS", 10, ""),
     // Traffic of a running VE, as vznetstat counts it.
     ("netin", "NETIN", 12, ""),
     ("netin.p", "NETIN.P", 10, ""),
@@ -170,6 +180,30 @@ impl Field {
                         }),
                         None => Value::None,
                     }
+                }
+                n @ ("ioread" | "iowrite" | "ioreadops" | "iowriteops") => {
+                    match row.io.filter(|_| row.status.running) {
+                        Some(t) => Value::Num(match n {
+                            "ioread" => t.read_bytes,
+                            "iowrite" => t.write_bytes,
+                            "ioreadops" => t.read_ops,
+                            _ => t.write_ops,
+                        }),
+                        None => Value::None,
+                    }
+                }
+                "ioprio" => Value::Num(
+                    row.conf
+                        .get("IOPRIO")
+                        .and_then(|v| crate::io::parse_prio(v).ok())
+                        .unwrap_or(crate::io::DEFAULT_PRIO)
+                        .into(),
+                ),
+                "iolimit" => {
+                    Value::Num(row.conf.get("IOLIMIT").and_then(|v| crate::io::parse_limit(v).ok()).unwrap_or(0))
+                }
+                "iopslimit" => {
+                    Value::Num(row.conf.get("IOPSLIMIT").and_then(|v| crate::io::parse_iops(v).ok()).unwrap_or(0))
                 }
                 "cpuunits" => Value::Num(
                     row.conf
@@ -374,6 +408,7 @@ mod tests {
             conf: ConfFile::parse(conf, Path::new("t")).unwrap(),
             ubc: Some((usage, lim)),
             net: Some(vz_common::NetStats { in_bytes: 1500, in_packets: 3, ..Default::default() }),
+            io: Some(crate::io::IoTotals { read_bytes: 4096, write_ops: 2, ..Default::default() }),
             measured: !(1 << 18),
         }
     }

@@ -74,6 +74,8 @@ pub enum VeError {
     Rule(#[from] crate::netfilter::RuleError),
     #[error(transparent)]
     Cpu(#[from] crate::cpu::CpuError),
+    #[error(transparent)]
+    BlkIo(#[from] crate::io::IoError),
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VeError + 'a {
@@ -143,6 +145,10 @@ pub struct SetOpts {
     pub cpulimit: Option<String>,
     pub cpus: Option<String>,
     pub cpumask: Option<String>,
+    /// `--ioprio`, `--iolimit`, `--iopslimit`.
+    pub ioprio: Option<String>,
+    pub iolimit: Option<String>,
+    pub iopslimit: Option<String>,
 }
 
 impl SetOpts {
@@ -158,6 +164,9 @@ impl SetOpts {
             && self.cpulimit.is_none()
             && self.cpus.is_none()
             && self.cpumask.is_none()
+            && self.ioprio.is_none()
+            && self.iolimit.is_none()
+            && self.iopslimit.is_none()
             && self.searchdomain.is_empty()
             && self.hostname.is_none()
             && self.name.is_none()
@@ -192,6 +201,25 @@ fn print_cpu(cpu: &crate::cpu::CpuSettings, opts: &SetOpts) {
     }
 }
 
+/// What `set` did to the I/O settings.
+fn print_io(s: &crate::io::IoSettings, opts: &SetOpts) {
+    use crate::io;
+    if opts.ioprio.is_some() {
+        let p = s.prio.unwrap_or(io::DEFAULT_PRIO);
+        println!("Setting I/O priority: {p} (BFQ weight {})", io::weight(p));
+    }
+    let show = |v: Option<u64>, unit: &str| match v.filter(|v| *v > 0) {
+        Some(v) => format!("{v} {unit}"),
+        None => "unlimited".into(),
+    };
+    if opts.iolimit.is_some() {
+        println!("Setting I/O limit: {}", show(s.limit, "bytes/s"));
+    }
+    if opts.iopslimit.is_some() {
+        println!("Setting IOPS limit: {}", show(s.iops, "ops/s"));
+    }
+}
+
 /// Puts a running VE's egress behind a shaper of `kbit` (None: lifts it). The shaper is
 /// made before the tc program is told to use it, and forgotten by the program before it
 /// goes, so no packet is sent to a missing device.
@@ -218,6 +246,16 @@ pub fn conf_cpu(conf: &ConfFile) -> Result<crate::cpu::CpuSettings, VeError> {
         limit: conf.get("CPULIMIT").map(|v| cpu::parse_limit(v, n)).transpose()?,
         cpus: conf.get("CPUS").map(|v| cpu::parse_cpus(v, n)).transpose()?,
         mask: conf.get("CPUMASK").map(|v| cpu::parse_mask(v, n)).transpose()?.flatten(),
+    })
+}
+
+/// The VE's I/O settings (IOPRIO, IOLIMIT, IOPSLIMIT).
+pub fn conf_io(conf: &ConfFile) -> Result<crate::io::IoSettings, VeError> {
+    use crate::io;
+    Ok(io::IoSettings {
+        prio: conf.get("IOPRIO").map(io::parse_prio).transpose()?,
+        limit: conf.get("IOLIMIT").map(io::parse_limit).transpose()?,
+        iops: conf.get("IOPSLIMIT").map(io::parse_iops).transpose()?,
     })
 }
 
@@ -643,6 +681,22 @@ impl Vz {
     /// BPF map (for every row) and to the kernel controllers that enforce some of them. A
     /// kernel that cannot run the programs is reported, and the controller limits still
     /// apply.
+    /// I/O weight and caps for the disk under the VE's root, and the VE's blkio cgroup made
+    /// known to the block I/O accounting. Settings that cannot act here are said, not fatal.
+    fn apply_io(&self, veid: u32, cgid: u64, root: &Path, s: &crate::io::IoSettings) -> Result<(), VeError> {
+        let disk = crate::io::disk_of(root);
+        for note in crate::io::apply(self.cg.as_ref(), veid, s, disk.as_ref())? {
+            warn!(veid, "{note}");
+            eprintln!("Warning: {note}");
+        }
+        if let Some(dir) = crate::io::blkio_dir(self.cg.as_ref(), veid) {
+            if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
+                bpf.set_io_cgroup(cgid, crate::cgroup::cgroup_id(&dir)?)?;
+            }
+        }
+        Ok(())
+    }
+
     fn apply_ubc(&self, veid: u32, cgid: u64, conf: &ConfFile) -> Result<(), VeError> {
         let mut full = VeLimits::default();
         for (r, l) in conf_limits(conf)? {
@@ -856,6 +910,7 @@ impl Vz {
         self.step("start:ubc")?;
         self.apply_ubc(veid, cgid, &conf)?;
         crate::cpu::apply(self.cg.as_ref(), veid, &conf_cpu(&conf)?)?;
+        self.apply_io(veid, cgid, &root, &conf_io(&conf)?)?;
         undo.bpf(cgid, self.paths.bpf_root.clone());
         self.step("start:hostname")?;
         let hostname = self.hostname(veid, &conf, &root);
@@ -1179,6 +1234,18 @@ impl Vz {
                 cpu.mask = c::parse_mask(v, n)?;
             }
         }
+        // I/O: likewise.
+        let io_given = opts.ioprio.is_some() || opts.iolimit.is_some() || opts.iopslimit.is_some();
+        let mut ios = conf_io(&conf)?;
+        if let Some(v) = &opts.ioprio {
+            ios.prio = Some(crate::io::parse_prio(v)?);
+        }
+        if let Some(v) = &opts.iolimit {
+            ios.limit = Some(crate::io::parse_limit(v)?);
+        }
+        if let Some(v) = &opts.iopslimit {
+            ios.iops = Some(crate::io::parse_iops(v)?);
+        }
         // Bridged interfaces: the list after this set, checked before anything changes.
         let old_netifs = crate::net::parse_netifs(conf.get("NETIF").unwrap_or(""))?;
         let mut netifs: Vec<crate::net::NetIf> = old_netifs
@@ -1282,6 +1349,13 @@ impl Vz {
             }
             print_cpu(&cpu, opts);
         }
+        if io_given {
+            if init.is_some() {
+                let cgid = self.cg.ve_id(veid)?;
+                self.apply_io(veid, cgid, &self.root_of(veid, &conf), &ios)?;
+            }
+            print_io(&ios, opts);
+        }
         if let Some(init) = init {
             if !del_ips.is_empty() || !add_ips.is_empty() {
                 crate::net::warn_if_not_forwarding(veid, &add_ips);
@@ -1372,6 +1446,15 @@ impl Vz {
             }
             if opts.cpumask.is_some() {
                 conf.set("CPUMASK", cpu.mask.as_deref().unwrap_or("all"));
+            }
+            if let Some(p) = ios.prio.filter(|_| opts.ioprio.is_some()) {
+                conf.set("IOPRIO", &p.to_string());
+            }
+            if let Some(l) = ios.limit.filter(|_| opts.iolimit.is_some()) {
+                conf.set("IOLIMIT", &l.to_string());
+            }
+            if let Some(n) = ios.iops.filter(|_| opts.iopslimit.is_some()) {
+                conf.set("IOPSLIMIT", &n.to_string());
             }
             set_net_keys(&mut conf, opts, &add_ips, &del_ips);
             if let Some(r) = &rules {

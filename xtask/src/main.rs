@@ -66,6 +66,8 @@ const BASE_PACKAGES: &[&str] = &[
     "iptables",
     // cargo xtask bench: TCP throughput between the host side and a VE.
     "iperf3",
+    // Disk I/O tests and bench: direct I/O in VE cgroups.
+    "fio",
 ];
 /// Needed only for the Debian rustc path.
 const DEBIAN_RUST_PACKAGES: &[&str] = &["rustc-web", "libstd-rust-web-dev-bpf"];

@@ -258,6 +258,47 @@ pub struct Meta {
     pub layout: u32,
 }
 
+/// Buckets of the block I/O latency histogram: bucket `i` counts bios that took
+/// [2^i, 2^(i+1)) microseconds from submission to completion (bucket 0 also < 1 µs, the
+/// last one everything from about 8.4 s up).
+pub const IO_HIST_BUCKETS: usize = 24;
+
+/// Block I/O of one VE on one device (`VZ_IO_STATS`): what the VE's processes submitted,
+/// counted at submission (bytes, operations) and at completion (latency). Per CPU; readers
+/// sum.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStats {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub read_ops: u64,
+    pub write_ops: u64,
+    /// Sum of completed bios' latencies, ns.
+    pub lat_ns: u64,
+    /// Completed bios (the histogram's total).
+    pub done: u64,
+    pub hist: [u64; IO_HIST_BUCKETS],
+}
+
+/// Key of `VZ_IO_STATS`: the VE (cgroup2 id) and the device (`dev_t` as the kernel keeps it:
+/// major << 20 | minor).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IoKey {
+    pub ve: u64,
+    pub dev: u32,
+    pub _pad: u32,
+}
+
+/// A bio in flight (`VZ_IO_INFLIGHT`, keyed by the bio's address): whom its completion is
+/// charged to and when it was submitted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStart {
+    pub key: IoKey,
+    pub start_ns: u64,
+}
+
 /// Map names. The layout version is part of each pinned name (see [`LAYOUT_VERSION`]).
 pub mod maps {
     pub const UBC: &str = "VZ_UBC_V1";
@@ -276,6 +317,9 @@ pub mod maps {
     pub const NET_STATS: &str = "VZ_NET_STATS_V1";
     pub const NET_RULES: &str = "VZ_NET_RULES_V1";
     pub const NET_RATE: &str = "VZ_NET_RATE_V1";
+    pub const IO_CGROUPS: &str = "VZ_IO_CGROUPS_V1";
+    pub const IO_STATS: &str = "VZ_IO_STATS_V1";
+    pub const IO_INFLIGHT: &str = "VZ_IO_INFLIGHT_V1";
 }
 
 /// Program names (the Rust function names in `ebpf/`).
@@ -296,6 +340,9 @@ pub mod progs {
     pub const ITER_TCP: &str = "vz_iter_tcp";
     pub const ITER_UDP: &str = "vz_iter_udp";
     pub const ITER_UNIX: &str = "vz_iter_unix";
+    pub const IO_QUEUE: &str = "vz_io_queue";
+    pub const IO_DONE: &str = "vz_io_done";
+    pub const IO_RQ_DONE: &str = "vz_io_rq_done";
 }
 
 /// Name of the read-only global that holds the VE cgroup level.
@@ -320,4 +367,7 @@ mod pod {
     unsafe impl aya::Pod for super::NetStats {}
     unsafe impl aya::Pod for super::NetRule {}
     unsafe impl aya::Pod for super::NetRules {}
+    unsafe impl aya::Pod for super::IoStats {}
+    unsafe impl aya::Pod for super::IoKey {}
+    unsafe impl aya::Pod for super::IoStart {}
 }

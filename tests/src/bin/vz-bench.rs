@@ -80,6 +80,9 @@ fn main() {
     if want("cpu") {
         cpu_shares();
     }
+    if want("io") {
+        io_shares();
+    }
     if want("ve500") {
         ve_density(std::env::var("VZ_BENCH_VES").ok().and_then(|s| s.parse().ok()).unwrap_or(500));
     }
@@ -148,6 +151,127 @@ fn cpu_shares() {
     let u = env.cpu_used(&[103]);
     println!("cpulimit 25: {:.3} CPUs, ratio to a quarter CPU {:.3} (target within 10 %)", u[0], u[0] / 0.25);
     ok(&env, &["stop", "--fast", "103"]);
+}
+
+/// Block I/O: two VEs on one loop-backed disk of the bench's own (switched to BFQ with
+/// `vzctl iosched`), fio's direct I/O in their cgroups.
+fn io_shares() {
+    println!("== I/O: ioprio, iolimit and BPF block accounting (fio, direct I/O, loop disk) ==");
+    let env = VzEnv::with_disk("bench-io", 1536);
+    let disk = vz::io::Disk::by_name(&env.disk_name()).expect("disk");
+    let file = |v: u32| env.root(v).join("fio.dat");
+    let written = |v: u32| {
+        let cgid = env.cg().ve_id(v).expect("cgroup");
+        let bpf = Bpf::open_existing(&env.bpf_root).expect("pins");
+        let stats = bpf.io_stats(cgid).expect("io stats");
+        stats.iter().find(|(d, _)| *d == disk.kdev()).map_or((0, 0), |(_, t)| (t.read_bytes, t.write_bytes))
+    };
+    ok(&env, &["iosched", &disk.name, "bfq"]);
+    for (v, prio) in [("101", "0"), ("102", "7")] {
+        ok(&env, &["create", v]);
+        ok(&env, &["set", v, "--ioprio", prio, "--save"]);
+        ok(&env, &["start", v]);
+    }
+    for v in [101, 102] {
+        let (_, w0) = written(v);
+        let f = env.fio(v, &file(v), &["--rw=write", "--bs=1M", "--size=256M"]);
+        let (_, w1) = written(v);
+        println!(
+            "VE {v} write 256 MiB: BPF counted {} B, fio {} B, ratio {:.4} (target within 2 %)",
+            w1 - w0,
+            f.write_bytes,
+            (w1 - w0) as f64 / f.write_bytes as f64
+        );
+    }
+    let job = ["--rw=randread", "--bs=4k", "--size=256M", "--ioengine=psync", "--runtime=8", "--time_based"];
+    let (lo, hi) = std::thread::scope(|s| {
+        let lo = s.spawn(|| env.fio(101, &file(101), &job));
+        let hi = s.spawn(|| env.fio(102, &file(102), &job));
+        (lo.join().expect("fio 101"), hi.join().expect("fio 102"))
+    });
+    println!(
+        "ioprio 7 vs 0, 4 KiB random reads at once: {:.1} vs {:.1} MiB/s, ratio {:.2} (target >= 3)",
+        hi.read_bw / 1048576.0,
+        lo.read_bw / 1048576.0,
+        hi.read_bw / lo.read_bw
+    );
+    ok(&env, &["set", "101", "--iolimit", "10M"]);
+    let f = env.fio(
+        101,
+        &file(101),
+        &["--rw=read", "--bs=256k", "--size=256M", "--ramp_time=1", "--runtime=8", "--time_based"],
+    );
+    println!(
+        "iolimit 10M, sequential reads: {:.0} B/s, ratio to 10485760 {:.3} (target within 10 %)",
+        f.read_bw,
+        f.read_bw / 10485760.0
+    );
+    ok(&env, &["set", "101", "--iolimit", "0"]);
+    ok(&env, &["stop", "--fast", "102"]);
+
+    // Cost of the two tracepoint programs: one VE's 4 KiB random reads (scheduler none, so
+    // the disk path is as short as it gets), links pinned vs removed, alternating.
+    ok(&env, &["iosched", &disk.name, "none"]);
+    let pins = Pins { root: env.bpf_root.clone() };
+    let cg = env.cg();
+    let cfg = vz::bpf::BpfConfig::new(env.bpf_root.clone(), cg.parent_dir(), cg.ve_level());
+    let job = ["--rw=randread", "--bs=4k", "--size=256M", "--ioengine=psync", "--runtime=4", "--time_based"];
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let unpin = || {
+        for p in [vz_common::progs::IO_QUEUE, vz_common::progs::IO_DONE, vz_common::progs::IO_RQ_DONE] {
+            std::fs::remove_file(pins.link(p)).expect("unpin io link");
+        }
+    };
+    let repin = |round: u64| {
+        // A different object hash makes the loader attach everything afresh.
+        Bpf::ensure_object(&cfg, vz::bpf::Object { bytes: OBJECT, hash: round + 1 }).expect("reload");
+        let cgid = env.cg().ve_id(101).expect("cgroup");
+        let blkcg = vz::cgroup::cgroup_id(&vz::io::blkio_dir(env.cg().as_ref(), 101).expect("blkio")).expect("id");
+        Bpf::open_existing(&env.bpf_root).expect("pins").set_io_cgroup(cgid, blkcg).expect("register");
+    };
+    // The programs' own time per run, from the kernel's BPF run-time statistics (on while
+    // the returned fd is open; no sysctl is touched).
+    let stats_fd = aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("BPF_ENABLE_STATS");
+    let prog_stats = || {
+        [vz_common::progs::IO_QUEUE, vz_common::progs::IO_RQ_DONE].map(|p| {
+            let i = aya::programs::ProgramInfo::from_pin(pins.prog(p)).expect("program info");
+            (i.run_time().as_nanos() as u64, i.run_count())
+        })
+    };
+    let mut per_run = [(0u64, 0u64); 2];
+    let mut attached_now = true;
+    for round in 0..6u64 {
+        // Alternate which goes first, so drift in the disk's speed hits both alike.
+        let attached_first = round % 2 == 0;
+        for attached in [attached_first, !attached_first] {
+            match (attached, attached_now) {
+                (true, false) => repin(round),
+                (false, true) => unpin(),
+                _ => {}
+            }
+            attached_now = attached;
+            if attached {
+                let s0 = prog_stats();
+                with.push(env.fio(101, &file(101), &job).read_iops);
+                let s1 = prog_stats();
+                for i in 0..2 {
+                    per_run[i].0 += s1[i].0 - s0[i].0;
+                    per_run[i].1 += s1[i].1 - s0[i].1;
+                }
+            } else {
+                without.push(env.fio(101, &file(101), &job).read_iops);
+            }
+        }
+    }
+    drop(stats_fd);
+    println!("  rounds with {with:.0?}, without {without:.0?}");
+    let (w, n) = (median(with), median(without));
+    println!("4 KiB random reads, one VE: {n:.0} IOPS without the programs, {w:.0} with, ratio {:.3}", w / n);
+    for (i, p) in [vz_common::progs::IO_QUEUE, vz_common::progs::IO_RQ_DONE].iter().enumerate() {
+        let (ns, n) = per_run[i];
+        println!("  {p}: {:.0} ns per run over {n} runs", ns as f64 / n.max(1) as f64);
+    }
+    ok(&env, &["stop", "--fast", "101"]);
 }
 
 fn mem_used_kib() -> u64 {

@@ -50,6 +50,9 @@ enum Command {
     Set(SetCmd),
     /// Show a VE's beancounters in /proc/user_beancounters format.
     Ubc(UbcCmd),
+    /// Show or switch a disk's I/O scheduler. --ioprio needs bfq on the VE's disk; vzctl
+    /// never switches a device unless told to here.
+    Iosched(IoschedCmd),
     /// Internal: stage 1 of a VE's init.
     #[command(name = "__ve-init", hide = true)]
     VeInit {
@@ -171,6 +174,16 @@ struct SetCmd {
     /// CPUs the VE may run on: a list like 0-1,3, or all.
     #[arg(long)]
     cpumask: Option<String>,
+    /// Disk time share, 0 (lowest) to 7 (highest), default 4 (BFQ group weight; the VE's
+    /// disk must use the bfq scheduler, see `vzctl iosched`).
+    #[arg(long)]
+    ioprio: Option<String>,
+    /// Disk bandwidth cap in bytes/s (K, M, G suffixes), reads and writes each; 0 lifts it.
+    #[arg(long)]
+    iolimit: Option<String>,
+    /// Disk operations cap per second, reads and writes each; 0 lifts it.
+    #[arg(long)]
+    iopslimit: Option<String>,
     #[arg(long)]
     hostname: Option<String>,
     #[arg(long)]
@@ -194,6 +207,14 @@ struct SetCmd {
     /// Also write the change to the VE's config.
     #[arg(long)]
     save: bool,
+}
+
+#[derive(Args, Debug)]
+struct IoschedCmd {
+    /// Whole disk, as in /sys/block (vda, loop3, /dev/sdb).
+    device: String,
+    /// Scheduler to switch to (bfq, mq-deadline, kyber, none); without it, show them.
+    scheduler: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -296,6 +317,9 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 cpulimit: c.cpulimit.clone(),
                 cpus: c.cpus.clone(),
                 cpumask: c.cpumask.clone(),
+                ioprio: c.ioprio.clone(),
+                iolimit: c.iolimit.clone(),
+                iopslimit: c.iopslimit.clone(),
             };
             if opts.is_empty() {
                 return Err(
@@ -303,6 +327,23 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 );
             }
             vz.set(veid, &opts, c.save)?;
+            Ok(0)
+        }
+        Command::Iosched(c) => {
+            let disk = vz::io::Disk::by_name(&c.device).map_err(vz::VeError::from)?;
+            if let Some(s) = &c.scheduler {
+                disk.set_scheduler(s).map_err(vz::VeError::from)?;
+                tracing::info!(device = %disk.name, scheduler = %s, "I/O scheduler switched");
+            }
+            let (cur, offered) = disk.scheduler();
+            let list: Vec<String> =
+                offered.iter().map(|o| if *o == cur { format!("[{o}]") } else { o.clone() }).collect();
+            let tuning: Vec<String> = disk.bfq_tuning().iter().map(|(k, v)| format!("{k} {v}")).collect();
+            if cur == "bfq" && !tuning.is_empty() {
+                println!("{} ({}): {} ({})", disk.name, disk.dev(), list.join(" "), tuning.join(", "));
+            } else {
+                println!("{} ({}): {}", disk.name, disk.dev(), list.join(" "));
+            }
             Ok(0)
         }
         Command::Ubc(c) => {

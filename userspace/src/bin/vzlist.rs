@@ -67,6 +67,8 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     let bpf = Bpf::open_existing(&vz.paths.bpf_root).ok();
     let want_ubc = fields.iter().any(|f| matches!(f, list::Field::Ubc(..))) || cli.sort.is_some();
     let want_net = fields.iter().any(|f| f.name().starts_with("net")) || cli.sort.is_some();
+    let want_io = fields.iter().any(|f| matches!(f.name().as_str(), "ioread" | "iowrite" | "ioreadops" | "iowriteops"))
+        || cli.sort.is_some();
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let mut rows = Vec::new();
     for veid in vz.veids() {
@@ -87,6 +89,18 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         } else {
             None
         };
+        let io = if running && want_io {
+            bpf.as_ref().zip(vz.cg.ve_id(veid).ok()).and_then(|(b, id)| {
+                let per_dev = b.io_stats(id).ok()?;
+                let mut t = vz::io::IoTotals::default();
+                for (_, d) in &per_dev {
+                    t.add_totals(d);
+                }
+                Some(t)
+            })
+        } else {
+            None
+        };
         // Rows with a real source on this host (the same choice as `vzctl ubc`).
         let measured =
             ubc.map_or(0, |rec| vz.rows_of(veid, bpf.as_ref(), rec).iter().fold(0, |m, r| m | 1 << r.row.resource.id));
@@ -97,6 +111,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
             conf,
             ubc,
             net,
+            io,
             measured,
         });
     }

@@ -11,6 +11,9 @@
 //!   progs/vz_iter_{tcp,udp,unix}, links/...    socket buffers (run inside a VE's netns)
 //!   progs/vz_signal, links/vz_signal           tp_btf/signal_generate: numsiginfo failcnt
 //!   progs/vz_dcache_{alloc,free}, links/...    tp_btf/kmem_cache_{alloc,free}: dcachesize
+//!   progs/vz_io_{queue,done,rq_done}, links/.. tp_btf/block_bio_{queue,complete} and
+//!                                              block_rq_complete: block I/O per VE (maps
+//!                                              VZ_IO_CGROUPS_V1, VZ_IO_STATS_V1, VZ_IO_INFLIGHT_V1)
 //!   links/<program>      cgroup links on the VE parent cgroup (vz_sock_create,
 //!                        vz_sock_release, vz_sysctl, vz_setsockopt)
 //! ```
@@ -167,7 +170,7 @@ impl Pins {
 }
 
 /// Every pinned map.
-const ALL_MAPS: [&str; 16] = [
+const ALL_MAPS: [&str; 19] = [
     maps::UBC,
     maps::LIMITS,
     maps::SOCKS,
@@ -184,14 +187,20 @@ const ALL_MAPS: [&str; 16] = [
     maps::NET_STATS,
     maps::NET_RULES,
     maps::NET_RATE,
+    maps::IO_CGROUPS,
+    maps::IO_STATS,
+    maps::IO_INFLIGHT,
 ];
 
 /// tc programs: loaded and pinned once, attached to each VE's venet pair at its start.
 const TC_PROGS: [&str; 2] = [progs::TC_FROM_VE, progs::TC_TO_VE];
 
 /// Global tp_btf programs: (program, tracepoint, what goes missing without it).
-const TP_BTF_PROGS: [(&str, &str, &str); 3] = [
+const TP_BTF_PROGS: [(&str, &str, &str); 6] = [
     (progs::SIGNAL, "signal_generate", "numsiginfo refusals are not counted"),
+    (progs::IO_QUEUE, "block_bio_queue", "block I/O is not accounted per VE"),
+    (progs::IO_DONE, "block_bio_complete", "block I/O latency on bio-based devices is not accounted per VE"),
+    (progs::IO_RQ_DONE, "block_rq_complete", "block I/O latency is not accounted per VE"),
     (progs::DCACHE_ALLOC, "kmem_cache_alloc", "dcachesize is not accounted"),
     (progs::DCACHE_FREE, "kmem_cache_free", "dcachesize is not accounted"),
 ];
@@ -398,9 +407,16 @@ impl Bpf {
         let mask = buckets - 1;
         // Kernel struct offsets for the iterator (no CO-RE in Rust BPF). Without kernel BTF
         // the iterator is left out and open files are not counted.
-        let offsets = kernel_offsets()
-            .map_err(|e| warn!("iterator counts (numfile, privvmpages, lockedpages) unavailable: {e}"))
-            .ok();
+        let (offsets, no_io) = match kernel_offsets() {
+            Ok((offs, no_io)) => (Some(offs), no_io),
+            Err(e) => {
+                warn!("iterator counts (numfile, privvmpages, lockedpages) unavailable: {e}");
+                (None, None)
+            }
+        };
+        if let Some(e) = &no_io {
+            warn!("block I/O is not accounted per VE: {e}");
+        }
         let mut loader = EbpfLoader::new();
         loader
             .default_map_pin_directory(pins.maps())
@@ -467,6 +483,9 @@ impl Bpf {
                     for pin in [pins.link(name), pins.prog(name)] {
                         let _ = fs::remove_file(pin);
                     }
+                    continue;
+                }
+                if no_io.is_some() && [progs::IO_QUEUE, progs::IO_DONE, progs::IO_RQ_DONE].contains(&name) {
                     continue;
                 }
                 if let Err(e) = load_tp_btf(&mut ebpf, &pins, &mut rollback, kbtf, name, tp) {
@@ -562,7 +581,57 @@ impl Bpf {
         if let Some(mut objs) = self.pinned_hash::<u64, u64>(maps::DCACHE_OBJS)? {
             remove_where_value(&mut objs, cgroup);
         }
+        // Its blkio cgroup and block I/O counters (bios still in flight age out of the LRU).
+        if let Some(mut cgs) = self.pinned_hash::<u64, u64>(maps::IO_CGROUPS)? {
+            remove_where_value(&mut cgs, cgroup);
+        }
+        if let Some(mut stats) = self.io_stats_map()? {
+            let keys: Vec<vz_common::IoKey> =
+                stats.keys().filter_map(Result::ok).filter(|k: &vz_common::IoKey| k.ve == cgroup).collect();
+            for k in keys {
+                let _ = stats.remove(&k);
+            }
+        }
         Ok(())
+    }
+
+    /// Tells the block I/O programs which blkio cgroup is the VE's (`blkcg`: the id of the
+    /// VE's directory in the hierarchy that carries blkio/io).
+    pub fn set_io_cgroup(&mut self, cgroup: u64, blkcg: u64) -> Result<(), BpfError> {
+        let Some(mut map) = self.pinned_hash::<u64, u64>(maps::IO_CGROUPS)? else { return Ok(()) };
+        Ok(map.insert(blkcg, cgroup, 0)?)
+    }
+
+    fn io_stats_map(
+        &self,
+    ) -> Result<Option<aya::maps::PerCpuHashMap<MapData, vz_common::IoKey, vz_common::IoStats>>, BpfError> {
+        let Ok(m) = MapData::from_pin(self.pins.map(maps::IO_STATS)) else { return Ok(None) };
+        Ok(Some(aya::maps::PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(m))?))
+    }
+
+    /// A VE's block I/O per device (kernel `dev_t`), summed over CPUs.
+    pub fn io_stats(&self, cgroup: u64) -> Result<Vec<(u32, crate::io::IoTotals)>, BpfError> {
+        let Some(map) = self.io_stats_map()? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for item in map.iter() {
+            let (k, per_cpu) = item?;
+            if k.ve != cgroup {
+                continue;
+            }
+            let mut t = crate::io::IoTotals::default();
+            for s in per_cpu.iter() {
+                t.add(s);
+            }
+            out.push((k.dev, t));
+        }
+        out.sort_by_key(|(d, _)| *d);
+        Ok(out)
+    }
+
+    /// Whether the block I/O programs are attached (kernels without the offsets they need,
+    /// or without BTF, leave them out).
+    pub fn io_accounting(&self) -> bool {
+        self.pins.link(progs::IO_QUEUE).exists()
     }
 
     /// A pinned hash map of this loader, None when it is not pinned (an older object).
@@ -861,12 +930,18 @@ fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
         (maps::NET_STATS, 8, size_of::<vz_common::NetStats>()),
         (maps::NET_RULES, 8, size_of::<vz_common::NetRules>()),
         (maps::NET_RATE, 8, size_of::<u32>()),
+        (maps::IO_CGROUPS, 8, size_of::<u64>()),
+        (maps::IO_STATS, size_of::<vz_common::IoKey>(), size_of::<vz_common::IoStats>()),
+        (maps::IO_INFLIGHT, 8, size_of::<vz_common::IoStart>()),
         (maps::META, 4, size_of::<Meta>()),
     ];
     for (name, key, value) in expect {
         let map = ebpf.map(name).ok_or(MapError::InvalidName { name: name.into() })?;
         let info = match map {
-            aya::maps::Map::HashMap(d) | aya::maps::Map::Array(d) | aya::maps::Map::PerCpuHashMap(d) => d.info()?,
+            aya::maps::Map::HashMap(d)
+            | aya::maps::Map::LruHashMap(d)
+            | aya::maps::Map::Array(d)
+            | aya::maps::Map::PerCpuHashMap(d) => d.info()?,
             _ => return Err(BpfError::MapLayout { name, what: "wrong map type".into(), path: pins.map(name) }),
         };
         if info.key_size() as usize != key || info.value_size() as usize != value {
@@ -889,9 +964,41 @@ pub fn addr_words(ip: &std::net::IpAddr) -> [u32; 4] {
     std::array::from_fn(|i| u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]))
 }
 
-/// Offsets the iterator reads kernel structs at, from the running kernel's BTF.
-fn kernel_offsets() -> Result<Vec<(&'static str, u32)>, btf::BtfError> {
+/// Offsets the iterator reads kernel structs at, from the running kernel's BTF. The block
+/// I/O offsets come last and only when the kernel has them all (a kernel without blkio
+/// cgroups has no `bio.bi_blkg`): the second value says why they are missing.
+fn kernel_offsets() -> Result<(Vec<(&'static str, u32)>, Option<btf::BtfError>), btf::BtfError> {
     let l = btf::Layouts::from_sys_fs()?;
+    let mut offs = base_offsets(&l)?;
+    match io_offsets(&l) {
+        Ok(io) => {
+            offs.extend(io);
+            Ok((offs, None))
+        }
+        Err(e) => Ok((offs, Some(e))),
+    }
+}
+
+fn io_offsets(l: &btf::Layouts) -> Result<Vec<(&'static str, u32)>, btf::BtfError> {
+    Ok(vec![
+        ("VZ_OFF_BIO_BDEV", l.offset("bio", "bi_bdev")?),
+        ("VZ_OFF_BIO_OPF", l.offset("bio", "bi_opf")?),
+        ("VZ_OFF_BIO_SIZE", l.offset("bio", "bi_iter")? + l.offset("bvec_iter", "bi_size")?),
+        ("VZ_OFF_BIO_BLKG", l.offset("bio", "bi_blkg")?),
+        ("VZ_OFF_BLKG_BLKCG", l.offset("blkcg_gq", "blkcg")?),
+        ("VZ_OFF_BLKCG_CSS", l.offset("blkcg", "css")?),
+        ("VZ_OFF_CSS_CGROUP", l.offset("cgroup_subsys_state", "cgroup")?),
+        ("VZ_OFF_CSS_PARENT", l.offset("cgroup_subsys_state", "parent")?),
+        ("VZ_OFF_BDEV_DEV", l.offset("block_device", "bd_dev")?),
+        ("VZ_OFF_BDEV_DISK", l.offset("block_device", "bd_disk")?),
+        ("VZ_OFF_DISK_QUEUE", l.offset("gendisk", "queue")?),
+        ("VZ_OFF_QUEUE_MQ_OPS", l.offset("request_queue", "mq_ops")?),
+        ("VZ_OFF_RQ_BIO", l.offset("request", "bio")?),
+        ("VZ_OFF_RQ_START_NS", l.offset("request", "start_time_ns")?),
+    ])
+}
+
+fn base_offsets(l: &btf::Layouts) -> Result<Vec<(&'static str, u32)>, btf::BtfError> {
     Ok(vec![
         ("VZ_OFF_TASK_CGROUPS", l.offset("task_struct", "cgroups")?),
         ("VZ_OFF_CSS_DFL_CGRP", l.offset("css_set", "dfl_cgrp")?),
