@@ -227,6 +227,8 @@ pub struct Paths {
     /// DCACHE_ACCOUNTING: count dcachesize with tracepoints on every slab allocation
     /// (`VZ_DCACHE_ACCOUNTING`); off by default for its cost.
     pub dcache_accounting: bool,
+    /// VE_LAYOUT: layout of new VEs, simfs (a directory) or ploop (an image).
+    pub ve_layout: String,
 }
 
 impl Default for Paths {
@@ -245,6 +247,7 @@ impl Default for Paths {
             local_gid: 100000,
             stop_timeout: 10,
             dcache_accounting: false,
+            ve_layout: "simfs".into(),
         }
     }
 }
@@ -288,6 +291,7 @@ impl Paths {
                 "LOCAL_GID" => p.local_gid = parse_num(key, value)?,
                 "STOP_TIMEOUT" => p.stop_timeout = parse_num(key, value)?,
                 "DCACHE_ACCOUNTING" => p.dcache_accounting = parse_yes_no(key, value)?,
+                "VE_LAYOUT" => p.ve_layout = value.trim().into(),
                 _ => {}
             }
         }

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod disk;
 pub mod io;
 pub mod limits;
 pub mod list;
@@ -94,6 +95,8 @@ impl Error {
                 io::IoError::Bad { .. } | io::IoError::NoDevice(_) | io::IoError::NoScheduler { .. },
             )) => exit::INVALID_PARAMETER_VALUE,
             Error::Ve(VeError::BlkIo(_)) => exit::SYSTEM_ERROR,
+            Error::Ve(VeError::Disk(disk::DiskError::Bad { .. })) => exit::INVALID_PARAMETER_VALUE,
+            Error::Ve(VeError::Disk(_)) => exit::SYSTEM_ERROR,
             Error::Ve(VeError::Net(
                 net::NetError::BadAddress(_) | net::NetError::BadNetif(_) | net::NetError::BadRate(_),
             )) => exit::INVALID_PARAMETER_VALUE,

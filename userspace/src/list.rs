@@ -18,6 +18,8 @@ pub struct VeRow {
     pub net: Option<vz_common::NetStats>,
     /// Block I/O the VE submitted, all devices (running VEs, when accounted).
     pub io: Option<crate::io::IoTotals>,
+    /// Disk usage (KiB, inodes) of a mounted VE, where the layout measures it.
+    pub disk: Option<(u64, u64)>,
     /// Resource ids (bit per id) whose usage has a real source on this host; the others
     /// show their barrier and limit, and "-" for held, maxheld and failcnt.
     pub measured: u32,
@@ -101,6 +103,14 @@ const PLAIN: &[(&str, &str, i32, &str)] = &[
     ("ioprio", "IOPRIO", 6, "IOPRIO"),
     ("iolimit", "IOLIMIT", 10, "IOLIMIT"),
     ("iopslimit", "IOPSLIMIT", 9, "IOPSLIMIT"),
+    // Disk: usage of a mounted VE (KiB, inodes) and the configured soft/hard limits.
+    ("diskspace", "DQBLOCKS", 10, ""),
+    ("diskspace.s", "DQBLOCKS.S", 10, "DISKSPACE"),
+    ("diskspace.h", "DQBLOCKS.H", 10, "DISKSPACE"),
+    ("diskinodes", "DQINODES", 10, ""),
+    ("diskinodes.s", "DQINODES.S", 10, "DISKINODES"),
+    ("diskinodes.h", "DQINODES.H", 10, "DISKINODES"),
+    ("layout", "LAYOUT", -6, "VE_LAYOUT"),
     ("ioread", "IOREAD", 12, ""),
     ("iowrite", "IOWRITE", 12, ""),
     ("ioreadops", "IOREADOPS", 10, ""),
@@ -192,6 +202,17 @@ impl Field {
                         None => Value::None,
                     }
                 }
+                "diskspace" => row.disk.map_or(Value::None, |(kb, _)| Value::Num(kb)),
+                "diskinodes" => row.disk.map_or(Value::None, |(_, n)| Value::Num(n)),
+                n @ ("diskspace.s" | "diskspace.h" | "diskinodes.s" | "diskinodes.h") => {
+                    let l = match row.conf.get(PLAIN[*i].3) {
+                        Some(v) if n.starts_with("diskspace") => crate::disk::parse_diskspace(v).ok(),
+                        Some(v) => crate::disk::parse_diskinodes(v).ok(),
+                        None => None,
+                    };
+                    l.map_or(Value::None, |l| Value::Num(if n.ends_with(".s") { l.soft } else { l.hard }))
+                }
+                "layout" => Value::Str(row.conf.get("VE_LAYOUT").unwrap_or("simfs").trim().into()),
                 "ioprio" => Value::Num(
                     row.conf
                         .get("IOPRIO")
@@ -409,6 +430,7 @@ mod tests {
             ubc: Some((usage, lim)),
             net: Some(vz_common::NetStats { in_bytes: 1500, in_packets: 3, ..Default::default() }),
             io: Some(crate::io::IoTotals { read_bytes: 4096, write_ops: 2, ..Default::default() }),
+            disk: running.then_some((2048, 300)),
             measured: !(1 << 18),
         }
     }

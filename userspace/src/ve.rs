@@ -76,6 +76,8 @@ pub enum VeError {
     Cpu(#[from] crate::cpu::CpuError),
     #[error(transparent)]
     BlkIo(#[from] crate::io::IoError),
+    #[error(transparent)]
+    Disk(#[from] crate::disk::DiskError),
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VeError + 'a {
@@ -112,6 +114,11 @@ pub struct CreateOpts {
     pub root: Option<PathBuf>,
     /// `--ipadd A` (repeatable).
     pub ipadd: Vec<String>,
+    /// `--layout simfs|ploop` (default VE_LAYOUT of vz.conf, else simfs).
+    pub layout: Option<String>,
+    /// `--diskspace soft:hard`, `--diskinodes soft:hard`.
+    pub diskspace: Option<String>,
+    pub diskinodes: Option<String>,
 }
 
 /// Parameters of `vzctl set`.
@@ -149,6 +156,10 @@ pub struct SetOpts {
     pub ioprio: Option<String>,
     pub iolimit: Option<String>,
     pub iopslimit: Option<String>,
+    /// `--diskspace`, `--diskinodes` (soft:hard), `--quotaugidlimit N`.
+    pub diskspace: Option<String>,
+    pub diskinodes: Option<String>,
+    pub quotaugidlimit: Option<String>,
 }
 
 impl SetOpts {
@@ -167,6 +178,9 @@ impl SetOpts {
             && self.ioprio.is_none()
             && self.iolimit.is_none()
             && self.iopslimit.is_none()
+            && self.diskspace.is_none()
+            && self.diskinodes.is_none()
+            && self.quotaugidlimit.is_none()
             && self.searchdomain.is_empty()
             && self.hostname.is_none()
             && self.name.is_none()
@@ -259,6 +273,46 @@ pub fn conf_io(conf: &ConfFile) -> Result<crate::io::IoSettings, VeError> {
     })
 }
 
+/// The VE's disk settings: layout (VE_LAYOUT, default simfs), DISKSPACE and DISKINODES
+/// (soft:hard), QUOTAUGIDLIMIT.
+#[derive(Debug, Clone, Copy)]
+pub struct DiskConf {
+    pub layout: crate::disk::Layout,
+    pub space: Option<crate::disk::Limit>,
+    pub inodes: Option<crate::disk::Limit>,
+    pub ugid: u64,
+}
+
+pub fn conf_disk(conf: &ConfFile) -> Result<DiskConf, VeError> {
+    use crate::disk;
+    let ugid = match conf.get("QUOTAUGIDLIMIT") {
+        Some(v) => parse_ugid(v)?,
+        None => 0,
+    };
+    Ok(DiskConf {
+        layout: conf.get("VE_LAYOUT").map(disk::Layout::parse).transpose()?.unwrap_or(disk::Layout::Simfs),
+        space: conf.get("DISKSPACE").map(disk::parse_diskspace).transpose()?,
+        inodes: conf.get("DISKINODES").map(disk::parse_diskinodes).transpose()?,
+        ugid,
+    })
+}
+
+fn parse_ugid(v: &str) -> Result<u64, VeError> {
+    v.trim().parse::<u64>().map_err(|_| VeError::BadValue {
+        key: "quotaugidlimit",
+        value: v.into(),
+        why: "use a number of user and group ids (0: no per-user quota)",
+    })
+}
+
+/// Tells the admin about limits stored but not enforced.
+fn say_disk(veid: u32, applied: crate::disk::Applied) {
+    if let crate::disk::Applied::NotEnforced(why) = applied {
+        warn!(veid, "disk quota not enforced: {why}");
+        eprintln!("Warning: disk quota is stored but not enforced: {why}");
+    }
+}
+
 /// The VE's addresses (`IP_ADDRESS="10.0.0.2 fd00::2"`).
 pub fn conf_ips(conf: &ConfFile) -> Result<Vec<std::net::IpAddr>, VeError> {
     conf.get("IP_ADDRESS").unwrap_or("").split_whitespace().map(|a| Ok(crate::net::parse_ip(a)?)).collect()
@@ -347,6 +401,12 @@ STOP_TIMEOUT=\"10\"
 ## the host (see the README's benchmark); off unless wanted.
 DCACHE_ACCOUNTING=\"no\"
 ";
+
+/// Why `--quotaugidlimit` is stored only.
+const UGID_QUOTA_WHY: &str = "per-user and per-group quota inside a VE is not available: quotactl(2) on the VE's file system needs CAP_SYS_ADMIN in the host's user namespace, which the VE's root does not have";
+
+/// Image size of a ploop VE created without --diskspace (OpenVZ's basic sample).
+const DEFAULT_PLOOP_DISKSPACE: &str = "2G:2G";
 
 /// Is `path` a mount point (per this process's mount table)?
 pub fn is_mounted(path: &Path) -> bool {
@@ -580,6 +640,22 @@ impl Vz {
         if let Some(n) = &opts.name {
             conf.set("NAME", n);
         }
+        let layout_name = opts.layout.clone().unwrap_or_else(|| self.paths.ve_layout.clone());
+        let layout = crate::disk::Layout::parse(&layout_name)?;
+        conf.set("VE_LAYOUT", layout.name());
+        if let Some(v) = &opts.diskspace {
+            crate::disk::parse_diskspace(v)?;
+            conf.set("DISKSPACE", v);
+        }
+        if let Some(v) = &opts.diskinodes {
+            crate::disk::parse_diskinodes(v)?;
+            conf.set("DISKINODES", v);
+        }
+        if layout == crate::disk::Layout::Ploop && conf.get("DISKSPACE").is_none() {
+            // The image needs a size: OpenVZ's basic sample gives 2G.
+            conf.set("DISKSPACE", DEFAULT_PLOOP_DISKSPACE);
+        }
+        let dconf = conf_disk(&conf)?;
         let private = self.private_of(veid, &conf);
         let root = self.root_of(veid, &conf);
         if private.exists() {
@@ -594,12 +670,26 @@ impl Vz {
         println!("Creating container private area ({ostemplate})");
         self.step("create:private")?;
         undo.dir(private.clone());
-        template::extract(&archive, &private, self.paths.local_uid, self.paths.local_gid)?;
-        self.step("create:root")?;
         if !root.exists() {
             fs::create_dir_all(&root).map_err(io_err("mkdir", &root))?;
             undo.dir(root.clone());
         }
+        match (dconf.layout, dconf.space) {
+            (crate::disk::Layout::Ploop, Some(space)) => {
+                let image = crate::disk::image_path(&private);
+                crate::disk::create_image(&image, space, dconf.inodes)?;
+                crate::disk::mount_image(&image, &root)?;
+                undo.umount(root.clone());
+                template::extract(&archive, &root, self.paths.local_uid, self.paths.local_gid)?;
+                say_disk(veid, crate::disk::apply_ploop(&root, Some(space), dconf.inodes)?);
+                umount(&root)?;
+            }
+            _ => {
+                template::extract(&archive, &private, self.paths.local_uid, self.paths.local_gid)?;
+                say_disk(veid, crate::disk::apply_simfs(&private, veid, dconf.space, dconf.inodes)?);
+            }
+        }
+        self.step("create:root")?;
         self.step("create:config")?;
         conf.write_atomic(&conf_path)?;
         undo.file(conf_path);
@@ -642,7 +732,38 @@ impl Vz {
             });
         }
         fs::create_dir_all(&root).map_err(io_err("mkdir", &root))?;
-        bind_mount(&private, &root)?;
+        let d = conf_disk(conf)?;
+        match d.layout {
+            crate::disk::Layout::Ploop => {
+                let image = crate::disk::image_path(&private);
+                if let Some(s) = d.space {
+                    // A limit raised while stopped, beyond the file system: grown offline.
+                    if crate::disk::image_kb(&image)? < s.hard {
+                        crate::disk::drop_balloons(&image, &root)?;
+                        crate::disk::resize_offline(&image, crate::disk::capacity_kb(s.hard))?;
+                    }
+                }
+                crate::disk::mount_image(&image, &root)?;
+                // The config may have changed while stopped (or by hand): limits as it says.
+                match crate::disk::apply_ploop(&root, d.space, d.inodes) {
+                    Ok(a) => say_disk(veid, a),
+                    Err(e) => {
+                        let _ = umount(&root);
+                        return Err(e.into());
+                    }
+                }
+                if d.ugid > 0 {
+                    say_disk(veid, crate::disk::Applied::NotEnforced(UGID_QUOTA_WHY.into()));
+                }
+            }
+            crate::disk::Layout::Simfs => {
+                bind_mount(&private, &root)?;
+                if let Err(e) = crate::disk::apply_simfs(&private, veid, d.space, d.inodes).map(|a| say_disk(veid, a)) {
+                    let _ = umount(&root);
+                    return Err(e.into());
+                }
+            }
+        }
         Ok(true)
     }
 
@@ -693,6 +814,49 @@ impl Vz {
             if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
                 bpf.set_io_cgroup(cgid, crate::cgroup::cgroup_id(&dir)?)?;
             }
+        }
+        Ok(())
+    }
+
+    /// `set --diskspace/--diskinodes/--quotaugidlimit`: live where the VE's root is mounted
+    /// (an image grows, never shrinks, while mounted), offline otherwise.
+    fn set_disk(&self, veid: u32, conf: &ConfFile, d: &DiskConf, opts: &SetOpts) -> Result<(), VeError> {
+        let ugid_given = opts.quotaugidlimit.is_some();
+        use crate::disk::{self, Layout};
+        let (root, private) = (self.root_of(veid, conf), self.private_of(veid, conf));
+        let mounted = is_mounted(&root);
+        match d.layout {
+            Layout::Ploop => {
+                let image = disk::image_path(&private);
+                if let (Some(s), false) = (d.space, mounted) {
+                    // Stopped: the image itself is resized (shrinking gives the host its space
+                    // back); the balloon is sized at the next mount.
+                    if disk::image_kb(&image)? != disk::capacity_kb(s.hard) {
+                        disk::drop_balloons(&image, &root)?;
+                        disk::resize_offline(&image, disk::capacity_kb(s.hard))?;
+                    }
+                }
+                if mounted {
+                    let space = d.space.filter(|_| opts.diskspace.is_some());
+                    let inodes = d.inodes.filter(|_| opts.diskinodes.is_some());
+                    say_disk(veid, disk::change_ploop(&root, space, inodes)?);
+                }
+                if ugid_given && d.ugid > 0 {
+                    say_disk(veid, disk::Applied::NotEnforced(UGID_QUOTA_WHY.into()));
+                }
+            }
+            Layout::Simfs => {
+                say_disk(veid, disk::apply_simfs(&private, veid, d.space, d.inodes)?);
+                if ugid_given && d.ugid > 0 {
+                    say_disk(veid, disk::Applied::NotEnforced(UGID_QUOTA_WHY.into()));
+                }
+            }
+        }
+        if let Some(s) = d.space.filter(|_| opts.diskspace.is_some()) {
+            println!("Setting diskspace: {}:{} KiB", s.soft, s.hard);
+        }
+        if let Some(i) = d.inodes.filter(|_| opts.diskinodes.is_some()) {
+            println!("Setting diskinodes: {}:{}", i.soft, i.hard);
         }
         Ok(())
     }
@@ -1246,6 +1410,18 @@ impl Vz {
         if let Some(v) = &opts.iopslimit {
             ios.iops = Some(crate::io::parse_iops(v)?);
         }
+        // Disk: likewise.
+        let disk_given = opts.diskspace.is_some() || opts.diskinodes.is_some() || opts.quotaugidlimit.is_some();
+        let mut dconf = conf_disk(&conf)?;
+        if let Some(v) = &opts.diskspace {
+            dconf.space = Some(crate::disk::parse_diskspace(v)?);
+        }
+        if let Some(v) = &opts.diskinodes {
+            dconf.inodes = Some(crate::disk::parse_diskinodes(v)?);
+        }
+        if let Some(v) = &opts.quotaugidlimit {
+            dconf.ugid = parse_ugid(v)?;
+        }
         // Bridged interfaces: the list after this set, checked before anything changes.
         let old_netifs = crate::net::parse_netifs(conf.get("NETIF").unwrap_or(""))?;
         let mut netifs: Vec<crate::net::NetIf> = old_netifs
@@ -1342,6 +1518,9 @@ impl Vz {
         let init = ns::find_init(self.cg.as_ref(), veid);
         if init.is_none() && !save {
             return Err(VeError::NotRunning(veid));
+        }
+        if disk_given {
+            self.set_disk(veid, &conf, &dconf, opts)?;
         }
         if cpu_given {
             if init.is_some() {
@@ -1455,6 +1634,15 @@ impl Vz {
             }
             if let Some(n) = ios.iops.filter(|_| opts.iopslimit.is_some()) {
                 conf.set("IOPSLIMIT", &n.to_string());
+            }
+            if let Some(l) = dconf.space.filter(|_| opts.diskspace.is_some()) {
+                conf.set("DISKSPACE", &format!("{}:{}", l.soft, l.hard));
+            }
+            if let Some(l) = dconf.inodes.filter(|_| opts.diskinodes.is_some()) {
+                conf.set("DISKINODES", &format!("{}:{}", l.soft, l.hard));
+            }
+            if opts.quotaugidlimit.is_some() {
+                conf.set("QUOTAUGIDLIMIT", &dconf.ugid.to_string());
             }
             set_net_keys(&mut conf, opts, &add_ips, &del_ips);
             if let Some(r) = &rules {

@@ -91,6 +91,17 @@ struct CreateCmd {
     /// Mount point (default VE_ROOT).
     #[arg(long)]
     root: Option<PathBuf>,
+    /// simfs (a directory) or ploop (an image file with its own file system); default
+    /// VE_LAYOUT.
+    #[arg(long)]
+    layout: Option<String>,
+    /// Disk space soft:hard, in 1 KiB blocks or with K M G T (ploop: the image size is the
+    /// hard limit; default 2G).
+    #[arg(long)]
+    diskspace: Option<String>,
+    /// Inodes soft:hard.
+    #[arg(long)]
+    diskinodes: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +195,16 @@ struct SetCmd {
     /// Disk operations cap per second, reads and writes each; 0 lifts it.
     #[arg(long)]
     iopslimit: Option<String>,
+    /// Disk space soft:hard, in 1 KiB blocks or with K M G T. ploop: grows live, shrinks
+    /// only while stopped.
+    #[arg(long)]
+    diskspace: Option<String>,
+    /// Inodes soft:hard.
+    #[arg(long)]
+    diskinodes: Option<String>,
+    /// Per-user and per-group quota inside the VE (ploop): number of ids; 0 turns it off.
+    #[arg(long)]
+    quotaugidlimit: Option<String>,
     #[arg(long)]
     hostname: Option<String>,
     #[arg(long)]
@@ -272,6 +293,9 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 private: c.private.clone(),
                 root: c.root.clone(),
                 ipadd: c.ipadd.clone(),
+                layout: c.layout.clone(),
+                diskspace: c.diskspace.clone(),
+                diskinodes: c.diskinodes.clone(),
             };
             vz.create(veid, &opts)?;
             Ok(0)
@@ -320,6 +344,9 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 ioprio: c.ioprio.clone(),
                 iolimit: c.iolimit.clone(),
                 iopslimit: c.iopslimit.clone(),
+                diskspace: c.diskspace.clone(),
+                diskinodes: c.diskinodes.clone(),
+                quotaugidlimit: c.quotaugidlimit.clone(),
             };
             if opts.is_empty() {
                 return Err(

@@ -101,6 +101,14 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         } else {
             None
         };
+        let want_disk = fields.iter().any(|f| matches!(f.name().as_str(), "diskspace" | "diskinodes"));
+        let disk = if mounted && want_disk {
+            vz::ve::conf_disk(&conf)
+                .ok()
+                .and_then(|d| vz::disk::usage(&vz.private_of(veid, &conf), &root, d.layout, veid))
+        } else {
+            None
+        };
         // Rows with a real source on this host (the same choice as `vzctl ubc`).
         let measured =
             ubc.map_or(0, |rec| vz.rows_of(veid, bpf.as_ref(), rec).iter().fold(0, |m, r| m | 1 << r.row.resource.id));
@@ -112,6 +120,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
             ubc,
             net,
             io,
+            disk,
             measured,
         });
     }
