@@ -264,82 +264,8 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, s: &IoSettings, disk: Option<&Disk>) -
     Ok(notes)
 }
 
-/// Summary of a VE's block I/O (all its devices, or one), from the BPF maps.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IoTotals {
-    pub read_bytes: u64,
-    pub write_bytes: u64,
-    pub read_ops: u64,
-    pub write_ops: u64,
-    pub lat_ns: u64,
-    pub done: u64,
-    pub hist: [u64; vz_common::IO_HIST_BUCKETS],
-}
-
-impl IoTotals {
-    pub fn add(&mut self, s: &vz_common::IoStats) {
-        self.add_totals(&IoTotals {
-            read_bytes: s.read_bytes,
-            write_bytes: s.write_bytes,
-            read_ops: s.read_ops,
-            write_ops: s.write_ops,
-            lat_ns: s.lat_ns,
-            done: s.done,
-            hist: s.hist,
-        });
-    }
-    pub fn add_totals(&mut self, o: &IoTotals) {
-        self.read_bytes += o.read_bytes;
-        self.write_bytes += o.write_bytes;
-        self.read_ops += o.read_ops;
-        self.write_ops += o.write_ops;
-        self.lat_ns += o.lat_ns;
-        self.done += o.done;
-        for (a, b) in self.hist.iter_mut().zip(o.hist.iter()) {
-            *a += b;
-        }
-    }
-    /// What happened after `old` was read.
-    pub fn since(&self, old: &IoTotals) -> IoTotals {
-        let mut d = IoTotals {
-            read_bytes: self.read_bytes.saturating_sub(old.read_bytes),
-            write_bytes: self.write_bytes.saturating_sub(old.write_bytes),
-            read_ops: self.read_ops.saturating_sub(old.read_ops),
-            write_ops: self.write_ops.saturating_sub(old.write_ops),
-            lat_ns: self.lat_ns.saturating_sub(old.lat_ns),
-            done: self.done.saturating_sub(old.done),
-            hist: self.hist,
-        };
-        for (a, b) in d.hist.iter_mut().zip(old.hist.iter()) {
-            *a = a.saturating_sub(*b);
-        }
-        d
-    }
-    /// Mean latency, µs.
-    pub fn avg_us(&self) -> u64 {
-        if self.done == 0 {
-            0
-        } else {
-            self.lat_ns / self.done / 1000
-        }
-    }
-    /// Upper edge (µs) of the histogram bucket that holds quantile `q` (0..1).
-    pub fn quantile_us(&self, q: f64) -> u64 {
-        let total: u64 = self.hist.iter().sum();
-        if total == 0 {
-            return 0;
-        }
-        let want = (q * total as f64).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, n) in self.hist.iter().enumerate() {
-            seen += n;
-            if seen >= want {
-                return 2u64 << i;
-            }
-        }
-        2u64 << (self.hist.len() - 1)
-    }
-}
+/// A VE's block I/O on one device, or summed over several (per-CPU values summed).
+pub use vz_common::IoStats as IoTotals;
 
 /// Name of a disk from the kernel's `dev_t` (`loop3`, `vda`), or `MAJ:MIN` if unknown.
 pub fn kdev_name(kdev: u32) -> String {
@@ -366,8 +292,8 @@ pub fn stat_table(rows: &[(u32, String, IoTotals)]) -> String {
             t.read_ops,
             t.write_ops,
             t.avg_us(),
-            t.quantile_us(0.5),
-            t.quantile_us(0.99)
+            t.quantile_us(500),
+            t.quantile_us(990)
         ));
     }
     out
@@ -418,10 +344,10 @@ mod tests {
         let mut t = IoTotals::default();
         t.hist[3] = 90; // 8..16 µs
         t.hist[10] = 10; // 1..2 ms
-        assert_eq!(t.quantile_us(0.5), 16);
-        assert_eq!(t.quantile_us(0.9), 16);
-        assert_eq!(t.quantile_us(0.99), 2048);
-        assert_eq!(IoTotals::default().quantile_us(0.5), 0);
+        assert_eq!(t.quantile_us(500), 16);
+        assert_eq!(t.quantile_us(900), 16);
+        assert_eq!(t.quantile_us(990), 2048);
+        assert_eq!(IoTotals::default().quantile_us(500), 0);
         assert_eq!(hist_lines(&t), "  [       8,       16) us         90\n  [    1024,     2048) us         10\n");
         t.lat_ns = 3_000_000;
         t.done = 100;

@@ -280,6 +280,61 @@ pub struct IoStats {
     pub hist: [u64; IO_HIST_BUCKETS],
 }
 
+/// Readers' arithmetic: per-CPU values summed, intervals, latency figures.
+impl IoStats {
+    pub fn add(&mut self, o: &IoStats) {
+        self.read_bytes += o.read_bytes;
+        self.write_bytes += o.write_bytes;
+        self.read_ops += o.read_ops;
+        self.write_ops += o.write_ops;
+        self.lat_ns += o.lat_ns;
+        self.done += o.done;
+        for (a, b) in self.hist.iter_mut().zip(o.hist.iter()) {
+            *a += b;
+        }
+    }
+    /// What happened after `old` was read.
+    pub fn since(&self, old: &IoStats) -> IoStats {
+        let mut d = IoStats {
+            read_bytes: self.read_bytes.saturating_sub(old.read_bytes),
+            write_bytes: self.write_bytes.saturating_sub(old.write_bytes),
+            read_ops: self.read_ops.saturating_sub(old.read_ops),
+            write_ops: self.write_ops.saturating_sub(old.write_ops),
+            lat_ns: self.lat_ns.saturating_sub(old.lat_ns),
+            done: self.done.saturating_sub(old.done),
+            hist: self.hist,
+        };
+        for (a, b) in d.hist.iter_mut().zip(old.hist.iter()) {
+            *a = a.saturating_sub(*b);
+        }
+        d
+    }
+    /// Mean latency, µs.
+    pub fn avg_us(&self) -> u64 {
+        if self.done == 0 {
+            0
+        } else {
+            self.lat_ns / self.done / 1000
+        }
+    }
+    /// Upper edge (µs) of the histogram bucket that holds the `permille`/1000 quantile.
+    pub fn quantile_us(&self, permille: u64) -> u64 {
+        let total: u64 = self.hist.iter().sum();
+        if total == 0 {
+            return 0;
+        }
+        let want = (permille * total).div_ceil(1000).max(1);
+        let mut seen = 0;
+        for (i, n) in self.hist.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return 2u64 << i;
+            }
+        }
+        2u64 << (IO_HIST_BUCKETS - 1)
+    }
+}
+
 /// Key of `VZ_IO_STATS`: the VE (cgroup2 id) and the device (`dev_t` as the kernel keeps it:
 /// major << 20 | minor).
 #[repr(C)]

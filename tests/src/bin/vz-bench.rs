@@ -229,9 +229,6 @@ fn io_shares() {
         let blkcg = vz::cgroup::cgroup_id(&vz::io::blkio_dir(env.cg().as_ref(), 101).expect("blkio")).expect("id");
         Bpf::open_existing(&env.bpf_root).expect("pins").set_io_cgroup(cgid, blkcg).expect("register");
     };
-    // The programs' own time per run, from the kernel's BPF run-time statistics (on while
-    // the returned fd is open; no sysctl is touched).
-    let stats_fd = aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("BPF_ENABLE_STATS");
     let prog_stats = || {
         [vz_common::progs::IO_QUEUE, vz_common::progs::IO_RQ_DONE].map(|p| {
             let i = aya::programs::ProgramInfo::from_pin(pins.prog(p)).expect("program info");
@@ -251,17 +248,24 @@ fn io_shares() {
             }
             attached_now = attached;
             if attached {
-                let s0 = prog_stats();
                 with.push(env.fio(101, &file(101), &job).read_iops);
-                let s1 = prog_stats();
-                for i in 0..2 {
-                    per_run[i].0 += s1[i].0 - s0[i].0;
-                    per_run[i].1 += s1[i].1 - s0[i].1;
-                }
             } else {
                 without.push(env.fio(101, &file(101), &job).read_iops);
             }
         }
+    }
+    if !attached_now {
+        repin(6);
+    }
+    // The programs' own time per run, from the kernel's BPF run-time statistics, in a run
+    // of its own (they cost a clock read per run while the returned fd is open; no sysctl
+    // is touched).
+    let stats_fd = aya::sys::enable_stats(aya::sys::Stats::RunTime).expect("BPF_ENABLE_STATS");
+    let s0 = prog_stats();
+    env.fio(101, &file(101), &job);
+    let s1 = prog_stats();
+    for i in 0..2 {
+        per_run[i] = (s1[i].0 - s0[i].0, s1[i].1 - s0[i].1);
     }
     drop(stats_fd);
     println!("  rounds with {with:.0?}, without {without:.0?}");

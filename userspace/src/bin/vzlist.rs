@@ -94,7 +94,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
                 let per_dev = b.io_stats(id).ok()?;
                 let mut t = vz::io::IoTotals::default();
                 for (_, d) in &per_dev {
-                    t.add_totals(d);
+                    t.add(d);
                 }
                 Some(t)
             })
