@@ -102,7 +102,8 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
             None
         };
         let want_disk = fields.iter().any(|f| matches!(f.name().as_str(), "diskspace" | "diskinodes"));
-        let disk = if mounted && want_disk {
+        // simfs usage comes from project quota, mounted or not; a ploop image's when mounted.
+        let disk = if want_disk {
             vz::ve::conf_disk(&conf)
                 .ok()
                 .and_then(|d| vz::disk::usage(&vz.private_of(veid, &conf), &root, d.layout, veid))
