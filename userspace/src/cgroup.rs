@@ -166,11 +166,11 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     }
 }
 
-/// On cgroup2, VEs get the pids and memory controllers when the parent may delegate them
-/// (best effort: without them those beancounters are reported as not enforced).
+/// On cgroup2, VEs get the controllers their limits use when the parent may delegate them
+/// (best effort: without one, what it would carry is reported as not applied).
 fn enable_controllers(parent: &Path) {
     let avail = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
-    for c in ["pids", "memory"] {
+    for c in ["pids", "memory", "cpu", "cpuset", "io"] {
         if avail.split_whitespace().any(|a| a == c) {
             let _ = write_file(&parent.join("cgroup.subtree_control"), &format!("+{c}"));
         }
