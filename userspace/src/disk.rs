@@ -209,6 +209,14 @@ mod loopdev {
 /// autoclear (the device goes when its last user, the mount, goes). Returns the device
 /// path and an open handle (keep it until mounted).
 fn attach(image: &Path) -> Result<(PathBuf, OwnedFd), DiskError> {
+    // One file system per image: a second loop device on the same file (an old mount still
+    // being released) would let two ext4 instances write it.
+    if let Some(dev) = attached_to(image) {
+        return Err(io_err("attach", image)(io::Error::other(format!(
+            "the image is still attached to {}",
+            dev.display()
+        ))));
+    }
     let file = fs::OpenOptions::new().read(true).write(true).open(image).map_err(io_err("open", image))?;
     let ctl = fs::File::open("/dev/loop-control").map_err(io_err("open", Path::new("/dev/loop-control")))?;
     for _ in 0..8 {
@@ -236,6 +244,16 @@ fn attach(image: &Path) -> Result<(PathBuf, OwnedFd), DiskError> {
         }
     }
     Err(io_err("find a free loop device", Path::new("/dev/loop-control"))(io::Error::from_raw_os_error(libc::EBUSY)))
+}
+
+/// The loop device that has `image` as its backing file, if any.
+fn attached_to(image: &Path) -> Option<PathBuf> {
+    let want = fs::canonicalize(image).ok()?;
+    fs::read_dir("/sys/block").ok()?.flatten().find_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let backing = fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+        (Path::new(backing.trim()) == want).then(|| PathBuf::from("/dev").join(name))
+    })
 }
 
 fn cstr(p: &Path) -> Result<std::ffi::CString, DiskError> {
