@@ -15,7 +15,7 @@ use aya_ebpf::{
 use vz_common::{IoKey, IoStart, IoStats, IO_HIST_BUCKETS};
 
 use crate::{
-    iter::{VZ_OFF_CGROUP_KN, VZ_OFF_KN_ID},
+    iter::{VZ_OFF_CGROUP_KN, VZ_OFF_CGROUP_LEVEL, VZ_OFF_KN_ID},
     maps::{VZ_IO_CGROUPS, VZ_IO_INFLIGHT, VZ_IO_STATS},
 };
 
@@ -53,7 +53,8 @@ pub static VZ_OFF_RQ_START_NS: Global<u32> = Global::new(0);
 const REQ_OP_MASK: u32 = 0xff;
 const REQ_OP_READ: u32 = 0;
 const REQ_OP_WRITE: u32 = 1;
-/// A VE may make cgroups of its own below its blkio cgroup: this many are looked through.
+/// A VE may make cgroups of its own below its blkio cgroup: this many levels are climbed
+/// (deeper ones go uncounted).
 const MAX_NESTING: usize = 4;
 
 /// A field of a kernel struct. The tracepoints' arguments are typed (BTF) pointers, so a
@@ -66,8 +67,13 @@ fn read<T: Copy>(base: u64, off: &Global<u32>) -> Option<T> {
     Some(unsafe { core::ptr::read_volatile((base + u64::from(off.load())) as *const T) })
 }
 
-/// The VE whose process submitted `bio`: its blkio cgroup or one of its first ancestors
-/// is registered in `VZ_IO_CGROUPS`.
+/// Level of a VE's cgroup in the blkio (v1) or io (cgroup2) hierarchy; set by the loader.
+#[unsafe(no_mangle)]
+pub static VZ_IO_VE_LEVEL: Global<u32> = Global::new(0);
+
+/// The VE whose process submitted `bio`: its blkio cgroup's ancestor at the VE level,
+/// looked up in `VZ_IO_CGROUPS`. Host cgroups above that level cost no lookup; a VE's own
+/// nested cgroups are climbed with plain loads, so a bio costs one lookup at most.
 #[inline(always)]
 fn bio_ve(bio: u64) -> Option<u64> {
     let blkg: u64 = read(bio, &VZ_OFF_BIO_BLKG)?;
@@ -75,17 +81,22 @@ fn bio_ve(bio: u64) -> Option<u64> {
         return None;
     }
     let blkcg: u64 = read(blkg, &VZ_OFF_BLKG_BLKCG)?;
+    let want = VZ_IO_VE_LEVEL.load() as i32;
     let mut css = blkcg + u64::from(VZ_OFF_BLKCG_CSS.load());
     for _ in 0..MAX_NESTING {
         if css == 0 {
             return None;
         }
         let cgroup: u64 = read(css, &VZ_OFF_CSS_CGROUP)?;
-        let kn: u64 = read(cgroup, &VZ_OFF_CGROUP_KN)?;
-        let id: u64 = read(kn, &VZ_OFF_KN_ID)?;
-        if let Some(ve) = VZ_IO_CGROUPS.get_ptr(id) {
+        let level: i32 = read(cgroup, &VZ_OFF_CGROUP_LEVEL)?;
+        if level < want {
+            return None;
+        }
+        if level == want {
+            let kn: u64 = read(cgroup, &VZ_OFF_CGROUP_KN)?;
+            let id: u64 = read(kn, &VZ_OFF_KN_ID)?;
             // SAFETY: valid map value pointer.
-            return Some(unsafe { *ve });
+            return VZ_IO_CGROUPS.get_ptr(id).map(|ve| unsafe { *ve });
         }
         css = read(css, &VZ_OFF_CSS_PARENT)?;
     }

@@ -60,7 +60,7 @@ impl Env {
         let name = unique_name(tag);
         let cg = cgroup::detect(&name).expect("cgroup layout");
         cg.create_parent().expect("create cgroup parent");
-        let mut cfg = BpfConfig::new(PathBuf::from("/sys/fs/bpf").join(&name), cg.parent_dir(), cg.ve_level());
+        let mut cfg = BpfConfig::for_cgroups(PathBuf::from("/sys/fs/bpf").join(&name), cg.as_ref());
         // Tests run side by side: a small table each (64 KiB).
         cfg.sock_buckets = 1 << 8;
         Self { name, cg, cfg, bpf: None, ves: Vec::new() }

@@ -59,6 +59,10 @@ impl Tree {
     pub fn ve_dir(&self, veid: u32) -> PathBuf {
         self.parent_dir().join(veid.to_string())
     }
+    /// Level of a VE's directory in this hierarchy (its root is level 0).
+    pub fn ve_level(&self) -> u32 {
+        self.mount.root_level + self.base.components().count() as u32 + self.parent.components().count() as u32 + 1
+    }
 }
 
 /// A v1 hierarchy with its controllers (e.g. "memory", "cpu,cpuacct").
@@ -93,8 +97,15 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     }
     /// cgroup2 level of a VE's directory (what `bpf_get_current_ancestor_cgroup_id` takes).
     fn ve_level(&self) -> u32 {
-        let t = self.tree();
-        t.mount.root_level + t.base.components().count() as u32 + t.parent.components().count() as u32 + 1
+        self.tree().ve_level()
+    }
+    /// Level of a VE's directory in the hierarchy that carries block I/O control (v1
+    /// blkio, else cgroup2): where the block I/O programs find a bio's VE.
+    fn io_level(&self) -> u32 {
+        self.v1()
+            .iter()
+            .find(|h| h.controllers.split(',').any(|c| c == "blkio"))
+            .map_or(self.ve_level(), |h| h.tree.ve_level())
     }
     /// cgroup2 id of a running VE.
     fn ve_id(&self, veid: u32) -> Result<u64, CgroupError> {
@@ -445,6 +456,8 @@ mod tests {
         assert_eq!(cg.layout(), Layout::Hybrid);
         assert_eq!(cg.ve_dir(101), Path::new("/sys/fs/cgroup/unified/vz/101"));
         assert_eq!(cg.ve_level(), 2);
+        // No blkio hierarchy in this table: block I/O is found on cgroup2.
+        assert_eq!(cg.io_level(), 2);
         // Nested below this process's own memory cgroup; co-mounted controllers matched
         // whatever their order.
         assert_eq!(

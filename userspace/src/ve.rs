@@ -793,7 +793,7 @@ impl Vz {
     }
 
     pub fn bpf_config(&self) -> BpfConfig {
-        let mut cfg = BpfConfig::new(self.paths.bpf_root.clone(), self.cg.parent_dir(), self.cg.ve_level());
+        let mut cfg = BpfConfig::for_cgroups(self.paths.bpf_root.clone(), self.cg.as_ref());
         cfg.dcache = self.paths.dcache_accounting;
         cfg
     }

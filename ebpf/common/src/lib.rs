@@ -402,6 +402,8 @@ pub mod progs {
 
 /// Name of the read-only global that holds the VE cgroup level.
 pub const GLOBAL_VE_LEVEL: &str = "VZ_VE_LEVEL";
+/// Name of the read-only global that holds the VE level in the blkio/io hierarchy.
+pub const GLOBAL_IO_VE_LEVEL: &str = "VZ_IO_VE_LEVEL";
 /// Name of the read-only global that holds `VZ_SOCKS` buckets - 1.
 pub const GLOBAL_SOCK_MASK: &str = "VZ_SOCK_MASK";
 

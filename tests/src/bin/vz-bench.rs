@@ -214,7 +214,7 @@ fn io_shares() {
     ok(&env, &["iosched", &disk.name, "none"]);
     let pins = Pins { root: env.bpf_root.clone() };
     let cg = env.cg();
-    let cfg = vz::bpf::BpfConfig::new(env.bpf_root.clone(), cg.parent_dir(), cg.ve_level());
+    let cfg = vz::bpf::BpfConfig::for_cgroups(env.bpf_root.clone(), cg.as_ref());
     let job = ["--rw=randread", "--bs=4k", "--size=256M", "--ioengine=psync", "--runtime=4", "--time_based"];
     let (mut with, mut without) = (Vec::new(), Vec::new());
     let unpin = || {

@@ -89,6 +89,8 @@ pub struct BpfConfig {
     pub cgroup_parent: PathBuf,
     /// cgroup2 level of a VE's own directory.
     pub ve_level: u32,
+    /// Level of a VE's directory in the blkio (v1) or io (cgroup2) hierarchy.
+    pub io_level: u32,
     /// Buckets of the charged-socket table (power of two; 8 sockets each). Used when the
     /// table is first made; an existing pinned table keeps its size.
     pub sock_buckets: u32,
@@ -99,7 +101,21 @@ pub struct BpfConfig {
 
 impl BpfConfig {
     pub fn new(pin_root: PathBuf, cgroup_parent: PathBuf, ve_level: u32) -> Self {
-        Self { pin_root, cgroup_parent, ve_level, sock_buckets: vz_common::DEFAULT_SOCK_BUCKETS, dcache: false }
+        Self {
+            pin_root,
+            cgroup_parent,
+            ve_level,
+            io_level: ve_level,
+            sock_buckets: vz_common::DEFAULT_SOCK_BUCKETS,
+            dcache: false,
+        }
+    }
+
+    /// For VEs under `cg`'s parent: its cgroup2 parent and the VEs' levels.
+    pub fn for_cgroups(pin_root: PathBuf, cg: &dyn crate::cgroup::Cgroups) -> Self {
+        let mut cfg = Self::new(pin_root, cg.parent_dir(), cg.ve_level());
+        cfg.io_level = cg.io_level();
+        cfg
     }
 }
 
@@ -422,6 +438,7 @@ impl Bpf {
             .default_map_pin_directory(pins.maps())
             .map_max_entries(maps::SOCKS, buckets)
             .override_global(vz_common::GLOBAL_VE_LEVEL, &cfg.ve_level, true)
+            .override_global(vz_common::GLOBAL_IO_VE_LEVEL, &cfg.io_level, true)
             .override_global(vz_common::GLOBAL_SOCK_MASK, &mask, true);
         if let Some(offs) = &offsets {
             for (name, v) in offs {
