@@ -280,28 +280,29 @@ pub fn mount_image(image: &Path, root: &Path) -> Result<PathBuf, DiskError> {
     Ok(dev)
 }
 
-/// The block device mounted at `mnt` (from this process's mount table).
-pub fn mounted_device(mnt: &Path) -> Option<PathBuf> {
-    let want = fs::canonicalize(mnt).ok()?;
+/// The first line of this process's mount table (newest first) that `pick` takes, given
+/// the line's `MAJ:MIN`, mount point and source.
+fn find_mount<T>(pick: impl Fn(&str, &Path, &Path) -> Option<T>) -> Option<T> {
     let mi = fs::read_to_string("/proc/self/mountinfo").ok()?;
     mi.lines().rev().find_map(|l| {
         let f: Vec<&str> = l.split(' ').collect();
         let sep = f.iter().position(|x| *x == "-")?;
-        let source = PathBuf::from(f.get(sep + 2)?);
-        (Path::new(f.get(4)?) == want).then_some(source)
+        pick(f.get(2)?, Path::new(f.get(4)?), Path::new(f.get(sep + 2)?))
     })
+}
+
+/// The block device mounted at `mnt`.
+pub fn mounted_device(mnt: &Path) -> Option<PathBuf> {
+    let want = fs::canonicalize(mnt).ok()?;
+    find_mount(|_, m, source| (m == want).then(|| source.to_path_buf()))
 }
 
 /// The block device of the file system holding `path` and its mount point.
 fn fs_device(path: &Path) -> Option<(PathBuf, PathBuf)> {
     let dev = fs::metadata(path).ok()?.dev();
-    let (major, minor) = (libc::major(dev), libc::minor(dev));
-    let mi = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mi.lines().rev().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-")?;
-        let (source, mnt) = (PathBuf::from(f.get(sep + 2)?), PathBuf::from(f.get(4)?));
-        (f.get(2)? == &format!("{major}:{minor}") && source.starts_with("/dev/")).then_some((source, mnt))
+    let want = format!("{}:{}", libc::major(dev), libc::minor(dev));
+    find_mount(|d, m, source| {
+        (d == want && source.starts_with("/dev/")).then(|| (source.to_path_buf(), m.to_path_buf()))
     })
 }
 
@@ -364,25 +365,11 @@ fn set_project_limits(dev: &Path, id: u32, space: Option<Limit>, inodes: Option<
     quotactl(dev, q::Q_SETQUOTA, q::PRJQUOTA, id, &mut b).map_err(io_err("quotactl Q_SETQUOTA", dev))
 }
 
-/// Usage (KiB, inodes) and limits of a quota id.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub space_kb: u64,
-    pub inodes: u64,
-    pub space_limit: Option<Limit>,
-    pub inode_limit: Option<Limit>,
-}
-
-fn get_quota(dev: &Path, kind: i32, id: u32) -> io::Result<Usage> {
+/// A project's usage: KiB and inodes.
+fn project_usage(dev: &Path, id: u32) -> io::Result<(u64, u64)> {
     let mut b = q::Dqblk::default();
-    quotactl(dev, q::Q_GETQUOTA, kind, id, &mut b)?;
-    let lim = |soft: u64, hard: u64| (hard > 0 || soft > 0).then_some(Limit { soft, hard });
-    Ok(Usage {
-        space_kb: b.curspace.div_ceil(1024),
-        inodes: b.curinodes,
-        space_limit: lim(b.bsoftlimit, b.bhardlimit),
-        inode_limit: lim(b.isoftlimit, b.ihardlimit),
-    })
+    quotactl(dev, q::Q_GETQUOTA, q::PRJQUOTA, id, &mut b)?;
+    Ok((b.curspace.div_ceil(1024), b.curinodes))
 }
 
 const FS_IOC_FSGETXATTR: libc::c_ulong = 0x801C_581F;
@@ -400,22 +387,33 @@ struct FsXattr {
     pad: [u8; 8],
 }
 
+fn get_xattr(f: &fs::File) -> io::Result<FsXattr> {
+    let mut x = FsXattr::default();
+    // SAFETY: ioctl with a pointer to a live struct of the kernel's layout.
+    if unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_FSGETXATTR, &mut x) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(x)
+}
+
+/// Whether the directory `dir` is in project `id` and passes it on.
+fn is_project_dir(dir: &Path, id: u32) -> bool {
+    fs::File::open(dir)
+        .and_then(|f| get_xattr(&f))
+        .is_ok_and(|x| x.projid == id && x.xflags & FS_XFLAG_PROJINHERIT != 0)
+}
+
 /// Puts `path` into project `id` (directories also pass it on to what is made in them).
 fn set_project(path: &Path, id: u32, dir: bool) -> io::Result<()> {
     let f = fs::File::open(path)?;
-    let mut x = FsXattr::default();
-    // SAFETY: ioctls with a pointer to a live struct of the kernel's layout.
-    unsafe {
-        if libc::ioctl(f.as_raw_fd(), FS_IOC_FSGETXATTR, &mut x) != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        x.projid = id;
-        if dir {
-            x.xflags |= FS_XFLAG_PROJINHERIT;
-        }
-        if libc::ioctl(f.as_raw_fd(), FS_IOC_FSSETXATTR, &x) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+    let mut x = get_xattr(&f)?;
+    x.projid = id;
+    if dir {
+        x.xflags |= FS_XFLAG_PROJINHERIT;
+    }
+    // SAFETY: ioctl with a pointer to a live struct of the kernel's layout.
+    if unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_FSSETXATTR, &x) } != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -737,7 +735,10 @@ pub fn apply_simfs(private: &Path, id: u32, space: Option<Limit>, inodes: Option
             mnt.display()
         )));
     }
-    set_project_tree(private, id).map_err(io_err("set project", private))?;
+    // Once: later files inherit the project, so a start does not walk the whole tree again.
+    if !is_project_dir(private, id) {
+        set_project_tree(private, id).map_err(io_err("set project", private))?;
+    }
     set_project_limits(&dev, id, space, inodes)?;
     Ok(Applied::Enforced)
 }
@@ -754,10 +755,7 @@ pub fn usage(private: &Path, root: &Path, layout: Layout, id: u32) -> Option<(u6
             let balloon = fs::metadata(root.join(BALLOON).join(SPACE_BALLOON)).map_or(0, |m| m.blocks() / 2);
             Some((used.saturating_sub(balloon), image_inodes_used(root).ok()?))
         }
-        Layout::Simfs => {
-            let u = get_quota(&fs_device(private)?.0, q::PRJQUOTA, id).ok()?;
-            Some((u.space_kb, u.inodes))
-        }
+        Layout::Simfs => project_usage(&fs_device(private)?.0, id).ok(),
     }
 }
 

@@ -819,7 +819,7 @@ impl Vz {
     }
 
     /// `set --diskspace/--diskinodes/--quotaugidlimit`: live where the VE's root is mounted
-    /// (an image grows, never shrinks, while mounted), offline otherwise.
+    /// (an image's balloons resized), offline otherwise (the image itself resized).
     fn set_disk(&self, veid: u32, conf: &ConfFile, d: &DiskConf, opts: &SetOpts) -> Result<(), VeError> {
         let ugid_given = opts.quotaugidlimit.is_some();
         use crate::disk::{self, Layout};
