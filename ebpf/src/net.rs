@@ -2,8 +2,11 @@
 //! VEs; the pair's ifindex finds the VE in `VZ_NET_IFS`):
 //! - `vz_tc_from_ve` (ingress of the host end: what the VE sends) drops every packet whose
 //!   source is not one of the VE's addresses (`VZ_VE_ADDRS`), whatever made it — TCP, UDP,
-//!   raw or packet sockets — and counts it; ARP must name one of its addresses too; IPv6
-//!   link-local and unspecified sources (neighbour discovery) pass.
+//!   raw or packet sockets — and counts it; ARP must name one of its addresses too. From
+//!   the IPv6 unspecified address only duplicate address detection, router solicitation
+//!   and MLD reports pass; from a link-local address other than the VE's own (its venet0's,
+//!   in `VZ_VE_ADDRS` too) only neighbour discovery and MLD. Router advertisements and
+//!   redirects never pass: a VE is not the host's router.
 //! - `vz_tc_to_ve` (egress of the host end: what the VE receives) counts.
 //! - Both apply the VE's firewall rules (`VZ_NET_RULES`, first match decides, default
 //!   allow): the cost depends on that VE's rules only, never on how many VEs there are.
@@ -89,12 +92,26 @@ struct Pkt {
     /// IPv6 whose transport header could not be found (a truncated or too long extension
     /// header chain): a VE with rules neither sends nor receives it.
     opaque: bool,
+    /// ICMPv6 message type (full parse only); NO_ICMP6 for anything else.
+    icmp6_type: u8,
 }
+
+const NO_ICMP6: u8 = 255;
+const IPPROTO_ICMPV6: u8 = 58;
 
 /// `full`: also the destination, protocol and destination port (only rules need them).
 #[inline(always)]
 fn parse(ctx: &TcContext, full: bool) -> Pkt {
-    let mut p = Pkt { eth: 0, family: 0, proto: 0, src: [0; 4], dst: [0; 4], dport: NO_PORT, opaque: false };
+    let mut p = Pkt {
+        eth: 0,
+        family: 0,
+        proto: 0,
+        src: [0; 4],
+        dst: [0; 4],
+        dport: NO_PORT,
+        opaque: false,
+        icmp6_type: NO_ICMP6,
+    };
     let Ok(eth) = get::<u16>(ctx, 12) else { return p };
     p.eth = u16::from_be(eth);
     let mut l4: usize = 0;
@@ -176,8 +193,20 @@ fn parse(ctx: &TcContext, full: bool) -> Pkt {
         if let Ok(dport) = get::<u16>(ctx, l4 + 2) {
             p.dport = u32::from(u16::from_be(dport));
         }
+    } else if p.proto == IPPROTO_ICMPV6 && p.family == 6 && l4 != 0 {
+        // Rare (neighbour discovery, mostly): the helper, whose bounds the kernel checks,
+        // rather than a direct read at an offset the verifier cannot bound here.
+        if let Ok(t) = ctx.load::<u8>(l4) {
+            p.icmp6_type = t;
+        }
     }
     p
+}
+
+/// An IPv6 source that needs the message type to be judged: unspecified or link-local.
+#[inline(always)]
+fn special_v6_source(s: &[u32; 4]) -> bool {
+    (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0) || u32::from_be(s[0]) >> 22 == 0x3fa
 }
 
 /// Whether the VE may send this frame: its source is one of the VE's addresses.
@@ -192,9 +221,23 @@ fn source_ok(p: &Pkt, ve: u64) -> bool {
         ETH_P_ARP => p.src[3] == 0 || own(ve, p.src),
         ETH_P_IPV6 => {
             let s = p.src;
-            let unspecified = s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0;
-            let link_local = u32::from_be(s[0]) >> 22 == 0x3fa;
-            unspecified || link_local || own(ve, s)
+            if !special_v6_source(&s) {
+                return own(ve, s);
+            }
+            let t = p.icmp6_type;
+            // Router advertisement, redirect: a VE is never the host's router.
+            if t == 134 || t == 137 {
+                return false;
+            }
+            // MLD queries and reports.
+            let mld = matches!(t, 130..=132 | 143);
+            if s[0] == 0 {
+                // Unspecified: duplicate address detection (neighbour solicitation), router
+                // solicitation and MLDv2 reports only.
+                return matches!(t, 133 | 135 | 143);
+            }
+            // Link-local: neighbour discovery from any, anything from the VE's own.
+            matches!(t, 133 | 135 | 136) || mld || own(ve, s)
         }
         _ => own(ve, p.src),
     }
@@ -258,7 +301,11 @@ fn rules_allow(rules: *const NetRules, p: &Pkt, dir: u8) -> bool {
 pub fn vz_tc_from_ve(ctx: TcContext) -> i32 {
     let Some(ve) = ve_of(&ctx) else { return TC_ACT_OK };
     let rules = VZ_NET_RULES.get_ptr(ve);
-    let p = parse(&ctx, rules.is_some());
+    let mut p = parse(&ctx, rules.is_some());
+    if rules.is_none() && p.eth == ETH_P_IPV6 && special_v6_source(&p.src) {
+        // Only these (neighbour discovery, mostly) need the message type.
+        p = parse(&ctx, true);
+    }
     let spoofed = !source_ok(&p, ve);
     let denied = !spoofed && rules.is_some_and(|r| !rules_allow(r, &p, rule::OUT));
     if let Some(s) = stats(ve) {

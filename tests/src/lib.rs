@@ -328,11 +328,15 @@ impl VzEnv {
         let bpf_root = PathBuf::from("/sys/fs/bpf").join(&name);
         std::fs::create_dir_all(dir.join("conf/conf")).expect("mkdir conf");
         let d = dir.display();
+        // Host ids of its own (room for 64 VEs, below 2^31), so per-user kernel counts of one test's
+        // VEs (inotify instances, keys) never meet another's.
+        let ids = 1_000_000 + ((std::process::id() * 64 + SEQ.load(Ordering::Relaxed)) % 480) * 64 * 65536;
         std::fs::write(
             dir.join("conf/vz.conf"),
             format!(
                 "VE_ROOT=\"{d}/root/$VEID\"\nVE_PRIVATE=\"{d}/private/$VEID\"\nTEMPLATE=\"{d}/template\"\n\
-                 LOCKDIR=\"{d}/lock\"\nBPF_ROOT=\"{}\"\nCGROUP_PARENT=\"{name}\"\nSTOP_TIMEOUT=\"10\"\n",
+                 LOCKDIR=\"{d}/lock\"\nBPF_ROOT=\"{}\"\nCGROUP_PARENT=\"{name}\"\nSTOP_TIMEOUT=\"10\"\n\
+                 LOCAL_UID=\"{ids}\"\nLOCAL_GID=\"{ids}\"\n",
                 bpf_root.display()
             ),
         )
@@ -460,6 +464,11 @@ impl VzEnv {
         }
     }
 
+    /// Like `cmd`, for a binary at `path` (e.g. an older vzctl the bench compares with).
+    pub fn cmd_at(&self, path: &Path, args: &[&str]) -> Command {
+        self.with_env(self.in_netns(&[path.to_str().expect("utf-8 path")]), args)
+    }
+
     pub fn cmd(&self, prog: &str, args: &[&str]) -> Command {
         let path = bin(prog);
         self.with_env(self.in_netns(&[path.to_str().expect("utf-8 path")]), args)
@@ -494,8 +503,21 @@ impl VzEnv {
         Out::of(self.cmd("vzlist", args).output().expect("run vzlist"))
     }
 
+    /// The env's cgroups, found as vzctl finds them (anchored where the first vzctl ran).
     pub fn cg(&self) -> Box<dyn Cgroups> {
-        cgroup::detect(&self.name).expect("cgroups")
+        cgroup::detect_anchored(&self.name, &self.dir.join("lock/cgroup-anchor")).expect("cgroups")
+    }
+
+    /// A VE's host id range (its root's host uid and gid), from its config.
+    pub fn ids(&self, veid: u32) -> (u32, u32) {
+        let conf = std::fs::read_to_string(self.conf_path(veid)).expect("VE config");
+        let get = |k: &str| -> u32 {
+            conf.lines()
+                .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                .and_then(|v| v.trim_matches('"').parse().ok())
+                .unwrap_or_else(|| panic!("{k} missing in {conf}"))
+        };
+        (get("LOCAL_UID"), get("LOCAL_GID"))
     }
 
     pub fn conf_path(&self, veid: u32) -> PathBuf {
@@ -591,7 +613,8 @@ impl VzEnv {
         let dest = self.dir.join("template/cache");
         std::fs::create_dir_all(&dest).expect("mkdir template cache");
         let target = dest.join(format!("{name}.tar.zst"));
-        if std::fs::hard_link(&file, &target).is_err() {
+        // Already there (a hard link to the cache): copying would truncate the cache itself.
+        if !target.exists() && std::fs::hard_link(&file, &target).is_err() {
             std::fs::copy(&file, &target).expect("copy template");
         }
     }

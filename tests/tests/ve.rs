@@ -13,9 +13,10 @@ fn lifecycle_from_the_default_template() {
     let out = env.ok(&["create", "101", "--hostname", "ve101.test", "--name", "web"]);
     assert!(out.contains("Container private area was created"), "{out}");
     assert_eq!(env.ok(&["status", "101"]), "VEID 101 exist unmounted down\n");
-    // The template's files belong to VE root, which is uid 100000 on the host.
+    // The template's files belong to VE root, which is the VE's own LOCAL_UID on the host.
+    let (uid, gid) = env.ids(101);
     let md = std::fs::metadata(env.private(101).join("bin/busybox")).unwrap();
-    assert_eq!(std::os::unix::fs::MetadataExt::uid(&md), 100000);
+    assert_eq!((std::os::unix::fs::MetadataExt::uid(&md), std::os::unix::fs::MetadataExt::gid(&md)), (uid, gid));
 
     env.ok(&["start", "101"]);
     assert_eq!(env.ok(&["status", "101"]), "VEID 101 exist mounted running\n");
@@ -76,10 +77,10 @@ fn isolation() {
     assert_eq!(x("id -u").stdout, "0\n");
     assert!(x("cat /etc/passwd").stdout.starts_with("root:x:0:0:root:/root:/bin/sh"));
 
-    // VE root is uid 100000 on the host.
+    // VE root is the VE's own LOCAL_UID on the host.
     let status = std::fs::read_to_string(format!("/proc/{}/status", env.init_pid(101))).unwrap();
     let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert_eq!(uid.split_whitespace().nth(1), Some("100000"), "{uid}");
+    assert_eq!(uid.split_whitespace().nth(1), Some(env.ids(101).0.to_string().as_str()), "{uid}");
 
     // No host disks, no device nodes, no kernel modules, no host sysctls.
     let m = x("mount -t ext4 /dev/vda /mnt");
@@ -290,9 +291,9 @@ fn host_sees_ve_processes() {
     env.ok(&["create", "101"]);
     env.ok(&["start", "101"]);
     let init = env.init_pid(101);
-    let ps = Command::new("ps").args(["-o", "pid=,user=,comm=", "-p", &init.to_string()]).output().unwrap();
+    let ps = Command::new("ps").args(["-o", "pid=,uid=,comm=", "-p", &init.to_string()]).output().unwrap();
     let line = String::from_utf8_lossy(&ps.stdout);
-    assert!(line.contains("init") && line.contains("100000"), "{line}");
+    assert!(line.contains("init") && line.contains(&env.ids(101).0.to_string()), "{line}");
     env.ok(&["stop", "--fast", "101"]);
 }
 

@@ -50,7 +50,7 @@ fn unprivileged_caller_gets_a_clear_error() {
     env.ok(&["create", "101"]);
     let mut c = env.cmd_here("vzctl", &["ubc", "101"]);
     c.uid(65534).gid(65534);
-    Out::of(c.output().unwrap()).one_line_error("vzctl", 5, "needs root");
+    Out::of(c.output().unwrap()).one_line_error("vzctl", 3, "needs root");
     assert!(!env.bpf_root.exists(), "an unprivileged run created pins");
 }
 

@@ -41,10 +41,8 @@ for m in lib/crc16.ko crypto/crc32c_generic.ko lib/libcrc32c.ko fs/mbcache.ko fs
     net/sched/sch_ingress.ko net/sched/cls_bpf.ko; do
     cp "$mods/$m" "$root/lib/modules/"
 done
-# The VE's root user on the host side (LOCAL_UID), to write as a non-root user: root has
-# CAP_SYS_RESOURCE and would pass hard limits.
-printf 'root:x:0:0::/:/bin/sh\nve:x:100000:100000::/:/bin/sh\n' > "$root/etc/passwd"
-printf 'root:x:0:\nve:x:100000:\n' > "$root/etc/group"
+printf 'root:x:0:0::/:/bin/sh\n' > "$root/etc/passwd"
+printf 'root:x:0:\n' > "$root/etc/group"
 cp "$here/quota.sh" "$here/cgroup2.sh" "$root/"
 # Stage 1 leaves the initramfs root (pivot_root, which VE start uses, refuses rootfs):
 # / bind-mounted, moved over itself, chrooted into; stage 2 runs the tests.

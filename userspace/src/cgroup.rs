@@ -268,7 +268,7 @@ fn check_parent(parent: &str) -> Result<PathBuf, CgroupError> {
 }
 
 /// Mounts of cgroup hierarchies, parsed from `/proc/self/mountinfo` text.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Mounts {
     pub cgroup2: Option<Mount>,
     /// v1 hierarchies: (controller list as mounted, mount).
@@ -349,12 +349,58 @@ fn same_controllers(a: &str, b: &str) -> bool {
     x == y
 }
 
+fn own_cgroups() -> Result<String, CgroupError> {
+    let p = Path::new("/proc/self/cgroup");
+    fs::read_to_string(p).map_err(io_err("read", p))
+}
+
 /// Picks the implementation for this host. `parent` is the VE parent's path relative to
 /// this process's cgroup in each hierarchy (default `vz`; tests use their own).
 pub fn detect(parent: &str) -> Result<Box<dyn Cgroups>, CgroupError> {
-    let p = Path::new("/proc/self/cgroup");
-    let own = parse_proc_cgroup(&fs::read_to_string(p).map_err(io_err("read", p))?);
-    from_mounts(Mounts::read()?, &own, parent)
+    from_mounts(Mounts::read()?, &parse_proc_cgroup(&own_cgroups()?), parent)
+}
+
+/// Like `detect`, but stable whoever runs it: an absolute `parent` (`/vz`) is that path in
+/// every hierarchy; a relative one is anchored at the cgroups of the vzctl that first made
+/// it, recorded in `anchor` (a copy of its /proc/self/cgroup), so a vzctl run from a
+/// login session or a service finds the same VEs. The record is renewed only when a
+/// directory it names is gone (after a reboot): then no VE can be running under it. VEs
+/// so never land outside the subtree of the first vzctl, on hosts whose supervisor owns
+/// the top of a hierarchy.
+pub fn detect_anchored(parent: &str, anchor: &Path) -> Result<Box<dyn Cgroups>, CgroupError> {
+    let mounts = Mounts::read()?;
+    if let Some(abs) = parent.strip_prefix('/') {
+        return from_mounts(mounts, &[], abs);
+    }
+    let usable = |text: &str| {
+        let bases = parse_proc_cgroup(text);
+        let ok = from_mounts(mounts.clone(), &bases, parent).is_ok_and(|cg| {
+            let base_of = |t: &Tree| t.mount.path.join(&t.base);
+            base_of(cg.tree()).is_dir() && cg.v1().iter().all(|h| base_of(&h.tree).is_dir())
+        });
+        ok.then_some(bases)
+    };
+    if let Some(bases) = fs::read_to_string(anchor).ok().and_then(|t| usable(&t)) {
+        return from_mounts(mounts, &bases, parent);
+    }
+    let dir = anchor.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(dir).map_err(io_err("mkdir", dir))?;
+    let _lock = crate::lock::VeLock::global(dir, "cgroup-anchor").map_err(|e| CgroupError::Io {
+        op: "lock",
+        path: dir.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
+    // Another vzctl may have recorded it while this one waited.
+    if let Some(bases) = fs::read_to_string(anchor).ok().and_then(|t| usable(&t)) {
+        return from_mounts(mounts, &bases, parent);
+    }
+    let own = own_cgroups()?;
+    crate::config::write_atomic(anchor, own.as_bytes()).map_err(|e| CgroupError::Io {
+        op: "write",
+        path: anchor.to_path_buf(),
+        source: io::Error::other(e),
+    })?;
+    from_mounts(mounts, &parse_proc_cgroup(&own), parent)
 }
 
 pub fn from_mounts(mounts: Mounts, own: &[(String, PathBuf)], parent: &str) -> Result<Box<dyn Cgroups>, CgroupError> {

@@ -182,9 +182,24 @@ impl ConfFile {
     pub fn write_atomic(&self, path: &Path) -> Result<(), ConfigError> {
         write_atomic(path, self.render().as_bytes())
     }
+
+    /// See `write_runtime`.
+    pub fn write_runtime(&self, path: &Path) -> Result<(), ConfigError> {
+        write_runtime(path, self.render().as_bytes())
+    }
 }
 
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ConfigError> {
+    write_replace(path, data, true)
+}
+
+/// Like `write_atomic` without the fsync: for runtime state that matters only until the
+/// next boot (intent and live files in LOCKDIR), which must be whole, not durable.
+pub fn write_runtime(path: &Path, data: &[u8]) -> Result<(), ConfigError> {
+    write_replace(path, data, false)
+}
+
+fn write_replace(path: &Path, data: &[u8], durable: bool) -> Result<(), ConfigError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("mkdir", dir))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -192,7 +207,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), ConfigError> {
     let r = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)
     })();
     if r.is_err() {

@@ -23,7 +23,7 @@ use std::{
     fs,
     io::{self},
     os::{
-        fd::{AsRawFd as _, OwnedFd},
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
         unix::fs::MetadataExt as _,
     },
     path::{Path, PathBuf},
@@ -271,7 +271,10 @@ pub fn mount_image(image: &Path, root: &Path) -> Result<PathBuf, DiskError> {
     let opts = "discard,errors=remount-ro";
     let (d, r, t, o) = (cstr(&dev)?, cstr(root)?, cstr(Path::new("ext4"))?, cstr(Path::new(opts))?);
     // SAFETY: NUL-terminated strings.
-    if unsafe { libc::mount(d.as_ptr(), r.as_ptr(), t.as_ptr(), libc::MS_NOATIME, o.as_ptr().cast()) } != 0 {
+    // nosuid,nodev: what the host sees of a VE is never a way to its setuid files or
+    // device nodes (the VE's own mount of its root clears them inside).
+    let flags = libc::MS_NOATIME | libc::MS_NOSUID | libc::MS_NODEV;
+    if unsafe { libc::mount(d.as_ptr(), r.as_ptr(), t.as_ptr(), flags, o.as_ptr().cast()) } != 0 {
         // Dropping the handle detaches the device (autoclear).
         return Err(io_err("mount", root)(io::Error::last_os_error()));
     }
@@ -403,10 +406,10 @@ fn is_project_dir(dir: &Path, id: u32) -> bool {
         .is_ok_and(|x| x.projid == id && x.xflags & FS_XFLAG_PROJINHERIT != 0)
 }
 
-/// Puts `path` into project `id` (directories also pass it on to what is made in them).
-fn set_project(path: &Path, id: u32, dir: bool) -> io::Result<()> {
-    let f = fs::File::open(path)?;
-    let mut x = get_xattr(&f)?;
+/// Puts an open file into project `id` (directories also pass it on to what is made in
+/// them).
+fn set_project(f: &fs::File, id: u32, dir: bool) -> io::Result<()> {
+    let mut x = get_xattr(f)?;
     x.projid = id;
     if dir {
         x.xflags |= FS_XFLAG_PROJINHERIT;
@@ -418,20 +421,35 @@ fn set_project(path: &Path, id: u32, dir: bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Every file and directory below `dir` (not following symlinks, which cannot carry a
-/// project) into project `id`.
+/// Every file and directory below `dir` into project `id`. The tree is the VE's (it may
+/// be running): walked by fd, never following a symlink, and only directories and
+/// regular files are opened (a FIFO or device node is never opened for I/O).
 fn set_project_tree(dir: &Path, id: u32) -> io::Result<()> {
-    set_project(dir, id, true)?;
-    for e in fs::read_dir(dir)? {
-        let e = e?;
-        let t = e.file_type()?;
-        if t.is_dir() {
-            set_project_tree(&e.path(), id)?;
-        } else if t.is_file() {
-            set_project(&e.path(), id, false)?;
+    fn walk(d: &OwnedFd, id: u32) -> io::Result<()> {
+        use crate::inroot;
+        let real = fs::File::from(inroot::reopen(d, libc::O_RDONLY | libc::O_DIRECTORY)?);
+        set_project(&real, id, true)?;
+        for e in fs::read_dir(format!("/proc/self/fd/{}", real.as_raw_fd()))? {
+            let name = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(e?.file_name().as_os_str()))
+                .map_err(io::Error::other)?;
+            // SAFETY: openat of one name in our own directory fd; O_PATH opens nothing.
+            let fd = unsafe {
+                libc::openat(real.as_raw_fd(), name.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            };
+            if fd < 0 {
+                continue;
+            }
+            // SAFETY: the kernel just returned this fd.
+            let p = unsafe { OwnedFd::from_raw_fd(fd) };
+            match inroot::fstat(&p)?.st_mode & libc::S_IFMT {
+                libc::S_IFDIR => walk(&p, id)?,
+                libc::S_IFREG => set_project(&fs::File::from(inroot::reopen(&p, libc::O_RDONLY)?), id, false)?,
+                _ => {}
+            }
         }
+        Ok(())
     }
-    Ok(())
+    walk(&crate::inroot::host_dir(dir)?, id)
 }
 
 /// What applying limits did, for the admin.
@@ -460,11 +478,10 @@ pub fn apply_ploop(root: &Path, space: Option<Limit>, inodes: Option<Limit>) -> 
 /// (which may be one set live and not saved).
 pub fn change_ploop(root: &Path, space: Option<Limit>, inodes: Option<Limit>) -> Result<Applied, DiskError> {
     // The VE's present inode limit: what it uses and what it may still make.
-    let cur_inodes = root
-        .join(BALLOON)
-        .exists()
-        .then(|| -> Result<u64, DiskError> { Ok(image_inodes_used(root)? + statvfs(root)?.f_ffree as u64) });
-    let cur_inodes = cur_inodes.transpose()?;
+    let cur_inodes = match Balloon::open(root, false)? {
+        Some(_) => Some(image_inodes_used(root)? + statvfs(root)?.f_ffree),
+        None => None,
+    };
     let mut note = None;
     if let Some(s) = space {
         note = grow_for(root, s.hard)?;
@@ -494,42 +511,161 @@ fn grow_for(root: &Path, hard: u64) -> Result<Option<String>, DiskError> {
 pub const BALLOON: &str = ".vz-balloon";
 const SPACE_BALLOON: &str = "space";
 
-fn balloon_dir(root: &Path) -> Result<PathBuf, DiskError> {
-    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
-    let dir = root.join(BALLOON);
-    if !dir.exists() {
-        fs::DirBuilder::new().mode(0o700).create(&dir).map_err(io_err("mkdir", &dir))?;
+/// `FS_IOC_GETFLAGS` / `FS_IOC_SETFLAGS` and the immutable flag.
+const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
+const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
+const FS_IMMUTABLE_FL: libc::c_long = 0x10;
+
+/// A mounted image's balloon directory, opened by fd: a real directory of host root, mode
+/// 0700 and immutable, so VE root can neither enter it, rename it away nor put a symlink
+/// in its place (its root directory is the VE's). While the value lives, the directory is
+/// mutable for vzctl; dropping it makes it immutable again.
+struct Balloon {
+    dir: fs::File,
+}
+
+fn tampered(root: &Path) -> DiskError {
+    io_err("use the balloon of", root)(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("/{BALLOON} is not vzctl's own directory (replaced from inside the container?)"),
+    ))
+}
+
+impl Balloon {
+    /// The balloon of the image mounted at `root`; made when missing and `create`.
+    fn open(root: &Path, create: bool) -> Result<Option<Self>, DiskError> {
+        use crate::inroot::{self, Follow};
+        let rootfd = inroot::host_dir(root).map_err(io_err("open", root))?;
+        let p = match inroot::dir_fd(&rootfd, BALLOON, Follow::Never) {
+            Ok(p) => p,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                if !create {
+                    return Ok(None);
+                }
+                let name = std::ffi::CString::new(BALLOON).map_err(|e| io_err("mkdir", root)(io::Error::other(e)))?;
+                // SAFETY: mkdirat of one name in a directory fd we hold.
+                if unsafe { libc::mkdirat(rootfd.as_raw_fd(), name.as_ptr(), 0o700) } != 0 {
+                    return Err(io_err("mkdir balloon in", root)(io::Error::last_os_error()));
+                }
+                inroot::dir_fd(&rootfd, BALLOON, Follow::Never).map_err(io_err("open balloon in", root))?
+            }
+            Err(_) => return Err(tampered(root)),
+        };
+        let st = inroot::fstat(&p).map_err(io_err("stat balloon in", root))?;
+        if st.st_uid != 0 || st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(tampered(root));
+        }
+        let dir = fs::File::from(
+            inroot::reopen(&p, libc::O_RDONLY | libc::O_DIRECTORY).map_err(io_err("open balloon in", root))?,
+        );
+        let b = Self { dir };
+        // SAFETY: fchmod on our own fd: host root's only.
+        unsafe { libc::fchmod(b.dir.as_raw_fd(), 0o700) };
+        b.set_immutable(false).map_err(io_err("unlock balloon in", root))?;
+        Ok(Some(b))
     }
-    // Host root's own, whatever the mount's owner: out of the VE's reach.
-    std::os::unix::fs::chown(&dir, Some(0), Some(0)).map_err(io_err("chown", &dir))?;
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).map_err(io_err("chmod", &dir))?;
-    Ok(dir)
+
+    fn set_immutable(&self, on: bool) -> io::Result<()> {
+        let mut flags: libc::c_long = 0;
+        // SAFETY: ioctls on our own directory fd with a pointer to a long.
+        unsafe {
+            if libc::ioctl(self.dir.as_raw_fd(), FS_IOC_GETFLAGS, &mut flags) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let want = if on { flags | FS_IMMUTABLE_FL } else { flags & !FS_IMMUTABLE_FL };
+            if want != flags && libc::ioctl(self.dir.as_raw_fd(), FS_IOC_SETFLAGS, &want) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+
+    fn name(n: &str) -> io::Result<std::ffi::CString> {
+        std::ffi::CString::new(n).map_err(io::Error::other)
+    }
+
+    /// A file in the balloon (no symlink: nothing but vzctl can be in there).
+    fn file(&self, n: &str, create: bool) -> io::Result<fs::File> {
+        let c = Self::name(n)?;
+        let flags = libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | if create { libc::O_CREAT } else { 0 };
+        // SAFETY: openat relative to our own directory fd.
+        let fd = unsafe { libc::openat(self.dir.as_raw_fd(), c.as_ptr(), flags, 0o600) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this fd.
+        Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// KiB the space file holds.
+    fn space_kb(&self) -> u64 {
+        let Ok(c) = Self::name(SPACE_BALLOON) else { return 0 };
+        // SAFETY: zeroed plain struct, fstatat relative to our own directory fd.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstatat(self.dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+            return 0;
+        }
+        st.st_blocks as u64 / 2
+    }
+
+    fn has_space(&self) -> bool {
+        Self::name(SPACE_BALLOON).is_ok_and(|c| {
+            // SAFETY: faccessat relative to our own directory fd.
+            unsafe { libc::faccessat(self.dir.as_raw_fd(), c.as_ptr(), libc::F_OK, libc::AT_SYMLINK_NOFOLLOW) == 0 }
+        })
+    }
+
+    /// Inode files (every entry but the space file).
+    fn inode_files(&self) -> u64 {
+        fs::read_dir(format!("/proc/self/fd/{}", self.dir.as_raw_fd()))
+            .map_or(0, |rd| rd.filter(|e| e.as_ref().is_ok_and(|e| e.file_name() != SPACE_BALLOON)).count() as u64)
+    }
+
+    fn remove(&self, n: &str) -> io::Result<()> {
+        let c = Self::name(n)?;
+        // SAFETY: unlinkat relative to our own directory fd.
+        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::NotFound {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Balloon {
+    fn drop(&mut self) {
+        let _ = self.set_immutable(true);
+    }
 }
 
 /// Sizes the space balloon so that the VE can use `hard` KiB (None: all of the file
 /// system). Raising the balloon fails with ENOSPC, changing nothing, when the VE already
 /// uses more than the new limit.
 fn set_space_limit(root: &Path, hard: Option<u64>) -> Result<(), DiskError> {
-    use std::os::unix::fs::MetadataExt as _;
-    let path = root.join(BALLOON).join(SPACE_BALLOON);
-    let have = fs::metadata(&path).map_or(0, |m| m.blocks() / 2);
+    let existing = Balloon::open(root, false)?;
+    let have = existing.as_ref().map_or(0, Balloon::space_kb);
     // What the VE could have with no balloon: available now (ext4 keeps some clusters
     // back for itself) plus the balloon plus what the VE uses; the balloon takes the rest.
     let st = statvfs(root)?;
-    let kb = |blocks: u64| blocks * st.f_frsize as u64 / 1024;
-    let avail = kb(st.f_bavail as u64);
-    let used = kb(st.f_blocks as u64 - st.f_bfree as u64).saturating_sub(have);
+    let kb = |blocks: u64| blocks * st.f_frsize / 1024;
+    let avail = kb(st.f_bavail);
+    let used = kb(st.f_blocks - st.f_bfree).saturating_sub(have);
     if let Some(h) = hard.filter(|h| used > *h) {
         return Err(bad("diskspace", &h.to_string(), format!("the container uses {used} KiB, more than that")));
     }
     let want = hard.map_or(0, |h| (avail + have + used).saturating_sub(h));
-    if want == 0 && !path.exists() {
+    if want == 0 && !existing.as_ref().is_some_and(Balloon::has_space) {
         return Ok(());
     }
-    let dir = balloon_dir(root)?;
-    let path = dir.join(SPACE_BALLOON);
-    let f =
-        fs::OpenOptions::new().write(true).create(true).truncate(false).open(&path).map_err(io_err("open", &path))?;
+    let b = match existing {
+        Some(b) => b,
+        None => Balloon::open(root, true)?.ok_or_else(|| tampered(root))?,
+    };
+    let path = root.join(BALLOON).join(SPACE_BALLOON);
+    let f = b.file(SPACE_BALLOON, true).map_err(io_err("open", &path))?;
     if want < have {
         f.set_len(want * 1024).map_err(io_err("shrink balloon", &path))?;
     } else if want > have {
@@ -554,32 +690,28 @@ fn statvfs(p: &Path) -> Result<libc::statvfs, DiskError> {
     Ok(st)
 }
 
-/// Inode files in the balloon.
-fn balloon_len(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map_or(0, |rd| rd.filter(|e| e.as_ref().is_ok_and(|e| e.file_name() != SPACE_BALLOON)).count() as u64)
-}
-
 /// Inodes the VE uses on a mounted image (the balloon's not counted).
 pub fn image_inodes_used(root: &Path) -> Result<u64, DiskError> {
     let st = statvfs(root)?;
-    let dir = root.join(BALLOON);
-    let ballast = if dir.exists() { balloon_len(&dir) + 1 + u64::from(dir.join(SPACE_BALLOON).exists()) } else { 0 };
-    Ok((st.f_files as u64 - st.f_ffree as u64).saturating_sub(ballast))
+    let ballast = match Balloon::open(root, false)? {
+        Some(b) => b.inode_files() + 1 + u64::from(b.has_space()),
+        None => 0,
+    };
+    Ok((st.f_files - st.f_ffree).saturating_sub(ballast))
 }
 
 /// Sizes the balloon so that `hard` inodes (None: all) are the VE's in all.
 fn set_inode_limit(root: &Path, hard: Option<u64>) -> Result<Applied, DiskError> {
-    if hard.is_none() && !root.join(BALLOON).exists() {
+    if hard.is_none() && Balloon::open(root, false)?.is_none() {
         return Ok(Applied::Enforced);
     }
     let used = image_inodes_used(root)?;
     if let Some(h) = hard.filter(|h| used > *h) {
         return Err(bad("diskinodes", &h.to_string(), format!("the container uses {used} inodes, more than that")));
     }
-    let dir = balloon_dir(root)?;
-    let n = balloon_len(&dir);
-    let free = statvfs(root)?.f_ffree as u64;
+    let b = Balloon::open(root, true)?.ok_or_else(|| tampered(root))?;
+    let n = b.inode_files();
+    let free = statvfs(root)?.f_ffree;
     let (want, note) = match hard {
         // The VE's free inodes: the limit less what it uses; the rest is ballast.
         Some(h) => {
@@ -599,18 +731,14 @@ fn set_inode_limit(root: &Path, hard: Option<u64>) -> Result<Applied, DiskError>
         }
         None => (0, None),
     };
+    let dir = root.join(BALLOON);
     if want > n {
         for i in n..want {
-            let p = dir.join(i.to_string());
-            fs::OpenOptions::new().write(true).create(true).truncate(false).open(&p).map_err(io_err("create", &p))?;
+            b.file(&i.to_string(), true).map_err(io_err("create", &dir.join(i.to_string())))?;
         }
     } else {
         for i in want..n {
-            let p = dir.join(i.to_string());
-            match fs::remove_file(&p) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("remove", &p)(e)),
-                _ => {}
-            }
+            b.remove(&i.to_string()).map_err(io_err("remove", &dir.join(i.to_string())))?;
         }
     }
     Ok(note.map_or(Applied::Enforced, Applied::NotEnforced))
@@ -619,7 +747,7 @@ fn set_inode_limit(root: &Path, hard: Option<u64>) -> Result<Applied, DiskError>
 /// Size of a mounted file system in KiB (what `df` shows).
 pub fn fs_kb(root: &Path) -> Result<u64, DiskError> {
     let st = statvfs(root)?;
-    Ok(st.f_blocks as u64 * st.f_frsize as u64 / 1024)
+    Ok(st.f_blocks * st.f_frsize / 1024)
 }
 
 /// Size of an image in KiB.
@@ -641,7 +769,7 @@ fn grow_live(root: &Path, dev: &Path, hard_kb: u64) -> Result<(), DiskError> {
     // Each step adds block groups, which bring overhead of their own: a few rounds.
     for _ in 0..4 {
         let st = statvfs(root)?;
-        let fs_kb = st.f_blocks as u64 * st.f_frsize as u64 / 1024;
+        let fs_kb = st.f_blocks * st.f_frsize / 1024;
         if fs_kb >= hard_kb {
             break;
         }
@@ -654,7 +782,7 @@ fn grow_live(root: &Path, dev: &Path, hard_kb: u64) -> Result<(), DiskError> {
         }
         // ext4 online resize, to whole blocks of the new size.
         const EXT4_IOC_RESIZE_FS: libc::c_ulong = 0x4008_6610;
-        let blocks: u64 = target * 1024 / st.f_bsize as u64;
+        let blocks: u64 = target * 1024 / st.f_bsize;
         let dir = fs::File::open(root).map_err(io_err("open", root))?;
         // SAFETY: ioctl with a pointer to a u64.
         if unsafe { libc::ioctl(dir.as_raw_fd(), EXT4_IOC_RESIZE_FS, &blocks) } != 0 {
@@ -668,7 +796,11 @@ fn grow_live(root: &Path, dev: &Path, hard_kb: u64) -> Result<(), DiskError> {
 /// resize must not move their blocks and inodes; the next mount makes them anew.
 pub fn drop_balloons(image: &Path, mnt: &Path) -> Result<(), DiskError> {
     mount_image(image, mnt)?;
-    let r = fs::remove_dir_all(mnt.join(BALLOON));
+    // Opened (checked, made mutable) first; nothing runs in the VE meanwhile.
+    let r = Balloon::open(mnt, false).map_err(|e| io::Error::other(e.to_string())).and_then(|b| match b {
+        Some(_unlocked) => fs::remove_dir_all(mnt.join(BALLOON)),
+        None => Ok(()),
+    });
     let m = cstr(mnt)?;
     // SAFETY: NUL-terminated path; a plain unmount (not lazy), so the image is clean after.
     let u = unsafe { libc::umount(m.as_ptr()) };
@@ -748,11 +880,10 @@ pub fn apply_simfs(private: &Path, id: u32, space: Option<Limit>, inodes: Option
 pub fn usage(private: &Path, root: &Path, layout: Layout, id: u32) -> Option<(u64, u64)> {
     match layout {
         Layout::Ploop => {
-            use std::os::unix::fs::MetadataExt as _;
             let st = statvfs(root).ok()?;
             mounted_device(root)?;
-            let used = (st.f_blocks as u64 - st.f_bfree as u64) * st.f_frsize as u64 / 1024;
-            let balloon = fs::metadata(root.join(BALLOON).join(SPACE_BALLOON)).map_or(0, |m| m.blocks() / 2);
+            let used = (st.f_blocks - st.f_bfree) * st.f_frsize / 1024;
+            let balloon = Balloon::open(root, false).ok().flatten().map_or(0, |b| b.space_kb());
             Some((used.saturating_sub(balloon), image_inodes_used(root).ok()?))
         }
         Layout::Simfs => project_usage(&fs_device(private)?.0, id).ok(),

@@ -7,6 +7,8 @@ pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod disk;
+pub mod idmap;
+pub mod inroot;
 pub mod io;
 pub mod limits;
 pub mod list;
@@ -14,7 +16,11 @@ pub mod lock;
 pub mod net;
 pub mod netfilter;
 pub mod ns;
+#[cfg(test)]
+mod props;
 pub mod pty;
+pub mod relay;
+mod set;
 pub mod template;
 pub mod ubc;
 pub mod ve;
@@ -47,6 +53,7 @@ pub mod exit {
     pub const SYSTEM_ERROR: i32 = 3;
     pub const BAD_KERNEL: i32 = 5;
     pub const COMMAND_EXECUTION_ERROR: i32 = 8;
+    pub const LOCKED: i32 = 9;
     pub const NOVECONFIG: i32 = 14;
     pub const INVALID_PARAMETER_SYNTAX: i32 = 20;
     pub const INVALID_PARAMETER_VALUE: i32 = 21;
@@ -79,8 +86,13 @@ impl Error {
             Error::Cgroup(CgroupError::VeNotRunning { .. }) | Error::Ve(VeError::NotRunning(_)) => exit::VE_NOT_RUNNING,
             Error::Cgroup(_)
             | Error::Ve(
-                VeError::Cgroup(_) | VeError::Cpu(cpu::CpuError::Cgroup(_)) | VeError::Io { .. } | VeError::Lock(_),
+                VeError::Cgroup(_)
+                | VeError::Cpu(cpu::CpuError::Cgroup(_))
+                | VeError::Io { .. }
+                | VeError::Lock(lock::LockError::Io { .. })
+                | VeError::NoIds(_),
             ) => exit::SYSTEM_ERROR,
+            Error::Ve(VeError::Lock(lock::LockError::Busy { .. })) => exit::LOCKED,
             Error::Ubc(_) | Error::Config(_) | Error::Ve(VeError::Ubc(_) | VeError::Config(_)) => {
                 exit::INVALID_PARAMETER_VALUE
             }
@@ -98,7 +110,10 @@ impl Error {
             Error::Ve(VeError::Disk(disk::DiskError::Bad { .. })) => exit::INVALID_PARAMETER_VALUE,
             Error::Ve(VeError::Disk(_)) => exit::SYSTEM_ERROR,
             Error::Ve(VeError::Net(
-                net::NetError::BadAddress(_) | net::NetError::BadNetif(_) | net::NetError::BadRate(_),
+                net::NetError::BadAddress(_)
+                | net::NetError::Unusable { .. }
+                | net::NetError::BadNetif(_)
+                | net::NetError::BadRate(_),
             )) => exit::INVALID_PARAMETER_VALUE,
             Error::Ve(VeError::Net(_)) => exit::SYSTEM_ERROR,
             Error::Ve(VeError::NoSample { .. }) => exit::INVALID_PARAMETER_VALUE,

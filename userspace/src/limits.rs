@@ -25,12 +25,15 @@ pub enum Mechanism {
     Memcg,
     /// Counted by the memory controller; this kernel has no way to refuse it.
     MemcgAccounted,
-    /// The VE's own devpts instance refuses past `max=` (ENOSPC); held is its entries.
+    /// The VE's own devpts instance refuses past `max=` (ENOSPC; its superblock is the
+    /// host's, so VE root cannot remount it); held is every pty the VE's processes hold, on
+    /// any devpts instance.
     Devpts,
     /// Counted by a BPF iterator snapshot; nothing on this kernel can refuse it.
     IterAccounted,
-    /// The VE's IPC namespace kernel.shmall and its /dev/shm size; vz_sysctl keeps VE root
-    /// from raising shmall.
+    /// The VE's IPC namespace kernel.shmall and its /dev/shm size (a host-owned tmpfs);
+    /// vz_sysctl keeps VE root from raising shmall. Held is the memory controller's shmem
+    /// count: every instance and namespace the VE makes.
     Shm,
     /// The memory cgroup's socket-memory limit (v1 `memory.kmem.tcp.limit_in_bytes`) bounds
     /// the VE's TCP buffers and datagram receive queues together; vz_setsockopt cuts
@@ -193,13 +196,19 @@ pub fn usage(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<UbcUsage> {
             }
         }
         res::SHMPAGES => {
-            // SysV segments of its IPC namespace plus its /dev/shm; no peak, no refusal count.
-            let held = crate::ns::shm_pages(crate::ns::find_init(cg, veid)?)?;
+            // Every page of shared memory the VE's processes brought in, in any tmpfs, SysV
+            // or POSIX segment, whatever IPC namespace or mount they made for it: the memory
+            // controller charges each to the VE. Without one, the VE's own instances only.
+            let held = match memory_dir(cg, veid) {
+                Some((d, v1)) => pages(read_keyed(&d.join("memory.stat"), if v1 { "total_shmem" } else { "shmem" }))?,
+                None => crate::ns::own_shm_pages(crate::ns::find_init(cg, veid)?)?,
+            };
             Some(UbcUsage { held, maxheld: held, failcnt: 0 })
         }
         res::NUMPTY => {
-            // No hook counts devpts refusals or peaks: held is exact, maxheld is held now.
-            let held = crate::ns::pty_count(crate::ns::find_init(cg, veid)?)?;
+            // Every pty pair the VE's processes hold, on any devpts instance (a VE may mount
+            // its own); no hook counts refusals or peaks: maxheld is held now.
+            let held = crate::ns::pty_count(crate::ns::find_init(cg, veid), &cg.procs(veid));
             Some(UbcUsage { held, maxheld: held, failcnt: 0 })
         }
         res::OOMGUARPAGES => {
@@ -284,11 +293,7 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, lim: &vz_common::VeLimits) -> Result<(
         let swap = lim.res[res::SWAPPAGES as usize].limit;
         let mem = limit_str(phys, PAGE_SIZE, v1);
         if v1 {
-            let memsw = if phys >= UB_UNLIMITED / PAGE_SIZE || swap >= UB_UNLIMITED / PAGE_SIZE {
-                "-1".to_string()
-            } else {
-                ((phys + swap) * PAGE_SIZE).to_string()
-            };
+            let memsw = memsw_bytes(phys, swap).map_or_else(|| "-1".to_string(), |b| b.to_string());
             let memsw_path = d.join("memory.memsw.limit_in_bytes");
             // memsw must stay >= mem: raise memsw first, lower it last.
             if memsw_path.exists() {
@@ -328,6 +333,13 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, lim: &vz_common::VeLimits) -> Result<(
         }
     }
     Ok(())
+}
+
+/// The v1 memory+swap limit in bytes for physpages and swappages limits (pages); None is
+/// unlimited (either unlimited, or a sum past what the kernel takes).
+pub fn memsw_bytes(phys: u64, swap: u64) -> Option<u64> {
+    let b = phys.checked_add(swap)?.checked_mul(PAGE_SIZE)?;
+    (phys < UB_UNLIMITED / PAGE_SIZE && swap < UB_UNLIMITED / PAGE_SIZE && b < UB_UNLIMITED).then_some(b)
 }
 
 /// Bytes of socket memory the kernel charges to a VE's memory cgroup (TCP send and receive

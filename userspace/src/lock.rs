@@ -1,42 +1,160 @@
-//! Per-VE lock: two vzctl runs on one VEID are serialised, runs on different VEIDs go in
-//! parallel. An flock on `LOCKDIR/VEID.lck` is released by the kernel when the holder
-//! exits, even by SIGKILL, so a killed vzctl never leaves a stale lock.
+//! Per-VE lock and intent files.
+//!
+//! Two vzctl runs on one VEID are serialised, runs on different VEIDs go in parallel. An
+//! flock on `LOCKDIR/VEID.lck` is released by the kernel when the holder exits, even by
+//! SIGKILL, so a killed vzctl never leaves a stale lock. The holder writes its pid into
+//! the file, so a waiter can say who it waits for.
+//!
+//! An intent file (`LOCKDIR/VEID.creating`, `VEID.starting`) is written before a command
+//! starts changing the system and removed when it has finished: whoever takes the lock
+//! and finds one knows the command that wrote it was killed half-way (it held the lock),
+//! and repairs what it left.
 use std::{
-    fs, io,
+    fs,
+    io::{self, Write as _},
     os::fd::AsRawFd as _,
     path::{Path, PathBuf},
+    time::{Duration, Instant},
 };
+
+use crate::config::ConfFile;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("lock {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    #[error("container {veid} is locked by another vzctl{} (waited {secs} s)", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Busy { veid: u32, holder: Option<i32>, secs: u64 },
 }
 
 /// Held for the life of the value.
 #[derive(Debug)]
 pub struct VeLock {
-    _file: fs::File,
+    file: fs::File,
     pub path: PathBuf,
 }
 
+fn flock(file: &fs::File, op: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: valid fd.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn open_lock(path: &Path) -> Result<fs::File, LockError> {
+    let err = |source| LockError::Io { path: path.to_path_buf(), source };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(err)?;
+    }
+    fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(err)
+}
+
 impl VeLock {
+    fn path_of(lock_dir: &Path, veid: u32) -> PathBuf {
+        lock_dir.join(format!("{veid}.lck"))
+    }
+
+    fn held(file: fs::File, path: PathBuf) -> Self {
+        // Who holds it, for those who wait (best effort: the lock is the flock).
+        let _ = file.set_len(0);
+        let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
+        Self { file, path }
+    }
+
     /// Waits for and takes the VE's lock.
     pub fn take(lock_dir: &Path, veid: u32) -> Result<Self, LockError> {
-        let path = lock_dir.join(format!("{veid}.lck"));
-        let err = |source| LockError::Io { path: path.clone(), source };
-        fs::create_dir_all(lock_dir).map_err(err)?;
-        let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(err)?;
+        let path = Self::path_of(lock_dir, veid);
+        let file = open_lock(&path)?;
+        flock(&file, libc::LOCK_EX).map_err(|source| LockError::Io { path: path.clone(), source })?;
+        Ok(Self::held(file, path))
+    }
+
+    /// Takes the VE's lock, waiting at most `wait`; None if another vzctl still holds it.
+    pub fn take_within(lock_dir: &Path, veid: u32, wait: Duration) -> Result<Option<Self>, LockError> {
+        let path = Self::path_of(lock_dir, veid);
+        let file = open_lock(&path)?;
+        let end = Instant::now() + wait;
         loop {
-            // SAFETY: valid fd; blocking exclusive lock.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                break;
+            match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+                Ok(()) => return Ok(Some(Self::held(file, path))),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(source) => return Err(LockError::Io { path, source }),
             }
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(err(e));
+            if Instant::now() >= end {
+                return Ok(None);
             }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Self { _file: file, path })
+    }
+
+    /// The pid of the vzctl holding a VE's lock, as it wrote it.
+    pub fn holder(lock_dir: &Path, veid: u32) -> Option<i32> {
+        fs::read_to_string(Self::path_of(lock_dir, veid)).ok()?.trim().parse().ok()
+    }
+
+    /// A lock of the whole installation (`LOCKDIR/NAME.lck`): id range allocation.
+    pub fn global(lock_dir: &Path, name: &str) -> Result<Self, LockError> {
+        let path = lock_dir.join(format!("{name}.lck"));
+        let file = open_lock(&path)?;
+        flock(&file, libc::LOCK_EX).map_err(|source| LockError::Io { path: path.clone(), source })?;
+        Ok(Self::held(file, path))
+    }
+}
+
+impl Drop for VeLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
+}
+
+/// What a command is about to do to a VE, kept until it is done.
+#[derive(Debug)]
+pub struct Intent {
+    path: PathBuf,
+    done: bool,
+}
+
+impl Intent {
+    fn path_of(lock_dir: &Path, veid: u32, kind: &str) -> PathBuf {
+        lock_dir.join(format!("{veid}.{kind}"))
+    }
+
+    /// Records an intent (with what repairing it needs to know), atomically.
+    pub fn begin(lock_dir: &Path, veid: u32, kind: &str, facts: &ConfFile) -> Result<Self, crate::config::ConfigError> {
+        let path = Self::path_of(lock_dir, veid, kind);
+        facts.write_runtime(&path)?;
+        Ok(Self { path, done: false })
+    }
+
+    /// The command finished: the intent goes.
+    pub fn done(mut self) {
+        self.done = true;
+        let _ = fs::remove_file(&self.path);
+    }
+
+    /// An intent a killed command left (only meaningful while holding the VE's lock).
+    pub fn left(lock_dir: &Path, veid: u32, kind: &str) -> Option<ConfFile> {
+        let p = Self::path_of(lock_dir, veid, kind);
+        p.exists().then(|| ConfFile::read(&p).unwrap_or_default())
+    }
+
+    pub fn forget(lock_dir: &Path, veid: u32, kind: &str) {
+        let _ = fs::remove_file(Self::path_of(lock_dir, veid, kind));
+    }
+}
+
+impl Drop for Intent {
+    /// A command that failed (returned an error) rolled back what it made: its intent is
+    /// settled too. Only a killed command leaves the file.
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }

@@ -28,6 +28,10 @@ pub enum NetError {
     NoLink(String),
     #[error("invalid IP address '{0}'")]
     BadAddress(String),
+    #[error("IP address '{addr}' cannot be a container's: {why}")]
+    Unusable { addr: String, why: &'static str },
+    #[error("network interface {0} exists on the host and was not made by vzctl: it is left alone")]
+    NotOurs(String),
     #[error("invalid network interface '{0}': use ifname[,mac,host_ifname,host_mac,bridge]")]
     BadNetif(String),
     #[error("invalid rate '{0}': use kbit/s (0 or none: no limit)")]
@@ -49,11 +53,165 @@ fn peer_ifname(cgid: u64) -> String {
     format!("vzp{:x}", cgid & 0xffff_ffff_ffff)
 }
 
-/// Parses an address as vzctl takes it (an optional /prefix is ignored: VE addresses are
-/// host routes).
+/// Every link vzctl makes on the host carries this interface group (IFLA_GROUP, set at
+/// creation), and vzctl deletes only links that do: a name in a config never makes it
+/// remove an interface the admin made.
+pub const LINK_GROUP: u32 = 0x767a;
+
+/// Parses an address as it is stored (an optional /prefix is ignored: VE addresses are
+/// host routes); an IPv4-mapped IPv6 address is the IPv4 address it maps.
 pub fn parse_ip(s: &str) -> Result<IpAddr, NetError> {
     let a = s.split('/').next().unwrap_or("");
-    a.parse().map_err(|_| NetError::BadAddress(s.to_string()))
+    a.parse::<IpAddr>().map(canonical).map_err(|_| NetError::BadAddress(s.to_string()))
+}
+
+/// `::ffff:a.b.c.d` is a.b.c.d: one address, one spelling (else the in-use check misses
+/// it, and a VE could bind and send as another's address).
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Why `ip` cannot be a VE's own address, if it cannot: it must be one unicast host on
+/// a network (not this host, not every host, not a group, not the link).
+pub fn unusable(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            if a.is_unspecified() || o[0] == 0 {
+                Some("0.0.0.0/8 means this host")
+            } else if a.is_broadcast() {
+                Some("it is the broadcast address")
+            } else if a.is_loopback() {
+                Some("it is a loopback address")
+            } else if a.is_multicast() {
+                Some("it is a multicast address")
+            } else if a.is_link_local() {
+                Some("it is link-local (169.254.0.0/16)")
+            } else if o[0] >= 240 {
+                Some("240.0.0.0/4 is reserved")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(a) => {
+            let seg = a.segments();
+            if a.is_unspecified() {
+                Some("it is the unspecified address")
+            } else if a.is_loopback() {
+                Some("it is the loopback address")
+            } else if a.is_multicast() {
+                Some("it is a multicast address")
+            } else if seg[0] & 0xffc0 == 0xfe80 {
+                Some("it is link-local (fe80::/10)")
+            } else if seg[..6].iter().all(|s| *s == 0) {
+                Some("IPv4-compatible addresses (::/96) are deprecated")
+            } else {
+                None
+            }
+        }
+    }
+}
+
+/// Parses `--ipadd ADDR[/PREFIX]` strictly: a prefix, if given, is a length (0..32 or
+/// 0..128) or an IPv4 netmask; the address must be one a VE can own. Returns it in its
+/// one spelling (`canonical`).
+pub fn parse_ve_ip(s: &str) -> Result<IpAddr, NetError> {
+    let bad = || NetError::BadAddress(s.to_string());
+    let (a, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let ip = canonical(a.trim().parse::<IpAddr>().map_err(|_| bad())?);
+    if let Some(p) = prefix {
+        let max = if a.contains(':') { 128 } else { 32 };
+        let len_ok = !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u32>().is_ok_and(|n| n <= max);
+        let mask_ok = !a.contains(':')
+            && p.parse::<Ipv4Addr>().is_ok_and(|m| {
+                let m = u32::from(m);
+                m.leading_ones() + m.trailing_zeros() == 32
+            });
+        if !len_ok && !mask_ok {
+            return Err(bad());
+        }
+    }
+    if let Some(why) = unusable(ip) {
+        return Err(NetError::Unusable { addr: s.to_string(), why });
+    }
+    Ok(ip)
+}
+
+/// The addresses of this network namespace's interfaces (the host's, as vzctl sees it).
+pub fn host_addrs() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we free below; we only read it meanwhile.
+    unsafe {
+        if libc::getifaddrs(&mut head) != 0 {
+            return out;
+        }
+        let mut p = head;
+        while !p.is_null() {
+            let a = (*p).ifa_addr;
+            if !a.is_null() {
+                match i32::from((*a).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(a as *const libc::sockaddr_in);
+                        out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr))));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(a as *const libc::sockaddr_in6);
+                        out.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
+            }
+            p = (*p).ifa_next;
+        }
+        libc::freeifaddrs(head);
+    }
+    out
+}
+
+/// Whether a link of this name exists in this network namespace (the host's).
+pub fn link_exists(name: &str) -> Result<bool, NetError> {
+    with_netlink(async |h| match link_index(&h, name).await {
+        Ok(_) => Ok(true),
+        Err(NetError::NoLink(_)) => Ok(false),
+        Err(e) => Err(e),
+    })
+}
+
+/// The MAC address of a VE's venet0 (stable for its cgroup id), and so its IPv6 link-local
+/// address: the only link-local source the anti-spoofing program lets it use beyond
+/// neighbour discovery.
+pub fn ve_mac(cgid: u64) -> [u8; 6] {
+    let h = crate::bpf::fnv1a(&cgid.to_le_bytes()).to_le_bytes();
+    [0x00, 0x18, 0x51, h[0], h[1], h[2]]
+}
+
+/// fe80::/64 with the EUI-64 interface id of `mac` (what the kernel gives venet0).
+pub fn link_local(mac: [u8; 6]) -> IpAddr {
+    IpAddr::V6(Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        mac[0] ^ 2,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
+    ]))
 }
 
 /// Runs `f` with a netlink handle of the calling thread's network namespace.
@@ -79,13 +237,35 @@ where
         .map_err(|e| NetError::Io { op: "VE network namespace".into(), source: std::io::Error::other(e) })?
 }
 
-/// Deletes a link by name; a missing one is fine (the goal is that it is gone).
+/// Deletes a link vzctl made, by name; a missing one is fine (the goal is that it is
+/// gone); one without vzctl's group is someone else's and stays.
 fn del_link(name: &str) -> Result<(), NetError> {
-    with_netlink(async |h| match link_index(&h, name).await {
-        Ok(idx) => Ok(h.link().del(idx).execute().await?),
-        Err(NetError::NoLink(_)) => Ok(()),
-        Err(e) => Err(e),
+    use rtnetlink::packet_route::link::LinkAttribute;
+    with_netlink(async |h| {
+        let mut links = h.link().get().match_name(name.to_string()).execute();
+        let link = match links.try_next().await {
+            Ok(Some(l)) => l,
+            Ok(None) | Err(rtnetlink::Error::NetlinkError(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let ours = link.attributes.iter().any(|a| matches!(a, LinkAttribute::Group(g) if *g == LINK_GROUP));
+        if !ours {
+            return Err(NetError::NotOurs(name.to_string()));
+        }
+        Ok(h.link().del(link.header.index).execute().await?)
     })
+}
+
+/// Marks a link vzctl makes as its own (the group is applied at creation; an alias,
+/// for the admin reading `ip link`, only after).
+fn tag(msg: &mut rtnetlink::packet_route::link::LinkMessage) {
+    msg.attributes.push(rtnetlink::packet_route::link::LinkAttribute::Group(LINK_GROUP));
+}
+
+async fn set_alias(h: &Handle, index: u32, alias: String) -> Result<(), NetError> {
+    let mut msg = LinkUnspec::new_with_index(index).build();
+    msg.attributes.push(rtnetlink::packet_route::link::LinkAttribute::IfAlias(alias));
+    Ok(h.link().set(msg).execute().await?)
 }
 
 async fn link_index(h: &Handle, name: &str) -> Result<u32, NetError> {
@@ -166,12 +346,16 @@ pub fn create_pair(init: i32, cgid: u64) -> Result<u32, NetError> {
                 for i in infos {
                     if let LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))) = i {
                         peer.attributes.push(LinkAttribute::NetNsPid(init as u32));
+                        peer.attributes.push(LinkAttribute::Address(ve_mac(cgid).to_vec()));
                     }
                 }
             }
         }
+        tag(&mut msg);
         h.link().add(msg).execute().await?;
-        link_index(&h, &host_if).await
+        let idx = link_index(&h, &host_if).await?;
+        set_alias(&h, idx, format!("vzbpf venet of cgroup {cgid}")).await?;
+        Ok(idx)
     })
 }
 
@@ -322,8 +506,11 @@ pub fn add_netif(init: i32, n: &NetIf) -> Result<(), NetError> {
     let n2 = n.clone();
     let tmp2 = peer_tmp.clone();
     let r = with_netlink(async |h| {
-        h.link().add(LinkVeth::new(&n.host_ifname, &peer_tmp).build()).execute().await?;
+        let mut msg = LinkVeth::new(&n.host_ifname, &peer_tmp).build();
+        tag(&mut msg);
+        h.link().add(msg).execute().await?;
         let host = link_index(&h, &n.host_ifname).await?;
+        set_alias(&h, host, format!("vzbpf bridged interface {}", n.ifname)).await?;
         let mut set = LinkUnspec::new_with_index(host).address(n.host_mac.to_vec()).up();
         if let Some(b) = &n.bridge {
             set = set.controller(link_index(&h, b).await?);
@@ -424,11 +611,12 @@ pub fn set_shaper(cgid: u64, kbit: u64) -> Result<u32, NetError> {
         let idx = match link_index(&h, &name).await {
             Ok(i) => i,
             Err(NetError::NoLink(_)) => {
-                let ifb = rtnetlink::LinkMessageBuilder::<rtnetlink::LinkUnspec>::new_with_info_kind(
+                let mut ifb = rtnetlink::LinkMessageBuilder::<rtnetlink::LinkUnspec>::new_with_info_kind(
                     rtnetlink::packet_route::link::InfoKind::Ifb,
                 )
                 .name(name.clone())
                 .build();
+                tag(&mut ifb);
                 h.link().add(ifb).execute().await?;
                 link_index(&h, &name).await?
             }

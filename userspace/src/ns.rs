@@ -8,15 +8,16 @@
 //! and execs the template's init. Errors travel back on a close-on-exec pipe: EOF without an
 //! error line means init is running.
 use std::{
-    ffi::{CString, OsStr},
+    ffi::CString,
     fs,
     io::{self, BufRead as _, BufReader, Write as _},
     os::{
         fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
-        unix::{ffi::OsStrExt as _, process::CommandExt as _},
+        unix::process::CommandExt as _,
     },
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    time::{Duration, Instant},
 };
 
 use crate::cgroup::Cgroups;
@@ -32,10 +33,6 @@ pub enum NsError {
 fn sys(op: impl Into<String>) -> impl FnOnce(io::Error) -> NsError {
     let op = op.into();
     move |source| NsError::Sys { op, source }
-}
-
-fn cstr(p: impl AsRef<OsStr>) -> io::Result<CString> {
-    CString::new(p.as_ref().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -57,37 +54,46 @@ pub struct InitSpec {
     pub hostname: String,
     /// argv of PID 1 (the template's /sbin/init, or a shell for runscript).
     pub argv: Vec<String>,
+    /// The VE's host id ranges (its root is host uid `uid_base`).
     pub uid_base: u32,
     pub gid_base: u32,
-    /// Keep stdout/stderr for PID 1 (runscript) instead of /dev/null.
-    pub stdio: bool,
-    /// File PID 1 reads as stdin (runscript's script); /dev/null when None.
-    pub stdin: Option<PathBuf>,
+    /// PID 1's stdio: pipes relayed by vzctl (runscript), else the VE's own /dev/null.
+    pub relay: bool,
     /// numpty: most pseudo-terminals the VE's devpts instance hands out (None: no limit).
     pub pty_max: Option<u64>,
-    /// shmpages: size of the VE's /dev/shm in bytes (None: tmpfs default).
+    /// shmpages: size of the VE's /dev/shm in bytes (None: tmpfs's default, half of RAM).
     pub shm_bytes: Option<u64>,
 }
 
-/// Mount options of a VE's /dev/shm; `bytes` is its shmpages limit.
-pub fn shm_options(bytes: Option<u64>) -> String {
+/// Mount options of a VE's /dev/shm; `bytes` is its shmpages limit. It is always mounted
+/// with a size: tmpfs cannot be given one later if it had none.
+pub fn shm_options(bytes: Option<u64>, uid: u32, gid: u32) -> String {
+    format!("mode=1777,uid={uid},gid={gid},{}", shm_size(bytes))
+}
+
+fn shm_size(bytes: Option<u64>) -> String {
     match bytes {
-        Some(b) => format!("mode=1777,size={b}"),
-        None => "mode=1777".into(),
+        Some(b) => format!("size={}", b.max(4096)),
+        None => "size=50%".into(),
     }
 }
 
-/// Mount options of a VE's devpts instance; `max` is its numpty limit.
-pub fn devpts_options(max: Option<u64>) -> String {
-    let mut o = String::from("newinstance,ptmxmode=0666,mode=0620,gid=5");
-    if let Some(m) = max {
-        o.push_str(&format!(",max={m}"));
-    }
-    o
+/// devpts' own ceiling (NR_UNIX98_PTY_MAX): "no numpty limit".
+const PTY_MAX_UNLIMITED: u64 = 1 << 20;
+
+/// Mount options of a VE's devpts instance; `max` is its numpty limit; `gid` is the host
+/// gid of the VE's tty group (5 inside).
+pub fn devpts_options(max: Option<u64>, gid: u32) -> String {
+    format!(
+        "newinstance,ptmxmode=0666,mode=0620,gid={gid},max={}",
+        max.unwrap_or(PTY_MAX_UNLIMITED).min(PTY_MAX_UNLIMITED)
+    )
 }
 
 const SYNC_IN: RawFd = 3;
 const SYNC_OUT: RawFd = 4;
+/// How long a VE's init may take to get from fork to its exec (mounts, pivot_root).
+const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
@@ -121,11 +127,51 @@ fn join_cgroups(fds: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
+/// Async-signal-safe: every fd from `first` on is closed at the next exec. What vzctl
+/// inherited from whoever ran it must never reach a VE process.
+fn cloexec_from(first: u32) {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range(2) only marks fds; nothing is closed under anyone.
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+}
+
 /// A started VE init.
 #[derive(Debug)]
 pub struct Started {
     /// Host pid of the VE's PID 1.
     pub pid: i32,
+    /// With `relay`: our ends of PID 1's stdin, stdout and stderr.
+    pub stdio: Option<[OwnedFd; 3]>,
+}
+
+/// Reads one line from `r` within `deadline`.
+fn read_line_by(r: &mut BufReader<fs::File>, deadline: Instant) -> io::Result<String> {
+    let mut line = String::new();
+    loop {
+        if !r.buffer().is_empty() {
+            let n = r.read_line(&mut line)?;
+            if n == 0 || line.ends_with('\n') {
+                return Ok(line);
+            }
+            continue;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+        }
+        let mut pfd = libc::pollfd { fd: r.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return Err(io::Error::last_os_error());
+        }
+        if n > 0 {
+            let n = r.read_line(&mut line)?;
+            if n == 0 || line.ends_with('\n') {
+                return Ok(line);
+            }
+        }
+    }
 }
 
 /// Starts PID 1 of a VE in new namespaces and in the VE's cgroups. Returns once init has
@@ -141,24 +187,31 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
     cmd.arg("__ve-init")
         .arg(&spec.root)
         .arg(&spec.hostname)
-        .arg(if spec.stdio { "stdio" } else { "null" })
+        .arg(if spec.relay { "relay" } else { "null" })
         .arg(spec.pty_max.map_or_else(|| "-".to_string(), |m| m.to_string()))
         .arg(spec.shm_bytes.map_or_else(|| "-".to_string(), |m| m.to_string()))
+        .arg(spec.uid_base.to_string())
+        .arg(spec.gid_base.to_string())
         .args(&spec.argv)
         .env_clear();
-    if !spec.stdio {
-        cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let pipes = if spec.relay { Some(crate::relay::pipes().map_err(sys("pipe"))?) } else { None };
+    match &pipes {
+        Some(p) => {
+            let dup = |f: &OwnedFd| f.try_clone().map(Stdio::from).map_err(sys("dup pipe"));
+            cmd.stdin(dup(&p.child[0])?).stdout(dup(&p.child[1])?).stderr(dup(&p.child[2])?);
+        }
+        // PID 1 puts the VE's own /dev/null there before its exec.
+        None => {
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        }
     }
-    match &spec.stdin {
-        Some(p) => cmd.stdin(fs::File::open(p).map_err(sys(format!("open {}", p.display())))?),
-        None => cmd.stdin(Stdio::null()),
-    };
-    // SAFETY: only async-signal-safe calls (write, dup2) between fork and exec.
+    // SAFETY: only async-signal-safe calls (write, dup2, close_range) between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
             join_cgroups(&raw_cg)?;
             check(libc::dup2(cin, SYNC_IN))?;
             check(libc::dup2(cout, SYNC_OUT))?;
+            cloexec_from(SYNC_OUT as u32 + 1);
             Ok(())
         });
     }
@@ -167,41 +220,57 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
     let stage1 = child.id() as i32;
     let mut reader = BufReader::new(fs::File::from(from_child_r));
     let mut writer = fs::File::from(to_child_w);
+    let deadline = Instant::now() + INIT_TIMEOUT;
 
     let result = (|| {
-        let mut line = String::new();
-        reader.read_line(&mut line).map_err(sys("read from VE init"))?;
+        let line = read_line_by(&mut reader, deadline).map_err(sys("wait for VE init"))?;
         match line.trim() {
             "U" => {}
             l => return Err(NsError::Init(l.strip_prefix("E ").unwrap_or("stage 1 exited").to_string())),
         }
         for (file, base) in [("uid_map", spec.uid_base), ("gid_map", spec.gid_base)] {
             let p = format!("/proc/{stage1}/{file}");
-            fs::write(&p, format!("0 {base} {ID_RANGE}\n")).map_err(sys(format!("write {p}")))?;
+            fs::write(&p, format!("0 {base} {}\n", crate::idmap::RANGE)).map_err(sys(format!("write {p}")))?;
         }
         writer.write_all(b"M\n").map_err(sys("write to VE init"))?;
         let mut pid = None;
         let mut err = None;
-        for l in (&mut reader).lines() {
-            let l = l.map_err(sys("read from VE init"))?;
-            if let Some(p) = l.strip_prefix("P ") {
+        loop {
+            let l = read_line_by(&mut reader, deadline).map_err(sys("wait for VE init"))?;
+            if l.is_empty() {
+                break;
+            }
+            if let Some(p) = l.trim().strip_prefix("P ") {
                 pid = p.trim().parse::<i32>().ok();
-            } else if let Some(e) = l.strip_prefix("E ") {
+            } else if let Some(e) = l.trim().strip_prefix("E ") {
                 err.get_or_insert_with(|| e.to_string());
             }
         }
         match (err, pid) {
             (Some(e), _) => Err(NsError::Init(e)),
-            (None, Some(pid)) => Ok(Started { pid }),
+            (None, Some(pid)) => Ok(pid),
             (None, None) => Err(NsError::Init("stage 1 exited without starting init".into())),
         }
     })();
+    if result.is_err() {
+        // Stage 1 (and so the half-made namespaces) must not outlive the failure.
+        let _ = child.kill();
+    }
     let _ = child.wait();
-    result
+    let pid = result?;
+    Ok(Started { pid, stdio: pipes.map(|p| p.ours) })
 }
 
-/// Entry of `vzctl __ve-init ROOT HOSTNAME stdio|null PTYMAX|- SHMBYTES|- ARGV...` (stage
-/// 1). Never returns.
+/// Entry of `vzctl __ve-init ROOT HOSTNAME relay|null PTYMAX|- SHMBYTES|- UID GID ARGV...`
+/// (stage 1). Never returns.
+///
+/// Stage 1 first builds, as host root in a mount namespace of its own, the mounts that
+/// carry the VE's limits (/dev, its devpts instance with numpty's `max`, /dev/shm with
+/// shmpages' size): their superblocks belong to the host's user namespace, so VE root can
+/// neither remount them with other options nor unmount them (they are locked into the
+/// VE's namespace). Then it becomes the VE's host uid and unshares every namespace: the
+/// VE's user namespace is owned by the VE's own host uid, so the kernel's per-user counts
+/// (inotify instances, user namespaces, queued signals) land on that uid, not on host root.
 pub fn stage1_main(args: &[String]) -> ! {
     // SAFETY: fds 3 and 4 were set up by `start_init` for this process.
     let mut out = unsafe { fs::File::from_raw_fd(SYNC_OUT) };
@@ -209,12 +278,35 @@ pub fn stage1_main(args: &[String]) -> ! {
         let _ = writeln!(out, "E {msg}");
         std::process::exit(1)
     };
-    let [root, hostname, stdio, pty_max, shm, argv @ ..] = args else {
+    let [root, hostname, stdio, pty_max, shm, uid, gid, argv @ ..] = args else {
         fail(&mut out, "bad __ve-init arguments".into())
     };
-    let limits = (pty_max.parse::<u64>().ok(), shm.parse::<u64>().ok());
+    let (Ok(uid), Ok(gid)) = (uid.parse::<u32>(), gid.parse::<u32>()) else {
+        fail(&mut out, "bad __ve-init ids".into())
+    };
     if argv.is_empty() {
         fail(&mut out, "no init given".into());
+    }
+    let root = Path::new(root);
+    let limits = (pty_max.parse::<u64>().ok(), shm.parse::<u64>().ok());
+    if let Err(e) = host_mounts(root, uid, gid, limits) {
+        fail(&mut out, e);
+    }
+    // The VE's root as the working directory: unshare carries it into the new mount
+    // namespace, and PID 1 starts from it (its path's directories are 0700, for host root
+    // only).
+    if let Err(e) = std::env::set_current_dir(root) {
+        fail(&mut out, format!("chdir {}: {e}", root.display()));
+    }
+    // SAFETY: plain syscalls; this process is single-threaded (fresh exec). From here on
+    // it holds no capability in the host's user namespace.
+    let dropped = unsafe {
+        check(libc::setgroups(0, std::ptr::null()))
+            .and_then(|_| check(libc::setresgid(gid, gid, gid)))
+            .and_then(|_| check(libc::setresuid(uid, uid, uid)))
+    };
+    if let Err(e) = dropped {
+        fail(&mut out, format!("become the VE's host uid {uid}: {e}"));
     }
     let flags = libc::CLONE_NEWUSER
         | libc::CLONE_NEWNS
@@ -223,7 +315,7 @@ pub fn stage1_main(args: &[String]) -> ! {
         | libc::CLONE_NEWNET
         | libc::CLONE_NEWCGROUP
         | libc::CLONE_NEWPID;
-    // SAFETY: plain syscall; this process is single-threaded (fresh exec).
+    // SAFETY: plain syscall.
     if let Err(e) = check(unsafe { libc::unshare(flags) }) {
         fail(&mut out, format!("unshare namespaces: {e}"));
     }
@@ -236,9 +328,9 @@ pub fn stage1_main(args: &[String]) -> ! {
     }
     // SAFETY: plain syscalls; the maps give this process uid/gid 0 in the new namespace.
     let ids = unsafe {
-        check(libc::setgroups(0, std::ptr::null()))
-            .and_then(|_| check(libc::setresgid(0, 0, 0)))
+        check(libc::setresgid(0, 0, 0))
             .and_then(|_| check(libc::setresuid(0, 0, 0)))
+            .and_then(|_| check(libc::setgroups(0, std::ptr::null())))
     };
     if let Err(e) = ids {
         fail(&mut out, format!("become VE root: {e}"));
@@ -250,7 +342,7 @@ pub fn stage1_main(args: &[String]) -> ! {
             drop(input);
             // SAFETY: make the report pipe close on exec: EOF then means "init runs".
             unsafe { libc::fcntl(SYNC_OUT, libc::F_SETFD, libc::FD_CLOEXEC) };
-            let e = pid1(Path::new(root), hostname, stdio == "stdio", limits, argv);
+            let e = pid1(hostname, stdio == "relay", argv);
             fail(&mut out, e)
         }
         pid => {
@@ -260,10 +352,10 @@ pub fn stage1_main(args: &[String]) -> ! {
     }
 }
 
-/// PID 1 of the VE, before exec: mounts, pivot_root, hostname, loopback, then init.
-/// Returns only on failure, with the reason.
-fn pid1(root: &Path, hostname: &str, stdio: bool, limits: (Option<u64>, Option<u64>), argv: &[String]) -> String {
-    if let Err(e) = setup_mounts(root, limits) {
+/// PID 1 of the VE, before exec: its own /proc and /sys, pivot_root, hostname, loopback,
+/// stdio, then init. Returns only on failure, with the reason.
+fn pid1(hostname: &str, relay: bool, argv: &[String]) -> String {
+    if let Err(e) = ve_mounts() {
         return e;
     }
     // SAFETY: plain syscall in the VE's own UTS namespace.
@@ -273,8 +365,9 @@ fn pid1(root: &Path, hostname: &str, stdio: bool, limits: (Option<u64>, Option<u
     if let Err(e) = loopback_up() {
         return format!("bring up lo: {e}");
     }
-    if !stdio {
-        match fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+    if !relay {
+        // The VE's own /dev/null (not a host fd: CRIU and the VE see only VE files).
+        match fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open("/dev/null") {
             Ok(null) => {
                 for fd in 0..3 {
                     // SAFETY: dup2 onto the standard fds.
@@ -284,8 +377,9 @@ fn pid1(root: &Path, hostname: &str, stdio: bool, limits: (Option<u64>, Option<u
             Err(e) => return format!("open /dev/null: {e}"),
         }
     }
-    // SAFETY: new session, so init has no controlling terminal of the host.
+    // SAFETY: a new session: init has no controlling terminal of the host.
     unsafe { libc::setsid() };
+    cloexec_from(3);
     let _ = std::env::set_current_dir("/");
     let err = Command::new(&argv[0])
         .args(&argv[1..])
@@ -300,67 +394,94 @@ fn pid1(root: &Path, hostname: &str, stdio: bool, limits: (Option<u64>, Option<u
 
 fn mount(
     src: Option<&str>,
-    target: &Path,
+    target: &str,
     fstype: Option<&str>,
     flags: libc::c_ulong,
     data: Option<&str>,
+    what: &str,
 ) -> Result<(), String> {
     let c = |s: Option<&str>| s.map(|s| CString::new(s).unwrap_or_default());
     let (src_c, fs_c, data_c) = (c(src), c(fstype), c(data));
-    let target_c = cstr(target).map_err(|e| e.to_string())?;
+    let target_c = CString::new(target).map_err(|e| e.to_string())?;
     let p = |o: &Option<CString>| o.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
     // SAFETY: all pointers are NUL-terminated strings or null, alive across the call.
     let r = unsafe { libc::mount(p(&src_c), target_c.as_ptr(), p(&fs_c), flags, p(&data_c).cast()) };
     if r != 0 {
-        return Err(format!(
-            "mount {} on {}: {}",
-            fstype.or(src).unwrap_or("?"),
-            target.display(),
-            io::Error::last_os_error()
-        ));
+        return Err(format!("mount {what}: {}", io::Error::last_os_error()));
     }
     Ok(())
 }
 
-fn mkdir(p: &Path) -> Result<(), String> {
-    fs::create_dir_all(p).map_err(|e| format!("mkdir {}: {e}", p.display()))
-}
-
-/// The VE's file system view: its root, its own /proc, read-only /sys, a minimal /dev with
-/// its own devpts instance, then pivot_root so the host's tree is gone.
-fn setup_mounts(root: &Path, (pty_max, shm_bytes): (Option<u64>, Option<u64>)) -> Result<(), String> {
-    mount(None, Path::new("/"), None, libc::MS_REC | libc::MS_PRIVATE, None)?;
-    mount(Some(&root.to_string_lossy()), root, None, libc::MS_BIND | libc::MS_REC, None)?;
-    let nosuid = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
-    let proc_ = root.join("proc");
-    mkdir(&proc_)?;
-    mount(Some("proc"), &proc_, Some("proc"), nosuid, None)?;
-    let sys = root.join("sys");
-    mkdir(&sys)?;
-    if mount(Some("sysfs"), &sys, Some("sysfs"), nosuid | libc::MS_RDONLY, None).is_err() {
-        mount(Some("/sys"), &sys, None, libc::MS_BIND | libc::MS_REC, None)?;
-        mount(None, &sys, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | nosuid, None)?;
-    }
-    let dev = root.join("dev");
-    mkdir(&dev)?;
+/// Stage 1, as host root in a private mount namespace: a mount of the VE's root without
+/// the nosuid/nodev the host sees on VE_ROOT, and on it the mounts that carry limits —
+/// a small tmpfs /dev owned by VE root with the few host device nodes a VE gets, the VE's
+/// devpts instance (numpty as `max`) and /dev/shm (shmpages as its size). Every name in
+/// the VE's tree is resolved inside it with no symlink, and mounted on by fd.
+fn host_mounts(
+    root: &Path,
+    uid: u32,
+    gid: u32,
+    (pty_max, shm_bytes): (Option<u64>, Option<u64>),
+) -> Result<(), String> {
+    use crate::inroot;
+    // SAFETY: plain syscall; this process is single-threaded.
+    check(unsafe { libc::unshare(libc::CLONE_NEWNS) }).map_err(|e| format!("unshare mount namespace: {e}"))?;
+    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/ private")?;
+    let r = root.to_str().ok_or("VE root is not UTF-8")?;
+    mount(Some(r), r, None, libc::MS_BIND, None, "VE root")?;
+    // Inside, the VE's own setuid programs work; the host's view stays nosuid,nodev.
+    mount(None, r, None, libc::MS_REMOUNT | libc::MS_BIND, None, "VE root flags")?;
+    let rootfd = inroot::host_dir(root).map_err(|e| format!("open {r}: {e}"))?;
+    let dev = inroot::ensure_dir(&rootfd, "dev", uid, gid).map_err(|e| format!("the VE's /dev: {e}"))?;
     mount(
         Some("tmpfs"),
-        &dev,
+        &inroot::fd_path(&dev),
         Some("tmpfs"),
         libc::MS_NOSUID | libc::MS_NOEXEC,
-        Some("mode=755,size=1m,nr_inodes=4096"),
+        Some(&format!("mode=755,size=1m,nr_inodes=4096,uid={uid},gid={gid}")),
+        "tmpfs on /dev",
     )?;
+    // The fresh tmpfs: nothing in it is the VE's yet.
+    let dev = inroot::dir_fd(&rootfd, "dev", inroot::Follow::Never).map_err(|e| format!("the VE's /dev: {e}"))?;
+    let at = |name: &str| CString::new(name).unwrap_or_default();
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let t = dev.join(node);
-        fs::File::create(&t).map_err(|e| format!("create {}: {e}", t.display()))?;
-        mount(Some(&format!("/dev/{node}")), &t, None, libc::MS_BIND, None)?;
+        let n = at(node);
+        // SAFETY: openat of a new file in our own directory fd.
+        let fd = unsafe {
+            libc::openat(
+                dev.as_raw_fd(),
+                n.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                0o644,
+            )
+        };
+        if fd < 0 {
+            return Err(format!("create /dev/{node}: {}", io::Error::last_os_error()));
+        }
+        // SAFETY: the kernel just returned this fd.
+        let f = unsafe { OwnedFd::from_raw_fd(fd) };
+        mount(Some(&format!("/dev/{node}")), &inroot::fd_path(&f), None, libc::MS_BIND, None, &format!("/dev/{node}"))?;
     }
-    let pts = dev.join("pts");
-    mkdir(&pts)?;
-    mount(Some("devpts"), &pts, Some("devpts"), libc::MS_NOSUID | libc::MS_NOEXEC, Some(&devpts_options(pty_max)))?;
-    let shm = dev.join("shm");
-    mkdir(&shm)?;
-    mount(Some("tmpfs"), &shm, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NODEV, Some(&shm_options(shm_bytes)))?;
+    for (name, fstype, flags, options) in [
+        ("pts", "devpts", libc::MS_NOSUID | libc::MS_NOEXEC, devpts_options(pty_max, gid + 5)),
+        ("shm", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, shm_options(shm_bytes, uid, gid)),
+    ] {
+        let n = at(name);
+        // SAFETY: mkdirat/fchownat of a new name in our own directory fd.
+        unsafe {
+            libc::mkdirat(dev.as_raw_fd(), n.as_ptr(), 0o755);
+            libc::fchownat(dev.as_raw_fd(), n.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
+        }
+        let d = inroot::dir_fd(&dev, name, inroot::Follow::Never).map_err(|e| format!("/dev/{name}: {e}"))?;
+        mount(
+            Some(fstype),
+            &inroot::fd_path(&d),
+            Some(fstype),
+            flags,
+            Some(&options),
+            &format!("{fstype} on /dev/{name}"),
+        )?;
+    }
     for (link, to) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -368,14 +489,70 @@ fn setup_mounts(root: &Path, (pty_max, shm_bytes): (Option<u64>, Option<u64>)) -
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        std::os::unix::fs::symlink(to, dev.join(link)).map_err(|e| format!("symlink /dev/{link}: {e}"))?;
+        let (l, t) = (at(link), at(to));
+        // SAFETY: symlinkat/fchownat of a new name in our own directory fd.
+        unsafe {
+            if libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), l.as_ptr()) != 0 {
+                return Err(format!("symlink /dev/{link}: {}", io::Error::last_os_error()));
+            }
+            libc::fchownat(dev.as_raw_fd(), l.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
+        }
     }
-    std::env::set_current_dir(root).map_err(|e| format!("chdir {}: {e}", root.display()))?;
+    Ok(())
+}
+
+/// PID 1, as VE root in the VE's namespaces, in the VE's root (its working directory): a
+/// mount of that tree of its own (pivot_root refuses the locked copy of stage 1's), cloned
+/// and attached by fd, its /proc and /sys, then pivot_root so the host's tree is gone.
+fn ve_mounts() -> Result<(), String> {
+    use crate::inroot;
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    // SAFETY: open_tree/move_mount with valid fds and NUL-terminated paths; the new fd is ours.
+    let root = unsafe {
+        let t = libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c".".as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
+        );
+        if t < 0 {
+            return Err(format!("clone the VE's root: {}", io::Error::last_os_error()));
+        }
+        let t = OwnedFd::from_raw_fd(t as RawFd);
+        if libc::syscall(
+            libc::SYS_move_mount,
+            t.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c".".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        ) != 0
+        {
+            return Err(format!("attach the VE's root: {}", io::Error::last_os_error()));
+        }
+        if libc::fchdir(t.as_raw_fd()) != 0 {
+            return Err(format!("enter the VE's root: {}", io::Error::last_os_error()));
+        }
+        t
+    };
+    let nosuid = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    let proc_ = inroot::ensure_dir(&root, "proc", 0, 0).map_err(|e| format!("the VE's /proc: {e}"))?;
+    mount(Some("proc"), &inroot::fd_path(&proc_), Some("proc"), nosuid, None, "proc")?;
+    let sys = inroot::ensure_dir(&root, "sys", 0, 0).map_err(|e| format!("the VE's /sys: {e}"))?;
+    let sysp = inroot::fd_path(&sys);
+    if mount(Some("sysfs"), &sysp, Some("sysfs"), nosuid | libc::MS_RDONLY, None, "sysfs").is_err() {
+        mount(Some("/sys"), &sysp, None, libc::MS_BIND | libc::MS_REC, None, "/sys")?;
+        mount(None, &sysp, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | nosuid, None, "/sys read-only")?;
+    }
+    drop((proc_, sys, root));
     // pivot_root(".", "."): the old root ends up on top of the new one and is detached.
     let dot = c".";
     // SAFETY: NUL-terminated paths; raw syscall as libc has no wrapper.
     if unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } != 0 {
-        return Err(format!("pivot_root {}: {}", root.display(), io::Error::last_os_error()));
+        return Err(format!("pivot_root: {}", io::Error::last_os_error()));
     }
     // SAFETY: detach the old root stacked on ".".
     if unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) } != 0 {
@@ -474,10 +651,13 @@ pub fn command_in_ve(cg: &dyn Cgroups, veid: u32, init: i32, argv: &[String], tt
             match libc::fork() {
                 -1 => Err(io::Error::last_os_error()),
                 0 => {
+                    // A session of its own: no VE process shares the admin's controlling
+                    // terminal (opening /dev/tty inside gets nothing), whatever stdio it has.
+                    libc::setsid();
                     if tty {
-                        libc::setsid();
                         libc::ioctl(0, libc::TIOCSCTTY, 0);
                     }
+                    cloexec_from(3);
                     Ok(())
                 }
                 pid => {
@@ -538,44 +718,66 @@ pub fn set_hostname(init: i32, name: &str) -> Result<(), NsError> {
     }
 }
 
-/// Remounts one of a running VE's own mounts with new options, from a child in the VE's
-/// user and mount namespaces.
-fn remount_in_ve(
-    init: i32,
-    target: &'static std::ffi::CStr,
-    flags: libc::c_ulong,
-    options: String,
-    what: &str,
-) -> Result<(), NsError> {
-    let data = CString::new(options).map_err(|e| sys("mount options")(io::Error::other(e)))?;
-    let ns = [("user", libc::CLONE_NEWUSER), ("mnt", libc::CLONE_NEWNS)];
-    let remount = || {
-        // SAFETY: NUL-terminated strings prepared before the fork.
-        unsafe {
-            libc::mount(
-                std::ptr::null(),
-                target.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REMOUNT | flags,
-                data.as_ptr().cast(),
-            ) == 0
-        }
-    };
-    if in_ve_child(init, &ns, remount)? {
-        Ok(())
-    } else {
-        Err(NsError::Init(format!("could not change the VE's {what}")))
+/// Changes one option of a running VE's limit-carrying mount (`rel`: "dev/pts" or
+/// "dev/shm", of file system `magic`). Those superblocks belong to the host's user
+/// namespace, so only host root may reconfigure them: by fd (fspick + fsconfig), on the
+/// mount found inside the VE's root with no symlink followed.
+fn reconfigure_in_ve(init: i32, rel: &str, magic: i64, key: &str, value: &str, what: &str) -> Result<(), NsError> {
+    use crate::inroot;
+    const FSPICK_CLOEXEC: libc::c_uint = 1;
+    const FSPICK_NO_AUTOMOUNT: libc::c_uint = 4;
+    const FSPICK_EMPTY_PATH: libc::c_uint = 8;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_RECONFIGURE: libc::c_uint = 7;
+    let err = |e: io::Error| NsError::Init(format!("could not change the VE's {what}: {e}"));
+    let root = inroot::ve_root(init).map_err(err)?;
+    let dir = inroot::dir_fd(&root, rel, inroot::Follow::Never).map_err(err)?;
+    if inroot::fstatfs_type(&dir).map_err(err)? != magic {
+        return Err(err(io::Error::other(format!("/{rel} is not the file system vzctl mounted there"))));
     }
+    let (k, v) = (
+        CString::new(key).map_err(io::Error::other).map_err(err)?,
+        CString::new(value).map_err(io::Error::other).map_err(err)?,
+    );
+    // SAFETY: fspick/fsconfig with valid fds and NUL-terminated strings; the new fd is ours.
+    unsafe {
+        let fc = libc::syscall(
+            libc::SYS_fspick,
+            dir.as_raw_fd(),
+            c"".as_ptr(),
+            FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT | FSPICK_EMPTY_PATH,
+        );
+        if fc < 0 {
+            return Err(err(io::Error::last_os_error()));
+        }
+        let fc = OwnedFd::from_raw_fd(fc as RawFd);
+        if libc::syscall(libc::SYS_fsconfig, fc.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0) < 0
+            || libc::syscall(
+                libc::SYS_fsconfig,
+                fc.as_raw_fd(),
+                FSCONFIG_CMD_RECONFIGURE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            ) < 0
+        {
+            return Err(err(io::Error::last_os_error()));
+        }
+    }
+    Ok(())
 }
 
-/// Changes a running VE's numpty: remounts its devpts instance with a new `max`.
+/// Changes a running VE's numpty: the `max` of its devpts instance.
 pub fn set_pty_max(init: i32, max: Option<u64>) -> Result<(), NsError> {
-    remount_in_ve(init, c"/dev/pts", libc::MS_NOSUID | libc::MS_NOEXEC, devpts_options(max), "pty limit")
+    let m = max.unwrap_or(PTY_MAX_UNLIMITED).min(PTY_MAX_UNLIMITED);
+    reconfigure_in_ve(init, "dev/pts", crate::inroot::DEVPTS_MAGIC, "max", &m.to_string(), "pty limit")
 }
 
-/// Changes a running VE's /dev/shm size (shmpages) by remounting its tmpfs.
+/// Changes a running VE's /dev/shm size (shmpages).
 pub fn set_shm_size(init: i32, bytes: Option<u64>) -> Result<(), NsError> {
-    remount_in_ve(init, c"/dev/shm", libc::MS_NOSUID | libc::MS_NODEV, shm_options(bytes), "/dev/shm size")
+    let size = shm_size(bytes);
+    let v = size.trim_start_matches("size=");
+    reconfigure_in_ve(init, "dev/shm", crate::inroot::TMPFS_MAGIC, "size", v, "/dev/shm size")
 }
 
 /// Runs `f` on a thread that joined one of the VE's namespaces (setns of an IPC or network
@@ -798,11 +1000,22 @@ pub fn set_sigpending_of(pid: i32, lim: Option<(u64, u64)>) -> io::Result<()> {
     .map_err(|_| io::Error::other("prlimit thread panicked"))?
 }
 
-/// RLIMIT_SIGPENDING of a process, to hand to a process that joins its VE.
+/// RLIMIT_SIGPENDING of a process, to hand to a process that joins its VE. Read from
+/// /proc/PID/limits: prlimit(2) on a VE process needs CAP_SYS_RESOURCE over its user
+/// namespace, which host root has only as the namespace's owner (it is the VE's own uid).
 pub fn sigpending_of(pid: i32) -> Option<libc::rlimit> {
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: prlimit reading into a valid struct.
-    (unsafe { libc::prlimit(pid, libc::RLIMIT_SIGPENDING, std::ptr::null(), &mut old) } == 0).then_some(old)
+    parse_sigpending(&fs::read_to_string(format!("/proc/{pid}/limits")).ok()?)
+}
+
+/// The "Max pending signals" line of a /proc/PID/limits text.
+pub fn parse_sigpending(limits: &str) -> Option<libc::rlimit> {
+    let rest = limits.lines().find_map(|l| l.strip_prefix("Max pending signals"))?;
+    let mut it = rest.split_whitespace();
+    let v = |s: Option<&str>| match s? {
+        "unlimited" => Some(libc::RLIM_INFINITY),
+        n => n.parse().ok(),
+    };
+    Some(libc::rlimit { rlim_cur: v(it.next())?, rlim_max: v(it.next())? })
 }
 
 /// Sets the VE's kernel.shmall (pages of SysV shared memory). Done from the host, outside
@@ -819,8 +1032,11 @@ pub fn set_shmall(init: i32, pages: u64, uid_base: u32) -> Result<(), NsError> {
     })
 }
 
-/// Pages of SysV shared memory in the VE's IPC namespace plus pages used in its /dev/shm.
-pub fn shm_pages(init: i32) -> Option<u64> {
+/// Pages of SysV shared memory in the VE's own IPC namespace plus pages used in its own
+/// /dev/shm (found inside its root, no symlink followed). Only what those two instances
+/// hold: the memory controller's shmem count, which sees every instance, is preferred.
+pub fn own_shm_pages(init: i32) -> Option<u64> {
+    use crate::inroot;
     let sysv = in_ve_ipc(init, || fs::read_to_string("/proc/sysvipc/shm")).ok()?;
     let segs: u64 = sysv
         .lines()
@@ -828,34 +1044,89 @@ pub fn shm_pages(init: i32) -> Option<u64> {
         .filter_map(|l| l.split_whitespace().nth(3)?.parse::<u64>().ok())
         .map(|b| b.div_ceil(4096))
         .sum();
-    let p = CString::new(format!("/proc/{init}/root/dev/shm")).ok()?;
-    // SAFETY: statfs fills the zeroed struct.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let tmpfs = if unsafe { libc::statfs(p.as_ptr(), &mut st) } == 0 {
-        (st.f_blocks - st.f_bfree) * st.f_bsize as u64 / 4096
-    } else {
-        0
-    };
+    let tmpfs = (|| {
+        let root = inroot::ve_root(init).ok()?;
+        let d = inroot::dir_fd(&root, "dev/shm", inroot::Follow::Never).ok()?;
+        // SAFETY: fstatfs fills the zeroed struct; works on an O_PATH fd.
+        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        (unsafe { libc::fstatfs(d.as_raw_fd(), &mut st) } == 0 && st.f_type as i64 == inroot::TMPFS_MAGIC)
+            .then(|| (st.f_blocks - st.f_bfree) * st.f_bsize as u64 / 4096)
+    })()
+    .unwrap_or(0);
     Some(segs + tmpfs)
 }
 
-/// Pseudo-terminals a running VE holds: the entries of its devpts instance.
-pub fn pty_count(init: i32) -> Option<u64> {
-    let d = fs::read_dir(format!("/proc/{init}/root/dev/pts")).ok()?;
-    Some(d.flatten().filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))).count()
-        as u64)
+/// Pseudo-terminals of a VE: the pairs of its own devpts instance (`init`'s /dev/pts,
+/// found with no symlink followed), and those its processes hold on any other (one VE
+/// root mounted itself), each once, by (instance, index). Masters are known by
+/// `tty-index` in their fdinfo, slaves by their minor. Only stat(2) on the fd links and
+/// reads of fdinfo: nothing a VE holds is opened.
+pub fn pty_count(init: Option<i32>, pids: &[i32]) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    const UNIX98_PTY_SLAVE_MAJOR: u64 = 136;
+    let mut seen = std::collections::HashSet::new();
+    // The pairs of the VE's own instance, whoever holds them (vzctl enter holds the
+    // master of the VE's shell): its numbered entries.
+    if let Some(root) = init.and_then(|i| crate::inroot::ve_root(i).ok()) {
+        use crate::inroot;
+        if let Ok(d) = inroot::dir_fd(&root, "dev/pts", inroot::Follow::Never) {
+            if inroot::fstatfs_type(&d).ok() == Some(inroot::DEVPTS_MAGIC) {
+                let dev = inroot::fstat(&d).map(|st| st.st_dev).unwrap_or(0);
+                for e in fs::read_dir(inroot::fd_path(&d)).into_iter().flatten().flatten() {
+                    if let Some(i) = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) {
+                        seen.insert((dev, i));
+                    }
+                }
+            }
+        }
+    }
+    for pid in pids {
+        let Ok(rd) = fs::read_dir(format!("/proc/{pid}/fd")) else { continue };
+        for e in rd.flatten() {
+            let Ok(md) = fs::metadata(e.path()) else { continue };
+            if md.mode() & libc::S_IFMT != libc::S_IFCHR {
+                continue;
+            }
+            let (major, minor) = (libc::major(md.rdev()) as u64, libc::minor(md.rdev()) as u64);
+            let index = match major {
+                5 if minor == 2 => {
+                    let info = fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", e.file_name().to_string_lossy()));
+                    match info.ok().and_then(|t| status_field(&t, "tty-index").and_then(|v| v.parse::<u64>().ok())) {
+                        Some(i) => i,
+                        None => continue,
+                    }
+                }
+                m if (UNIX98_PTY_SLAVE_MAJOR..UNIX98_PTY_SLAVE_MAJOR + 8).contains(&m) => {
+                    (m - UNIX98_PTY_SLAVE_MAJOR) * 256 + minor
+                }
+                _ => continue,
+            };
+            seen.insert((md.dev(), index));
+        }
+    }
+    seen.len() as u64
 }
 
-/// A pseudo-terminal pair from the VE's own devpts instance (so it counts as the VE's).
+/// A pseudo-terminal pair from the VE's own devpts instance (so it counts as the VE's):
+/// its `/dev/pts/ptmx`, found inside the VE's root with no symlink followed, and opened
+/// only once it is known to be a devpts ptmx (never a host file, FIFO or other device the
+/// VE put there).
 pub fn ve_pty(init: i32) -> Result<(OwnedFd, OwnedFd), NsError> {
-    let p = format!("/proc/{init}/root/dev/pts/ptmx");
-    let master = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOCTTY)
-        .open(&p)
-        .map_err(sys(format!("open {p}")))?;
+    use crate::inroot;
+    let what = "the container's /dev/pts/ptmx";
+    let err = |e: io::Error| NsError::Sys { op: format!("open {what}"), source: e };
+    let root = inroot::ve_root(init).map_err(err)?;
+    let p = inroot::path_fd(&root, "dev/pts/ptmx", inroot::Follow::Never).map_err(err)?;
+    let st = inroot::fstat(&p).map_err(err)?;
+    let ptmx = st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(5, 2);
+    if !ptmx || inroot::fstatfs_type(&p).map_err(err)? != inroot::DEVPTS_MAGIC {
+        return Err(NsError::Init(format!("{what} is not a devpts ptmx (replaced inside the container?)")));
+    }
+    let master = inroot::reopen(&p, libc::O_RDWR).map_err(err)?;
+    // The relay waits in poll; blocking reads and writes are simpler after it.
+    // SAFETY: fcntl on our own fd.
+    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_RDWR) };
     let unlock: libc::c_int = 0;
     // SAFETY: ioctls on the master fd with valid arguments.
     let slave = unsafe {
@@ -864,14 +1135,27 @@ pub fn ve_pty(init: i32) -> Result<(OwnedFd, OwnedFd), NsError> {
             .map_err(sys("open pty peer"))?
     };
     // SAFETY: the kernel returned this fd.
-    Ok((OwnedFd::from(master), unsafe { OwnedFd::from_raw_fd(slave) }))
+    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
 }
 
 use std::os::unix::fs::OpenOptionsExt as _;
 
 #[cfg(test)]
 mod locks_tests {
-    use super::file_locks;
+    use super::{file_locks, parse_sigpending};
+
+    #[test]
+    fn sigpending_comes_from_the_limits_table() {
+        let t = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                 Max processes             96362                96362                processes \n\
+                 Max pending signals       50                   80                   signals   \n";
+        let l = parse_sigpending(t).unwrap();
+        assert_eq!((l.rlim_cur, l.rlim_max), (50, 80));
+        let u =
+            parse_sigpending("Max pending signals       unlimited            unlimited            signals\n").unwrap();
+        assert_eq!((u.rlim_cur, u.rlim_max), (libc::RLIM_INFINITY, libc::RLIM_INFINITY));
+        assert!(parse_sigpending("Max processes 5 5 processes\n").is_none());
+    }
 
     #[test]
     fn file_locks_counts_held_locks_of_the_given_pids_only() {

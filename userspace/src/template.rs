@@ -5,7 +5,7 @@
 use std::{
     fs,
     io::{self, BufRead as _},
-    os::unix::fs::{symlink, MetadataExt as _, PermissionsExt as _},
+    os::unix::fs::{symlink, PermissionsExt as _},
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
@@ -314,7 +314,8 @@ pub fn create_debian(paths: &Paths, name: &str, progress: &mut dyn io::Write) ->
 }
 
 /// Unpacks a template into a VE's private area and shifts ownership into the VE's id
-/// range, so VE root (host uid `uid_base`) owns what root owned in the template.
+/// range, so VE root (host uid `uid_base`) owns what root owned in the template; an id
+/// beyond the range becomes the VE's nobody, never another VE's id.
 pub fn extract(archive: &Path, dest: &Path, uid_base: u32, gid_base: u32) -> Result<(), TemplateError> {
     fs::create_dir_all(dest).map_err(io_err("mkdir", dest))?;
     let zstd = archive.to_string_lossy().ends_with(".zst");
@@ -326,31 +327,8 @@ pub fn extract(archive: &Path, dest: &Path, uid_base: u32, gid_base: u32) -> Res
             .arg(dest),
         &archive.to_string_lossy(),
     )?;
-    shift_owner(dest, uid_base, gid_base)
-}
-
-/// lchown every entry below `dir` by the VE's id offset (ids already in the range are left).
-pub fn shift_owner(dir: &Path, uid_base: u32, gid_base: u32) -> Result<(), TemplateError> {
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let md = fs::symlink_metadata(&p).map_err(io_err("stat", &p))?;
-        let (uid, gid) = (md.uid(), md.gid());
-        let nu = if uid < 65536 { uid + uid_base } else { uid };
-        let ng = if gid < 65536 { gid + gid_base } else { gid };
-        if (nu, ng) != (uid, gid) {
-            std::os::unix::fs::lchown(&p, Some(nu), Some(ng)).map_err(io_err("chown", &p))?;
-            // chown clears set-id bits; put them back.
-            if md.file_type().is_file() && md.mode() & 0o6000 != 0 {
-                fs::set_permissions(&p, fs::Permissions::from_mode(md.mode() & 0o7777)).map_err(io_err("chmod", &p))?;
-            }
-        }
-        if md.is_dir() {
-            for e in fs::read_dir(&p).map_err(io_err("readdir", &p))? {
-                stack.push(e.map_err(io_err("readdir", &p))?.path());
-            }
-        }
-    }
-    Ok(())
+    let map = |u: u32, g: u32| (crate::idmap::template_id(u, uid_base), crate::idmap::template_id(g, gid_base));
+    crate::idmap::chown_tree(dest, &map).map_err(io_err("chown", dest))
 }
 
 #[cfg(test)]

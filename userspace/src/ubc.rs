@@ -77,11 +77,23 @@ resources! {
 }
 
 /// VSwap: the limits OpenVZ derives from `--ram` and `--swap` (in pages) and
-/// `--vm_overcommit` (0 = unlimited privvmpages).
+/// `--vm_overcommit` (0 = unlimited privvmpages). Unlimited RAM or swap makes their sum and
+/// privvmpages unlimited; every value stays at most `UB_UNLIMITED`, so what is saved is
+/// always a value the next start accepts.
 pub fn vswap(ram: u64, swap: u64, overcommit: f64) -> Vec<(u32, UbcLimit)> {
-    let both = ram.saturating_add(swap);
-    let privvm =
-        if overcommit <= 0.0 { UB_UNLIMITED } else { ((both as f64) * overcommit).min(UB_UNLIMITED as f64) as u64 };
+    let (ram, swap) = (ram.min(UB_UNLIMITED), swap.min(UB_UNLIMITED));
+    let both = if ram == UB_UNLIMITED || swap == UB_UNLIMITED { UB_UNLIMITED } else { (ram + swap).min(UB_UNLIMITED) };
+    let privvm = if overcommit.is_nan() || overcommit <= 0.0 || !overcommit.is_finite() || both == UB_UNLIMITED {
+        UB_UNLIMITED
+    } else {
+        // 2^63 as f64 is UB_UNLIMITED + 1: anything at or above it is unlimited.
+        let x = both as f64 * overcommit;
+        if x >= UB_UNLIMITED as f64 {
+            UB_UNLIMITED
+        } else {
+            (x as u64).min(UB_UNLIMITED)
+        }
+    };
     vec![
         (res::PHYSPAGES, UbcLimit { barrier: 0, limit: ram }),
         (res::SWAPPAGES, UbcLimit { barrier: 0, limit: swap }),

@@ -5,7 +5,7 @@
 //! So a vzctl killed at any point leaves nothing the next command cannot see and finish.
 use std::{
     fs, io,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::{AsRawFd as _, OwnedFd},
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -19,9 +19,11 @@ use crate::{
     bpf::{Bpf, BpfConfig, BpfError},
     cgroup::{self, CgroupError, Cgroups},
     config::{self, ConfFile, ConfigError, Paths},
+    inroot,
     limits::{self, Mechanism},
-    lock::{LockError, VeLock},
+    lock::{Intent, LockError, VeLock},
     ns::{self, InitSpec, NsError},
+    relay,
     template::{self, TemplateError},
     ubc::{Resource, UbcError},
 };
@@ -48,6 +50,10 @@ pub enum VeError {
     NoSample { name: String, path: PathBuf },
     #[error("injected failure at step '{0}' (VZ_FAIL_AT)")]
     Injected(String),
+    #[error(
+        "no free range of 65536 host user and group ids is left for container {0} (LOCAL_UID/LOCAL_GID in vz.conf)"
+    )]
+    NoIds(u32),
     #[error("command failed: {0}")]
     Exec(String),
     #[error("{op} {path}: {source}")]
@@ -80,7 +86,7 @@ pub enum VeError {
     Disk(#[from] crate::disk::DiskError),
 }
 
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VeError + 'a {
+pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VeError + 'a {
     move |source| VeError::Io { op, path: path.to_path_buf(), source }
 }
 
@@ -194,7 +200,7 @@ impl SetOpts {
 }
 
 /// What `set` did to the CPU settings, as vzctl says it, with the effective limit.
-fn print_cpu(cpu: &crate::cpu::CpuSettings, opts: &SetOpts) {
+pub(crate) fn print_cpu(cpu: &crate::cpu::CpuSettings, opts: &SetOpts) {
     if opts.cpuunits.is_some() {
         println!("Setting CPU units: {}", cpu.units.unwrap_or(crate::cpu::DEFAULT_UNITS));
     }
@@ -216,7 +222,7 @@ fn print_cpu(cpu: &crate::cpu::CpuSettings, opts: &SetOpts) {
 }
 
 /// What `set` did to the I/O settings.
-fn print_io(s: &crate::io::IoSettings, opts: &SetOpts) {
+pub(crate) fn print_io(s: &crate::io::IoSettings, opts: &SetOpts) {
     use crate::io;
     if opts.ioprio.is_some() {
         let p = s.prio.unwrap_or(io::DEFAULT_PRIO);
@@ -237,7 +243,7 @@ fn print_io(s: &crate::io::IoSettings, opts: &SetOpts) {
 /// Puts a running VE's egress behind a shaper of `kbit` (None: lifts it). The shaper is
 /// made before the tc program is told to use it, and forgotten by the program before it
 /// goes, so no packet is sent to a missing device.
-fn set_rate(bpf: &mut Bpf, cgid: u64, kbit: Option<u64>) -> Result<(), VeError> {
+pub(crate) fn set_rate(bpf: &mut Bpf, cgid: u64, kbit: Option<u64>) -> Result<(), VeError> {
     match kbit {
         Some(k) => {
             let ifindex = crate::net::set_shaper(cgid, k)?;
@@ -297,7 +303,7 @@ pub fn conf_disk(conf: &ConfFile) -> Result<DiskConf, VeError> {
     })
 }
 
-fn parse_ugid(v: &str) -> Result<u64, VeError> {
+pub(crate) fn parse_ugid(v: &str) -> Result<u64, VeError> {
     v.trim().parse::<u64>().map_err(|_| VeError::BadValue {
         key: "quotaugidlimit",
         value: v.into(),
@@ -337,7 +343,7 @@ pub struct Row {
 }
 
 pub const SAMPLE_BASIC: &str = "\
-# Basic VE: room for a small web or mail server.
+# Basic VE: room for a small web or mail server. VSwap: 256 MiB of RAM, 512 MiB of swap.
 ONBOOT=\"no\"
 NUMPROC=\"240:240\"
 NUMTCPSOCK=\"360:360\"
@@ -351,7 +357,8 @@ OOMGUARPAGES=\"26112:9223372036854775807\"
 PRIVVMPAGES=\"65536:69632\"
 LOCKEDPAGES=\"256:256\"
 SHMPAGES=\"21504:21504\"
-PHYSPAGES=\"0:9223372036854775807\"
+PHYSPAGES=\"0:65536\"
+SWAPPAGES=\"0:131072\"
 VMGUARPAGES=\"33792:9223372036854775807\"
 NUMFILE=\"9312:9312\"
 NUMFLOCK=\"188:206\"
@@ -362,7 +369,7 @@ NUMIPTENT=\"128:128\"
 ";
 
 pub const SAMPLE_LIGHT: &str = "\
-# Light VE: a few processes, few sockets.
+# Light VE: a few processes, few sockets. VSwap: 64 MiB of RAM, 128 MiB of swap.
 ONBOOT=\"no\"
 NUMPROC=\"64:64\"
 NUMTCPSOCK=\"64:64\"
@@ -376,7 +383,8 @@ OOMGUARPAGES=\"6144:9223372036854775807\"
 PRIVVMPAGES=\"16384:18432\"
 LOCKEDPAGES=\"32:32\"
 SHMPAGES=\"8192:8192\"
-PHYSPAGES=\"0:9223372036854775807\"
+PHYSPAGES=\"0:16384\"
+SWAPPAGES=\"0:32768\"
 VMGUARPAGES=\"6144:9223372036854775807\"
 NUMFILE=\"2048:2048\"
 NUMFLOCK=\"100:110\"
@@ -394,6 +402,8 @@ TEMPLATE=\"/vz/template\"
 LOCKDIR=\"/vz/lock\"
 DEF_OSTEMPLATE=\"busybox\"
 CONFIGFILE=\"basic\"
+## Each container gets its own range of 65536 host ids, allocated from here up
+## (recorded as LOCAL_UID/LOCAL_GID in its config).
 LOCAL_UID=\"100000\"
 LOCAL_GID=\"100000\"
 STOP_TIMEOUT=\"10\"
@@ -419,16 +429,29 @@ fn unescape_mount(s: &str) -> String {
     s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 }
 
-fn valid_name(n: &str) -> bool {
+pub(crate) fn valid_name(n: &str) -> bool {
     !n.is_empty()
         && !n.bytes().all(|b| b.is_ascii_digit())
         && n.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
-fn valid_hostname(h: &str) -> bool {
+pub(crate) fn valid_hostname(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 64
         && h.split('.').all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+}
+
+/// Refuses a value that would not survive the config file: control characters (a newline
+/// would end the line and start another key).
+pub fn check_text(key: &'static str, value: &str) -> Result<(), VeError> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(VeError::BadValue {
+            key,
+            value: value.escape_default().to_string(),
+            why: if c == '\n' { "contains a newline" } else { "contains a control character" },
+        });
+    }
+    Ok(())
 }
 
 /// The controller: global settings and the host's cgroup layout.
@@ -439,22 +462,122 @@ pub struct Vz {
 
 impl Vz {
     pub fn new(paths: Paths) -> Result<Self, VeError> {
-        let cg = cgroup::detect(&paths.cgroup_parent)?;
+        let cg = cgroup::detect_anchored(&paths.cgroup_parent, &paths.lock_dir.join("cgroup-anchor"))?;
         Ok(Self { paths, cg })
     }
 
-    /// Test seam: `VZ_FAIL_AT=<step>` makes a lifecycle command fail at that step, so tests
-    /// can prove each step's rollback.
-    fn step(&self, name: &str) -> Result<(), VeError> {
+    /// Test seam, in debug builds only (what `cargo xtask test` runs): `VZ_FAIL_AT=<step>`
+    /// makes a lifecycle command fail at that step, `VZ_KILL_AT=<step>` SIGKILLs it there,
+    /// so tests can prove each step's rollback and repair.
+    pub(crate) fn step(&self, name: &str) -> Result<(), VeError> {
         tracing::trace!(step = name, "step");
-        match std::env::var("VZ_FAIL_AT") {
-            Ok(s) if s == name => Err(VeError::Injected(name.into())),
-            _ => Ok(()),
+        #[cfg(debug_assertions)]
+        {
+            if std::env::var("VZ_KILL_AT").is_ok_and(|s| s == name) {
+                // SAFETY: signalling ourselves.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            }
+            if std::env::var("VZ_FAIL_AT").is_ok_and(|s| s == name) {
+                return Err(VeError::Injected(name.into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the VE's lock, then repairs what a vzctl killed half-way through a create or
+    /// a start left (it held this lock, so it is dead now).
+    pub fn lock(&self, veid: u32) -> Result<VeLock, VeError> {
+        let l = VeLock::take(&self.paths.lock_dir, veid)?;
+        self.repair(veid);
+        Ok(l)
+    }
+
+    /// Repairs a killed command's leftovers when nobody else holds the VE's lock: for
+    /// commands that take no lock (status, exec, enter, ubc), so none of them sees a VE
+    /// half made.
+    pub fn repair_if_idle(&self, veid: u32) {
+        let dir = &self.paths.lock_dir;
+        if Intent::left(dir, veid, "creating").is_none() && Intent::left(dir, veid, "starting").is_none() {
+            return;
+        }
+        if let Ok(Some(_l)) = VeLock::take_within(dir, veid, Duration::ZERO) {
+            self.repair(veid);
         }
     }
 
-    pub fn lock(&self, veid: u32) -> Result<VeLock, VeError> {
-        Ok(VeLock::take(&self.paths.lock_dir, veid)?)
+    fn repair(&self, veid: u32) {
+        let dir = &self.paths.lock_dir;
+        if let Some(facts) = Intent::left(dir, veid, "creating") {
+            if self.paths.ve_conf(veid).exists() {
+                // Killed after the config was written: the VE is whole.
+            } else {
+                warn!(veid, "repairing a create that was interrupted");
+                eprintln!("Removing what an interrupted create of container {veid} left");
+                if let Some(root) = facts.get("ROOT").map(PathBuf::from) {
+                    if is_mounted(&root) {
+                        let _ = umount(&root);
+                    }
+                    if facts.get("ROOT_MADE") == Some("yes") {
+                        let _ = fs::remove_dir(&root);
+                    }
+                }
+                if let Some(private) = facts.get("PRIVATE") {
+                    let _ = fs::remove_dir_all(private);
+                }
+            }
+            Intent::forget(dir, veid, "creating");
+        }
+        if Intent::left(dir, veid, "starting").is_some() {
+            warn!(veid, "repairing a start that was interrupted");
+            eprintln!("Stopping what an interrupted start of container {veid} left");
+            let root = match self.conf(veid) {
+                Ok(c) => self.root_of(veid, &c),
+                Err(_) => self.paths.root_of(veid),
+            };
+            if let Err(e) = self.cleanup_runtime(veid, &root) {
+                warn!(veid, "repair: {e}");
+            }
+            Intent::forget(dir, veid, "starting");
+        }
+    }
+
+    /// The VE's host id ranges: LOCAL_UID/LOCAL_GID of its config, else (a VE made before
+    /// ranges were per VE) vz.conf's.
+    pub fn ve_ids(&self, conf: &ConfFile) -> (u32, u32) {
+        let get = |k: &str, d: u32| conf.get(k).and_then(|v| v.trim().parse().ok()).unwrap_or(d);
+        (get("LOCAL_UID", self.paths.local_uid), get("LOCAL_GID", self.paths.local_gid))
+    }
+
+    /// The id ranges of every VE but `except`, and of creates in progress.
+    fn ranges_in_use(&self, except: u32) -> Vec<(u32, u32)> {
+        let mut used: Vec<(u32, u32)> = self
+            .veids()
+            .into_iter()
+            .filter(|v| *v != except)
+            .filter_map(|v| Some(self.ve_ids(&self.conf(v).ok()?)))
+            .collect();
+        if let Ok(rd) = fs::read_dir(&self.paths.lock_dir) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.ends_with(".creating") && n != format!("{except}.creating") {
+                    if let Ok(c) = ConfFile::read(&e.path()) {
+                        used.push(self.ve_ids(&c));
+                    }
+                }
+            }
+        }
+        used
+    }
+
+    /// A fresh id range for `veid`; call with the "idmap" lock held until it is recorded.
+    fn allocate_ids(&self, veid: u32) -> Result<(u32, u32), VeError> {
+        crate::idmap::allocate(
+            (self.paths.local_uid, self.paths.local_gid),
+            &self.ranges_in_use(veid),
+            &crate::idmap::Taken::host(true),
+            &crate::idmap::Taken::host(false),
+        )
+        .ok_or(VeError::NoIds(veid))
     }
 
     /// Writes the default vz.conf and config samples where they are missing, as a package
@@ -505,7 +628,7 @@ impl Vz {
     }
 
     /// The other VE whose config names `host_ifname` for a bridged interface, if any.
-    fn netif_owner(&self, host_ifname: &str, except: u32) -> Option<u32> {
+    pub(crate) fn netif_owner(&self, host_ifname: &str, except: u32) -> Option<u32> {
         self.other_ve(except, |c| {
             crate::net::parse_netifs(c.get("NETIF").unwrap_or(""))
                 .is_ok_and(|l| l.iter().any(|n| n.host_ifname == host_ifname))
@@ -517,11 +640,18 @@ impl Vz {
         self.other_ve(except, |c| conf_ips(c).is_ok_and(|ips| ips.contains(&ip)))
     }
 
-    /// `--ipadd` addresses for `veid`, each valid and held by no other VE, without repeats.
-    fn addable_ips(&self, veid: u32, specs: &[String]) -> Result<Vec<std::net::IpAddr>, VeError> {
+    /// `--ipadd` addresses for `veid`, each one a VE may own, not the host's own and held
+    /// by no other VE, without repeats.
+    pub(crate) fn addable_ips(&self, veid: u32, specs: &[String]) -> Result<Vec<std::net::IpAddr>, VeError> {
         let mut ips = Vec::new();
+        let host = if specs.is_empty() { Vec::new() } else { crate::net::host_addrs() };
         for a in specs {
-            let ip = crate::net::parse_ip(a)?;
+            let ip = crate::net::parse_ve_ip(a)?;
+            if host.contains(&ip) {
+                return Err(
+                    crate::net::NetError::Unusable { addr: a.clone(), why: "it is an address of this host" }.into()
+                );
+            }
             if let Some(other) = self.ip_owner(ip, veid) {
                 return Err(VeError::IpInUse { ip: ip.to_string(), veid: other });
             }
@@ -579,7 +709,7 @@ impl Vz {
         Status { exist, mounted: is_mounted(&root), running: self.is_running(veid) }
     }
 
-    fn check_name_free(&self, name: &str, veid: u32) -> Result<(), VeError> {
+    pub(crate) fn check_name_free(&self, name: &str, veid: u32) -> Result<(), VeError> {
         if !valid_name(name) {
             return Err(VeError::BadName(name.into()));
         }
@@ -589,8 +719,76 @@ impl Vz {
         }
     }
 
-    /// `vzctl create`: config from a sample, private area from a template. Everything made
-    /// is removed again if a later step fails.
+    /// Checks a VE's private area and root paths before anything is made: absolute, not
+    /// each other (or inside each other), and not used by any other VE, so one VE can
+    /// never be given another's files or mount point.
+    fn check_paths(&self, veid: u32, private: &Path, root: &Path) -> Result<(), VeError> {
+        let bad = |key: &'static str, p: &Path, why: &'static str| VeError::BadValue {
+            key,
+            value: p.display().to_string(),
+            why,
+        };
+        for (key, p) in [("private", private), ("root", root)] {
+            if !p.is_absolute() || p.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+                return Err(bad(key, p, "use an absolute path without '..'"));
+            }
+            if p.parent().is_none() {
+                return Err(bad(key, p, "not the host's root directory"));
+            }
+        }
+        let norm = |p: &Path| fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let (pv, rt) = (norm(private), norm(root));
+        if pv.starts_with(&rt) || rt.starts_with(&pv) {
+            return Err(bad("root", root, "the root and the private area must be apart"));
+        }
+        for other in self.veids().into_iter().filter(|v| *v != veid) {
+            let Ok(c) = self.conf(other) else { continue };
+            for theirs in [norm(&self.private_of(other, &c)), norm(&self.root_of(other, &c))] {
+                for (key, mine, orig) in [("private", &pv, private), ("root", &rt, root)] {
+                    if mine.starts_with(&theirs) || theirs.starts_with(mine) {
+                        return Err(VeError::BadValue {
+                            key,
+                            value: orig.display().to_string(),
+                            why: "overlaps the files of another container",
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The directory holding a VE's private area or root must keep other host users out
+    /// (a VE's setuid files, its users' ids): root-owned, mode 0700. Made so when missing;
+    /// the directory of vz.conf's own pattern is tightened; any other is refused.
+    fn secure_parent(&self, key: &'static str, path: &Path, veid: u32) -> Result<(), VeError> {
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+        let Some(parent) = path.parent() else { return Ok(()) };
+        if !parent.exists() {
+            fs::create_dir_all(parent).map_err(io_err("mkdir", parent))?;
+            fs::set_permissions(parent, fs::Permissions::from_mode(0o700)).map_err(io_err("chmod", parent))?;
+            return Ok(());
+        }
+        let md = fs::metadata(parent).map_err(io_err("stat", parent))?;
+        if md.uid() == 0 && md.mode() & 0o077 == 0 {
+            return Ok(());
+        }
+        let ours = [self.paths.private_of(veid), self.paths.root_of(veid)].iter().any(|p| p.parent() == Some(parent));
+        if !ours {
+            return Err(VeError::BadValue {
+                key,
+                value: path.display().to_string(),
+                why: "its directory lets other host users in: make it root-owned with mode 0700",
+            });
+        }
+        info!(dir = %parent.display(), "made 0700 root-owned: other host users must not reach containers' files");
+        std::os::unix::fs::chown(parent, Some(0), Some(0)).map_err(io_err("chown", parent))?;
+        fs::set_permissions(parent, fs::Permissions::from_mode(0o700)).map_err(io_err("chmod", parent))
+    }
+
+    /// `vzctl create`: config from a sample, private area from a template, a range of host
+    /// ids of its own. Everything made is removed again if a later step fails, or by the
+    /// next command if this one is killed.
     pub fn create(&self, veid: u32, opts: &CreateOpts) -> Result<(), VeError> {
         let _lock = self.lock(veid)?;
         self.ensure_installed()?;
@@ -608,6 +806,9 @@ impl Vz {
         }
         let ips = self.addable_ips(veid, &opts.ipadd)?;
         let sample_name = opts.config.clone().unwrap_or_else(|| self.paths.configfile.clone());
+        if template::check_name(&sample_name).is_err() {
+            return Err(VeError::NoSample { name: sample_name.clone(), path: self.paths.sample(&sample_name) });
+        }
         let sample = self.paths.sample(&sample_name);
         if !sample.is_file() {
             return Err(VeError::NoSample { name: sample_name, path: sample });
@@ -622,6 +823,11 @@ impl Vz {
                 if let Some(v) = conf.get(&k) {
                     r.parse_limit(v)?;
                 }
+            }
+        }
+        for (key, p) in [("private", &opts.private), ("root", &opts.root)] {
+            if let Some(p) = p {
+                check_text(key, &p.to_string_lossy())?;
             }
         }
         conf.set("OSTEMPLATE", &ostemplate);
@@ -658,6 +864,7 @@ impl Vz {
         let dconf = conf_disk(&conf)?;
         let private = self.private_of(veid, &conf);
         let root = self.root_of(veid, &conf);
+        self.check_paths(veid, &private, &root)?;
         if private.exists() {
             return Err(VeError::Io {
                 op: "create private area",
@@ -665,6 +872,23 @@ impl Vz {
                 source: io::Error::from(io::ErrorKind::AlreadyExists),
             });
         }
+        self.secure_parent("private", &private, veid)?;
+        self.secure_parent("root", &root, veid)?;
+
+        // The id range is recorded (in the intent, then the config) before the allocation
+        // lock goes, so parallel creates never pick the same one.
+        let idmap_lock = VeLock::global(&self.paths.lock_dir, "idmap")?;
+        let (uid, gid) = self.allocate_ids(veid)?;
+        conf.set("LOCAL_UID", &uid.to_string());
+        conf.set("LOCAL_GID", &gid.to_string());
+        let mut facts = ConfFile::default();
+        facts.set("PRIVATE", &private.to_string_lossy());
+        facts.set("ROOT", &root.to_string_lossy());
+        facts.set("ROOT_MADE", if root.exists() { "no" } else { "yes" });
+        facts.set("LOCAL_UID", &uid.to_string());
+        facts.set("LOCAL_GID", &gid.to_string());
+        let intent = Intent::begin(&self.paths.lock_dir, veid, "creating", &facts)?;
+        drop(idmap_lock);
 
         let mut undo = Undo::new(self);
         println!("Creating container private area ({ostemplate})");
@@ -680,12 +904,14 @@ impl Vz {
                 crate::disk::create_image(&image, space, dconf.inodes)?;
                 crate::disk::mount_image(&image, &root)?;
                 undo.umount(root.clone());
-                template::extract(&archive, &root, self.paths.local_uid, self.paths.local_gid)?;
+                self.step("create:extract")?;
+                template::extract(&archive, &root, uid, gid)?;
                 say_disk(veid, crate::disk::apply_ploop(&root, Some(space), dconf.inodes)?);
                 umount(&root)?;
             }
             _ => {
-                template::extract(&archive, &private, self.paths.local_uid, self.paths.local_gid)?;
+                self.step("create:extract")?;
+                template::extract(&archive, &private, uid, gid)?;
                 say_disk(veid, crate::disk::apply_simfs(&private, veid, dconf.space, dconf.inodes)?);
             }
         }
@@ -695,6 +921,7 @@ impl Vz {
         undo.file(conf_path);
         self.step("create:done")?;
         undo.commit();
+        intent.done();
         println!("Container private area was created");
         Ok(())
     }
@@ -721,6 +948,8 @@ impl Vz {
 
     fn do_mount(&self, veid: u32, conf: &ConfFile) -> Result<bool, VeError> {
         let (root, private) = (self.root_of(veid, conf), self.private_of(veid, conf));
+        self.secure_parent("private", &private, veid)?;
+        self.secure_parent("root", &root, veid)?;
         if is_mounted(&root) {
             return Ok(false);
         }
@@ -804,7 +1033,7 @@ impl Vz {
     /// apply.
     /// I/O weight and caps for the disk under the VE's root, and the VE's blkio cgroup made
     /// known to the block I/O accounting. Settings that cannot act here are said, not fatal.
-    fn apply_io(&self, veid: u32, cgid: u64, root: &Path, s: &crate::io::IoSettings) -> Result<(), VeError> {
+    pub(crate) fn apply_io(&self, veid: u32, cgid: u64, root: &Path, s: &crate::io::IoSettings) -> Result<(), VeError> {
         let disk = crate::io::disk_of(root);
         for note in crate::io::apply(self.cg.as_ref(), veid, s, disk.as_ref())? {
             warn!(veid, "{note}");
@@ -820,7 +1049,7 @@ impl Vz {
 
     /// `set --diskspace/--diskinodes/--quotaugidlimit`: live where the VE's root is mounted
     /// (an image's balloons resized), offline otherwise (the image itself resized).
-    fn set_disk(&self, veid: u32, conf: &ConfFile, d: &DiskConf, opts: &SetOpts) -> Result<(), VeError> {
+    pub(crate) fn set_disk(&self, veid: u32, conf: &ConfFile, d: &DiskConf, opts: &SetOpts) -> Result<(), VeError> {
         let ugid_given = opts.quotaugidlimit.is_some();
         use crate::disk::{self, Layout};
         let (root, private) = (self.root_of(veid, conf), self.private_of(veid, conf));
@@ -1018,8 +1247,17 @@ impl Vz {
             if let Err(e) = crate::net::teardown(id) {
                 warn!(veid, "cannot remove the VE's network pair: {e}");
             }
-            let netifs = self.conf(veid).ok().and_then(|c| crate::net::parse_netifs(c.get("NETIF").unwrap_or("")).ok());
-            for n in netifs.unwrap_or_default() {
+            // Bridged interfaces the VE runs with (live) or is configured with; each is
+            // removed only if it is one vzctl made for this VE.
+            let mut netifs = Vec::new();
+            for c in [self.live_conf(veid).ok(), self.conf(veid).ok()].into_iter().flatten() {
+                for n in crate::net::parse_netifs(c.get("NETIF").unwrap_or("")).unwrap_or_default() {
+                    if !netifs.iter().any(|m: &crate::net::NetIf| m.host_ifname == n.host_ifname) {
+                        netifs.push(n);
+                    }
+                }
+            }
+            for n in netifs {
                 if let Err(e) = crate::net::del_netif(&n.host_ifname) {
                     warn!(veid, "cannot remove interface {}: {e}", n.host_ifname);
                 }
@@ -1035,6 +1273,7 @@ impl Vz {
         if is_mounted(root) {
             umount(root)?;
         }
+        let _ = fs::remove_file(self.live_path(veid));
         Ok(())
     }
 
@@ -1050,10 +1289,11 @@ impl Vz {
     }
 
     /// `vzctl start`: mount, cgroups, beancounters, then the template's init in new
-    /// namespaces. Any failure undoes every step made.
+    /// namespaces. Any failure undoes every step made; a vzctl killed half-way leaves an
+    /// intent the next command finds, and it stops what was started.
     pub fn start(&self, veid: u32) -> Result<(), VeError> {
         let _lock = self.lock(veid)?;
-        let conf = self.conf(veid)?;
+        let mut conf = self.conf(veid)?;
         if self.is_running(veid) {
             return Err(VeError::Running(veid));
         }
@@ -1061,12 +1301,14 @@ impl Vz {
         let root = self.root_of(veid, &conf);
         // Leftovers of a start or stop that was killed half-way.
         self.cleanup_runtime(veid, &root)?;
+        let intent = Intent::begin(&self.paths.lock_dir, veid, "starting", &ConfFile::default())?;
         let mut undo = Undo::new(self);
         self.step("start:mount")?;
         if self.do_mount(veid, &conf)? {
             undo.umount(root.clone());
         }
         println!("Container is mounted");
+        let (uid, gid) = self.own_ids(veid, &mut conf, &root)?;
         self.step("start:cgroup")?;
         let created = self.cg.create_ve(veid);
         undo.cgroup(veid);
@@ -1091,12 +1333,11 @@ impl Vz {
             root: root.clone(),
             hostname,
             argv: vec!["/sbin/init".into()],
-            uid_base: self.paths.local_uid,
-            gid_base: self.paths.local_gid,
-            stdio: false,
-            stdin: None,
+            uid_base: uid,
+            gid_base: gid,
+            relay: false,
             pty_max: limits::pty_max(&full),
-            shm_bytes: limits::shm_pages_limit(&full).map(|p| p * crate::ubc::PAGE_SIZE),
+            shm_bytes: limits::shm_pages_limit(&full).map(|p| p.saturating_mul(crate::ubc::PAGE_SIZE)),
         };
         // numsiginfo: init inherits this process's RLIMIT_SIGPENDING, so set it here; the
         // hard limit cannot be raised again from inside the VE (that needs host
@@ -1119,7 +1360,7 @@ impl Vz {
         undo.kill(veid);
         let started = started?;
         if let Some(pages) = limits::shm_pages_limit(&full) {
-            ns::set_shmall(started.pid, pages, self.paths.local_uid)?;
+            ns::set_shmall(started.pid, pages, uid)?;
         }
         self.step("start:net")?;
         let ips = conf_ips(&conf)?;
@@ -1147,11 +1388,75 @@ impl Vz {
                 return Err(e.into());
             }
         }
+        // What runs now, for `set` to change and roll back from.
+        conf.write_runtime(&self.live_path(veid))?;
         self.step("start:done")?;
         undo.commit();
+        intent.done();
         info!(veid, init = started.pid, "container started");
         println!("Container start in progress...");
         Ok(())
+    }
+
+    /// Where the settings a running VE runs with are kept (its config plus what `set`
+    /// changed without --save); removed at stop.
+    pub(crate) fn live_path(&self, veid: u32) -> PathBuf {
+        self.paths.lock_dir.join(format!("{veid}.live"))
+    }
+
+    /// The settings a running VE runs with (its config if it was started before they were
+    /// kept).
+    pub(crate) fn live_conf(&self, veid: u32) -> Result<ConfFile, VeError> {
+        let p = self.live_path(veid);
+        if p.exists() {
+            Ok(ConfFile::read(&p)?)
+        } else {
+            self.conf(veid)
+        }
+    }
+
+    /// The VE's id range. A VE made before ranges were per VE shares vz.conf's with every
+    /// other such VE: the first to start keeps it, any other gets a fresh one and its files
+    /// move to it (the VE is stopped and its root mounted). Recorded in its config.
+    fn own_ids(&self, veid: u32, conf: &mut ConfFile, root: &Path) -> Result<(u32, u32), VeError> {
+        const MOVING: &str = "LOCAL_IDS_MOVED_FROM";
+        let ids = self.ve_ids(conf);
+        let moving = conf.get(MOVING).and_then(|v| {
+            let (u, g) = v.split_once(':')?;
+            Some((u.parse::<u32>().ok()?, g.parse::<u32>().ok()?))
+        });
+        if conf.get("LOCAL_UID").is_some() && conf.get("LOCAL_GID").is_some() && moving.is_none() {
+            return Ok(ids);
+        }
+        let (old, new) = match moving {
+            // A move that was interrupted: finished (only ids still in the old range move).
+            Some(old) => (old, ids),
+            None => {
+                let _idmap = VeLock::global(&self.paths.lock_dir, "idmap")?;
+                let shared = self.ranges_in_use(veid).iter().any(|(u, g)| {
+                    let near =
+                        |a: u32, b: u32| u64::from(a.max(b)) < u64::from(a.min(b)) + u64::from(crate::idmap::RANGE);
+                    near(*u, ids.0) || near(*g, ids.1)
+                });
+                let new = if shared { self.allocate_ids(veid)? } else { ids };
+                conf.set("LOCAL_UID", &new.0.to_string());
+                conf.set("LOCAL_GID", &new.1.to_string());
+                if new != ids {
+                    conf.set(MOVING, &format!("{}:{}", ids.0, ids.1));
+                }
+                conf.write_atomic(&self.paths.ve_conf(veid))?;
+                (ids, new)
+            }
+        };
+        if new != old {
+            println!("Moving container {veid} to host ids {}-{} of its own", new.0, new.0 + (crate::idmap::RANGE - 1));
+            let map =
+                |u: u32, g: u32| (crate::idmap::moved_id(u, old.0, new.0), crate::idmap::moved_id(g, old.1, new.1));
+            crate::idmap::chown_tree(root, &map).map_err(io_err("move ids of", root))?;
+            conf.remove(MOVING);
+            conf.write_atomic(&self.paths.ve_conf(veid))?;
+        }
+        Ok(new)
     }
 
     /// Gives the venet programs a starting VE: its addresses (bind and anti-spoofing), rules
@@ -1173,38 +1478,41 @@ impl Vz {
             }
             return Ok(());
         };
-        bpf.set_ve_addrs(cgid, ips, None)?;
+        // Its venet0's link-local address too: the one link-local source it may send from
+        // beyond neighbour discovery.
+        let mut own = ips.to_vec();
+        own.push(crate::net::link_local(crate::net::ve_mac(cgid)));
+        bpf.set_ve_addrs(cgid, &own, None)?;
         let rules = crate::netfilter::parse_rules(&[conf.get("NETFILTER").unwrap_or("")])?;
         bpf.set_net_rules(cgid, &rules)?;
         set_rate(&mut bpf, cgid, rate)?;
         Ok(bpf.attach_venet(&crate::net::host_ifname(cgid), cgid, ifindex)?)
     }
 
-    /// Writes the VE's /etc/hostname and its /etc/hosts line for `hostname`.
-    fn write_names(&self, root: &Path, conf: &ConfFile, hostname: &str) -> io::Result<()> {
-        let (uid, gid) = (self.paths.local_uid, self.paths.local_gid);
-        let previous = read_ve_file(root, "etc/hostname").ok().map(|s| s.trim().to_string());
-        write_ve_file(root, "etc/hostname", &format!("{hostname}\n"), uid, gid)?;
-        let old = read_ve_file(root, "etc/hosts").unwrap_or_default();
+    /// Writes the VE's /etc/hostname and its /etc/hosts line for `hostname`, as the VE's
+    /// root's files (see `inroot`: nothing the VE planted is followed or opened).
+    pub(crate) fn write_names(&self, root: &Path, conf: &ConfFile, hostname: &str) -> io::Result<()> {
+        let (uid, gid) = self.ve_ids(conf);
+        let dir = inroot::host_dir(root)?;
+        let previous = inroot::read_small(&dir, "etc/hostname", VE_FILE_MAX).ok().map(|s| s.trim().to_string());
+        inroot::replace_file(&dir, "etc/hostname", format!("{hostname}\n").as_bytes(), 0o644, uid, gid)?;
+        let old = inroot::read_small(&dir, "etc/hosts", VE_FILE_MAX).unwrap_or_default();
         let ip = conf_ips(conf).ok().and_then(|v| v.first().copied());
-        write_ve_file(root, "etc/hosts", &hosts_file(&old, previous.as_deref(), hostname, ip), uid, gid)
+        let text = hosts_file(&old, previous.as_deref(), hostname, ip);
+        inroot::replace_file(&dir, "etc/hosts", text.as_bytes(), 0o644, uid, gid)
     }
 
     /// Writes the VE's /etc/resolv.conf from NAMESERVER and SEARCHDOMAIN (when set).
-    fn write_resolver(&self, root: &Path, conf: &ConfFile) -> io::Result<()> {
+    pub(crate) fn write_resolver(&self, root: &Path, conf: &ConfFile) -> io::Result<()> {
         let servers: Vec<&str> = conf.get("NAMESERVER").unwrap_or("").split_whitespace().collect();
         let search: Vec<&str> = conf.get("SEARCHDOMAIN").unwrap_or("").split_whitespace().collect();
         if servers.is_empty() && search.is_empty() {
             return Ok(());
         }
-        let old = read_ve_file(root, "etc/resolv.conf").unwrap_or_default();
-        write_ve_file(
-            root,
-            "etc/resolv.conf",
-            &resolv_conf(&old, &search, &servers),
-            self.paths.local_uid,
-            self.paths.local_gid,
-        )
+        let (uid, gid) = self.ve_ids(conf);
+        let dir = inroot::host_dir(root)?;
+        let old = inroot::read_small(&dir, "etc/resolv.conf", VE_FILE_MAX).unwrap_or_default();
+        inroot::replace_file(&dir, "etc/resolv.conf", resolv_conf(&old, &search, &servers).as_bytes(), 0o644, uid, gid)
     }
 
     /// The VE's hostname: HOSTNAME from its config, else its /etc/hostname, else localhost.
@@ -1218,7 +1526,8 @@ impl Vz {
                 }
                 h.to_string()
             }
-            _ => read_ve_file(root, "etc/hostname")
+            _ => inroot::host_dir(root)
+                .and_then(|d| inroot::read_small(&d, "etc/hostname", VE_FILE_MAX))
                 .ok()
                 .map(|s| s.trim().to_string())
                 .filter(|h| valid_hostname(h))
@@ -1227,17 +1536,54 @@ impl Vz {
     }
 
     /// `vzctl stop`: ask init to halt, wait STOP_TIMEOUT, then kill whatever is left; then
-    /// remove cgroups, BPF records and the mount. `fast` skips the halt.
+    /// remove cgroups, BPF records and the mount. `fast` kills at once, and does so even
+    /// while another vzctl holds the VE's lock: the VE always stops; the cleanup then
+    /// waits for the lock a bounded time (else the next command does it).
     pub fn stop(&self, veid: u32, fast: bool) -> Result<(), VeError> {
-        let _lock = self.lock(veid)?;
+        let killed_first = fast && {
+            self.conf(veid)?;
+            self.is_running(veid)
+        };
+        if killed_first {
+            println!("Stopping container ...");
+            self.cg.kill_all(veid);
+            self.wait_empty(veid, KILL_WAIT);
+        }
+        let _lock = if fast {
+            match VeLock::take_within(&self.paths.lock_dir, veid, FAST_LOCK_WAIT)? {
+                Some(l) => {
+                    self.repair(veid);
+                    l
+                }
+                None if killed_first => {
+                    let who =
+                        VeLock::holder(&self.paths.lock_dir, veid).map(|p| format!(" (pid {p})")).unwrap_or_default();
+                    warn!(veid, "stopped; cleanup left to the vzctl holding the lock{who}");
+                    println!("Container was stopped");
+                    eprintln!("Warning: another vzctl{who} holds container {veid}'s lock: its mount and cgroups are removed by the next command");
+                    return Ok(());
+                }
+                None => {
+                    return Err(LockError::Busy {
+                        veid,
+                        holder: VeLock::holder(&self.paths.lock_dir, veid),
+                        secs: FAST_LOCK_WAIT.as_secs(),
+                    }
+                    .into())
+                }
+            }
+        } else {
+            self.lock(veid)?
+        };
         let conf = self.conf(veid)?;
         let root = self.root_of(veid, &conf);
-        let running = self.is_running(veid);
-        if running {
+        let running = killed_first || self.is_running(veid);
+        if running && !killed_first {
             println!("Stopping container ...");
             if !fast {
-                self.halt(veid);
-                if !self.wait_empty(veid, Duration::from_secs(u64::from(self.paths.stop_timeout))) {
+                let timeout = Duration::from_secs(u64::from(self.paths.stop_timeout));
+                self.halt(veid, timeout);
+                if !self.wait_empty(veid, timeout) {
                     warn!(veid, "init did not halt within {} s; killing", self.paths.stop_timeout);
                     println!("Killing container ...");
                 }
@@ -1253,14 +1599,26 @@ impl Vz {
         }
     }
 
-    /// Asks the VE's init to halt: runs the VE's own `halt`, else signals init (SIGPWR for
-    /// sysvinit and busybox alike).
-    fn halt(&self, veid: u32) {
+    /// Asks the VE's init to halt: runs the VE's own `halt` (for at most `timeout`: the
+    /// VE's /bin/sh may never return), else signals init (SIGPWR for sysvinit and busybox
+    /// alike).
+    fn halt(&self, veid: u32, timeout: Duration) {
         let Some(init) = ns::find_init(self.cg.as_ref(), veid) else { return };
         let argv = vec!["/bin/sh".to_string(), "-c".into(), "exec halt".into()];
-        let ran = ns::command_in_ve(self.cg.as_ref(), veid, init, &argv, false)
-            .ok()
-            .and_then(|mut c| c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().ok());
+        let ran = (|| {
+            let p = relay::pipes().ok()?;
+            let [cin, cout, cerr] = p.child;
+            let mut cmd = ns::command_in_ve(self.cg.as_ref(), veid, init, &argv, false).ok()?;
+            cmd.stdin(Stdio::from(cin)).stdout(Stdio::from(cout)).stderr(Stdio::from(cerr));
+            let mut child = cmd.spawn().ok()?;
+            drop((cmd, p.ours));
+            let done = relay::pidfd(child.id() as i32).ok().is_some_and(|fd| wait_fd(&fd, timeout));
+            if !done {
+                warn!(veid, "the container's halt did not return within {} s", timeout.as_secs());
+                let _ = child.kill();
+            }
+            child.wait().ok().filter(|_| done)
+        })();
         if !ran.is_some_and(|s| s.success()) {
             // SAFETY: signalling the VE's init by its host pid.
             unsafe { libc::kill(init, libc::SIGPWR) };
@@ -1278,16 +1636,25 @@ impl Vz {
 
     fn running_init(&self, veid: u32) -> Result<i32, VeError> {
         self.conf(veid)?;
+        self.repair_if_idle(veid);
         ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))
     }
 
-    /// Runs `argv` inside a running VE with the given stdio; returns its exit code.
-    pub fn exec_argv(&self, veid: u32, argv: &[String], stdin: Stdio) -> Result<i32, VeError> {
+    /// Runs `argv` inside a running VE with its stdio relayed through pipes (see
+    /// `relay`); returns its exit code.
+    pub fn exec_argv(&self, veid: u32, argv: &[String], input: relay::Input) -> Result<i32, VeError> {
         let init = self.running_init(veid)?;
-        let status = ns::command_in_ve(self.cg.as_ref(), veid, init, argv, false)?
-            .stdin(stdin)
-            .status()
-            .map_err(|e| VeError::Exec(format!("{}: {e}", argv[0])))?;
+        let p = relay::pipes().map_err(io_err("pipe", Path::new("exec")))?;
+        let [cin, cout, cerr] = p.child;
+        let mut cmd = ns::command_in_ve(self.cg.as_ref(), veid, init, argv, false)?;
+        cmd.stdin(Stdio::from(cin)).stdout(Stdio::from(cout)).stderr(Stdio::from(cerr));
+        let mut child = cmd.spawn().map_err(|e| VeError::Exec(format!("{}: {e}", argv[0])))?;
+        // Our copies of the command's ends must go, or its pipes never reach end of file.
+        drop(cmd);
+        let pidfd = relay::pidfd(child.id() as i32).map_err(|e| VeError::Exec(format!("pidfd: {e}")))?;
+        let [win, rout, rerr] = p.ours;
+        relay::relay(&pidfd, Some(win), rout, rerr, input);
+        let status = child.wait().map_err(|e| VeError::Exec(format!("{}: {e}", argv[0])))?;
         Ok(status.code().unwrap_or(255))
     }
 
@@ -1295,7 +1662,7 @@ impl Vz {
     pub fn exec(&self, veid: u32, command: &[String]) -> Result<i32, VeError> {
         let line = command.join(" ");
         let argv = vec!["/bin/sh".to_string(), "-c".into(), line];
-        self.exec_argv(veid, &argv, Stdio::inherit())
+        self.exec_argv(veid, &argv, relay::Input::Stdin)
     }
 
     /// `vzctl enter`: an interactive shell on a pseudo-terminal of the VE's own devpts,
@@ -1316,29 +1683,16 @@ impl Vz {
         Ok(code)
     }
 
-    /// `vzctl runscript`: a host script run by the VE's /bin/sh. A stopped VE is not
-    /// started: the script runs as PID 1 of a temporary VE on its mounted root.
+    /// `vzctl runscript`: a host script run by the VE's /bin/sh, fed through a pipe (the
+    /// VE never gets the host file). A stopped VE is not started: the script runs as PID 1
+    /// of a temporary VE on its mounted root.
     pub fn runscript(&self, veid: u32, script: &Path) -> Result<i32, VeError> {
         let text = fs::read(script).map_err(io_err("read", script))?;
         let _lock = self.lock(veid)?;
         let conf = self.conf(veid)?;
-        let feed = |mut w: std::process::ChildStdin| {
-            std::thread::spawn(move || {
-                let _ = io::Write::write_all(&mut w, &text);
-            })
-        };
-        if let Some(init) = ns::find_init(self.cg.as_ref(), veid) {
+        if ns::find_init(self.cg.as_ref(), veid).is_some() {
             let argv = vec!["/bin/sh".to_string(), "-s".into()];
-            let mut child = ns::command_in_ve(self.cg.as_ref(), veid, init, &argv, false)?
-                .stdin(Stdio::piped())
-                .spawn()
-                .map_err(|e| VeError::Exec(format!("/bin/sh: {e}")))?;
-            let t = child.stdin.take().map(feed);
-            let st = child.wait().map_err(|e| VeError::Exec(e.to_string()))?;
-            if let Some(t) = t {
-                let _ = t.join();
-            }
-            return Ok(st.code().unwrap_or(255));
+            return self.exec_argv(veid, &argv, relay::Input::Bytes(text));
         }
         let root = self.root_of(veid, &conf);
         self.cleanup_runtime(veid, &root)?;
@@ -1351,325 +1705,23 @@ impl Vz {
         created?;
         undo.kill(veid);
         let hostname = self.hostname(veid, &conf, &root);
-        let r = run_script_as_init(self, veid, &root, hostname, script);
+        let (uid, gid) = self.ve_ids(&conf);
+        let r = run_script_as_init(self, veid, &root, hostname, (uid, gid), text);
         drop(undo);
         r
     }
-
-    /// `vzctl set`: changes apply to a running VE at once; `save` also writes the config.
-    pub fn set(&self, veid: u32, opts: &SetOpts, save: bool) -> Result<(), VeError> {
-        let _lock = self.lock(veid)?;
-        let mut conf = self.conf(veid)?;
-        // Validate everything before changing anything.
-        if let Some(h) = &opts.hostname {
-            if !valid_hostname(h) {
-                return Err(VeError::BadValue { key: "hostname", value: h.clone(), why: "not a valid host name" });
-            }
-        }
-        if let Some(n) = &opts.name {
-            self.check_name_free(n, veid)?;
-        }
-        if let Some(o) = &opts.onboot {
-            if o != "yes" && o != "no" {
-                return Err(VeError::BadValue { key: "onboot", value: o.clone(), why: "use yes or no" });
-            }
-        }
-        for a in &opts.nameserver {
-            crate::net::parse_ip(a)?;
-        }
-        let rate = opts.rate.as_deref().map(crate::net::parse_rate).transpose()?;
-        // CPU: the settings after this set, checked before anything changes.
-        let cpu_given =
-            opts.cpuunits.is_some() || opts.cpulimit.is_some() || opts.cpus.is_some() || opts.cpumask.is_some();
-        let mut cpu = conf_cpu(&conf)?;
-        {
-            use crate::cpu as c;
-            let n = c::host_cpus();
-            if let Some(v) = &opts.cpuunits {
-                cpu.units = Some(c::parse_units(v)?);
-            }
-            if let Some(v) = &opts.cpulimit {
-                cpu.limit = Some(c::parse_limit(v, n)?);
-            }
-            if let Some(v) = &opts.cpus {
-                cpu.cpus = Some(c::parse_cpus(v, n)?);
-            }
-            if let Some(v) = &opts.cpumask {
-                cpu.mask = c::parse_mask(v, n)?;
-            }
-        }
-        // I/O: likewise.
-        let io_given = opts.ioprio.is_some() || opts.iolimit.is_some() || opts.iopslimit.is_some();
-        let mut ios = conf_io(&conf)?;
-        if let Some(v) = &opts.ioprio {
-            ios.prio = Some(crate::io::parse_prio(v)?);
-        }
-        if let Some(v) = &opts.iolimit {
-            ios.limit = Some(crate::io::parse_limit(v)?);
-        }
-        if let Some(v) = &opts.iopslimit {
-            ios.iops = Some(crate::io::parse_iops(v)?);
-        }
-        // Disk: likewise.
-        let disk_given = opts.diskspace.is_some() || opts.diskinodes.is_some() || opts.quotaugidlimit.is_some();
-        let mut dconf = conf_disk(&conf)?;
-        if let Some(v) = &opts.diskspace {
-            dconf.space = Some(crate::disk::parse_diskspace(v)?);
-        }
-        if let Some(v) = &opts.diskinodes {
-            dconf.inodes = Some(crate::disk::parse_diskinodes(v)?);
-        }
-        if let Some(v) = &opts.quotaugidlimit {
-            dconf.ugid = parse_ugid(v)?;
-        }
-        // Bridged interfaces: the list after this set, checked before anything changes.
-        let old_netifs = crate::net::parse_netifs(conf.get("NETIF").unwrap_or(""))?;
-        let mut netifs: Vec<crate::net::NetIf> = old_netifs
-            .iter()
-            .filter(|n| !opts.netif_del.iter().any(|d| d == "all" || *d == n.ifname))
-            .cloned()
-            .collect();
-        let mut netif_new = Vec::new();
-        for spec in &opts.netif_add {
-            let n = crate::net::NetIf::parse_add(veid, spec, netifs.len())?;
-            let taken = netifs.iter().any(|o| o.ifname == n.ifname || o.host_ifname == n.host_ifname)
-                || self.netif_owner(&n.host_ifname, veid).is_some();
-            if taken {
-                return Err(VeError::BadValue {
-                    key: "netif_add",
-                    value: spec.clone(),
-                    why: "interface name already in use",
-                });
-            }
-            netifs.push(n.clone());
-            netif_new.push(n);
-        }
-        let netif_gone: Vec<crate::net::NetIf> =
-            old_netifs.iter().filter(|o| !netifs.iter().any(|n| n.ifname == o.ifname)).cloned().collect();
-        let rules = if opts.netfilter.is_empty() {
-            None
-        } else {
-            Some(crate::netfilter::parse_rules(&opts.netfilter.iter().map(String::as_str).collect::<Vec<_>>())?)
-        };
-        for d in &opts.searchdomain {
-            if !valid_hostname(d) {
-                return Err(VeError::BadValue {
-                    key: "searchdomain",
-                    value: d.clone(),
-                    why: "not a valid domain name",
-                });
-            }
-        }
-        // Addresses: every one valid, none held by another VE, before anything changes.
-        let old_ips = conf_ips(&conf)?;
-        let add_ips = self.addable_ips(veid, &opts.ipadd)?;
-        let mut del_ips = Vec::new();
-        for a in &opts.ipdel {
-            if a == "all" {
-                del_ips.extend(old_ips.iter().copied());
-            } else {
-                del_ips.push(crate::net::parse_ip(a)?);
-            }
-        }
-        let mut limits: Vec<(&'static Resource, String, UbcLimit)> = Vec::new();
-        for (name, v) in &opts.ubc {
-            let r = Resource::by_name(name)?;
-            limits.push((r, v.clone(), r.parse_limit(v)?));
-        }
-        if opts.ram.is_some() || opts.swap.is_some() || opts.vm_overcommit.is_some() {
-            let cur = |r: u32| {
-                conf_limits(&conf).ok().and_then(|l| l.into_iter().find(|(x, _)| x.id == r).map(|(_, l)| l.limit))
-            };
-            let ram = match &opts.ram {
-                Some(v) => crate::ubc::parse_vswap_size("ram", v)?,
-                None => cur(vz_common::res::PHYSPAGES).unwrap_or(vz_common::UB_UNLIMITED),
-            };
-            let swap = match &opts.swap {
-                Some(v) => crate::ubc::parse_vswap_size("swap", v)?,
-                None => cur(vz_common::res::SWAPPAGES).unwrap_or(0),
-            };
-            let oc = match opts.vm_overcommit.as_deref().or(conf.get("VM_OVERCOMMIT")) {
-                Some(v) => v.parse::<f64>().ok().filter(|f| *f >= 0.0).ok_or_else(|| VeError::BadValue {
-                    key: "vm_overcommit",
-                    value: v.into(),
-                    why: "expected a non-negative number",
-                })?,
-                None => 0.0,
-            };
-            for (id, l) in crate::ubc::vswap(ram, swap, oc) {
-                let r = crate::ubc::ALL.iter().find(|r| r.id == id).ok_or(VeError::Exec("vswap".into()))?;
-                limits.retain(|(x, _, _)| x.id != id);
-                limits.push((r, format!("{}:{}", l.barrier, l.limit), l));
-            }
-        }
-        for (r, _, _) in &limits {
-            if r.id == vz_common::res::DCACHESIZE && !self.paths.dcache_accounting {
-                eprintln!("Warning: dcachesize is stored but not accounted: set DCACHE_ACCOUNTING=\"yes\" in vz.conf (its tracepoints cost every slab allocation on the host)");
-                continue;
-            }
-            match limits::mechanism(r, self.cg.as_ref(), veid) {
-                Some(m) if m.enforces() => {}
-                Some(m) => {
-                    eprintln!("Warning: {} is only accounted on this kernel ({}), not enforced", r.name, m.label())
-                }
-                None => eprintln!("Warning: {} is stored but neither accounted nor enforced on this kernel", r.name),
-            }
-        }
-        let init = ns::find_init(self.cg.as_ref(), veid);
-        if init.is_none() && !save {
-            return Err(VeError::NotRunning(veid));
-        }
-        if disk_given {
-            self.set_disk(veid, &conf, &dconf, opts)?;
-        }
-        if cpu_given {
-            if init.is_some() {
-                crate::cpu::apply(self.cg.as_ref(), veid, &cpu)?;
-            }
-            print_cpu(&cpu, opts);
-        }
-        if io_given {
-            if init.is_some() {
-                let cgid = self.cg.ve_id(veid)?;
-                self.apply_io(veid, cgid, &self.root_of(veid, &conf), &ios)?;
-            }
-            print_io(&ios, opts);
-        }
-        if let Some(init) = init {
-            if !del_ips.is_empty() || !add_ips.is_empty() {
-                crate::net::warn_if_not_forwarding(veid, &add_ips);
-                let cgid = self.cg.ve_id(veid)?;
-                crate::net::del_ips(init, cgid, &del_ips)?;
-                crate::net::add_ips(init, cgid, &add_ips)?;
-                if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
-                    bpf.set_ve_addrs(cgid, &add_ips, Some(&del_ips))?;
-                }
-            }
-            // The VE's name and resolver files, from what its config says after this set;
-            // written before the live host name changes, so a failed write leaves the VE's
-            // name as it was.
-            let mut eff = conf.clone();
-            set_net_keys(&mut eff, opts, &add_ips, &del_ips);
-            let root = self.root_of(veid, &conf);
-            let names = opts.hostname.clone().or_else(|| eff.get("HOSTNAME").map(str::to_string));
-            if let Some(h) = names.filter(|_| opts.hostname.is_some() || !add_ips.is_empty() || !del_ips.is_empty()) {
-                self.write_names(&root, &eff, &h).map_err(io_err("write /etc/hostname, /etc/hosts", &root))?;
-            }
-            if let Some(h) = &opts.hostname {
-                ns::set_hostname(init, h)?;
-            }
-            if !opts.nameserver.is_empty() || !opts.searchdomain.is_empty() {
-                self.write_resolver(&root, &eff).map_err(io_err("write /etc/resolv.conf", &root))?;
-            }
-            if let Some(r) = &rules {
-                let cgid = self.cg.ve_id(veid)?;
-                Bpf::open_existing(&self.paths.bpf_root)?.set_net_rules(cgid, r)?;
-            }
-            if let Some(k) = rate {
-                let cgid = self.cg.ve_id(veid)?;
-                set_rate(&mut Bpf::open_existing(&self.paths.bpf_root)?, cgid, k)?;
-            }
-            for n in &netif_gone {
-                crate::net::del_netif(&n.host_ifname)?;
-            }
-            for n in &netif_new {
-                crate::net::add_netif(init, n)?;
-            }
-            if !limits.is_empty() {
-                let cgid = self.cg.ve_id(veid)?;
-                let mut bpf = Bpf::ensure(&self.bpf_config())?;
-                bpf.register_ve(cgid)?;
-                bpf.set_limits(cgid, &limits.iter().map(|(r, _, l)| (r.id, *l)).collect::<Vec<_>>())?;
-                let full = bpf.limits(cgid)?;
-                limits::apply(self.cg.as_ref(), veid, &full)?;
-                if limits.iter().any(|(r, _, _)| r.id == vz_common::res::NUMSIGINFO) {
-                    if let Some(w) = limits::apply_sigpending(self.cg.as_ref(), veid, &full)? {
-                        warn!(veid, "{w}");
-                        eprintln!("Warning: {w}");
-                    }
-                }
-                if limits.iter().any(|(r, _, _)| r.id == vz_common::res::NUMPTY) {
-                    ns::set_pty_max(init, limits::pty_max(&full))?;
-                }
-                if limits.iter().any(|(r, _, _)| r.id == vz_common::res::SHMPAGES) {
-                    let pages = limits::shm_pages_limit(&full);
-                    ns::set_shm_size(init, pages.map(|p| p * crate::ubc::PAGE_SIZE))?;
-                    // Unlimited: the kernel's own default (ULONG_MAX - 2^24).
-                    ns::set_shmall(init, pages.unwrap_or(u64::MAX - (1 << 24)), self.paths.local_uid)?;
-                }
-                println!("UB limits were set successfully");
-            }
-        }
-        if save {
-            for (key, v) in [
-                ("HOSTNAME", &opts.hostname),
-                ("NAME", &opts.name),
-                ("DESCRIPTION", &opts.description),
-                ("ONBOOT", &opts.onboot),
-            ] {
-                if let Some(v) = v {
-                    conf.set(key, v);
-                }
-            }
-            for (r, v, _) in &limits {
-                conf.set(&r.name.to_ascii_uppercase(), v);
-            }
-            if let Some(u) = cpu.units.filter(|_| opts.cpuunits.is_some()) {
-                conf.set("CPUUNITS", &u.to_string());
-            }
-            if let Some(l) = cpu.limit.filter(|_| opts.cpulimit.is_some()) {
-                conf.set("CPULIMIT", &l.to_string());
-            }
-            if let Some(n) = cpu.cpus.filter(|_| opts.cpus.is_some()) {
-                conf.set("CPUS", &n.to_string());
-            }
-            if opts.cpumask.is_some() {
-                conf.set("CPUMASK", cpu.mask.as_deref().unwrap_or("all"));
-            }
-            if let Some(p) = ios.prio.filter(|_| opts.ioprio.is_some()) {
-                conf.set("IOPRIO", &p.to_string());
-            }
-            if let Some(l) = ios.limit.filter(|_| opts.iolimit.is_some()) {
-                conf.set("IOLIMIT", &l.to_string());
-            }
-            if let Some(n) = ios.iops.filter(|_| opts.iopslimit.is_some()) {
-                conf.set("IOPSLIMIT", &n.to_string());
-            }
-            if let Some(l) = dconf.space.filter(|_| opts.diskspace.is_some()) {
-                conf.set("DISKSPACE", &format!("{}:{}", l.soft, l.hard));
-            }
-            if let Some(l) = dconf.inodes.filter(|_| opts.diskinodes.is_some()) {
-                conf.set("DISKINODES", &format!("{}:{}", l.soft, l.hard));
-            }
-            if opts.quotaugidlimit.is_some() {
-                conf.set("QUOTAUGIDLIMIT", &dconf.ugid.to_string());
-            }
-            set_net_keys(&mut conf, opts, &add_ips, &del_ips);
-            if let Some(r) = &rules {
-                conf.set("NETFILTER", &crate::netfilter::format_rules(r));
-            }
-            if !opts.netif_add.is_empty() || !opts.netif_del.is_empty() {
-                conf.set("NETIF", &crate::net::format_netifs(&netifs));
-            }
-            // Kept in the admin's own form (kbit or OpenVZ's dev:class:kbit).
-            match (rate, &opts.rate) {
-                (Some(Some(_)), Some(given)) => conf.set("RATE", given.trim()),
-                (Some(None), _) => conf.remove("RATE"),
-                _ => {}
-            }
-            if let Some(v) = &opts.vm_overcommit {
-                conf.set("VM_OVERCOMMIT", v);
-            }
-            conf.write_atomic(&self.paths.ve_conf(veid))?;
-            println!("Saved parameters for Container {veid}");
-        }
-        Ok(())
-    }
 }
 
-/// Runs a script as PID 1 of a temporary VE (namespaces on the VE's root, no init) and
-/// waits for it; used by runscript on a stopped VE.
-fn run_script_as_init(vz: &Vz, veid: u32, root: &Path, hostname: String, script: &Path) -> Result<i32, VeError> {
+/// Runs a script as PID 1 of a temporary VE (namespaces on the VE's root, no init),
+/// relaying its output, and waits for it; used by runscript on a stopped VE.
+fn run_script_as_init(
+    vz: &Vz,
+    veid: u32,
+    root: &Path,
+    hostname: String,
+    (uid, gid): (u32, u32),
+    script: Vec<u8>,
+) -> Result<i32, VeError> {
     // The script's shell is our grandchild: be its subreaper so we can wait for it.
     // SAFETY: plain prctl.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -1677,14 +1729,17 @@ fn run_script_as_init(vz: &Vz, veid: u32, root: &Path, hostname: String, script:
         root: root.to_path_buf(),
         hostname,
         argv: vec!["/bin/sh".into(), "-s".into()],
-        uid_base: vz.paths.local_uid,
-        gid_base: vz.paths.local_gid,
-        stdio: true,
-        stdin: Some(script.to_path_buf()),
+        uid_base: uid,
+        gid_base: gid,
+        relay: true,
         pty_max: None,
         shm_bytes: None,
     };
     let started = ns::start_init(&spec, vz.cg.as_ref(), veid)?;
+    let pidfd = relay::pidfd(started.pid).map_err(|e| VeError::Exec(format!("pidfd: {e}")))?;
+    if let Some([win, rout, rerr]) = started.stdio {
+        relay::relay(&pidfd, Some(win), rout, rerr, relay::Input::Bytes(script));
+    }
     let mut st = 0;
     // SAFETY: waiting for the script shell, reparented to us.
     while unsafe { libc::waitpid(started.pid, &mut st, 0) } < 0 {
@@ -1695,90 +1750,29 @@ fn run_script_as_init(vz: &Vz, veid: u32, root: &Path, hostname: String, script:
     Ok(if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) })
 }
 
-/// Writes a file inside a VE's tree: an existing file keeps its owner; a new one belongs
-/// to VE root.
-/// Puts a set's network keys into a config: IP_ADDRESS (old minus deleted plus added),
-/// NAMESERVER, SEARCHDOMAIN.
-fn set_net_keys(conf: &mut ConfFile, opts: &SetOpts, add: &[std::net::IpAddr], del: &[std::net::IpAddr]) {
-    if !add.is_empty() || !del.is_empty() {
-        let mut ips: Vec<std::net::IpAddr> =
-            conf_ips(conf).unwrap_or_default().into_iter().filter(|ip| !del.contains(ip)).collect();
-        for ip in add {
-            if !ips.contains(ip) {
-                ips.push(*ip);
-            }
+/// Waits until `fd` (a pidfd) is readable, at most `timeout`.
+fn wait_fd(fd: &OwnedFd, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n > 0 {
+            return true;
         }
-        let ips: Vec<String> = ips.iter().map(|ip| ip.to_string()).collect();
-        conf.set("IP_ADDRESS", &ips.join(" "));
-    }
-    if !opts.nameserver.is_empty() {
-        conf.set("NAMESERVER", &opts.nameserver.join(" "));
-    }
-    if !opts.searchdomain.is_empty() {
-        conf.set("SEARCHDOMAIN", &opts.searchdomain.join(" "));
+        if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return false;
+        }
     }
 }
 
-/// Opens `rel` (a directory, or a file to read) inside a VE's root as the VE sees it:
-/// every component, symlinks included, resolves inside the root (openat2 RESOLVE_IN_ROOT),
-/// so nothing the VE planted can lead host root out to the host's files.
-fn open_in_ve(root: &Path, rel: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let root_fd = fs::File::open(root)?;
-    let c = std::ffi::CString::new(rel).map_err(io::Error::other)?;
-    // struct open_how (u64 flags, mode, resolve); libc's is non-exhaustive.
-    let how: [u64; 3] = [(flags | libc::O_CLOEXEC) as u64, 0, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS];
-    // SAFETY: openat2 with a valid dirfd, NUL-terminated path and open_how of the given size.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, root_fd.as_raw_fd(), c.as_ptr(), how.as_ptr(), std::mem::size_of_val(&how))
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned this fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Reads a file of a VE as the VE sees it (see `open_in_ve`).
-fn read_ve_file(root: &Path, rel: &str) -> io::Result<String> {
-    let mut s = String::new();
-    io::Read::read_to_string(&mut fs::File::from(open_in_ve(root, rel, libc::O_RDONLY)?), &mut s)?;
-    Ok(s)
-}
-
-/// Writes a file of a VE (e.g. "etc/hostname") as the VE sees it, owned by the VE's root:
-/// its directory is resolved inside the VE's root, the text goes to a temporary file
-/// there and is renamed over the old one (which replaces a symlink, never follows it).
-fn write_ve_file(root: &Path, rel: &str, text: &str, uid: u32, gid: u32) -> io::Result<()> {
-    let (dir, name) = rel.rsplit_once('/').unwrap_or((".", rel));
-    let dir_fd = open_in_ve(root, dir, libc::O_PATH | libc::O_DIRECTORY)?;
-    let tmp = std::ffi::CString::new(format!(".{name}.vztmp")).map_err(io::Error::other)?;
-    let target = std::ffi::CString::new(name).map_err(io::Error::other)?;
-    // SAFETY: openat relative to our directory fd; O_NOFOLLOW refuses a planted symlink.
-    let fd = unsafe {
-        libc::openat(
-            dir_fd.as_raw_fd(),
-            tmp.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0o644,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel returned this fd.
-    let mut f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    io::Write::write_all(&mut f, text.as_bytes())?;
-    std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
-    drop(f);
-    // SAFETY: renameat within our directory fd.
-    if unsafe { libc::renameat(dir_fd.as_raw_fd(), tmp.as_ptr(), dir_fd.as_raw_fd(), target.as_ptr()) } != 0 {
-        let e = io::Error::last_os_error();
-        // SAFETY: unlinkat of our own temporary file.
-        unsafe { libc::unlinkat(dir_fd.as_raw_fd(), tmp.as_ptr(), 0) };
-        return Err(e);
-    }
-    Ok(())
-}
+/// The most vzctl reads of a VE's name and resolver files (a VE may make them huge).
+const VE_FILE_MAX: u64 = 1 << 20;
+/// How long `stop --fast` waits for the processes it killed to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+/// How long `stop --fast` waits for the lock after killing the VE.
+const FAST_LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// /etc/hosts with the VE's own line: `IP fqdn short` (IP: its first address, else
 /// 127.0.1.1), replacing any line that named the previous or the new host name; a
@@ -1841,11 +1835,21 @@ fn cpath(p: &Path) -> Result<std::ffi::CString, VeError> {
     })
 }
 
+/// VE_ROOT of a simfs VE: its private area, as the host sees it nosuid,nodev (a VE's
+/// setuid files are never the host's; the VE's own mount of its root clears both inside).
 fn bind_mount(src: &Path, dst: &Path) -> Result<(), VeError> {
     let (s, d) = (cpath(src)?, cpath(dst)?);
     // SAFETY: NUL-terminated paths.
     if unsafe { libc::mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
         return Err(io_err("bind-mount", dst)(io::Error::last_os_error()));
+    }
+    let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
+    // SAFETY: NUL-terminated path.
+    if unsafe { libc::mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), flags, std::ptr::null()) } != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: undo the bind just made.
+        unsafe { libc::umount2(d.as_ptr(), libc::MNT_DETACH) };
+        return Err(io_err("remount nosuid,nodev", dst)(e));
     }
     // Private, so the VE's mounts never propagate back to the host.
     // SAFETY: as above.

@@ -120,6 +120,39 @@ fn ve_times() {
     }
     println!("vzctl create (cached template): median {:.1} ms", median(creates));
     println!("vzctl start until exec true succeeds: median {:.1} ms (target < 100 ms)", median(starts));
+    // Against an older vzctl (VZ_BENCH_BASELINE_VZCTL=path), rounds interleaved, each
+    // binary on a VE it made itself.
+    if let Ok(old) = std::env::var("VZ_BENCH_BASELINE_VZCTL") {
+        let old = std::path::PathBuf::from(old);
+        let run = |bin: Option<&std::path::Path>, args: &[&str]| {
+            let mut c = match bin {
+                Some(p) => env.cmd_at(p, args),
+                None => env.cmd("vzctl", args),
+            };
+            c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().expect("vzctl").success()
+        };
+        assert!(run(None, &["create", "101"]) && run(Some(&old), &["create", "102"]));
+        let (mut new_t, mut old_t) = (Vec::new(), Vec::new());
+        for round in 0..21 {
+            for (bin, veid, out) in [(None, "101", &mut new_t), (Some(old.as_path()), "102", &mut old_t)] {
+                let t = Instant::now();
+                assert!(run(bin, &["start", veid]), "start {veid} round {round}");
+                while !run(bin, &["exec", veid, "true"]) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                out.push(ms(t.elapsed()));
+                assert!(run(bin, &["stop", "--fast", veid]));
+            }
+        }
+        let (n, o) = (median(new_t), median(old_t));
+        println!(
+            "start until exec, this vzctl vs {} (21 interleaved rounds): {n:.1} ms vs {o:.1} ms, ratio {:.3}",
+            old.display(),
+            n / o
+        );
+        run(None, &["destroy", "101"]);
+        run(Some(&old), &["destroy", "102"]);
+    }
 }
 
 /// CPU shares and caps: two busy VEs on one CPU with cpuunits 1000 and 2000; one VE with

@@ -602,6 +602,213 @@ fn spoof_packet(ifname: &str, src: &str, dst: &str, port: u16) -> Result<String,
     }
 }
 
+/// What a hostile VE root's /bin/sh does when vzctl runs it (`vzctl exec`): reports every
+/// fd it got and what TIOCSTI (typing into a terminal) does on them and on /dev/tty, to
+/// /root/evil.report; then leaves a process in a session of its own that reads its stdin
+/// for 3 s into /root/evil.typed (what the admin types after exec returned would land
+/// there, if it could).
+fn evil_sh() -> ! {
+    use std::io::Write as _;
+    let mut rep = String::new();
+    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+        for e in rd.flatten() {
+            let target = std::fs::read_link(e.path()).map(|p| p.display().to_string()).unwrap_or_default();
+            rep.push_str(&format!("fd {} {target}\n", e.file_name().to_string_lossy()));
+        }
+    }
+    let c: u8 = b'Z';
+    for fd in 0..3 {
+        // SAFETY: ioctl with a pointer to one byte.
+        let r = unsafe { libc::ioctl(fd, libc::TIOCSTI, &c) };
+        rep.push_str(&format!("sti {fd} {}\n", if r == 0 { 0 } else { errno() }));
+    }
+    // SAFETY: open with a NUL-terminated path.
+    let tty = unsafe { libc::open(c"/dev/tty".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK) };
+    if tty < 0 {
+        rep.push_str(&format!("tty {}\n", errno()));
+    } else {
+        // SAFETY: as above.
+        let r = unsafe { libc::ioctl(tty, libc::TIOCSTI, &c) };
+        rep.push_str(&format!("tty 0\nsti tty {}\n", if r == 0 { 0 } else { errno() }));
+    }
+    let _ = std::fs::write("/root/evil.report", rep);
+    // SAFETY: fork of a single-threaded process; the child only reads, writes files, exits.
+    if unsafe { libc::fork() } == 0 {
+        // SAFETY: plain syscall.
+        unsafe { libc::setsid() };
+        let mut typed = std::fs::File::create("/root/evil.typed").ok();
+        let end = std::time::Instant::now() + Duration::from_secs(3);
+        let mut buf = [0u8; 256];
+        while std::time::Instant::now() < end {
+            let mut p = libc::pollfd { fd: 0, events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut p, 1, 100) } > 0 {
+                // SAFETY: valid buffer.
+                let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+                if n <= 0 {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                if let Some(f) = typed.as_mut() {
+                    let _ = f.write_all(&buf[..n as usize]);
+                }
+            }
+        }
+        std::process::exit(0);
+    }
+    std::process::exit(0)
+}
+
+/// Makes inotify instances until the kernel refuses (at most `n`); replies `ok COUNT ERRNO`.
+fn inotify(n: usize) -> Result<String, i32> {
+    for i in 0..n {
+        // SAFETY: plain syscall; the fd is kept open on purpose.
+        if unsafe { libc::inotify_init1(libc::IN_CLOEXEC) } < 0 {
+            return Ok(format!("ok {i} {}", errno()));
+        }
+    }
+    Ok(format!("ok {n} 0"))
+}
+
+/// Adds keys to this process's keyring until the kernel refuses (at most `n`); replies
+/// `ok COUNT ERRNO`.
+fn keys(n: usize) -> Result<String, i32> {
+    const KEY_SPEC_PROCESS_KEYRING: i32 = -2;
+    for i in 0..n {
+        let desc = std::ffi::CString::new(format!("vzt-{i}")).map_err(|_| libc::EINVAL)?;
+        // SAFETY: add_key(2) with NUL-terminated strings and a valid payload buffer.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_add_key,
+                c"user".as_ptr(),
+                desc.as_ptr(),
+                b"x".as_ptr(),
+                1usize,
+                KEY_SPEC_PROCESS_KEYRING,
+            )
+        };
+        if r < 0 {
+            return Ok(format!("ok {i} {}", errno()));
+        }
+    }
+    Ok(format!("ok {n} 0"))
+}
+
+/// Opens `ptmx` (a devpts instance's) `n` times, keeping each; replies `ok COUNT ERRNO`.
+fn ptys(ptmx: &str, n: usize) -> Result<String, i32> {
+    let p = std::ffi::CString::new(ptmx).map_err(|_| libc::EINVAL)?;
+    for i in 0..n {
+        // SAFETY: open with a NUL-terminated path; the fd is kept open on purpose.
+        if unsafe { libc::open(p.as_ptr(), libc::O_RDWR | libc::O_NOCTTY) } < 0 {
+            return Ok(format!("ok {i} {}", errno()));
+        }
+    }
+    Ok(format!("ok {n} 0"))
+}
+
+/// A SysV shared memory segment of `mb` MiB in this process's IPC namespace, every page
+/// touched; replies `ok ID`.
+fn shm(mb: usize) -> Result<String, i32> {
+    let size = mb << 20;
+    // SAFETY: shmget/shmat of our own segment; we write only within its size.
+    unsafe {
+        let id = libc::shmget(libc::IPC_PRIVATE, size, libc::IPC_CREAT | 0o600);
+        if id < 0 {
+            return Err(errno());
+        }
+        let p = libc::shmat(id, std::ptr::null(), 0);
+        if p as isize == -1 {
+            return Err(errno());
+        }
+        std::ptr::write_bytes(p.cast::<u8>(), 0x5a, size);
+        Ok(format!("ok {id}"))
+    }
+}
+
+fn ipv6(s: &str) -> Result<[u8; 16], i32> {
+    s.parse::<std::net::Ipv6Addr>().map(|a| a.octets()).map_err(|_| libc::EINVAL)
+}
+
+/// The ones' complement sum of the IPv6 pseudo-header and `body` (next header `nh`).
+fn csum6(src: &[u8; 16], dst: &[u8; 16], nh: u8, body: &[u8]) -> u16 {
+    let mut sum: u64 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            sum += u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
+        }
+    };
+    add(src);
+    add(dst);
+    add(&(body.len() as u32).to_be_bytes());
+    add(&[0, 0, 0, nh]);
+    add(body);
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv6 packet from `src` to `dst`: `kind` udp (to `port`, 32 bytes), or an ICMPv6
+/// message: ns (neighbour solicitation), ra (router advertisement), echo.
+fn ipv6_packet(src: [u8; 16], dst: [u8; 16], kind: &str, port: u16) -> Result<Vec<u8>, i32> {
+    let (nh, mut body) = match kind {
+        "udp" => {
+            let mut b = vec![0u8; 8 + 32];
+            b[0..2].copy_from_slice(&40001u16.to_be_bytes());
+            b[2..4].copy_from_slice(&port.to_be_bytes());
+            b[4..6].copy_from_slice(&40u16.to_be_bytes());
+            (17u8, b)
+        }
+        "ns" | "ra" | "echo" => {
+            let t = match kind {
+                "ns" => 135,
+                "ra" => 134,
+                _ => 128,
+            };
+            let mut b = vec![0u8; 24];
+            b[0] = t;
+            b[8..24].copy_from_slice(&dst);
+            (58u8, b)
+        }
+        _ => return Err(libc::EINVAL),
+    };
+    let ck = csum6(&src, &dst, nh, &body);
+    let at = if nh == 17 { 6 } else { 2 };
+    body[at..at + 2].copy_from_slice(&ck.to_be_bytes());
+    let mut p = vec![0u8; 40];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&(body.len() as u16).to_be_bytes());
+    p[6] = nh;
+    p[7] = 255;
+    p[8..24].copy_from_slice(&src);
+    p[24..40].copy_from_slice(&dst);
+    p.extend_from_slice(&body);
+    Ok(p)
+}
+
+/// Sends one IPv6 packet with any source on `ifname` through a packet socket (VE root
+/// has CAP_NET_RAW in its namespace), to the broadcast MAC.
+fn spoof6(ifname: &str, src: &str, dst: &str, kind: &str, port: u16) -> Result<String, i32> {
+    let pkt = ipv6_packet(ipv6(src)?, ipv6(dst)?, kind, port)?;
+    let name = std::ffi::CString::new(ifname).map_err(|_| libc::EINVAL)?;
+    // SAFETY: plain syscalls on our own socket; sockaddr_ll is plain data.
+    unsafe {
+        let index = libc::if_nametoindex(name.as_ptr());
+        if index == 0 {
+            return Err(errno());
+        }
+        let proto = (libc::ETH_P_IPV6 as u16).to_be();
+        let mut ll: libc::sockaddr_ll = std::mem::zeroed();
+        ll.sll_family = libc::AF_PACKET as u16;
+        ll.sll_protocol = proto;
+        ll.sll_ifindex = index as i32;
+        ll.sll_halen = 6;
+        ll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto));
+        send_once(fd, &pkt, (&raw const ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
+    }
+}
+
 fn udp_echo(port: u16) -> ! {
     let Ok(fd) = open("udp") else { std::process::exit(1) };
     let mut sa = loopback(port);
@@ -668,6 +875,17 @@ fn oneshot(reply: Result<String, i32>, hold: u64) {
 }
 
 fn main() {
+    // Installed as a VE's /bin/sh by the escape tests: the hostile shell for `sh -c evil`,
+    // the real one (kept as /bin/sh.real) for everything else the VE runs.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.first().is_some_and(|a0| a0 == "sh" || a0.ends_with("/sh")) {
+        if argv.get(1).map(String::as_str) == Some("-c") && argv.get(2).map(String::as_str) == Some("evil") {
+            evil_sh();
+        }
+        let e = std::os::unix::process::CommandExt::exec(std::process::Command::new("/bin/sh.real").args(&argv[1..]));
+        eprintln!("sh: {e}");
+        std::process::exit(127);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     // Optional leading `--cgroup PATH`: move this process into a VE cgroup first.
     let mut rest = &args[..];
@@ -722,6 +940,23 @@ fn main() {
         Some("bind") => {
             let port = rest.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
             oneshot(bind_to(rest.get(1).map_or("", String::as_str), port), 0);
+        }
+        Some(mode @ ("inotify" | "keys" | "shm")) => {
+            let n = |i: usize| rest.get(i).and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
+            let r = match mode {
+                "inotify" => inotify(n(1)),
+                "keys" => keys(n(1)),
+                _ => shm(n(1)),
+            };
+            oneshot(r, n(2) as u64);
+        }
+        Some("ptys") => {
+            let n = |i: usize| rest.get(i).and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);
+            oneshot(ptys(rest.get(1).map_or("", String::as_str), n(2)), n(3) as u64);
+        }
+        Some("spoof6") => {
+            let a = |i: usize| rest.get(i).map_or("", String::as_str);
+            oneshot(spoof6(a(1), a(2), a(3), a(4), a(5).parse().unwrap_or(9)), 0);
         }
         Some(mode @ ("sockbuf" | "sigq" | "locks")) => {
             let n = |i: usize| rest.get(i).and_then(|s| s.parse::<usize>().ok()).unwrap_or(0);

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create a VE from an OS template and a config sample.
-    Create(CreateCmd),
+    Create(Box<CreateCmd>),
     /// Remove a stopped VE: private area, mount point and config.
     #[command(alias = "delete")]
     Destroy(Veid),
@@ -47,7 +47,7 @@ enum Command {
     /// Run a host script inside a VE (a stopped VE is mounted, not started).
     Runscript(RunscriptCmd),
     /// Change VE parameters: live on a running VE; --save also writes the config.
-    Set(SetCmd),
+    Set(Box<SetCmd>),
     /// Show a VE's beancounters in /proc/user_beancounters format.
     Ubc(UbcCmd),
     /// Show or switch a disk's I/O scheduler. --ioprio needs bfq on the VE's disk; vzctl
@@ -269,6 +269,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    // SAFETY: plain getter.
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        eprintln!("vzctl: vzctl needs root: run it as root (this is uid {euid})");
+        return ExitCode::from(vz::exit::SYSTEM_ERROR as u8);
+    }
     match run(&cli) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
         Err(e) => {
@@ -308,6 +314,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         Command::Restart(v) => vz.restart(id(&v.veid)?).map(|()| 0).map_err(Into::into),
         Command::Status(v) => {
             let veid = id(&v.veid)?;
+            vz.repair_if_idle(veid);
             println!("{}", vz.status(veid).line(veid));
             Ok(0)
         }
@@ -381,6 +388,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             let bpf = Bpf::ensure(&vz.bpf_config())?;
             let mut report = Vec::new();
             for veid in veids {
+                vz.repair_if_idle(veid);
                 cg.ve_id(veid)?;
                 report.push((veid, vz.ubc_rows(veid, Some(&bpf))?));
             }

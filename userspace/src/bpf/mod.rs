@@ -981,10 +981,13 @@ pub fn addr_words(ip: &std::net::IpAddr) -> [u32; 4] {
     std::array::from_fn(|i| u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]))
 }
 
+/// Named struct member offsets handed to the programs as read-only globals.
+type Offsets = Vec<(&'static str, u32)>;
+
 /// Offsets the iterator reads kernel structs at, from the running kernel's BTF. The block
 /// I/O offsets come last and only when the kernel has them all (a kernel without blkio
 /// cgroups has no `bio.bi_blkg`): the second value says why they are missing.
-fn kernel_offsets() -> Result<(Vec<(&'static str, u32)>, Option<btf::BtfError>), btf::BtfError> {
+fn kernel_offsets() -> Result<(Offsets, Option<btf::BtfError>), btf::BtfError> {
     let l = btf::Layouts::from_sys_fs()?;
     let mut offs = base_offsets(&l)?;
     match io_offsets(&l) {

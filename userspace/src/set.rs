@@ -1,0 +1,570 @@
+//! `vzctl set`: every value checked before anything changes; on a running VE every change
+//! applied with its way back, so a step that fails leaves the VE exactly as it was; then
+//! the settings it runs with, and with `--save` its config, written in one piece each.
+//!
+//! A running VE's current settings are its live file (its config plus what earlier `set`s
+//! without --save changed), so a live `--swap` builds on a live `--ram`, not on the config.
+use std::net::IpAddr;
+
+use tracing::warn;
+use vz_common::{UbcLimit, VeLimits};
+
+use crate::{
+    bpf::Bpf,
+    config::ConfFile,
+    cpu::CpuSettings,
+    io::IoSettings,
+    limits,
+    net::NetIf,
+    ns,
+    ubc::Resource,
+    ve::{check_text, conf_cpu, conf_disk, conf_io, conf_ips, conf_limits, DiskConf, SetOpts, VeError, Vz},
+};
+
+/// The least RAM a VE may be given (`--ram`): below it the memory controller refuses the
+/// limit (or the VE cannot run anything).
+const MIN_RAM_PAGES: u64 = 256;
+
+/// One undo step: what it restores, and how.
+type Undo<'a> = (&'static str, Box<dyn FnOnce() -> Result<(), VeError> + 'a>);
+
+/// Undo steps of the changes made so far, run newest first unless the set succeeds.
+struct Rollback<'a> {
+    steps: Vec<Undo<'a>>,
+}
+
+impl<'a> Rollback<'a> {
+    fn push(&mut self, what: &'static str, f: impl FnOnce() -> Result<(), VeError> + 'a) {
+        self.steps.push((what, Box::new(f)));
+    }
+    fn commit(mut self) {
+        self.steps.clear();
+    }
+}
+
+impl Drop for Rollback<'_> {
+    fn drop(&mut self) {
+        for (what, f) in self.steps.drain(..).rev() {
+            if let Err(e) = f() {
+                warn!("rolling back {what}: {e}");
+                eprintln!("Warning: could not roll back {what}: {e}");
+            }
+        }
+    }
+}
+
+/// Beancounter changes: the full records before and after, and the rows given.
+struct UbcPlan {
+    old: VeLimits,
+    new: VeLimits,
+    /// (row, new limit, the admin's own spelling if given).
+    rows: Vec<(&'static Resource, UbcLimit, Option<String>)>,
+}
+
+/// What a set changes, worked out and checked before anything is touched.
+struct Plan {
+    /// Config keys to write (None: remove), in the live file and, with --save, the config.
+    keys: Vec<(String, Option<String>)>,
+    cpu: Option<(CpuSettings, CpuSettings)>,
+    io: Option<(IoSettings, IoSettings)>,
+    disk: Option<(DiskConf, DiskConf)>,
+    ubc: Option<UbcPlan>,
+    add_ips: Vec<IpAddr>,
+    del_ips: Vec<IpAddr>,
+    hostname: Option<String>,
+    resolver: bool,
+    rules: Option<(vz_common::NetRules, vz_common::NetRules)>,
+    rate: Option<(Option<u64>, Option<u64>)>,
+    netif_new: Vec<NetIf>,
+    netif_gone: Vec<NetIf>,
+}
+
+impl Plan {
+    fn key(&mut self, k: &str, v: Option<String>) {
+        self.keys.retain(|(x, _)| x != k);
+        self.keys.push((k.to_string(), v));
+    }
+}
+
+fn apply_keys(conf: &mut ConfFile, keys: &[(String, Option<String>)]) {
+    for (k, v) in keys {
+        match v {
+            Some(v) => conf.set(k, v),
+            None => conf.remove(k),
+        }
+    }
+}
+
+fn full_limits(conf: &ConfFile) -> Result<VeLimits, VeError> {
+    let mut full = VeLimits::default();
+    for (r, l) in conf_limits(conf)? {
+        full.res[r.id as usize] = l;
+    }
+    Ok(full)
+}
+
+fn bad(key: &'static str, value: &str, why: &'static str) -> VeError {
+    VeError::BadValue { key, value: value.to_string(), why }
+}
+
+impl Vz {
+    /// `vzctl set`: changes apply to a running VE at once; `save` also writes the config.
+    pub fn set(&self, veid: u32, opts: &SetOpts, save: bool) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let conf = self.conf(veid)?;
+        let running = ns::find_init(self.cg.as_ref(), veid).and_then(|i| Some((i, self.cg.ve_id(veid).ok()?)));
+        if running.is_none() && !save {
+            // Checked first: nothing else to say about a VE this set cannot change.
+            self.plan(veid, opts, &conf)?;
+            return Err(VeError::NotRunning(veid));
+        }
+        let base = if running.is_some() { self.live_conf(veid)? } else { conf.clone() };
+        let plan = self.plan(veid, opts, &base)?;
+        let mut rb = Rollback { steps: Vec::new() };
+        if let Some((init, cgid)) = running {
+            self.apply_live(veid, init, cgid, &base, &plan, opts, &mut rb)?;
+            let mut live = base.clone();
+            apply_keys(&mut live, &plan.keys);
+            live.write_runtime(&self.live_path(veid))?;
+            let old = base.clone();
+            rb.push("the live settings file", move || Ok(old.write_runtime(&self.live_path(veid))?));
+        } else if let Some((old, new)) = &plan.disk {
+            // A stopped VE: only its image changes now.
+            self.set_disk(veid, &base, new, opts)?;
+            let (old, b) = (*old, base.clone());
+            rb.push("disk limits", move || self.set_disk(veid, &b, &old, opts));
+        }
+        if let Some((_, new)) = &plan.cpu {
+            crate::ve::print_cpu(new, opts);
+        }
+        if let Some((_, new)) = &plan.io {
+            crate::ve::print_io(new, opts);
+        }
+        if save {
+            let mut c = conf;
+            apply_keys(&mut c, &plan.keys);
+            c.write_atomic(&self.paths.ve_conf(veid))?;
+            println!("Saved parameters for Container {veid}");
+        }
+        rb.commit();
+        Ok(())
+    }
+
+    /// Checks every value of `opts` against `base` (the VE's live settings, or its
+    /// config) and works out what changes. Changes nothing.
+    fn plan(&self, veid: u32, opts: &SetOpts, base: &ConfFile) -> Result<Plan, VeError> {
+        let mut p = Plan {
+            keys: Vec::new(),
+            cpu: None,
+            io: None,
+            disk: None,
+            ubc: None,
+            add_ips: Vec::new(),
+            del_ips: Vec::new(),
+            hostname: None,
+            resolver: false,
+            rules: None,
+            rate: None,
+            netif_new: Vec::new(),
+            netif_gone: Vec::new(),
+        };
+        if let Some(h) = &opts.hostname {
+            if !crate::ve::valid_hostname(h) {
+                return Err(bad("hostname", h, "not a valid host name"));
+            }
+            p.hostname = Some(h.clone());
+            p.key("HOSTNAME", Some(h.clone()));
+        }
+        if let Some(n) = &opts.name {
+            self.check_name_free(n, veid)?;
+            p.key("NAME", Some(n.clone()));
+        }
+        if let Some(d) = &opts.description {
+            check_text("description", d)?;
+            p.key("DESCRIPTION", Some(d.clone()));
+        }
+        if let Some(o) = &opts.onboot {
+            if o != "yes" && o != "no" {
+                return Err(bad("onboot", o, "use yes or no"));
+            }
+            p.key("ONBOOT", Some(o.clone()));
+        }
+        for a in &opts.nameserver {
+            crate::net::parse_ip(a)?;
+            check_text("nameserver", a)?;
+        }
+        for d in &opts.searchdomain {
+            if !crate::ve::valid_hostname(d) {
+                return Err(bad("searchdomain", d, "not a valid domain name"));
+            }
+        }
+        if !opts.nameserver.is_empty() {
+            p.key("NAMESERVER", Some(opts.nameserver.join(" ")));
+            p.resolver = true;
+        }
+        if !opts.searchdomain.is_empty() {
+            p.key("SEARCHDOMAIN", Some(opts.searchdomain.join(" ")));
+            p.resolver = true;
+        }
+        if let Some(r) = &opts.rate {
+            check_text("rate", r)?;
+            let old = crate::net::parse_rate(base.get("RATE").unwrap_or("0")).unwrap_or(None);
+            let new = crate::net::parse_rate(r)?;
+            p.rate = Some((old, new));
+            // Kept in the admin's own form (kbit or OpenVZ's dev:class:kbit).
+            p.key("RATE", new.map(|_| r.trim().to_string()));
+        }
+        // CPU, I/O and disk: the settings after this set, from the current ones.
+        if opts.cpuunits.is_some() || opts.cpulimit.is_some() || opts.cpus.is_some() || opts.cpumask.is_some() {
+            use crate::cpu as c;
+            let n = c::host_cpus();
+            let old = conf_cpu(base)?;
+            let mut cpu = old.clone();
+            if let Some(v) = &opts.cpuunits {
+                cpu.units = Some(c::parse_units(v)?);
+                p.key("CPUUNITS", cpu.units.map(|u| u.to_string()));
+            }
+            if let Some(v) = &opts.cpulimit {
+                cpu.limit = Some(c::parse_limit(v, n)?);
+                p.key("CPULIMIT", cpu.limit.map(|u| u.to_string()));
+            }
+            if let Some(v) = &opts.cpus {
+                cpu.cpus = Some(c::parse_cpus(v, n)?);
+                p.key("CPUS", cpu.cpus.map(|u| u.to_string()));
+            }
+            if let Some(v) = &opts.cpumask {
+                cpu.mask = c::parse_mask(v, n)?;
+                p.key("CPUMASK", Some(cpu.mask.clone().unwrap_or_else(|| "all".into())));
+            }
+            p.cpu = Some((old, cpu));
+        }
+        if opts.ioprio.is_some() || opts.iolimit.is_some() || opts.iopslimit.is_some() {
+            let old = conf_io(base)?;
+            let mut ios = old;
+            if let Some(v) = &opts.ioprio {
+                ios.prio = Some(crate::io::parse_prio(v)?);
+                p.key("IOPRIO", ios.prio.map(|v| v.to_string()));
+            }
+            if let Some(v) = &opts.iolimit {
+                ios.limit = Some(crate::io::parse_limit(v)?);
+                p.key("IOLIMIT", ios.limit.map(|v| v.to_string()));
+            }
+            if let Some(v) = &opts.iopslimit {
+                ios.iops = Some(crate::io::parse_iops(v)?);
+                p.key("IOPSLIMIT", ios.iops.map(|v| v.to_string()));
+            }
+            p.io = Some((old, ios));
+        }
+        if opts.diskspace.is_some() || opts.diskinodes.is_some() || opts.quotaugidlimit.is_some() {
+            let old = conf_disk(base)?;
+            let mut d = old;
+            if let Some(v) = &opts.diskspace {
+                let l = crate::disk::parse_diskspace(v)?;
+                d.space = Some(l);
+                p.key("DISKSPACE", Some(format!("{}:{}", l.soft, l.hard)));
+            }
+            if let Some(v) = &opts.diskinodes {
+                let l = crate::disk::parse_diskinodes(v)?;
+                d.inodes = Some(l);
+                p.key("DISKINODES", Some(format!("{}:{}", l.soft, l.hard)));
+            }
+            if let Some(v) = &opts.quotaugidlimit {
+                d.ugid = crate::ve::parse_ugid(v)?;
+                p.key("QUOTAUGIDLIMIT", Some(d.ugid.to_string()));
+            }
+            p.disk = Some((old, d));
+        }
+        // Bridged interfaces: the list after this set; a new host-side name must be free on
+        // the host and in every config.
+        if !opts.netif_add.is_empty() || !opts.netif_del.is_empty() {
+            let old = crate::net::parse_netifs(base.get("NETIF").unwrap_or(""))?;
+            let mut list: Vec<NetIf> =
+                old.iter().filter(|n| !opts.netif_del.iter().any(|d| d == "all" || *d == n.ifname)).cloned().collect();
+            for d in opts.netif_del.iter().filter(|d| *d != "all") {
+                if !old.iter().any(|n| n.ifname == *d) {
+                    return Err(bad("netif_del", d, "the container has no such interface"));
+                }
+            }
+            for spec in &opts.netif_add {
+                check_text("netif_add", spec)?;
+                let n = NetIf::parse_add(veid, spec, list.len())?;
+                let taken = list.iter().any(|o| o.ifname == n.ifname || o.host_ifname == n.host_ifname)
+                    || self.netif_owner(&n.host_ifname, veid).is_some();
+                if taken {
+                    return Err(bad("netif_add", spec, "interface name already in use"));
+                }
+                if crate::net::link_exists(&n.host_ifname)? {
+                    return Err(bad("netif_add", spec, "an interface of that host name exists on the host"));
+                }
+                if let Some(b) = &n.bridge {
+                    if !crate::net::link_exists(b)? {
+                        return Err(bad("netif_add", spec, "no such bridge on the host"));
+                    }
+                }
+                list.push(n.clone());
+                p.netif_new.push(n);
+            }
+            p.netif_gone = old.iter().filter(|o| !list.iter().any(|n| n.ifname == o.ifname)).cloned().collect();
+            p.key("NETIF", Some(crate::net::format_netifs(&list)));
+        }
+        if !opts.netfilter.is_empty() {
+            for r in &opts.netfilter {
+                check_text("netfilter-rule", r)?;
+            }
+            let new = crate::netfilter::parse_rules(&opts.netfilter.iter().map(String::as_str).collect::<Vec<_>>())?;
+            let old = crate::netfilter::parse_rules(&[base.get("NETFILTER").unwrap_or("")]).unwrap_or_default();
+            p.key("NETFILTER", Some(crate::netfilter::format_rules(&new)));
+            p.rules = Some((old, new));
+        }
+        // Addresses: every one a VE may own and held by no other VE.
+        let old_ips = conf_ips(base)?;
+        p.add_ips = self.addable_ips(veid, &opts.ipadd)?;
+        for a in &opts.ipdel {
+            if a == "all" {
+                p.del_ips.extend(old_ips.iter().copied());
+            } else {
+                p.del_ips.push(crate::net::parse_ip(a)?);
+            }
+        }
+        if !p.add_ips.is_empty() || !p.del_ips.is_empty() {
+            let mut ips: Vec<IpAddr> = old_ips.iter().copied().filter(|ip| !p.del_ips.contains(ip)).collect();
+            for ip in &p.add_ips {
+                if !ips.contains(ip) {
+                    ips.push(*ip);
+                }
+            }
+            p.key("IP_ADDRESS", Some(ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(" ")));
+        }
+        self.plan_ubc(opts, base, &mut p)?;
+        Ok(p)
+    }
+
+    /// Beancounters: rows given, VSwap derived from the current RAM and swap, and the full
+    /// records before and after.
+    fn plan_ubc(&self, opts: &SetOpts, base: &ConfFile, p: &mut Plan) -> Result<(), VeError> {
+        let mut rows: Vec<(&'static Resource, UbcLimit, Option<String>)> = Vec::new();
+        for (name, v) in &opts.ubc {
+            let r = Resource::by_name(name)?;
+            rows.retain(|(x, _, _)| x.id != r.id);
+            rows.push((r, r.parse_limit(v)?, Some(v.trim().to_string())));
+        }
+        let old = full_limits(base)?;
+        if opts.ram.is_some() || opts.swap.is_some() || opts.vm_overcommit.is_some() {
+            use vz_common::res::{PHYSPAGES, SWAPPAGES};
+            let ram = match &opts.ram {
+                Some(v) => {
+                    let n = crate::ubc::parse_vswap_size("ram", v)?;
+                    if n < MIN_RAM_PAGES {
+                        return Err(bad("ram", v, "a container needs at least 1M of RAM"));
+                    }
+                    n
+                }
+                None => old.res[PHYSPAGES as usize].limit,
+            };
+            let swap = match &opts.swap {
+                Some(v) => crate::ubc::parse_vswap_size("swap", v)?,
+                None => {
+                    let s = old.res[SWAPPAGES as usize].limit;
+                    // No swap row at all (unlimited by default) is no swap in VSwap terms.
+                    if base.get("SWAPPAGES").is_none() {
+                        0
+                    } else {
+                        s
+                    }
+                }
+            };
+            let oc = match opts.vm_overcommit.as_deref().or(base.get("VM_OVERCOMMIT")) {
+                Some(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|f| f.is_finite() && *f >= 0.0)
+                    .ok_or_else(|| bad("vm_overcommit", v, "expected a non-negative number"))?,
+                None => 0.0,
+            };
+            if let Some(v) = &opts.vm_overcommit {
+                p.key("VM_OVERCOMMIT", Some(v.trim().to_string()));
+            }
+            for (id, l) in crate::ubc::vswap(ram, swap, oc) {
+                let r = Resource::by_id(id).ok_or(VeError::Exec("vswap".into()))?;
+                rows.retain(|(x, _, _)| x.id != id);
+                rows.push((r, l, None));
+            }
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut new = old;
+        for (r, l, raw) in &rows {
+            new.res[r.id as usize] = *l;
+            p.key(
+                &r.name.to_ascii_uppercase(),
+                Some(raw.clone().unwrap_or_else(|| format!("{}:{}", l.barrier, l.limit))),
+            );
+        }
+        for (r, _, _) in &rows {
+            if r.id == vz_common::res::DCACHESIZE && !self.paths.dcache_accounting {
+                eprintln!("Warning: dcachesize is stored but not accounted: set DCACHE_ACCOUNTING=\"yes\" in vz.conf (its tracepoints cost every slab allocation on the host)");
+                continue;
+            }
+        }
+        p.ubc = Some(UbcPlan { old, new, rows });
+        Ok(())
+    }
+
+    /// Applies a plan to a running VE, each step with its inverse in `rb`.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_live<'a>(
+        &'a self,
+        veid: u32,
+        init: i32,
+        cgid: u64,
+        base: &ConfFile,
+        p: &Plan,
+        opts: &'a SetOpts,
+        rb: &mut Rollback<'a>,
+    ) -> Result<(), VeError> {
+        let root = self.root_of(veid, base);
+        let (uid, _) = self.ve_ids(base);
+        // Beancounters first: the memory controller is the step most likely to refuse (a
+        // limit below what the VE uses).
+        if let Some(u) = &p.ubc {
+            for (r, _, _) in &u.rows {
+                match limits::mechanism(r, self.cg.as_ref(), veid) {
+                    Some(m) if m.enforces() => {}
+                    Some(m) => {
+                        eprintln!("Warning: {} is only accounted on this kernel ({}), not enforced", r.name, m.label())
+                    }
+                    None => {
+                        eprintln!("Warning: {} is stored but neither accounted nor enforced on this kernel", r.name)
+                    }
+                }
+            }
+            let changed: Vec<u32> = u.rows.iter().map(|(r, _, _)| r.id).collect();
+            let old = u.old;
+            let ch = changed.clone();
+            rb.push("beancounters", move || self.apply_limits(veid, init, cgid, uid, &old, &ch));
+            self.apply_limits(veid, init, cgid, uid, &u.new, &changed)?;
+            println!("UB limits were set successfully");
+        }
+        if let Some((old, new)) = &p.cpu {
+            let old = old.clone();
+            rb.push("CPU settings", move || Ok(crate::cpu::apply(self.cg.as_ref(), veid, &old)?));
+            crate::cpu::apply(self.cg.as_ref(), veid, new)?;
+        }
+        if let Some((old, new)) = &p.io {
+            let (old, r) = (*old, root.clone());
+            rb.push("I/O settings", move || self.apply_io(veid, cgid, &r, &old));
+            self.apply_io(veid, cgid, &root, new)?;
+        }
+        if let Some((old, new)) = &p.disk {
+            let (old, b) = (*old, base.clone());
+            rb.push("disk limits", move || self.set_disk(veid, &b, &old, opts));
+            self.set_disk(veid, base, new, opts)?;
+        }
+        if !p.add_ips.is_empty() || !p.del_ips.is_empty() {
+            crate::net::warn_if_not_forwarding(veid, &p.add_ips);
+            let old = conf_ips(base)?;
+            let (add, del): (Vec<IpAddr>, Vec<IpAddr>) = (
+                p.add_ips.iter().copied().filter(|ip| !old.contains(ip)).collect(),
+                p.del_ips.iter().copied().filter(|ip| old.contains(ip)).collect(),
+            );
+            let (a2, d2) = (add.clone(), del.clone());
+            rb.push("addresses", move || self.change_ips(init, cgid, &d2, &a2));
+            self.change_ips(init, cgid, &add, &del)?;
+        }
+        // The VE's name and resolver files, from what it runs with after this set; the
+        // files first, so a failed write leaves the live host name as it was.
+        let mut next = base.clone();
+        apply_keys(&mut next, &p.keys);
+        let name_changed = p.hostname.is_some() || !p.add_ips.is_empty() || !p.del_ips.is_empty();
+        if let Some(h) = next.get("HOSTNAME").filter(|_| name_changed).map(str::to_string) {
+            let (b, r) = (base.clone(), root.clone());
+            let old_name = b.get("HOSTNAME").map(str::to_string);
+            rb.push("the host name", move || {
+                if let Some(o) = old_name {
+                    self.write_names(&r, &b, &o).map_err(|e| VeError::Exec(e.to_string()))?;
+                    ns::set_hostname(init, &o)?;
+                }
+                Ok(())
+            });
+            self.write_names(&root, &next, &h).map_err(crate::ve::io_err("write /etc/hostname, /etc/hosts", &root))?;
+            if p.hostname.is_some() {
+                ns::set_hostname(init, &h)?;
+            }
+        }
+        if p.resolver {
+            let (b, r) = (base.clone(), root.clone());
+            rb.push("/etc/resolv.conf", move || self.write_resolver(&r, &b).map_err(|e| VeError::Exec(e.to_string())));
+            self.write_resolver(&root, &next).map_err(crate::ve::io_err("write /etc/resolv.conf", &root))?;
+        }
+        if let Some((old, new)) = &p.rules {
+            let old = *old;
+            rb.push("firewall rules", move || Ok(Bpf::open_existing(&self.paths.bpf_root)?.set_net_rules(cgid, &old)?));
+            Bpf::open_existing(&self.paths.bpf_root)?.set_net_rules(cgid, new)?;
+        }
+        if let Some((old, new)) = p.rate {
+            rb.push("the rate limit", move || {
+                crate::ve::set_rate(&mut Bpf::open_existing(&self.paths.bpf_root)?, cgid, old)
+            });
+            crate::ve::set_rate(&mut Bpf::open_existing(&self.paths.bpf_root)?, cgid, new)?;
+        }
+        for n in &p.netif_gone {
+            let n2 = n.clone();
+            rb.push("a bridged interface", move || Ok(crate::net::add_netif(init, &n2)?));
+            crate::net::del_netif(&n.host_ifname)?;
+        }
+        for n in &p.netif_new {
+            let h = n.host_ifname.clone();
+            rb.push("a bridged interface", move || Ok(crate::net::del_netif(&h)?));
+            crate::net::add_netif(init, n)?;
+        }
+        Ok(())
+    }
+
+    /// A running VE's addresses: `del` go, `add` come (interface, host routes, and the
+    /// bind and anti-spoofing map).
+    fn change_ips(&self, init: i32, cgid: u64, add: &[IpAddr], del: &[IpAddr]) -> Result<(), VeError> {
+        crate::net::del_ips(init, cgid, del)?;
+        crate::net::add_ips(init, cgid, add)?;
+        if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
+            bpf.set_ve_addrs(cgid, add, Some(del))?;
+        }
+        Ok(())
+    }
+
+    /// Puts a full limit record in force on a running VE: the BPF map (every row) and the
+    /// kernel mechanisms of the rows in `changed`.
+    fn apply_limits(
+        &self,
+        veid: u32,
+        init: i32,
+        cgid: u64,
+        uid: u32,
+        full: &VeLimits,
+        changed: &[u32],
+    ) -> Result<(), VeError> {
+        use vz_common::res::{NUMPTY, NUMSIGINFO, SHMPAGES};
+        let mut bpf = Bpf::ensure(&self.bpf_config())?;
+        bpf.register_ve(cgid)?;
+        let all: Vec<(u32, UbcLimit)> = crate::ubc::ALL.iter().map(|r| (r.id, full.res[r.id as usize])).collect();
+        bpf.set_limits(cgid, &all)?;
+        limits::apply(self.cg.as_ref(), veid, full)?;
+        if changed.contains(&NUMSIGINFO) {
+            if let Some(w) = limits::apply_sigpending(self.cg.as_ref(), veid, full)? {
+                warn!(veid, "{w}");
+                eprintln!("Warning: {w}");
+            }
+        }
+        if changed.contains(&NUMPTY) {
+            ns::set_pty_max(init, limits::pty_max(full))?;
+        }
+        if changed.contains(&SHMPAGES) {
+            let pages = limits::shm_pages_limit(full);
+            ns::set_shm_size(init, pages.map(|p| p.saturating_mul(crate::ubc::PAGE_SIZE)))?;
+            // Unlimited: the kernel's own default (ULONG_MAX - 2^24).
+            ns::set_shmall(init, pages.unwrap_or(u64::MAX - (1 << 24)), uid)?;
+        }
+        Ok(())
+    }
+}
