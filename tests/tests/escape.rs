@@ -832,3 +832,28 @@ fn a_non_root_user_is_told_vzctl_needs_root() {
         .unwrap();
     vz_tests::Out::of(o).one_line_error("vzctl", 3, "vzctl needs root");
 }
+
+#[test]
+fn a_ploop_balloon_cannot_be_moved_or_replaced_from_inside() {
+    let env = VzEnv::new("esc-balloon");
+    let host_dir = env.dir.join("host-dir");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::set_permissions(&host_dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.ok(&["create", "101", "--layout", "ploop", "--diskspace", "60M:64M"]);
+    env.ok(&["start", "101"]);
+    // The balloon is the host's: it can be neither renamed nor removed, and a link in its
+    // place is not followed.
+    for cmd in ["mv /.vz-balloon /moved", "rm -rf /.vz-balloon", "rmdir /.vz-balloon"] {
+        assert_ne!(env.vzctl(&["exec2", "101", cmd]).code, 0, "VE root could: {cmd}");
+    }
+    env.ok(&["exec2", "101", &format!("ln -s {} /.vz-balloon-link", host_dir.display())]);
+    env.ok(&["set", "101", "--diskspace", "50M:56M"]);
+    env.ok(&["set", "101", "--diskinodes", "9000:10000"]);
+    let md = std::fs::metadata(&host_dir).unwrap();
+    assert_eq!(md.mode() & 0o777, 0o755, "vzctl changed a host directory");
+    assert_eq!(std::fs::read_dir(&host_dir).unwrap().count(), 0, "vzctl wrote into a host directory");
+    // The limit holds: a write past 56M fails inside.
+    let dd = env.vzctl(&["exec2", "101", "dd if=/dev/zero of=/fill bs=1M count=80"]);
+    assert_ne!(dd.code, 0, "{dd:?}");
+    env.ok(&["stop", "--fast", "101"]);
+}
