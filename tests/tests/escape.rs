@@ -618,29 +618,10 @@ fn ipv6_link_local_and_unspecified_sources_pass_only_for_neighbour_discovery() {
         let n: Vec<u64> = t.lines().nth(1).unwrap().split_whitespace().filter_map(|w| w.parse().ok()).collect();
         n[6]
     };
-    let mac = {
-        let o = env.ok(&["exec2", "101", "cat /sys/class/net/venet0/address"]);
-        o.trim().split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect::<Vec<u8>>()
-    };
-    let own_ll = std::net::Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        mac[0] ^ 2,
-        mac[1],
-        mac[2],
-        0xff,
-        0xfe,
-        mac[3],
-        mac[4],
-        mac[5],
-    ])
-    .to_string();
+    // The VE's own link-local address, as its kernel made it.
+    let own_ll = env.ok(&["exec2", "101", "ip -o -6 addr show dev venet0 scope link"]);
+    let own_ll = own_ll.split_whitespace().nth(3).and_then(|a| a.split('/').next()).unwrap().to_string();
+    assert!(own_ll.starts_with("fe80::"), "{own_ll}");
     let send = |src: &str, kind: &str| {
         let r = env.ok(&["exec2", "101", &format!("vzt-helper spoof6 venet0 {src} fe80::1 {kind} 9301")]);
         assert_eq!(r.trim(), "ok", "{src} {kind}");

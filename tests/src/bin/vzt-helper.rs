@@ -582,7 +582,12 @@ fn spoof_raw(src: &str, dst: &str, port: u16) -> Result<String, i32> {
 }
 
 fn spoof_packet(ifname: &str, src: &str, dst: &str, port: u16) -> Result<String, i32> {
-    let pkt = udp_packet(ipv4(src)?, ipv4(dst)?, port);
+    send_packet(ifname, libc::ETH_P_IP, &udp_packet(ipv4(src)?, ipv4(dst)?, port))
+}
+
+/// Sends one packet of `ethertype` on `ifname` through a packet socket (VE root has
+/// CAP_NET_RAW in its namespace), to the broadcast MAC: whatever source it carries.
+fn send_packet(ifname: &str, ethertype: i32, pkt: &[u8]) -> Result<String, i32> {
     let name = std::ffi::CString::new(ifname).map_err(|_| libc::EINVAL)?;
     // SAFETY: plain syscalls on our own socket; sockaddr_ll is plain data.
     unsafe {
@@ -590,7 +595,7 @@ fn spoof_packet(ifname: &str, src: &str, dst: &str, port: u16) -> Result<String,
         if index == 0 {
             return Err(errno());
         }
-        let proto = (libc::ETH_P_IP as u16).to_be();
+        let proto = (ethertype as u16).to_be();
         let mut ll: libc::sockaddr_ll = std::mem::zeroed();
         ll.sll_family = libc::AF_PACKET as u16;
         ll.sll_protocol = proto;
@@ -598,7 +603,7 @@ fn spoof_packet(ifname: &str, src: &str, dst: &str, port: u16) -> Result<String,
         ll.sll_halen = 6;
         ll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
         let fd = libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto));
-        send_once(fd, &pkt, (&raw const ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
+        send_once(fd, pkt, (&raw const ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
     }
 }
 
@@ -786,27 +791,9 @@ fn ipv6_packet(src: [u8; 16], dst: [u8; 16], kind: &str, port: u16) -> Result<Ve
     Ok(p)
 }
 
-/// Sends one IPv6 packet with any source on `ifname` through a packet socket (VE root
-/// has CAP_NET_RAW in its namespace), to the broadcast MAC.
+/// Sends one IPv6 packet with any source on `ifname` (see `send_packet`).
 fn spoof6(ifname: &str, src: &str, dst: &str, kind: &str, port: u16) -> Result<String, i32> {
-    let pkt = ipv6_packet(ipv6(src)?, ipv6(dst)?, kind, port)?;
-    let name = std::ffi::CString::new(ifname).map_err(|_| libc::EINVAL)?;
-    // SAFETY: plain syscalls on our own socket; sockaddr_ll is plain data.
-    unsafe {
-        let index = libc::if_nametoindex(name.as_ptr());
-        if index == 0 {
-            return Err(errno());
-        }
-        let proto = (libc::ETH_P_IPV6 as u16).to_be();
-        let mut ll: libc::sockaddr_ll = std::mem::zeroed();
-        ll.sll_family = libc::AF_PACKET as u16;
-        ll.sll_protocol = proto;
-        ll.sll_ifindex = index as i32;
-        ll.sll_halen = 6;
-        ll.sll_addr[..6].copy_from_slice(&[0xff; 6]);
-        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, i32::from(proto));
-        send_once(fd, &pkt, (&raw const ll).cast(), std::mem::size_of::<libc::sockaddr_ll>() as u32)
-    }
+    send_packet(ifname, libc::ETH_P_IPV6, &ipv6_packet(ipv6(src)?, ipv6(dst)?, kind, port)?)
 }
 
 fn udp_echo(port: u16) -> ! {
