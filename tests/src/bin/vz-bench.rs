@@ -121,35 +121,51 @@ fn ve_times() {
     println!("vzctl create (cached template): median {:.1} ms", median(creates));
     println!("vzctl start until exec true succeeds: median {:.1} ms (target < 100 ms)", median(starts));
     // Against an older vzctl (VZ_BENCH_BASELINE_VZCTL=path), rounds interleaved, each
-    // binary on a VE it made itself.
+    // binary on a VE it made itself, in a VZ root of its own.
     if let Ok(old) = std::env::var("VZ_BENCH_BASELINE_VZCTL") {
         let old = std::path::PathBuf::from(old);
+        let env_old = VzEnv::new("bench-ve-old");
         let run = |bin: Option<&std::path::Path>, args: &[&str]| {
             let mut c = match bin {
-                Some(p) => env.cmd_at(p, args),
+                Some(p) => env_old.cmd_at(p, args),
                 None => env.cmd("vzctl", args),
             };
             c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status().expect("vzctl").success()
         };
         assert!(run(None, &["create", "101"]) && run(Some(&old), &["create", "102"]));
-        let (mut new_t, mut old_t) = (Vec::new(), Vec::new());
-        for round in 0..21 {
-            for (bin, veid, out) in [(None, "101", &mut new_t), (Some(old.as_path()), "102", &mut old_t)] {
+        // Per binary: start until exec succeeds, `vzctl start` alone, one `exec true` on
+        // the running VE. The order alternates each round, and each ratio is the median of
+        // the rounds' own ratios, so a slow stretch of the machine (or the previous VE's
+        // teardown still running in the kernel) weighs on both sides alike.
+        let (mut new_t, mut old_t) = ([Vec::new(), Vec::new(), Vec::new()], [Vec::new(), Vec::new(), Vec::new()]);
+        for round in 0..31 {
+            let mut sides = [(None, "101", &mut new_t), (Some(old.as_path()), "102", &mut old_t)];
+            if round % 2 == 1 {
+                sides.reverse();
+            }
+            for (bin, veid, out) in sides {
                 let t = Instant::now();
                 assert!(run(bin, &["start", veid]), "start {veid} round {round}");
+                out[1].push(ms(t.elapsed()));
                 while !run(bin, &["exec", veid, "true"]) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
-                out.push(ms(t.elapsed()));
+                out[0].push(ms(t.elapsed()));
+                let t = Instant::now();
+                assert!(run(bin, &["exec", veid, "true"]));
+                out[2].push(ms(t.elapsed()));
                 assert!(run(bin, &["stop", "--fast", veid]));
             }
         }
-        let (n, o) = (median(new_t), median(old_t));
         println!(
-            "start until exec, this vzctl vs {} (21 interleaved rounds): {n:.1} ms vs {o:.1} ms, ratio {:.3}",
-            old.display(),
-            n / o
+            "this vzctl vs {} (31 rounds, order alternating; medians, median of per-round ratios):",
+            old.display()
         );
+        for (i, what) in ["start until exec succeeds", "start alone", "exec true, VE running"].iter().enumerate() {
+            let ratios = new_t[i].iter().zip(&old_t[i]).map(|(n, o)| n / o).collect();
+            let (n, o) = (median(new_t[i].clone()), median(old_t[i].clone()));
+            println!("  {what}: {n:.1} ms vs {o:.1} ms, ratio {:.3}", median(ratios));
+        }
         run(None, &["destroy", "101"]);
         run(Some(&old), &["destroy", "102"]);
     }
