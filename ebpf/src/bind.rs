@@ -25,7 +25,7 @@ fn check(addr: [u32; 4]) -> i32 {
     }
     let key = VeAddr { ve, addr };
     // SAFETY: map lookup with a stack key.
-    if unsafe { VZ_VE_ADDRS.get(&key) }.is_some() {
+    if unsafe { VZ_VE_ADDRS.get(key) }.is_some() {
         return ALLOW;
     }
     // SAFETY: plain helper call; sock_addr programs may set their errno.

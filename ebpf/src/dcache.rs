@@ -53,6 +53,9 @@ fn cache_size(cache: u64) -> u32 {
         && name[5] == b'y';
     let mut inode = len >= SUFFIX.len() && len <= name.len();
     if inode {
+        // An index loop on purpose: it stays the shape the verifier was shown to accept
+        // (a constant trip count, the name index masked).
+        #[allow(clippy::needless_range_loop)]
         for i in 0..SUFFIX.len() {
             let at = (len - SUFFIX.len() + i) & 31;
             if name[at] != SUFFIX[i] {

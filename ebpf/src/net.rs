@@ -47,22 +47,22 @@ fn ve_of(ctx: &TcContext) -> Option<u64> {
     // SAFETY: the kernel's __sk_buff for this run.
     let ifindex = unsafe { (*ctx.skb.skb).ifindex };
     // SAFETY: map lookup with a stack key.
-    unsafe { VZ_NET_IFS.get(&ifindex) }.copied()
+    unsafe { VZ_NET_IFS.get(ifindex) }.copied()
 }
 
 #[inline(always)]
 fn stats(ve: u64) -> Option<*mut NetStats> {
-    if let Some(s) = VZ_NET_STATS.get_ptr_mut(&ve) {
+    if let Some(s) = VZ_NET_STATS.get_ptr_mut(ve) {
         return Some(s);
     }
-    let _ = VZ_NET_STATS.insert(&ve, &NetStats::default(), 0);
-    VZ_NET_STATS.get_ptr_mut(&ve)
+    let _ = VZ_NET_STATS.insert(ve, NetStats::default(), 0);
+    VZ_NET_STATS.get_ptr_mut(ve)
 }
 
 #[inline(always)]
 fn own(ve: u64, addr: [u32; 4]) -> bool {
     // SAFETY: map lookup with a stack key.
-    unsafe { VZ_VE_ADDRS.get(&VeAddr { ve, addr }) }.is_some()
+    unsafe { VZ_VE_ADDRS.get(VeAddr { ve, addr }) }.is_some()
 }
 
 const IPPROTO_HOPOPTS: u8 = 0;
@@ -325,7 +325,7 @@ pub fn vz_tc_from_ve(ctx: TcContext) -> i32 {
         return TC_ACT_SHOT;
     }
     // SAFETY: map lookup with a stack key.
-    match unsafe { VZ_NET_RATE.get(&ve) } {
+    match unsafe { VZ_NET_RATE.get(ve) } {
         // SAFETY: plain helper call; it returns TC_ACT_REDIRECT, or TC_ACT_SHOT for a shaper
         // that is gone (the VE is being stopped).
         Some(shaper) => unsafe { aya_ebpf::helpers::bpf_redirect(*shaper, 0) as i32 },

@@ -87,7 +87,7 @@ pub(crate) fn report(ve: u64, res: u32, held: u64, barrier: u64, limit: u64) {
     if let Some(mut e) = VZ_EVENTS.reserve::<UbcEvent>(0) {
         let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
         let comm = bpf_get_current_comm().unwrap_or([0; 16]);
-        e.write(UbcEvent { ve, held, barrier, limit, res, pid, comm: comm.map(|c| c as u8) });
+        e.write(UbcEvent { ve, held, barrier, limit, res, pid, comm: comm.map(|c| c) });
         e.submit(0);
     }
 }

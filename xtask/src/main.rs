@@ -29,8 +29,11 @@ enum Cmd {
         #[arg(long)]
         debug: bool,
     },
-    /// Unit tests (no root), then the integration tests against the host kernel (root).
+    /// Lint (rustfmt, clippy -D warnings, both workspaces), unit tests (no root), then the
+    /// integration tests against the host kernel (root) and the VM lane.
     Test,
+    /// The lint step of `test` alone.
+    Lint,
     /// Benchmarks; prints ratios from one run.
     Bench,
     /// The VM lane alone: what this host's kernel lacks, tested on a stock Debian kernel
@@ -76,8 +79,8 @@ const BASE_PACKAGES: &[&str] = &[
     "cpio",
     "e2fsprogs",
 ];
-/// Needed only for the Debian rustc path.
-const DEBIAN_RUST_PACKAGES: &[&str] = &["rustc-web", "libstd-rust-web-dev-bpf"];
+/// Needed only for the Debian rustc path (clippy-driver for that rustc lints the BPF crate).
+const DEBIAN_RUST_PACKAGES: &[&str] = &["rustc-web", "libstd-rust-web-dev-bpf", "rust-web-clippy"];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
@@ -302,9 +305,40 @@ fn cargo_test(args: &[&str], totals: &mut (u64, u64)) -> Result<()> {
     Ok(())
 }
 
+/// `cargo fmt --check` and `cargo clippy -D warnings` on both workspaces. The BPF crate is
+/// linted for its own target with the clippy of the rustc that builds it.
+fn lint() -> Result<()> {
+    step("lint: rustfmt and clippy (-D warnings) on both workspaces");
+    run(&mut cargo(&["fmt", "--all", "--check"]), true)?;
+    run(&mut cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--quiet", "--", "-D", "warnings"]), true)?;
+    let ebpf = root().join("ebpf");
+    run(Command::new("cargo").current_dir(&ebpf).args(["fmt", "--all", "--check"]), true)?;
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(&ebpf)
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("CARGO_TARGET_DIR")
+        .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS", "-C target-cpu=v3");
+    let lint_args = ["clippy", "--release", "--locked", "--quiet", "--target", "bpfel-unknown-none"];
+    match bpf_toolchain()? {
+        BpfToolchain::Debian => {
+            // Debian's cargo finds Debian's cargo-clippy and clippy-driver beside it.
+            let path = std::env::join_paths([Path::new("/usr/bin"), Path::new("/bin"), &cargo_bin_dir()])?;
+            cmd.env("PATH", path).env("RUSTC", "/usr/bin/rustc").env("RUSTC_BOOTSTRAP", "1").args(lint_args);
+        }
+        BpfToolchain::Nightly => {
+            cmd.env("PATH", path_with_cargo_bin()).arg("+nightly").args(lint_args).args(["-Z", "build-std=core"]);
+        }
+    }
+    cmd.args(["--", "-D", "warnings"]);
+    run(&mut cmd, true)
+}
+
 fn test() -> Result<()> {
     setup()?;
     build(false)?;
+    lint()?;
     let mut totals = (0, 0);
     step("unit tests (no root needed)");
     cargo_test(&["test", "--locked", "-p", "vzbpf", "--lib"], &mut totals)?;
@@ -398,6 +432,7 @@ fn main() -> Result<()> {
             build(!debug)
         }
         Cmd::Test => test(),
+        Cmd::Lint => setup().and_then(|()| build_ebpf()).and_then(|()| lint()),
         Cmd::Bench => bench(),
         Cmd::Vm => setup().and_then(|()| build(false)).and_then(|()| vm_lane(&mut (0, 0))),
         Cmd::Run => demo(),

@@ -311,11 +311,7 @@ impl IoStats {
     }
     /// Mean latency, µs.
     pub fn avg_us(&self) -> u64 {
-        if self.done == 0 {
-            0
-        } else {
-            self.lat_ns / self.done / 1000
-        }
+        self.lat_ns.checked_div(self.done).unwrap_or(0) / 1000
     }
     /// Upper edge (µs) of the histogram bucket that holds the `permille`/1000 quantile.
     pub fn quantile_us(&self, permille: u64) -> u64 {
