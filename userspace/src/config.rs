@@ -13,6 +13,8 @@ use std::{
 pub const DEFAULT_CONF_DIR: &str = "/etc/vz";
 pub const DEFAULT_BPF_ROOT: &str = "/sys/fs/bpf/vz";
 pub const DEFAULT_CGROUP_PARENT: &str = "vz";
+/// The template `create` uses when none is given (built in: `template` makes it).
+pub const DEFAULT_TEMPLATE: &str = "busybox";
 /// VEIDs up to this are reserved (0 is the host), as in OpenVZ.
 pub const MAX_RESERVED_VEID: u32 = 100;
 
@@ -258,7 +260,7 @@ impl Default for Paths {
             lock_dir: "/vz/lock".into(),
             bpf_root: DEFAULT_BPF_ROOT.into(),
             cgroup_parent: DEFAULT_CGROUP_PARENT.into(),
-            def_ostemplate: crate::template::DEFAULT_TEMPLATE.into(),
+            def_ostemplate: DEFAULT_TEMPLATE.into(),
             configfile: "basic".into(),
             local_uid: 100000,
             local_gid: 100000,

@@ -56,7 +56,7 @@ fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
 
 /// Copies this process's stdin to `master` and `master` to stdout until the shell exits;
 /// returns its exit code. `first` is typed into the shell first.
-pub fn relay(master: OwnedFd, mut child: Child, first: Option<&str>) -> Result<i32, crate::ve::VeError> {
+pub fn relay(master: OwnedFd, mut child: Child, first: Option<&str>) -> io::Result<i32> {
     let m = master.as_raw_fd();
     let _raw = RawMode::enter(0);
     // SAFETY: winsize is plain data; copy the terminal size if stdin is a terminal.
@@ -110,7 +110,7 @@ pub fn relay(master: OwnedFd, mut child: Child, first: Option<&str>) -> Result<i
     }
     let status = match exited {
         Some(s) => s,
-        None => child.wait().map_err(|e| crate::ve::VeError::Exec(e.to_string()))?,
+        None => child.wait()?,
     };
     Ok(status.code().unwrap_or(255))
 }

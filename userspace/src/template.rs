@@ -12,8 +12,7 @@ use std::{
 
 use crate::config::Paths;
 
-/// The template `create` uses when none is given.
-pub const DEFAULT_TEMPLATE: &str = "busybox";
+pub use crate::config::DEFAULT_TEMPLATE;
 /// The Debian template's name.
 pub const DEBIAN_TEMPLATE: &str = "debian-12-minbase";
 /// Packages the Debian template carries on top of minbase: an init of its own and basic

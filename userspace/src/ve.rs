@@ -1264,6 +1264,7 @@ impl Vz {
             }
             if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
                 // Cleanup goes on regardless: a stale record only costs map space.
+                bpf.detach_venet(&crate::net::host_ifname(id));
                 if let Err(e) = bpf.unregister_ve(id) {
                     warn!(veid, "cannot drop beancounter records: {e}");
                 }
@@ -1678,7 +1679,7 @@ impl Vz {
         let child = cmd.spawn().map_err(|e| VeError::Exec(format!("/bin/sh: {e}")))?;
         // Our copies of the terminal's slave side must go, or the relay never sees EOF.
         drop(cmd);
-        let code = crate::pty::relay(master, child, exec)?;
+        let code = crate::pty::relay(master, child, exec).map_err(|e| VeError::Exec(e.to_string()))?;
         eprintln!("exited from container {veid}");
         Ok(code)
     }
@@ -1933,6 +1934,7 @@ impl Drop for Undo<'_> {
                 }
                 UndoStep::Bpf(id, pins) => {
                     if let Ok(mut b) = Bpf::open_existing(&pins) {
+                        b.detach_venet(&crate::net::host_ifname(id));
                         let _ = b.unregister_ve(id);
                     }
                 }

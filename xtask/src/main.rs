@@ -8,6 +8,8 @@ use std::{
     process::{Command, Stdio},
 };
 
+mod layout;
+
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -308,7 +310,8 @@ fn cargo_test(args: &[&str], totals: &mut (u64, u64)) -> Result<()> {
 /// `cargo fmt --check` and `cargo clippy -D warnings` on both workspaces. The BPF crate is
 /// linted for its own target with the clippy of the rustc that builds it.
 fn lint() -> Result<()> {
-    step("lint: rustfmt and clippy (-D warnings) on both workspaces");
+    step("lint: module circles and file lengths, rustfmt and clippy (-D warnings) on both workspaces");
+    layout::check(&root().join("userspace/src"))?;
     run(&mut cargo(&["fmt", "--all", "--check"]), true)?;
     run(&mut cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--quiet", "--", "-D", "warnings"]), true)?;
     let ebpf = root().join("ebpf");

@@ -576,14 +576,14 @@ impl Bpf {
         Ok(())
     }
 
-    /// Drops a VE's records (after its cgroup is gone).
+    /// Drops a VE's records (after its cgroup is gone). Its venet links are the caller's to
+    /// detach (`detach_venet`): their names are the network layer's.
     pub fn unregister_ve(&mut self, cgroup: u64) -> Result<(), BpfError> {
         removed(self.ubc.remove(&cgroup))?;
         removed(self.limits.remove(&cgroup))?;
         self.set_ve_addrs(cgroup, &[], None)?;
         self.set_net_rules(cgroup, &vz_common::NetRules::default())?;
         self.set_net_shaper(cgroup, None)?;
-        self.detach_venet(&crate::net::host_ifname(cgroup));
         // Its interface and traffic counters.
         if let Some(mut ifs) = self.pinned_hash::<u32, u64>(maps::NET_IFS)? {
             remove_where_value(&mut ifs, cgroup);
