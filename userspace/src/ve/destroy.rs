@@ -1,0 +1,24 @@
+//! `vzctl destroy`.
+use super::*;
+
+impl Vz {
+    /// `vzctl destroy`: only a stopped VE; removes private area, mount point and config.
+    pub fn destroy(&self, veid: u32) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let conf = self.conf(veid)?;
+        if self.is_running(veid) {
+            return Err(VeError::Running(veid));
+        }
+        let (root, private) = (self.root_of(veid, &conf), self.private_of(veid, &conf));
+        self.cleanup_runtime(veid, &root)?;
+        println!("Destroying container private area: {}", private.display());
+        if private.exists() {
+            fs::remove_dir_all(&private).map_err(io_err("remove", &private))?;
+        }
+        let _ = fs::remove_dir(&root);
+        let conf_path = self.paths.ve_conf(veid);
+        fs::rename(&conf_path, conf_path.with_extension("conf.destroyed")).map_err(io_err("rename", &conf_path))?;
+        println!("Container private area was destroyed");
+        Ok(())
+    }
+}

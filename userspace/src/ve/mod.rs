@@ -1,0 +1,543 @@
+//! The VE lifecycle: create, mount, start, stop, destroy, exec, enter, runscript, set.
+//!
+//! State is read from the system, not from files vzctl keeps: a VE exists when its config
+//! does, is mounted when VE_ROOT is a mount point, and runs when its cgroup holds processes.
+//! So a vzctl killed at any point leaves nothing the next command cannot see and finish.
+//!
+//! `Vz` (here) holds the paths, cgroups and lock directory; each verb is a file of its own
+//! adding to it: `create`, `destroy`, `mount` (and umount), `start`, `stop` (and restart),
+//! `exec` (exec, exec2, enter, runscript). `conf` reads a VE's settings from its config,
+//! `resources` turns them into BPF records and cgroup settings and the beancounter rows,
+//! `ids` gives each VE its host id range, `undo` rolls back a verb that failed half-way.
+//! `set` lives in `crate::set` (plan, apply with rollback, save).
+use std::{
+    fs, io,
+    os::fd::{AsRawFd as _, OwnedFd},
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use tracing::{info, warn};
+
+use vz_common::{UbcLimit, VeLimits, VeUsage};
+
+use crate::{
+    bpf::{Bpf, BpfConfig, BpfError},
+    cgroup::{self, CgroupError, Cgroups},
+    config::{self, ConfFile, ConfigError, Paths},
+    inroot,
+    limits::{self, Mechanism},
+    lock::{Intent, LockError, VeLock},
+    ns::{self, InitSpec, NsError},
+    relay,
+    template::{self, TemplateError},
+    ubc::{Resource, UbcError},
+};
+
+mod conf;
+mod create;
+mod destroy;
+mod exec;
+mod ids;
+mod mount;
+mod resources;
+mod start;
+mod stop;
+mod undo;
+
+pub use self::{conf::*, mount::*, start::*};
+use self::{exec::*, undo::*};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VeError {
+    #[error("Container {0} does not exist")]
+    NotExist(u32),
+    #[error("Container {0} already exists")]
+    Exists(u32),
+    #[error("Container {0} is running")]
+    Running(u32),
+    #[error("Container {0} is not running")]
+    NotRunning(u32),
+    #[error("Container {0} is not mounted")]
+    NotMounted(u32),
+    #[error("name '{name}' is already used by container {veid}")]
+    NameTaken { name: String, veid: u32 },
+    #[error("invalid name '{0}': use letters, digits, '.', '_' and '-', not only digits")]
+    BadName(String),
+    #[error("invalid value '{value}' for --{key}: {why}")]
+    BadValue { key: &'static str, value: String, why: &'static str },
+    #[error("config sample '{name}' not found: no {path}")]
+    NoSample { name: String, path: PathBuf },
+    #[error("injected failure at step '{0}' (VZ_FAIL_AT)")]
+    Injected(String),
+    #[error(
+        "no free range of 65536 host user and group ids is left for container {0} (LOCAL_UID/LOCAL_GID in vz.conf)"
+    )]
+    NoIds(u32),
+    #[error("command failed: {0}")]
+    Exec(String),
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Bpf(#[from] BpfError),
+    #[error(transparent)]
+    Ns(#[from] NsError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Ubc(#[from] UbcError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
+    #[error("IP address {ip} is already in use by container {veid}")]
+    IpInUse { ip: String, veid: u32 },
+    #[error(transparent)]
+    Rule(#[from] crate::netfilter::RuleError),
+    #[error(transparent)]
+    Cpu(#[from] crate::cpu::CpuError),
+    #[error(transparent)]
+    BlkIo(#[from] crate::io::IoError),
+    #[error(transparent)]
+    Disk(#[from] crate::disk::DiskError),
+}
+
+pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VeError + 'a {
+    move |source| VeError::Io { op, path: path.to_path_buf(), source }
+}
+
+/// What `vzctl status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    pub exist: bool,
+    pub mounted: bool,
+    pub running: bool,
+}
+
+impl Status {
+    pub fn line(&self, veid: u32) -> String {
+        format!(
+            "VEID {veid} {} {} {}",
+            if self.exist { "exist" } else { "deleted" },
+            if self.mounted { "mounted" } else { "unmounted" },
+            if self.running { "running" } else { "down" }
+        )
+    }
+}
+
+/// Options of `vzctl create`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOpts {
+    pub ostemplate: Option<String>,
+    pub config: Option<String>,
+    pub hostname: Option<String>,
+    pub name: Option<String>,
+    pub private: Option<PathBuf>,
+    pub root: Option<PathBuf>,
+    /// `--ipadd A` (repeatable).
+    pub ipadd: Vec<String>,
+    /// `--layout simfs|ploop` (default VE_LAYOUT of vz.conf, else simfs).
+    pub layout: Option<String>,
+    /// `--diskspace soft:hard`, `--diskinodes soft:hard`.
+    pub diskspace: Option<String>,
+    pub diskinodes: Option<String>,
+}
+
+/// Parameters of `vzctl set`.
+#[derive(Debug, Clone, Default)]
+pub struct SetOpts {
+    pub hostname: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub onboot: Option<String>,
+    /// (resource name, barrier[:limit]) pairs.
+    pub ubc: Vec<(&'static str, String)>,
+    /// VSwap: `--ram`, `--swap` (sizes), `--vm_overcommit` (ratio).
+    pub ram: Option<String>,
+    pub swap: Option<String>,
+    pub vm_overcommit: Option<String>,
+    /// `--ipadd A` (repeatable) and `--ipdel A|all`.
+    pub ipadd: Vec<String>,
+    pub ipdel: Vec<String>,
+    /// `--nameserver A` and `--searchdomain D` (repeatable): the VE's resolv.conf.
+    pub nameserver: Vec<String>,
+    pub searchdomain: Vec<String>,
+    /// `--netfilter-rule R` (repeatable): the VE's whole rule list; `none` clears it.
+    pub netfilter: Vec<String>,
+    /// `--netif_add ifname[,mac,host_ifname,host_mac,bridge]`, `--netif_del ifname|all`.
+    pub netif_add: Vec<String>,
+    pub netif_del: Vec<String>,
+    /// `--rate KBIT` (or OpenVZ's dev:class:kbit): egress limit; 0 or none lifts it.
+    pub rate: Option<String>,
+    /// `--cpuunits`, `--cpulimit`, `--cpus`, `--cpumask`.
+    pub cpuunits: Option<String>,
+    pub cpulimit: Option<String>,
+    pub cpus: Option<String>,
+    pub cpumask: Option<String>,
+    /// `--ioprio`, `--iolimit`, `--iopslimit`.
+    pub ioprio: Option<String>,
+    pub iolimit: Option<String>,
+    pub iopslimit: Option<String>,
+    /// `--diskspace`, `--diskinodes` (soft:hard), `--quotaugidlimit N`.
+    pub diskspace: Option<String>,
+    pub diskinodes: Option<String>,
+    pub quotaugidlimit: Option<String>,
+}
+
+impl SetOpts {
+    pub fn is_empty(&self) -> bool {
+        self.ipadd.is_empty()
+            && self.ipdel.is_empty()
+            && self.nameserver.is_empty()
+            && self.netfilter.is_empty()
+            && self.netif_add.is_empty()
+            && self.netif_del.is_empty()
+            && self.rate.is_none()
+            && self.cpuunits.is_none()
+            && self.cpulimit.is_none()
+            && self.cpus.is_none()
+            && self.cpumask.is_none()
+            && self.ioprio.is_none()
+            && self.iolimit.is_none()
+            && self.iopslimit.is_none()
+            && self.diskspace.is_none()
+            && self.diskinodes.is_none()
+            && self.quotaugidlimit.is_none()
+            && self.searchdomain.is_empty()
+            && self.hostname.is_none()
+            && self.name.is_none()
+            && self.description.is_none()
+            && self.onboot.is_none()
+            && self.ubc.is_empty()
+            && self.ram.is_none()
+            && self.swap.is_none()
+            && self.vm_overcommit.is_none()
+    }
+}
+
+/// What `set` did to the CPU settings, as vzctl says it, with the effective limit.
+pub(crate) fn print_cpu(cpu: &crate::cpu::CpuSettings, opts: &SetOpts) {
+    if opts.cpuunits.is_some() {
+        println!("Setting CPU units: {}", cpu.units.unwrap_or(crate::cpu::DEFAULT_UNITS));
+    }
+    if opts.cpulimit.is_some() {
+        println!("Setting CPU limit: {}", cpu.limit.unwrap_or(0));
+    }
+    if opts.cpus.is_some() {
+        println!("Setting CPUs: {}", cpu.cpus.filter(|n| *n > 0).map_or("unlimited".to_string(), |n| n.to_string()));
+    }
+    if opts.cpumask.is_some() {
+        println!("Setting CPU mask: {}", cpu.mask.as_deref().unwrap_or("all"));
+    }
+    if opts.cpulimit.is_some() || opts.cpus.is_some() {
+        match cpu.effective_limit() {
+            Some(p) => println!("Effective CPU limit: {p}% of one CPU ({:.2} CPUs)", f64::from(p) / 100.0),
+            None => println!("Effective CPU limit: none"),
+        }
+    }
+}
+
+/// What `set` did to the I/O settings.
+pub(crate) fn print_io(s: &crate::io::IoSettings, opts: &SetOpts) {
+    use crate::io;
+    if opts.ioprio.is_some() {
+        let p = s.prio.unwrap_or(io::DEFAULT_PRIO);
+        println!("Setting I/O priority: {p} (BFQ weight {})", io::weight(p));
+    }
+    let show = |v: Option<u64>, unit: &str| match v.filter(|v| *v > 0) {
+        Some(v) => format!("{v} {unit}"),
+        None => "unlimited".into(),
+    };
+    if opts.iolimit.is_some() {
+        println!("Setting I/O limit: {}", show(s.limit, "bytes/s"));
+    }
+    if opts.iopslimit.is_some() {
+        println!("Setting IOPS limit: {}", show(s.iops, "ops/s"));
+    }
+}
+
+/// Puts a running VE's egress behind a shaper of `kbit` (None: lifts it). The shaper is
+/// made before the tc program is told to use it, and forgotten by the program before it
+/// goes, so no packet is sent to a missing device.
+pub(crate) fn set_rate(bpf: &mut Bpf, cgid: u64, kbit: Option<u64>) -> Result<(), VeError> {
+    match kbit {
+        Some(k) => {
+            let ifindex = crate::net::set_shaper(cgid, k)?;
+            info!(cgid, kbit = k, ifindex, "egress rate limit");
+            Ok(bpf.set_net_shaper(cgid, Some(ifindex))?)
+        }
+        None => {
+            bpf.set_net_shaper(cgid, None)?;
+            Ok(crate::net::del_shaper(cgid)?)
+        }
+    }
+}
+
+/// One report row and what stands behind it.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    pub row: crate::ubc::UbcRow,
+    pub mechanism: Mechanism,
+}
+
+/// The controller: global settings and the host's cgroup layout.
+pub struct Vz {
+    pub paths: Paths,
+    pub cg: Box<dyn Cgroups>,
+}
+
+impl Vz {
+    pub fn new(paths: Paths) -> Result<Self, VeError> {
+        let cg = cgroup::detect_anchored(&paths.cgroup_parent, &paths.lock_dir.join("cgroup-anchor"))?;
+        Ok(Self { paths, cg })
+    }
+
+    /// Test seam, in debug builds only (what `cargo xtask test` runs): `VZ_FAIL_AT=<step>`
+    /// makes a lifecycle command fail at that step, `VZ_KILL_AT=<step>` SIGKILLs it there,
+    /// so tests can prove each step's rollback and repair.
+    pub(crate) fn step(&self, name: &str) -> Result<(), VeError> {
+        tracing::trace!(step = name, "step");
+        #[cfg(debug_assertions)]
+        {
+            if std::env::var("VZ_KILL_AT").is_ok_and(|s| s == name) {
+                // SAFETY: signalling ourselves.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            }
+            if std::env::var("VZ_FAIL_AT").is_ok_and(|s| s == name) {
+                return Err(VeError::Injected(name.into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the VE's lock, then repairs what a vzctl killed half-way through a create or
+    /// a start left (it held this lock, so it is dead now).
+    pub fn lock(&self, veid: u32) -> Result<VeLock, VeError> {
+        let l = VeLock::take(&self.paths.lock_dir, veid)?;
+        self.repair(veid);
+        Ok(l)
+    }
+
+    /// Repairs a killed command's leftovers when nobody else holds the VE's lock: for
+    /// commands that take no lock (status, exec, enter, ubc), so none of them sees a VE
+    /// half made.
+    pub fn repair_if_idle(&self, veid: u32) {
+        let dir = &self.paths.lock_dir;
+        if Intent::left(dir, veid, "creating").is_none() && Intent::left(dir, veid, "starting").is_none() {
+            return;
+        }
+        if let Ok(Some(_l)) = VeLock::take_within(dir, veid, Duration::ZERO) {
+            self.repair(veid);
+        }
+    }
+
+    fn repair(&self, veid: u32) {
+        let dir = &self.paths.lock_dir;
+        if let Some(facts) = Intent::left(dir, veid, "creating") {
+            if self.paths.ve_conf(veid).exists() {
+                // Killed after the config was written: the VE is whole.
+            } else {
+                warn!(veid, "repairing a create that was interrupted");
+                eprintln!("Removing what an interrupted create of container {veid} left");
+                if let Some(root) = facts.get("ROOT").map(PathBuf::from) {
+                    if is_mounted(&root) {
+                        let _ = umount(&root);
+                    }
+                    if facts.get("ROOT_MADE") == Some("yes") {
+                        let _ = fs::remove_dir(&root);
+                    }
+                }
+                if let Some(private) = facts.get("PRIVATE") {
+                    let _ = fs::remove_dir_all(private);
+                }
+            }
+            Intent::forget(dir, veid, "creating");
+        }
+        if Intent::left(dir, veid, "starting").is_some() {
+            warn!(veid, "repairing a start that was interrupted");
+            eprintln!("Stopping what an interrupted start of container {veid} left");
+            let root = match self.conf(veid) {
+                Ok(c) => self.root_of(veid, &c),
+                Err(_) => self.paths.root_of(veid),
+            };
+            if let Err(e) = self.cleanup_runtime(veid, &root) {
+                warn!(veid, "repair: {e}");
+            }
+            Intent::forget(dir, veid, "starting");
+        }
+    }
+
+    /// Writes the default vz.conf and config samples where they are missing, as a package
+    /// install would.
+    pub fn ensure_installed(&self) -> Result<(), VeError> {
+        let g = self.paths.global_conf();
+        if !g.exists() {
+            config::write_atomic(&g, DEFAULT_VZ_CONF.as_bytes())?;
+        }
+        for (name, text) in [("basic", SAMPLE_BASIC), ("light", SAMPLE_LIGHT)] {
+            let p = self.paths.sample(name);
+            if !p.exists() {
+                config::write_atomic(&p, text.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn conf(&self, veid: u32) -> Result<ConfFile, VeError> {
+        let p = self.paths.ve_conf(veid);
+        if !p.exists() {
+            return Err(VeError::NotExist(veid));
+        }
+        Ok(ConfFile::read(&p)?)
+    }
+
+    fn conf_path_value(&self, conf: &ConfFile, key: &str, veid: u32) -> PathBuf {
+        match conf.get(key) {
+            Some(v) => config::expand_veid(v, veid),
+            None if key == "VE_ROOT" => self.paths.root_of(veid),
+            None => self.paths.private_of(veid),
+        }
+    }
+
+    pub fn root_of(&self, veid: u32, conf: &ConfFile) -> PathBuf {
+        self.conf_path_value(conf, "VE_ROOT", veid)
+    }
+
+    pub fn private_of(&self, veid: u32, conf: &ConfFile) -> PathBuf {
+        self.conf_path_value(conf, "VE_PRIVATE", veid)
+    }
+
+    /// Every VE with a config, sorted.
+    /// The first VE other than `except` whose config satisfies `pred`: ids, names and
+    /// interface names belong to one VE only.
+    fn other_ve(&self, except: u32, pred: impl Fn(&ConfFile) -> bool) -> Option<u32> {
+        self.veids().into_iter().filter(|v| *v != except).find(|v| self.conf(*v).is_ok_and(|c| pred(&c)))
+    }
+
+    /// The other VE whose config names `host_ifname` for a bridged interface, if any.
+    pub(crate) fn netif_owner(&self, host_ifname: &str, except: u32) -> Option<u32> {
+        self.other_ve(except, |c| {
+            crate::net::parse_netifs(c.get("NETIF").unwrap_or(""))
+                .is_ok_and(|l| l.iter().any(|n| n.host_ifname == host_ifname))
+        })
+    }
+
+    /// The other VE whose config holds `ip`, if any.
+    fn ip_owner(&self, ip: std::net::IpAddr, except: u32) -> Option<u32> {
+        self.other_ve(except, |c| conf_ips(c).is_ok_and(|ips| ips.contains(&ip)))
+    }
+
+    /// `--ipadd` addresses for `veid`, each one a VE may own, not the host's own and held
+    /// by no other VE, without repeats.
+    pub(crate) fn addable_ips(&self, veid: u32, specs: &[String]) -> Result<Vec<std::net::IpAddr>, VeError> {
+        let mut ips = Vec::new();
+        let host = if specs.is_empty() { Vec::new() } else { crate::net::host_addrs() };
+        for a in specs {
+            let ip = crate::net::parse_ve_ip(a)?;
+            if host.contains(&ip) {
+                return Err(
+                    crate::net::NetError::Unusable { addr: a.clone(), why: "it is an address of this host" }.into()
+                );
+            }
+            if let Some(other) = self.ip_owner(ip, veid) {
+                return Err(VeError::IpInUse { ip: ip.to_string(), veid: other });
+            }
+            if !ips.contains(&ip) {
+                ips.push(ip);
+            }
+        }
+        Ok(ips)
+    }
+
+    pub fn veids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = fs::read_dir(self.paths.ve_conf_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".conf")?.parse().ok())
+            .filter(|v| *v > config::MAX_RESERVED_VEID)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// A VEID or a VE name, as vzctl accepts either.
+    pub fn resolve(&self, arg: &str) -> Result<u32, VeError> {
+        if arg.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(config::parse_veid(arg)?);
+        }
+        for v in self.veids() {
+            if self.conf(v).ok().and_then(|c| c.get("NAME").map(|n| n == arg)).unwrap_or(false) {
+                return Ok(v);
+            }
+        }
+        Err(ConfigError::BadVeid(arg.to_string()).into())
+    }
+
+    /// The VEs a reporting tool shows: those named (ids or names), else every running one.
+    pub fn named_or_running(&self, named: &[String]) -> Result<Vec<u32>, VeError> {
+        if named.is_empty() {
+            Ok(self.veids().into_iter().filter(|v| self.is_running(*v)).collect())
+        } else {
+            named.iter().map(|v| self.resolve(v)).collect()
+        }
+    }
+
+    pub fn is_running(&self, veid: u32) -> bool {
+        !self.cg.procs(veid).is_empty()
+    }
+
+    pub fn status(&self, veid: u32) -> Status {
+        let exist = self.paths.ve_conf(veid).exists();
+        let root = match self.conf(veid) {
+            Ok(c) => self.root_of(veid, &c),
+            Err(_) => self.paths.root_of(veid),
+        };
+        Status { exist, mounted: is_mounted(&root), running: self.is_running(veid) }
+    }
+
+    pub(crate) fn check_name_free(&self, name: &str, veid: u32) -> Result<(), VeError> {
+        if !valid_name(name) {
+            return Err(VeError::BadName(name.into()));
+        }
+        match self.other_ve(veid, |c| c.get("NAME") == Some(name)) {
+            Some(other) => Err(VeError::NameTaken { name: name.into(), veid: other }),
+            None => Ok(()),
+        }
+    }
+
+    /// Where the settings a running VE runs with are kept (its config plus what `set`
+    /// changed without --save); removed at stop.
+    pub(crate) fn live_path(&self, veid: u32) -> PathBuf {
+        self.paths.lock_dir.join(format!("{veid}.live"))
+    }
+
+    /// The settings a running VE runs with (its config if it was started before they were
+    /// kept).
+    pub(crate) fn live_conf(&self, veid: u32) -> Result<ConfFile, VeError> {
+        let p = self.live_path(veid);
+        if p.exists() {
+            Ok(ConfFile::read(&p)?)
+        } else {
+            self.conf(veid)
+        }
+    }
+
+    fn running_init(&self, veid: u32) -> Result<i32, VeError> {
+        self.conf(veid)?;
+        self.repair_if_idle(veid);
+        ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))
+    }
+}
+
+/// The most vzctl reads of a VE's name and resolver files (a VE may make them huge).
+const VE_FILE_MAX: u64 = 1 << 20;
+/// How long `stop --fast` waits for the processes it killed to be gone.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+/// How long `stop --fast` waits for the lock after killing the VE.
+const FAST_LOCK_WAIT: Duration = Duration::from_secs(10);

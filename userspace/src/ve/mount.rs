@@ -1,0 +1,130 @@
+//! `vzctl mount` / `umount`: VE_ROOT as a nosuid,nodev bind mount of the private area.
+use super::*;
+
+impl Vz {
+    pub(super) fn do_mount(&self, veid: u32, conf: &ConfFile) -> Result<bool, VeError> {
+        let (root, private) = (self.root_of(veid, conf), self.private_of(veid, conf));
+        self.secure_parent("private", &private, veid)?;
+        self.secure_parent("root", &root, veid)?;
+        if is_mounted(&root) {
+            return Ok(false);
+        }
+        if !private.is_dir() {
+            return Err(VeError::Io {
+                op: "private area",
+                path: private,
+                source: io::Error::from(io::ErrorKind::NotFound),
+            });
+        }
+        fs::create_dir_all(&root).map_err(io_err("mkdir", &root))?;
+        let d = conf_disk(conf)?;
+        match d.layout {
+            crate::disk::Layout::Ploop => {
+                let image = crate::disk::image_path(&private);
+                if let Some(s) = d.space {
+                    // A limit raised while stopped, beyond the file system: grown offline.
+                    if crate::disk::image_kb(&image)? < s.hard {
+                        crate::disk::drop_balloons(&image, &root)?;
+                        crate::disk::resize_offline(&image, crate::disk::capacity_kb(s.hard))?;
+                    }
+                }
+                crate::disk::mount_image(&image, &root)?;
+                // The config may have changed while stopped (or by hand): limits as it says.
+                match crate::disk::apply_ploop(&root, d.space, d.inodes) {
+                    Ok(a) => say_disk(veid, a),
+                    Err(e) => {
+                        let _ = umount(&root);
+                        return Err(e.into());
+                    }
+                }
+                if d.ugid > 0 {
+                    say_disk(veid, crate::disk::Applied::NotEnforced(UGID_QUOTA_WHY.into()));
+                }
+            }
+            crate::disk::Layout::Simfs => {
+                bind_mount(&private, &root)?;
+                if let Err(e) = crate::disk::apply_simfs(&private, veid, d.space, d.inodes).map(|a| say_disk(veid, a)) {
+                    let _ = umount(&root);
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// `vzctl mount`: the private area appears at VE_ROOT (simfs layout: a bind mount).
+    pub fn mount(&self, veid: u32) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let conf = self.conf(veid)?;
+        self.do_mount(veid, &conf)?;
+        println!("Container is mounted");
+        Ok(())
+    }
+
+    /// `vzctl umount`: only a stopped VE.
+    pub fn umount(&self, veid: u32) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let conf = self.conf(veid)?;
+        if self.is_running(veid) {
+            return Err(VeError::Running(veid));
+        }
+        let root = self.root_of(veid, &conf);
+        if !is_mounted(&root) {
+            return Err(VeError::NotMounted(veid));
+        }
+        umount(&root)?;
+        println!("Container is unmounted");
+        Ok(())
+    }
+}
+
+/// Is `path` a mount point (per this process's mount table)?
+pub fn is_mounted(path: &Path) -> bool {
+    let want = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    fs::read_to_string("/proc/self/mountinfo")
+        .is_ok_and(|mi| mi.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(&unescape_mount(m)) == want)))
+}
+
+pub(super) fn unescape_mount(s: &str) -> String {
+    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+pub(super) fn cpath(p: &Path) -> Result<std::ffi::CString, VeError> {
+    use std::os::unix::ffi::OsStrExt as _;
+    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|e| VeError::Io {
+        op: "path",
+        path: p.into(),
+        source: io::Error::new(io::ErrorKind::InvalidInput, e),
+    })
+}
+
+/// VE_ROOT of a simfs VE: its private area, as the host sees it nosuid,nodev (a VE's
+/// setuid files are never the host's; the VE's own mount of its root clears both inside).
+pub(super) fn bind_mount(src: &Path, dst: &Path) -> Result<(), VeError> {
+    let (s, d) = (cpath(src)?, cpath(dst)?);
+    // SAFETY: NUL-terminated paths.
+    if unsafe { libc::mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
+        return Err(io_err("bind-mount", dst)(io::Error::last_os_error()));
+    }
+    let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
+    // SAFETY: NUL-terminated path.
+    if unsafe { libc::mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), flags, std::ptr::null()) } != 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: undo the bind just made.
+        unsafe { libc::umount2(d.as_ptr(), libc::MNT_DETACH) };
+        return Err(io_err("remount nosuid,nodev", dst)(e));
+    }
+    // Private, so the VE's mounts never propagate back to the host.
+    // SAFETY: as above.
+    unsafe { libc::mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), libc::MS_PRIVATE, std::ptr::null()) };
+    Ok(())
+}
+
+pub(super) fn umount(dst: &Path) -> Result<(), VeError> {
+    let d = cpath(dst)?;
+    // SAFETY: NUL-terminated path.
+    if unsafe { libc::umount2(d.as_ptr(), libc::MNT_DETACH) } != 0 {
+        return Err(io_err("umount", dst)(io::Error::last_os_error()));
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! What a VE's config asks of the kernel: beancounter limits in the BPF maps, I/O and disk settings, and the beancounter rows the report shows.
+use super::*;
+
+impl Vz {
+    pub fn bpf_config(&self) -> BpfConfig {
+        let mut cfg = BpfConfig::for_cgroups(self.paths.bpf_root.clone(), self.cg.as_ref());
+        cfg.dcache = self.paths.dcache_accounting;
+        cfg
+    }
+
+    /// Loads or reuses the programs and applies the VE's beancounters: limits go to the
+    /// BPF map (for every row) and to the kernel controllers that enforce some of them. A
+    /// kernel that cannot run the programs is reported, and the controller limits still
+    /// apply.
+    /// I/O weight and caps for the disk under the VE's root, and the VE's blkio cgroup made
+    /// known to the block I/O accounting. Settings that cannot act here are said, not fatal.
+    pub(crate) fn apply_io(&self, veid: u32, cgid: u64, root: &Path, s: &crate::io::IoSettings) -> Result<(), VeError> {
+        let disk = crate::io::disk_of(root);
+        for note in crate::io::apply(self.cg.as_ref(), veid, s, disk.as_ref())? {
+            warn!(veid, "{note}");
+            eprintln!("Warning: {note}");
+        }
+        if let Some(dir) = crate::io::blkio_dir(self.cg.as_ref(), veid) {
+            if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
+                bpf.set_io_cgroup(cgid, crate::cgroup::cgroup_id(&dir)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `set --diskspace/--diskinodes/--quotaugidlimit`: live where the VE's root is mounted
+    /// (an image's balloons resized), offline otherwise (the image itself resized).
+    pub(crate) fn set_disk(&self, veid: u32, conf: &ConfFile, d: &DiskConf, opts: &SetOpts) -> Result<(), VeError> {
+        let ugid_given = opts.quotaugidlimit.is_some();
+        use crate::disk::{self, Layout};
+        let (root, private) = (self.root_of(veid, conf), self.private_of(veid, conf));
+        let mounted = is_mounted(&root);
+        match d.layout {
+            Layout::Ploop => {
+                let image = disk::image_path(&private);
+                if let (Some(s), false) = (d.space, mounted) {
+                    // Stopped: the image itself is resized (shrinking gives the host its space
+                    // back); the balloon is sized at the next mount.
+                    if disk::image_kb(&image)? != disk::capacity_kb(s.hard) {
+                        disk::drop_balloons(&image, &root)?;
+                        disk::resize_offline(&image, disk::capacity_kb(s.hard))?;
+                    }
+                }
+                if mounted {
+                    let space = d.space.filter(|_| opts.diskspace.is_some());
+                    let inodes = d.inodes.filter(|_| opts.diskinodes.is_some());
+                    say_disk(veid, disk::change_ploop(&root, space, inodes)?);
+                }
+                if ugid_given && d.ugid > 0 {
+                    say_disk(veid, disk::Applied::NotEnforced(UGID_QUOTA_WHY.into()));
+                }
+            }
+            Layout::Simfs => {
+                say_disk(veid, disk::apply_simfs(&private, veid, d.space, d.inodes)?);
+                if ugid_given && d.ugid > 0 {
+                    say_disk(veid, disk::Applied::NotEnforced(UGID_QUOTA_WHY.into()));
+                }
+            }
+        }
+        if let Some(s) = d.space.filter(|_| opts.diskspace.is_some()) {
+            println!("Setting diskspace: {}:{} KiB", s.soft, s.hard);
+        }
+        if let Some(i) = d.inodes.filter(|_| opts.diskinodes.is_some()) {
+            println!("Setting diskinodes: {}:{}", i.soft, i.hard);
+        }
+        Ok(())
+    }
+
+    pub(super) fn apply_ubc(&self, veid: u32, cgid: u64, conf: &ConfFile) -> Result<(), VeError> {
+        let mut full = VeLimits::default();
+        for (r, l) in conf_limits(conf)? {
+            full.res[r.id as usize] = l;
+        }
+        limits::apply(self.cg.as_ref(), veid, &full)?;
+        match Bpf::ensure(&self.bpf_config()) {
+            Ok(mut bpf) => {
+                bpf.register_ve(cgid)?;
+                let all: Vec<(u32, UbcLimit)> =
+                    crate::ubc::ALL.iter().map(|r| (r.id, full.res[r.id as usize])).collect();
+                bpf.set_limits(cgid, &all)?;
+                Ok(())
+            }
+            Err(
+                e @ (BpfError::NotPrivileged { .. }
+                | BpfError::NoBpfSyscall
+                | BpfError::BpfDenied
+                | BpfError::ProgramRejected { .. }),
+            ) => {
+                warn!("beancounters are not enforced for container {veid}: {e}");
+                eprintln!("Warning: beancounters are not enforced: {e}");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A running VE's usage and limits, with the controller-kept rows filled in from the
+    /// kernel controllers. `bpf` is an open handle on the pins (None: limits from config).
+    pub fn ubc_record(&self, veid: u32, bpf: Option<&Bpf>) -> Option<(VeUsage, VeLimits)> {
+        let cgid = self.cg.ve_id(veid).ok()?;
+        let (mut usage, lim) = match bpf.and_then(|b| Some((b.usage(cgid).ok()?, b.limits(cgid).ok()?))) {
+            Some(x) => x,
+            None => {
+                let mut l = VeLimits::default();
+                for (r, v) in self.conf(veid).ok().map(|c| conf_limits(&c)).and_then(Result::ok).unwrap_or_default() {
+                    l.res[r.id as usize] = v;
+                }
+                (VeUsage::default(), l)
+            }
+        };
+        for r in crate::ubc::ALL {
+            if let Some(u) = limits::usage(r, self.cg.as_ref(), veid) {
+                usage.res[r.id as usize] = u;
+            }
+        }
+        // numfile: an iterator snapshot, exact now; no hook gives its peak or refusals.
+        if let Some(n) = bpf.and_then(|b| b.files_of(cgid)) {
+            usage.res[vz_common::res::NUMFILE as usize] = vz_common::UbcUsage { held: n, maxheld: n, failcnt: 0 };
+        }
+        // privvmpages, lockedpages: sizes of the VE's accounted / mlocked mappings.
+        if let Some([privvm, locked]) = bpf.and_then(|b| b.vms_of(cgid)) {
+            usage.res[vz_common::res::PRIVVMPAGES as usize] =
+                vz_common::UbcUsage { held: privvm, maxheld: privvm, failcnt: 0 };
+            usage.res[vz_common::res::LOCKEDPAGES as usize] =
+                vz_common::UbcUsage { held: locked, maxheld: locked, failcnt: 0 };
+            // vmguarpages guarantees allocations up to its barrier: what it covers is the
+            // VE's private virtual memory.
+            usage.res[vz_common::res::VMGUARPAGES as usize] =
+                vz_common::UbcUsage { held: privvm, maxheld: privvm, failcnt: 0 };
+        }
+        if let Some(init) = ns::find_init(self.cg.as_ref(), veid) {
+            use vz_common::res::{DGRAMRCVBUF, NUMSIGINFO, OTHERSOCKBUF, TCPRCVBUF, TCPSNDBUF};
+            // Socket buffers: snapshots from the socket iterators, run in the VE's netns.
+            let read = bpf.map(|b| b.pins.root.clone()).and_then(|root| {
+                ns::in_ve_net(init, move || Ok(Bpf::socket_buffers(&root)?.map(|b| (b, ns::rcvbuf_drops())))).ok()
+            });
+            if let Some(Some((bufs, (tcp_drops, udp_errors)))) = read {
+                for (r, held) in [TCPSNDBUF, TCPRCVBUF, OTHERSOCKBUF, DGRAMRCVBUF].into_iter().zip(bufs) {
+                    let u = &mut usage.res[r as usize];
+                    u.held = held;
+                    u.maxheld = held;
+                }
+                // Refusals of receive buffer the VE met: vz_setsockopt's cuts, plus the
+                // packets its namespace dropped for a full receive buffer.
+                usage.res[TCPRCVBUF as usize].failcnt += tcp_drops;
+                // The namespace counter and the open sockets' own drop counts overlap;
+                // take the larger (a socket's drops leave with it).
+                usage.res[DGRAMRCVBUF as usize].failcnt += udp_errors.max(bufs[4]);
+            }
+            // numsiginfo: queued signals now; failcnt from the tp_btf program.
+            let held = ns::queued_signals(&self.cg.procs(veid));
+            let u = &mut usage.res[NUMSIGINFO as usize];
+            u.held = held;
+            u.maxheld = held;
+        }
+        Some((usage, lim))
+    }
+
+    /// The report rows of a running VE: every beancounter with real figures on this host.
+    pub fn ubc_rows(&self, veid: u32, bpf: Option<&Bpf>) -> Result<Vec<Row>, VeError> {
+        let record = self.ubc_record(veid, bpf).ok_or(VeError::NotRunning(veid))?;
+        Ok(self.rows_of(veid, bpf, record))
+    }
+
+    /// The report rows of a record from `ubc_record`: every beancounter with real figures
+    /// on this host.
+    pub fn rows_of(&self, veid: u32, bpf: Option<&Bpf>, (usage, lim): (VeUsage, VeLimits)) -> Vec<Row> {
+        crate::ubc::ALL
+            .iter()
+            .filter_map(|r| {
+                let mechanism = limits::mechanism(r, self.cg.as_ref(), veid)?;
+                let needs_bpf = matches!(
+                    mechanism,
+                    Mechanism::Bpf
+                        | Mechanism::IterAccounted
+                        | Mechanism::MemcgSock
+                        | Mechanism::BpfClamp
+                        | Mechanism::Rlimit
+                        | Mechanism::BpfAccounted
+                );
+                if needs_bpf && bpf.is_none() {
+                    return None;
+                }
+                if matches!(mechanism, Mechanism::MemcgSock | Mechanism::BpfClamp)
+                    && !bpf.is_some_and(|b| b.pins.link(vz_common::progs::ITER_TCP).exists())
+                {
+                    return None;
+                }
+                if mechanism == Mechanism::BpfAccounted
+                    && !bpf.is_some_and(|b| b.pins.link(vz_common::progs::DCACHE_FREE).exists())
+                {
+                    return None;
+                }
+                if mechanism == Mechanism::IterAccounted {
+                    let have = match r.id {
+                        vz_common::res::NUMFILE => bpf.and_then(|b| b.files_of(0)).is_some(),
+                        _ => bpf.and_then(|b| b.vms_of(0)).is_some(),
+                    };
+                    if !have {
+                        return None;
+                    }
+                }
+                Some(Row {
+                    row: crate::ubc::UbcRow {
+                        resource: r,
+                        usage: usage.res[r.id as usize],
+                        limit: lim.res[r.id as usize],
+                    },
+                    mechanism,
+                })
+            })
+            .collect()
+    }
+}

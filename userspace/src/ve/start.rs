@@ -1,0 +1,271 @@
+//! `vzctl start`: cgroups, BPF records, PID 1 in new namespaces, venet, names files.
+use super::*;
+
+impl Vz {
+    /// `vzctl start`: mount, cgroups, beancounters, then the template's init in new
+    /// namespaces. Any failure undoes every step made; a vzctl killed half-way leaves an
+    /// intent the next command finds, and it stops what was started.
+    pub fn start(&self, veid: u32) -> Result<(), VeError> {
+        let _lock = self.lock(veid)?;
+        let mut conf = self.conf(veid)?;
+        if self.is_running(veid) {
+            return Err(VeError::Running(veid));
+        }
+        println!("Starting container...");
+        let root = self.root_of(veid, &conf);
+        // Leftovers of a start or stop that was killed half-way.
+        self.cleanup_runtime(veid, &root)?;
+        let intent = Intent::begin(&self.paths.lock_dir, veid, "starting", &ConfFile::default())?;
+        let mut undo = Undo::new(self);
+        self.step("start:mount")?;
+        if self.do_mount(veid, &conf)? {
+            undo.umount(root.clone());
+        }
+        println!("Container is mounted");
+        let (uid, gid) = self.own_ids(veid, &mut conf, &root)?;
+        self.step("start:cgroup")?;
+        let created = self.cg.create_ve(veid);
+        undo.cgroup(veid);
+        let cgid = created?;
+        self.step("start:ubc")?;
+        self.apply_ubc(veid, cgid, &conf)?;
+        crate::cpu::apply(self.cg.as_ref(), veid, &conf_cpu(&conf)?)?;
+        self.apply_io(veid, cgid, &root, &conf_io(&conf)?)?;
+        undo.bpf(cgid, self.paths.bpf_root.clone());
+        self.step("start:hostname")?;
+        let hostname = self.hostname(veid, &conf, &root);
+        if let Err(e) = self.write_resolver(&root, &conf) {
+            warn!(veid, "cannot write /etc/resolv.conf: {e}");
+            eprintln!("Warning: cannot write the container's /etc/resolv.conf: {e}");
+        }
+        self.step("start:init")?;
+        let mut full = VeLimits::default();
+        for (r, l) in conf_limits(&conf)? {
+            full.res[r.id as usize] = l;
+        }
+        let spec = InitSpec {
+            root: root.clone(),
+            hostname,
+            argv: vec!["/sbin/init".into()],
+            uid_base: uid,
+            gid_base: gid,
+            relay: false,
+            pty_max: limits::pty_max(&full),
+            shm_bytes: limits::shm_pages_limit(&full).map(|p| p.saturating_mul(crate::ubc::PAGE_SIZE)),
+        };
+        // numsiginfo: init inherits this process's RLIMIT_SIGPENDING, so set it here; the
+        // hard limit cannot be raised again from inside the VE (that needs host
+        // CAP_SYS_RESOURCE).
+        if let Some((mut soft, mut hard)) = limits::sigpending(&full) {
+            if let Some(now) = ns::sigpending_of(std::process::id() as i32) {
+                // Without CAP_SYS_RESOURCE the hard limit cannot go above this process's.
+                if hard > now.rlim_max && ns::set_sigpending(0, Some((soft, hard))).is_err() {
+                    let w = format!("numsiginfo {hard} is above what this host's root may grant (RLIMIT_SIGPENDING {}; no CAP_SYS_RESOURCE): using {}", now.rlim_max, now.rlim_max);
+                    warn!(veid, "{w}");
+                    eprintln!("Warning: {w}");
+                    hard = now.rlim_max;
+                    soft = soft.min(hard);
+                }
+            }
+            ns::set_sigpending(0, Some((soft, hard)))
+                .map_err(|e| VeError::Exec(format!("cannot set numsiginfo (RLIMIT_SIGPENDING): {e}")))?;
+        }
+        let started = ns::start_init(&spec, self.cg.as_ref(), veid);
+        undo.kill(veid);
+        let started = started?;
+        if let Some(pages) = limits::shm_pages_limit(&full) {
+            ns::set_shmall(started.pid, pages, uid)?;
+        }
+        self.step("start:net")?;
+        let ips = conf_ips(&conf)?;
+        if !ips.is_empty() {
+            crate::net::warn_if_not_forwarding(veid, &ips);
+        }
+        // The pair, then the programs on its host end (with the VE's addresses, rules and
+        // rate in their maps), then up: nothing passes unchecked or uncounted.
+        let made = crate::net::create_pair(started.pid, cgid).map_err(VeError::from).and_then(|ifindex| {
+            self.attach_net(veid, &conf, cgid, ifindex, &ips)?;
+            Ok(crate::net::bring_up(started.pid, cgid, &ips)?)
+        });
+        if let Err(e) = made {
+            // A pair or shaper made before the failure would outlive the VE on the host.
+            let _ = crate::net::teardown(cgid);
+            return Err(e);
+        }
+        let netifs = crate::net::parse_netifs(conf.get("NETIF").unwrap_or(""))?;
+        for (i, n) in netifs.iter().enumerate() {
+            if let Err(e) = crate::net::add_netif(started.pid, n) {
+                let _ = crate::net::teardown(cgid);
+                for m in &netifs[..i] {
+                    let _ = crate::net::del_netif(&m.host_ifname);
+                }
+                return Err(e.into());
+            }
+        }
+        // What runs now, for `set` to change and roll back from.
+        conf.write_runtime(&self.live_path(veid))?;
+        self.step("start:done")?;
+        undo.commit();
+        intent.done();
+        info!(veid, init = started.pid, "container started");
+        println!("Container start in progress...");
+        Ok(())
+    }
+
+    /// Gives the venet programs a starting VE: its addresses (bind and anti-spoofing), rules
+    /// and rate in their maps, and the programs on the pair's host end. Skipped where BPF
+    /// is unavailable (reported with the beancounters; a rate limit is reported here).
+    pub(super) fn attach_net(
+        &self,
+        veid: u32,
+        conf: &ConfFile,
+        cgid: u64,
+        ifindex: u32,
+        ips: &[std::net::IpAddr],
+    ) -> Result<(), VeError> {
+        let rate = crate::net::parse_rate(conf.get("RATE").unwrap_or("0"))?;
+        let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) else {
+            if rate.is_some() {
+                warn!(veid, "no BPF: the rate limit is not enforced");
+                eprintln!("Warning: BPF is unavailable: the rate limit of container {veid} is not enforced");
+            }
+            return Ok(());
+        };
+        // Its venet0's link-local address too: the one link-local source it may send from
+        // beyond neighbour discovery.
+        let mut own = ips.to_vec();
+        own.push(crate::net::link_local(crate::net::ve_mac(cgid)));
+        bpf.set_ve_addrs(cgid, &own, None)?;
+        let rules = crate::netfilter::parse_rules(&[conf.get("NETFILTER").unwrap_or("")])?;
+        bpf.set_net_rules(cgid, &rules)?;
+        set_rate(&mut bpf, cgid, rate)?;
+        Ok(bpf.attach_venet(&crate::net::host_ifname(cgid), cgid, ifindex)?)
+    }
+
+    /// Writes the VE's /etc/hostname and its /etc/hosts line for `hostname`, as the VE's
+    /// root's files (see `inroot`: nothing the VE planted is followed or opened).
+    pub(crate) fn write_names(&self, root: &Path, conf: &ConfFile, hostname: &str) -> io::Result<()> {
+        let (uid, gid) = self.ve_ids(conf);
+        let dir = inroot::host_dir(root)?;
+        let previous = inroot::read_small(&dir, "etc/hostname", VE_FILE_MAX).ok().map(|s| s.trim().to_string());
+        inroot::replace_file(&dir, "etc/hostname", format!("{hostname}\n").as_bytes(), 0o644, uid, gid)?;
+        let old = inroot::read_small(&dir, "etc/hosts", VE_FILE_MAX).unwrap_or_default();
+        let ip = conf_ips(conf).ok().and_then(|v| v.first().copied());
+        let text = hosts_file(&old, previous.as_deref(), hostname, ip);
+        inroot::replace_file(&dir, "etc/hosts", text.as_bytes(), 0o644, uid, gid)
+    }
+
+    /// Writes the VE's /etc/resolv.conf from NAMESERVER and SEARCHDOMAIN (when set).
+    pub(crate) fn write_resolver(&self, root: &Path, conf: &ConfFile) -> io::Result<()> {
+        let servers: Vec<&str> = conf.get("NAMESERVER").unwrap_or("").split_whitespace().collect();
+        let search: Vec<&str> = conf.get("SEARCHDOMAIN").unwrap_or("").split_whitespace().collect();
+        if servers.is_empty() && search.is_empty() {
+            return Ok(());
+        }
+        let (uid, gid) = self.ve_ids(conf);
+        let dir = inroot::host_dir(root)?;
+        let old = inroot::read_small(&dir, "etc/resolv.conf", VE_FILE_MAX).unwrap_or_default();
+        inroot::replace_file(&dir, "etc/resolv.conf", resolv_conf(&old, &search, &servers).as_bytes(), 0o644, uid, gid)
+    }
+
+    /// The VE's hostname: HOSTNAME from its config, else its /etc/hostname, else localhost.
+    /// A configured name is also written to the VE's /etc/hostname.
+    pub(super) fn hostname(&self, veid: u32, conf: &ConfFile, root: &Path) -> String {
+        match conf.get("HOSTNAME") {
+            Some(h) if valid_hostname(h) => {
+                if let Err(e) = self.write_names(root, conf, h) {
+                    warn!(veid, "cannot write the VE's name files: {e}");
+                    eprintln!("Warning: cannot write the container's /etc/hostname or /etc/hosts: {e}");
+                }
+                h.to_string()
+            }
+            _ => inroot::host_dir(root)
+                .and_then(|d| inroot::read_small(&d, "etc/hostname", VE_FILE_MAX))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|h| valid_hostname(h))
+                .unwrap_or_else(|| "localhost".into()),
+        }
+    }
+}
+
+/// /etc/hosts with the VE's own line: `IP fqdn short` (IP: its first address, else
+/// 127.0.1.1), replacing any line that named the previous or the new host name; a
+/// localhost line is kept or added.
+pub fn hosts_file(old: &str, previous: Option<&str>, hostname: &str, ip: Option<std::net::IpAddr>) -> String {
+    let short = hostname.split('.').next().unwrap_or(hostname);
+    let named = |n: &str| {
+        n == hostname || (n == short && short != "localhost") || Some(n) == previous.filter(|p| *p != "localhost")
+    };
+    let mut out = String::new();
+    let mut localhost = false;
+    for line in old.lines() {
+        let names: Vec<&str> = line.split('#').next().unwrap_or("").split_whitespace().skip(1).collect();
+        if names.iter().any(|n| named(n)) {
+            continue;
+        }
+        localhost |= names.contains(&"localhost");
+        out.push_str(line);
+        out.push('\n');
+    }
+    if !localhost {
+        out.insert_str(0, "127.0.0.1\tlocalhost\n");
+    }
+    let ip = ip.map_or_else(|| "127.0.1.1".to_string(), |i| i.to_string());
+    if short == hostname {
+        out.push_str(&format!("{ip}\t{hostname}\n"));
+    } else {
+        out.push_str(&format!("{ip}\t{hostname} {short}\n"));
+    }
+    out
+}
+
+/// /etc/resolv.conf with the given search domains and name servers, other lines kept.
+pub fn resolv_conf(old: &str, search: &[&str], servers: &[&str]) -> String {
+    let mut out = String::new();
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for l in old.lines() {
+        let key = l.split_whitespace().next().unwrap_or("");
+        let drop = (key == "nameserver" && !servers.is_empty())
+            || ((key == "search" || key == "domain") && !search.is_empty());
+        if !drop {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod name_file_tests {
+    use super::{hosts_file, resolv_conf};
+
+    #[test]
+    fn hosts_gets_one_line_for_the_ve_and_keeps_the_rest() {
+        let old = "127.0.0.1\tlocalhost\n10.0.0.5\told.example.com old\n::1 ip6-localhost\n";
+        let ip = "10.77.0.1".parse().ok();
+        assert_eq!(
+            hosts_file(old, Some("old.example.com"), "ve1.example.com", ip),
+            "127.0.0.1\tlocalhost\n::1 ip6-localhost\n10.77.0.1\tve1.example.com ve1\n"
+        );
+        // The previous name's line goes (also under a new name); no localhost line gets one.
+        let again = hosts_file(&hosts_file("", None, "ve1.example.com", ip), Some("ve1.example.com"), "ve2", None);
+        assert_eq!(again, "127.0.0.1\tlocalhost\n127.0.1.1\tve2\n");
+    }
+
+    #[test]
+    fn resolv_conf_replaces_servers_and_search_only() {
+        let old = "nameserver 8.8.8.8\noptions ndots:2\nsearch old.example\n";
+        assert_eq!(
+            resolv_conf(old, &["example.com"], &["10.0.0.1", "10.0.0.2"]),
+            "search example.com\noptions ndots:2\nnameserver 10.0.0.1\nnameserver 10.0.0.2\n"
+        );
+        // Only servers given: the search line stays.
+        assert_eq!(resolv_conf(old, &[], &["1.1.1.1"]), "options ndots:2\nsearch old.example\nnameserver 1.1.1.1\n");
+    }
+}
