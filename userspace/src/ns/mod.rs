@@ -1,0 +1,126 @@
+//! Namespaces: starting a VE's init in new namespaces, and running commands inside a
+//! running VE.
+//!
+//! Starting uses a re-exec of this binary (`vzctl __ve-init`), so the namespace work runs in
+//! a fresh single-threaded process (as runc/youki do): stage 1 unshares every namespace at
+//! once (the user namespace first, owning the rest), waits for the parent to write its id
+//! maps, then forks the VE's PID 1, which builds the VE's mounts, pivots into the VE root
+//! and execs the template's init. Errors travel back on a close-on-exec pipe: EOF without an
+//! error line means init is running.
+//!
+//! `init` starts PID 1, `enter` runs things in a running VE, `usage` reads and limits
+//! what the kernel counts per VE outside BPF.
+use std::{
+    ffi::CString,
+    fs,
+    io::{self, BufRead as _, BufReader, Write as _},
+    os::{
+        fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+        unix::process::CommandExt as _,
+    },
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::cgroup::Cgroups;
+use std::os::unix::fs::OpenOptionsExt as _;
+
+mod enter;
+mod init;
+mod usage;
+
+pub use self::{enter::*, init::*, usage::*};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    #[error("VE init did not start: {0}")]
+    Init(String),
+    #[error("{op}: {source}")]
+    Sys { op: String, source: io::Error },
+}
+
+fn sys(op: impl Into<String>) -> impl FnOnce(io::Error) -> NsError {
+    let op = op.into();
+    move |source| NsError::Sys { op, source }
+}
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// Size of each VE's id range (VE ids 0..65535).
+pub const ID_RANGE: u32 = 65536;
+
+/// What to start as a VE's PID 1.
+#[derive(Debug, Clone)]
+pub struct InitSpec {
+    /// VE_ROOT, already mounted.
+    pub root: PathBuf,
+    pub hostname: String,
+    /// argv of PID 1 (the template's /sbin/init, or a shell for runscript).
+    pub argv: Vec<String>,
+    /// The VE's host id ranges (its root is host uid `uid_base`).
+    pub uid_base: u32,
+    pub gid_base: u32,
+    /// PID 1's stdio: pipes relayed by vzctl (runscript), else the VE's own /dev/null.
+    pub relay: bool,
+    /// numpty: most pseudo-terminals the VE's devpts instance hands out (None: no limit).
+    pub pty_max: Option<u64>,
+    /// shmpages: size of the VE's /dev/shm in bytes (None: tmpfs's default, half of RAM).
+    pub shm_bytes: Option<u64>,
+}
+
+/// Mount options of a VE's /dev/shm; `bytes` is its shmpages limit. It is always mounted
+/// with a size: tmpfs cannot be given one later if it had none.
+pub fn shm_options(bytes: Option<u64>, uid: u32, gid: u32) -> String {
+    format!("mode=1777,uid={uid},gid={gid},{}", shm_size(bytes))
+}
+
+fn shm_size(bytes: Option<u64>) -> String {
+    match bytes {
+        Some(b) => format!("size={}", b.max(4096)),
+        None => "size=50%".into(),
+    }
+}
+
+/// devpts' own ceiling (NR_UNIX98_PTY_MAX): "no numpty limit".
+const PTY_MAX_UNLIMITED: u64 = 1 << 20;
+
+/// Mount options of a VE's devpts instance; `max` is its numpty limit; `gid` is the host
+/// gid of the VE's tty group (5 inside).
+pub fn devpts_options(max: Option<u64>, gid: u32) -> String {
+    format!(
+        "newinstance,ptmxmode=0666,mode=0620,gid={gid},max={}",
+        max.unwrap_or(PTY_MAX_UNLIMITED).min(PTY_MAX_UNLIMITED)
+    )
+}
+
+/// Async-signal-safe: every fd from `first` on is closed at the next exec. What vzctl
+/// inherited from whoever ran it must never reach a VE process.
+fn cloexec_from(first: u32) {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range(2) only marks fds; nothing is closed under anyone.
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+}
+
+/// The value of one `Key:` line of a /proc/PID/status text.
+fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')).map(str::trim)
+}
+
+/// Host pid of a running VE's PID 1: the process of its cgroup whose innermost pid is 1.
+pub fn find_init(cg: &dyn Cgroups, veid: u32) -> Option<i32> {
+    cg.procs(veid).into_iter().find(|pid| {
+        fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|s| {
+            status_field(&s, "NSpid").is_some_and(|v| {
+                let f: Vec<&str> = v.split_whitespace().collect();
+                f.len() >= 2 && f.last() == Some(&"1")
+            })
+        })
+    })
+}
