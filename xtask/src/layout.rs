@@ -23,9 +23,10 @@ fn module_of(rel: &Path) -> Option<String> {
     }
 }
 
-/// Text of a file without its `#[cfg(test)]` module (tests may use anything).
-fn non_test(text: &str) -> &str {
-    text.find("#[cfg(test)]\nmod tests").map_or(text, |i| &text[..i])
+/// Code of a file without comments and its `#[cfg(test)]` module (tests may use anything).
+fn non_test(text: &str) -> String {
+    let code = text.find("#[cfg(test)]\nmod tests").map_or(text, |i| &text[..i]);
+    code.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n")
 }
 
 /// Names following `crate::` and inside `use crate::{...}` groups.
@@ -96,7 +97,7 @@ pub fn module_graph(src: &Path) -> Result<BTreeMap<String, BTreeSet<String>>> {
     }
     for f in &files {
         let Some(m) = module_of(f.strip_prefix(src)?) else { continue };
-        let refs = crate_refs(non_test(&fs::read_to_string(f)?));
+        let refs = crate_refs(&non_test(&fs::read_to_string(f)?));
         let deps: Vec<String> = refs.into_iter().filter(|r| *r != m && graph.contains_key(r)).collect();
         graph.entry(m).or_default().extend(deps);
     }
@@ -155,21 +156,14 @@ pub fn long_files(src: &Path) -> Result<Vec<(String, usize)>> {
     Ok(out)
 }
 
-/// Both checks over the library's sources; the error names every offence. Long files are
-/// only reported while `ENFORCE_LENGTH` is false (the split of the last ones is under way).
+/// Both checks over the library's sources; the error names every offence.
 pub fn check(src: &Path) -> Result<()> {
-    const ENFORCE_LENGTH: bool = false;
     let mut problems = Vec::new();
     for c in circles(&module_graph(src)?) {
         problems.push(format!("import circle: {}", c.join(" -> ")));
     }
     for (f, n) in long_files(src)? {
-        let msg = format!("{f}: {n} lines, over {MAX_LINES}, and its top does not say \"{LONG_FILE_MARK} ...\"");
-        if ENFORCE_LENGTH {
-            problems.push(msg);
-        } else {
-            eprintln!("xtask: layout (not yet enforced): {msg}");
-        }
+        problems.push(format!("{f}: {n} lines, over {MAX_LINES}, and its top does not say \"{LONG_FILE_MARK} ...\""));
     }
     if !problems.is_empty() {
         bail!("layout:\n  {}", problems.join("\n  "));

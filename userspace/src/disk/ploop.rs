@@ -1,0 +1,213 @@
+//! The ploop-like layout: a VE's private area is an ext4 image on a loop device, made, attached and mounted here.
+use super::*;
+
+/// The image of a ploop-layout VE inside its private area.
+pub fn image_path(private: &Path) -> PathBuf {
+    private.join("root.hdd/root.hds")
+}
+
+/// Smallest image ext4 makes comfortably (journal, group tables).
+pub(super) const MIN_IMAGE_KB: u64 = 32 << 10;
+
+/// Image size for a hard limit: room to raise the limit live.
+pub fn capacity_kb(hard_kb: u64) -> u64 {
+    2 * hard_kb
+}
+
+/// Makes a sparse image for `space.hard` KiB with an ext4 file system, with inodes for
+/// twice `inodes.hard` (room to raise the limit live) or ext4's default if more.
+pub fn create_image(image: &Path, space: Limit, inodes: Option<Limit>) -> Result<(), DiskError> {
+    if space.hard < MIN_IMAGE_KB {
+        return Err(bad("diskspace", &format!("{}:{}", space.soft, space.hard), "an image needs at least 32M"));
+    }
+    let dir = image.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_err("mkdir", dir))?;
+    let f = fs::File::create(image).map_err(io_err("create", image))?;
+    f.set_len(capacity_kb(space.hard) * 1024).map_err(io_err("truncate", image))?;
+    drop(f);
+    let mut mkfs = Command::new("mkfs.ext4");
+    // No blocks reserved for root: the space limit is the image, for every user.
+    mkfs.args(["-q", "-F", "-m", "0"]);
+    if let Some(i) = inodes {
+        let default = capacity_kb(space.hard) / 16; // ext4's default: an inode per 16 KiB
+        mkfs.args(["-N", &(i.hard * 2).max(default).to_string()]);
+    }
+    run(mkfs.arg(image))
+}
+
+/// Kernel loop device interface (linux/loop.h).
+pub(super) mod loopdev {
+    pub const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+    pub const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+    pub const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
+    pub const LO_FLAGS_AUTOCLEAR: u32 = 4;
+    pub const LO_FLAGS_DIRECT_IO: u32 = 16;
+
+    #[repr(C)]
+    pub struct LoopInfo64 {
+        pub lo_device: u64,
+        pub lo_inode: u64,
+        pub lo_rdevice: u64,
+        pub lo_offset: u64,
+        pub lo_sizelimit: u64,
+        pub lo_number: u32,
+        pub lo_encrypt_type: u32,
+        pub lo_encrypt_key_size: u32,
+        pub lo_flags: u32,
+        pub lo_file_name: [u8; 64],
+        pub lo_crypt_name: [u8; 64],
+        pub lo_encrypt_key: [u8; 32],
+        pub lo_init: [u64; 2],
+    }
+
+    #[repr(C)]
+    pub struct LoopConfig {
+        pub fd: u32,
+        pub block_size: u32,
+        pub info: LoopInfo64,
+        pub reserved: [u64; 8],
+    }
+}
+
+/// Attaches `image` to a free loop device, with direct I/O (no second page cache) and
+/// autoclear (the device goes when its last user, the mount, goes). Returns the device
+/// path and an open handle (keep it until mounted).
+pub(super) fn attach(image: &Path) -> Result<(PathBuf, OwnedFd), DiskError> {
+    // One file system per image: a second loop device on the same file (an old mount still
+    // being released) would let two ext4 instances write it.
+    if let Some(dev) = attached_to(image) {
+        return Err(io_err("attach", image)(io::Error::other(format!(
+            "the image is still attached to {}",
+            dev.display()
+        ))));
+    }
+    let file = fs::OpenOptions::new().read(true).write(true).open(image).map_err(io_err("open", image))?;
+    let ctl = fs::File::open("/dev/loop-control").map_err(io_err("open", Path::new("/dev/loop-control")))?;
+    for _ in 0..8 {
+        // SAFETY: ioctl without argument.
+        let n = unsafe { libc::ioctl(ctl.as_raw_fd(), loopdev::LOOP_CTL_GET_FREE) };
+        if n < 0 {
+            return Err(io_err("LOOP_CTL_GET_FREE", Path::new("/dev/loop-control"))(io::Error::last_os_error()));
+        }
+        let dev = PathBuf::from(format!("/dev/loop{n}"));
+        let Ok(d) = fs::OpenOptions::new().read(true).write(true).open(&dev) else { continue };
+        // SAFETY: zeroed plain-old-data struct.
+        let mut cfg: loopdev::LoopConfig = unsafe { std::mem::zeroed() };
+        cfg.fd = file.as_raw_fd() as u32;
+        cfg.info.lo_flags = loopdev::LO_FLAGS_AUTOCLEAR | loopdev::LO_FLAGS_DIRECT_IO;
+        let name = image.as_os_str().as_encoded_bytes();
+        let len = name.len().min(63);
+        cfg.info.lo_file_name[..len].copy_from_slice(&name[..len]);
+        // SAFETY: ioctl with a pointer to a live, correctly laid out struct.
+        if unsafe { libc::ioctl(d.as_raw_fd(), loopdev::LOOP_CONFIGURE, &cfg) } == 0 {
+            return Ok((dev, d.into()));
+        }
+        // Taken by someone else meanwhile (EBUSY): ask for another.
+        if io::Error::last_os_error().raw_os_error() != Some(libc::EBUSY) {
+            return Err(io_err("LOOP_CONFIGURE", &dev)(io::Error::last_os_error()));
+        }
+    }
+    Err(io_err("find a free loop device", Path::new("/dev/loop-control"))(io::Error::from_raw_os_error(libc::EBUSY)))
+}
+
+/// The loop device that has `image` as its backing file, if any.
+pub(super) fn attached_to(image: &Path) -> Option<PathBuf> {
+    let want = fs::canonicalize(image).ok()?;
+    fs::read_dir("/sys/block").ok()?.flatten().find_map(|e| {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let backing = fs::read_to_string(e.path().join("loop/backing_file")).ok()?;
+        (Path::new(backing.trim()) == want).then(|| PathBuf::from("/dev").join(name))
+    })
+}
+
+/// Mounts a ploop-layout image at `root`.
+pub fn mount_image(image: &Path, root: &Path) -> Result<PathBuf, DiskError> {
+    let (dev, _hold) = attach(image)?;
+    // discard: blocks the VE frees are punched out of the sparse image.
+    let opts = "discard,errors=remount-ro";
+    let (d, r, t, o) = (cstr(&dev)?, cstr(root)?, cstr(Path::new("ext4"))?, cstr(Path::new(opts))?);
+    // SAFETY: NUL-terminated strings.
+    // nosuid,nodev: what the host sees of a VE is never a way to its setuid files or
+    // device nodes (the VE's own mount of its root clears them inside).
+    let flags = libc::MS_NOATIME | libc::MS_NOSUID | libc::MS_NODEV;
+    if unsafe { libc::mount(d.as_ptr(), r.as_ptr(), t.as_ptr(), flags, o.as_ptr().cast()) } != 0 {
+        // Dropping the handle detaches the device (autoclear).
+        return Err(io_err("mount", root)(io::Error::last_os_error()));
+    }
+    // SAFETY: as above; private, so the VE's mounts never propagate back to the host.
+    unsafe { libc::mount(std::ptr::null(), r.as_ptr(), std::ptr::null(), libc::MS_PRIVATE, std::ptr::null()) };
+    Ok(dev)
+}
+
+/// The first line of this process's mount table (newest first) that `pick` takes, given
+/// the line's `MAJ:MIN`, mount point and source.
+pub(super) fn find_mount<T>(pick: impl Fn(&str, &Path, &Path) -> Option<T>) -> Option<T> {
+    let mi = fs::read_to_string("/proc/self/mountinfo").ok()?;
+    mi.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        let sep = f.iter().position(|x| *x == "-")?;
+        pick(f.get(2)?, Path::new(f.get(4)?), Path::new(f.get(sep + 2)?))
+    })
+}
+
+/// The block device mounted at `mnt`.
+pub fn mounted_device(mnt: &Path) -> Option<PathBuf> {
+    let want = fs::canonicalize(mnt).ok()?;
+    find_mount(|_, m, source| (m == want).then(|| source.to_path_buf()))
+}
+
+/// The block device of the file system holding `path` and its mount point.
+pub(super) fn fs_device(path: &Path) -> Option<(PathBuf, PathBuf)> {
+    let dev = fs::metadata(path).ok()?.dev();
+    let want = format!("{}:{}", libc::major(dev), libc::minor(dev));
+    find_mount(|d, m, source| {
+        (d == want && source.starts_with("/dev/")).then(|| (source.to_path_buf(), m.to_path_buf()))
+    })
+}
+
+/// Applies a mounted ploop VE's limits (at mount: None lifts a limit): the file system
+/// grown when the hard limit is above it (online, where the host may), then the balloons
+/// sized to hold the rest.
+pub fn apply_ploop(root: &Path, space: Option<Limit>, inodes: Option<Limit>) -> Result<Applied, DiskError> {
+    let note = match space {
+        Some(s) => grow_for(root, s.hard)?,
+        None => None,
+    };
+    set_space_limit(root, space.map(|l| l.hard))?;
+    // Always: a grown file system brings new inodes, which the balloon must take.
+    let inode_note = set_inode_limit(root, inodes.map(|l| l.hard))?;
+    Ok(note.map_or(inode_note, Applied::NotEnforced))
+}
+
+/// Changes a running VE's limits: only those given; the other keeps its present value
+/// (which may be one set live and not saved).
+pub fn change_ploop(root: &Path, space: Option<Limit>, inodes: Option<Limit>) -> Result<Applied, DiskError> {
+    // The VE's present inode limit: what it uses and what it may still make.
+    let cur_inodes = match Balloon::open(root, false)? {
+        Some(_) => Some(image_inodes_used(root)? + statvfs(root)?.f_ffree),
+        None => None,
+    };
+    let mut note = None;
+    if let Some(s) = space {
+        note = grow_for(root, s.hard)?;
+        set_space_limit(root, Some(s.hard))?;
+    }
+    let inode_note = set_inode_limit(root, inodes.map(|l| l.hard).or(cur_inodes))?;
+    Ok(note.map_or(inode_note, Applied::NotEnforced))
+}
+
+/// Grows the file system when `hard` is above it: online where the host may (ext4's resize
+/// ioctl needs CAP_SYS_RESOURCE), else says when it will happen.
+pub(super) fn grow_for(root: &Path, hard: u64) -> Result<Option<String>, DiskError> {
+    if fs_kb(root)? >= hard {
+        return Ok(None);
+    }
+    let dev = mounted_device(root).ok_or_else(|| io_err("find device of", root)(io::ErrorKind::NotFound.into()))?;
+    match grow_live(root, &dev, capacity_kb(hard)) {
+        Err(DiskError::Io { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => Ok(Some(format!(
+            "the image's file system holds {} KiB; a bigger diskspace takes effect at the next start (an online ext4 resize needs CAP_SYS_RESOURCE, which this host's root lacks)",
+            fs_kb(root)?
+        ))),
+        r => r.map(|()| None),
+    }
+}
