@@ -278,21 +278,16 @@ pub struct Mounts {
 impl Mounts {
     pub fn parse(mountinfo: &str) -> Self {
         let mut m = Mounts::default();
-        for line in mountinfo.lines() {
-            // id parent maj:min root mountpoint opts [optional...] - fstype source superopts
-            let Some((pre, post)) = line.split_once(" - ") else { continue };
-            let pre: Vec<&str> = pre.split(' ').collect();
-            let post: Vec<&str> = post.split(' ').collect();
-            if pre.len() < 5 || post.len() < 3 {
-                continue;
-            }
-            let root_level = pre[3].split('/').filter(|c| !c.is_empty()).count() as u32;
-            let mount = Mount { path: PathBuf::from(unescape(pre[4])), root_level };
-            match post[0] {
+        for e in crate::sys::mountinfo::MountTable::parse(mountinfo).0 {
+            let root_level =
+                e.root.components().filter(|c| matches!(c, std::path::Component::Normal(_))).count() as u32;
+            let mount = Mount { path: e.mount_point, root_level };
+            match e.fstype.as_str() {
                 // Prefer the first cgroup2 mount; hybrid hosts have exactly one.
                 "cgroup2" if m.cgroup2.is_none() => m.cgroup2 = Some(mount),
                 "cgroup" => {
-                    let ctrls = post[2]
+                    let ctrls = e
+                        .super_opts
                         .split(',')
                         .filter(|o| !matches!(*o, "rw" | "ro") && !o.contains('='))
                         .filter(|o| !o.starts_with("no") && *o != "clone_children")
@@ -310,23 +305,6 @@ impl Mounts {
         let p = Path::new("/proc/self/mountinfo");
         Ok(Self::parse(&fs::read_to_string(p).map_err(io_err("read", p))?))
     }
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// This process's cgroup in each hierarchy, from `/proc/self/cgroup` text:
@@ -547,7 +525,7 @@ mod tests {
 
     #[test]
     fn unescapes_mount_points() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/plain"), "/plain");
+        let m = Mounts::parse("33 30 0:29 / /sys/fs/cgroup/my\\040memory rw - cgroup cgroup rw,memory\n");
+        assert_eq!(m.v1[0].1.path, Path::new("/sys/fs/cgroup/my memory"));
     }
 }

@@ -21,6 +21,7 @@ mod props;
 pub mod pty;
 pub mod relay;
 mod set;
+pub mod sys;
 pub mod template;
 pub mod ubc;
 pub mod ve;

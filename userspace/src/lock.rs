@@ -12,7 +12,6 @@
 use std::{
     fs,
     io::{self, Write as _},
-    os::fd::AsRawFd as _,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -32,19 +31,6 @@ pub enum LockError {
 pub struct VeLock {
     file: fs::File,
     pub path: PathBuf,
-}
-
-fn flock(file: &fs::File, op: libc::c_int) -> io::Result<()> {
-    loop {
-        // SAFETY: valid fd.
-        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 fn open_lock(path: &Path) -> Result<fs::File, LockError> {
@@ -71,7 +57,7 @@ impl VeLock {
     pub fn take(lock_dir: &Path, veid: u32) -> Result<Self, LockError> {
         let path = Self::path_of(lock_dir, veid);
         let file = open_lock(&path)?;
-        flock(&file, libc::LOCK_EX).map_err(|source| LockError::Io { path: path.clone(), source })?;
+        crate::sys::flock(&file, true, true).map_err(|source| LockError::Io { path: path.clone(), source })?;
         Ok(Self::held(file, path))
     }
 
@@ -81,7 +67,7 @@ impl VeLock {
         let file = open_lock(&path)?;
         let end = Instant::now() + wait;
         loop {
-            match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+            match crate::sys::flock(&file, true, false) {
                 Ok(()) => return Ok(Some(Self::held(file, path))),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(source) => return Err(LockError::Io { path, source }),
@@ -102,7 +88,7 @@ impl VeLock {
     pub fn global(lock_dir: &Path, name: &str) -> Result<Self, LockError> {
         let path = lock_dir.join(format!("{name}.lck"));
         let file = open_lock(&path)?;
-        flock(&file, libc::LOCK_EX).map_err(|source| LockError::Io { path: path.clone(), source })?;
+        crate::sys::flock(&file, true, true).map_err(|source| LockError::Io { path: path.clone(), source })?;
         Ok(Self::held(file, path))
     }
 }

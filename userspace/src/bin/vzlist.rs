@@ -69,7 +69,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     let want_net = fields.iter().any(|f| f.name().starts_with("net")) || cli.sort.is_some();
     let want_io = fields.iter().any(|f| matches!(f.name().as_str(), "ioread" | "iowrite" | "ioreadops" | "iowriteops"))
         || cli.sort.is_some();
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mounts = vz::sys::mountinfo::MountTable::read().unwrap_or_default();
     let mut rows = Vec::new();
     for veid in vz.veids() {
         if !wanted.is_empty() && !wanted.contains(&veid) {
@@ -78,8 +78,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         let Ok(conf) = vz.conf(veid) else { continue };
         let procs = vz.cg.procs(veid);
         let root = vz.root_of(veid, &conf);
-        let root_s = root.to_string_lossy();
-        let mounted = mounts.lines().any(|l| l.split(' ').nth(4) == Some(&*root_s));
+        let mounted = mounts.is_mount_point(&root);
         let running = !procs.is_empty();
         // Beancounters only when a column asks: some rows are read inside the VE's
         // namespaces, which would make a plain listing of many VEs slow.

@@ -174,10 +174,7 @@ pub(super) struct PinLock {
 impl PinLock {
     pub(super) fn take(root: &Path) -> Result<Self, BpfError> {
         let f = fs::File::open(root).map_err(io_err("open", root))?;
-        // SAFETY: valid fd, blocking exclusive lock.
-        if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
-            return Err(io_err("flock", root)(io::Error::last_os_error()));
-        }
+        crate::sys::flock(&f, true, true).map_err(io_err("flock", root))?;
         Ok(Self { _file: f })
     }
 }

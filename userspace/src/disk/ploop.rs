@@ -1,5 +1,6 @@
 //! The ploop-like layout: a VE's private area is an ext4 image on a loop device, made, attached and mounted here.
 use super::*;
+use crate::sys::mountinfo::MountTable;
 
 /// The image of a ploop-layout VE inside its private area.
 pub fn image_path(private: &Path) -> PathBuf {
@@ -139,30 +140,18 @@ pub fn mount_image(image: &Path, root: &Path) -> Result<PathBuf, DiskError> {
     Ok(dev)
 }
 
-/// The first line of this process's mount table (newest first) that `pick` takes, given
-/// the line's `MAJ:MIN`, mount point and source.
-pub(super) fn find_mount<T>(pick: impl Fn(&str, &Path, &Path) -> Option<T>) -> Option<T> {
-    let mi = fs::read_to_string("/proc/self/mountinfo").ok()?;
-    mi.lines().rev().find_map(|l| {
-        let f: Vec<&str> = l.split(' ').collect();
-        let sep = f.iter().position(|x| *x == "-")?;
-        pick(f.get(2)?, Path::new(f.get(4)?), Path::new(f.get(sep + 2)?))
-    })
-}
-
 /// The block device mounted at `mnt`.
 pub fn mounted_device(mnt: &Path) -> Option<PathBuf> {
-    let want = fs::canonicalize(mnt).ok()?;
-    find_mount(|_, m, source| (m == want).then(|| source.to_path_buf()))
+    Some(MountTable::read().ok()?.top_at(mnt)?.source.clone())
 }
 
 /// The block device of the file system holding `path` and its mount point.
 pub(super) fn fs_device(path: &Path) -> Option<(PathBuf, PathBuf)> {
     let dev = fs::metadata(path).ok()?.dev();
     let want = format!("{}:{}", libc::major(dev), libc::minor(dev));
-    find_mount(|d, m, source| {
-        (d == want && source.starts_with("/dev/")).then(|| (source.to_path_buf(), m.to_path_buf()))
-    })
+    let table = MountTable::read().ok()?;
+    let m = table.0.iter().rev().find(|m| m.dev == want && m.source.starts_with("/dev/"))?;
+    Some((m.source.clone(), m.mount_point.clone()))
 }
 
 /// Applies a mounted ploop VE's limits (at mount: None lifts a limit): the file system

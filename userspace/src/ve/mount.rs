@@ -80,13 +80,7 @@ impl Vz {
 
 /// Is `path` a mount point (per this process's mount table)?
 pub fn is_mounted(path: &Path) -> bool {
-    let want = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    fs::read_to_string("/proc/self/mountinfo")
-        .is_ok_and(|mi| mi.lines().any(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(&unescape_mount(m)) == want)))
-}
-
-pub(super) fn unescape_mount(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    crate::sys::mountinfo::MountTable::read().is_ok_and(|t| t.is_mount_point(path))
 }
 
 pub(super) fn cpath(p: &Path) -> Result<std::ffi::CString, VeError> {

@@ -1,0 +1,43 @@
+//! Thin wrappers over the host's kernel interfaces that more than one module needs: the
+//! mount table, and advisory file locks. One parser and one lock call, so every reader
+//! agrees (vzlist and `vzctl status` once disagreed on what is mounted).
+pub mod mountinfo;
+
+use std::{fs, io, os::fd::AsRawFd as _};
+
+/// flock(2) on `file`, retried on EINTR. `exclusive` or shared; `wait` false returns
+/// `WouldBlock` when another holds it.
+pub fn flock(file: &fs::File, exclusive: bool, wait: bool) -> io::Result<()> {
+    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+    if !wait {
+        op |= libc::LOCK_NB;
+    }
+    loop {
+        // SAFETY: a valid fd for the duration of the call.
+        if unsafe { libc::flock(file.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_exclusive_flock_without_wait_would_block() {
+        let path = std::env::temp_dir().join(format!("vz-flock-test-{}", std::process::id()));
+        let a = fs::File::create(&path).unwrap();
+        let b = fs::File::open(&path).unwrap();
+        flock(&a, true, true).unwrap();
+        let e = flock(&b, true, false).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        drop(a);
+        flock(&b, true, false).unwrap();
+        fs::remove_file(&path).unwrap();
+    }
+}

@@ -1,0 +1,109 @@
+//! `/proc/self/mountinfo`, parsed once for every reader.
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+/// One line: `id parent maj:min root mountpoint opts [optional...] - fstype source superopts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// `MAJ:MIN` of the mounted file system.
+    pub dev: String,
+    /// The path inside the file system that is mounted (`/` for a whole one).
+    pub root: PathBuf,
+    pub mount_point: PathBuf,
+    pub fstype: String,
+    pub source: PathBuf,
+    pub super_opts: String,
+}
+
+/// The mount table in kernel order (oldest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MountTable(pub Vec<MountEntry>);
+
+impl MountTable {
+    pub fn parse(text: &str) -> Self {
+        Self(text.lines().filter_map(parse_line).collect())
+    }
+
+    /// This process's mount table.
+    pub fn read() -> io::Result<Self> {
+        Ok(Self::parse(&fs::read_to_string("/proc/self/mountinfo")?))
+    }
+
+    /// Is `path` a mount point? `path` is compared as the kernel shows it, after
+    /// resolving symlinks where it exists.
+    pub fn is_mount_point(&self, path: &Path) -> bool {
+        let want = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        self.0.iter().any(|m| m.mount_point == want)
+    }
+
+    /// The newest mount on `path` (the one a lookup sees).
+    pub fn top_at(&self, path: &Path) -> Option<&MountEntry> {
+        let want = fs::canonicalize(path).ok()?;
+        self.0.iter().rev().find(|m| m.mount_point == want)
+    }
+}
+
+fn parse_line(line: &str) -> Option<MountEntry> {
+    let (pre, post) = line.split_once(" - ")?;
+    let pre: Vec<&str> = pre.split(' ').collect();
+    let post: Vec<&str> = post.split(' ').collect();
+    if pre.len() < 5 || post.len() < 3 {
+        return None;
+    }
+    Some(MountEntry {
+        dev: pre[2].to_string(),
+        root: PathBuf::from(unescape(pre[3])),
+        mount_point: PathBuf::from(unescape(pre[4])),
+        fstype: post[0].to_string(),
+        source: PathBuf::from(unescape(post[1])),
+        super_opts: post[2].to_string(),
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+pub fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MI: &str = "\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+40 27 7:3 / /vz/root/my\\040ve rw,nosuid shared:5 - ext4 /dev/loop3 rw
+41 27 254:0 /vz/private/101 /vz/root/101 rw,nosuid,nodev - ext4 /dev/vda rw
+broken line
+";
+
+    #[test]
+    fn fields_come_from_both_sides_of_the_separator_and_are_unescaped() {
+        let t = MountTable::parse(MI);
+        assert_eq!(t.0.len(), 3);
+        assert_eq!(t.0[1].mount_point, Path::new("/vz/root/my ve"));
+        assert_eq!(t.0[1].dev, "7:3");
+        assert_eq!(t.0[1].fstype, "ext4");
+        assert_eq!(t.0[1].source, Path::new("/dev/loop3"));
+        assert_eq!(t.0[2].root, Path::new("/vz/private/101"));
+    }
+
+    #[test]
+    fn unescape_decodes_octal_only() {
+        assert_eq!(unescape("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(unescape("/a\\9x"), "/a\\9x");
+    }
+}
