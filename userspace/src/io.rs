@@ -61,29 +61,14 @@ pub fn parse_prio(s: &str) -> Result<u8, IoError> {
     }
 }
 
-/// `--iolimit`: bytes per second, with an optional K, M or G (powers of 1024); 0 or
+/// `--iolimit`: bytes per second, with an optional K, M, G or T (powers of 1024); 0 or
 /// `unlimited` lifts it.
 pub fn parse_limit(s: &str) -> Result<u64, IoError> {
-    let t = s.trim();
-    if t == "unlimited" {
+    if s.trim() == "unlimited" {
         return Ok(0);
     }
-    let (num, mul) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let mul = match c.to_ascii_uppercase() {
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                _ => return Err(bad("iolimit", s, "use bytes per second, optionally with K, M or G")),
-            };
-            (&t[..i], mul)
-        }
-        _ => (t, 1u64),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mul))
-        .ok_or_else(|| bad("iolimit", s, "use bytes per second, optionally with K, M or G (0: no limit)"))
+    crate::units::parse_units(s, 1)
+        .map_err(|_| bad("iolimit", s, "use bytes per second, optionally with K, M, G or T (0: no limit)"))
 }
 
 /// `--iopslimit`: operations per second; 0 or `unlimited` lifts it.

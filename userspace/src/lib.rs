@@ -24,6 +24,7 @@ mod set;
 pub mod sys;
 pub mod template;
 pub mod ubc;
+pub mod units;
 pub mod ve;
 
 pub use bpf::{Bpf, BpfConfig, BpfError};

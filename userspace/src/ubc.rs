@@ -154,23 +154,16 @@ impl Resource {
         if part.eq_ignore_ascii_case("unlimited") {
             return Ok(UB_UNLIMITED);
         }
-        let (digits, suffix) = match part.find(|c: char| !c.is_ascii_digit()) {
-            Some(i) => part.split_at(i),
-            None => (part, ""),
-        };
-        if digits.is_empty() {
+        let (digits, suffix) = crate::units::split_suffix(part);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad("expected a number, 'unlimited' or barrier:limit"));
         }
         let n: u64 = digits.parse().map_err(|_| bad("number out of range"))?;
         // Byte multipliers; page parameters then convert bytes back to pages.
-        let bytes_mult: u64 = match suffix.to_ascii_uppercase().as_str() {
-            "" => 0,
-            "K" => 1 << 10,
-            "M" => 1 << 20,
-            "G" => 1 << 30,
-            "T" => 1 << 40,
-            "P" => PAGE_SIZE,
-            _ => return Err(bad("unknown suffix (use K, M, G, T or P)")),
+        let bytes_mult: u64 = match suffix {
+            None => 0,
+            Some('P') => PAGE_SIZE,
+            Some(c) => crate::units::binary_multiplier(c).ok_or_else(|| bad("unknown suffix (use K, M, G, T or P)"))?,
         };
         let v = match (self.unit, bytes_mult) {
             (_, 0) => Some(n),

@@ -86,29 +86,14 @@ pub struct Limit {
     pub hard: u64,
 }
 
-/// One size in 1 KiB blocks: a number of blocks, or with K, M, G or T.
+/// One size in 1 KiB blocks: a number of blocks, or with K, M, G or T; fractions as
+/// OpenVZ writes them ("2.2G").
 fn parse_kb(key: &'static str, whole: &str, s: &str) -> Result<u64, DiskError> {
-    let t = s.trim();
-    let (num, mul) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let mul = match c.to_ascii_uppercase() {
-                'K' => 1,
-                'M' => 1 << 10,
-                'G' => 1 << 20,
-                'T' => 1 << 30,
-                _ => return Err(bad(key, whole, "use 1 KiB blocks, or sizes with K, M, G or T, as soft:hard")),
-            };
-            (&t[..i], mul)
-        }
-        _ => (t, 1u64),
-    };
-    // Fractions as OpenVZ writes them ("2.2G").
-    let v: f64 =
-        num.parse().map_err(|_| bad(key, whole, "use 1 KiB blocks, or sizes with K, M, G or T, as soft:hard"))?;
-    if !(v.is_finite() && v >= 0.0) || v * mul as f64 > u64::MAX as f64 / 2.0 {
-        return Err(bad(key, whole, "out of range"));
-    }
-    Ok((v * mul as f64).round() as u64)
+    use crate::units::{parse_units_fractional, SizeError};
+    parse_units_fractional(s, 1024).map_err(|e| match e {
+        SizeError::OutOfRange => bad(key, whole, "out of range"),
+        _ => bad(key, whole, "use 1 KiB blocks, or sizes with K, M, G or T, as soft:hard"),
+    })
 }
 
 /// `--diskspace soft[:hard]` (one value: both).
