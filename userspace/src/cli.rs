@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{error::ErrorKind, Parser};
 
 /// Parses argv, or returns the exit code after printing help, version or a one-line error.
+/// Installs the console as where the library's progress and warnings go.
 pub fn parse<T: Parser>(prog: &str) -> Result<T, ExitCode> {
+    crate::report::install(Box::new(crate::report::Console));
     match T::try_parse() {
         Ok(c) => Ok(c),
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

@@ -163,14 +163,18 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, s: &CpuSettings) -> Result<(), CpuErro
         }
     } else if s != &CpuSettings::default() {
         tracing::warn!(veid, "no cpu controller: CPU settings not applied");
-        eprintln!("Warning: this host has no cpu cgroup controller for container {veid}: CPU settings not applied");
+        crate::report::notice(format!(
+            "Warning: this host has no cpu cgroup controller for container {veid}: CPU settings not applied"
+        ));
     }
     if let Some(d) = cg.controller_dir(veid, "cpuset") {
         let all = format!("0-{}", host_cpus().saturating_sub(1));
         write(&d, "cpuset.cpus", s.mask.as_deref().unwrap_or(&all))?;
     } else if s.mask.is_some() {
         tracing::warn!(veid, "no cpuset controller: CPU mask not applied");
-        eprintln!("Warning: this host has no cpuset cgroup controller for container {veid}: CPU mask not applied");
+        crate::report::notice(format!(
+            "Warning: this host has no cpuset cgroup controller for container {veid}: CPU mask not applied"
+        ));
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ pub mod ns;
 mod props;
 pub mod pty;
 pub mod relay;
+pub mod report;
 mod set;
 pub mod sys;
 pub mod template;

@@ -47,7 +47,7 @@ impl Drop for Rollback<'_> {
         for (what, f) in self.steps.drain(..).rev() {
             if let Err(e) = f() {
                 warn!("rolling back {what}: {e}");
-                eprintln!("Warning: could not roll back {what}: {e}");
+                crate::report::notice(format!("Warning: could not roll back {what}: {e}"));
             }
         }
     }
@@ -144,7 +144,7 @@ impl Vz {
             let mut c = conf;
             apply_keys(&mut c, &plan.keys);
             c.write_atomic(&self.paths.ve_conf(veid))?;
-            println!("Saved parameters for Container {veid}");
+            crate::report::progress(format!("Saved parameters for Container {veid}"));
         }
         rb.commit();
         Ok(())
@@ -404,7 +404,7 @@ impl Vz {
         }
         for (r, _, _) in &rows {
             if r.id == vz_common::res::DCACHESIZE && !self.paths.dcache_accounting {
-                eprintln!("Warning: dcachesize is stored but not accounted: set DCACHE_ACCOUNTING=\"yes\" in vz.conf (its tracepoints cost every slab allocation on the host)");
+                crate::report::notice("Warning: dcachesize is stored but not accounted: set DCACHE_ACCOUNTING=\"yes\" in vz.conf (its tracepoints cost every slab allocation on the host)");
                 continue;
             }
         }
@@ -432,12 +432,15 @@ impl Vz {
             for (r, _, _) in &u.rows {
                 match limits::mechanism(r, self.cg.as_ref(), veid) {
                     Some(m) if m.enforces() => {}
-                    Some(m) => {
-                        eprintln!("Warning: {} is only accounted on this kernel ({}), not enforced", r.name, m.label())
-                    }
-                    None => {
-                        eprintln!("Warning: {} is stored but neither accounted nor enforced on this kernel", r.name)
-                    }
+                    Some(m) => crate::report::notice(format!(
+                        "Warning: {} is only accounted on this kernel ({}), not enforced",
+                        r.name,
+                        m.label()
+                    )),
+                    None => crate::report::notice(format!(
+                        "Warning: {} is stored but neither accounted nor enforced on this kernel",
+                        r.name
+                    )),
                 }
             }
             let changed: Vec<u32> = u.rows.iter().map(|(r, _, _)| r.id).collect();
@@ -445,7 +448,7 @@ impl Vz {
             let ch = changed.clone();
             rb.push("beancounters", move || self.apply_limits(veid, init, cgid, uid, &old, &ch));
             self.apply_limits(veid, init, cgid, uid, &u.new, &changed)?;
-            println!("UB limits were set successfully");
+            crate::report::progress("UB limits were set successfully");
         }
         if let Some((old, new)) = &p.cpu {
             let old = old.clone();
@@ -553,7 +556,7 @@ impl Vz {
         if changed.contains(&NUMSIGINFO) {
             if let Some(w) = limits::apply_sigpending(self.cg.as_ref(), veid, full)? {
                 warn!(veid, "{w}");
-                eprintln!("Warning: {w}");
+                crate::report::notice(format!("Warning: {w}"));
             }
         }
         if changed.contains(&NUMPTY) {

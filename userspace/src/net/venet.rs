@@ -136,7 +136,7 @@ pub fn warn_if_not_forwarding(veid: u32, ips: &[IpAddr]) {
     ] {
         if ips.iter().any(|ip| ip.is_ipv6() == v6) && !on(path) {
             tracing::warn!(veid, "{key} is 0: the container reaches the host only");
-            eprintln!("Warning: {key} is 0 on this host: container {veid} reaches the host but not other containers or beyond (vzctl does not change host sysctls)");
+            crate::report::notice(format!("Warning: {key} is 0 on this host: container {veid} reaches the host but not other containers or beyond (vzctl does not change host sysctls)"));
         }
     }
 }

@@ -59,7 +59,7 @@ pub(crate) fn parse_ugid(v: &str) -> Result<u64, VeError> {
 pub(super) fn say_disk(veid: u32, applied: crate::disk::Applied) {
     if let crate::disk::Applied::NotEnforced(why) = applied {
         warn!(veid, "disk quota not enforced: {why}");
-        eprintln!("Warning: disk quota is stored but not enforced: {why}");
+        crate::report::notice(format!("Warning: disk quota is stored but not enforced: {why}"));
     }
 }
 

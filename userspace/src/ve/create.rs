@@ -174,7 +174,7 @@ impl Vz {
         drop(idmap_lock);
 
         let mut undo = Undo::new(self);
-        println!("Creating container private area ({ostemplate})");
+        crate::report::progress(format!("Creating container private area ({ostemplate})"));
         self.step("create:private")?;
         undo.dir(private.clone());
         if !root.exists() {
@@ -205,7 +205,7 @@ impl Vz {
         self.step("create:done")?;
         undo.commit();
         intent.done();
-        println!("Container private area was created");
+        crate::report::progress("Container private area was created");
         Ok(())
     }
 }

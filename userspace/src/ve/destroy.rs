@@ -11,14 +11,14 @@ impl Vz {
         }
         let (root, private) = (self.root_of(veid, &conf), self.private_of(veid, &conf));
         self.cleanup_runtime(veid, &root)?;
-        println!("Destroying container private area: {}", private.display());
+        crate::report::progress(format!("Destroying container private area: {}", private.display()));
         if private.exists() {
             fs::remove_dir_all(&private).map_err(io_err("remove", &private))?;
         }
         let _ = fs::remove_dir(&root);
         let conf_path = self.paths.ve_conf(veid);
         fs::rename(&conf_path, conf_path.with_extension("conf.destroyed")).map_err(io_err("rename", &conf_path))?;
-        println!("Container private area was destroyed");
+        crate::report::progress("Container private area was destroyed");
         Ok(())
     }
 }

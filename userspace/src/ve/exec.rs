@@ -36,12 +36,12 @@ impl Vz {
         let mut cmd = ns::command_in_ve(self.cg.as_ref(), veid, init, &argv, true)?;
         let dup = |f: &std::os::fd::OwnedFd| f.try_clone().map(Stdio::from).map_err(io_err("dup", Path::new("pty")));
         cmd.stdin(dup(&slave)?).stdout(dup(&slave)?).stderr(Stdio::from(slave));
-        eprintln!("entered into container {veid}");
+        crate::report::notice(format!("entered into container {veid}"));
         let child = cmd.spawn().map_err(|e| VeError::Exec(format!("/bin/sh: {e}")))?;
         // Our copies of the terminal's slave side must go, or the relay never sees EOF.
         drop(cmd);
         let code = crate::pty::relay(master, child, exec).map_err(|e| VeError::Exec(e.to_string()))?;
-        eprintln!("exited from container {veid}");
+        crate::report::notice(format!("exited from container {veid}"));
         Ok(code)
     }
 

@@ -75,7 +75,11 @@ impl Vz {
             }
         };
         if new != old {
-            println!("Moving container {veid} to host ids {}-{} of its own", new.0, new.0 + (crate::idmap::RANGE - 1));
+            crate::report::progress(format!(
+                "Moving container {veid} to host ids {}-{} of its own",
+                new.0,
+                new.0 + (crate::idmap::RANGE - 1)
+            ));
             let map =
                 |u: u32, g: u32| (crate::idmap::moved_id(u, old.0, new.0), crate::idmap::moved_id(g, old.1, new.1));
             crate::idmap::chown_tree(root, &map).map_err(io_err("move ids of", root))?;

@@ -223,21 +223,27 @@ impl SetOpts {
 /// What `set` did to the CPU settings, as vzctl says it, with the effective limit.
 pub(crate) fn print_cpu(cpu: &crate::cpu::CpuSettings, opts: &SetOpts) {
     if opts.cpuunits.is_some() {
-        println!("Setting CPU units: {}", cpu.units.unwrap_or(crate::cpu::DEFAULT_UNITS));
+        crate::report::progress(format!("Setting CPU units: {}", cpu.units.unwrap_or(crate::cpu::DEFAULT_UNITS)));
     }
     if opts.cpulimit.is_some() {
-        println!("Setting CPU limit: {}", cpu.limit.unwrap_or(0));
+        crate::report::progress(format!("Setting CPU limit: {}", cpu.limit.unwrap_or(0)));
     }
     if opts.cpus.is_some() {
-        println!("Setting CPUs: {}", cpu.cpus.filter(|n| *n > 0).map_or("unlimited".to_string(), |n| n.to_string()));
+        crate::report::progress(format!(
+            "Setting CPUs: {}",
+            cpu.cpus.filter(|n| *n > 0).map_or("unlimited".to_string(), |n| n.to_string())
+        ));
     }
     if opts.cpumask.is_some() {
-        println!("Setting CPU mask: {}", cpu.mask.as_deref().unwrap_or("all"));
+        crate::report::progress(format!("Setting CPU mask: {}", cpu.mask.as_deref().unwrap_or("all")));
     }
     if opts.cpulimit.is_some() || opts.cpus.is_some() {
         match cpu.effective_limit() {
-            Some(p) => println!("Effective CPU limit: {p}% of one CPU ({:.2} CPUs)", f64::from(p) / 100.0),
-            None => println!("Effective CPU limit: none"),
+            Some(p) => crate::report::progress(format!(
+                "Effective CPU limit: {p}% of one CPU ({:.2} CPUs)",
+                f64::from(p) / 100.0
+            )),
+            None => crate::report::progress("Effective CPU limit: none"),
         }
     }
 }
@@ -247,17 +253,17 @@ pub(crate) fn print_io(s: &crate::io::IoSettings, opts: &SetOpts) {
     use crate::io;
     if opts.ioprio.is_some() {
         let p = s.prio.unwrap_or(io::DEFAULT_PRIO);
-        println!("Setting I/O priority: {p} (BFQ weight {})", io::weight(p));
+        crate::report::progress(format!("Setting I/O priority: {p} (BFQ weight {})", io::weight(p)));
     }
     let show = |v: Option<u64>, unit: &str| match v.filter(|v| *v > 0) {
         Some(v) => format!("{v} {unit}"),
         None => "unlimited".into(),
     };
     if opts.iolimit.is_some() {
-        println!("Setting I/O limit: {}", show(s.limit, "bytes/s"));
+        crate::report::progress(format!("Setting I/O limit: {}", show(s.limit, "bytes/s")));
     }
     if opts.iopslimit.is_some() {
-        println!("Setting IOPS limit: {}", show(s.iops, "ops/s"));
+        crate::report::progress(format!("Setting IOPS limit: {}", show(s.iops, "ops/s")));
     }
 }
 
@@ -343,7 +349,7 @@ impl Vz {
                 // Killed after the config was written: the VE is whole.
             } else {
                 warn!(veid, "repairing a create that was interrupted");
-                eprintln!("Removing what an interrupted create of container {veid} left");
+                crate::report::notice(format!("Removing what an interrupted create of container {veid} left"));
                 if let Some(root) = facts.get("ROOT").map(PathBuf::from) {
                     if is_mounted(&root) {
                         let _ = umount(&root);
@@ -360,7 +366,7 @@ impl Vz {
         }
         if Intent::left(dir, veid, "starting").is_some() {
             warn!(veid, "repairing a start that was interrupted");
-            eprintln!("Stopping what an interrupted start of container {veid} left");
+            crate::report::notice(format!("Stopping what an interrupted start of container {veid} left"));
             let root = match self.conf(veid) {
                 Ok(c) => self.root_of(veid, &c),
                 Err(_) => self.paths.root_of(veid),

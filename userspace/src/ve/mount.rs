@@ -57,7 +57,7 @@ impl Vz {
         let _lock = self.lock(veid)?;
         let conf = self.conf(veid)?;
         self.do_mount(veid, &conf)?;
-        println!("Container is mounted");
+        crate::report::progress("Container is mounted");
         Ok(())
     }
 
@@ -73,7 +73,7 @@ impl Vz {
             return Err(VeError::NotMounted(veid));
         }
         umount(&root)?;
-        println!("Container is unmounted");
+        crate::report::progress("Container is unmounted");
         Ok(())
     }
 }

@@ -18,7 +18,7 @@ impl Vz {
         let disk = crate::io::disk_of(root);
         for note in crate::io::apply(self.cg.as_ref(), veid, s, disk.as_ref())? {
             warn!(veid, "{note}");
-            eprintln!("Warning: {note}");
+            crate::report::notice(format!("Warning: {note}"));
         }
         if let Some(dir) = crate::io::blkio_dir(self.cg.as_ref(), veid) {
             if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
@@ -63,10 +63,10 @@ impl Vz {
             }
         }
         if let Some(s) = d.space.filter(|_| opts.diskspace.is_some()) {
-            println!("Setting diskspace: {}:{} KiB", s.soft, s.hard);
+            crate::report::progress(format!("Setting diskspace: {}:{} KiB", s.soft, s.hard));
         }
         if let Some(i) = d.inodes.filter(|_| opts.diskinodes.is_some()) {
-            println!("Setting diskinodes: {}:{}", i.soft, i.hard);
+            crate::report::progress(format!("Setting diskinodes: {}:{}", i.soft, i.hard));
         }
         Ok(())
     }
@@ -92,7 +92,7 @@ impl Vz {
                 | BpfError::ProgramRejected { .. }),
             ) => {
                 warn!("beancounters are not enforced for container {veid}: {e}");
-                eprintln!("Warning: beancounters are not enforced: {e}");
+                crate::report::notice(format!("Warning: beancounters are not enforced: {e}"));
                 Ok(())
             }
             Err(e) => Err(e.into()),

@@ -11,7 +11,7 @@ impl Vz {
         if self.is_running(veid) {
             return Err(VeError::Running(veid));
         }
-        println!("Starting container...");
+        crate::report::progress("Starting container...");
         let root = self.root_of(veid, &conf);
         // Leftovers of a start or stop that was killed half-way.
         self.cleanup_runtime(veid, &root)?;
@@ -21,7 +21,7 @@ impl Vz {
         if self.do_mount(veid, &conf)? {
             undo.umount(root.clone());
         }
-        println!("Container is mounted");
+        crate::report::progress("Container is mounted");
         let (uid, gid) = self.own_ids(veid, &mut conf, &root)?;
         self.step("start:cgroup")?;
         let created = self.cg.create_ve(veid);
@@ -36,7 +36,7 @@ impl Vz {
         let hostname = self.hostname(veid, &conf, &root);
         if let Err(e) = self.write_resolver(&root, &conf) {
             warn!(veid, "cannot write /etc/resolv.conf: {e}");
-            eprintln!("Warning: cannot write the container's /etc/resolv.conf: {e}");
+            crate::report::notice(format!("Warning: cannot write the container's /etc/resolv.conf: {e}"));
         }
         self.step("start:init")?;
         let mut full = VeLimits::default();
@@ -62,7 +62,7 @@ impl Vz {
                 if hard > now.rlim_max && ns::set_sigpending(0, Some((soft, hard))).is_err() {
                     let w = format!("numsiginfo {hard} is above what this host's root may grant (RLIMIT_SIGPENDING {}; no CAP_SYS_RESOURCE): using {}", now.rlim_max, now.rlim_max);
                     warn!(veid, "{w}");
-                    eprintln!("Warning: {w}");
+                    crate::report::notice(format!("Warning: {w}"));
                     hard = now.rlim_max;
                     soft = soft.min(hard);
                 }
@@ -108,7 +108,7 @@ impl Vz {
         undo.commit();
         intent.done();
         info!(veid, init = started.pid, "container started");
-        println!("Container start in progress...");
+        crate::report::progress("Container start in progress...");
         Ok(())
     }
 
@@ -127,7 +127,9 @@ impl Vz {
         let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) else {
             if rate.is_some() {
                 warn!(veid, "no BPF: the rate limit is not enforced");
-                eprintln!("Warning: BPF is unavailable: the rate limit of container {veid} is not enforced");
+                crate::report::notice(format!(
+                    "Warning: BPF is unavailable: the rate limit of container {veid} is not enforced"
+                ));
             }
             return Ok(());
         };
@@ -175,7 +177,9 @@ impl Vz {
             Some(h) if valid_hostname(h) => {
                 if let Err(e) = self.write_names(root, conf, h) {
                     warn!(veid, "cannot write the VE's name files: {e}");
-                    eprintln!("Warning: cannot write the container's /etc/hostname or /etc/hosts: {e}");
+                    crate::report::notice(format!(
+                        "Warning: cannot write the container's /etc/hostname or /etc/hosts: {e}"
+                    ));
                 }
                 h.to_string()
             }

@@ -65,7 +65,7 @@ impl Vz {
             self.is_running(veid)
         };
         if killed_first {
-            println!("Stopping container ...");
+            crate::report::progress("Stopping container ...");
             self.cg.kill_all(veid);
             self.wait_empty(veid, KILL_WAIT);
         }
@@ -79,8 +79,8 @@ impl Vz {
                     let who =
                         VeLock::holder(&self.paths.lock_dir, veid).map(|p| format!(" (pid {p})")).unwrap_or_default();
                     warn!(veid, "stopped; cleanup left to the vzctl holding the lock{who}");
-                    println!("Container was stopped");
-                    eprintln!("Warning: another vzctl{who} holds container {veid}'s lock: its mount and cgroups are removed by the next command");
+                    crate::report::progress("Container was stopped");
+                    crate::report::notice(format!("Warning: another vzctl{who} holds container {veid}'s lock: its mount and cgroups are removed by the next command"));
                     return Ok(());
                 }
                 None => {
@@ -99,20 +99,20 @@ impl Vz {
         let root = self.root_of(veid, &conf);
         let running = killed_first || self.is_running(veid);
         if running && !killed_first {
-            println!("Stopping container ...");
+            crate::report::progress("Stopping container ...");
             if !fast {
                 let timeout = Duration::from_secs(u64::from(self.paths.stop_timeout));
                 self.halt(veid, timeout);
                 if !self.wait_empty(veid, timeout) {
                     warn!(veid, "init did not halt within {} s; killing", self.paths.stop_timeout);
-                    println!("Killing container ...");
+                    crate::report::progress("Killing container ...");
                 }
             }
         }
         self.cleanup_runtime(veid, &root)?;
         if running {
-            println!("Container was stopped");
-            println!("Container is unmounted");
+            crate::report::progress("Container was stopped");
+            crate::report::progress("Container is unmounted");
             Ok(())
         } else {
             Err(VeError::NotRunning(veid))
@@ -146,7 +146,7 @@ impl Vz {
     }
 
     pub fn restart(&self, veid: u32) -> Result<(), VeError> {
-        println!("Restarting container");
+        crate::report::progress("Restarting container");
         match self.stop(veid, false) {
             Ok(()) | Err(VeError::NotRunning(_)) => {}
             Err(e) => return Err(e),

@@ -1,0 +1,49 @@
+//! What a verb tells the admin while it works ("Container is mounted", warnings). The
+//! library never prints: it hands each line to the sink the binary installed (the console,
+//! for every vzbpf binary, through `cli::parse`); with none installed (tests, other
+//! programs using the library) lines go to the log only. Every line is also logged at
+//! debug level (target `vz::report`), so `vzctl -vv` shows them in order among the log.
+use std::sync::OnceLock;
+
+/// Where the lines go.
+pub trait Sink: Send + Sync {
+    /// Progress, on standard output in vzctl.
+    fn progress(&self, line: &str);
+    /// Warnings and notes, on standard error in vzctl.
+    fn notice(&self, line: &str);
+}
+
+/// Standard output and standard error, as OpenVZ's vzctl prints them.
+pub struct Console;
+
+impl Sink for Console {
+    fn progress(&self, line: &str) {
+        println!("{line}");
+    }
+    fn notice(&self, line: &str) {
+        eprintln!("{line}");
+    }
+}
+
+static SINK: OnceLock<Box<dyn Sink>> = OnceLock::new();
+
+/// Installs the process's sink (the first call wins).
+pub fn install(sink: Box<dyn Sink>) {
+    let _ = SINK.set(sink);
+}
+
+pub fn progress(line: impl AsRef<str>) {
+    let line = line.as_ref();
+    tracing::debug!(target: "vz::report", "{line}");
+    if let Some(s) = SINK.get() {
+        s.progress(line);
+    }
+}
+
+pub fn notice(line: impl AsRef<str>) {
+    let line = line.as_ref();
+    tracing::debug!(target: "vz::report", "{line}");
+    if let Some(s) = SINK.get() {
+        s.notice(line);
+    }
+}
