@@ -317,8 +317,19 @@ fn stress_ng_socket_flood_in_a_debian_ve() {
     env.debian_template();
     env.ok(&["create", "101", "--ostemplate", "debian-12-minbase"]);
     env.ok(&["start", "101"]);
+    // sysvinit's boot cleans /tmp (bootclean): wait until it has entered its runlevel, and
+    // give apt a temporary directory of its own, so the boot never removes apt's files.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while env.vzctl(&["exec2", "101", "runlevel"]).stdout.trim() != "N 2" {
+        assert!(std::time::Instant::now() < deadline, "sysvinit did not reach runlevel 2 in 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     // stress-ng comes from the template's apt cache: no network.
-    let o = env.vzctl(&["exec2", "101", "apt-get install -y -qq --no-download stress-ng"]);
+    let o = env.vzctl(&[
+        "exec2",
+        "101",
+        "mkdir -p /root/apt-tmp && TMPDIR=/root/apt-tmp apt-get install -y -qq --no-download stress-ng",
+    ]);
     assert_eq!(o.code, 0, "{o:?}");
     env.ok(&["set", "101", "--numtcpsock", "6", "--numothersock", "6"]);
     // 8 TCP client/server pairs and 6 UDP pairs against barriers of 6.

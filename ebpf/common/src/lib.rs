@@ -350,28 +350,85 @@ pub struct IoStart {
     pub start_ns: u64,
 }
 
-/// Map names. The layout version is part of each pinned name (see [`LAYOUT_VERSION`]).
-pub mod maps {
-    pub const UBC: &str = "VZ_UBC_V1";
-    pub const LIMITS: &str = "VZ_LIMITS_V1";
-    pub const SOCKS: &str = "VZ_SOCKS_V1";
-    pub const SOCKS_OVF: &str = "VZ_SOCKS_OVF_V1";
-    pub const STATS: &str = "VZ_STATS_V1";
-    pub const META: &str = "VZ_META_V1";
-    pub const EVENTS: &str = "VZ_EVENTS_V1";
-    pub const FILES: &str = "VZ_FILES_V1";
-    pub const VMS: &str = "VZ_VMS_V1";
-    pub const DCACHE_CACHES: &str = "VZ_DCACHE_CACHES_V1";
-    pub const DCACHE_OBJS: &str = "VZ_DCACHE_OBJS_V1";
-    pub const VE_ADDRS: &str = "VZ_VE_ADDRS_V1";
-    pub const NET_IFS: &str = "VZ_NET_IFS_V1";
-    pub const NET_STATS: &str = "VZ_NET_STATS_V1";
-    pub const NET_RULES: &str = "VZ_NET_RULES_V1";
-    pub const NET_RATE: &str = "VZ_NET_RATE_V1";
-    pub const IO_CGROUPS: &str = "VZ_IO_CGROUPS_V1";
-    pub const IO_STATS: &str = "VZ_IO_STATS_V1";
-    pub const IO_INFLIGHT: &str = "VZ_IO_INFLIGHT_V1";
+/// The one table of pinned maps. Each row: its constant in [`maps`], the static the
+/// programs use, its pinned name, map type, key, value, max entries, and whether it is
+/// preallocated. `ebpf/src/maps.rs` declares the maps from it, the loader takes its pin
+/// list and the layout check (key and value sizes) from it, and [`maps`] its names: a map
+/// added here is everywhere at once.
+#[macro_export]
+macro_rules! for_each_map {
+    ($cb:ident) => {
+        $cb! {
+            /// Usage per VE, keyed by the VE's cgroup2 id. Written only by programs, atomically.
+            UBC, VZ_UBC, "VZ_UBC_V1", HashMap, u64, $crate::VeUsage, $crate::MAX_VES, NO_PREALLOC;
+            /// Barrier and limit per VE, keyed by the VE's cgroup2 id. Written only by userspace.
+            LIMITS, VZ_LIMITS, "VZ_LIMITS_V1", HashMap, u64, $crate::VeLimits, $crate::MAX_VES, NO_PREALLOC;
+            /// Charged sockets, by cookie: whom to uncharge on release. A preallocated table of
+            /// buckets (see `SockBucket`); the loader sets its size (`map_max_entries`) and
+            /// `VZ_SOCK_MASK` together.
+            SOCKS, VZ_SOCKS, "VZ_SOCKS_V1", Array, u32, $crate::SockBucket, $crate::DEFAULT_SOCK_BUCKETS, PREALLOC;
+            /// Records whose bucket was full, keyed by cookie.
+            SOCKS_OVF, VZ_SOCKS_OVF, "VZ_SOCKS_OVF_V1", HashMap, u64, $crate::SockCharge, $crate::MAX_OVERFLOW_SOCKS, NO_PREALLOC;
+            /// Counters about the tables themselves (`STAT_*` in vz-common).
+            STATS, VZ_STATS, "VZ_STATS_V1", Array, u32, u64, $crate::STATS_LEN, PREALLOC;
+            /// Limit hits for the controller's log (`vzeventd`); a full buffer drops events, never
+            /// blocks a refusal.
+            EVENTS, VZ_EVENTS, "VZ_EVENTS_V1", RingBuf, (), (), $crate::EVENTS_BYTES, PREALLOC;
+            /// Open files per VE, refilled by each run of the `vz_iter_files` iterator.
+            FILES, VZ_FILES, "VZ_FILES_V1", HashMap, u64, u64, $crate::MAX_VES, NO_PREALLOC;
+            /// [privvmpages, lockedpages] per VE, refilled by each run of the `vz_iter_vmas` iterator.
+            VMS, VZ_VMS, "VZ_VMS_V1", HashMap, u64, [u64; 2], $crate::MAX_VES, NO_PREALLOC;
+            /// Slab caches seen by `vz_dcache_alloc`: slot size if the cache holds dentries or inodes,
+            /// else 0.
+            DCACHE_CACHES, VZ_DCACHE_CACHES, "VZ_DCACHE_CACHES_V1", HashMap, u64, u32, 4096, NO_PREALLOC;
+            /// Dentry and inode objects charged to a VE: object address -> VE (cgroup id).
+            DCACHE_OBJS, VZ_DCACHE_OBJS, "VZ_DCACHE_OBJS_V1", HashMap, u64, u64, $crate::DCACHE_OBJS, NO_PREALLOC;
+            /// Every VE's addresses (key: VE and address; value unused). Written by userspace as
+            /// addresses come and go.
+            VE_ADDRS, VZ_VE_ADDRS, "VZ_VE_ADDRS_V1", HashMap, $crate::VeAddr, u8, $crate::MAX_VE_ADDRS, NO_PREALLOC;
+            /// Host end of each running VE's venet pair: ifindex -> VE (cgroup id).
+            NET_IFS, VZ_NET_IFS, "VZ_NET_IFS_V1", HashMap, u32, u64, $crate::MAX_VES, NO_PREALLOC;
+            /// Traffic per VE, per CPU (summed by readers).
+            NET_STATS, VZ_NET_STATS, "VZ_NET_STATS_V1", PerCpuHashMap, u64, $crate::NetStats, $crate::MAX_VES, NO_PREALLOC;
+            /// Firewall rules per VE (cgroup id), written whole by userspace.
+            NET_RULES, VZ_NET_RULES, "VZ_NET_RULES_V1", HashMap, u64, $crate::NetRules, $crate::MAX_VES, NO_PREALLOC;
+            /// VEs with an egress rate limit (cgroup id -> ifindex of the VE's shaper, an ifb device
+            /// with a tbf qdisc): what such a VE sends goes through it before the host routes it.
+            NET_RATE, VZ_NET_RATE, "VZ_NET_RATE_V1", HashMap, u64, u32, $crate::MAX_VES, NO_PREALLOC;
+            /// blkio cgroup of each running VE (the v1 blkio directory's id on hybrid hosts, the VE's
+            /// own cgroup2 id on cgroup2 hosts) -> the VE (cgroup2 id). Written by userspace.
+            IO_CGROUPS, VZ_IO_CGROUPS, "VZ_IO_CGROUPS_V1", HashMap, u64, u64, $crate::MAX_VES, NO_PREALLOC;
+            /// Block I/O per VE and device, per CPU (summed by readers).
+            IO_STATS, VZ_IO_STATS, "VZ_IO_STATS_V1", PerCpuHashMap, $crate::IoKey, $crate::IoStats, $crate::MAX_VES, NO_PREALLOC;
+            /// VE bios of bio-based devices (device-mapper, md) between submission and completion
+            /// (bio address -> VE, device, start). LRU: a bio whose completion is never seen cannot
+            /// fill it.
+            IO_INFLIGHT, VZ_IO_INFLIGHT, "VZ_IO_INFLIGHT_V1", LruHashMap, u64, $crate::IoStart, 16384, PREALLOC;
+            /// Loader bookkeeping (object hash, parent, level); programs never read it.
+            META, VZ_META, "VZ_META_V1", Array, u32, $crate::Meta, 1, PREALLOC;
+        }
+    };
 }
+
+/// Upper bound on VEs per host. Non-preallocated maps use memory per live VE only, and
+/// free entries after an RCU grace period, so a program holding a pointer to a record
+/// that userspace deletes never writes into another VE's record.
+pub const MAX_VES: u32 = 65536;
+/// Socket records that found their bucket full (rare: the table is sized well above the
+/// number of charged sockets).
+pub const MAX_OVERFLOW_SOCKS: u32 = 1 << 16;
+
+macro_rules! map_names {
+    ($($(#[$doc:meta])* $konst:ident, $stat:ident, $name:literal, $kind:ident, $k:ty, $v:ty, $e:expr, $f:ident;)*) => {
+        /// Map names. The layout version is part of each pinned name (see [`LAYOUT_VERSION`]).
+        pub mod maps {
+            $(pub const $konst: &str = $name;)*
+            /// Every pinned map.
+            pub const ALL: &[&str] = &[$($name),*];
+        }
+    };
+}
+for_each_map!(map_names);
 
 /// Program names (the Rust function names in `ebpf/`).
 pub mod progs {

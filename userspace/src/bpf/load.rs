@@ -3,7 +3,7 @@ use super::*;
 
 impl Bpf {
     pub(super) fn load(cfg: &BpfConfig, obj: Object<'_>, pins: Pins, parent_id: u64) -> Result<Self, BpfError> {
-        let fresh_maps: Vec<PathBuf> = ALL_MAPS.iter().map(|m| pins.map(m)).filter(|p| !p.exists()).collect();
+        let fresh_maps: Vec<PathBuf> = maps::ALL.iter().map(|m| pins.map(m)).filter(|p| !p.exists()).collect();
         let mut rollback = Rollback { paths: fresh_maps, armed: true };
 
         // The program's bucket mask must match the table it runs against: a pinned table
@@ -204,28 +204,22 @@ impl Drop for Rollback {
 /// aya reuses a pinned map by name without checking its shape; a map pinned by a build with
 /// another layout must be refused, not misread.
 pub(super) fn check_map_layouts(ebpf: &Ebpf, pins: &Pins) -> Result<(), BpfError> {
-    use std::mem::size_of;
-    let expect = [
-        (maps::UBC, 8, size_of::<VeUsage>()),
-        (maps::LIMITS, 8, size_of::<VeLimits>()),
-        (maps::SOCKS, 4, size_of::<vz_common::SockBucket>()),
-        (maps::SOCKS_OVF, 8, size_of::<vz_common::SockCharge>()),
-        (maps::STATS, 4, size_of::<u64>()),
-        (maps::FILES, 8, size_of::<u64>()),
-        (maps::VMS, 8, 2 * size_of::<u64>()),
-        (maps::DCACHE_CACHES, 8, size_of::<u32>()),
-        (maps::DCACHE_OBJS, 8, size_of::<u64>()),
-        (maps::VE_ADDRS, size_of::<vz_common::VeAddr>(), 1),
-        (maps::NET_IFS, 4, size_of::<u64>()),
-        (maps::NET_STATS, 8, size_of::<vz_common::NetStats>()),
-        (maps::NET_RULES, 8, size_of::<vz_common::NetRules>()),
-        (maps::NET_RATE, 8, size_of::<u32>()),
-        (maps::IO_CGROUPS, 8, size_of::<u64>()),
-        (maps::IO_STATS, size_of::<vz_common::IoKey>(), size_of::<vz_common::IoStats>()),
-        (maps::IO_INFLIGHT, 8, size_of::<vz_common::IoStart>()),
-        (maps::META, 4, size_of::<Meta>()),
-    ];
-    for (name, key, value) in expect {
+    // (name, key size, value size) of every keyed map, from vz-common's one table.
+    macro_rules! layouts {
+        ($($(#[$doc:meta])* $konst:ident, $stat:ident, $name:literal, $kind:ident, $k:ty, $v:ty, $e:expr, $f:ident;)*) => {
+            [$(layout!($kind, $name, $k, $v)),*]
+        };
+    }
+    macro_rules! layout {
+        (RingBuf, $name:literal, $k:ty, $v:ty) => {
+            None
+        };
+        ($kind:ident, $name:literal, $k:ty, $v:ty) => {
+            Some(($name, std::mem::size_of::<$k>(), std::mem::size_of::<$v>()))
+        };
+    }
+    let expect = vz_common::for_each_map!(layouts);
+    for (name, key, value) in expect.into_iter().flatten() {
         let map = ebpf.map(name).ok_or(MapError::InvalidName { name: name.into() })?;
         let info = match map {
             aya::maps::Map::HashMap(d)

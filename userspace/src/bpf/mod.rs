@@ -195,29 +195,6 @@ impl Pins {
     }
 }
 
-/// Every pinned map.
-const ALL_MAPS: [&str; 19] = [
-    maps::UBC,
-    maps::LIMITS,
-    maps::SOCKS,
-    maps::SOCKS_OVF,
-    maps::STATS,
-    maps::META,
-    maps::EVENTS,
-    maps::FILES,
-    maps::VMS,
-    maps::DCACHE_CACHES,
-    maps::DCACHE_OBJS,
-    maps::VE_ADDRS,
-    maps::NET_IFS,
-    maps::NET_STATS,
-    maps::NET_RULES,
-    maps::NET_RATE,
-    maps::IO_CGROUPS,
-    maps::IO_STATS,
-    maps::IO_INFLIGHT,
-];
-
 /// tc programs: loaded and pinned once, attached to each VE's venet pair at its start.
 const TC_PROGS: [&str; 2] = [progs::TC_FROM_VE, progs::TC_TO_VE];
 
