@@ -74,7 +74,7 @@ impl Env {
     pub fn ve(&mut self, veid: u32) -> u64 {
         let id = self.cg.create_ve(veid).expect("create VE cgroup");
         self.ves.push(veid);
-        self.bpf().register_ve(id).expect("register VE");
+        self.bpf().register_ve(id, veid).expect("register VE");
         id
     }
 

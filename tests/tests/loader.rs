@@ -19,6 +19,7 @@ fn pin_layout_is_as_documented() {
         "maps/VZ_LIMITS_V1",
         "maps/VZ_SOCKS_V1",
         "maps/VZ_META_V1",
+        "maps/VZ_VEIDS_V1",
         // This kernel has everything the block I/O programs need: a refusal is a bug.
         "progs/vz_io_queue",
         "links/vz_io_queue",

@@ -21,6 +21,19 @@ fn lifecycle_from_the_default_template() {
     env.ok(&["start", "101"]);
     assert_eq!(env.ok(&["status", "101"]), "VEID 101 exist mounted running\n");
     assert_eq!(env.ok(&["exec2", "101", "hostname"]), "ve101.test\n");
+    // The maps are keyed by cgroup id; VZ_VEIDS_V1 says which VE that is, for bpftool too.
+    let cgid = env.cg().ve_id(101).unwrap();
+    let bpf = vz::Bpf::open_existing(&env.bpf_root).unwrap();
+    assert_eq!(bpf.veid_of(cgid).unwrap(), Some(101));
+    let dump = Command::new("bpftool")
+        .args(["-j", "map", "lookup", "pinned"])
+        .arg(env.bpf_root.join("maps/VZ_VEIDS_V1"))
+        .arg("key")
+        .args(cgid.to_le_bytes().iter().map(|b| b.to_string()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert!(text.contains(r#""value":["0x65","0x00","0x00","0x00"]"#), "bpftool: {text}");
     // The VE's init is the template's /sbin/init, PID 1 inside.
     assert_eq!(env.ok(&["exec2", "web", "cat /proc/1/comm"]), "init\n");
     assert_eq!(env.vzctl(&["exec2", "101", "exit 7"]).code, 7);
@@ -40,6 +53,7 @@ fn lifecycle_from_the_default_template() {
     assert!(env.cgroup_dirs().is_empty(), "{:?}", env.cgroup_dirs());
     assert!(env.mounts().is_empty(), "{:?}", env.mounts());
     assert_eq!(env.ubc_entries(), 0);
+    assert_eq!(bpf.veid_of(cgid).unwrap(), None);
 
     env.ok(&["destroy", "101"]);
     assert_eq!(env.ok(&["status", "101"]), "VEID 101 deleted unmounted down\n");

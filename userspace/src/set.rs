@@ -549,7 +549,7 @@ impl Vz {
     ) -> Result<(), VeError> {
         use vz_common::res::{NUMPTY, NUMSIGINFO, SHMPAGES};
         let mut bpf = Bpf::ensure(&self.bpf_config())?;
-        bpf.register_ve(cgid)?;
+        bpf.register_ve(cgid, veid)?;
         let all: Vec<(u32, UbcLimit)> = crate::ubc::ALL.iter().map(|r| (r.id, full.res[r.id as usize])).collect();
         bpf.set_limits(cgid, &all)?;
         limits::apply(self.cg.as_ref(), veid, full)?;

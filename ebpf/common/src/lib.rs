@@ -404,6 +404,9 @@ macro_rules! for_each_map {
             /// (bio address -> VE, device, start). LRU: a bio whose completion is never seen cannot
             /// fill it.
             IO_INFLIGHT, VZ_IO_INFLIGHT, "VZ_IO_INFLIGHT_V1", LruHashMap, u64, $crate::IoStart, 16384, PREALLOC;
+            /// VEID of each registered VE, by its cgroup2 id: how an admin reading the other maps
+            /// (all keyed by cgroup id) finds the VE. Written by userspace; programs never read it.
+            VEIDS, VZ_VEIDS, "VZ_VEIDS_V1", HashMap, u64, u32, $crate::MAX_VES, NO_PREALLOC;
             /// Loader bookkeeping (object hash, parent, level); programs never read it.
             META, VZ_META, "VZ_META_V1", Array, u32, $crate::Meta, 1, PREALLOC;
         }

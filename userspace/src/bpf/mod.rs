@@ -353,13 +353,27 @@ impl Bpf {
             .collect()
     }
 
-    /// Creates a VE's records: zeroed usage and unlimited limits. Idempotent: existing
-    /// records (held by running programs) are left as they are.
-    pub fn register_ve(&mut self, cgroup: u64) -> Result<(), BpfError> {
+    /// Creates a VE's records: zeroed usage and unlimited limits, and its VEID by cgroup id
+    /// (`VZ_VEIDS_V1`). Idempotent: existing records (held by running programs) are left as
+    /// they are.
+    pub fn register_ve(&mut self, cgroup: u64, veid: u32) -> Result<(), BpfError> {
         const NOEXIST: u64 = 1;
         ignore_exists(self.ubc.insert(cgroup, VeUsage::default(), NOEXIST))?;
         ignore_exists(self.limits.insert(cgroup, VeLimits::default(), NOEXIST))?;
+        if let Some(mut ids) = self.pinned_hash::<u64, u32>(maps::VEIDS)? {
+            ids.insert(cgroup, veid, 0)?;
+        }
         Ok(())
+    }
+
+    /// The VEID registered for a VE cgroup id.
+    pub fn veid_of(&self, cgroup: u64) -> Result<Option<u32>, BpfError> {
+        let Some(ids) = self.pinned_hash::<u64, u32>(maps::VEIDS)? else { return Ok(None) };
+        match ids.get(&cgroup, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Drops a VE's records (after its cgroup is gone). Its venet links are the caller's to
@@ -367,6 +381,9 @@ impl Bpf {
     pub fn unregister_ve(&mut self, cgroup: u64) -> Result<(), BpfError> {
         removed(self.ubc.remove(&cgroup))?;
         removed(self.limits.remove(&cgroup))?;
+        if let Some(mut ids) = self.pinned_hash::<u64, u32>(maps::VEIDS)? {
+            removed(ids.remove(&cgroup))?;
+        }
         self.set_ve_addrs(cgroup, &[], None)?;
         self.set_net_rules(cgroup, &vz_common::NetRules::default())?;
         self.set_net_shaper(cgroup, None)?;

@@ -79,7 +79,7 @@ impl Vz {
         limits::apply(self.cg.as_ref(), veid, &full)?;
         match Bpf::ensure(&self.bpf_config()) {
             Ok(mut bpf) => {
-                bpf.register_ve(cgid)?;
+                bpf.register_ve(cgid, veid)?;
                 let all: Vec<(u32, UbcLimit)> =
                     crate::ubc::ALL.iter().map(|r| (r.id, full.res[r.id as usize])).collect();
                 bpf.set_limits(cgid, &all)?;
