@@ -5,12 +5,10 @@
 //! `VZ_UBC_V1`); numproc by the pids controller; physpages, swappages and kmemsize by the
 //! VE's memory cgroup. Barrier and limit of every row live in `VZ_LIMITS_V1`, whatever
 //! enforces them, so the maps show what the admin set.
-use std::path::{Path, PathBuf};
-
 use vz_common::{res, UbcUsage, UB_UNLIMITED};
 
 use crate::{
-    cgroup::{read_keyed, read_num, write_value, CgroupError, Cgroups},
+    cgroup::{CgroupError, Cgroups, Counter, Memory, MemoryLimits, Pids},
     ubc::{Resource, PAGE_SIZE},
 };
 
@@ -90,34 +88,27 @@ impl Mechanism {
     }
 }
 
-/// Which memory cgroup interface the VE's directory has.
-fn memory_dir(cg: &dyn Cgroups, veid: u32) -> Option<(PathBuf, bool)> {
-    let d = cg.controller_dir(veid, "memory")?;
-    let v1 = d.join("memory.usage_in_bytes").exists();
-    Some((d, v1))
-}
-
 /// The mechanism behind `r` for this VE on this host, if the row has real figures here.
 pub fn mechanism(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<Mechanism> {
     match r.id {
         res::NUMTCPSOCK | res::NUMOTHERSOCK => Some(Mechanism::Bpf),
-        res::NUMPROC => cg.controller_dir(veid, "pids").map(|_| Mechanism::Pids),
-        res::PHYSPAGES => memory_dir(cg, veid).map(|_| Mechanism::Memcg),
-        res::SWAPPAGES => memory_dir(cg, veid).and_then(|(d, v1)| {
-            let f = if v1 { "memory.memsw.usage_in_bytes" } else { "memory.swap.current" };
-            d.join(f).exists().then_some(Mechanism::Memcg)
-        }),
-        res::KMEMSIZE => memory_dir(cg, veid).map(|_| Mechanism::MemcgAccounted),
+        res::NUMPROC => Pids::of(cg, veid).map(|_| Mechanism::Pids),
+        res::PHYSPAGES => Memory::of(cg, veid).map(|_| Mechanism::Memcg),
+        res::SWAPPAGES => Memory::of(cg, veid).filter(Memory::has_swap).map(|_| Mechanism::Memcg),
+        res::KMEMSIZE => Memory::of(cg, veid).map(|_| Mechanism::MemcgAccounted),
         res::NUMPTY => Some(Mechanism::Devpts),
         res::NUMFILE | res::PRIVVMPAGES | res::LOCKEDPAGES | res::VMGUARPAGES => Some(Mechanism::IterAccounted),
         res::SHMPAGES => Some(Mechanism::Shm),
-        res::TCPSNDBUF | res::TCPRCVBUF | res::DGRAMRCVBUF => Some(match memory_dir(cg, veid) {
-            Some((d, true)) if d.join("memory.kmem.tcp.limit_in_bytes").exists() => Mechanism::MemcgSock,
-            _ => Mechanism::BpfClamp,
-        }),
+        res::TCPSNDBUF | res::TCPRCVBUF | res::DGRAMRCVBUF => {
+            Some(if Memory::of(cg, veid).is_some_and(|m| m.has_socket_limit()) {
+                Mechanism::MemcgSock
+            } else {
+                Mechanism::BpfClamp
+            })
+        }
         res::OTHERSOCKBUF => Some(Mechanism::BpfClamp),
         res::NUMSIGINFO => Some(Mechanism::Rlimit),
-        res::OOMGUARPAGES => memory_dir(cg, veid).map(|_| Mechanism::MemcgGuarantee),
+        res::OOMGUARPAGES => Memory::of(cg, veid).map(|_| Mechanism::MemcgGuarantee),
         res::NUMFLOCK => Some(Mechanism::LocksAccounted),
         res::NUMIPTENT => Some(Mechanism::NetfilterAccounted),
         res::DCACHESIZE => Some(Mechanism::BpfAccounted),
@@ -141,66 +132,25 @@ fn pages(bytes: Option<u64>) -> Option<u64> {
     bytes.map(|b| b.div_ceil(PAGE_SIZE))
 }
 
+/// A controller's counter as a row: in pages (`unit` PAGE_SIZE) or bytes (1); maxheld
+/// never below held.
+fn row(c: Counter, unit: u64) -> UbcUsage {
+    let held = c.now.div_ceil(unit);
+    UbcUsage { held, maxheld: c.peak.map_or(held, |p| p.div_ceil(unit)).max(held), failcnt: c.failcnt }
+}
+
 /// Usage of a controller-backed row (None for BPF rows and rows without a source).
 pub fn usage(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<UbcUsage> {
     match r.id {
-        res::NUMPROC => {
-            let d = cg.controller_dir(veid, "pids")?;
-            let held = read_num(&d.join("pids.current"))?;
-            Some(UbcUsage {
-                held,
-                maxheld: read_num(&d.join("pids.peak")).unwrap_or(held).max(held),
-                failcnt: read_keyed(&d.join("pids.events"), "max").unwrap_or(0),
-            })
-        }
-        res::PHYSPAGES => {
-            let (d, v1) = memory_dir(cg, veid)?;
-            let f = |a: &str, b: &str| d.join(if v1 { a } else { b });
-            let held = pages(read_num(&f("memory.usage_in_bytes", "memory.current")))?;
-            Some(UbcUsage {
-                held,
-                maxheld: pages(read_num(&f("memory.max_usage_in_bytes", "memory.peak"))).unwrap_or(held).max(held),
-                // Limit hits of memory or memory+swap (v1 charges memsw first; the two count
-                // disjoint events), plus OOM kills: this kernel does not always bump the v1
-                // failcnt, but a kill is always a refusal the VE met.
-                failcnt: if v1 {
-                    read_num(&d.join("memory.failcnt")).unwrap_or(0)
-                        + read_num(&d.join("memory.memsw.failcnt")).unwrap_or(0)
-                        + read_keyed(&d.join("memory.oom_control"), "oom_kill").unwrap_or(0)
-                } else {
-                    read_keyed(&d.join("memory.events"), "max").unwrap_or(0)
-                        + read_keyed(&d.join("memory.events"), "oom_kill").unwrap_or(0)
-                },
-            })
-        }
-        res::SWAPPAGES => {
-            let (d, v1) = memory_dir(cg, veid)?;
-            if v1 {
-                let mem = read_num(&d.join("memory.usage_in_bytes"))?;
-                let memsw = read_num(&d.join("memory.memsw.usage_in_bytes"))?;
-                let held = pages(Some(memsw.saturating_sub(mem)))?;
-                let peak = read_num(&d.join("memory.memsw.max_usage_in_bytes")).unwrap_or(memsw);
-                let mpeak = read_num(&d.join("memory.max_usage_in_bytes")).unwrap_or(mem);
-                Some(UbcUsage {
-                    held,
-                    maxheld: pages(Some(peak.saturating_sub(mpeak))).unwrap_or(0).max(held),
-                    failcnt: read_num(&d.join("memory.memsw.failcnt")).unwrap_or(0),
-                })
-            } else {
-                let held = pages(read_num(&d.join("memory.swap.current")))?;
-                Some(UbcUsage {
-                    held,
-                    maxheld: pages(read_num(&d.join("memory.swap.peak"))).unwrap_or(held).max(held),
-                    failcnt: read_keyed(&d.join("memory.swap.events"), "max").unwrap_or(0),
-                })
-            }
-        }
+        res::NUMPROC => Some(row(Pids::of(cg, veid)?.usage()?, 1)),
+        res::PHYSPAGES => Some(row(Memory::of(cg, veid)?.ram()?, PAGE_SIZE)),
+        res::SWAPPAGES => Some(row(Memory::of(cg, veid)?.swap()?, PAGE_SIZE)),
         res::SHMPAGES => {
             // Every page of shared memory the VE's processes brought in, in any tmpfs, SysV
             // or POSIX segment, whatever IPC namespace or mount they made for it: the memory
             // controller charges each to the VE. Without one, the VE's own instances only.
-            let held = match memory_dir(cg, veid) {
-                Some((d, v1)) => pages(read_keyed(&d.join("memory.stat"), if v1 { "total_shmem" } else { "shmem" }))?,
+            let held = match Memory::of(cg, veid) {
+                Some(m) => pages(m.shmem())?,
                 None => crate::ns::own_shm_pages(crate::ns::find_init(cg, veid)?)?,
             };
             Some(UbcUsage { held, maxheld: held, failcnt: 0 })
@@ -211,32 +161,8 @@ pub fn usage(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<UbcUsage> {
             let held = crate::ns::pty_count(crate::ns::find_init(cg, veid), &cg.procs(veid));
             Some(UbcUsage { held, maxheld: held, failcnt: 0 })
         }
-        res::OOMGUARPAGES => {
-            // RAM + swap in use, as OpenVZ's oomguarpages; its failcnt is the VE's OOM kills.
-            let (d, v1) = memory_dir(cg, veid)?;
-            if v1 {
-                let held = pages(
-                    read_num(&d.join("memory.memsw.usage_in_bytes"))
-                        .or_else(|| read_num(&d.join("memory.usage_in_bytes"))),
-                )?;
-                let peak = read_num(&d.join("memory.memsw.max_usage_in_bytes"))
-                    .or_else(|| read_num(&d.join("memory.max_usage_in_bytes")));
-                Some(UbcUsage {
-                    held,
-                    maxheld: pages(peak).unwrap_or(held).max(held),
-                    failcnt: read_keyed(&d.join("memory.oom_control"), "oom_kill").unwrap_or(0),
-                })
-            } else {
-                let held = pages(Some(
-                    read_num(&d.join("memory.current"))? + read_num(&d.join("memory.swap.current")).unwrap_or(0),
-                ))?;
-                Some(UbcUsage {
-                    held,
-                    maxheld: held,
-                    failcnt: read_keyed(&d.join("memory.events"), "oom_kill").unwrap_or(0),
-                })
-            }
-        }
+        // RAM + swap in use, as OpenVZ's oomguarpages; its failcnt is the VE's OOM kills.
+        res::OOMGUARPAGES => Some(row(Memory::of(cg, veid)?.ram_and_swap()?, PAGE_SIZE)),
         res::NUMFLOCK => {
             let locks = std::fs::read_to_string("/proc/locks").ok()?;
             let held = crate::ns::file_locks(&locks, &cg.procs(veid));
@@ -246,91 +172,34 @@ pub fn usage(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<UbcUsage> {
             let held = crate::ns::netfilter_entries(crate::ns::find_init(cg, veid)?)?;
             Some(UbcUsage { held, maxheld: held, failcnt: 0 })
         }
-        res::KMEMSIZE => {
-            let (d, v1) = memory_dir(cg, veid)?;
-            if v1 {
-                let held = read_num(&d.join("memory.kmem.usage_in_bytes"))?;
-                Some(UbcUsage {
-                    held,
-                    maxheld: read_num(&d.join("memory.kmem.max_usage_in_bytes")).unwrap_or(held).max(held),
-                    failcnt: read_num(&d.join("memory.kmem.failcnt")).unwrap_or(0),
-                })
-            } else {
-                let held = read_keyed(&d.join("memory.stat"), "kernel")?;
-                Some(UbcUsage { held, maxheld: held, failcnt: 0 })
-            }
-        }
+        res::KMEMSIZE => Some(row(Memory::of(cg, veid)?.kernel()?, 1)),
         _ => None,
     }
 }
 
-fn limit_str(v: u64, unit: u64, v1: bool) -> String {
-    if v >= UB_UNLIMITED / unit.max(1) {
-        if v1 {
-            "-1".into()
-        } else {
-            "max".into()
-        }
-    } else {
-        (v * unit).to_string()
-    }
-}
-
-fn write(path: &Path, v: &str) -> Result<(), CgroupError> {
-    write_value(path, v)
+/// Bytes of a page limit; None when it is unlimited.
+fn bytes_of(pages: u64) -> Option<u64> {
+    (pages < UB_UNLIMITED / PAGE_SIZE).then(|| pages * PAGE_SIZE)
 }
 
 /// Writes the kernel-side limits of the controller-backed rows from a VE's full limit
 /// record: pids.max from numproc's barrier; memory limit from physpages' limit; memory+swap
-/// from physpages + swappages limits (VSwap).
+/// from physpages + swappages limits (VSwap); oomguarpages' barrier as the VE's guarantee.
 pub fn apply(cg: &dyn Cgroups, veid: u32, lim: &vz_common::VeLimits) -> Result<(), CgroupError> {
-    if let Some(d) = cg.controller_dir(veid, "pids") {
+    if let Some(p) = Pids::of(cg, veid) {
         let b = lim.res[res::NUMPROC as usize].barrier;
-        write(&d.join("pids.max"), &if b >= i32::MAX as u64 { "max".to_string() } else { b.to_string() })?;
+        p.set_max((b < i32::MAX as u64).then_some(b))?;
     }
-    if let Some((d, v1)) = memory_dir(cg, veid) {
+    if let Some(m) = Memory::of(cg, veid) {
         let phys = lim.res[res::PHYSPAGES as usize].limit;
         let swap = lim.res[res::SWAPPAGES as usize].limit;
-        let mem = limit_str(phys, PAGE_SIZE, v1);
-        if v1 {
-            let memsw = memsw_bytes(phys, swap).map_or_else(|| "-1".to_string(), |b| b.to_string());
-            let memsw_path = d.join("memory.memsw.limit_in_bytes");
-            // memsw must stay >= mem: raise memsw first, lower it last.
-            if memsw_path.exists() {
-                if write(&memsw_path, &memsw).is_err() {
-                    write(&d.join("memory.limit_in_bytes"), &mem)?;
-                    write(&memsw_path, &memsw)?;
-                } else {
-                    write(&d.join("memory.limit_in_bytes"), &mem)?;
-                }
-            } else {
-                write(&d.join("memory.limit_in_bytes"), &mem)?;
-            }
-        } else {
-            write(&d.join("memory.max"), &mem)?;
-            let sp = d.join("memory.swap.max");
-            if sp.exists() {
-                write(&sp, &limit_str(swap, PAGE_SIZE, false))?;
-            }
-        }
-        // oomguarpages' barrier is the VE's guarantee.
-        let guar = lim.res[res::OOMGUARPAGES as usize].barrier;
-        if v1 {
-            write(&d.join("memory.soft_limit_in_bytes"), &limit_str(guar, PAGE_SIZE, true))?;
-        } else if d.join("memory.low").exists() {
-            let low = if guar >= UB_UNLIMITED / PAGE_SIZE { "0".to_string() } else { (guar * PAGE_SIZE).to_string() };
-            write(&d.join("memory.low"), &low)?;
-        }
-        let tcp = d.join("memory.kmem.tcp.limit_in_bytes");
-        if v1 && tcp.exists() {
-            // Writing the file switches socket accounting on for the cgroup (and logs a
-            // deprecation note), so it is written only for a finite limit, or to lift one.
-            match socket_memory_limit(lim) {
-                Some(bytes) => write(&tcp, &bytes.to_string())?,
-                None if read_num(&tcp).is_some_and(|v| v < (UB_UNLIMITED & !(PAGE_SIZE - 1))) => write(&tcp, "-1")?,
-                None => {}
-            }
-        }
+        m.set_limits(&MemoryLimits {
+            ram: bytes_of(phys),
+            swap: bytes_of(swap),
+            ram_swap: memsw_bytes(phys, swap),
+            guarantee: bytes_of(lim.res[res::OOMGUARPAGES as usize].barrier),
+            socket: socket_memory_limit(lim),
+        })?;
     }
     Ok(())
 }
@@ -376,7 +245,11 @@ pub fn apply_sigpending(cg: &dyn Cgroups, veid: u32, lim: &vz_common::VeLimits) 
                 );
             }
             Err(e) => {
-                return Err(CgroupError::Io { op: "prlimit", path: PathBuf::from(format!("/proc/{pid}")), source: e })
+                return Err(CgroupError::Io {
+                    op: "prlimit",
+                    path: std::path::PathBuf::from(format!("/proc/{pid}")),
+                    source: e,
+                })
             }
         }
     }
@@ -413,9 +286,10 @@ mod tests {
 
     #[test]
     fn unlimited_becomes_the_controllers_word() {
-        assert_eq!(limit_str(UB_UNLIMITED, PAGE_SIZE, true), "-1");
-        assert_eq!(limit_str(UB_UNLIMITED, PAGE_SIZE, false), "max");
-        assert_eq!(limit_str(256, PAGE_SIZE, true), "1048576");
+        use crate::cgroup::limit_word;
+        assert_eq!(limit_word(bytes_of(UB_UNLIMITED), true), "-1");
+        assert_eq!(limit_word(bytes_of(UB_UNLIMITED), false), "max");
+        assert_eq!(limit_word(bytes_of(256), true), "1048576");
     }
 
     #[test]

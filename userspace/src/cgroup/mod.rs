@@ -3,6 +3,9 @@
 //! One trait, [`Cgroups`], with an implementation per host layout: pure cgroup2
 //! ([`Unified`]) and the hybrid v1 + cgroup2 layout ([`Hybrid`]). BPF programs always key a
 //! VE by its cgroup2 directory, which both layouts have.
+mod memory;
+pub use memory::{limit_word, Counter, Memory, MemoryLimits, Pids};
+
 use std::{
     fs,
     io::{self, Write as _},
