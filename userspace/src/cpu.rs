@@ -9,7 +9,6 @@
 //! - cpulimit PCT (100 = one CPU, 0 = none) and cpus N (0 = all): one CFS bandwidth
 //!   quota per 100 ms period, of min(PCT, N * 100) % of a CPU.
 //! - cpumask LIST (`0-1,3`, or `all`) -> `cpuset.cpus`.
-use std::path::Path;
 
 use crate::cgroup::{self, CgroupError, Cgroups};
 
@@ -152,24 +151,17 @@ pub fn host_cpus() -> u32 {
 pub fn apply(cg: &dyn Cgroups, veid: u32, s: &CpuSettings) -> Result<(), CpuError> {
     let units = s.units.unwrap_or(DEFAULT_UNITS);
     let quota = s.effective_limit().map(quota_us);
-    if let Some(d) = cg.controller_dir(veid, "cpu") {
-        if d.join("cpu.shares").exists() {
-            write(&d, "cpu.shares", &shares_v1(units).to_string())?;
-            write(&d, "cpu.cfs_period_us", &PERIOD_US.to_string())?;
-            write(&d, "cpu.cfs_quota_us", &quota.map_or("-1".to_string(), |q| q.to_string()))?;
-        } else {
-            write(&d, "cpu.weight", &weight_v2(units).to_string())?;
-            write(&d, "cpu.max", &format!("{} {PERIOD_US}", quota.map_or("max".to_string(), |q| q.to_string())))?;
-        }
+    if let Some(c) = cgroup::Cpu::of(cg, veid) {
+        c.set(cgroup::CpuShare { shares: shares_v1(units), weight: weight_v2(units) }, quota, PERIOD_US)?;
     } else if s != &CpuSettings::default() {
         tracing::warn!(veid, "no cpu controller: CPU settings not applied");
         crate::report::notice(format!(
             "Warning: this host has no cpu cgroup controller for container {veid}: CPU settings not applied"
         ));
     }
-    if let Some(d) = cg.controller_dir(veid, "cpuset") {
+    if let Some(c) = cgroup::Cpuset::of(cg, veid) {
         let all = format!("0-{}", host_cpus().saturating_sub(1));
-        write(&d, "cpuset.cpus", s.mask.as_deref().unwrap_or(&all))?;
+        c.set_cpus(s.mask.as_deref().unwrap_or(&all))?;
     } else if s.mask.is_some() {
         tracing::warn!(veid, "no cpuset controller: CPU mask not applied");
         crate::report::notice(format!(
@@ -179,19 +171,9 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, s: &CpuSettings) -> Result<(), CpuErro
     Ok(())
 }
 
-fn write(dir: &Path, file: &str, value: &str) -> Result<(), CpuError> {
-    Ok(cgroup::write_value(&dir.join(file), value)?)
-}
-
-/// CPU time the VE has used, in nanoseconds (cpuacct v1, or cpu.stat v2).
+/// CPU time the VE has used, in nanoseconds.
 pub fn usage_ns(cg: &dyn Cgroups, veid: u32) -> Option<u64> {
-    if let Some(d) = cg.controller_dir(veid, "cpuacct") {
-        if let Some(n) = cgroup::read_num(&d.join("cpuacct.usage")) {
-            return Some(n);
-        }
-    }
-    let d = cg.controller_dir(veid, "cpu")?;
-    cgroup::read_keyed(&d.join("cpu.stat"), "usage_usec").map(|us| us * 1000)
+    cgroup::cpu_usage_ns(cg, veid)
 }
 
 #[cfg(test)]

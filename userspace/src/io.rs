@@ -179,26 +179,22 @@ pub fn disk_of(path: &Path) -> Option<Disk> {
 
 /// The VE's directory in the hierarchy that carries block I/O control (v1 blkio, v2 io).
 pub fn blkio_dir(cg: &dyn Cgroups, veid: u32) -> Option<PathBuf> {
-    cg.controller_dir(veid, "blkio").or_else(|| cg.controller_dir(veid, "io"))
+    cgroup::BlkIo::of(cg, veid).map(|b| b.dir().to_path_buf())
 }
 
 /// Applies `s` to a VE's cgroups for `disk` (defaults for what is not set, so a lifted
 /// limit goes). Returns what the admin should know: settings that cannot act here.
 pub fn apply(cg: &dyn Cgroups, veid: u32, s: &IoSettings, disk: Option<&Disk>) -> Result<Vec<String>, IoError> {
     let mut notes = Vec::new();
-    let Some(dir) = blkio_dir(cg, veid) else {
+    let Some(blk) = cgroup::BlkIo::of(cg, veid) else {
         if s != &IoSettings::default() {
             notes.push("this host has no blkio/io cgroup controller for VEs: I/O settings not applied".to_string());
         }
         return Ok(notes);
     };
-    let v1 = dir.join("blkio.throttle.read_bps_device").exists() || dir.join("blkio.bfq.weight").exists();
     let prio = s.prio.unwrap_or(DEFAULT_PRIO);
     let w = weight(prio);
-    let weight_file = dir.join(if v1 { "blkio.bfq.weight" } else { "io.bfq.weight" });
-    if weight_file.exists() {
-        let value = if v1 { w.to_string() } else { format!("default {w}") };
-        cgroup::write_value(&weight_file, &value)?;
+    if blk.set_weight(u64::from(w))? {
         if let (Some(d), Some(_)) = (disk, s.prio) {
             let (cur, _) = d.scheduler();
             if cur != "bfq" {
@@ -221,30 +217,12 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, s: &IoSettings, disk: Option<&Disk>) -
         }
         return Ok(notes);
     };
-    if v1 {
-        for (file, v) in [
-            ("blkio.throttle.read_bps_device", limit),
-            ("blkio.throttle.write_bps_device", limit),
-            ("blkio.throttle.read_iops_device", iops),
-            ("blkio.throttle.write_iops_device", iops),
-        ] {
-            let p = dir.join(file);
-            if p.exists() {
-                // 0 removes the device's rule.
-                cgroup::write_value(&p, &format!("{} {v}", d.dev()))?;
-            } else if v > 0 {
-                notes.push(format!("this kernel has no blk-throttle ({file}): limit not applied"));
-            }
-        }
-    } else {
-        let p = dir.join("io.max");
-        let n = |v: u64| if v == 0 { "max".to_string() } else { v.to_string() };
-        if p.exists() {
-            let (l, i) = (n(limit), n(iops));
-            cgroup::write_value(&p, &format!("{} rbps={l} wbps={l} riops={i} wiops={i}", d.dev()))?;
-        } else if limit > 0 || iops > 0 {
-            notes.push("this kernel has no io.max (blk-throttle): iolimit/iopslimit not applied".into());
-        }
+    for file in blk.set_throttle(&d.dev(), limit, iops)? {
+        notes.push(if file == "io.max" {
+            "this kernel has no io.max (blk-throttle): iolimit/iopslimit not applied".to_string()
+        } else {
+            format!("this kernel has no blk-throttle ({file}): limit not applied")
+        });
     }
     Ok(notes)
 }

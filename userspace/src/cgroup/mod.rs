@@ -3,7 +3,11 @@
 //! One trait, [`Cgroups`], with an implementation per host layout: pure cgroup2
 //! ([`Unified`]) and the hybrid v1 + cgroup2 layout ([`Hybrid`]). BPF programs always key a
 //! VE by its cgroup2 directory, which both layouts have.
+mod blkio;
+mod cpu;
 mod memory;
+pub use blkio::BlkIo;
+pub use cpu::{cpu_usage_ns, Cpu, CpuShare, Cpuset};
 pub use memory::{limit_word, Counter, Memory, MemoryLimits, Pids};
 
 use std::{
