@@ -343,7 +343,7 @@ impl Vz {
     /// records before and after.
     fn plan_ubc(&self, opts: &SetOpts, base: &ConfFile, p: &mut Plan) -> Result<(), VeError> {
         let mut rows: Vec<(&'static Resource, UbcLimit, Option<String>)> = Vec::new();
-        for (name, v) in &opts.ubc {
+        for (name, v) in &opts.ubc.0 {
             let r = Resource::by_name(name)?;
             rows.retain(|(x, _, _)| x.id != r.id);
             rows.push((r, r.parse_limit(v)?, Some(v.trim().to_string())));

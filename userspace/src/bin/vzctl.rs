@@ -4,9 +4,7 @@ use std::{path::PathBuf, process::ExitCode};
 use clap::{Args, Parser, Subcommand};
 use vz::{
     config::{self, Paths},
-    exit,
-    ve::{CreateOpts, SetOpts},
-    Bpf, Error, Vz,
+    exit, Bpf, Error, Vz,
 };
 
 #[derive(Parser, Debug)]
@@ -71,37 +69,8 @@ struct Veid {
 struct CreateCmd {
     /// VE id (an integer above 100).
     veid: String,
-    /// OS template (a cache in TEMPLATE/cache); default DEF_OSTEMPLATE.
-    #[arg(long)]
-    ostemplate: Option<String>,
-    /// Config sample (conf/ve-NAME.conf-sample); default CONFIGFILE.
-    #[arg(long)]
-    config: Option<String>,
-    #[arg(long)]
-    hostname: Option<String>,
-    /// An IPv4 or IPv6 address for the VE (repeatable).
-    #[arg(long)]
-    ipadd: Vec<String>,
-    /// A name to use in place of the VEID.
-    #[arg(long)]
-    name: Option<String>,
-    /// Private area (default VE_PRIVATE).
-    #[arg(long)]
-    private: Option<PathBuf>,
-    /// Mount point (default VE_ROOT).
-    #[arg(long)]
-    root: Option<PathBuf>,
-    /// simfs (a directory) or ploop (an image file with its own file system); default
-    /// VE_LAYOUT.
-    #[arg(long)]
-    layout: Option<String>,
-    /// Disk space soft:hard, in 1 KiB blocks or with K M G T (ploop: the image size is the
-    /// hard limit; default 2G).
-    #[arg(long)]
-    diskspace: Option<String>,
-    /// Inodes soft:hard.
-    #[arg(long)]
-    diskinodes: Option<String>,
+    #[command(flatten)]
+    opts: vz::ve::CreateOpts,
 }
 
 #[derive(Args, Debug)]
@@ -148,83 +117,8 @@ struct RunscriptCmd {
 #[derive(Args, Debug)]
 struct SetCmd {
     veid: String,
-    /// Add an IPv4 or IPv6 address (repeatable); live on a running VE.
-    #[arg(long)]
-    ipadd: Vec<String>,
-    /// Remove an address, or `all`.
-    #[arg(long)]
-    ipdel: Vec<String>,
-    /// DNS server for the VE's /etc/resolv.conf (repeatable).
-    #[arg(long)]
-    nameserver: Vec<String>,
-    /// DNS search domain for the VE's /etc/resolv.conf (repeatable).
-    #[arg(long)]
-    searchdomain: Vec<String>,
-    /// Firewall rule, e.g. "deny in tcp 25" or "allow in tcp 22 from 10.0.0.0/8"
-    /// (repeatable; together they replace the VE's rules; "none" clears them).
-    #[arg(long = "netfilter-rule")]
-    netfilter: Vec<String>,
-    /// Bridged interface: ifname[,mac,host_ifname,host_mac,bridge] (repeatable).
-    #[arg(long = "netif_add")]
-    netif_add: Vec<String>,
-    /// Remove a bridged interface by its name in the VE, or `all`.
-    #[arg(long = "netif_del")]
-    netif_del: Vec<String>,
-    /// Egress rate limit in kbit/s (or dev:class:kbit); 0 or none lifts it.
-    #[arg(long)]
-    rate: Option<String>,
-    /// CPU share weight, 8..500000 (default 1000): VEs get busy CPUs in proportion.
-    #[arg(long)]
-    cpuunits: Option<String>,
-    /// CPU time limit in percent of one CPU (100 = one CPU); 0 lifts it.
-    #[arg(long)]
-    cpulimit: Option<String>,
-    /// Number of CPUs' worth of time the VE may use; 0 or unlimited lifts it.
-    #[arg(long)]
-    cpus: Option<String>,
-    /// CPUs the VE may run on: a list like 0-1,3, or all.
-    #[arg(long)]
-    cpumask: Option<String>,
-    /// Disk time share, 0 (lowest) to 7 (highest), default 4 (BFQ group weight; the VE's
-    /// disk must use the bfq scheduler, see `vzctl iosched`).
-    #[arg(long)]
-    ioprio: Option<String>,
-    /// Disk bandwidth cap in bytes/s (K, M, G suffixes), reads and writes each; 0 lifts it.
-    #[arg(long)]
-    iolimit: Option<String>,
-    /// Disk operations cap per second, reads and writes each; 0 lifts it.
-    #[arg(long)]
-    iopslimit: Option<String>,
-    /// Disk space soft:hard, in 1 KiB blocks or with K M G T. ploop: grows live, shrinks
-    /// only while stopped.
-    #[arg(long)]
-    diskspace: Option<String>,
-    /// Inodes soft:hard.
-    #[arg(long)]
-    diskinodes: Option<String>,
-    /// Per-user and per-group quota inside the VE (ploop): number of ids; 0 turns it off.
-    #[arg(long)]
-    quotaugidlimit: Option<String>,
-    #[arg(long)]
-    hostname: Option<String>,
-    #[arg(long)]
-    name: Option<String>,
-    #[arg(long)]
-    description: Option<String>,
-    /// yes or no.
-    #[arg(long)]
-    onboot: Option<String>,
     #[command(flatten)]
-    ubc: vz::cli::UbcArgs,
-    /// VSwap: RAM size (bytes with K M G T, or pages with P); derives physpages and more.
-    #[arg(long)]
-    ram: Option<String>,
-    /// VSwap: swap size.
-    #[arg(long)]
-    swap: Option<String>,
-    /// VSwap: privvmpages = (ram + swap) x this (0: unlimited).
-    #[arg(long = "vm_overcommit")]
-    vm_overcommit: Option<String>,
+    opts: vz::ve::SetOpts,
     /// Also write the change to the VE's config.
     #[arg(long)]
     save: bool,
@@ -291,19 +185,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         Command::VeInit { .. } => Ok(exit::INVALID_PARAMETER_SYNTAX),
         Command::Create(c) => {
             let veid = config::parse_veid(&c.veid)?;
-            let opts = CreateOpts {
-                ostemplate: c.ostemplate.clone(),
-                config: c.config.clone(),
-                hostname: c.hostname.clone(),
-                name: c.name.clone(),
-                private: c.private.clone(),
-                root: c.root.clone(),
-                ipadd: c.ipadd.clone(),
-                layout: c.layout.clone(),
-                diskspace: c.diskspace.clone(),
-                diskinodes: c.diskinodes.clone(),
-            };
-            vz.create(veid, &opts)?;
+            vz.create(veid, &c.opts)?;
             Ok(0)
         }
         Command::Destroy(v) => vz.destroy(id(&v.veid)?).map(|()| 0).map_err(Into::into),
@@ -327,40 +209,13 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         Command::Runscript(c) => Ok(vz.runscript(id(&c.veid)?, &c.script)?),
         Command::Set(c) => {
             let veid = id(&c.veid)?;
-            let opts = SetOpts {
-                hostname: c.hostname.clone(),
-                name: c.name.clone(),
-                description: c.description.clone(),
-                onboot: c.onboot.clone(),
-                ubc: c.ubc.0.clone(),
-                ram: c.ram.clone(),
-                swap: c.swap.clone(),
-                vm_overcommit: c.vm_overcommit.clone(),
-                ipadd: c.ipadd.clone(),
-                ipdel: c.ipdel.clone(),
-                nameserver: c.nameserver.clone(),
-                searchdomain: c.searchdomain.clone(),
-                netfilter: c.netfilter.clone(),
-                netif_add: c.netif_add.clone(),
-                netif_del: c.netif_del.clone(),
-                rate: c.rate.clone(),
-                cpuunits: c.cpuunits.clone(),
-                cpulimit: c.cpulimit.clone(),
-                cpus: c.cpus.clone(),
-                cpumask: c.cpumask.clone(),
-                ioprio: c.ioprio.clone(),
-                iolimit: c.iolimit.clone(),
-                iopslimit: c.iopslimit.clone(),
-                diskspace: c.diskspace.clone(),
-                diskinodes: c.diskinodes.clone(),
-                quotaugidlimit: c.quotaugidlimit.clone(),
-            };
+            let opts = &c.opts;
             if opts.is_empty() {
                 return Err(
                     vz::VeError::BadValue { key: "set", value: String::new(), why: "no parameter given" }.into()
                 );
             }
-            vz.set(veid, &opts, c.save)?;
+            vz.set(veid, opts, c.save)?;
             Ok(0)
         }
         Command::Iosched(c) => {
