@@ -35,43 +35,7 @@ pub fn finish(prog: &str, r: Result<(), crate::Error>) -> ExitCode {
     }
 }
 
-/// `--NAME barrier[:limit]` for every beancounter, as clap arguments.
-#[derive(Debug, Clone, Default)]
-pub struct UbcArgs(pub Vec<(&'static str, String)>);
-
-impl clap::FromArgMatches for UbcArgs {
-    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
-        let mut out = Self::default();
-        out.update_from_arg_matches(m)?;
-        Ok(out)
-    }
-    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
-        for r in crate::ubc::ALL {
-            if let Some(v) = m.get_one::<String>(r.name) {
-                self.0.retain(|(n, _)| *n != r.name);
-                self.0.push((r.name, v.clone()));
-            }
-        }
-        Ok(())
-    }
-}
-
-impl clap::Args for UbcArgs {
-    fn augment_args(cmd: clap::Command) -> clap::Command {
-        crate::ubc::ALL.iter().fold(cmd, |c, r| {
-            c.arg(
-                clap::Arg::new(r.name)
-                    .long(r.name)
-                    .value_name("B[:L]")
-                    .allow_hyphen_values(true)
-                    .help_heading("Beancounters (barrier[:limit], suffixes K M G T P, unlimited)"),
-            )
-        })
-    }
-    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
-        Self::augment_args(cmd)
-    }
-}
+pub use crate::ubc::UbcArgs;
 
 /// Prints beancounter rows as /proc/user_beancounters does; `mechanism` adds a column
 /// naming what counts and refuses each row.
