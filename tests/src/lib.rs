@@ -585,9 +585,9 @@ impl VzEnv {
         let cg = self.cg();
         std::thread::sleep(std::time::Duration::from_secs(1));
         let t0 = std::time::Instant::now();
-        let u0: Vec<u64> = veids.iter().map(|v| vz::cpu::usage_ns(cg.as_ref(), *v).expect("usage")).collect();
+        let u0: Vec<u64> = veids.iter().map(|v| vz::cgroup::cpu_usage_ns(cg.as_ref(), *v).expect("usage")).collect();
         std::thread::sleep(std::time::Duration::from_secs(4));
-        let u1: Vec<u64> = veids.iter().map(|v| vz::cpu::usage_ns(cg.as_ref(), *v).expect("usage")).collect();
+        let u1: Vec<u64> = veids.iter().map(|v| vz::cgroup::cpu_usage_ns(cg.as_ref(), *v).expect("usage")).collect();
         let wall = t0.elapsed().as_secs_f64();
         u0.iter().zip(&u1).map(|(a, b)| (b - a) as f64 / 1e9 / wall).collect()
     }

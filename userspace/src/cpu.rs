@@ -171,11 +171,6 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, s: &CpuSettings) -> Result<(), CpuErro
     Ok(())
 }
 
-/// CPU time the VE has used, in nanoseconds.
-pub fn usage_ns(cg: &dyn Cgroups, veid: u32) -> Option<u64> {
-    cgroup::cpu_usage_ns(cg, veid)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

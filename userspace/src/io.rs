@@ -67,7 +67,7 @@ pub fn parse_limit(s: &str) -> Result<u64, IoError> {
     if s.trim() == "unlimited" {
         return Ok(0);
     }
-    crate::units::parse_units(s, 1)
+    crate::units::parse_bytes(s)
         .map_err(|_| bad("iolimit", s, "use bytes per second, optionally with K, M, G or T (0: no limit)"))
 }
 

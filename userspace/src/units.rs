@@ -31,9 +31,8 @@ pub fn binary_multiplier(suffix: char) -> Option<u64> {
     }
 }
 
-/// A whole number of `unit`-sized units from a size: a bare number is already in units,
-/// a suffixed one is bytes (rounded down to whole units). `unit` is in bytes.
-pub fn parse_units(s: &str, unit: u64) -> Result<u64, SizeError> {
+/// Bytes from a size: a whole number, optionally with K, M, G or T.
+pub fn parse_bytes(s: &str) -> Result<u64, SizeError> {
     let (num, suffix) = split_suffix(s);
     if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
         return Err(SizeError::NotANumber);
@@ -43,13 +42,14 @@ pub fn parse_units(s: &str, unit: u64) -> Result<u64, SizeError> {
         None => Ok(n),
         Some(c) => {
             let mul = binary_multiplier(c).ok_or(SizeError::UnknownSuffix(c))?;
-            n.checked_mul(mul).map(|b| b / unit.max(1)).ok_or(SizeError::OutOfRange)
+            n.checked_mul(mul).ok_or(SizeError::OutOfRange)
         }
     }
 }
 
-/// As `parse_units`, with fractions ("2.2G", as OpenVZ writes disk sizes), rounded to the
-/// nearest unit, at most `u64::MAX / 2`.
+/// A size in `unit`-byte units (a bare number is already in units), with fractions
+/// ("2.2G", as OpenVZ writes disk sizes), rounded to the nearest unit, at most
+/// `u64::MAX / 2`.
 pub fn parse_units_fractional(s: &str, unit: u64) -> Result<u64, SizeError> {
     let (num, suffix) = split_suffix(s);
     let mul = match suffix {
@@ -72,14 +72,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bare_numbers_are_units_and_suffixes_are_bytes() {
-        assert_eq!(parse_units("7", 4096), Ok(7));
-        assert_eq!(parse_units("1m", 4096), Ok(256));
-        assert_eq!(parse_units(" 2G ", 1), Ok(2 << 30));
-        assert_eq!(parse_units("1X", 1), Err(SizeError::UnknownSuffix('X')));
-        assert_eq!(parse_units("1.5G", 1), Err(SizeError::NotANumber));
-        assert_eq!(parse_units("-1", 1), Err(SizeError::NotANumber));
-        assert_eq!(parse_units("16777216T", 1), Err(SizeError::OutOfRange));
+    fn sizes_are_bytes_with_binary_suffixes() {
+        assert_eq!(parse_bytes("7"), Ok(7));
+        assert_eq!(parse_bytes("1m"), Ok(1 << 20));
+        assert_eq!(parse_bytes(" 2G "), Ok(2 << 30));
+        assert_eq!(parse_bytes("1X"), Err(SizeError::UnknownSuffix('X')));
+        assert_eq!(parse_bytes("1.5G"), Err(SizeError::NotANumber));
+        assert_eq!(parse_bytes("-1"), Err(SizeError::NotANumber));
+        assert_eq!(parse_bytes("16777216T"), Err(SizeError::OutOfRange));
     }
 
     #[test]

@@ -203,40 +203,45 @@ fn object_path() -> PathBuf {
     root().join("target/bpf/vz.bpf.o")
 }
 
-fn build_ebpf() -> Result<()> {
-    let tc = bpf_toolchain()?;
-    step(&format!("building eBPF object ({tc:?} toolchain)"));
-    let ebpf = root().join("ebpf");
+/// `cargo VERB` (build or clippy) in ebpf/ for bpfel-unknown-none, with the BPF
+/// toolchain's rustc. For clippy on the Debian path, Debian's cargo runs first in PATH, so
+/// its cargo-clippy and clippy-driver (rust-web-clippy) match /usr/bin/rustc.
+fn ebpf_cargo(tc: BpfToolchain, verb: &str) -> Command {
     let mut cmd = Command::new("cargo");
-    cmd.current_dir(&ebpf)
+    cmd.current_dir(root().join("ebpf"))
         // The outer `cargo xtask` sets these for its own toolchain; the BPF build picks its own.
         .env_remove("RUSTUP_TOOLCHAIN")
         .env_remove("RUSTC")
         .env_remove("RUSTC_WRAPPER")
         .env_remove("CARGO_TARGET_DIR")
         // BPF ISA v3 for atomics; BTF so bpftool can show types and sources.
-        .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS", "-C target-cpu=v3 -C link-arg=--btf")
-        .env("PATH", path_with_cargo_bin());
+        .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS", "-C target-cpu=v3 -C link-arg=--btf");
+    let args = [verb, "--release", "--locked", "--target", "bpfel-unknown-none"];
     match tc {
         BpfToolchain::Debian => {
-            cmd.args(["build", "--release", "--locked", "--target", "bpfel-unknown-none"])
+            let path = if verb == "clippy" {
+                std::env::join_paths([Path::new("/usr/bin"), Path::new("/bin"), &cargo_bin_dir()]).unwrap_or_default()
+            } else {
+                path_with_cargo_bin()
+            };
+            cmd.env("PATH", path)
                 .env("RUSTC", "/usr/bin/rustc")
                 // aya-ebpf enables asm_experimental_arch on this target.
-                .env("RUSTC_BOOTSTRAP", "1");
+                .env("RUSTC_BOOTSTRAP", "1")
+                .args(args);
         }
         BpfToolchain::Nightly => {
-            cmd.args([
-                "+nightly",
-                "build",
-                "--release",
-                "--locked",
-                "--target",
-                "bpfel-unknown-none",
-                "-Z",
-                "build-std=core",
-            ]);
+            cmd.env("PATH", path_with_cargo_bin()).arg("+nightly").args(args).args(["-Z", "build-std=core"]);
         }
     }
+    cmd
+}
+
+fn build_ebpf() -> Result<()> {
+    let tc = bpf_toolchain()?;
+    step(&format!("building eBPF object ({tc:?} toolchain)"));
+    let ebpf = root().join("ebpf");
+    let mut cmd = ebpf_cargo(tc, "build");
     run(&mut cmd, false)?;
     let built = ebpf.join("target/bpfel-unknown-none/release/vz");
     let dest = object_path();
@@ -314,26 +319,9 @@ fn lint() -> Result<()> {
     layout::check(&root().join("userspace/src"))?;
     run(&mut cargo(&["fmt", "--all", "--check"]), true)?;
     run(&mut cargo(&["clippy", "--workspace", "--all-targets", "--locked", "--quiet", "--", "-D", "warnings"]), true)?;
-    let ebpf = root().join("ebpf");
-    run(Command::new("cargo").current_dir(&ebpf).args(["fmt", "--all", "--check"]), true)?;
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(&ebpf)
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .env_remove("RUSTC")
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("CARGO_TARGET_DIR")
-        .env("CARGO_TARGET_BPFEL_UNKNOWN_NONE_RUSTFLAGS", "-C target-cpu=v3");
-    let lint_args = ["clippy", "--release", "--locked", "--quiet", "--target", "bpfel-unknown-none"];
-    match bpf_toolchain()? {
-        BpfToolchain::Debian => {
-            // Debian's cargo finds Debian's cargo-clippy and clippy-driver beside it.
-            let path = std::env::join_paths([Path::new("/usr/bin"), Path::new("/bin"), &cargo_bin_dir()])?;
-            cmd.env("PATH", path).env("RUSTC", "/usr/bin/rustc").env("RUSTC_BOOTSTRAP", "1").args(lint_args);
-        }
-        BpfToolchain::Nightly => {
-            cmd.env("PATH", path_with_cargo_bin()).arg("+nightly").args(lint_args).args(["-Z", "build-std=core"]);
-        }
-    }
+    run(Command::new("cargo").current_dir(root().join("ebpf")).args(["fmt", "--all", "--check"]), true)?;
+    let mut cmd = ebpf_cargo(bpf_toolchain()?, "clippy");
+    cmd.arg("--quiet");
     cmd.args(["--", "-D", "warnings"]);
     run(&mut cmd, true)
 }

@@ -1,7 +1,7 @@
 //! A VE's memory and pids controllers, whichever layout carries them: the v1 and cgroup2
 //! file names live here only. Figures are bytes (counts for pids); callers turn them into
 //! beancounter rows.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{read_keyed, read_num, write_value, CgroupError, Cgroups};
 
@@ -219,9 +219,5 @@ impl Pids {
     /// pids.max; None lifts it.
     pub fn set_max(&self, max: Option<u64>) -> Result<(), CgroupError> {
         write_value(&self.dir.join("pids.max"), &max.map_or_else(|| "max".to_string(), |m| m.to_string()))
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
