@@ -10,7 +10,6 @@ pub mod disk;
 pub mod idmap;
 pub mod inroot;
 pub mod io;
-pub mod limits;
 pub mod list;
 pub mod lock;
 pub mod net;

@@ -71,7 +71,7 @@ proptest! {
 
     #[test]
     fn memory_and_swap_bytes_never_overflow(phys in any::<u64>(), swap in any::<u64>()) {
-        if let Some(b) = crate::limits::memsw_bytes(phys, swap) {
+        if let Some(b) = crate::ubc::memcg::memsw_bytes(phys, swap) {
             prop_assert!(b < UB_UNLIMITED && b == (phys + swap) * ubc::PAGE_SIZE);
         }
     }

@@ -14,7 +14,6 @@ use crate::{
     config::ConfFile,
     cpu::CpuSettings,
     io::IoSettings,
-    limits,
     net::NetIf,
     ns,
     ubc::Resource,
@@ -430,7 +429,7 @@ impl Vz {
         // limit below what the VE uses).
         if let Some(u) = &p.ubc {
             for (r, _, _) in &u.rows {
-                match limits::mechanism(r, self.cg.as_ref(), veid) {
+                match crate::ubc::mechanism(r, self.cg.as_ref(), veid) {
                     Some(m) if m.enforces() => {}
                     Some(m) => crate::report::notice(format!(
                         "Warning: {} is only accounted on this kernel ({}), not enforced",
@@ -547,26 +546,14 @@ impl Vz {
         full: &VeLimits,
         changed: &[u32],
     ) -> Result<(), VeError> {
-        use vz_common::res::{NUMPTY, NUMSIGINFO, SHMPAGES};
         let mut bpf = Bpf::ensure(&self.bpf_config())?;
         bpf.register_ve(cgid, veid)?;
         let all: Vec<(u32, UbcLimit)> = crate::ubc::ALL.iter().map(|r| (r.id, full.res[r.id as usize])).collect();
         bpf.set_limits(cgid, &all)?;
-        limits::apply(self.cg.as_ref(), veid, full)?;
-        if changed.contains(&NUMSIGINFO) {
-            if let Some(w) = limits::apply_sigpending(self.cg.as_ref(), veid, full)? {
-                warn!(veid, "{w}");
-                crate::report::notice(format!("Warning: {w}"));
-            }
-        }
-        if changed.contains(&NUMPTY) {
-            ns::set_pty_max(init, limits::pty_max(full))?;
-        }
-        if changed.contains(&SHMPAGES) {
-            let pages = limits::shm_pages_limit(full);
-            ns::set_shm_size(init, pages.map(|p| p.saturating_mul(crate::ubc::PAGE_SIZE)))?;
-            // Unlimited: the kernel's own default (ULONG_MAX - 2^24).
-            ns::set_shmall(init, pages.unwrap_or(u64::MAX - (1 << 24)), uid)?;
+        let target = crate::ubc::Target { cg: self.cg.as_ref(), veid, uid };
+        for w in crate::ubc::apply_live(&target, init, full, changed)? {
+            warn!(veid, "{w}");
+            crate::report::notice(format!("Warning: {w}"));
         }
         Ok(())
     }

@@ -1,6 +1,9 @@
 //! The one size syntax every limit uses: a number with an optional binary suffix, K, M, G
 //! or T (powers of 1024, either case), as vzctl writes them. Callers say what the bare
 //! number means (bytes, 1 KiB blocks, pages) and whether fractions are allowed.
+/// Page size of the beancounters' page units and `P` suffixes.
+pub const PAGE_SIZE: u64 = 4096;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SizeError {
     /// Not a number (or a fraction where none is allowed).

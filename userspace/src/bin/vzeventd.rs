@@ -88,7 +88,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
                     ids.insert(id, veid);
                     // Controller refusals: failcnt rising since the last look.
                     if let Ok(rows) = vz.ubc_rows(veid, bpf.as_ref()) {
-                        for row in rows.iter().filter(|r| r.mechanism != vz::limits::Mechanism::Bpf) {
+                        for row in rows.iter().filter(|r| r.mechanism != vz::ubc::Mechanism::Bpf) {
                             let r = row.row;
                             let prev = seen.insert((veid, r.resource.id), r.usage.failcnt).unwrap_or(0);
                             if r.usage.failcnt > prev {

@@ -166,7 +166,7 @@ impl Memory {
                 match l.socket {
                     Some(bytes) => write_value(&tcp, &bytes.to_string())?,
                     None if read_num(&tcp)
-                        .is_some_and(|v| v < (vz_common::UB_UNLIMITED & !(crate::ubc::PAGE_SIZE - 1))) =>
+                        .is_some_and(|v| v < (vz_common::UB_UNLIMITED & !(crate::units::PAGE_SIZE - 1))) =>
                     {
                         write_value(&tcp, "-1")?
                     }

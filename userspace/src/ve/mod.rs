@@ -27,7 +27,6 @@ use crate::{
     cgroup::{self, CgroupError, Cgroups},
     config::{self, ConfFile, ConfigError, Paths},
     inroot,
-    limits::{self, Mechanism},
     lock::{Intent, LockError, VeLock},
     ns::{self, InitSpec, NsError},
     relay,
@@ -49,6 +48,7 @@ mod undo;
 
 pub use self::{conf::*, mount::*, opts::*, start::*};
 use self::{exec::*, undo::*};
+pub use crate::ubc::Row;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VeError {
@@ -193,13 +193,6 @@ pub(crate) fn set_rate(bpf: &mut Bpf, cgid: u64, kbit: Option<u64>) -> Result<()
             Ok(crate::net::del_shaper(cgid)?)
         }
     }
-}
-
-/// One report row and what stands behind it.
-#[derive(Debug, Clone, Copy)]
-pub struct Row {
-    pub row: crate::ubc::UbcRow,
-    pub mechanism: Mechanism,
 }
 
 /// The controller: global settings and the host's cgroup layout.

@@ -8,10 +8,6 @@ impl Vz {
         cfg
     }
 
-    /// Loads or reuses the programs and applies the VE's beancounters: limits go to the
-    /// BPF map (for every row) and to the kernel controllers that enforce some of them. A
-    /// kernel that cannot run the programs is reported, and the controller limits still
-    /// apply.
     /// I/O weight and caps for the disk under the VE's root, and the VE's blkio cgroup made
     /// known to the block I/O accounting. Settings that cannot act here are said, not fatal.
     pub(crate) fn apply_io(&self, veid: u32, cgid: u64, root: &Path, s: &crate::io::IoSettings) -> Result<(), VeError> {
@@ -71,12 +67,12 @@ impl Vz {
         Ok(())
     }
 
-    pub(super) fn apply_ubc(&self, veid: u32, cgid: u64, conf: &ConfFile) -> Result<(), VeError> {
-        let mut full = VeLimits::default();
-        for (r, l) in conf_limits(conf)? {
-            full.res[r.id as usize] = l;
-        }
-        limits::apply(self.cg.as_ref(), veid, &full)?;
+    /// Loads or reuses the programs and applies the VE's beancounters: limits go to the
+    /// BPF map (for every row) and to the kernel controllers that enforce some of them. A
+    /// kernel that cannot run the programs is reported, and the controller limits still
+    /// apply.
+    pub(super) fn apply_ubc(&self, veid: u32, cgid: u64, uid: u32, full: &VeLimits) -> Result<(), VeError> {
+        crate::ubc::apply_cgroups(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, full)?;
         match Bpf::ensure(&self.bpf_config()) {
             Ok(mut bpf) => {
                 bpf.register_ve(cgid, veid)?;
@@ -113,51 +109,7 @@ impl Vz {
                 (VeUsage::default(), l)
             }
         };
-        for r in crate::ubc::ALL {
-            if let Some(u) = limits::usage(r, self.cg.as_ref(), veid) {
-                usage.res[r.id as usize] = u;
-            }
-        }
-        // numfile: an iterator snapshot, exact now; no hook gives its peak or refusals.
-        if let Some(n) = bpf.and_then(|b| b.files_of(cgid)) {
-            usage.res[vz_common::res::NUMFILE as usize] = vz_common::UbcUsage { held: n, maxheld: n, failcnt: 0 };
-        }
-        // privvmpages, lockedpages: sizes of the VE's accounted / mlocked mappings.
-        if let Some([privvm, locked]) = bpf.and_then(|b| b.vms_of(cgid)) {
-            usage.res[vz_common::res::PRIVVMPAGES as usize] =
-                vz_common::UbcUsage { held: privvm, maxheld: privvm, failcnt: 0 };
-            usage.res[vz_common::res::LOCKEDPAGES as usize] =
-                vz_common::UbcUsage { held: locked, maxheld: locked, failcnt: 0 };
-            // vmguarpages guarantees allocations up to its barrier: what it covers is the
-            // VE's private virtual memory.
-            usage.res[vz_common::res::VMGUARPAGES as usize] =
-                vz_common::UbcUsage { held: privvm, maxheld: privvm, failcnt: 0 };
-        }
-        if let Some(init) = ns::find_init(self.cg.as_ref(), veid) {
-            use vz_common::res::{DGRAMRCVBUF, NUMSIGINFO, OTHERSOCKBUF, TCPRCVBUF, TCPSNDBUF};
-            // Socket buffers: snapshots from the socket iterators, run in the VE's netns.
-            let read = bpf.map(|b| b.pins.root.clone()).and_then(|root| {
-                ns::in_ve_net(init, move || Ok(Bpf::socket_buffers(&root)?.map(|b| (b, ns::rcvbuf_drops())))).ok()
-            });
-            if let Some(Some((bufs, (tcp_drops, udp_errors)))) = read {
-                for (r, held) in [TCPSNDBUF, TCPRCVBUF, OTHERSOCKBUF, DGRAMRCVBUF].into_iter().zip(bufs) {
-                    let u = &mut usage.res[r as usize];
-                    u.held = held;
-                    u.maxheld = held;
-                }
-                // Refusals of receive buffer the VE met: vz_setsockopt's cuts, plus the
-                // packets its namespace dropped for a full receive buffer.
-                usage.res[TCPRCVBUF as usize].failcnt += tcp_drops;
-                // The namespace counter and the open sockets' own drop counts overlap;
-                // take the larger (a socket's drops leave with it).
-                usage.res[DGRAMRCVBUF as usize].failcnt += udp_errors.max(bufs[4]);
-            }
-            // numsiginfo: queued signals now; failcnt from the tp_btf program.
-            let held = ns::queued_signals(&self.cg.procs(veid));
-            let u = &mut usage.res[NUMSIGINFO as usize];
-            u.held = held;
-            u.maxheld = held;
-        }
+        crate::ubc::read(&crate::ubc::Probe::new(self.cg.as_ref(), veid, cgid, bpf), &mut usage);
         Some((usage, lim))
     }
 
@@ -169,51 +121,7 @@ impl Vz {
 
     /// The report rows of a record from `ubc_record`: every beancounter with real figures
     /// on this host.
-    pub fn rows_of(&self, veid: u32, bpf: Option<&Bpf>, (usage, lim): (VeUsage, VeLimits)) -> Vec<Row> {
-        crate::ubc::ALL
-            .iter()
-            .filter_map(|r| {
-                let mechanism = limits::mechanism(r, self.cg.as_ref(), veid)?;
-                let needs_bpf = matches!(
-                    mechanism,
-                    Mechanism::Bpf
-                        | Mechanism::IterAccounted
-                        | Mechanism::MemcgSock
-                        | Mechanism::BpfClamp
-                        | Mechanism::Rlimit
-                        | Mechanism::BpfAccounted
-                );
-                if needs_bpf && bpf.is_none() {
-                    return None;
-                }
-                if matches!(mechanism, Mechanism::MemcgSock | Mechanism::BpfClamp)
-                    && !bpf.is_some_and(|b| b.pins.link(vz_common::progs::ITER_TCP).exists())
-                {
-                    return None;
-                }
-                if mechanism == Mechanism::BpfAccounted
-                    && !bpf.is_some_and(|b| b.pins.link(vz_common::progs::DCACHE_FREE).exists())
-                {
-                    return None;
-                }
-                if mechanism == Mechanism::IterAccounted {
-                    let have = match r.id {
-                        vz_common::res::NUMFILE => bpf.and_then(|b| b.files_of(0)).is_some(),
-                        _ => bpf.and_then(|b| b.vms_of(0)).is_some(),
-                    };
-                    if !have {
-                        return None;
-                    }
-                }
-                Some(Row {
-                    row: crate::ubc::UbcRow {
-                        resource: r,
-                        usage: usage.res[r.id as usize],
-                        limit: lim.res[r.id as usize],
-                    },
-                    mechanism,
-                })
-            })
-            .collect()
+    pub fn rows_of(&self, veid: u32, bpf: Option<&Bpf>, record: (VeUsage, VeLimits)) -> Vec<Row> {
+        crate::ubc::rows(self.cg.as_ref(), veid, bpf, record)
     }
 }

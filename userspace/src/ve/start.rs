@@ -28,7 +28,11 @@ impl Vz {
         undo.cgroup(veid);
         let cgid = created?;
         self.step("start:ubc")?;
-        self.apply_ubc(veid, cgid, &conf)?;
+        let mut full = VeLimits::default();
+        for (r, l) in conf_limits(&conf)? {
+            full.res[r.id as usize] = l;
+        }
+        self.apply_ubc(veid, cgid, uid, &full)?;
         crate::cpu::apply(self.cg.as_ref(), veid, &conf_cpu(&conf)?)?;
         self.apply_io(veid, cgid, &root, &conf_io(&conf)?)?;
         undo.bpf(cgid, self.paths.bpf_root.clone());
@@ -39,43 +43,24 @@ impl Vz {
             crate::report::notice(format!("Warning: cannot write the container's /etc/resolv.conf: {e}"));
         }
         self.step("start:init")?;
-        let mut full = VeLimits::default();
-        for (r, l) in conf_limits(&conf)? {
-            full.res[r.id as usize] = l;
-        }
-        let spec = InitSpec {
+        let mut spec = InitSpec {
             root: root.clone(),
             hostname,
             argv: vec!["/sbin/init".into()],
             uid_base: uid,
             gid_base: gid,
             relay: false,
-            pty_max: limits::pty_max(&full),
-            shm_bytes: limits::shm_pages_limit(&full).map(|p| p.saturating_mul(crate::ubc::PAGE_SIZE)),
+            pty_max: None,
+            shm_bytes: None,
         };
-        // numsiginfo: init inherits this process's RLIMIT_SIGPENDING, so set it here; the
-        // hard limit cannot be raised again from inside the VE (that needs host
-        // CAP_SYS_RESOURCE).
-        if let Some((mut soft, mut hard)) = limits::sigpending(&full) {
-            if let Some(now) = ns::sigpending_of(std::process::id() as i32) {
-                // Without CAP_SYS_RESOURCE the hard limit cannot go above this process's.
-                if hard > now.rlim_max && ns::set_sigpending(0, Some((soft, hard))).is_err() {
-                    let w = format!("numsiginfo {hard} is above what this host's root may grant (RLIMIT_SIGPENDING {}; no CAP_SYS_RESOURCE): using {}", now.rlim_max, now.rlim_max);
-                    warn!(veid, "{w}");
-                    crate::report::notice(format!("Warning: {w}"));
-                    hard = now.rlim_max;
-                    soft = soft.min(hard);
-                }
-            }
-            ns::set_sigpending(0, Some((soft, hard)))
-                .map_err(|e| VeError::Exec(format!("cannot set numsiginfo (RLIMIT_SIGPENDING): {e}")))?;
+        for w in crate::ubc::init_spec(&full, &mut spec)? {
+            warn!(veid, "{w}");
+            crate::report::notice(format!("Warning: {w}"));
         }
         let started = ns::start_init(&spec, self.cg.as_ref(), veid);
         undo.kill(veid);
         let started = started?;
-        if let Some(pages) = limits::shm_pages_limit(&full) {
-            ns::set_shmall(started.pid, pages, uid)?;
-        }
+        crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, started.pid, &full)?;
         self.step("start:net")?;
         let ips = conf_ips(&conf)?;
         if !ips.is_empty() {

@@ -1,14 +1,33 @@
-//! Beancounter names, value syntax and the `/proc/user_beancounters` report format.
+//! Beancounters: names, value syntax, the `/proc/user_beancounters` format (here, pure
+//! logic unit-tested without root), and the registry of what stands behind each row.
 //!
-//! Pure logic: no syscalls, unit-tested without root.
+//! Every row belongs to one mechanism family, a file of its own: `sock` (socket counts
+//! and buffers), `pids` (numproc), `memcg` (physpages, swappages, kmemsize, oomguarpages),
+//! `devpts` (numpty), `shm` (shmpages), `siginfo` (numsiginfo), `iter` (numfile and the
+//! address-space rows) and `counted` (numflock, numiptent, dcachesize). Each says the
+//! mechanism it uses on this host, how it reads usage, and how it applies a limit at start
+//! and on a running VE (`family::Family`). Start, set, the report and any other reader go
+//! through `family`'s functions, never to a row's mechanism directly.
 use std::fmt::Write as _;
 
 use vz_common::{res, UbcLimit, UbcUsage, UB_UNLIMITED};
 
-/// Page size used for `P` suffixes and page-unit parameters.
-pub const PAGE_SIZE: u64 = 4096;
+mod counted;
+mod devpts;
+mod family;
+mod iter;
+mod mechanism;
+pub(crate) mod memcg;
+mod pids;
+mod shm;
+mod siginfo;
+mod sock;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub use self::{family::*, mechanism::Mechanism};
+/// Page size used for `P` suffixes and page-unit parameters.
+pub use crate::units::PAGE_SIZE;
+
+#[derive(Debug, thiserror::Error)]
 pub enum UbcError {
     #[error("unknown beancounter parameter '{0}'")]
     UnknownResource(String),
@@ -16,6 +35,13 @@ pub enum UbcError {
     BadValue { name: &'static str, value: String, why: &'static str },
     #[error("invalid value '{value}' for {name}: barrier {barrier} is greater than limit {limit}")]
     BarrierOverLimit { name: &'static str, value: String, barrier: u64, limit: u64 },
+    /// A limit the kernel refused to take (e.g. RAM below what the VE uses).
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error(transparent)]
+    Ns(#[from] crate::ns::NsError),
+    #[error("cannot set numsiginfo (RLIMIT_SIGPENDING) of process {pid}: {source}")]
+    Sigpending { pid: i32, source: std::io::Error },
 }
 
 /// What a parameter counts, which decides the suffixes it accepts.
@@ -312,7 +338,7 @@ mod tests {
 
     #[test]
     fn unknown_name() {
-        assert_eq!(Resource::by_name("numbogus").unwrap_err(), UbcError::UnknownResource("numbogus".into()));
+        assert!(matches!(Resource::by_name("numbogus"), Err(UbcError::UnknownResource(n)) if n == "numbogus"));
         assert_eq!(Resource::by_name("NUMTCPSOCK").unwrap().id, res::NUMTCPSOCK);
     }
 

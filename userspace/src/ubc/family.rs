@@ -1,0 +1,179 @@
+//! The row registry: which family stands behind each beancounter, and the walks over the
+//! families that start, set and every reader use.
+use vz_common::{UbcUsage, VeLimits, VeUsage};
+
+use super::{Mechanism, Resource, UbcError, UbcRow, ALL};
+use crate::{bpf::Bpf, cgroup::Cgroups, ns::InitSpec};
+
+/// A running VE as the readers see it, gathered once per VE.
+pub struct Probe<'a> {
+    pub cg: &'a dyn Cgroups,
+    pub veid: u32,
+    /// The VE's cgroup id: its key in the pinned maps.
+    pub cgid: u64,
+    /// The pinned maps and programs (None: not loaded, or not readable by this user).
+    pub bpf: Option<&'a Bpf>,
+    pub init: Option<i32>,
+    /// The VE's processes, read once for every row that counts per process.
+    pub procs: Vec<i32>,
+}
+
+impl<'a> Probe<'a> {
+    pub fn new(cg: &'a dyn Cgroups, veid: u32, cgid: u64, bpf: Option<&'a Bpf>) -> Self {
+        Self { cg, veid, cgid, bpf, init: crate::ns::find_init(cg, veid), procs: cg.procs(veid) }
+    }
+}
+
+/// A VE whose limits are being put in force.
+pub struct Target<'a> {
+    pub cg: &'a dyn Cgroups,
+    pub veid: u32,
+    /// The host uid of the VE's root (owner of its IPC namespace).
+    pub uid: u32,
+}
+
+/// One mechanism family: the rows it stands behind and everything done with them.
+pub trait Family: Sync {
+    /// Its rows (OpenVZ resource ids).
+    fn rows(&self) -> &'static [u32];
+    /// The mechanism behind row `id` for this VE on this host; None when nothing here counts
+    /// it (the row is stored only).
+    fn mechanism(&self, id: u32, cg: &dyn Cgroups, veid: u32) -> Option<Mechanism>;
+    /// Whether row `id` has figures now (BPF-counted rows need the pins, some a program).
+    fn has_figures(&self, _id: u32, _bpf: Option<&Bpf>) -> bool {
+        true
+    }
+    /// Fills its rows of `usage`, which holds the BPF map's record (or zeros) on entry.
+    fn read(&self, _p: &Probe, _usage: &mut VeUsage) {}
+    /// Limits on the VE's cgroups: at start before init exists, and on every live set.
+    fn apply_cgroup(&self, _t: &Target, _full: &VeLimits) -> Result<(), UbcError> {
+        Ok(())
+    }
+    /// At start, what the VE's init is made with; a warning for the admin if it got less.
+    fn at_init(&self, _full: &VeLimits, _spec: &mut InitSpec) -> Result<Option<String>, UbcError> {
+        Ok(None)
+    }
+    /// At start, once init exists.
+    fn after_init(&self, _t: &Target, _init: i32, _full: &VeLimits) -> Result<(), UbcError> {
+        Ok(())
+    }
+    /// On a running VE one of whose rows changed (after `apply_cgroup`); a warning for the
+    /// admin if the change waits for the next start.
+    fn live(&self, _t: &Target, _init: i32, _full: &VeLimits) -> Result<Option<String>, UbcError> {
+        Ok(None)
+    }
+}
+
+static FAMILIES: &[&dyn Family] = &[
+    &super::sock::Sockets,
+    &super::pids::Procs,
+    &super::memcg::Memcg,
+    &super::devpts::Ptys,
+    &super::shm::Shm,
+    &super::siginfo::Signals,
+    &super::iter::Snapshots,
+    &super::counted::Counted,
+];
+
+/// The family standing behind row `id`.
+pub fn family_of(id: u32) -> Option<&'static dyn Family> {
+    FAMILIES.iter().copied().find(|f| f.rows().contains(&id))
+}
+
+/// The mechanism behind `r` for this VE on this host, if the row has real figures here.
+pub fn mechanism(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<Mechanism> {
+    family_of(r.id)?.mechanism(r.id, cg, veid)
+}
+
+/// Fills every controller- and iterator-kept row of `usage` (BPF-kept rows are already in it).
+pub fn read(p: &Probe, usage: &mut VeUsage) {
+    for f in FAMILIES {
+        f.read(p, usage);
+    }
+}
+
+/// One report row and what stands behind it.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    pub row: UbcRow,
+    pub mechanism: Mechanism,
+}
+
+/// The report rows of a record: every beancounter with real figures on this host now.
+pub fn rows(cg: &dyn Cgroups, veid: u32, bpf: Option<&Bpf>, (usage, lim): (VeUsage, VeLimits)) -> Vec<Row> {
+    ALL.iter()
+        .filter_map(|r| {
+            let f = family_of(r.id)?;
+            let mechanism = f.mechanism(r.id, cg, veid)?;
+            f.has_figures(r.id, bpf).then_some(Row {
+                row: UbcRow { resource: r, usage: usage.res[r.id as usize], limit: lim.res[r.id as usize] },
+                mechanism,
+            })
+        })
+        .collect()
+}
+
+/// Start, before init exists: every family's cgroup limits.
+pub fn apply_cgroups(t: &Target, full: &VeLimits) -> Result<(), UbcError> {
+    FAMILIES.iter().try_for_each(|f| f.apply_cgroup(t, full))
+}
+
+/// Start: what init is made with. Returns the admin's warnings.
+pub fn init_spec(full: &VeLimits, spec: &mut InitSpec) -> Result<Vec<String>, UbcError> {
+    let mut warnings = Vec::new();
+    for f in FAMILIES {
+        warnings.extend(f.at_init(full, spec)?);
+    }
+    Ok(warnings)
+}
+
+/// Start, once init exists.
+pub fn after_init(t: &Target, init: i32, full: &VeLimits) -> Result<(), UbcError> {
+    FAMILIES.iter().try_for_each(|f| f.after_init(t, init, full))
+}
+
+/// A running VE: `full` in force on its cgroups, and the families of the rows in `changed`
+/// applied live. Returns the admin's warnings.
+pub fn apply_live(t: &Target, init: i32, full: &VeLimits, changed: &[u32]) -> Result<Vec<String>, UbcError> {
+    apply_cgroups(t, full)?;
+    let mut warnings = Vec::new();
+    for f in FAMILIES.iter().filter(|f| f.rows().iter().any(|id| changed.contains(id))) {
+        warnings.extend(f.live(t, init, full)?);
+    }
+    Ok(warnings)
+}
+
+/// A counter as a row: in pages (`unit` PAGE_SIZE) or bytes (1); maxheld never below held.
+pub(super) fn counter_row(c: crate::cgroup::Counter, unit: u64) -> UbcUsage {
+    let held = c.now.div_ceil(unit);
+    UbcUsage { held, maxheld: c.peak.map_or(held, |p| p.div_ceil(unit)).max(held), failcnt: c.failcnt }
+}
+
+/// A snapshot as a row: no hook gives its peak or refusals.
+pub(super) fn snapshot(held: u64) -> UbcUsage {
+    UbcUsage { held, maxheld: held, failcnt: 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_has_exactly_one_family() {
+        for r in ALL {
+            let n = FAMILIES.iter().filter(|f| f.rows().contains(&r.id)).count();
+            assert_eq!(n, 1, "{} is in {n} families", r.name);
+        }
+        let listed: usize = FAMILIES.iter().map(|f| f.rows().len()).sum();
+        assert_eq!(listed, ALL.len(), "a family lists a row that is not a beancounter");
+    }
+
+    #[test]
+    fn a_counter_row_never_has_maxheld_below_held() {
+        let c = crate::cgroup::Counter { now: 8193, peak: Some(4096), failcnt: 3 };
+        let r = counter_row(c, 4096);
+        assert_eq!((r.held, r.maxheld, r.failcnt), (3, 3, 3));
+        let r = counter_row(crate::cgroup::Counter { now: 10, peak: None, failcnt: 0 }, 1);
+        assert_eq!((r.held, r.maxheld), (10, 10));
+    }
+}
