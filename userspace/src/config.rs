@@ -30,6 +30,15 @@ pub enum ConfigError {
     Io { op: &'static str, path: PathBuf, source: io::Error },
 }
 
+impl ConfigError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        match self {
+            ConfigError::Io { .. } => crate::kind::Kind::System,
+            _ => crate::kind::Kind::BadValue,
+        }
+    }
+}
+
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> ConfigError + 'a {
     move |source| ConfigError::Io { op, path: path.to_path_buf(), source }
 }

@@ -20,6 +20,15 @@ pub enum CpuError {
     Cgroup(#[from] CgroupError),
 }
 
+impl CpuError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        match self {
+            CpuError::Bad { .. } => crate::kind::Kind::BadValue,
+            CpuError::Cgroup(e) => e.kind(),
+        }
+    }
+}
+
 fn bad(key: &'static str, value: &str, why: impl Into<String>) -> CpuError {
     CpuError::Bad { key, value: value.to_string(), why: why.into() }
 }

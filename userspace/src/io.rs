@@ -32,6 +32,16 @@ pub enum IoError {
     Cgroup(#[from] CgroupError),
 }
 
+impl IoError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        match self {
+            IoError::Bad { .. } | IoError::NoDevice(_) | IoError::NoScheduler { .. } => crate::kind::Kind::BadValue,
+            IoError::Io { .. } => crate::kind::Kind::System,
+            IoError::Cgroup(e) => e.kind(),
+        }
+    }
+}
+
 fn bad(key: &'static str, value: &str, why: impl Into<String>) -> IoError {
     IoError::Bad { key, value: value.to_string(), why: why.into() }
 }

@@ -10,6 +10,7 @@ pub mod disk;
 pub mod idmap;
 pub mod inroot;
 pub mod io;
+pub mod kind;
 pub mod list;
 pub mod lock;
 pub mod net;
@@ -29,6 +30,7 @@ pub mod ve;
 
 pub use bpf::{Bpf, BpfConfig, BpfError};
 pub use cgroup::{CgroupError, Cgroups};
+pub use kind::{exit, Kind};
 pub use ubc::{Resource, UbcError};
 pub use ve::{VeError, Vz};
 
@@ -49,84 +51,88 @@ pub enum Error {
     Template(#[from] template::TemplateError),
 }
 
-/// vzctl exit codes, as OpenVZ's vzerror.h numbers them.
-pub mod exit {
-    pub const SETUBC_ERROR: i32 = 1;
-    pub const SYSTEM_ERROR: i32 = 3;
-    pub const BAD_KERNEL: i32 = 5;
-    pub const COMMAND_EXECUTION_ERROR: i32 = 8;
-    pub const LOCKED: i32 = 9;
-    pub const NOVECONFIG: i32 = 14;
-    pub const INVALID_PARAMETER_SYNTAX: i32 = 20;
-    pub const INVALID_PARAMETER_VALUE: i32 = 21;
-    pub const VE_NOT_RUNNING: i32 = 31;
-    pub const VE_RUNNING: i32 = 32;
-    pub const FS_NOT_MOUNTED: i32 = 40;
-    pub const FS_PRVT_AREA_EXIST: i32 = 44;
-    pub const FS_BAD_TMPL: i32 = 47;
-    pub const ENVCREATE_ERROR: i32 = 7;
-    pub const IP_INUSE: i32 = 78;
-}
+impl Error {
+    /// The class of this failure.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::Bpf(e) => e.kind(),
+            Error::Cgroup(e) => e.kind(),
+            Error::Ubc(e) => e.kind(),
+            Error::Config(e) => e.kind(),
+            Error::Ve(e) => e.kind(),
+            Error::Template(e) => e.kind(),
+        }
+    }
 
-fn bpf_code(e: &BpfError) -> i32 {
-    match e {
-        BpfError::NotPrivileged { .. }
-        | BpfError::NoBpfSyscall
-        | BpfError::BpfDenied
-        | BpfError::ProgramRejected { .. } => exit::BAD_KERNEL,
-        BpfError::NoVe(_) => exit::VE_NOT_RUNNING,
-        _ => exit::SETUBC_ERROR,
+    /// The exit code vzctl uses for this failure.
+    pub fn exit_code(&self) -> i32 {
+        self.kind().exit_code()
     }
 }
 
-impl Error {
-    /// The exit code vzctl uses for this failure.
-    pub fn exit_code(&self) -> i32 {
-        use template::TemplateError as T;
-        match self {
-            Error::Bpf(e) | Error::Ve(VeError::Bpf(e)) => bpf_code(e),
-            Error::Cgroup(CgroupError::VeNotRunning { .. }) | Error::Ve(VeError::NotRunning(_)) => exit::VE_NOT_RUNNING,
-            Error::Cgroup(_)
-            | Error::Ve(
-                VeError::Cgroup(_)
-                | VeError::Cpu(cpu::CpuError::Cgroup(_))
-                | VeError::Io { .. }
-                | VeError::Lock(lock::LockError::Io { .. })
-                | VeError::NoIds(_),
-            ) => exit::SYSTEM_ERROR,
-            Error::Ve(VeError::Lock(lock::LockError::Busy { .. })) => exit::LOCKED,
-            Error::Ubc(_) | Error::Config(_) | Error::Ve(VeError::Ubc(_) | VeError::Config(_)) => {
-                exit::INVALID_PARAMETER_VALUE
-            }
-            Error::Ve(VeError::BadValue { .. } | VeError::BadName(_) | VeError::NameTaken { .. }) => {
-                exit::INVALID_PARAMETER_VALUE
-            }
-            Error::Ve(VeError::NotExist(_)) => exit::NOVECONFIG,
-            Error::Ve(VeError::IpInUse { .. }) => exit::IP_INUSE,
-            Error::Ve(VeError::Rule(_)) => exit::INVALID_PARAMETER_VALUE,
-            Error::Ve(VeError::Cpu(cpu::CpuError::Bad { .. })) => exit::INVALID_PARAMETER_VALUE,
-            Error::Ve(VeError::BlkIo(
-                io::IoError::Bad { .. } | io::IoError::NoDevice(_) | io::IoError::NoScheduler { .. },
-            )) => exit::INVALID_PARAMETER_VALUE,
-            Error::Ve(VeError::BlkIo(_)) => exit::SYSTEM_ERROR,
-            Error::Ve(VeError::Disk(disk::DiskError::Bad { .. })) => exit::INVALID_PARAMETER_VALUE,
-            Error::Ve(VeError::Disk(_)) => exit::SYSTEM_ERROR,
-            Error::Ve(VeError::Net(
-                net::NetError::BadAddress(_)
-                | net::NetError::Unusable { .. }
-                | net::NetError::BadNetif(_)
-                | net::NetError::BadRate(_),
-            )) => exit::INVALID_PARAMETER_VALUE,
-            Error::Ve(VeError::Net(_)) => exit::SYSTEM_ERROR,
-            Error::Ve(VeError::NoSample { .. }) => exit::INVALID_PARAMETER_VALUE,
-            Error::Ve(VeError::Exists(_)) => exit::FS_PRVT_AREA_EXIST,
-            Error::Ve(VeError::Running(_)) => exit::VE_RUNNING,
-            Error::Ve(VeError::NotMounted(_)) => exit::FS_NOT_MOUNTED,
-            Error::Template(T::Unknown { .. } | T::BadName(_))
-            | Error::Ve(VeError::Template(T::Unknown { .. } | T::BadName(_))) => exit::FS_BAD_TMPL,
-            Error::Template(_) | Error::Ve(VeError::Template(_)) => exit::FS_BAD_TMPL,
-            Error::Ve(VeError::Ns(_) | VeError::Injected(_)) => exit::ENVCREATE_ERROR,
-            Error::Ve(VeError::Exec(_)) => exit::COMMAND_EXECUTION_ERROR,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn io() -> std::io::Error {
+        std::io::Error::from_raw_os_error(libc::EBUSY)
+    }
+
+    #[test]
+    fn wrapped_errors_exit_as_their_inner_kind() {
+        let cases: Vec<(Error, i32)> = vec![
+            (
+                VeError::Ubc(UbcError::BarrierOverLimit { name: "numproc", value: "9:1".into(), barrier: 9, limit: 1 })
+                    .into(),
+                exit::INVALID_PARAMETER_VALUE,
+            ),
+            (VeError::Lock(lock::LockError::Busy { veid: 101, holder: None, secs: 1 }).into(), exit::LOCKED),
+            (
+                VeError::Cpu(cpu::CpuError::Cgroup(CgroupError::VeNotRunning { veid: 101, path: "/x".into() })).into(),
+                exit::VE_NOT_RUNNING,
+            ),
+            (
+                VeError::Ubc(UbcError::Cgroup(CgroupError::Io { op: "write", path: "/x".into(), source: io() })).into(),
+                exit::SYSTEM_ERROR,
+            ),
+            (Error::Bpf(BpfError::NoBpfSyscall), exit::BAD_KERNEL),
+            (VeError::Bpf(BpfError::NoVe(7)).into(), exit::VE_NOT_RUNNING),
+            (VeError::IpInUse { ip: "10.0.0.1".into(), veid: 102 }.into(), exit::IP_INUSE),
+            (VeError::NotExist(101).into(), exit::NOVECONFIG),
+            (Error::Config(config::ConfigError::BadVeid("x".into())), exit::INVALID_PARAMETER_VALUE),
+            (
+                Error::Config(config::ConfigError::Io { op: "read", path: "/x".into(), source: io() }),
+                exit::SYSTEM_ERROR,
+            ),
+            (VeError::Template(template::TemplateError::BadName("../x".into())).into(), exit::FS_BAD_TMPL),
+            (VeError::Ns(ns::NsError::Init("died".into())).into(), exit::ENVCREATE_ERROR),
+        ];
+        for (e, code) in cases {
+            assert_eq!(e.exit_code(), code, "{e}");
         }
+    }
+
+    #[test]
+    fn every_kind_has_its_own_code() {
+        use Kind::*;
+        let all = [
+            BadValue,
+            Limits,
+            System,
+            BadKernel,
+            EnvCreate,
+            Exec,
+            Locked,
+            NoConfig,
+            NotRunning,
+            Running,
+            NotMounted,
+            Exists,
+            BadTemplate,
+            IpInUse,
+        ];
+        let codes: std::collections::BTreeSet<i32> = all.iter().map(|k| k.exit_code()).collect();
+        assert_eq!(codes.len(), all.len());
+        assert!(!codes.contains(&0));
     }
 }

@@ -26,6 +26,15 @@ pub enum LockError {
     Busy { veid: u32, holder: Option<i32>, secs: u64 },
 }
 
+impl LockError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        match self {
+            LockError::Busy { .. } => crate::kind::Kind::Locked,
+            LockError::Io { .. } => crate::kind::Kind::System,
+        }
+    }
+}
+
 /// Held for the life of the value.
 #[derive(Debug)]
 pub struct VeLock {

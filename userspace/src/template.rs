@@ -35,6 +35,15 @@ pub enum TemplateError {
     Io { op: &'static str, path: PathBuf, source: io::Error },
 }
 
+impl TemplateError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        match self {
+            TemplateError::Io { .. } => crate::kind::Kind::System,
+            _ => crate::kind::Kind::BadTemplate,
+        }
+    }
+}
+
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> TemplateError + 'a {
     move |source| TemplateError::Io { op, path: path.to_path_buf(), source }
 }

@@ -86,6 +86,20 @@ pub enum BpfError {
     Io { op: &'static str, path: PathBuf, source: io::Error },
 }
 
+impl BpfError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        use crate::kind::Kind;
+        match self {
+            BpfError::NotPrivileged { .. }
+            | BpfError::NoBpfSyscall
+            | BpfError::BpfDenied
+            | BpfError::ProgramRejected { .. } => Kind::BadKernel,
+            BpfError::NoVe(_) => Kind::NotRunning,
+            _ => Kind::Limits,
+        }
+    }
+}
+
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> BpfError + 'a {
     move |source| BpfError::Io { op, path: path.to_path_buf(), source }
 }

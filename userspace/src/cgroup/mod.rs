@@ -29,6 +29,15 @@ pub enum CgroupError {
     Io { op: &'static str, path: PathBuf, source: io::Error },
 }
 
+impl CgroupError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        match self {
+            CgroupError::VeNotRunning { .. } => crate::kind::Kind::NotRunning,
+            _ => crate::kind::Kind::System,
+        }
+    }
+}
+
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CgroupError + 'a {
     move |source| CgroupError::Io { op, path: path.to_path_buf(), source }
 }

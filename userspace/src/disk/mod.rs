@@ -49,6 +49,15 @@ pub enum DiskError {
     Tool { cmd: String, why: String },
 }
 
+impl DiskError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        match self {
+            DiskError::Bad { .. } => crate::kind::Kind::BadValue,
+            DiskError::Io { .. } | DiskError::Tool { .. } => crate::kind::Kind::System,
+        }
+    }
+}
+
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DiskError + 'a {
     move |source| DiskError::Io { op, path: path.to_path_buf(), source }
 }

@@ -48,6 +48,17 @@ pub enum NetError {
     BadRate(String),
 }
 
+impl NetError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        match self {
+            NetError::BadAddress(_) | NetError::Unusable { .. } | NetError::BadNetif(_) | NetError::BadRate(_) => {
+                crate::kind::Kind::BadValue
+            }
+            _ => crate::kind::Kind::System,
+        }
+    }
+}
+
 fn io(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetError {
     let op = op.into();
     move |source| NetError::Io { op, source }

@@ -40,6 +40,12 @@ pub enum NsError {
     Sys { op: String, source: io::Error },
 }
 
+impl NsError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        crate::kind::Kind::EnvCreate
+    }
+}
+
 fn sys(op: impl Into<String>) -> impl FnOnce(io::Error) -> NsError {
     let op = op.into();
     move |source| NsError::Sys { op, source }

@@ -44,6 +44,19 @@ pub enum UbcError {
     Sigpending { pid: i32, source: std::io::Error },
 }
 
+impl UbcError {
+    pub fn kind(&self) -> crate::kind::Kind {
+        match self {
+            UbcError::UnknownResource(_) | UbcError::BadValue { .. } | UbcError::BarrierOverLimit { .. } => {
+                crate::kind::Kind::BadValue
+            }
+            UbcError::Cgroup(e) => e.kind(),
+            UbcError::Ns(e) => e.kind(),
+            UbcError::Sigpending { .. } => crate::kind::Kind::Limits,
+        }
+    }
+}
+
 /// What a parameter counts, which decides the suffixes it accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {

@@ -108,6 +108,39 @@ pub enum VeError {
     Disk(#[from] crate::disk::DiskError),
 }
 
+impl VeError {
+    /// The class of this failure, from which vzctl's exit code follows.
+    pub fn kind(&self) -> crate::kind::Kind {
+        use crate::kind::Kind;
+        match self {
+            VeError::NotExist(_) => Kind::NoConfig,
+            VeError::Exists(_) => Kind::Exists,
+            VeError::Running(_) => Kind::Running,
+            VeError::NotRunning(_) => Kind::NotRunning,
+            VeError::NotMounted(_) => Kind::NotMounted,
+            VeError::NameTaken { .. } | VeError::BadName(_) | VeError::BadValue { .. } | VeError::NoSample { .. } => {
+                Kind::BadValue
+            }
+            VeError::Injected(_) => Kind::EnvCreate,
+            VeError::NoIds(_) | VeError::Io { .. } => Kind::System,
+            VeError::Exec(_) => Kind::Exec,
+            VeError::IpInUse { .. } => Kind::IpInUse,
+            VeError::Rule(_) => Kind::BadValue,
+            VeError::Config(e) => e.kind(),
+            VeError::Template(e) => e.kind(),
+            VeError::Cgroup(e) => e.kind(),
+            VeError::Bpf(e) => e.kind(),
+            VeError::Ns(e) => e.kind(),
+            VeError::Lock(e) => e.kind(),
+            VeError::Ubc(e) => e.kind(),
+            VeError::Net(e) => e.kind(),
+            VeError::Cpu(e) => e.kind(),
+            VeError::BlkIo(e) => e.kind(),
+            VeError::Disk(e) => e.kind(),
+        }
+    }
+}
+
 pub(crate) fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> VeError + 'a {
     move |source| VeError::Io { op, path: path.to_path_buf(), source }
 }
