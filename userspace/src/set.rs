@@ -17,7 +17,7 @@ use crate::{
     net::NetIf,
     ns,
     ubc::Resource,
-    ve::{check_text, conf_cpu, conf_disk, conf_io, conf_ips, conf_limits, DiskConf, SetOpts, VeError, Vz},
+    ve::{check_text, DiskConf, SetOpts, VeConfig, VeError, Vz},
 };
 
 /// The least RAM a VE may be given (`--ram`): below it the memory controller refuses the
@@ -94,14 +94,6 @@ fn apply_keys(conf: &mut ConfFile, keys: &[(String, Option<String>)]) {
     }
 }
 
-fn full_limits(conf: &ConfFile) -> Result<VeLimits, VeError> {
-    let mut full = VeLimits::default();
-    for (r, l) in conf_limits(conf)? {
-        full.res[r.id as usize] = l;
-    }
-    Ok(full)
-}
-
 fn bad(key: &'static str, value: &str, why: &'static str) -> VeError {
     VeError::BadValue { key, value: value.to_string(), why }
 }
@@ -109,28 +101,38 @@ fn bad(key: &'static str, value: &str, why: &'static str) -> VeError {
 impl Vz {
     /// `vzctl set`: changes apply to a running VE at once; `save` also writes the config.
     pub fn set(&self, veid: u32, opts: &SetOpts, save: bool) -> Result<(), VeError> {
-        let _lock = self.lock(veid)?;
-        let conf = self.conf(veid)?;
+        let ve = self.open(veid)?;
+        let conf = ve.conf.clone();
+        // Values this set replaces are not checked in the old settings: a bad one can be
+        // mended with vzctl.
+        let mut replaced = Vec::new();
+        if opts.rate.is_some() {
+            replaced.push("RATE");
+        }
+        if !opts.netfilter.is_empty() {
+            replaced.push("NETFILTER");
+        }
         let running = ns::find_init(self.cg.as_ref(), veid).and_then(|i| Some((i, self.cg.ve_id(veid).ok()?)));
         if running.is_none() && !save {
             // Checked first: nothing else to say about a VE this set cannot change.
-            self.plan(veid, opts, &conf)?;
+            self.plan(veid, opts, &VeConfig::parse_except(conf, &replaced)?)?;
             return Err(VeError::NotRunning(veid));
         }
         let base = if running.is_some() { self.live_conf(veid)? } else { conf.clone() };
+        let base = VeConfig::parse_except(base, &replaced)?;
         let plan = self.plan(veid, opts, &base)?;
         let mut rb = Rollback { steps: Vec::new() };
         if let Some((init, cgid)) = running {
             self.apply_live(veid, init, cgid, &base, &plan, opts, &mut rb)?;
-            let mut live = base.clone();
+            let mut live = base.file.clone();
             apply_keys(&mut live, &plan.keys);
             live.write_runtime(&self.live_path(veid))?;
-            let old = base.clone();
+            let old = base.file.clone();
             rb.push("the live settings file", move || Ok(old.write_runtime(&self.live_path(veid))?));
         } else if let Some((old, new)) = &plan.disk {
             // A stopped VE: only its image changes now.
-            self.set_disk(veid, &base, new, opts)?;
-            let (old, b) = (*old, base.clone());
+            self.set_disk(veid, &base.file, new, opts)?;
+            let (old, b) = (*old, base.file.clone());
             rb.push("disk limits", move || self.set_disk(veid, &b, &old, opts));
         }
         if let Some((_, new)) = &plan.cpu {
@@ -151,7 +153,7 @@ impl Vz {
 
     /// Checks every value of `opts` against `base` (the VE's live settings, or its
     /// config) and works out what changes. Changes nothing.
-    fn plan(&self, veid: u32, opts: &SetOpts, base: &ConfFile) -> Result<Plan, VeError> {
+    fn plan(&self, veid: u32, opts: &SetOpts, base: &VeConfig) -> Result<Plan, VeError> {
         let mut p = Plan {
             keys: Vec::new(),
             cpu: None,
@@ -207,7 +209,7 @@ impl Vz {
         }
         if let Some(r) = &opts.rate {
             check_text("rate", r)?;
-            let old = crate::net::parse_rate(base.get("RATE").unwrap_or("0")).unwrap_or(None);
+            let old = base.rate;
             let new = crate::net::parse_rate(r)?;
             p.rate = Some((old, new));
             // Kept in the admin's own form (kbit or OpenVZ's dev:class:kbit).
@@ -217,7 +219,7 @@ impl Vz {
         if opts.cpuunits.is_some() || opts.cpulimit.is_some() || opts.cpus.is_some() || opts.cpumask.is_some() {
             use crate::cpu as c;
             let n = c::host_cpus();
-            let old = conf_cpu(base)?;
+            let old = base.cpu.clone();
             let mut cpu = old.clone();
             if let Some(v) = &opts.cpuunits {
                 cpu.units = Some(c::parse_units(v)?);
@@ -238,7 +240,7 @@ impl Vz {
             p.cpu = Some((old, cpu));
         }
         if opts.ioprio.is_some() || opts.iolimit.is_some() || opts.iopslimit.is_some() {
-            let old = conf_io(base)?;
+            let old = base.io;
             let mut ios = old;
             if let Some(v) = &opts.ioprio {
                 ios.prio = Some(crate::io::parse_prio(v)?);
@@ -255,7 +257,7 @@ impl Vz {
             p.io = Some((old, ios));
         }
         if opts.diskspace.is_some() || opts.diskinodes.is_some() || opts.quotaugidlimit.is_some() {
-            let old = conf_disk(base)?;
+            let old = base.disk;
             let mut d = old;
             if let Some(v) = &opts.diskspace {
                 let l = crate::disk::parse_diskspace(v)?;
@@ -276,7 +278,7 @@ impl Vz {
         // Bridged interfaces: the list after this set; a new host-side name must be free on
         // the host and in every config.
         if !opts.netif_add.is_empty() || !opts.netif_del.is_empty() {
-            let old = crate::net::parse_netifs(base.get("NETIF").unwrap_or(""))?;
+            let old = &base.netifs;
             let mut list: Vec<NetIf> =
                 old.iter().filter(|n| !opts.netif_del.iter().any(|d| d == "all" || *d == n.ifname)).cloned().collect();
             for d in opts.netif_del.iter().filter(|d| *d != "all") {
@@ -311,12 +313,12 @@ impl Vz {
                 check_text("netfilter-rule", r)?;
             }
             let new = crate::netfilter::parse_rules(&opts.netfilter.iter().map(String::as_str).collect::<Vec<_>>())?;
-            let old = crate::netfilter::parse_rules(&[base.get("NETFILTER").unwrap_or("")]).unwrap_or_default();
+            let old = base.rules;
             p.key("NETFILTER", Some(crate::netfilter::format_rules(&new)));
             p.rules = Some((old, new));
         }
         // Addresses: every one a VE may own and held by no other VE.
-        let old_ips = conf_ips(base)?;
+        let old_ips = &base.ips;
         p.add_ips = self.addable_ips(veid, &opts.ipadd)?;
         for a in &opts.ipdel {
             if a == "all" {
@@ -340,14 +342,14 @@ impl Vz {
 
     /// Beancounters: rows given, VSwap derived from the current RAM and swap, and the full
     /// records before and after.
-    fn plan_ubc(&self, opts: &SetOpts, base: &ConfFile, p: &mut Plan) -> Result<(), VeError> {
+    fn plan_ubc(&self, opts: &SetOpts, base: &VeConfig, p: &mut Plan) -> Result<(), VeError> {
         let mut rows: Vec<(&'static Resource, UbcLimit, Option<String>)> = Vec::new();
         for (name, v) in &opts.ubc.0 {
             let r = Resource::by_name(name)?;
             rows.retain(|(x, _, _)| x.id != r.id);
             rows.push((r, r.parse_limit(v)?, Some(v.trim().to_string())));
         }
-        let old = full_limits(base)?;
+        let old = base.limits;
         if opts.ram.is_some() || opts.swap.is_some() || opts.vm_overcommit.is_some() {
             use vz_common::res::{PHYSPAGES, SWAPPAGES};
             let ram = match &opts.ram {
@@ -365,14 +367,14 @@ impl Vz {
                 None => {
                     let s = old.res[SWAPPAGES as usize].limit;
                     // No swap row at all (unlimited by default) is no swap in VSwap terms.
-                    if base.get("SWAPPAGES").is_none() {
+                    if base.file.get("SWAPPAGES").is_none() {
                         0
                     } else {
                         s
                     }
                 }
             };
-            let oc = match opts.vm_overcommit.as_deref().or(base.get("VM_OVERCOMMIT")) {
+            let oc = match opts.vm_overcommit.as_deref().or(base.file.get("VM_OVERCOMMIT")) {
                 Some(v) => v
                     .trim()
                     .parse::<f64>()
@@ -418,11 +420,12 @@ impl Vz {
         veid: u32,
         init: i32,
         cgid: u64,
-        base: &ConfFile,
+        cfg: &VeConfig,
         p: &Plan,
         opts: &'a SetOpts,
         rb: &mut Rollback<'a>,
     ) -> Result<(), VeError> {
+        let base = &cfg.file;
         let root = self.root_of(veid, base);
         let (uid, _) = self.ve_ids(base);
         // Beancounters first: the memory controller is the step most likely to refuse (a
@@ -466,7 +469,7 @@ impl Vz {
         }
         if !p.add_ips.is_empty() || !p.del_ips.is_empty() {
             crate::net::warn_if_not_forwarding(veid, &p.add_ips);
-            let old = conf_ips(base)?;
+            let old = &cfg.ips;
             let (add, del): (Vec<IpAddr>, Vec<IpAddr>) = (
                 p.add_ips.iter().copied().filter(|ip| !old.contains(ip)).collect(),
                 p.del_ips.iter().copied().filter(|ip| old.contains(ip)).collect(),

@@ -1,5 +1,53 @@
-//! A VE's settings as its config file states them, the samples, and value checks.
+//! A VE's settings as its config file states them (`VeConfig`, parsed and checked once per
+//! command), the samples, and value checks.
 use super::*;
+
+/// A VE's settings, parsed and checked once: the verbs read these, not the file's strings.
+#[derive(Debug, Clone)]
+pub struct VeConfig {
+    /// The file itself (unknown keys kept): what is written back, and keys kept as text
+    /// (HOSTNAME, NAMESERVER, NAME, ...).
+    pub file: ConfFile,
+    /// Every beancounter row; rows the file does not set are unlimited.
+    pub limits: VeLimits,
+    pub cpu: crate::cpu::CpuSettings,
+    pub io: crate::io::IoSettings,
+    pub disk: DiskConf,
+    pub ips: Vec<std::net::IpAddr>,
+    pub netifs: Vec<crate::net::NetIf>,
+    /// RATE in kbit/s (None: no shaping).
+    pub rate: Option<u64>,
+    /// NETFILTER: the VE's firewall rules.
+    pub rules: vz_common::NetRules,
+}
+
+impl VeConfig {
+    /// Every value checked; the first bad one is the error.
+    pub fn parse(file: ConfFile) -> Result<Self, VeError> {
+        Self::parse_except(file, &[])
+    }
+
+    /// As `parse`, but the keys in `replaced` are not checked (and read as unset): a `set`
+    /// about to replace them, so an admin can mend a bad value with vzctl itself.
+    pub fn parse_except(file: ConfFile, replaced: &[&str]) -> Result<Self, VeError> {
+        let get = |k: &str| if replaced.contains(&k) { None } else { file.get(k) };
+        let mut limits = VeLimits::default();
+        for (r, l) in conf_limits(&file)? {
+            limits.res[r.id as usize] = l;
+        }
+        Ok(Self {
+            limits,
+            cpu: conf_cpu(&file)?,
+            io: conf_io(&file)?,
+            disk: conf_disk(&file)?,
+            ips: conf_ips(&file)?,
+            netifs: crate::net::parse_netifs(file.get("NETIF").unwrap_or(""))?,
+            rate: crate::net::parse_rate(get("RATE").unwrap_or("0"))?,
+            rules: crate::netfilter::parse_rules(&[get("NETFILTER").unwrap_or("")])?,
+            file,
+        })
+    }
+}
 
 /// The VE's CPU settings (CPUUNITS, CPULIMIT, CPUS, CPUMASK), checked against this host.
 pub fn conf_cpu(conf: &ConfFile) -> Result<crate::cpu::CpuSettings, VeError> {
@@ -178,4 +226,39 @@ pub fn check_text(key: &'static str, value: &str) -> Result<(), VeError> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> ConfFile {
+        ConfFile::parse(text, Path::new("101.conf")).unwrap()
+    }
+
+    #[test]
+    fn settings_are_parsed_once_into_types() {
+        let c = VeConfig::parse(file(
+            "NUMPROC=\"40:50\"\nIP_ADDRESS=\"10.0.0.2 fd00::2\"\nRATE=\"8000\"\nNETFILTER=\"deny in tcp 25\"\nIOPRIO=\"6\"\n",
+        ))
+        .unwrap();
+        assert_eq!(c.limits.res[vz_common::res::NUMPROC as usize], UbcLimit { barrier: 40, limit: 50 });
+        assert_eq!(c.limits.res[vz_common::res::NUMTCPSOCK as usize], UbcLimit::UNLIMITED);
+        assert_eq!(c.ips.len(), 2);
+        assert_eq!(c.rate, Some(8000));
+        assert_eq!(c.rules.count, 1);
+        assert_eq!(c.io.prio, Some(6));
+        assert_eq!(c.file.get("RATE"), Some("8000"));
+    }
+
+    #[test]
+    fn a_bad_value_fails_unless_this_set_replaces_it() {
+        let bad_rate = "RATE=\"fast\"\n";
+        assert!(VeConfig::parse(file(bad_rate)).is_err());
+        let c = VeConfig::parse_except(file(bad_rate), &["RATE"]).unwrap();
+        assert_eq!(c.rate, None);
+        // Only the replaced key is let through.
+        assert!(VeConfig::parse_except(file("RATE=\"fast\"\nNUMPROC=\"9:1\"\n"), &["RATE"]).is_err());
+        assert!(VeConfig::parse(file("IP_ADDRESS=\"10.0.0.300\"\n")).is_err());
+    }
 }

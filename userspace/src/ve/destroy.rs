@@ -4,12 +4,11 @@ use super::*;
 impl Vz {
     /// `vzctl destroy`: only a stopped VE; removes private area, mount point and config.
     pub fn destroy(&self, veid: u32) -> Result<(), VeError> {
-        let _lock = self.lock(veid)?;
-        let conf = self.conf(veid)?;
+        let ve = self.open(veid)?;
         if self.is_running(veid) {
             return Err(VeError::Running(veid));
         }
-        let (root, private) = (self.root_of(veid, &conf), self.private_of(veid, &conf));
+        let (root, private) = (ve.root.clone(), ve.private.clone());
         self.cleanup_runtime(veid, &root)?;
         crate::report::progress(format!("Destroying container private area: {}", private.display()));
         if private.exists() {

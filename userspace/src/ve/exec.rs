@@ -50,13 +50,13 @@ impl Vz {
     /// of a temporary VE on its mounted root.
     pub fn runscript(&self, veid: u32, script: &Path) -> Result<i32, VeError> {
         let text = fs::read(script).map_err(io_err("read", script))?;
-        let _lock = self.lock(veid)?;
-        let conf = self.conf(veid)?;
+        let ve = self.open(veid)?;
+        let conf = ve.conf.clone();
         if ns::find_init(self.cg.as_ref(), veid).is_some() {
             let argv = vec!["/bin/sh".to_string(), "-s".into()];
             return self.exec_argv(veid, &argv, relay::Input::Bytes(text));
         }
-        let root = self.root_of(veid, &conf);
+        let root = ve.root.clone();
         self.cleanup_runtime(veid, &root)?;
         let mut undo = Undo::new(self);
         if self.do_mount(veid, &conf)? {

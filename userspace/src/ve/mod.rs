@@ -38,6 +38,7 @@ mod conf;
 mod create;
 mod destroy;
 mod exec;
+mod handle;
 mod ids;
 mod mount;
 mod opts;
@@ -46,7 +47,7 @@ mod start;
 mod stop;
 mod undo;
 
-pub use self::{conf::*, mount::*, opts::*, start::*};
+pub use self::{conf::*, handle::Ve, mount::*, opts::*, start::*};
 use self::{exec::*, undo::*};
 pub use crate::ubc::Row;
 

@@ -54,25 +54,22 @@ impl Vz {
 
     /// `vzctl mount`: the private area appears at VE_ROOT (simfs layout: a bind mount).
     pub fn mount(&self, veid: u32) -> Result<(), VeError> {
-        let _lock = self.lock(veid)?;
-        let conf = self.conf(veid)?;
-        self.do_mount(veid, &conf)?;
+        let ve = self.open(veid)?;
+        self.do_mount(veid, &ve.conf)?;
         crate::report::progress("Container is mounted");
         Ok(())
     }
 
     /// `vzctl umount`: only a stopped VE.
     pub fn umount(&self, veid: u32) -> Result<(), VeError> {
-        let _lock = self.lock(veid)?;
-        let conf = self.conf(veid)?;
+        let ve = self.open(veid)?;
         if self.is_running(veid) {
             return Err(VeError::Running(veid));
         }
-        let root = self.root_of(veid, &conf);
-        if !is_mounted(&root) {
+        if !is_mounted(&ve.root) {
             return Err(VeError::NotMounted(veid));
         }
-        umount(&root)?;
+        umount(&ve.root)?;
         crate::report::progress("Container is unmounted");
         Ok(())
     }

@@ -6,39 +6,37 @@ impl Vz {
     /// namespaces. Any failure undoes every step made; a vzctl killed half-way leaves an
     /// intent the next command finds, and it stops what was started.
     pub fn start(&self, veid: u32) -> Result<(), VeError> {
-        let _lock = self.lock(veid)?;
-        let mut conf = self.conf(veid)?;
+        let ve = self.open(veid)?;
         if self.is_running(veid) {
             return Err(VeError::Running(veid));
         }
+        // Every setting checked before anything is made.
+        let mut cfg = VeConfig::parse(ve.conf.clone())?;
         crate::report::progress("Starting container...");
-        let root = self.root_of(veid, &conf);
+        let root = ve.root.clone();
         // Leftovers of a start or stop that was killed half-way.
         self.cleanup_runtime(veid, &root)?;
         let intent = Intent::begin(&self.paths.lock_dir, veid, "starting", &ConfFile::default())?;
         let mut undo = Undo::new(self);
         self.step("start:mount")?;
-        if self.do_mount(veid, &conf)? {
+        if self.do_mount(veid, &cfg.file)? {
             undo.umount(root.clone());
         }
         crate::report::progress("Container is mounted");
-        let (uid, gid) = self.own_ids(veid, &mut conf, &root)?;
+        let (uid, gid) = self.own_ids(veid, &mut cfg.file, &root)?;
         self.step("start:cgroup")?;
         let created = self.cg.create_ve(veid);
         undo.cgroup(veid);
         let cgid = created?;
         self.step("start:ubc")?;
-        let mut full = VeLimits::default();
-        for (r, l) in conf_limits(&conf)? {
-            full.res[r.id as usize] = l;
-        }
+        let full = cfg.limits;
         self.apply_ubc(veid, cgid, uid, &full)?;
-        crate::cpu::apply(self.cg.as_ref(), veid, &conf_cpu(&conf)?)?;
-        self.apply_io(veid, cgid, &root, &conf_io(&conf)?)?;
+        crate::cpu::apply(self.cg.as_ref(), veid, &cfg.cpu)?;
+        self.apply_io(veid, cgid, &root, &cfg.io)?;
         undo.bpf(cgid, self.paths.bpf_root.clone());
         self.step("start:hostname")?;
-        let hostname = self.hostname(veid, &conf, &root);
-        if let Err(e) = self.write_resolver(&root, &conf) {
+        let hostname = self.hostname(veid, &cfg.file, &root);
+        if let Err(e) = self.write_resolver(&root, &cfg.file) {
             warn!(veid, "cannot write /etc/resolv.conf: {e}");
             crate::report::notice(format!("Warning: cannot write the container's /etc/resolv.conf: {e}"));
         }
@@ -62,22 +60,22 @@ impl Vz {
         let started = started?;
         crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, started.pid, &full)?;
         self.step("start:net")?;
-        let ips = conf_ips(&conf)?;
+        let ips = &cfg.ips;
         if !ips.is_empty() {
-            crate::net::warn_if_not_forwarding(veid, &ips);
+            crate::net::warn_if_not_forwarding(veid, ips);
         }
         // The pair, then the programs on its host end (with the VE's addresses, rules and
         // rate in their maps), then up: nothing passes unchecked or uncounted.
         let made = crate::net::create_pair(started.pid, cgid).map_err(VeError::from).and_then(|ifindex| {
-            self.attach_net(veid, &conf, cgid, ifindex, &ips)?;
-            Ok(crate::net::bring_up(started.pid, cgid, &ips)?)
+            self.attach_net(veid, &cfg, cgid, ifindex)?;
+            Ok(crate::net::bring_up(started.pid, cgid, ips)?)
         });
         if let Err(e) = made {
             // A pair or shaper made before the failure would outlive the VE on the host.
             let _ = crate::net::teardown(cgid);
             return Err(e);
         }
-        let netifs = crate::net::parse_netifs(conf.get("NETIF").unwrap_or(""))?;
+        let netifs = &cfg.netifs;
         for (i, n) in netifs.iter().enumerate() {
             if let Err(e) = crate::net::add_netif(started.pid, n) {
                 let _ = crate::net::teardown(cgid);
@@ -88,7 +86,7 @@ impl Vz {
             }
         }
         // What runs now, for `set` to change and roll back from.
-        conf.write_runtime(&self.live_path(veid))?;
+        cfg.file.write_runtime(&self.live_path(veid))?;
         self.step("start:done")?;
         undo.commit();
         intent.done();
@@ -100,15 +98,8 @@ impl Vz {
     /// Gives the venet programs a starting VE: its addresses (bind and anti-spoofing), rules
     /// and rate in their maps, and the programs on the pair's host end. Skipped where BPF
     /// is unavailable (reported with the beancounters; a rate limit is reported here).
-    pub(super) fn attach_net(
-        &self,
-        veid: u32,
-        conf: &ConfFile,
-        cgid: u64,
-        ifindex: u32,
-        ips: &[std::net::IpAddr],
-    ) -> Result<(), VeError> {
-        let rate = crate::net::parse_rate(conf.get("RATE").unwrap_or("0"))?;
+    pub(super) fn attach_net(&self, veid: u32, cfg: &VeConfig, cgid: u64, ifindex: u32) -> Result<(), VeError> {
+        let rate = cfg.rate;
         let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) else {
             if rate.is_some() {
                 warn!(veid, "no BPF: the rate limit is not enforced");
@@ -120,11 +111,10 @@ impl Vz {
         };
         // Its venet0's link-local address too: the one link-local source it may send from
         // beyond neighbour discovery.
-        let mut own = ips.to_vec();
+        let mut own = cfg.ips.clone();
         own.push(crate::net::link_local(crate::net::ve_mac(cgid)));
         bpf.set_ve_addrs(cgid, &own, None)?;
-        let rules = crate::netfilter::parse_rules(&[conf.get("NETFILTER").unwrap_or("")])?;
-        bpf.set_net_rules(cgid, &rules)?;
+        bpf.set_net_rules(cgid, &cfg.rules)?;
         set_rate(&mut bpf, cgid, rate)?;
         Ok(bpf.attach_venet(&crate::net::host_ifname(cgid), cgid, ifindex)?)
     }
