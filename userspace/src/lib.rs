@@ -8,7 +8,6 @@ pub mod config;
 pub mod cpu;
 pub mod disk;
 pub mod idmap;
-pub mod inroot;
 pub mod io;
 pub mod kind;
 pub mod list;

@@ -28,7 +28,7 @@ pub(super) fn tampered(root: &Path) -> DiskError {
 impl Balloon {
     /// The balloon of the image mounted at `root`; made when missing and `create`.
     pub(super) fn open(root: &Path, create: bool) -> Result<Option<Self>, DiskError> {
-        use crate::inroot::{self, Follow};
+        use crate::sys::inroot::{self, Follow};
         let rootfd = inroot::host_dir(root).map_err(io_err("open", root))?;
         let p = match inroot::dir_fd(&rootfd, BALLOON, Follow::Never) {
             Ok(p) => p,

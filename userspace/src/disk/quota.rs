@@ -123,7 +123,7 @@ pub(super) fn set_project(f: &fs::File, id: u32, dir: bool) -> io::Result<()> {
 /// regular files are opened (a FIFO or device node is never opened for I/O).
 pub(super) fn set_project_tree(dir: &Path, id: u32) -> io::Result<()> {
     fn walk(d: &OwnedFd, id: u32) -> io::Result<()> {
-        use crate::inroot;
+        use crate::sys::inroot;
         let real = fs::File::from(inroot::reopen(d, libc::O_RDONLY | libc::O_DIRECTORY)?);
         set_project(&real, id, true)?;
         for e in fs::read_dir(format!("/proc/self/fd/{}", real.as_raw_fd()))? {
@@ -146,7 +146,7 @@ pub(super) fn set_project_tree(dir: &Path, id: u32) -> io::Result<()> {
         }
         Ok(())
     }
-    walk(&crate::inroot::host_dir(dir)?, id)
+    walk(&crate::sys::inroot::host_dir(dir)?, id)
 }
 
 /// Applies a simfs VE's limits with the host file system's project quota, if it has one.

@@ -138,7 +138,7 @@ pub(super) fn reconfigure_in_ve(
     value: &str,
     what: &str,
 ) -> Result<(), NsError> {
-    use crate::inroot;
+    use crate::sys::inroot;
     const FSPICK_CLOEXEC: libc::c_uint = 1;
     const FSPICK_NO_AUTOMOUNT: libc::c_uint = 4;
     const FSPICK_EMPTY_PATH: libc::c_uint = 8;
@@ -185,14 +185,14 @@ pub(super) fn reconfigure_in_ve(
 /// Changes a running VE's numpty: the `max` of its devpts instance.
 pub fn set_pty_max(init: i32, max: Option<u64>) -> Result<(), NsError> {
     let m = max.unwrap_or(PTY_MAX_UNLIMITED).min(PTY_MAX_UNLIMITED);
-    reconfigure_in_ve(init, "dev/pts", crate::inroot::DEVPTS_MAGIC, "max", &m.to_string(), "pty limit")
+    reconfigure_in_ve(init, "dev/pts", crate::sys::inroot::DEVPTS_MAGIC, "max", &m.to_string(), "pty limit")
 }
 
 /// Changes a running VE's /dev/shm size (shmpages).
 pub fn set_shm_size(init: i32, bytes: Option<u64>) -> Result<(), NsError> {
     let size = shm_size(bytes);
     let v = size.trim_start_matches("size=");
-    reconfigure_in_ve(init, "dev/shm", crate::inroot::TMPFS_MAGIC, "size", v, "/dev/shm size")
+    reconfigure_in_ve(init, "dev/shm", crate::sys::inroot::TMPFS_MAGIC, "size", v, "/dev/shm size")
 }
 
 /// Runs `f` on a thread that joined one of the VE's namespaces (setns of an IPC or network
@@ -236,7 +236,7 @@ pub fn in_ve_net<T: Send + 'static>(
 /// only once it is known to be a devpts ptmx (never a host file, FIFO or other device the
 /// VE put there).
 pub fn ve_pty(init: i32) -> Result<(OwnedFd, OwnedFd), NsError> {
-    use crate::inroot;
+    use crate::sys::inroot;
     let what = "the container's /dev/pts/ptmx";
     let err = |e: io::Error| NsError::Sys { op: format!("open {what}"), source: e };
     let root = inroot::ve_root(init).map_err(err)?;

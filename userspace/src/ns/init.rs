@@ -326,7 +326,7 @@ pub(super) fn host_mounts(
     gid: u32,
     (pty_max, shm_bytes): (Option<u64>, Option<u64>),
 ) -> Result<(), String> {
-    use crate::inroot;
+    use crate::sys::inroot;
     // SAFETY: plain syscall; this process is single-threaded.
     check(unsafe { libc::unshare(libc::CLONE_NEWNS) }).map_err(|e| format!("unshare mount namespace: {e}"))?;
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/ private")?;
@@ -408,7 +408,7 @@ pub(super) fn host_mounts(
 /// mount of that tree of its own (pivot_root refuses the locked copy of stage 1's), cloned
 /// and attached by fd, its /proc and /sys, then pivot_root so the host's tree is gone.
 pub(super) fn ve_mounts() -> Result<(), String> {
-    use crate::inroot;
+    use crate::sys::inroot;
     const OPEN_TREE_CLONE: libc::c_uint = 1;
     const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
     const AT_RECURSIVE: libc::c_uint = 0x8000;

@@ -224,7 +224,7 @@ pub fn set_shmall(init: i32, pages: u64, uid_base: u32) -> Result<(), NsError> {
 /// /dev/shm (found inside its root, no symlink followed). Only what those two instances
 /// hold: the memory controller's shmem count, which sees every instance, is preferred.
 pub fn own_shm_pages(init: i32) -> Option<u64> {
-    use crate::inroot;
+    use crate::sys::inroot;
     let sysv = in_ve_ipc(init, || fs::read_to_string("/proc/sysvipc/shm")).ok()?;
     let segs: u64 = sysv
         .lines()
@@ -256,8 +256,8 @@ pub fn pty_count(init: Option<i32>, pids: &[i32]) -> u64 {
     let mut seen = std::collections::HashSet::new();
     // The pairs of the VE's own instance, whoever holds them (vzctl enter holds the
     // master of the VE's shell): its numbered entries.
-    if let Some(root) = init.and_then(|i| crate::inroot::ve_root(i).ok()) {
-        use crate::inroot;
+    if let Some(root) = init.and_then(|i| crate::sys::inroot::ve_root(i).ok()) {
+        use crate::sys::inroot;
         if let Ok(d) = inroot::dir_fd(&root, "dev/pts", inroot::Follow::Never) {
             if inroot::fstatfs_type(&d).ok() == Some(inroot::DEVPTS_MAGIC) {
                 let dev = inroot::fstat(&d).map(|st| st.st_dev).unwrap_or(0);

@@ -1,6 +1,7 @@
 //! Thin wrappers over the host's kernel interfaces that more than one module needs: the
 //! mount table, and advisory file locks. One parser and one lock call, so every reader
 //! agrees (vzlist and `vzctl status` once disagreed on what is mounted).
+pub mod inroot;
 pub mod mountinfo;
 
 use std::{fs, io, os::fd::AsRawFd as _};

@@ -26,7 +26,7 @@ use crate::{
     bpf::{Bpf, BpfConfig, BpfError},
     cgroup::{self, CgroupError, Cgroups},
     config::{self, ConfFile, ConfigError, Paths},
-    inroot,
+    sys::inroot,
     lock::{Intent, LockError, VeLock},
     ns::{self, InitSpec, NsError},
     relay,

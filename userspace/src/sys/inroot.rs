@@ -12,13 +12,16 @@
 //! - replaces files by writing a new one next to them and renaming it over the old one,
 //!   so a planted symlink is replaced, never followed.
 use std::{
-    ffi::CString,
     fs, io,
-    os::{
-        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
-        unix::ffi::OsStrExt as _,
-    },
+    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
     path::Path,
+};
+
+use nix::{
+    errno::Errno,
+    fcntl::{self, AtFlags, OFlag, OpenHow, ResolveFlag},
+    sys::stat::{self, Mode},
+    unistd::{self, Gid, Uid, UnlinkatFlags},
 };
 
 /// `DEVPTS_SUPER_MAGIC`.
@@ -35,55 +38,28 @@ pub enum Follow {
     Never,
 }
 
-fn cstr(s: &str) -> io::Result<CString> {
-    CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, format!("NUL in path {s:?}")))
-}
-
 /// A directory fd for a host path the host controls (VE_ROOT, a private area): opened
 /// `O_PATH`, not following a final symlink.
 pub fn host_dir(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    // SAFETY: NUL-terminated path; the kernel returns a new fd or -1.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(fcntl::open(path, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?)
 }
 
 /// The root directory of a running VE as its processes see it (its mount namespace), from
-/// its init's `/proc/PID/root`.
+/// its init's `/proc/PID/root` (following that magic link is the point here).
 pub fn ve_root(init: i32) -> io::Result<OwnedFd> {
-    let c = cstr(&format!("/proc/{init}/root"))?;
-    // SAFETY: as in host_dir; following the final magic link is the point here.
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let p = format!("/proc/{init}/root");
+    Ok(fcntl::open(p.as_str(), OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?)
 }
 
 /// `openat2` relative to `dir`, resolved inside it.
 pub fn openat2(dir: &OwnedFd, rel: &str, flags: libc::c_int, follow: Follow) -> io::Result<OwnedFd> {
     let rel = rel.trim_start_matches('/');
-    let c = cstr(if rel.is_empty() { "." } else { rel })?;
-    let mut resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    let mut resolve = ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS;
     if follow == Follow::Never {
-        resolve |= libc::RESOLVE_NO_SYMLINKS;
+        resolve |= ResolveFlag::RESOLVE_NO_SYMLINKS;
     }
-    // struct open_how { u64 flags; u64 mode; u64 resolve; } (libc's is non-exhaustive).
-    let how: [u64; 3] = [(flags | libc::O_CLOEXEC) as u64, 0, resolve];
-    // SAFETY: valid dirfd, NUL-terminated path, open_how of the size passed.
-    let fd = unsafe {
-        libc::syscall(libc::SYS_openat2, dir.as_raw_fd(), c.as_ptr(), how.as_ptr(), std::mem::size_of_val(&how))
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let how = OpenHow::new().flags(OFlag::from_bits_retain(flags) | OFlag::O_CLOEXEC).resolve(resolve);
+    Ok(fcntl::openat2(dir.as_fd(), if rel.is_empty() { "." } else { rel }, how)?)
 }
 
 fn nofollow(follow: Follow) -> libc::c_int {
@@ -104,27 +80,14 @@ pub fn dir_fd(dir: &OwnedFd, rel: &str, follow: Follow) -> io::Result<OwnedFd> {
     openat2(dir, rel, libc::O_PATH | libc::O_DIRECTORY | nofollow(follow), follow)
 }
 
+/// The file an fd (also an `O_PATH` handle) stands for.
 pub fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
-    // SAFETY: zeroed plain struct filled by the kernel.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: valid fd and out-pointer; an empty path with AT_EMPTY_PATH stats the fd
-    // itself (works on O_PATH handles).
-    if unsafe { libc::fstatat(fd.as_raw_fd(), c"".as_ptr(), &mut st, libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW) }
-        != 0
-    {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st)
+    Ok(stat::fstatat(fd.as_fd(), "", AtFlags::AT_EMPTY_PATH | AtFlags::AT_SYMLINK_NOFOLLOW)?)
 }
 
+/// The file system type (`f_type`) an fd (also an `O_PATH` handle) is on.
 pub fn fstatfs_type(fd: &OwnedFd) -> io::Result<i64> {
-    // SAFETY: zeroed plain struct filled by the kernel; fstatfs works on O_PATH handles.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(st.f_type as i64)
+    Ok(nix::sys::statfs::fstatfs(fd.as_fd())?.filesystem_type().0 as i64)
 }
 
 fn kind_err(what: &str, rel: &str) -> io::Error {
@@ -133,14 +96,8 @@ fn kind_err(what: &str, rel: &str) -> io::Error {
 
 /// Reopens an `O_PATH` handle for I/O: the same inode, checked already.
 pub fn reopen(fd: &OwnedFd, flags: libc::c_int) -> io::Result<OwnedFd> {
-    let c = cstr(&format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
-    // SAFETY: NUL-terminated path; the kernel returns a new fd or -1.
-    let n = unsafe { libc::open(c.as_ptr(), flags | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    let flags = OFlag::from_bits_retain(flags) | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY;
+    Ok(fcntl::open(fd_path(fd).as_str(), flags, Mode::empty())?)
 }
 
 /// Opens a regular file inside the root for reading, refusing anything else.
@@ -172,42 +129,22 @@ pub fn read_small(dir: &OwnedFd, rel: &str, max: u64) -> io::Result<String> {
 pub fn replace_file(dir: &OwnedFd, rel: &str, data: &[u8], mode: u32, uid: u32, gid: u32) -> io::Result<()> {
     let (parent, name) = rel.trim_start_matches('/').rsplit_once('/').unwrap_or(("", rel));
     let pdir = dir_fd(dir, parent, Follow::InRoot)?;
-    let tmp = cstr(&format!(".{name}.vztmp{}", std::process::id()))?;
-    let target = cstr(name)?;
+    let tmp = format!(".{name}.vztmp{}", std::process::id());
     // A leftover (or planted) name of ours goes first; unlinkat never follows anything.
-    // SAFETY: unlinkat of one name in our directory fd.
-    unsafe { libc::unlinkat(pdir.as_raw_fd(), tmp.as_ptr(), 0) };
-    // SAFETY: openat relative to our directory fd, creating a new file only.
-    let fd = unsafe {
-        libc::openat(
-            pdir.as_raw_fd(),
-            tmp.as_ptr(),
-            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
-            mode,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd.
-    let mut f = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let _ = unistd::unlinkat(pdir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let mut f = fs::File::from(fcntl::openat(pdir.as_fd(), tmp.as_str(), flags, Mode::from_bits_retain(mode))?);
     let r = (|| {
         io::Write::write_all(&mut f, data)?;
         std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;
-        // SAFETY: fchmod on our new file (umask may have cut the mode).
-        if unsafe { libc::fchmod(f.as_raw_fd(), mode) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // umask may have cut the mode.
+        stat::fchmod(f.as_fd(), Mode::from_bits_retain(mode))?;
         drop(f);
-        // SAFETY: renameat within our directory fd.
-        if unsafe { libc::renameat(pdir.as_raw_fd(), tmp.as_ptr(), pdir.as_raw_fd(), target.as_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        fcntl::renameat(pdir.as_fd(), tmp.as_str(), pdir.as_fd(), name)?;
         Ok(())
     })();
     if r.is_err() {
-        // SAFETY: unlinkat of our own temporary name.
-        unsafe { libc::unlinkat(pdir.as_raw_fd(), tmp.as_ptr(), 0) };
+        let _ = unistd::unlinkat(pdir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
     }
     r
 }
@@ -222,17 +159,18 @@ pub fn ensure_dir(dir: &OwnedFd, rel: &str, uid: u32, gid: u32) -> io::Result<Ow
     }
     let (parent, name) = rel.trim_start_matches('/').rsplit_once('/').unwrap_or(("", rel));
     let pdir = if parent.is_empty() { dir_fd(dir, "", Follow::Never)? } else { ensure_dir(dir, parent, uid, gid)? };
-    let c = cstr(name)?;
-    // SAFETY: mkdirat/fchownat of one name in our directory fd; neither follows a link.
-    unsafe {
-        if libc::mkdirat(pdir.as_raw_fd(), c.as_ptr(), 0o755) != 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EEXIST) {
-                return Err(e);
-            }
-        }
-        libc::fchownat(pdir.as_raw_fd(), c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
+    // Neither call follows a link.
+    match stat::mkdirat(pdir.as_fd(), name, Mode::from_bits_retain(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(e.into()),
     }
+    let _ = unistd::fchownat(
+        pdir.as_fd(),
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    );
     dir_fd(dir, rel, Follow::Never)
 }
 
@@ -281,9 +219,8 @@ mod tests {
     #[test]
     fn fifos_are_refused_without_blocking_and_big_files_are_errors() {
         let t = tmp("fifo");
-        let f = cstr(&t.0.join("root/etc/hostname").to_string_lossy()).unwrap();
-        // SAFETY: mkfifo with a valid path.
-        assert_eq!(unsafe { libc::mkfifo(f.as_ptr(), 0o644) }, 0);
+        let f = t.0.join("root/etc/hostname");
+        nix::unistd::mkfifo(&f, Mode::from_bits_retain(0o644)).unwrap();
         let root = host_dir(&t.0.join("root")).unwrap();
         let e = read_small(&root, "etc/hostname", 100).unwrap_err();
         assert!(e.to_string().contains("not a regular file"), "{e}");
@@ -299,9 +236,8 @@ mod tests {
         fs::write(&outside, "untouched").unwrap();
         std::os::unix::fs::symlink(&outside, t.0.join("root/etc/hosts")).unwrap();
         // The temporary name vzctl will use, planted as a FIFO.
-        let f = cstr(&t.0.join(format!("root/etc/.hosts.vztmp{}", std::process::id())).to_string_lossy()).unwrap();
-        // SAFETY: mkfifo with a valid path.
-        assert_eq!(unsafe { libc::mkfifo(f.as_ptr(), 0o644) }, 0);
+        let f = t.0.join(format!("root/etc/.hosts.vztmp{}", std::process::id()));
+        nix::unistd::mkfifo(&f, Mode::from_bits_retain(0o644)).unwrap();
         let root = host_dir(&t.0.join("root")).unwrap();
         replace_file(&root, "etc/hosts", b"127.0.0.1 x\n", 0o644, 0, 0).unwrap();
         assert_eq!(fs::read_to_string(&outside).unwrap(), "untouched");
