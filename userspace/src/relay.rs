@@ -10,9 +10,13 @@
 //! more.
 use std::{
     io,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+    os::fd::{AsFd as _, BorrowedFd, OwnedFd},
     time::{Duration, Instant},
 };
+
+use nix::poll::PollFlags;
+
+use crate::sys::fd;
 
 /// After the command exits: stop when its output has been quiet this long...
 const DRAIN_IDLE: Duration = Duration::from_millis(100);
@@ -29,67 +33,36 @@ pub enum Input {
 
 /// A process to wait for, as a pidfd (readable when it has exited).
 pub fn pidfd(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open(2) with no flags.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    crate::sys::proc::pidfd_open(pid)
 }
 
-fn nonblocking(fd: RawFd) {
-    // SAFETY: fcntl on an fd we own.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-}
-
-fn write_all(fd: RawFd, mut buf: &[u8]) {
-    while !buf.is_empty() {
-        // SAFETY: valid buffer and fd.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            // The admin's side went away (a closed pipe): nothing to keep.
-            return;
-        }
-        buf = &buf[n as usize..];
-    }
+/// Copies to the admin's side; if it went away (a closed pipe), nothing is kept.
+fn write_all(to: BorrowedFd<'_>, buf: &[u8]) {
+    let _ = fd::write_all(to, buf);
 }
 
 /// One output pipe of the command and where it goes.
-struct Out {
+struct Out<'a> {
     pipe: Option<OwnedFd>,
-    to: RawFd,
+    to: BorrowedFd<'a>,
 }
 
-impl Out {
+impl Out<'_> {
     /// Copies what is readable now; false at end of file.
     fn pump(&mut self, buf: &mut [u8]) -> bool {
         let Some(p) = &self.pipe else { return false };
         loop {
-            // SAFETY: valid buffer; the pipe is non-blocking.
-            let n = unsafe { libc::read(p.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            match n {
-                0 => {
+            // The pipe is non-blocking.
+            match fd::read(p.as_fd(), buf) {
+                Ok(0) => {
                     self.pipe = None;
                     return false;
                 }
-                n if n > 0 => write_all(self.to, &buf[..n as usize]),
-                _ => {
-                    let e = io::Error::last_os_error();
-                    if e.kind() == io::ErrorKind::Interrupted {
-                        continue;
-                    }
-                    if e.kind() != io::ErrorKind::WouldBlock {
-                        self.pipe = None;
-                        return false;
-                    }
-                    return true;
+                Ok(n) => write_all(self.to, &buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => {
+                    self.pipe = None;
+                    return false;
                 }
             }
         }
@@ -99,16 +72,13 @@ impl Out {
 /// Relays until the process behind `exited` is gone and its output is drained. `stdin`,
 /// `stdout`, `stderr` are this side's ends of the command's pipes.
 pub fn relay(exited: &OwnedFd, stdin: Option<OwnedFd>, stdout: OwnedFd, stderr: OwnedFd, input: Input) {
-    let mut outs = [Out { pipe: Some(stdout), to: 1 }, Out { pipe: Some(stderr), to: 2 }];
-    for o in &outs {
-        if let Some(p) = &o.pipe {
-            nonblocking(p.as_raw_fd());
-        }
+    let (out, err) = (io::stdout(), io::stderr());
+    let mut outs = [Out { pipe: Some(stdout), to: out.as_fd() }, Out { pipe: Some(stderr), to: err.as_fd() }];
+    for p in outs.iter().filter_map(|o| o.pipe.as_ref()).chain(stdin.as_ref()) {
+        let _ = fd::set_nonblocking(p.as_fd(), true);
     }
     let mut to_child = stdin;
-    if let Some(p) = &to_child {
-        nonblocking(p.as_raw_fd());
-    }
+    let admin_in = io::stdin();
     let (mut pending, mut read_stdin) = match input {
         Input::Stdin => (Vec::new(), true),
         Input::Bytes(b) => (b, false),
@@ -122,27 +92,20 @@ pub fn relay(exited: &OwnedFd, stdin: Option<OwnedFd>, stdout: OwnedFd, stderr: 
             to_child = None;
         }
         let want_stdin = read_stdin && pending.is_empty() && to_child.is_some() && done_at.is_none();
-        let mut fds = [
-            libc::pollfd { fd: exited.as_raw_fd(), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: outs[0].pipe.as_ref().map_or(-1, |p| p.as_raw_fd()), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: outs[1].pipe.as_ref().map_or(-1, |p| p.as_raw_fd()), events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: if want_stdin { 0 } else { -1 }, events: libc::POLLIN, revents: 0 },
-            libc::pollfd {
-                fd: match (&to_child, pending.is_empty(), done_at) {
-                    (Some(p), false, None) => p.as_raw_fd(),
-                    _ => -1,
-                },
-                events: libc::POLLOUT,
-                revents: 0,
-            },
+        let writing = match (&to_child, pending.is_empty(), done_at) {
+            (Some(p), false, None) => Some(p.as_fd()),
+            _ => None,
+        };
+        let slots = [
+            (Some(exited.as_fd()), PollFlags::POLLIN),
+            (outs[0].pipe.as_ref().map(|p| p.as_fd()), PollFlags::POLLIN),
+            (outs[1].pipe.as_ref().map(|p| p.as_fd()), PollFlags::POLLIN),
+            (want_stdin.then(|| admin_in.as_fd()), PollFlags::POLLIN),
+            (writing, PollFlags::POLLOUT),
         ];
-        let timeout = if done_at.is_some() { 20 } else { -1 };
-        // SAFETY: a valid array of pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
-        }
-        if done_at.is_none() && fds[0].revents != 0 {
+        let timeout = done_at.map(|_| Duration::from_millis(20));
+        let Ok(fds) = fd::poll(&slots, timeout) else { return };
+        if done_at.is_none() && !fds[0].is_empty() {
             done_at = Some(Instant::now());
             // The command is gone: nothing more from the admin reaches the VE.
             to_child = None;
@@ -150,7 +113,7 @@ pub fn relay(exited: &OwnedFd, stdin: Option<OwnedFd>, stdout: OwnedFd, stderr: 
         }
         let mut got = false;
         for (i, o) in outs.iter_mut().enumerate() {
-            if fds[1 + i].revents != 0 {
+            if !fds[1 + i].is_empty() {
                 got = true;
                 o.pump(&mut buf);
             }
@@ -158,29 +121,30 @@ pub fn relay(exited: &OwnedFd, stdin: Option<OwnedFd>, stdout: OwnedFd, stderr: 
         if got {
             last_data = Instant::now();
         }
-        if fds[3].revents != 0 {
-            // SAFETY: valid buffer; poll said stdin is readable, so this does not block.
-            let r = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-            if r <= 0 {
-                read_stdin = false;
-            } else {
-                pending.extend_from_slice(&buf[..r as usize]);
+        if !fds[3].is_empty() {
+            // Poll said stdin is readable, so this does not block.
+            match fd::read(admin_in.as_fd(), &mut buf) {
+                Ok(n) if n > 0 => pending.extend_from_slice(&buf[..n]),
+                _ => read_stdin = false,
             }
         }
-        if fds[4].revents & libc::POLLOUT != 0 {
+        if fds[4].contains(PollFlags::POLLOUT) {
             if let Some(p) = &to_child {
-                // SAFETY: valid buffer; the pipe is non-blocking.
-                let w = unsafe { libc::write(p.as_raw_fd(), pending.as_ptr().cast(), pending.len()) };
-                if w > 0 {
-                    pending.drain(..w as usize);
-                } else if w < 0 && io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock {
-                    // The command closed its stdin (EPIPE): drop what it did not want.
-                    pending.clear();
-                    read_stdin = false;
-                    to_child = None;
+                // The pipe is non-blocking.
+                match fd::write(p.as_fd(), &pending) {
+                    Ok(w) => {
+                        pending.drain(..w);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => {
+                        // The command closed its stdin (EPIPE): drop what it did not want.
+                        pending.clear();
+                        read_stdin = false;
+                        to_child = None;
+                    }
                 }
             }
-        } else if fds[4].revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+        } else if fds[4].intersects(PollFlags::POLLERR | PollFlags::POLLHUP) {
             pending.clear();
             read_stdin = false;
             to_child = None;
@@ -201,15 +165,7 @@ pub struct Pipes {
 }
 
 pub fn pipes() -> io::Result<Pipes> {
-    let mk = || -> io::Result<(OwnedFd, OwnedFd)> {
-        let mut fds = [0; 2];
-        // SAFETY: valid out-array of two fds.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned these fds.
-        Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-    };
+    let mk = fd::pipe;
     let (in_r, in_w) = mk()?;
     let (out_r, out_w) = mk()?;
     let (err_r, err_w) = mk()?;

@@ -163,8 +163,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // SAFETY: plain getter.
-    let euid = unsafe { libc::geteuid() };
+    let euid = vz::sys::proc::euid();
     if euid != 0 {
         eprintln!("vzctl: vzctl needs root: run it as root (this is uid {euid})");
         return ExitCode::from(vz::exit::SYSTEM_ERROR as u8);

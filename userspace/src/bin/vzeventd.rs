@@ -5,7 +5,7 @@
 //! seen as their failcnt rising. The programs' aya-log records are forwarded as well.
 use std::{
     collections::HashMap,
-    os::fd::AsRawFd as _,
+    os::fd::AsFd as _,
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -77,9 +77,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
         if end.is_some_and(|e| Instant::now() > e) {
             return Ok(());
         }
-        let mut p = libc::pollfd { fd: ring.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        unsafe { libc::poll(&mut p, 1, 200) };
+        let _ = vz::sys::fd::wait_readable(ring.as_fd(), Duration::from_millis(200));
         if last_scan.elapsed() >= Duration::from_millis(200) {
             last_scan = Instant::now();
             ids.clear();
@@ -100,11 +98,7 @@ fn run(cli: &Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         while let Some(item) = ring.next() {
-            if item.len() < std::mem::size_of::<UbcEvent>() {
-                continue;
-            }
-            // SAFETY: the kernel wrote a UbcEvent; read it unaligned from the ring.
-            let e: UbcEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            let Some(e) = vz::sys::read_pod::<UbcEvent>(&item) else { continue };
             let Some(r) = Resource::by_id(e.res) else { continue };
             let comm = String::from_utf8_lossy(e.comm.split(|b| *b == 0).next().unwrap_or(&[])).into_owned();
             match ids.get(&e.ve) {

@@ -1,6 +1,6 @@
 //! Kernel-side `aya-log` records, forwarded into `tracing` (target `vz::kernel`).
 use std::{
-    os::fd::AsRawFd as _,
+    os::fd::AsFd as _,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -55,11 +55,9 @@ impl KernelLog {
         let thread = std::thread::Builder::new()
             .name("vz-klog".into())
             .spawn(move || {
-                let fd = logger.as_raw_fd();
                 loop {
-                    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-                    // SAFETY: one valid pollfd; a short timeout lets the stop flag be seen.
-                    unsafe { libc::poll(&mut p, 1, 50) };
+                    // A short timeout lets the stop flag be seen.
+                    let _ = crate::sys::fd::wait_readable(logger.as_fd(), std::time::Duration::from_millis(50));
                     logger.flush();
                     if flag.load(Ordering::Relaxed) {
                         logger.flush();

@@ -129,8 +129,7 @@ pub fn check_can_load() -> Result<(), BpfError> {
     let caps = sys::effective_caps();
     let has = |c: u32| caps & (1u64 << c) != 0;
     if !(has(sys::CAP_SYS_ADMIN) || (has(sys::CAP_BPF) && has(sys::CAP_NET_ADMIN))) {
-        // SAFETY: getuid cannot fail.
-        return Err(BpfError::NotPrivileged { uid: unsafe { libc::geteuid() } });
+        return Err(BpfError::NotPrivileged { uid: crate::sys::proc::euid() });
     }
     match sys::probe() {
         Ok(()) => Ok(()),

@@ -186,8 +186,7 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
         let dir = self.ve_dir(veid);
         if write_file(&dir.join("cgroup.kill"), "1").is_err() {
             for pid in self.procs(veid) {
-                // SAFETY: plain kill(2) of a process in the VE's cgroup.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let _ = crate::sys::proc::kill(pid, nix::sys::signal::Signal::SIGKILL);
             }
         }
     }

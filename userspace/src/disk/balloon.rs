@@ -5,11 +5,6 @@ use super::*;
 pub const BALLOON: &str = ".vz-balloon";
 pub(super) const SPACE_BALLOON: &str = "space";
 
-/// `FS_IOC_GETFLAGS` / `FS_IOC_SETFLAGS` and the immutable flag.
-pub(super) const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
-pub(super) const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
-pub(super) const FS_IMMUTABLE_FL: libc::c_long = 0x10;
-
 /// A mounted image's balloon directory, opened by fd: a real directory of host root, mode
 /// 0700 and immutable, so VE root can neither enter it, rename it away nor put a symlink
 /// in its place (its root directory is the VE's). While the value lives, the directory is
@@ -36,11 +31,8 @@ impl Balloon {
                 if !create {
                     return Ok(None);
                 }
-                let name = std::ffi::CString::new(BALLOON).map_err(|e| io_err("mkdir", root)(io::Error::other(e)))?;
-                // SAFETY: mkdirat of one name in a directory fd we hold.
-                if unsafe { libc::mkdirat(rootfd.as_raw_fd(), name.as_ptr(), 0o700) } != 0 {
-                    return Err(io_err("mkdir balloon in", root)(io::Error::last_os_error()));
-                }
+                nix::sys::stat::mkdirat(rootfd.as_fd(), BALLOON, Mode::from_bits_retain(0o700))
+                    .map_err(|e| io_err("mkdir balloon in", root)(e.into()))?;
                 inroot::dir_fd(&rootfd, BALLOON, Follow::Never).map_err(io_err("open balloon in", root))?
             }
             Err(_) => return Err(tampered(root)),
@@ -53,61 +45,37 @@ impl Balloon {
             inroot::reopen(&p, libc::O_RDONLY | libc::O_DIRECTORY).map_err(io_err("open balloon in", root))?,
         );
         let b = Self { dir };
-        // SAFETY: fchmod on our own fd: host root's only.
-        unsafe { libc::fchmod(b.dir.as_raw_fd(), 0o700) };
+        // Host root's only.
+        let _ = nix::sys::stat::fchmod(b.dir.as_fd(), Mode::from_bits_retain(0o700));
         b.set_immutable(false).map_err(io_err("unlock balloon in", root))?;
         Ok(Some(b))
     }
 
     pub(super) fn set_immutable(&self, on: bool) -> io::Result<()> {
-        let mut flags: libc::c_long = 0;
-        // SAFETY: ioctls on our own directory fd with a pointer to a long.
-        unsafe {
-            if libc::ioctl(self.dir.as_raw_fd(), FS_IOC_GETFLAGS, &mut flags) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let want = if on { flags | FS_IMMUTABLE_FL } else { flags & !FS_IMMUTABLE_FL };
-            if want != flags && libc::ioctl(self.dir.as_raw_fd(), FS_IOC_SETFLAGS, &want) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    }
-
-    pub(super) fn name(n: &str) -> io::Result<std::ffi::CString> {
-        std::ffi::CString::new(n).map_err(io::Error::other)
+        crate::sys::disk::set_immutable(&self.dir, on)
     }
 
     /// A file in the balloon (no symlink: nothing but vzctl can be in there).
     pub(super) fn file(&self, n: &str, create: bool) -> io::Result<fs::File> {
-        let c = Self::name(n)?;
-        let flags = libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | if create { libc::O_CREAT } else { 0 };
-        // SAFETY: openat relative to our own directory fd.
-        let fd = unsafe { libc::openat(self.dir.as_raw_fd(), c.as_ptr(), flags, 0o600) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this fd.
-        Ok(fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+        let mut flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        flags.set(OFlag::O_CREAT, create);
+        Ok(fs::File::from(nix::fcntl::openat(self.dir.as_fd(), n, flags, Mode::from_bits_retain(0o600))?))
     }
 
     /// KiB the space file holds.
     pub(super) fn space_kb(&self) -> u64 {
-        let Ok(c) = Self::name(SPACE_BALLOON) else { return 0 };
-        // SAFETY: zeroed plain struct, fstatat relative to our own directory fd.
-        let mut st: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        if unsafe { libc::fstatat(self.dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-            return 0;
-        }
-        st.st_blocks as u64 / 2
+        nix::sys::stat::fstatat(self.dir.as_fd(), SPACE_BALLOON, AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_or(0, |st| st.st_blocks as u64 / 2)
     }
 
     pub(super) fn has_space(&self) -> bool {
-        Self::name(SPACE_BALLOON).is_ok_and(|c| {
-            // SAFETY: faccessat relative to our own directory fd.
-            unsafe { libc::faccessat(self.dir.as_raw_fd(), c.as_ptr(), libc::F_OK, libc::AT_SYMLINK_NOFOLLOW) == 0 }
-        })
+        nix::unistd::faccessat(
+            self.dir.as_fd(),
+            SPACE_BALLOON,
+            nix::unistd::AccessFlags::F_OK,
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .is_ok()
     }
 
     /// Inode files (every entry but the space file).
@@ -117,15 +85,10 @@ impl Balloon {
     }
 
     pub(super) fn remove(&self, n: &str) -> io::Result<()> {
-        let c = Self::name(n)?;
-        // SAFETY: unlinkat relative to our own directory fd.
-        if unsafe { libc::unlinkat(self.dir.as_raw_fd(), c.as_ptr(), 0) } != 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::NotFound {
-                return Err(e);
-            }
+        match nix::unistd::unlinkat(self.dir.as_fd(), n, nix::unistd::UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(nix::errno::Errno::ENOENT) => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        Ok(())
     }
 }
 
@@ -163,9 +126,9 @@ pub(super) fn set_space_limit(root: &Path, hard: Option<u64>) -> Result<(), Disk
     if want < have {
         f.set_len(want * 1024).map_err(io_err("shrink balloon", &path))?;
     } else if want > have {
-        // SAFETY: fallocate(2) on an open file.
-        if unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, (want * 1024) as libc::off_t) } != 0 {
-            let e = io::Error::last_os_error();
+        let len = i64::try_from(want * 1024).unwrap_or(i64::MAX);
+        if let Err(e) = nix::fcntl::fallocate(f.as_fd(), nix::fcntl::FallocateFlags::empty(), 0, len) {
+            let e = io::Error::from(e);
             // What was allocated before the failure goes back.
             let _ = f.set_len(have * 1024);
             return Err(io_err("fill balloon (does the container use more than the new limit?)", &path)(e));
@@ -174,14 +137,28 @@ pub(super) fn set_space_limit(root: &Path, hard: Option<u64>) -> Result<(), Disk
     Ok(())
 }
 
-pub(super) fn statvfs(p: &Path) -> Result<libc::statvfs, DiskError> {
-    let c = cstr(p)?;
-    // SAFETY: zeroed plain struct, NUL-terminated path.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(io_err("statvfs", p)(io::Error::last_os_error()));
-    }
-    Ok(st)
+/// What statvfs(2) says of a file system (the fields used here, named as in C).
+pub(super) struct Vfs {
+    pub f_blocks: u64,
+    pub f_bfree: u64,
+    pub f_bavail: u64,
+    pub f_frsize: u64,
+    pub f_bsize: u64,
+    pub f_files: u64,
+    pub f_ffree: u64,
+}
+
+pub(super) fn statvfs(p: &Path) -> Result<Vfs, DiskError> {
+    let st = nix::sys::statvfs::statvfs(p).map_err(|e| io_err("statvfs", p)(e.into()))?;
+    Ok(Vfs {
+        f_blocks: st.blocks(),
+        f_bfree: st.blocks_free(),
+        f_bavail: st.blocks_available(),
+        f_frsize: st.fragment_size(),
+        f_bsize: st.block_size(),
+        f_files: st.files(),
+        f_ffree: st.files_free(),
+    })
 }
 
 /// Inodes the VE uses on a mounted image (the balloon's not counted).
@@ -270,18 +247,11 @@ pub(super) fn grow_live(root: &Path, dev: &Path, hard_kb: u64) -> Result<(), Dis
         let target = image_kb(&image)? + (hard_kb - fs_kb);
         let f = fs::OpenOptions::new().write(true).open(&image).map_err(io_err("open", &image))?;
         f.set_len(target * 1024).map_err(io_err("grow", &image))?;
-        // SAFETY: ioctl without argument.
-        if unsafe { libc::ioctl(loopdev.as_raw_fd(), loopdev::LOOP_SET_CAPACITY, 0) } != 0 {
-            return Err(io_err("LOOP_SET_CAPACITY", dev)(io::Error::last_os_error()));
-        }
+        crate::sys::disk::loop_set_capacity(&loopdev).map_err(io_err("LOOP_SET_CAPACITY", dev))?;
         // ext4 online resize, to whole blocks of the new size.
-        const EXT4_IOC_RESIZE_FS: libc::c_ulong = 0x4008_6610;
         let blocks: u64 = target * 1024 / st.f_bsize;
         let dir = fs::File::open(root).map_err(io_err("open", root))?;
-        // SAFETY: ioctl with a pointer to a u64.
-        if unsafe { libc::ioctl(dir.as_raw_fd(), EXT4_IOC_RESIZE_FS, &blocks) } != 0 {
-            return Err(io_err("EXT4_IOC_RESIZE_FS", root)(io::Error::last_os_error()));
-        }
+        crate::sys::disk::ext4_resize(&dir, blocks).map_err(io_err("EXT4_IOC_RESIZE_FS", root))?;
     }
     Ok(())
 }
@@ -295,17 +265,13 @@ pub fn drop_balloons(image: &Path, mnt: &Path) -> Result<(), DiskError> {
         Some(_unlocked) => fs::remove_dir_all(mnt.join(BALLOON)),
         None => Ok(()),
     });
-    let m = cstr(mnt)?;
-    // SAFETY: NUL-terminated path; a plain unmount (not lazy), so the image is clean after.
-    let u = unsafe { libc::umount(m.as_ptr()) };
+    // A plain unmount (not lazy), so the image is clean after.
+    let u = crate::sys::mount::umount(mnt, crate::sys::mount::MntFlags::empty());
     match r {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("remove balloon in", mnt)(e)),
         _ => {}
     }
-    if u != 0 {
-        return Err(io_err("umount", mnt)(io::Error::last_os_error()));
-    }
-    Ok(())
+    u.map_err(io_err("umount", mnt))
 }
 
 /// Shrinks (or grows) a stopped VE's image to `hard_kb`: checked and resized offline, then

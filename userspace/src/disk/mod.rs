@@ -26,11 +26,16 @@ use std::{
     fs,
     io::{self},
     os::{
-        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+        fd::{AsFd as _, AsRawFd as _, OwnedFd},
         unix::fs::MetadataExt as _,
     },
     path::{Path, PathBuf},
     process::Command,
+};
+
+use nix::{
+    fcntl::{AtFlags, OFlag},
+    sys::stat::Mode,
 };
 
 mod balloon;
@@ -140,14 +145,6 @@ fn run(cmd: &mut Command) -> Result<(), DiskError> {
     Ok(())
 }
 
-fn cstr(p: &Path) -> Result<std::ffi::CString, DiskError> {
-    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).map_err(|e| DiskError::Io {
-        op: "path",
-        path: p.into(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, e),
-    })
-}
-
 /// What applying limits did, for the admin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
@@ -195,14 +192,5 @@ mod tests {
         }
         assert_eq!(Layout::parse("ploop").unwrap(), Layout::Ploop);
         assert!(Layout::parse("zfs").unwrap_err().to_string().contains("'zfs'"));
-    }
-
-    #[test]
-    fn quota_commands_encode_like_the_c_macro() {
-        // QCMD(Q_SETQUOTA, PRJQUOTA) from <sys/quota.h>.
-        assert_eq!(q::cmd(q::Q_SETQUOTA, q::PRJQUOTA), 0x8000_0802u32 as i32);
-        assert_eq!(std::mem::size_of::<q::Dqblk>(), 72);
-        assert_eq!(std::mem::size_of::<FsXattr>(), 28);
-        assert_eq!(std::mem::size_of::<loopdev::LoopConfig>(), 304);
     }
 }

@@ -36,40 +36,6 @@ pub fn create_image(image: &Path, space: Limit, inodes: Option<Limit>) -> Result
     run(mkfs.arg(image))
 }
 
-/// Kernel loop device interface (linux/loop.h).
-pub(super) mod loopdev {
-    pub const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
-    pub const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
-    pub const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
-    pub const LO_FLAGS_AUTOCLEAR: u32 = 4;
-    pub const LO_FLAGS_DIRECT_IO: u32 = 16;
-
-    #[repr(C)]
-    pub struct LoopInfo64 {
-        pub lo_device: u64,
-        pub lo_inode: u64,
-        pub lo_rdevice: u64,
-        pub lo_offset: u64,
-        pub lo_sizelimit: u64,
-        pub lo_number: u32,
-        pub lo_encrypt_type: u32,
-        pub lo_encrypt_key_size: u32,
-        pub lo_flags: u32,
-        pub lo_file_name: [u8; 64],
-        pub lo_crypt_name: [u8; 64],
-        pub lo_encrypt_key: [u8; 32],
-        pub lo_init: [u64; 2],
-    }
-
-    #[repr(C)]
-    pub struct LoopConfig {
-        pub fd: u32,
-        pub block_size: u32,
-        pub info: LoopInfo64,
-        pub reserved: [u64; 8],
-    }
-}
-
 /// Attaches `image` to a free loop device, with direct I/O (no second page cache) and
 /// autoclear (the device goes when its last user, the mount, goes). Returns the device
 /// path and an open handle (keep it until mounted).
@@ -85,27 +51,15 @@ pub(super) fn attach(image: &Path) -> Result<(PathBuf, OwnedFd), DiskError> {
     let file = fs::OpenOptions::new().read(true).write(true).open(image).map_err(io_err("open", image))?;
     let ctl = fs::File::open("/dev/loop-control").map_err(io_err("open", Path::new("/dev/loop-control")))?;
     for _ in 0..8 {
-        // SAFETY: ioctl without argument.
-        let n = unsafe { libc::ioctl(ctl.as_raw_fd(), loopdev::LOOP_CTL_GET_FREE) };
-        if n < 0 {
-            return Err(io_err("LOOP_CTL_GET_FREE", Path::new("/dev/loop-control"))(io::Error::last_os_error()));
-        }
+        use crate::sys::disk::{loop_configure, loop_get_free, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO};
+        let n = loop_get_free(&ctl).map_err(io_err("LOOP_CTL_GET_FREE", Path::new("/dev/loop-control")))?;
         let dev = PathBuf::from(format!("/dev/loop{n}"));
         let Ok(d) = fs::OpenOptions::new().read(true).write(true).open(&dev) else { continue };
-        // SAFETY: zeroed plain-old-data struct.
-        let mut cfg: loopdev::LoopConfig = unsafe { std::mem::zeroed() };
-        cfg.fd = file.as_raw_fd() as u32;
-        cfg.info.lo_flags = loopdev::LO_FLAGS_AUTOCLEAR | loopdev::LO_FLAGS_DIRECT_IO;
-        let name = image.as_os_str().as_encoded_bytes();
-        let len = name.len().min(63);
-        cfg.info.lo_file_name[..len].copy_from_slice(&name[..len]);
-        // SAFETY: ioctl with a pointer to a live, correctly laid out struct.
-        if unsafe { libc::ioctl(d.as_raw_fd(), loopdev::LOOP_CONFIGURE, &cfg) } == 0 {
-            return Ok((dev, d.into()));
-        }
-        // Taken by someone else meanwhile (EBUSY): ask for another.
-        if io::Error::last_os_error().raw_os_error() != Some(libc::EBUSY) {
-            return Err(io_err("LOOP_CONFIGURE", &dev)(io::Error::last_os_error()));
+        match loop_configure(&d, &file, image.as_os_str().as_encoded_bytes(), LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO) {
+            Ok(()) => return Ok((dev, d.into())),
+            // Taken by someone else meanwhile: ask for another.
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) => return Err(io_err("LOOP_CONFIGURE", &dev)(e)),
         }
     }
     Err(io_err("find a free loop device", Path::new("/dev/loop-control"))(io::Error::from_raw_os_error(libc::EBUSY)))
@@ -126,17 +80,14 @@ pub fn mount_image(image: &Path, root: &Path) -> Result<PathBuf, DiskError> {
     let (dev, _hold) = attach(image)?;
     // discard: blocks the VE frees are punched out of the sparse image.
     let opts = "discard,errors=remount-ro";
-    let (d, r, t, o) = (cstr(&dev)?, cstr(root)?, cstr(Path::new("ext4"))?, cstr(Path::new(opts))?);
-    // SAFETY: NUL-terminated strings.
+    use crate::sys::mount::{self, MsFlags};
     // nosuid,nodev: what the host sees of a VE is never a way to its setuid files or
     // device nodes (the VE's own mount of its root clears them inside).
-    let flags = libc::MS_NOATIME | libc::MS_NOSUID | libc::MS_NODEV;
-    if unsafe { libc::mount(d.as_ptr(), r.as_ptr(), t.as_ptr(), flags, o.as_ptr().cast()) } != 0 {
-        // Dropping the handle detaches the device (autoclear).
-        return Err(io_err("mount", root)(io::Error::last_os_error()));
-    }
-    // SAFETY: as above; private, so the VE's mounts never propagate back to the host.
-    unsafe { libc::mount(std::ptr::null(), r.as_ptr(), std::ptr::null(), libc::MS_PRIVATE, std::ptr::null()) };
+    let flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    // Dropping the handle on failure detaches the device (autoclear).
+    mount::mount(Some(&dev), root, Some("ext4"), flags, Some(opts)).map_err(io_err("mount", root))?;
+    // Private, so the VE's mounts never propagate back to the host.
+    let _ = mount::remount(root, MsFlags::MS_PRIVATE);
     Ok(dev)
 }
 

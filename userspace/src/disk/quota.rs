@@ -1,48 +1,12 @@
 //! The simfs layout: ext4 project quota on the host's file system, one project per VE, marked on its private area.
 use super::*;
 
-/// quotactl(2) for ext4/xfs quota (linux/quota.h).
-pub(super) mod q {
-    pub const PRJQUOTA: i32 = 2;
-    pub const Q_GETINFO: i32 = 0x800005;
-    pub const Q_GETQUOTA: i32 = 0x800007;
-    pub const Q_SETQUOTA: i32 = 0x800008;
-    pub const QIF_BLIMITS: u32 = 1;
-    pub const QIF_ILIMITS: u32 = 4;
-
-    #[repr(C)]
-    #[derive(Default, Debug, Clone, Copy)]
-    pub struct Dqblk {
-        pub bhardlimit: u64,
-        pub bsoftlimit: u64,
-        pub curspace: u64,
-        pub ihardlimit: u64,
-        pub isoftlimit: u64,
-        pub curinodes: u64,
-        pub btime: u64,
-        pub itime: u64,
-        pub valid: u32,
-    }
-
-    pub fn cmd(c: i32, t: i32) -> i32 {
-        (c << 8) | (t & 0xff)
-    }
-}
-
-pub(super) fn quotactl(dev: &Path, cmd: i32, kind: i32, id: u32, blk: *mut q::Dqblk) -> io::Result<()> {
-    let d = std::ffi::CString::new(dev.as_os_str().as_encoded_bytes()).map_err(io::Error::other)?;
-    // SAFETY: NUL-terminated device path; `blk` points to a live Dqblk (or info struct of
-    // at least its size) when the command reads or writes one.
-    if unsafe { libc::quotactl(q::cmd(cmd, kind), d.as_ptr(), id as i32, blk.cast()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
+use crate::sys::disk::{q, quotactl, Dqblk as QDqblk, FS_XFLAG_PROJINHERIT};
 
 /// Does the file system on `dev` enforce project quota?
 pub(super) fn has_project_quota(dev: &Path) -> bool {
     // struct if_dqinfo is 24 bytes; a Dqblk has room for it.
-    let mut info = q::Dqblk::default();
+    let mut info = QDqblk::default();
     quotactl(dev, q::Q_GETINFO, q::PRJQUOTA, 0, &mut info).is_ok()
 }
 
@@ -54,7 +18,7 @@ pub(super) fn set_project_limits(
     space: Option<Limit>,
     inodes: Option<Limit>,
 ) -> Result<(), DiskError> {
-    let mut b = q::Dqblk {
+    let mut b = QDqblk {
         bsoftlimit: space.map_or(0, |l| l.soft),
         bhardlimit: space.map_or(0, |l| l.hard),
         isoftlimit: inodes.map_or(0, |l| l.soft),
@@ -67,33 +31,13 @@ pub(super) fn set_project_limits(
 
 /// A project's usage: KiB and inodes.
 pub(super) fn project_usage(dev: &Path, id: u32) -> io::Result<(u64, u64)> {
-    let mut b = q::Dqblk::default();
+    let mut b = QDqblk::default();
     quotactl(dev, q::Q_GETQUOTA, q::PRJQUOTA, id, &mut b)?;
     Ok((b.curspace.div_ceil(1024), b.curinodes))
 }
 
-pub(super) const FS_IOC_FSGETXATTR: libc::c_ulong = 0x801C_581F;
-pub(super) const FS_IOC_FSSETXATTR: libc::c_ulong = 0x401C_5820;
-pub(super) const FS_XFLAG_PROJINHERIT: u32 = 0x200;
-
-#[repr(C)]
-#[derive(Default)]
-pub(super) struct FsXattr {
-    xflags: u32,
-    extsize: u32,
-    nextents: u32,
-    projid: u32,
-    cowextsize: u32,
-    pad: [u8; 8],
-}
-
-pub(super) fn get_xattr(f: &fs::File) -> io::Result<FsXattr> {
-    let mut x = FsXattr::default();
-    // SAFETY: ioctl with a pointer to a live struct of the kernel's layout.
-    if unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_FSGETXATTR, &mut x) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(x)
+pub(super) fn get_xattr(f: &fs::File) -> io::Result<crate::sys::disk::FsXattr> {
+    crate::sys::disk::get_fsxattr(f)
 }
 
 /// Whether the directory `dir` is in project `id` and passes it on.
@@ -111,11 +55,7 @@ pub(super) fn set_project(f: &fs::File, id: u32, dir: bool) -> io::Result<()> {
     if dir {
         x.xflags |= FS_XFLAG_PROJINHERIT;
     }
-    // SAFETY: ioctl with a pointer to a live struct of the kernel's layout.
-    if unsafe { libc::ioctl(f.as_raw_fd(), FS_IOC_FSSETXATTR, &x) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    crate::sys::disk::set_fsxattr(f, &x)
 }
 
 /// Every file and directory below `dir` into project `id`. The tree is the VE's (it may
@@ -129,15 +69,11 @@ pub(super) fn set_project_tree(dir: &Path, id: u32) -> io::Result<()> {
         for e in fs::read_dir(format!("/proc/self/fd/{}", real.as_raw_fd()))? {
             let name = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(e?.file_name().as_os_str()))
                 .map_err(io::Error::other)?;
-            // SAFETY: openat of one name in our own directory fd; O_PATH opens nothing.
-            let fd = unsafe {
-                libc::openat(real.as_raw_fd(), name.as_ptr(), libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            };
-            if fd < 0 {
+            // O_PATH opens nothing.
+            let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let Ok(p) = nix::fcntl::openat(real.as_fd(), name.as_c_str(), flags, nix::sys::stat::Mode::empty()) else {
                 continue;
-            }
-            // SAFETY: the kernel just returned this fd.
-            let p = unsafe { OwnedFd::from_raw_fd(fd) };
+            };
             match inroot::fstat(&p)?.st_mode & libc::S_IFMT {
                 libc::S_IFDIR => walk(&p, id)?,
                 libc::S_IFREG => set_project(&fs::File::from(inroot::reopen(&p, libc::O_RDONLY)?), id, false)?,

@@ -132,7 +132,8 @@ pub fn replace_file(dir: &OwnedFd, rel: &str, data: &[u8], mode: u32, uid: u32, 
     let tmp = format!(".{name}.vztmp{}", std::process::id());
     // A leftover (or planted) name of ours goes first; unlinkat never follows anything.
     let _ = unistd::unlinkat(pdir.as_fd(), tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     let mut f = fs::File::from(fcntl::openat(pdir.as_fd(), tmp.as_str(), flags, Mode::from_bits_retain(mode))?);
     let r = (|| {
         io::Write::write_all(&mut f, data)?;

@@ -1,8 +1,13 @@
 //! Thin wrappers over the host's kernel interfaces that more than one module needs: the
 //! mount table, and advisory file locks. One parser and one lock call, so every reader
 //! agrees (vzlist and `vzctl status` once disagreed on what is mounted).
+pub mod disk;
+pub mod fd;
 pub mod inroot;
+pub mod mount;
 pub mod mountinfo;
+pub mod proc;
+pub mod tty;
 
 use std::{fs, io, os::fd::AsRawFd as _};
 
@@ -23,6 +28,17 @@ pub fn flock(file: &fs::File, exclusive: bool, wait: bool) -> io::Result<()> {
             return Err(e);
         }
     }
+}
+
+/// A plain-data record (a `#[repr(C)]` type shared with the kernel side) from the start of
+/// `bytes`, however aligned; None if `bytes` is too short.
+pub fn read_pod<T: aya::Pod>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    // SAFETY: `bytes` holds at least size_of::<T>() bytes and Pod types accept any bit
+    // pattern; read_unaligned needs no alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
 
 #[cfg(test)]

@@ -85,8 +85,7 @@ pub(super) fn run_script_as_init(
     script: Vec<u8>,
 ) -> Result<i32, VeError> {
     // The script's shell is our grandchild: be its subreaper so we can wait for it.
-    // SAFETY: plain prctl.
-    unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    crate::sys::proc::set_child_subreaper().map_err(|e| VeError::Exec(format!("prctl: {e}")))?;
     let spec = InitSpec {
         root: root.to_path_buf(),
         hostname,
@@ -102,14 +101,9 @@ pub(super) fn run_script_as_init(
     if let Some([win, rout, rerr]) = started.stdio {
         relay::relay(&pidfd, Some(win), rout, rerr, relay::Input::Bytes(script));
     }
-    let mut st = 0;
-    // SAFETY: waiting for the script shell, reparented to us.
-    while unsafe { libc::waitpid(started.pid, &mut st, 0) } < 0 {
-        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return Err(VeError::Exec(format!("wait: {}", io::Error::last_os_error())));
-        }
-    }
-    Ok(if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) })
+    // The script shell, reparented to us.
+    let st = crate::sys::proc::wait_child(started.pid).map_err(|e| VeError::Exec(format!("wait: {e}")))?;
+    Ok(crate::sys::proc::exit_code(st))
 }
 
 /// Waits until `fd` (a pidfd) is readable, at most `timeout`.
@@ -117,14 +111,11 @@ pub(super) fn wait_fd(fd: &OwnedFd, timeout: Duration) -> bool {
     let end = Instant::now() + timeout;
     loop {
         let left = end.saturating_duration_since(Instant::now());
-        let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if n > 0 {
-            return true;
-        }
-        if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return false;
+        match crate::sys::fd::wait_readable(fd.as_fd(), left) {
+            Ok(true) => return true,
+            // EINTR: poll again for what is left.
+            Ok(false) if Instant::now() < end => continue,
+            _ => return false,
         }
     }
 }

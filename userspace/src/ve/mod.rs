@@ -12,7 +12,7 @@
 //! `set` lives in `crate::set` (plan, apply with rollback, save).
 use std::{
     fs, io,
-    os::fd::{AsRawFd as _, OwnedFd},
+    os::fd::{AsFd as _, OwnedFd},
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -26,10 +26,10 @@ use crate::{
     bpf::{Bpf, BpfConfig, BpfError},
     cgroup::{self, CgroupError, Cgroups},
     config::{self, ConfFile, ConfigError, Paths},
-    sys::inroot,
     lock::{Intent, LockError, VeLock},
     ns::{self, InitSpec, NsError},
     relay,
+    sys::inroot,
     template::{self, TemplateError},
     ubc::{Resource, UbcError},
 };
@@ -249,8 +249,7 @@ impl Vz {
         #[cfg(debug_assertions)]
         {
             if std::env::var("VZ_KILL_AT").is_ok_and(|s| s == name) {
-                // SAFETY: signalling ourselves.
-                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                let _ = crate::sys::proc::kill(std::process::id() as i32, nix::sys::signal::Signal::SIGKILL);
             }
             if std::env::var("VZ_FAIL_AT").is_ok_and(|s| s == name) {
                 return Err(VeError::Injected(name.into()));

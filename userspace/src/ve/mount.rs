@@ -80,42 +80,22 @@ pub fn is_mounted(path: &Path) -> bool {
     crate::sys::mountinfo::MountTable::read().is_ok_and(|t| t.is_mount_point(path))
 }
 
-pub(super) fn cpath(p: &Path) -> Result<std::ffi::CString, VeError> {
-    use std::os::unix::ffi::OsStrExt as _;
-    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|e| VeError::Io {
-        op: "path",
-        path: p.into(),
-        source: io::Error::new(io::ErrorKind::InvalidInput, e),
-    })
-}
-
 /// VE_ROOT of a simfs VE: its private area, as the host sees it nosuid,nodev (a VE's
 /// setuid files are never the host's; the VE's own mount of its root clears both inside).
 pub(super) fn bind_mount(src: &Path, dst: &Path) -> Result<(), VeError> {
-    let (s, d) = (cpath(src)?, cpath(dst)?);
-    // SAFETY: NUL-terminated paths.
-    if unsafe { libc::mount(s.as_ptr(), d.as_ptr(), std::ptr::null(), libc::MS_BIND, std::ptr::null()) } != 0 {
-        return Err(io_err("bind-mount", dst)(io::Error::last_os_error()));
-    }
-    let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV;
-    // SAFETY: NUL-terminated path.
-    if unsafe { libc::mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), flags, std::ptr::null()) } != 0 {
-        let e = io::Error::last_os_error();
-        // SAFETY: undo the bind just made.
-        unsafe { libc::umount2(d.as_ptr(), libc::MNT_DETACH) };
+    use crate::sys::mount::{self, MntFlags, MsFlags};
+    mount::mount(Some(src), dst, None, MsFlags::MS_BIND, None).map_err(io_err("bind-mount", dst))?;
+    if let Err(e) = mount::remount(dst, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
+    {
+        // Undo the bind just made.
+        let _ = mount::umount(dst, MntFlags::MNT_DETACH);
         return Err(io_err("remount nosuid,nodev", dst)(e));
     }
     // Private, so the VE's mounts never propagate back to the host.
-    // SAFETY: as above.
-    unsafe { libc::mount(std::ptr::null(), d.as_ptr(), std::ptr::null(), libc::MS_PRIVATE, std::ptr::null()) };
+    let _ = mount::remount(dst, MsFlags::MS_PRIVATE);
     Ok(())
 }
 
 pub(super) fn umount(dst: &Path) -> Result<(), VeError> {
-    let d = cpath(dst)?;
-    // SAFETY: NUL-terminated path.
-    if unsafe { libc::umount2(d.as_ptr(), libc::MNT_DETACH) } != 0 {
-        return Err(io_err("umount", dst)(io::Error::last_os_error()));
-    }
-    Ok(())
+    crate::sys::mount::umount(dst, crate::sys::mount::MntFlags::MNT_DETACH).map_err(io_err("umount", dst))
 }

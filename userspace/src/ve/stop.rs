@@ -140,8 +140,7 @@ impl Vz {
             child.wait().ok().filter(|_| done)
         })();
         if !ran.is_some_and(|s| s.success()) {
-            // SAFETY: signalling the VE's init by its host pid.
-            unsafe { libc::kill(init, libc::SIGPWR) };
+            let _ = crate::sys::proc::kill(init, nix::sys::signal::Signal::SIGPWR);
         }
     }
 

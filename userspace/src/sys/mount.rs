@@ -1,0 +1,72 @@
+//! Mounts: the classic calls through nix, and reconfiguring a mounted file system by fd
+//! (fspick + fsconfig), which nix does not cover.
+use std::{
+    ffi::CString,
+    io,
+    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    path::Path,
+};
+
+pub use nix::mount::{MntFlags, MsFlags};
+
+/// mount(2).
+pub fn mount(
+    src: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> io::Result<()> {
+    Ok(nix::mount::mount(src, target, fstype, flags, data)?)
+}
+
+/// Changes the propagation or flags of the mount at `target` (no source, no type).
+pub fn remount(target: &Path, flags: MsFlags) -> io::Result<()> {
+    mount(None, target, None, flags, None)
+}
+
+/// umount2(2): `MNT_DETACH` for a lazy one.
+pub fn umount(target: &Path, flags: MntFlags) -> io::Result<()> {
+    Ok(nix::mount::umount2(target, flags)?)
+}
+
+/// Sets `key` to `value` on the file system mounted at `dir` and reconfigures it (fspick
+/// by fd with FSPICK_EMPTY_PATH: no path is looked up).
+pub fn reconfigure(dir: BorrowedFd<'_>, key: &str, value: &str) -> io::Result<()> {
+    const FSPICK_CLOEXEC: libc::c_uint = 1;
+    const FSPICK_NO_AUTOMOUNT: libc::c_uint = 4;
+    const FSPICK_EMPTY_PATH: libc::c_uint = 8;
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    const FSCONFIG_CMD_RECONFIGURE: libc::c_uint = 7;
+    let (k, v) = (CString::new(key).map_err(io::Error::other)?, CString::new(value).map_err(io::Error::other)?);
+    // SAFETY: fspick takes a valid fd and a NUL-terminated (empty) path; it returns a new fd.
+    let fc = unsafe {
+        libc::syscall(
+            libc::SYS_fspick,
+            dir.as_raw_fd(),
+            c"".as_ptr(),
+            FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT | FSPICK_EMPTY_PATH,
+        )
+    };
+    if fc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd, owned by nobody else.
+    let fc = unsafe { OwnedFd::from_raw_fd(fc as i32) };
+    // SAFETY: fsconfig on our fs context fd with NUL-terminated strings (or none).
+    let failed = unsafe {
+        libc::syscall(libc::SYS_fsconfig, fc.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0) < 0
+            || libc::syscall(
+                libc::SYS_fsconfig,
+                fc.as_raw_fd(),
+                FSCONFIG_CMD_RECONFIGURE,
+                std::ptr::null::<libc::c_char>(),
+                std::ptr::null::<libc::c_void>(),
+                0,
+            ) < 0
+    };
+    if failed {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

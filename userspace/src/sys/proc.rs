@@ -1,0 +1,101 @@
+//! Processes: signals, waits, pidfds, limits and the fd table of the calling process.
+use std::{
+    io,
+    os::fd::{FromRawFd as _, OwnedFd},
+};
+
+use nix::{
+    errno::Errno,
+    sys::{
+        signal::{self, Signal},
+        wait::{self, WaitStatus},
+    },
+    unistd::Pid,
+};
+
+/// Sends `sig` to `pid`.
+pub fn kill(pid: i32, sig: Signal) -> io::Result<()> {
+    Ok(signal::kill(Pid::from_raw(pid), sig)?)
+}
+
+/// This process's effective uid.
+pub fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Makes this process the reaper of its orphaned descendants (so it can wait for a
+/// grandchild).
+pub fn set_child_subreaper() -> io::Result<()> {
+    Ok(nix::sys::prctl::set_child_subreaper(true)?)
+}
+
+/// Waits for child `pid` to end, retrying on EINTR; returns its wait status.
+pub fn wait_child(pid: i32) -> io::Result<WaitStatus> {
+    loop {
+        match wait::waitpid(Pid::from_raw(pid), None) {
+            Err(Errno::EINTR) => continue,
+            r => return Ok(r?),
+        }
+    }
+}
+
+/// The exit code a shell would give for a wait status (128 + signal for a killed one).
+pub fn exit_code(st: WaitStatus) -> i32 {
+    match st {
+        WaitStatus::Exited(_, c) => c,
+        WaitStatus::Signaled(_, s, _) => 128 + s as i32,
+        _ => 1,
+    }
+}
+
+/// A pidfd for `pid` (pidfd_open(2)): readable once the process has ended, and immune to
+/// pid reuse.
+pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(2) with no flags takes no pointers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Marks every fd from `first` up close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC):
+/// nothing is closed under anyone, and nothing of ours reaches a program we exec.
+pub fn cloexec_from(first: u32) {
+    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
+    // SAFETY: close_range(2) takes no pointers and only sets flags on fds.
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+}
+
+/// RLIMIT_SIGPENDING of process `pid` (0: this one); None is unlimited.
+pub fn set_sigpending(pid: i32, lim: Option<(u64, u64)>) -> io::Result<()> {
+    let (cur, max) = lim.unwrap_or((libc::RLIM_INFINITY, libc::RLIM_INFINITY));
+    let new = libc::rlimit { rlim_cur: cur, rlim_max: max };
+    // SAFETY: prlimit reads one valid struct and gets no old-value pointer.
+    if unsafe { libc::prlimit(pid, libc::RLIMIT_SIGPENDING, &new, std::ptr::null_mut()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Sets this thread's real, effective and saved uid and gid with the raw system calls
+/// (glibc's setresuid changes every thread of the process). `None` keeps an id. The gid
+/// goes first: after the uid changes, setting it may no longer be allowed.
+pub fn thread_setresid(gid: Option<[u32; 3]>, uid: Option<[u32; 3]>) -> io::Result<()> {
+    let keep = u32::MAX; // -1: unchanged
+    if let Some([r, e, s]) = gid {
+        // SAFETY: a raw syscall taking three integers; it changes this thread only.
+        if unsafe { libc::syscall(libc::SYS_setresgid, r, e, s) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    let [r, e, s] = uid.unwrap_or([keep; 3]);
+    if uid.is_some() {
+        // SAFETY: as above.
+        if unsafe { libc::syscall(libc::SYS_setresuid, r, e, s) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
