@@ -1,6 +1,7 @@
 //! Checks on the library's shape that rustc does not make: no import circle between its
-//! top-level modules (`crate::a` naming `crate::b` and back, at any length), and no file
-//! over `MAX_LINES` lines unless its first lines say why.
+//! top-level modules (`crate::a` naming `crate::b` and back, at any length), no file
+//! over `MAX_LINES` lines unless its first lines say why, and no `unsafe` outside `sys/`
+//! (tests included: they go through `sys` too).
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
@@ -156,7 +157,36 @@ pub fn long_files(src: &Path) -> Result<Vec<(String, usize)>> {
     Ok(out)
 }
 
-/// Both checks over the library's sources; the error names every offence.
+/// Whether `code` (comments already gone) uses `unsafe`, as a whole word.
+pub fn uses_unsafe(code: &str) -> bool {
+    code.match_indices("unsafe").any(|(i, _)| {
+        let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let before = code[..i].chars().next_back().is_none_or(|c| !word(c));
+        let after = code[i + "unsafe".len()..].chars().next().is_none_or(|c| !word(c));
+        before && after
+    })
+}
+
+/// Files outside `sys/` (binaries included) with an `unsafe` block or fn.
+pub fn unsafe_outside_sys(src: &Path) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    rs_files(src, &mut files)?;
+    let mut out = Vec::new();
+    for f in files {
+        if f.strip_prefix(src)?.starts_with("sys") {
+            continue;
+        }
+        let text = fs::read_to_string(&f)?;
+        let code: String = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect::<Vec<_>>().join("\n");
+        if uses_unsafe(&code) {
+            out.push(f.display().to_string());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every check over the library's sources; the error names every offence.
 pub fn check(src: &Path) -> Result<()> {
     let mut problems = Vec::new();
     for c in circles(&module_graph(src)?) {
@@ -164,6 +194,9 @@ pub fn check(src: &Path) -> Result<()> {
     }
     for (f, n) in long_files(src)? {
         problems.push(format!("{f}: {n} lines, over {MAX_LINES}, and its top does not say \"{LONG_FILE_MARK} ...\""));
+    }
+    for f in unsafe_outside_sys(src)? {
+        problems.push(format!("{f}: unsafe outside src/sys/ (put the system call behind a safe function there)"));
     }
     if !problems.is_empty() {
         bail!("layout:\n  {}", problems.join("\n  "));
@@ -180,6 +213,13 @@ mod tests {
         let text = "use crate::{config::Paths, ns::{self, x}, ubc};\nlet a = crate::net::host_ifname(1);\n";
         let r: Vec<String> = crate_refs(text).into_iter().collect();
         assert_eq!(r, ["config", "net", "ns", "ubc"]);
+    }
+
+    #[test]
+    fn unsafe_is_found_as_a_word_only() {
+        assert!(uses_unsafe("let x = unsafe { f() };"));
+        assert!(uses_unsafe("unsafe fn g() {}"));
+        assert!(!uses_unsafe("let not_unsafe_here = 1; let unsafely = 2;"));
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub mod btf;
 mod counters;
 mod klog;
 mod load;
-pub mod sys;
+use crate::sys::bpf as sys;
 mod venet;
 
 pub use self::{load::*, venet::*};

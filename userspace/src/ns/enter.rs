@@ -30,95 +30,37 @@ pub fn command_in_ve(cg: &dyn Cgroups, veid: u32, init: i32, argv: &[String], tt
         .env("HOME", "/root")
         .env("TERM", std::env::var("TERM").unwrap_or_else(|_| "xterm".into()))
         .env("container", "vzbpf");
-    let raw_cg: Vec<RawFd> = cgfds.iter().map(|f| f.as_raw_fd()).collect();
     // numsiginfo is the VE init's RLIMIT_SIGPENDING; whoever enters the VE takes it too.
     let sigpending = sigpending_of(init);
-    let raw_ns: Vec<(RawFd, libc::c_int)> = nsfds.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
-    // SAFETY: only async-signal-safe calls (write, setrlimit, setns, set*id, fork, waitpid, ioctl,
-    // _exit) run between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            // Keep the fds alive until the closure is dropped with the Command.
-            let _keep = (&cgfds, &nsfds);
-            join_cgroups(&raw_cg)?;
-            if let Some(l) = &sigpending {
-                check(libc::setrlimit(libc::RLIMIT_SIGPENDING, l))?;
-            }
-            for &(fd, t) in &raw_ns {
-                check(libc::setns(fd, t))?;
-            }
-            check(libc::setgroups(0, std::ptr::null()))?;
-            check(libc::setresgid(0, 0, 0))?;
-            check(libc::setresuid(0, 0, 0))?;
-            // setns(pid) applies to children: fork once more; this process only waits and
-            // passes the exit status on.
-            match libc::fork() {
-                -1 => Err(io::Error::last_os_error()),
-                0 => {
-                    // A session of its own: no VE process shares the admin's controlling
-                    // terminal (opening /dev/tty inside gets nothing), whatever stdio it has.
-                    libc::setsid();
-                    if tty {
-                        libc::ioctl(0, libc::TIOCSCTTY, 0);
-                    }
-                    cloexec_from(3);
-                    Ok(())
-                }
-                pid => {
-                    // Hold nothing the caller waits on (stdio, std's exec-status pipe):
-                    // only the command's own copies decide when they close.
-                    libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
-                    let mut st = 0;
-                    while libc::waitpid(pid, &mut st, 0) < 0 {
-                        if *libc::__errno_location() != libc::EINTR {
-                            libc::_exit(255);
-                        }
-                    }
-                    let code = if libc::WIFEXITED(st) { libc::WEXITSTATUS(st) } else { 128 + libc::WTERMSIG(st) };
-                    libc::_exit(code)
-                }
-            }
-        });
-    }
+    let namespaces = nsfds.into_iter().map(|(f, t)| (f, CloneFlags::from_bits_retain(t))).collect();
+    crate::sys::spawn::enter_on_exec(
+        &mut cmd,
+        crate::sys::spawn::EnterOnExec { cgroup_procs: cgfds, namespaces, sigpending, tty },
+    );
     Ok(cmd)
 }
 
 /// Runs `action` in a short-lived child that joined the given namespaces of a running VE
-/// (user first). `action` runs between fork and exit in a possibly multi-threaded
-/// process: it may only make raw syscalls. Returns whether it reported success.
+/// (user first). Returns whether it reported success.
 pub(super) fn in_ve_child(
     init: i32,
     namespaces: &[(&str, libc::c_int)],
-    action: impl Fn() -> bool,
+    action: crate::sys::spawn::ChildAction<'_>,
 ) -> Result<bool, NsError> {
     let fds = namespaces
         .iter()
         .map(|(ns, t)| {
             let p = format!("/proc/{init}/ns/{ns}");
-            fs::File::open(&p).map(|f| (f, *t)).map_err(sys(format!("open {p}")))
+            fs::File::open(&p).map(|f| (f, CloneFlags::from_bits_retain(*t))).map_err(sys(format!("open {p}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    // SAFETY: the child makes only raw syscalls (setns, then `action`) and _exits.
-    match unsafe { libc::fork() } {
-        -1 => Err(sys("fork")(io::Error::last_os_error())),
-        0 => unsafe {
-            let ok = fds.iter().all(|(f, t)| libc::setns(f.as_raw_fd(), *t) == 0) && action();
-            libc::_exit(if ok { 0 } else { 1 })
-        },
-        pid => {
-            let mut st = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(pid, &mut st, 0) };
-            Ok(libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0)
-        }
-    }
+    crate::sys::spawn::in_forked_child(&fds, action).map_err(sys("fork"))
 }
 
 /// Sets a running VE's hostname (its UTS namespace).
 pub fn set_hostname(init: i32, name: &str) -> Result<(), NsError> {
     let ns = [("user", libc::CLONE_NEWUSER), ("uts", libc::CLONE_NEWUTS)];
-    // SAFETY: sethostname with a valid buffer.
-    let ok = in_ve_child(init, &ns, || unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) == 0 })?;
+    let ok = in_ve_child(init, &ns, crate::sys::spawn::ChildAction::SetHostname(name))?;
     if ok {
         Ok(())
     } else {
@@ -139,47 +81,13 @@ pub(super) fn reconfigure_in_ve(
     what: &str,
 ) -> Result<(), NsError> {
     use crate::sys::inroot;
-    const FSPICK_CLOEXEC: libc::c_uint = 1;
-    const FSPICK_NO_AUTOMOUNT: libc::c_uint = 4;
-    const FSPICK_EMPTY_PATH: libc::c_uint = 8;
-    const FSCONFIG_SET_STRING: libc::c_uint = 1;
-    const FSCONFIG_CMD_RECONFIGURE: libc::c_uint = 7;
     let err = |e: io::Error| NsError::Init(format!("could not change the VE's {what}: {e}"));
     let root = inroot::ve_root(init).map_err(err)?;
     let dir = inroot::dir_fd(&root, rel, inroot::Follow::Never).map_err(err)?;
     if inroot::fstatfs_type(&dir).map_err(err)? != magic {
         return Err(err(io::Error::other(format!("/{rel} is not the file system vzctl mounted there"))));
     }
-    let (k, v) = (
-        CString::new(key).map_err(io::Error::other).map_err(err)?,
-        CString::new(value).map_err(io::Error::other).map_err(err)?,
-    );
-    // SAFETY: fspick/fsconfig with valid fds and NUL-terminated strings; the new fd is ours.
-    unsafe {
-        let fc = libc::syscall(
-            libc::SYS_fspick,
-            dir.as_raw_fd(),
-            c"".as_ptr(),
-            FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT | FSPICK_EMPTY_PATH,
-        );
-        if fc < 0 {
-            return Err(err(io::Error::last_os_error()));
-        }
-        let fc = OwnedFd::from_raw_fd(fc as RawFd);
-        if libc::syscall(libc::SYS_fsconfig, fc.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0) < 0
-            || libc::syscall(
-                libc::SYS_fsconfig,
-                fc.as_raw_fd(),
-                FSCONFIG_CMD_RECONFIGURE,
-                std::ptr::null::<libc::c_char>(),
-                std::ptr::null::<libc::c_void>(),
-                0,
-            ) < 0
-        {
-            return Err(err(io::Error::last_os_error()));
-        }
-    }
-    Ok(())
+    crate::sys::mount::reconfigure(dir.as_fd(), key, value).map_err(err)
 }
 
 /// Changes a running VE's numpty: the `max` of its devpts instance.
@@ -205,8 +113,8 @@ pub(super) fn in_ve_thread<T: Send + 'static>(
     let p = format!("/proc/{init}/ns/{name}");
     let ns = fs::File::open(&p).map_err(sys(format!("open {p}")))?;
     std::thread::spawn(move || {
-        // SAFETY: plain setns on this thread.
-        check(unsafe { libc::setns(ns.as_raw_fd(), flag) })?;
+        // This thread only.
+        nix::sched::setns(&ns, CloneFlags::from_bits_retain(flag))?;
         f()
     })
     .join()
@@ -248,15 +156,7 @@ pub fn ve_pty(init: i32) -> Result<(OwnedFd, OwnedFd), NsError> {
     }
     let master = inroot::reopen(&p, libc::O_RDWR).map_err(err)?;
     // The relay waits in poll; blocking reads and writes are simpler after it.
-    // SAFETY: fcntl on our own fd.
-    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_RDWR) };
-    let unlock: libc::c_int = 0;
-    // SAFETY: ioctls on the master fd with valid arguments.
-    let slave = unsafe {
-        check(libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock)).map_err(sys("unlock pty"))?;
-        check(libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY))
-            .map_err(sys("open pty peer"))?
-    };
-    // SAFETY: the kernel returned this fd.
-    Ok((master, unsafe { OwnedFd::from_raw_fd(slave) }))
+    crate::sys::fd::set_nonblocking(master.as_fd(), false).map_err(err)?;
+    let slave = crate::sys::tty::pty_peer(&master).map_err(sys("open pty peer"))?;
+    Ok((master, slave))
 }

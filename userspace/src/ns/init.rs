@@ -7,11 +7,7 @@ pub(super) const SYNC_OUT: RawFd = 4;
 pub(super) const INIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: valid out-array of two fds.
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: the kernel just returned these fds.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    crate::sys::fd::pipe()
 }
 
 /// Opens `cgroup.procs` of each of the VE's cgroups, for a child to join before anything
@@ -25,17 +21,6 @@ pub(super) fn cgroup_fds(cg: &dyn Cgroups, veid: u32) -> Result<Vec<OwnedFd>, Ns
             fs::OpenOptions::new().write(true).open(&p).map(OwnedFd::from).map_err(sys(format!("open {}", p.display())))
         })
         .collect()
-}
-
-/// Async-signal-safe: moves the calling process into the cgroups behind `fds`.
-pub(super) fn join_cgroups(fds: &[RawFd]) -> io::Result<()> {
-    for &fd in fds {
-        // SAFETY: write of a 1-byte buffer to an open fd.
-        if unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) } != 1 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// A started VE init.
@@ -62,13 +47,7 @@ pub(super) fn read_line_by(r: &mut BufReader<fs::File>, deadline: Instant) -> io
         if left.is_zero() {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
         }
-        let mut pfd = libc::pollfd { fd: r.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return Err(io::Error::last_os_error());
-        }
-        if n > 0 {
+        if crate::sys::fd::wait_readable(r.get_ref().as_fd(), left)? {
             let n = r.read_line(&mut line)?;
             if n == 0 || line.ends_with('\n') {
                 return Ok(line);
@@ -83,8 +62,6 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
     let (to_child_r, to_child_w) = pipe().map_err(sys("pipe"))?;
     let (from_child_r, from_child_w) = pipe().map_err(sys("pipe"))?;
     let cgfds = cgroup_fds(cg, veid)?;
-    let raw_cg: Vec<RawFd> = cgfds.iter().map(|f| f.as_raw_fd()).collect();
-    let (cin, cout) = (to_child_r.as_raw_fd(), from_child_w.as_raw_fd());
 
     let mut cmd = Command::new("/proc/self/exe");
     cmd.arg("__ve-init")
@@ -108,18 +85,11 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         }
     }
-    // SAFETY: only async-signal-safe calls (write, dup2, close_range) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            join_cgroups(&raw_cg)?;
-            check(libc::dup2(cin, SYNC_IN))?;
-            check(libc::dup2(cout, SYNC_OUT))?;
-            cloexec_from(SYNC_OUT as u32 + 1);
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().map_err(sys("spawn VE init"))?;
-    drop((to_child_r, from_child_w, cgfds));
+    crate::sys::spawn::stage1_on_exec(&mut cmd, cgfds, [(to_child_r, SYNC_IN), (from_child_w, SYNC_OUT)]);
+    let spawned = cmd.spawn();
+    // Our copies of the child's pipe ends go with `cmd`: EOF then means the child's are gone.
+    drop(cmd);
+    let mut child = spawned.map_err(sys("spawn VE init"))?;
     let stage1 = child.id() as i32;
     let mut reader = BufReader::new(fs::File::from(from_child_r));
     let mut writer = fs::File::from(to_child_w);
@@ -175,8 +145,9 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
 /// VE's user namespace is owned by the VE's own host uid, so the kernel's per-user counts
 /// (inotify instances, user namespaces, queued signals) land on that uid, not on host root.
 pub fn stage1_main(args: &[String]) -> ! {
-    // SAFETY: fds 3 and 4 were set up by `start_init` for this process.
-    let mut out = unsafe { fs::File::from_raw_fd(SYNC_OUT) };
+    // Fds 3 and 4 were set up by `start_init` for this process.
+    let Some(out) = crate::sys::spawn::take_inherited(SYNC_OUT) else { std::process::exit(1) };
+    let mut out = fs::File::from(out);
     let fail = |out: &mut fs::File, msg: String| -> ! {
         let _ = writeln!(out, "E {msg}");
         std::process::exit(1)
@@ -201,58 +172,61 @@ pub fn stage1_main(args: &[String]) -> ! {
     if let Err(e) = std::env::set_current_dir(root) {
         fail(&mut out, format!("chdir {}: {e}", root.display()));
     }
-    // SAFETY: plain syscalls; this process is single-threaded (fresh exec). From here on
-    // it holds no capability in the host's user namespace.
-    let dropped = unsafe {
-        check(libc::setgroups(0, std::ptr::null()))
-            .and_then(|_| check(libc::setresgid(gid, gid, gid)))
-            .and_then(|_| check(libc::setresuid(uid, uid, uid)))
-    };
+    // This process is single-threaded (fresh exec). From here on it holds no capability
+    // in the host's user namespace.
+    let dropped = become_ids(uid, gid);
     if let Err(e) = dropped {
         fail(&mut out, format!("become the VE's host uid {uid}: {e}"));
     }
-    let flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWNET
-        | libc::CLONE_NEWCGROUP
-        | libc::CLONE_NEWPID;
-    // SAFETY: plain syscall.
-    if let Err(e) = check(unsafe { libc::unshare(flags) }) {
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWCGROUP
+        | CloneFlags::CLONE_NEWPID;
+    if let Err(e) = nix::sched::unshare(flags) {
         fail(&mut out, format!("unshare namespaces: {e}"));
     }
     let _ = writeln!(out, "U");
-    // SAFETY: fd 3 set up by the parent.
-    let mut input = BufReader::new(unsafe { fs::File::from_raw_fd(SYNC_IN) });
+    let Some(input) = crate::sys::spawn::take_inherited(SYNC_IN) else {
+        fail(&mut out, "no sync pipe from the parent".into())
+    };
+    let mut input = BufReader::new(fs::File::from(input));
     let mut line = String::new();
     if input.read_line(&mut line).is_err() || line.trim() != "M" {
         fail(&mut out, "parent did not write the id maps".into());
     }
-    // SAFETY: plain syscalls; the maps give this process uid/gid 0 in the new namespace.
-    let ids = unsafe {
-        check(libc::setresgid(0, 0, 0))
-            .and_then(|_| check(libc::setresuid(0, 0, 0)))
-            .and_then(|_| check(libc::setgroups(0, std::ptr::null())))
-    };
+    // The maps give this process uid/gid 0 in the new namespace.
+    let ids = become_ids(0, 0);
     if let Err(e) = ids {
         fail(&mut out, format!("become VE root: {e}"));
     }
-    // SAFETY: single-threaded process.
-    match unsafe { libc::fork() } {
-        -1 => fail(&mut out, format!("fork: {}", io::Error::last_os_error())),
-        0 => {
+    match crate::sys::spawn::fork_single_threaded() {
+        Err(e) => fail(&mut out, format!("fork: {e}")),
+        Ok(ForkResult::Child) => {
             drop(input);
-            // SAFETY: make the report pipe close on exec: EOF then means "init runs".
-            unsafe { libc::fcntl(SYNC_OUT, libc::F_SETFD, libc::FD_CLOEXEC) };
+            // The report pipe closes on exec: EOF then means "init runs".
+            let _ = nix::fcntl::fcntl(&out, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
             let e = pid1(hostname, stdio == "relay", argv);
             fail(&mut out, e)
         }
-        pid => {
-            let _ = writeln!(out, "P {pid}");
+        Ok(ForkResult::Parent { child }) => {
+            let _ = writeln!(out, "P {child}");
             std::process::exit(0)
         }
     }
+}
+
+/// No supplementary groups, then gid and uid (real, effective, saved), in a
+/// single-threaded process. The groups go first: after the uid changes, this process may
+/// no longer have the capability to drop them.
+fn become_ids(uid: u32, gid: u32) -> nix::Result<()> {
+    use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+    let (u, g) = (Uid::from_raw(uid), Gid::from_raw(gid));
+    setgroups(&[])?;
+    setresgid(g, g, g)?;
+    setresuid(u, u, u)
 }
 
 /// PID 1 of the VE, before exec: its own /proc and /sys, pivot_root, hostname, loopback,
@@ -261,28 +235,26 @@ pub(super) fn pid1(hostname: &str, relay: bool, argv: &[String]) -> String {
     if let Err(e) = ve_mounts() {
         return e;
     }
-    // SAFETY: plain syscall in the VE's own UTS namespace.
-    if unsafe { libc::sethostname(hostname.as_ptr().cast(), hostname.len()) } != 0 {
-        return format!("sethostname {hostname}: {}", io::Error::last_os_error());
+    if let Err(e) = nix::unistd::sethostname(hostname) {
+        return format!("sethostname {hostname}: {e}");
     }
-    if let Err(e) = loopback_up() {
+    if let Err(e) = crate::sys::net::loopback_up() {
         return format!("bring up lo: {e}");
     }
     if !relay {
         // The VE's own /dev/null (not a host fd: CRIU and the VE see only VE files).
         match fs::OpenOptions::new().read(true).write(true).custom_flags(libc::O_NONBLOCK).open("/dev/null") {
             Ok(null) => {
-                for fd in 0..3 {
-                    // SAFETY: dup2 onto the standard fds.
-                    unsafe { libc::dup2(null.as_raw_fd(), fd) };
-                }
+                let _ = nix::unistd::dup2_stdin(&null);
+                let _ = nix::unistd::dup2_stdout(&null);
+                let _ = nix::unistd::dup2_stderr(&null);
             }
             Err(e) => return format!("open /dev/null: {e}"),
         }
     }
-    // SAFETY: a new session: init has no controlling terminal of the host.
-    unsafe { libc::setsid() };
-    cloexec_from(3);
+    // A new session: init has no controlling terminal of the host.
+    let _ = nix::unistd::setsid();
+    crate::sys::proc::cloexec_from(3);
     let _ = std::env::set_current_dir("/");
     let err = Command::new(&argv[0])
         .args(&argv[1..])
@@ -303,15 +275,8 @@ pub(super) fn mount(
     data: Option<&str>,
     what: &str,
 ) -> Result<(), String> {
-    let c = |s: Option<&str>| s.map(|s| CString::new(s).unwrap_or_default());
-    let (src_c, fs_c, data_c) = (c(src), c(fstype), c(data));
-    let target_c = CString::new(target).map_err(|e| e.to_string())?;
-    let p = |o: &Option<CString>| o.as_ref().map_or(std::ptr::null(), |s| s.as_ptr());
-    // SAFETY: all pointers are NUL-terminated strings or null, alive across the call.
-    let r = unsafe { libc::mount(p(&src_c), target_c.as_ptr(), p(&fs_c), flags, p(&data_c).cast()) };
-    if r != 0 {
-        return Err(format!("mount {what}: {}", io::Error::last_os_error()));
-    }
+    nix::mount::mount(src, target, fstype, MsFlags::from_bits_retain(flags), data)
+        .map_err(|e| format!("mount {what}: {e}"))?;
     Ok(())
 }
 
@@ -327,8 +292,7 @@ pub(super) fn host_mounts(
     (pty_max, shm_bytes): (Option<u64>, Option<u64>),
 ) -> Result<(), String> {
     use crate::sys::inroot;
-    // SAFETY: plain syscall; this process is single-threaded.
-    check(unsafe { libc::unshare(libc::CLONE_NEWNS) }).map_err(|e| format!("unshare mount namespace: {e}"))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare mount namespace: {e}"))?;
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/ private")?;
     let r = root.to_str().ok_or("VE root is not UTF-8")?;
     mount(Some(r), r, None, libc::MS_BIND, None, "VE root")?;
@@ -346,35 +310,32 @@ pub(super) fn host_mounts(
     )?;
     // The fresh tmpfs: nothing in it is the VE's yet.
     let dev = inroot::dir_fd(&rootfd, "dev", inroot::Follow::Never).map_err(|e| format!("the VE's /dev: {e}"))?;
-    let at = |name: &str| CString::new(name).unwrap_or_default();
+    use nix::{
+        fcntl::{AtFlags, OFlag},
+        sys::stat::Mode,
+        unistd::{Gid, Uid},
+    };
+    let owner = |name: &str| {
+        let _ = nix::unistd::fchownat(
+            &dev,
+            name,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        );
+    };
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
-        let n = at(node);
-        // SAFETY: openat of a new file in our own directory fd.
-        let fd = unsafe {
-            libc::openat(
-                dev.as_raw_fd(),
-                n.as_ptr(),
-                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
-                0o644,
-            )
-        };
-        if fd < 0 {
-            return Err(format!("create /dev/{node}: {}", io::Error::last_os_error()));
-        }
-        // SAFETY: the kernel just returned this fd.
-        let f = unsafe { OwnedFd::from_raw_fd(fd) };
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+        let f = nix::fcntl::openat(&dev, node, flags, Mode::from_bits_retain(0o644))
+            .map_err(|e| format!("create /dev/{node}: {e}"))?;
         mount(Some(&format!("/dev/{node}")), &inroot::fd_path(&f), None, libc::MS_BIND, None, &format!("/dev/{node}"))?;
     }
     for (name, fstype, flags, options) in [
         ("pts", "devpts", libc::MS_NOSUID | libc::MS_NOEXEC, devpts_options(pty_max, gid + 5)),
         ("shm", "tmpfs", libc::MS_NOSUID | libc::MS_NODEV, shm_options(shm_bytes, uid, gid)),
     ] {
-        let n = at(name);
-        // SAFETY: mkdirat/fchownat of a new name in our own directory fd.
-        unsafe {
-            libc::mkdirat(dev.as_raw_fd(), n.as_ptr(), 0o755);
-            libc::fchownat(dev.as_raw_fd(), n.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
-        }
+        let _ = nix::sys::stat::mkdirat(&dev, name, Mode::from_bits_retain(0o755));
+        owner(name);
         let d = inroot::dir_fd(&dev, name, inroot::Follow::Never).map_err(|e| format!("/dev/{name}: {e}"))?;
         mount(
             Some(fstype),
@@ -392,14 +353,8 @@ pub(super) fn host_mounts(
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        let (l, t) = (at(link), at(to));
-        // SAFETY: symlinkat/fchownat of a new name in our own directory fd.
-        unsafe {
-            if libc::symlinkat(t.as_ptr(), dev.as_raw_fd(), l.as_ptr()) != 0 {
-                return Err(format!("symlink /dev/{link}: {}", io::Error::last_os_error()));
-            }
-            libc::fchownat(dev.as_raw_fd(), l.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW);
-        }
+        nix::unistd::symlinkat(to, &dev, link).map_err(|e| format!("symlink /dev/{link}: {e}"))?;
+        owner(link);
     }
     Ok(())
 }
@@ -409,38 +364,7 @@ pub(super) fn host_mounts(
 /// and attached by fd, its /proc and /sys, then pivot_root so the host's tree is gone.
 pub(super) fn ve_mounts() -> Result<(), String> {
     use crate::sys::inroot;
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
-    const AT_RECURSIVE: libc::c_uint = 0x8000;
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
-    // SAFETY: open_tree/move_mount with valid fds and NUL-terminated paths; the new fd is ours.
-    let root = unsafe {
-        let t = libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            c".".as_ptr(),
-            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
-        );
-        if t < 0 {
-            return Err(format!("clone the VE's root: {}", io::Error::last_os_error()));
-        }
-        let t = OwnedFd::from_raw_fd(t as RawFd);
-        if libc::syscall(
-            libc::SYS_move_mount,
-            t.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            c".".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        ) != 0
-        {
-            return Err(format!("attach the VE's root: {}", io::Error::last_os_error()));
-        }
-        if libc::fchdir(t.as_raw_fd()) != 0 {
-            return Err(format!("enter the VE's root: {}", io::Error::last_os_error()));
-        }
-        t
-    };
+    let root = crate::sys::mount::clone_cwd_tree().map_err(|e| format!("clone and enter the VE's root: {e}"))?;
     let nosuid = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
     let proc_ = inroot::ensure_dir(&root, "proc", 0, 0).map_err(|e| format!("the VE's /proc: {e}"))?;
     mount(Some("proc"), &inroot::fd_path(&proc_), Some("proc"), nosuid, None, "proc")?;
@@ -452,33 +376,6 @@ pub(super) fn ve_mounts() -> Result<(), String> {
     }
     drop((proc_, sys, root));
     // pivot_root(".", "."): the old root ends up on top of the new one and is detached.
-    let dot = c".";
-    // SAFETY: NUL-terminated paths; raw syscall as libc has no wrapper.
-    if unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) } != 0 {
-        return Err(format!("pivot_root: {}", io::Error::last_os_error()));
-    }
-    // SAFETY: detach the old root stacked on ".".
-    if unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) } != 0 {
-        return Err(format!("detach old root: {}", io::Error::last_os_error()));
-    }
+    crate::sys::mount::pivot_to_cwd().map_err(|e| format!("pivot_root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))
-}
-
-/// `ip link set lo up` by ioctl, in the VE's own network namespace.
-pub(super) fn loopback_up() -> io::Result<()> {
-    // SAFETY: plain socket; closed below.
-    let s = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: the kernel returned this fd.
-    let s = unsafe { OwnedFd::from_raw_fd(s) };
-    // SAFETY: ifreq is plain data; ioctls read and write it.
-    unsafe {
-        let mut ifr: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo".iter().enumerate() {
-            ifr.ifr_name[i] = *b as libc::c_char;
-        }
-        check(libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr))?;
-        ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        check(libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr))?;
-    }
-    Ok(())
 }

@@ -11,17 +11,18 @@
 //! `init` starts PID 1, `enter` runs things in a running VE, `usage` reads and limits
 //! what the kernel counts per VE outside BPF.
 use std::{
-    ffi::CString,
     fs,
     io::{self, BufRead as _, BufReader, Write as _},
     os::{
-        fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd},
+        fd::{AsFd as _, OwnedFd, RawFd},
         unix::process::CommandExt as _,
     },
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
+
+use nix::{mount::MsFlags, sched::CloneFlags, unistd::ForkResult};
 
 use crate::cgroup::Cgroups;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -49,14 +50,6 @@ impl NsError {
 fn sys(op: impl Into<String>) -> impl FnOnce(io::Error) -> NsError {
     let op = op.into();
     move |source| NsError::Sys { op, source }
-}
-
-fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 /// Size of each VE's id range (VE ids 0..65535).
@@ -104,14 +97,6 @@ pub fn devpts_options(max: Option<u64>, gid: u32) -> String {
         "newinstance,ptmxmode=0666,mode=0620,gid={gid},max={}",
         max.unwrap_or(PTY_MAX_UNLIMITED).min(PTY_MAX_UNLIMITED)
     )
-}
-
-/// Async-signal-safe: every fd from `first` on is closed at the next exec. What vzctl
-/// inherited from whoever ran it must never reach a VE process.
-fn cloexec_from(first: u32) {
-    const CLOSE_RANGE_CLOEXEC: u32 = 1 << 2;
-    // SAFETY: close_range(2) only marks fds; nothing is closed under anyone.
-    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
 }
 
 /// The value of one `Key:` line of a /proc/PID/status text.

@@ -13,10 +13,8 @@ pub(super) fn nft_rules() -> io::Result<u64> {
     const NFNL_SUBSYS_NFTABLES: u16 = 10;
     const NFT_MSG_NEWRULE: u16 = 6;
     const NFT_MSG_GETRULE: u16 = 7;
-    // SAFETY: plain socket(2).
-    let fd = check(unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW | libc::SOCK_CLOEXEC, NETLINK_NETFILTER) })?;
-    // SAFETY: the kernel returned this fd.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    use crate::sys::net;
+    let sock = net::netlink(NETLINK_NETFILTER)?;
     let mut req = Vec::with_capacity(20);
     req.extend_from_slice(&20u32.to_ne_bytes());
     req.extend_from_slice(&((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE).to_ne_bytes());
@@ -24,18 +22,12 @@ pub(super) fn nft_rules() -> io::Result<u64> {
     req.extend_from_slice(&1u32.to_ne_bytes()); // seq
     req.extend_from_slice(&0u32.to_ne_bytes()); // port id: the kernel fills it in
     req.extend_from_slice(&[libc::AF_UNSPEC as u8, 0, 0, 0]); // nfgenmsg: every family, v0
-                                                              // SAFETY: send of a valid buffer.
-    check(unsafe { libc::send(sock.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) } as i32)?;
+    net::send(sock.as_fd(), &req)?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut rules = 0u64;
     loop {
-        // SAFETY: recv into a buffer of the given size.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let n = net::recv(sock.as_fd(), &mut buf)?;
         let mut off = 0usize;
-        let n = n as usize;
         while off + 16 <= n {
             let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
             let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
@@ -63,13 +55,7 @@ pub(super) fn legacy_ipt_entries() -> u64 {
     let Ok(names) = fs::read_to_string("/proc/thread-self/net/ip_tables_names") else {
         return 0;
     };
-    // SAFETY: plain socket(2).
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW) };
-    if fd < 0 {
-        return 0;
-    }
-    // SAFETY: the kernel returned this fd.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let Ok(sock) = crate::sys::net::raw_ipv4() else { return 0 };
     names
         .lines()
         .filter_map(|table| {
@@ -78,18 +64,9 @@ pub(super) fn legacy_ipt_entries() -> u64 {
             let mut info = [0u8; 84];
             let name = table.trim().as_bytes();
             info[..name.len().min(31)].copy_from_slice(&name[..name.len().min(31)]);
-            let mut len = info.len() as libc::socklen_t;
-            // SAFETY: getsockopt into a buffer of the given length.
-            let r = unsafe {
-                libc::getsockopt(
-                    sock.as_raw_fd(),
-                    libc::IPPROTO_IP,
-                    IPT_SO_GET_INFO,
-                    info.as_mut_ptr().cast(),
-                    &mut len,
-                )
-            };
-            (r == 0).then(|| u64::from(u32::from_ne_bytes([info[76], info[77], info[78], info[79]])))
+            crate::sys::net::getsockopt(sock.as_fd(), libc::IPPROTO_IP, IPT_SO_GET_INFO, &mut info)
+                .ok()
+                .map(|_| u64::from(u32::from_ne_bytes([info[76], info[77], info[78], info[79]])))
         })
         .sum()
 }
@@ -153,10 +130,7 @@ pub fn file_locks(locks: &str, pids: &[i32]) -> u64 {
 /// Sets RLIMIT_SIGPENDING (numsiginfo: soft = barrier, hard = limit) of one process (0:
 /// this one); None is unlimited.
 pub fn set_sigpending(pid: i32, lim: Option<(u64, u64)>) -> io::Result<()> {
-    let (cur, max) = lim.unwrap_or((libc::RLIM_INFINITY, libc::RLIM_INFINITY));
-    let new = libc::rlimit { rlim_cur: cur, rlim_max: max };
-    // SAFETY: prlimit with a valid struct and no old-value pointer.
-    check(unsafe { libc::prlimit(pid, libc::RLIMIT_SIGPENDING, &new, std::ptr::null_mut()) }).map(drop)
+    crate::sys::proc::set_sigpending(pid, lim)
 }
 
 /// Sets a VE process's RLIMIT_SIGPENDING. Host root may do that with CAP_SYS_RESOURCE; a
@@ -176,12 +150,9 @@ pub fn set_sigpending_of(pid: i32, lim: Option<(u64, u64)>) -> io::Result<()> {
     };
     let (uid, gid) = (id("Uid")?, id("Gid")?);
     std::thread::spawn(move || {
-        // SAFETY: raw set*id syscalls change this thread's credentials only; the saved
-        // ids stay 0, and the thread ends right after.
-        unsafe {
-            check(libc::syscall(libc::SYS_setresgid, gid, gid, 0u32) as i32)?;
-            check(libc::syscall(libc::SYS_setresuid, uid, uid, 0u32) as i32)?;
-        }
+        // This thread's credentials only; the saved ids stay 0, and the thread ends right
+        // after.
+        crate::sys::proc::thread_setresid(Some([gid, gid, 0]), Some([uid, uid, 0]))?;
         set_sigpending(pid, lim)
     })
     .join()
@@ -212,10 +183,8 @@ pub fn parse_sigpending(limits: &str) -> Option<libc::rlimit> {
 /// root's host uid (a raw setresuid: this thread only, not the whole process).
 pub fn set_shmall(init: i32, pages: u64, uid_base: u32) -> Result<(), NsError> {
     in_ve_ipc(init, move || {
-        // SAFETY: raw syscall changing this thread's effective uid only.
-        if unsafe { libc::syscall(libc::SYS_setresuid, -1i32, uid_base, -1i32) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // This thread's effective uid only.
+        crate::sys::proc::thread_setresid(None, Some([u32::MAX, uid_base, u32::MAX]))?;
         fs::write("/proc/sys/kernel/shmall", pages.to_string())
     })
 }
@@ -235,11 +204,10 @@ pub fn own_shm_pages(init: i32) -> Option<u64> {
     let tmpfs = (|| {
         let root = inroot::ve_root(init).ok()?;
         let d = inroot::dir_fd(&root, "dev/shm", inroot::Follow::Never).ok()?;
-        // SAFETY: fstatfs fills the zeroed struct; works on an O_PATH fd.
-        let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        (unsafe { libc::fstatfs(d.as_raw_fd(), &mut st) } == 0 && st.f_type as i64 == inroot::TMPFS_MAGIC)
-            .then(|| (st.f_blocks - st.f_bfree) * st.f_bsize as u64 / 4096)
+        // fstatfs works on an O_PATH fd.
+        let st = nix::sys::statfs::fstatfs(&d).ok()?;
+        (st.filesystem_type().0 as i64 == inroot::TMPFS_MAGIC)
+            .then(|| (st.blocks() - st.blocks_free()) * st.block_size() as u64 / 4096)
     })()
     .unwrap_or(0);
     Some(segs + tmpfs)

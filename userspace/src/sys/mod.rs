@@ -1,12 +1,20 @@
-//! Thin wrappers over the host's kernel interfaces that more than one module needs: the
-//! mount table, and advisory file locks. One parser and one lock call, so every reader
-//! agrees (vzlist and `vzctl status` once disagreed on what is mounted).
+//! The host's kernel interfaces, behind safe functions: the only place in the library with
+//! `unsafe` (`cargo xtask lint` refuses it anywhere else). Most calls go through nix; what
+//! nix does not cover here is raw and small: bpf(2) commands (`bpf`), loop, quota and inode
+//! ioctls (`disk`), fspick/fsconfig and open_tree/move_mount (`mount`), netlink and raw
+//! sockets (`net`), pidfds, close_range, prlimit and per-thread set*id (`proc`), pty
+//! ioctls and window size (`tty`), and the code between fork and exec (`spawn`). Also the
+//! one mount table parser (`mountinfo`), the one flock, and the in-root file API every
+//! access to a VE's files goes through (`inroot`).
+pub mod bpf;
 pub mod disk;
 pub mod fd;
 pub mod inroot;
 pub mod mount;
 pub mod mountinfo;
+pub mod net;
 pub mod proc;
+pub mod spawn;
 pub mod tty;
 
 use std::{fs, io, os::fd::AsRawFd as _};

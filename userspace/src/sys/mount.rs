@@ -70,3 +70,49 @@ pub fn reconfigure(dir: BorrowedFd<'_>, key: &str, value: &str) -> io::Result<()
     }
     Ok(())
 }
+
+/// PID 1's own copy of the tree at its working directory: cloned (open_tree, recursive),
+/// attached over it (move_mount) and entered (fchdir). pivot_root refuses a locked copy
+/// made in another user namespace; this one is the caller's.
+pub fn clone_cwd_tree() -> io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    const OPEN_TREE_CLOEXEC: libc::c_uint = libc::O_CLOEXEC as libc::c_uint;
+    const AT_RECURSIVE: libc::c_uint = 0x8000;
+    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+    // SAFETY: open_tree with AT_FDCWD and a NUL-terminated path; it returns a new fd.
+    let t = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c".".as_ptr(),
+            OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
+        )
+    };
+    if t < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this fd, owned by nobody else.
+    let t = unsafe { OwnedFd::from_raw_fd(t as i32) };
+    // SAFETY: move_mount of our tree fd onto ".", NUL-terminated paths.
+    let moved = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            t.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c".".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if moved != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    nix::unistd::fchdir(&t)?;
+    Ok(t)
+}
+
+/// pivot_root(".", "."), then the old root (now stacked on ".") detached.
+pub fn pivot_to_cwd() -> io::Result<()> {
+    nix::unistd::pivot_root(".", ".")?;
+    Ok(nix::mount::umount2(".", MntFlags::MNT_DETACH)?)
+}
