@@ -51,6 +51,23 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 14] = [
+        Kind::BadValue,
+        Kind::Limits,
+        Kind::System,
+        Kind::BadKernel,
+        Kind::EnvCreate,
+        Kind::Exec,
+        Kind::Locked,
+        Kind::NoConfig,
+        Kind::NotRunning,
+        Kind::Running,
+        Kind::NotMounted,
+        Kind::Exists,
+        Kind::BadTemplate,
+        Kind::IpInUse,
+    ];
+
     pub fn exit_code(self) -> i32 {
         match self {
             Kind::BadValue => exit::INVALID_PARAMETER_VALUE,

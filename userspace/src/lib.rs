@@ -113,23 +113,7 @@ mod tests {
 
     #[test]
     fn every_kind_has_its_own_code() {
-        use Kind::*;
-        let all = [
-            BadValue,
-            Limits,
-            System,
-            BadKernel,
-            EnvCreate,
-            Exec,
-            Locked,
-            NoConfig,
-            NotRunning,
-            Running,
-            NotMounted,
-            Exists,
-            BadTemplate,
-            IpInUse,
-        ];
+        let all = Kind::ALL;
         let codes: std::collections::BTreeSet<i32> = all.iter().map(|k| k.exit_code()).collect();
         assert_eq!(codes.len(), all.len());
         assert!(!codes.contains(&0));
