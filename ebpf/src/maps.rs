@@ -2,12 +2,14 @@
 //! so counters and limits survive the controller and program upgrades.
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
-    macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuHashMap, RingBuf},
+    btf_maps::{Array, HashMap, LruHashMap, PerCpuHashMap, RingBuf},
+    macros::btf_map,
     Global,
 };
 
-// Every pinned map, declared from vz-common's one table (`for_each_map!`).
+// Every pinned map, declared from vz-common's one table (`for_each_map!`) as a BTF map, so
+// the kernel knows its key and value types (`bpftool map dump` prints their fields). The
+// loader pins each by name (`EbpfLoader::map_pin_path`).
 macro_rules! declare_maps {
     ($($(#[$doc:meta])* $konst:ident, $stat:ident, $name:literal, $kind:ident, $k:ty, $v:ty, $e:expr, $f:ident;)*) => {
         $(declare_map!($(#[$doc])* $stat, $name, $kind, $k, $v, $e, $f);)*
@@ -17,24 +19,24 @@ macro_rules! declare_maps {
 macro_rules! declare_map {
     ($(#[$doc:meta])* $stat:ident, $name:literal, Array, $k:ty, $v:ty, $e:expr, $f:ident) => {
         $(#[$doc])*
-        #[map(name = $name)]
-        pub static $stat: Array<$v> = Array::pinned($e, flags!($f));
+        #[btf_map(name = $name)]
+        pub static $stat: Array<$v, { $e as usize }, { flags!($f) }> = Array::new();
     };
     ($(#[$doc:meta])* $stat:ident, $name:literal, RingBuf, $k:ty, $v:ty, $e:expr, $f:ident) => {
         $(#[$doc])*
-        #[map(name = $name)]
-        pub static $stat: RingBuf = RingBuf::pinned($e, flags!($f));
+        #[btf_map(name = $name)]
+        pub static $stat: RingBuf<vz_common::UbcEvent, { $e as usize }, { flags!($f) }> = RingBuf::new();
     };
     ($(#[$doc:meta])* $stat:ident, $name:literal, $kind:ident, $k:ty, $v:ty, $e:expr, $f:ident) => {
         $(#[$doc])*
-        #[map(name = $name)]
-        pub static $stat: $kind<$k, $v> = $kind::pinned($e, flags!($f));
+        #[btf_map(name = $name)]
+        pub static $stat: $kind<$k, $v, { $e as usize }, { flags!($f) }> = $kind::new();
     };
 }
 
 macro_rules! flags {
     (NO_PREALLOC) => {
-        BPF_F_NO_PREALLOC
+        BPF_F_NO_PREALLOC as usize
     };
     (PREALLOC) => {
         0

@@ -84,7 +84,7 @@ pub fn vz_sock_create(ctx: SockContext) -> i32 {
 /// Streams a limit hit to the events ring buffer (dropped if it is full).
 #[inline(always)]
 pub(crate) fn report(ve: u64, res: u32, held: u64, barrier: u64, limit: u64) {
-    if let Some(mut e) = VZ_EVENTS.reserve::<UbcEvent>(0) {
+    if let Some(mut e) = VZ_EVENTS.reserve(0) {
         let pid = (bpf_get_current_pid_tgid() >> 32) as u32;
         let comm = bpf_get_current_comm().unwrap_or([0; 16]);
         e.write(UbcEvent { ve, held, barrier, limit, res, pid, comm: comm.map(|c| c) });

@@ -130,3 +130,55 @@ fn bpffs_is_mounted_when_missing() {
     assert!(ok, "programs from the private namespace stayed attached");
     let _ = env.cg().remove_ve(101);
 }
+
+/// `bpftool -j map show pinned PATH`, parsed loosely: (map id, whether it carries BTF).
+fn map_show(path: &std::path::Path) -> (u64, bool) {
+    let o = Command::new("bpftool").args(["-j", "map", "show", "pinned"]).arg(path).output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(o.status.success(), "bpftool map show {}: {text}", path.display());
+    let id = text.split("\"id\":").nth(1).and_then(|r| r.split([',', '}']).next()).and_then(|v| v.trim().parse().ok());
+    (id.unwrap_or_else(|| panic!("no id in {text}")), text.contains("\"btf_id\""))
+}
+
+#[test]
+fn maps_an_older_build_pinned_without_btf_are_kept_and_new_ones_carry_btf() {
+    let mut env = Env::bare("btf");
+    // What a build before BTF maps left pinned: the same shapes, made without BTF.
+    let maps = env.cfg.pin_root.join("maps");
+    std::fs::create_dir_all(&maps).unwrap();
+    let old = [
+        ("VZ_UBC_V1", std::mem::size_of::<vz_common::VeUsage>()),
+        ("VZ_LIMITS_V1", std::mem::size_of::<vz_common::VeLimits>()),
+    ];
+    let mut ids = Vec::new();
+    for (name, value) in old {
+        let path = maps.join(name);
+        let made = Command::new("bpftool")
+            .args(["map", "create"])
+            .arg(&path)
+            .args(["type", "hash", "key", "8", "value", &value.to_string(), "entries", "65536"])
+            .args(["name", &name[..name.len().min(15)], "flags", "1"])
+            .status()
+            .unwrap();
+        assert!(made.success(), "bpftool map create {name}");
+        let (id, btf) = map_show(&path);
+        assert!(!btf, "{name} was made with BTF");
+        ids.push(id);
+    }
+    env.bpf = Some(Bpf::ensure(&env.cfg).expect("load over the older pins"));
+    // Reused, not replaced: counters and limits of running VEs stay where they are.
+    for ((name, _), id) in old.iter().zip(&ids) {
+        assert_eq!(map_show(&maps.join(name)).0, *id, "{name} was replaced");
+    }
+    // Maps made now carry BTF.
+    assert!(map_show(&maps.join("VZ_STATS_V1")).1, "VZ_STATS_V1 has no BTF");
+    assert!(map_show(&maps.join("VZ_VEIDS_V1")).1, "VZ_VEIDS_V1 has no BTF");
+    // And the programs count and refuse through the older maps.
+    env.ve(101);
+    env.set(101, NUMTCPSOCK, 1, 1);
+    let mut h = env.helper(101);
+    assert!(h.open("tcp").is_ok());
+    assert!(h.open("tcp").is_err(), "the barrier of the older map was not enforced");
+    let u = env.usage(101, NUMTCPSOCK);
+    assert_eq!((u.held, u.failcnt), (1, 1));
+}

@@ -34,6 +34,15 @@ fn lifecycle_from_the_default_template() {
         .unwrap();
     let text = String::from_utf8_lossy(&dump.stdout);
     assert!(text.contains(r#""value":["0x65","0x00","0x00","0x00"]"#), "bpftool: {text}");
+    // The maps carry BTF: bpftool prints their values with field names.
+    let f = Command::new("bpftool")
+        .args(["map", "dump", "pinned"])
+        .arg(env.bpf_root.join("maps/VZ_LIMITS_V1"))
+        .output()
+        .unwrap();
+    let formatted = String::from_utf8_lossy(&f.stdout);
+    assert!(formatted.contains("\"barrier\"") || formatted.contains(".barrier = "), "bpftool: {formatted}");
+    assert!(text.contains(r#""formatted":{"key":"#) && text.contains(r#""value":101"#), "bpftool: {text}");
     // The VE's init is the template's /sbin/init, PID 1 inside.
     assert_eq!(env.ok(&["exec2", "web", "cat /proc/1/comm"]), "init\n");
     assert_eq!(env.vzctl(&["exec2", "101", "exit 7"]).code, 7);

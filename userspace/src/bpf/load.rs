@@ -44,6 +44,11 @@ impl Bpf {
                 loader.override_global(name, v, true);
             }
         }
+        // BTF maps carry no pinning attribute: each is pinned (or its pin reused) by name.
+        let map_pins: Vec<(&str, PathBuf)> = maps::ALL.iter().map(|m| (*m, pins.map(m))).collect();
+        for (name, path) in &map_pins {
+            loader.map_pin_path(name, path.as_path());
+        }
         let mut ebpf = loader.load(obj.bytes)?;
         check_map_layouts(&ebpf, &pins)?;
 
