@@ -25,9 +25,9 @@ fn pin_layout_is_as_documented() {
         "links/vz_io_queue",
         "links/vz_io_done",
         "links/vz_io_rq_done",
-        "maps/VZ_IO_CGROUPS_V1",
+        "maps/VZ_IO_CGRPS_V1",
         "maps/VZ_IO_STATS_V1",
-        "maps/VZ_IO_INFLIGHT_V1",
+        "maps/VZ_IO_FLIGHT_V1",
     ] {
         assert!(root.join(p).exists(), "missing pin {p}");
     }
@@ -181,4 +181,51 @@ fn maps_an_older_build_pinned_without_btf_are_kept_and_new_ones_carry_btf() {
     assert!(h.open("tcp").is_err(), "the barrier of the older map was not enforced");
     let u = env.usage(101, NUMTCPSOCK);
     assert_eq!((u.held, u.failcnt), (1, 1));
+}
+
+#[test]
+fn maps_an_older_build_pinned_under_long_names_move_to_their_short_names() {
+    let mut env = Env::bare("rename");
+    let maps = env.cfg.pin_root.join("maps");
+    std::fs::create_dir_all(&maps).unwrap();
+    // VZ_IO_CGROUPS_V1 as an older build left it: blkio cgroup 7 belongs to VE cgroup 9.
+    let old = maps.join("VZ_IO_CGROUPS_V1");
+    let bpftool = |args: &[&str]| {
+        let o = Command::new("bpftool").args(args).output().unwrap();
+        assert!(o.status.success(), "bpftool {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+    let o = old.to_str().unwrap();
+    bpftool(&[
+        "map",
+        "create",
+        o,
+        "type",
+        "hash",
+        "key",
+        "8",
+        "value",
+        "8",
+        "entries",
+        "65536",
+        "name",
+        "VZ_IO_CGROUPS_V",
+        "flags",
+        "1",
+    ]);
+    let le = |v: u64| v.to_le_bytes().iter().map(|b| b.to_string()).collect::<Vec<_>>();
+    let mut update = vec!["map", "update", "pinned", o, "key"];
+    let (k, v) = (le(7), le(9));
+    update.extend(k.iter().map(String::as_str));
+    update.push("value");
+    update.extend(v.iter().map(String::as_str));
+    bpftool(&update);
+
+    env.bpf = Some(Bpf::ensure(&env.cfg).expect("load over the older pins"));
+    assert!(!old.exists(), "the old pin is still there");
+    let new = maps.join("VZ_IO_CGRPS_V1");
+    let mut lookup = vec!["-j", "map", "lookup", "pinned", new.to_str().unwrap(), "key"];
+    lookup.extend(k.iter().map(String::as_str));
+    let text = bpftool(&lookup);
+    assert!(text.contains(r#""formatted":{"key":7,"value":9}"#), "bpftool: {text}");
 }

@@ -380,9 +380,9 @@ macro_rules! for_each_map {
             VMS, VZ_VMS, "VZ_VMS_V1", HashMap, u64, [u64; 2], $crate::MAX_VES, NO_PREALLOC;
             /// Slab caches seen by `vz_dcache_alloc`: slot size if the cache holds dentries or inodes,
             /// else 0.
-            DCACHE_CACHES, VZ_DCACHE_CACHES, "VZ_DCACHE_CACHES_V1", HashMap, u64, u32, 4096, NO_PREALLOC;
+            DCACHE_CACHES, VZ_DCACHE_CACHES, "VZ_DC_CACHES_V1", HashMap, u64, u32, 4096, NO_PREALLOC;
             /// Dentry and inode objects charged to a VE: object address -> VE (cgroup id).
-            DCACHE_OBJS, VZ_DCACHE_OBJS, "VZ_DCACHE_OBJS_V1", HashMap, u64, u64, $crate::DCACHE_OBJS, NO_PREALLOC;
+            DCACHE_OBJS, VZ_DCACHE_OBJS, "VZ_DC_OBJS_V1", HashMap, u64, u64, $crate::DCACHE_OBJS, NO_PREALLOC;
             /// Every VE's addresses (key: VE and address; value unused). Written by userspace as
             /// addresses come and go.
             VE_ADDRS, VZ_VE_ADDRS, "VZ_VE_ADDRS_V1", HashMap, $crate::VeAddr, u8, $crate::MAX_VE_ADDRS, NO_PREALLOC;
@@ -397,13 +397,13 @@ macro_rules! for_each_map {
             NET_RATE, VZ_NET_RATE, "VZ_NET_RATE_V1", HashMap, u64, u32, $crate::MAX_VES, NO_PREALLOC;
             /// blkio cgroup of each running VE (the v1 blkio directory's id on hybrid hosts, the VE's
             /// own cgroup2 id on cgroup2 hosts) -> the VE (cgroup2 id). Written by userspace.
-            IO_CGROUPS, VZ_IO_CGROUPS, "VZ_IO_CGROUPS_V1", HashMap, u64, u64, $crate::MAX_VES, NO_PREALLOC;
+            IO_CGROUPS, VZ_IO_CGROUPS, "VZ_IO_CGRPS_V1", HashMap, u64, u64, $crate::MAX_VES, NO_PREALLOC;
             /// Block I/O per VE and device, per CPU (summed by readers).
             IO_STATS, VZ_IO_STATS, "VZ_IO_STATS_V1", PerCpuHashMap, $crate::IoKey, $crate::IoStats, $crate::MAX_VES, NO_PREALLOC;
             /// VE bios of bio-based devices (device-mapper, md) between submission and completion
             /// (bio address -> VE, device, start). LRU: a bio whose completion is never seen cannot
             /// fill it.
-            IO_INFLIGHT, VZ_IO_INFLIGHT, "VZ_IO_INFLIGHT_V1", LruHashMap, u64, $crate::IoStart, 16384, PREALLOC;
+            IO_INFLIGHT, VZ_IO_INFLIGHT, "VZ_IO_FLIGHT_V1", LruHashMap, u64, $crate::IoStart, 16384, PREALLOC;
             /// VEID of each registered VE, by its cgroup2 id: how an admin reading the other maps
             /// (all keyed by cgroup id) finds the VE. Written by userspace; programs never read it.
             VEIDS, VZ_VEIDS, "VZ_VEIDS_V1", HashMap, u64, u32, $crate::MAX_VES, NO_PREALLOC;
@@ -423,11 +423,27 @@ pub const MAX_OVERFLOW_SOCKS: u32 = 1 << 16;
 
 macro_rules! map_names {
     ($($(#[$doc:meta])* $konst:ident, $stat:ident, $name:literal, $kind:ident, $k:ty, $v:ty, $e:expr, $f:ident;)*) => {
-        /// Map names. The layout version is part of each pinned name (see [`LAYOUT_VERSION`]).
+        /// Map names (at most 15 characters: the kernel's map name is the pinned name). The
+        /// layout version is part of each pinned name (see [`LAYOUT_VERSION`]).
         pub mod maps {
             $(pub const $konst: &str = $name;)*
             /// Every pinned map.
             pub const ALL: &[&str] = &[$($name),*];
+            /// Pins of older builds under names the kernel cut to 15 characters: (old, new).
+            /// The loader moves their entries into the new maps and removes them.
+            pub const RENAMED: &[(&str, &str)] = &[
+                ("VZ_DCACHE_CACHES_V1", DCACHE_CACHES),
+                ("VZ_DCACHE_OBJS_V1", DCACHE_OBJS),
+                ("VZ_IO_CGROUPS_V1", IO_CGROUPS),
+                ("VZ_IO_INFLIGHT_V1", IO_INFLIGHT),
+            ];
+            const _: () = {
+                let mut i = 0;
+                while i < ALL.len() {
+                    assert!(ALL[i].len() <= 15, "a map name longer than 15 characters");
+                    i += 1;
+                }
+            };
         }
     };
 }

@@ -51,6 +51,10 @@ impl Bpf {
         }
         let mut ebpf = loader.load(obj.bytes)?;
         check_map_layouts(&ebpf, &pins)?;
+        // Entries of maps an older build pinned under longer names, before any program
+        // runs against the new ones (and again, below, for what the old programs added
+        // meanwhile).
+        move_renamed(&mut ebpf, &pins)?;
 
         let parent = fs::File::open(&cfg.cgroup_parent).map_err(io_err("open", &cfg.cgroup_parent))?;
         for name in SOCK_PROGS {
@@ -120,6 +124,10 @@ impl Bpf {
         let mut arr: Array<_, Meta> =
             Array::try_from(ebpf.map_mut(maps::META).ok_or(MapError::InvalidName { name: maps::META.into() })?)?;
         arr.set(0, meta, 0)?;
+        move_renamed(&mut ebpf, &pins)?;
+        for (old, _) in maps::RENAMED {
+            let _ = fs::remove_file(pins.map(old));
+        }
         rollback.armed = false;
 
         // After every program is loaded: the logger takes the log map out of `ebpf`.
@@ -203,6 +211,41 @@ impl Drop for Rollback {
             }
         }
     }
+}
+
+/// Copies the entries of each older pin in `maps::RENAMED` into its new map, keeping what the
+/// new map already holds (newer than the copy). The old pins go once the new programs run.
+fn move_renamed(ebpf: &mut Ebpf, pins: &Pins) -> Result<(), BpfError> {
+    fn copy<K: aya::Pod + Eq + std::hash::Hash, V: aya::Pod>(
+        ebpf: &mut Ebpf,
+        pins: &Pins,
+        old: &str,
+        new: &'static str,
+    ) -> Result<usize, BpfError> {
+        let Ok(data) = MapData::from_pin(pins.map(old)) else { return Ok(0) };
+        let from: aya::maps::HashMap<MapData, K, V> = aya::maps::HashMap::try_from(aya::maps::Map::HashMap(data))?;
+        let mut to: aya::maps::HashMap<_, K, V> =
+            aya::maps::HashMap::try_from(ebpf.map_mut(new).ok_or(MapError::InvalidName { name: new.into() })?)?;
+        let mut n = 0;
+        for (k, v) in from.iter().flatten() {
+            // BPF_NOEXIST (1): an entry the new programs made stays.
+            if to.insert(k, v, 1).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+    for (old, new) in maps::RENAMED {
+        let n = match *new {
+            maps::DCACHE_CACHES => copy::<u64, u32>(ebpf, pins, old, new)?,
+            maps::IO_INFLIGHT => copy::<u64, vz_common::IoStart>(ebpf, pins, old, new)?,
+            _ => copy::<u64, u64>(ebpf, pins, old, new)?,
+        };
+        if n > 0 {
+            info!("moved {n} entries of {old} into {new}");
+        }
+    }
+    Ok(())
 }
 
 /// aya reuses a pinned map by name without checking its shape; a map pinned by a build with

@@ -13,7 +13,7 @@
 //!   progs/vz_dcache_{alloc,free}, links/...    tp_btf/kmem_cache_{alloc,free}: dcachesize
 //!   progs/vz_io_{queue,done,rq_done}, links/.. tp_btf/block_bio_{queue,complete} and
 //!                                              block_rq_complete: block I/O per VE (maps
-//!                                              VZ_IO_CGROUPS_V1, VZ_IO_STATS_V1, VZ_IO_INFLIGHT_V1)
+//!                                              VZ_IO_CGRPS_V1, VZ_IO_STATS_V1, VZ_IO_FLIGHT_V1)
 //!   links/<program>      cgroup links on the VE parent cgroup (vz_sock_create,
 //!                        vz_sock_release, vz_sysctl, vz_setsockopt)
 //! ```
