@@ -59,7 +59,8 @@ impl Bpf {
         let parent = fs::File::open(&cfg.cgroup_parent).map_err(io_err("open", &cfg.cgroup_parent))?;
         for name in SOCK_PROGS {
             let prog: &mut CgroupSock = program(&mut ebpf, name)?.try_into()?;
-            prog.load().map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+            retry_load(|| prog.load())
+                .map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
             let fd = prog_fd(prog.fd()?)?;
             install_link(&pins, &mut rollback, name, fd.as_fd(), |tmp| {
                 let id = prog.attach(&parent, CgroupAttachMode::Single)?;
@@ -70,9 +71,9 @@ impl Bpf {
         for (name, attach_type) in RAW_CGROUP_PROGS {
             let prog = program(&mut ebpf, name)?;
             match prog {
-                aya::programs::Program::CgroupSysctl(p) => p.load(),
-                aya::programs::Program::CgroupSockopt(p) => p.load(),
-                aya::programs::Program::CgroupSockAddr(p) => p.load(),
+                aya::programs::Program::CgroupSysctl(p) => retry_load(|| p.load()),
+                aya::programs::Program::CgroupSockopt(p) => retry_load(|| p.load()),
+                aya::programs::Program::CgroupSockAddr(p) => retry_load(|| p.load()),
                 _ => return Err(BpfError::ProgramRejected { prog: name, detail: "unexpected program type".into() }),
             }
             .map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
@@ -87,7 +88,8 @@ impl Bpf {
 
         for name in TC_PROGS {
             let prog: &mut aya::programs::SchedClassifier = program(&mut ebpf, name)?.try_into()?;
-            prog.load().map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+            retry_load(|| prog.load())
+                .map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
             pin_program(&pins, name, |p| prog.pin(p))?;
         }
 
@@ -360,7 +362,8 @@ pub(super) fn load_iter(
     kind: &str,
 ) -> Result<(), BpfError> {
     let prog: &mut aya::programs::Iter = program(ebpf, name)?.try_into()?;
-    prog.load(kind, kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+    retry_load(|| prog.load(kind, kbtf))
+        .map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
     let fd = prog_fd(prog.fd()?)?;
     install_link(pins, rollback, name, fd.as_fd(), |tmp| {
         let id = prog.attach()?;
@@ -381,7 +384,8 @@ pub(super) fn load_tp_btf(
     tp: &str,
 ) -> Result<(), BpfError> {
     let prog: &mut aya::programs::BtfTracePoint = program(ebpf, name)?.try_into()?;
-    prog.load(tp, kbtf).map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
+    retry_load(|| prog.load(tp, kbtf))
+        .map_err(|e| BpfError::ProgramRejected { prog: name, detail: verifier_summary(&e) })?;
     let link_pin = pins.link(name);
     let tmp = tmp_pin(&link_pin);
     let _ = fs::remove_file(&tmp);
@@ -473,6 +477,22 @@ pub(super) fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// The verifier's last words are what tells an admin which kernel feature is missing.
+/// A program load, retried when the verifier gave up with EAGAIN: it does when a signal is
+/// pending for the loading thread (a child of ours exiting), as libbpf knows and retries.
+fn retry_load(mut load: impl FnMut() -> Result<(), ProgramError>) -> Result<(), ProgramError> {
+    let mut tries = 0;
+    loop {
+        match load() {
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && tries < 5 =>
+            {
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
 pub(super) fn verifier_summary(e: &ProgramError) -> String {
     match e {
         ProgramError::LoadError { io_error, verifier_log } => {
