@@ -29,12 +29,7 @@ type Attr = [u64; 16];
 
 fn bpf(cmd: libc::c_long, attr: &mut Attr) -> io::Result<libc::c_long> {
     // SAFETY: attr is a valid, initialised buffer of the size passed.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of::<Attr>()) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
+    super::check(unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of::<Attr>()) })
 }
 
 /// Issues a harmless, invalid BPF_MAP_CREATE: ENOSYS means no bpf() syscall, EPERM means not
@@ -88,23 +83,11 @@ pub const CAP_BPF: u32 = 39;
 /// BPF_FS_MAGIC from statfs(2).
 pub fn is_bpffs(path: &Path) -> bool {
     const BPF_FS_MAGIC: i64 = 0xcafe4a11;
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return false };
-    // SAFETY: zeroed statfs is a valid out-buffer; c is NUL-terminated.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: as above.
-    let r = unsafe { libc::statfs(c.as_ptr(), &mut st) };
-    r == 0 && st.f_type as i64 == BPF_FS_MAGIC
+    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type().0 as i64 == BPF_FS_MAGIC)
 }
 
 pub fn mount_bpffs(target: &Path) -> io::Result<()> {
-    let c = CString::new(target.as_os_str().as_bytes()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: all strings are NUL-terminated and live across the call.
-    let r = unsafe { libc::mount(c"bpf".as_ptr(), c.as_ptr(), c"bpf".as_ptr(), 0, c"mode=0700".as_ptr().cast()) };
-    if r != 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    super::mount::mount(Some(Path::new("bpf")), target, Some("bpf"), super::mount::MsFlags::empty(), Some("mode=0700"))
 }
 
 /// A BPF link from a program to a cgroup (for program types aya cannot turn into an

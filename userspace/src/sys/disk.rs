@@ -21,11 +21,7 @@ const FS_IOC_FSSETXATTR: libc::c_ulong = 0x401C_5820;
 pub const FS_XFLAG_PROJINHERIT: u32 = 0x200;
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
+    super::check(i64::from(r)).map(|v| v as libc::c_int)
 }
 
 #[repr(C)]

@@ -17,7 +17,29 @@ pub mod proc;
 pub mod spawn;
 pub mod tty;
 
-use std::{fs, io, os::fd::AsRawFd as _};
+use std::{
+    fs, io,
+    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+};
+
+/// A raw system call's result: its value, or the error it left in errno (a negative value).
+pub(crate) fn check(r: i64) -> io::Result<i64> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// The new fd a raw system call returned, or the error it left in errno.
+///
+/// # Safety
+/// `r` must come straight from a call that returns a new fd (or -1): nothing else may own it.
+pub(crate) unsafe fn new_fd(r: i64) -> io::Result<OwnedFd> {
+    let fd = check(r)?;
+    // SAFETY: per this function's contract, a fresh fd owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
 
 /// flock(2) on `file`, retried on EINTR. `exclusive` or shared; `wait` false returns
 /// `WouldBlock` when another holds it.

@@ -3,7 +3,7 @@
 use std::{
     ffi::CString,
     io,
-    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    os::fd::{AsRawFd as _, BorrowedFd, OwnedFd},
     path::Path,
 };
 
@@ -48,11 +48,8 @@ pub fn reconfigure(dir: BorrowedFd<'_>, key: &str, value: &str) -> io::Result<()
             FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT | FSPICK_EMPTY_PATH,
         )
     };
-    if fc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd, owned by nobody else.
-    let fc = unsafe { OwnedFd::from_raw_fd(fc as i32) };
+    // SAFETY: fspick just returned this (fd or -1).
+    let fc = unsafe { super::new_fd(fc) }?;
     // SAFETY: fsconfig on our fs context fd with NUL-terminated strings (or none).
     let failed = unsafe {
         libc::syscall(libc::SYS_fsconfig, fc.as_raw_fd(), FSCONFIG_SET_STRING, k.as_ptr(), v.as_ptr(), 0) < 0
@@ -88,11 +85,8 @@ pub fn clone_cwd_tree() -> io::Result<OwnedFd> {
             OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE,
         )
     };
-    if t < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd, owned by nobody else.
-    let t = unsafe { OwnedFd::from_raw_fd(t as i32) };
+    // SAFETY: open_tree just returned this (fd or -1).
+    let t = unsafe { super::new_fd(t) }?;
     // SAFETY: move_mount of our tree fd onto ".", NUL-terminated paths.
     let moved = unsafe {
         libc::syscall(
@@ -104,9 +98,7 @@ pub fn clone_cwd_tree() -> io::Result<OwnedFd> {
             MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
-    if moved != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    super::check(moved)?;
     nix::unistd::fchdir(&t)?;
     Ok(t)
 }

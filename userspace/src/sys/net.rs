@@ -3,17 +3,12 @@
 use std::{
     io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    os::fd::{AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    os::fd::{AsRawFd as _, BorrowedFd, OwnedFd},
 };
 
 fn socket(domain: libc::c_int, ty: libc::c_int, protocol: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: socket(2) takes no pointers.
-    let fd = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    // SAFETY: socket(2) takes no pointers and returns a new fd.
+    unsafe { super::new_fd(i64::from(libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol))) }
 }
 
 /// A netlink socket of `protocol` (e.g. NETLINK_NETFILTER).
@@ -28,23 +23,21 @@ pub fn raw_ipv4() -> io::Result<OwnedFd> {
 
 pub fn send(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: send reads `buf`, alive and of the length given.
-    let n = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) };
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    Ok(super::check(unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), 0) } as i64)? as usize)
 }
 
 pub fn recv(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     // SAFETY: recv writes at most `buf.len()` bytes into `buf`.
-    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+    Ok(super::check(unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) } as i64)? as usize)
 }
 
 /// getsockopt(2) into `buf` (which also carries the request in); the length returned.
 pub fn getsockopt(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, buf: &mut [u8]) -> io::Result<usize> {
     let mut len = buf.len() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into `buf` and the new length to `len`.
-    if unsafe { libc::getsockopt(fd.as_raw_fd(), level, name, buf.as_mut_ptr().cast(), &mut len) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    super::check(i64::from(unsafe {
+        libc::getsockopt(fd.as_raw_fd(), level, name, buf.as_mut_ptr().cast(), &mut len)
+    }))?;
     Ok(len as usize)
 }
 
@@ -91,13 +84,9 @@ pub fn loopback_up() -> io::Result<()> {
         for (i, b) in b"lo".iter().enumerate() {
             ifr.ifr_name[i] = *b as libc::c_char;
         }
-        if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        super::check(i64::from(libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr)))?;
         ifr.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        super::check(i64::from(libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr)))?;
     }
     Ok(())
 }

@@ -1,8 +1,5 @@
 //! Processes: signals, waits, pidfds, limits and the fd table of the calling process.
-use std::{
-    io,
-    os::fd::{FromRawFd as _, OwnedFd},
-};
+use std::{io, os::fd::OwnedFd};
 
 use nix::{
     errno::Errno,
@@ -51,13 +48,8 @@ pub fn exit_code(st: WaitStatus) -> i32 {
 /// A pidfd for `pid` (pidfd_open(2)): readable once the process has ended, and immune to
 /// pid reuse.
 pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open(2) with no flags takes no pointers.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this fd, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    // SAFETY: pidfd_open(2) with no flags takes no pointers and returns a new fd.
+    unsafe { super::new_fd(libc::syscall(libc::SYS_pidfd_open, pid, 0)) }
 }
 
 /// Marks every fd from `first` up close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC):
@@ -73,10 +65,8 @@ pub fn set_sigpending(pid: i32, lim: Option<(u64, u64)>) -> io::Result<()> {
     let (cur, max) = lim.unwrap_or((libc::RLIM_INFINITY, libc::RLIM_INFINITY));
     let new = libc::rlimit { rlim_cur: cur, rlim_max: max };
     // SAFETY: prlimit reads one valid struct and gets no old-value pointer.
-    if unsafe { libc::prlimit(pid, libc::RLIMIT_SIGPENDING, &new, std::ptr::null_mut()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    super::check(i64::from(unsafe { libc::prlimit(pid, libc::RLIMIT_SIGPENDING, &new, std::ptr::null_mut()) }))
+        .map(drop)
 }
 
 /// Sets this thread's real, effective and saved uid and gid with the raw system calls
@@ -86,16 +76,12 @@ pub fn thread_setresid(gid: Option<[u32; 3]>, uid: Option<[u32; 3]>) -> io::Resu
     let keep = u32::MAX; // -1: unchanged
     if let Some([r, e, s]) = gid {
         // SAFETY: a raw syscall taking three integers; it changes this thread only.
-        if unsafe { libc::syscall(libc::SYS_setresgid, r, e, s) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        super::check(unsafe { libc::syscall(libc::SYS_setresgid, r, e, s) })?;
     }
     let [r, e, s] = uid.unwrap_or([keep; 3]);
     if uid.is_some() {
         // SAFETY: as above.
-        if unsafe { libc::syscall(libc::SYS_setresuid, r, e, s) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        super::check(unsafe { libc::syscall(libc::SYS_setresuid, r, e, s) })?;
     }
     Ok(())
 }

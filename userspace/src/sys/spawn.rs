@@ -18,11 +18,7 @@ use std::{
 use nix::{sched::CloneFlags, unistd::ForkResult};
 
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
+    super::check(i64::from(r)).map(|v| v as libc::c_int)
 }
 
 /// Async-signal-safe: moves the calling process into the cgroups whose `cgroup.procs`

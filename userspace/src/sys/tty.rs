@@ -1,7 +1,7 @@
 //! Terminals: raw mode for the admin's terminal, its window size, and the pty ioctls.
 use std::{
     io,
-    os::fd::{AsFd, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd},
 };
 
 use nix::sys::termios::{self, SetArg, Termios};
@@ -51,14 +51,9 @@ pub fn pty_peer(master: &impl AsFd) -> io::Result<OwnedFd> {
     let m = master.as_fd().as_raw_fd();
     let unlock: libc::c_int = 0;
     // SAFETY: TIOCSPTLCK reads one int that lives across the call.
-    if unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    super::check(i64::from(unsafe { libc::ioctl(m, libc::TIOCSPTLCK, &unlock) }))?;
     // SAFETY: TIOCGPTPEER takes open flags by value and returns a new fd.
-    let fd = unsafe { libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+    unsafe {
+        super::new_fd(i64::from(libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)))
     }
-    // SAFETY: the kernel just returned this fd, owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
