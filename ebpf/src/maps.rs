@@ -25,7 +25,7 @@ macro_rules! declare_map {
     ($(#[$doc:meta])* $stat:ident, $name:literal, RingBuf, $k:ty, $v:ty, $e:expr, $f:ident) => {
         $(#[$doc])*
         #[btf_map(name = $name)]
-        pub static $stat: RingBuf<vz_common::UbcEvent, { $e as usize }, { flags!($f) }> = RingBuf::new();
+        pub static $stat: RingBuf<$v, { $e as usize }, { flags!($f) }> = RingBuf::new();
     };
     ($(#[$doc:meta])* $stat:ident, $name:literal, $kind:ident, $k:ty, $v:ty, $e:expr, $f:ident) => {
         $(#[$doc])*

@@ -549,10 +549,7 @@ impl Vz {
         full: &VeLimits,
         changed: &[u32],
     ) -> Result<(), VeError> {
-        let mut bpf = Bpf::ensure(&self.bpf_config())?;
-        bpf.register_ve(cgid, veid)?;
-        let all: Vec<(u32, UbcLimit)> = crate::ubc::ALL.iter().map(|r| (r.id, full.res[r.id as usize])).collect();
-        bpf.set_limits(cgid, &all)?;
+        Bpf::ensure(&self.bpf_config())?.put_limits(cgid, veid, full)?;
         let target = crate::ubc::Target { cg: self.cg.as_ref(), veid, uid };
         for w in crate::ubc::apply_live(&target, init, full, changed)? {
             warn!(veid, "{w}");

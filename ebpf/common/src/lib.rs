@@ -373,7 +373,7 @@ macro_rules! for_each_map {
             STATS, VZ_STATS, "VZ_STATS_V1", Array, u32, u64, $crate::STATS_LEN, PREALLOC;
             /// Limit hits for the controller's log (`vzeventd`); a full buffer drops events, never
             /// blocks a refusal.
-            EVENTS, VZ_EVENTS, "VZ_EVENTS_V1", RingBuf, (), (), $crate::EVENTS_BYTES, PREALLOC;
+            EVENTS, VZ_EVENTS, "VZ_EVENTS_V1", RingBuf, (), $crate::UbcEvent, $crate::EVENTS_BYTES, PREALLOC;
             /// Open files per VE, refilled by each run of the `vz_iter_files` iterator.
             FILES, VZ_FILES, "VZ_FILES_V1", HashMap, u64, u64, $crate::MAX_VES, NO_PREALLOC;
             /// [privvmpages, lockedpages] per VE, refilled by each run of the `vz_iter_vmas` iterator.

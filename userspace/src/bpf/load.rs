@@ -476,7 +476,6 @@ pub(super) fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The verifier's last words are what tells an admin which kernel feature is missing.
 /// A program load, retried when the verifier gave up with EAGAIN: it does when a signal is
 /// pending for the loading thread (a child of ours exiting), as libbpf knows and retries.
 fn retry_load(mut load: impl FnMut() -> Result<(), ProgramError>) -> Result<(), ProgramError> {
@@ -493,6 +492,7 @@ fn retry_load(mut load: impl FnMut() -> Result<(), ProgramError>) -> Result<(), 
     }
 }
 
+/// The verifier's last words are what tells an admin which kernel feature is missing.
 pub(super) fn verifier_summary(e: &ProgramError) -> String {
     match e {
         ProgramError::LoadError { io_error, verifier_log } => {

@@ -437,6 +437,13 @@ impl Bpf {
         }
     }
 
+    /// Registers a VE (if it is new) and puts its whole limit record in place.
+    pub fn put_limits(&mut self, cgroup: u64, veid: u32, full: &VeLimits) -> Result<(), BpfError> {
+        self.register_ve(cgroup, veid)?;
+        self.limits.insert(cgroup, *full, 0)?;
+        Ok(())
+    }
+
     /// Sets barrier/limit of some resources; takes effect for the next charge.
     pub fn set_limits(&mut self, cgroup: u64, changes: &[(u32, UbcLimit)]) -> Result<(), BpfError> {
         let mut lim = match self.limits.get(&cgroup, 0) {

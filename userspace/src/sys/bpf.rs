@@ -83,7 +83,7 @@ pub const CAP_BPF: u32 = 39;
 /// BPF_FS_MAGIC from statfs(2).
 pub fn is_bpffs(path: &Path) -> bool {
     const BPF_FS_MAGIC: i64 = 0xcafe4a11;
-    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type().0 as i64 == BPF_FS_MAGIC)
+    nix::sys::statfs::statfs(path).is_ok_and(|st| st.filesystem_type().0 == BPF_FS_MAGIC)
 }
 
 pub fn mount_bpffs(target: &Path) -> io::Result<()> {

@@ -74,13 +74,7 @@ impl Vz {
     pub(super) fn apply_ubc(&self, veid: u32, cgid: u64, uid: u32, full: &VeLimits) -> Result<(), VeError> {
         crate::ubc::apply_cgroups(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, full)?;
         match Bpf::ensure(&self.bpf_config()) {
-            Ok(mut bpf) => {
-                bpf.register_ve(cgid, veid)?;
-                let all: Vec<(u32, UbcLimit)> =
-                    crate::ubc::ALL.iter().map(|r| (r.id, full.res[r.id as usize])).collect();
-                bpf.set_limits(cgid, &all)?;
-                Ok(())
-            }
+            Ok(mut bpf) => Ok(bpf.put_limits(cgid, veid, full)?),
             Err(
                 e @ (BpfError::NotPrivileged { .. }
                 | BpfError::NoBpfSyscall
