@@ -27,14 +27,17 @@ impl VeConfig {
         Self::parse_except(file, &[])
     }
 
-    /// As `parse`, but the keys in `replaced` are not checked (and read as unset): a `set`
-    /// about to replace them, so an admin can mend a bad value with vzctl itself.
+    /// As `parse`, but a bad value of a key in `replaced` is read as unset instead of failing:
+    /// a `set` about to replace it, so an admin can mend a bad value with vzctl itself. A good
+    /// value is read as usual (a rollback restores it).
     pub fn parse_except(file: ConfFile, replaced: &[&str]) -> Result<Self, VeError> {
-        let get = |k: &str| if replaced.contains(&k) { None } else { file.get(k) };
         let mut limits = VeLimits::default();
         for (r, l) in conf_limits(&file)? {
             limits.res[r.id as usize] = l;
         }
+        let rate = crate::net::parse_rate(file.get("RATE").unwrap_or("0"));
+        let rules = crate::netfilter::parse_rules(&[file.get("NETFILTER").unwrap_or("")]);
+        let lenient = |k: &str| replaced.contains(&k);
         Ok(Self {
             limits,
             cpu: conf_cpu(&file)?,
@@ -42,8 +45,8 @@ impl VeConfig {
             disk: conf_disk(&file)?,
             ips: conf_ips(&file)?,
             netifs: crate::net::parse_netifs(file.get("NETIF").unwrap_or(""))?,
-            rate: crate::net::parse_rate(get("RATE").unwrap_or("0"))?,
-            rules: crate::netfilter::parse_rules(&[get("NETFILTER").unwrap_or("")])?,
+            rate: if lenient("RATE") { rate.unwrap_or(None) } else { rate? },
+            rules: if lenient("NETFILTER") { rules.unwrap_or_default() } else { rules? },
             file,
         })
     }
@@ -257,6 +260,8 @@ mod tests {
         assert!(VeConfig::parse(file(bad_rate)).is_err());
         let c = VeConfig::parse_except(file(bad_rate), &["RATE"]).unwrap();
         assert_eq!(c.rate, None);
+        // A good value being replaced is still read: a rollback restores it.
+        assert_eq!(VeConfig::parse_except(file("RATE=\"8000\"\n"), &["RATE"]).unwrap().rate, Some(8000));
         // Only the replaced key is let through.
         assert!(VeConfig::parse_except(file("RATE=\"fast\"\nNUMPROC=\"9:1\"\n"), &["RATE"]).is_err());
         assert!(VeConfig::parse(file("IP_ADDRESS=\"10.0.0.300\"\n")).is_err());
