@@ -15,12 +15,41 @@ pub fn parse<T: Parser>(prog: &str) -> Result<T, ExitCode> {
             Err(ExitCode::SUCCESS)
         }
         Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
-            eprintln!("{prog}: {first}");
-            Err(ExitCode::from(crate::exit::INVALID_PARAMETER_SYNTAX as u8))
+            let (line, code) = error_line(&e);
+            eprintln!("{prog}: {line}");
+            Err(ExitCode::from(code as u8))
         }
     }
+}
+
+/// A command-line error as one line, and its exit code: a value its parser refused is a
+/// bad value (OpenVZ's 21), named as the parser said it (control characters escaped, so
+/// the line stays one); anything else is bad syntax (20).
+fn error_line(e: &clap::Error) -> (String, i32) {
+    use clap::error::{ContextKind, ContextValue};
+    use std::error::Error as _;
+    if e.kind() == ErrorKind::ValueValidation {
+        let value = match e.get(ContextKind::InvalidValue) {
+            Some(ContextValue::String(v)) => v.escape_default().to_string(),
+            _ => String::new(),
+        };
+        let flag = match e.get(ContextKind::InvalidArg) {
+            Some(ContextValue::String(a)) => a.split(' ').next().unwrap_or_default().to_string(),
+            _ => String::new(),
+        };
+        if let Some(why) = e.source() {
+            let why = why.to_string().replace('\n', "\\n");
+            let line = if why.contains(&format!("'{value}'")) {
+                why
+            } else {
+                format!("invalid value '{value}' for {flag}: {why}")
+            };
+            return (line, crate::exit::INVALID_PARAMETER_VALUE);
+        }
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+    (first.to_string(), crate::exit::INVALID_PARAMETER_SYNTAX)
 }
 
 /// How a binary ends: success, or its error as one line naming the program, with
@@ -70,4 +99,88 @@ pub fn problem(r: &crate::ubc::UbcRow) -> bool {
     let b = r.limit.barrier;
     r.usage.failcnt > 0
         || (b > 0 && b < vz_common::UB_UNLIMITED && r.usage.held.saturating_mul(10) >= b.saturating_mul(9))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::ve::{Sel, SetOpts, VeRef};
+
+    #[derive(Parser, Debug)]
+    struct Set {
+        veid: VeRef,
+        #[command(flatten)]
+        opts: SetOpts,
+    }
+
+    fn set(args: &[&str]) -> Result<Set, clap::Error> {
+        Set::try_parse_from(std::iter::once("set").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn set_values_are_typed_as_they_are_read() {
+        let s = set(&[
+            "web",
+            "--cpuunits",
+            "2000",
+            "--onboot",
+            "no",
+            "--ipdel",
+            "all",
+            "--ipdel",
+            "10.0.0.2",
+            "--rate",
+            "eth0:1:800",
+            "--numtcpsock",
+            "5:10",
+            "--ram",
+            "1G",
+            "--cpumask",
+            "all",
+        ])
+        .unwrap();
+        assert_eq!(s.veid, VeRef::Name("web".into()));
+        let o = &s.opts;
+        assert_eq!(o.cpuunits, Some(2000));
+        assert_eq!(o.onboot, Some(false));
+        assert_eq!(o.ipdel, vec![Sel::All, Sel::One("10.0.0.2".parse().unwrap())]);
+        let rate = o.rate.as_ref().unwrap();
+        assert_eq!((rate.value, rate.text.as_str()), (Some(800), "eth0:1:800"));
+        let (r, l) = &o.ubc.0[0];
+        assert_eq!((r.name, l.value.barrier, l.value.limit, l.text.as_str()), ("numtcpsock", 5, 10, "5:10"));
+        assert_eq!(o.ram, Some(262144));
+        assert_eq!(o.cpumask.as_ref().map(|m| m.0.clone()), Some(None));
+        assert!(set(&["101"]).unwrap().opts.is_empty());
+    }
+
+    #[test]
+    fn a_refused_value_is_one_line_naming_it_with_exit_21() {
+        for (args, needle) in [
+            (&["101", "--cpuunits", "abc"][..], "'abc'"),
+            (&["101", "--kmemsize", "-3"], "'-3'"),
+            (&["101", "--numfile", "5:4"], "'5:4'"),
+            (&["101", "--ram", "0"], "at least 1M"),
+            (&["101", "--onboot", "maybe"], "'maybe'"),
+            (&["101", "--ipadd", "127.0.0.5"], "loopback"),
+            (&["101", "--netfilter-rule", "deny in tcp 99999"], "99999"),
+            (&["101", "--description", "one\nTWO=\"x\""], "newline"),
+            (&["100", "--cpuunits", "100"], "invalid VEID '100'"),
+            (&["bad name", "--cpuunits", "100"], "'bad name'"),
+        ] {
+            let e = set(args).unwrap_err();
+            let (line, code) = error_line(&e);
+            assert_eq!(code, crate::exit::INVALID_PARAMETER_VALUE, "{args:?}: {line}");
+            assert!(line.contains(needle), "{args:?}: {line}");
+            assert!(!line.contains('\n'), "{args:?}: {line:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_command_line_is_a_syntax_error_with_exit_20() {
+        let (line, code) = error_line(&set(&["101", "--no-such-flag"]).unwrap_err());
+        assert_eq!(code, crate::exit::INVALID_PARAMETER_SYNTAX);
+        assert!(line.contains("--no-such-flag"), "{line}");
+    }
 }

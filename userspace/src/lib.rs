@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod disk;
+pub mod given;
 pub mod idmap;
 pub mod io;
 pub mod kind;

@@ -315,21 +315,45 @@ pub fn filter(rows: Vec<VeRow>, f: Filter) -> Vec<VeRow> {
 }
 
 /// `-s field` ascending, `-s -field` descending; ties by VEID.
-pub fn sort(rows: &mut [VeRow], key: &str) -> Result<(), ListError> {
-    let (desc, name) = match key.strip_prefix('-') {
-        Some(n) => (true, n),
-        None => (false, key),
-    };
-    let f = Field::parse(name)?;
+/// `vzlist -s [-]FIELD`: a field to sort by, `-` for descending.
+#[derive(Debug, Clone)]
+pub struct SortKey {
+    pub field: Field,
+    pub desc: bool,
+}
+
+impl std::str::FromStr for SortKey {
+    type Err = ListError;
+    fn from_str(key: &str) -> Result<Self, ListError> {
+        let (desc, name) = match key.strip_prefix('-') {
+            Some(n) => (true, n),
+            None => (false, key),
+        };
+        Ok(Self { field: Field::parse(name)?, desc })
+    }
+}
+
+/// `vzlist -o a,b,c`.
+#[derive(Debug, Clone)]
+pub struct Fields(pub Vec<Field>);
+
+impl std::str::FromStr for Fields {
+    type Err = ListError;
+    fn from_str(list: &str) -> Result<Self, ListError> {
+        parse_fields(list).map(Fields)
+    }
+}
+
+pub fn sort(rows: &mut [VeRow], key: &SortKey) {
+    let f = &key.field;
     rows.sort_by(|a, b| {
         let o = f.value(a).cmp(&f.value(b)).then(a.veid.cmp(&b.veid));
-        if desc {
+        if key.desc {
             o.reverse()
         } else {
             o
         }
     });
-    Ok(())
 }
 
 /// The table vzlist prints.
@@ -522,11 +546,11 @@ mod tests {
     fn sorting() {
         let mut rows =
             vec![row(103, true, "HOSTNAME=b\n"), row(101, true, "HOSTNAME=c\n"), row(102, true, "HOSTNAME=a\n")];
-        sort(&mut rows, "hostname").unwrap();
+        sort(&mut rows, &"hostname".parse().unwrap());
         assert_eq!(ids(&rows), "102\n103\n101\n");
-        sort(&mut rows, "-ctid").unwrap();
+        sort(&mut rows, &"-ctid".parse().unwrap());
         assert_eq!(ids(&rows), "103\n102\n101\n");
-        assert!(sort(&mut rows, "nope").is_err());
+        assert!("nope".parse::<SortKey>().is_err());
     }
 
     #[test]

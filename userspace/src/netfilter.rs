@@ -84,15 +84,26 @@ pub fn parse_rule(text: &str) -> Result<NetRule, RuleError> {
 
 /// Parses a config value or a list of rules: `;`-separated, empty or `none` for no rules.
 pub fn parse_rules(list: &[&str]) -> Result<NetRules, RuleError> {
+    let mut all = Vec::new();
+    for l in list {
+        all.extend(parse_rule_list(l)?);
+    }
+    collect(&all)
+}
+
+/// One value's rules: `;`-separated, empty or `none` for none.
+pub fn parse_rule_list(text: &str) -> Result<Vec<NetRule>, RuleError> {
+    text.split(';').map(str::trim).filter(|r| !r.is_empty() && *r != "none").map(parse_rule).collect()
+}
+
+/// A VE's rule table from its rules, at most [`MAX_RULES`] of them.
+pub fn collect(rules: &[NetRule]) -> Result<NetRules, RuleError> {
     let mut out = NetRules::default();
-    let rules: Vec<&str> =
-        list.iter().flat_map(|l| l.split(';')).map(str::trim).filter(|r| !r.is_empty() && *r != "none").collect();
     if rules.len() > MAX_RULES {
-        return Err(RuleError { rule: rules.join("; "), why: format!("at most {MAX_RULES} rules per container") });
+        let text: Vec<String> = rules.iter().map(format_rule).collect();
+        return Err(RuleError { rule: text.join("; "), why: format!("at most {MAX_RULES} rules per container") });
     }
-    for (i, r) in rules.iter().enumerate() {
-        out.rules[i] = parse_rule(r)?;
-    }
+    out.rules[..rules.len()].copy_from_slice(rules);
     out.count = rules.len() as u32;
     Ok(out)
 }

@@ -17,12 +17,8 @@ use crate::{
     net::NetIf,
     ns,
     ubc::Resource,
-    ve::{check_text, DiskConf, SetOpts, VeConfig, VeError, Vz},
+    ve::{DiskConf, Sel, SetOpts, VeConfig, VeError, Vz},
 };
-
-/// The least RAM a VE may be given (`--ram`): below it the memory controller refuses the
-/// limit (or the VE cannot run anything).
-const MIN_RAM_PAGES: u64 = 256;
 
 /// One undo step: what it restores, and how.
 type Undo<'a> = (&'static str, Box<dyn FnOnce() -> Result<(), VeError> + 'a>);
@@ -170,9 +166,6 @@ impl Vz {
             netif_gone: Vec::new(),
         };
         if let Some(h) = &opts.hostname {
-            if !crate::ve::valid_hostname(h) {
-                return Err(bad("hostname", h, "not a valid host name"));
-            }
             p.hostname = Some(h.clone());
             p.key("HOSTNAME", Some(h.clone()));
         }
@@ -181,26 +174,13 @@ impl Vz {
             p.key("NAME", Some(n.clone()));
         }
         if let Some(d) = &opts.description {
-            check_text("description", d)?;
             p.key("DESCRIPTION", Some(d.clone()));
         }
-        if let Some(o) = &opts.onboot {
-            if o != "yes" && o != "no" {
-                return Err(bad("onboot", o, "use yes or no"));
-            }
-            p.key("ONBOOT", Some(o.clone()));
-        }
-        for a in &opts.nameserver {
-            crate::net::parse_ip(a)?;
-            check_text("nameserver", a)?;
-        }
-        for d in &opts.searchdomain {
-            if !crate::ve::valid_hostname(d) {
-                return Err(bad("searchdomain", d, "not a valid domain name"));
-            }
+        if let Some(o) = opts.onboot {
+            p.key("ONBOOT", Some(if o { "yes" } else { "no" }.into()));
         }
         if !opts.nameserver.is_empty() {
-            p.key("NAMESERVER", Some(opts.nameserver.join(" ")));
+            p.key("NAMESERVER", Some(opts.nameserver.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")));
             p.resolver = true;
         }
         if !opts.searchdomain.is_empty() {
@@ -208,33 +188,28 @@ impl Vz {
             p.resolver = true;
         }
         if let Some(r) = &opts.rate {
-            check_text("rate", r)?;
-            let old = base.rate;
-            let new = crate::net::parse_rate(r)?;
-            p.rate = Some((old, new));
+            p.rate = Some((base.rate, r.value));
             // Kept in the admin's own form (kbit or OpenVZ's dev:class:kbit).
-            p.key("RATE", new.map(|_| r.trim().to_string()));
+            p.key("RATE", r.value.map(|_| r.text.clone()));
         }
         // CPU, I/O and disk: the settings after this set, from the current ones.
         if opts.cpuunits.is_some() || opts.cpulimit.is_some() || opts.cpus.is_some() || opts.cpumask.is_some() {
-            use crate::cpu as c;
-            let n = c::host_cpus();
             let old = base.cpu.clone();
             let mut cpu = old.clone();
-            if let Some(v) = &opts.cpuunits {
-                cpu.units = Some(c::parse_units(v)?);
+            if let Some(v) = opts.cpuunits {
+                cpu.units = Some(v);
                 p.key("CPUUNITS", cpu.units.map(|u| u.to_string()));
             }
-            if let Some(v) = &opts.cpulimit {
-                cpu.limit = Some(c::parse_limit(v, n)?);
+            if let Some(v) = opts.cpulimit {
+                cpu.limit = Some(v);
                 p.key("CPULIMIT", cpu.limit.map(|u| u.to_string()));
             }
-            if let Some(v) = &opts.cpus {
-                cpu.cpus = Some(c::parse_cpus(v, n)?);
+            if let Some(v) = opts.cpus {
+                cpu.cpus = Some(v);
                 p.key("CPUS", cpu.cpus.map(|u| u.to_string()));
             }
             if let Some(v) = &opts.cpumask {
-                cpu.mask = c::parse_mask(v, n)?;
+                cpu.mask = v.0.clone();
                 p.key("CPUMASK", Some(cpu.mask.clone().unwrap_or_else(|| "all".into())));
             }
             p.cpu = Some((old, cpu));
@@ -242,16 +217,16 @@ impl Vz {
         if opts.ioprio.is_some() || opts.iolimit.is_some() || opts.iopslimit.is_some() {
             let old = base.io;
             let mut ios = old;
-            if let Some(v) = &opts.ioprio {
-                ios.prio = Some(crate::io::parse_prio(v)?);
+            if let Some(v) = opts.ioprio {
+                ios.prio = Some(v);
                 p.key("IOPRIO", ios.prio.map(|v| v.to_string()));
             }
-            if let Some(v) = &opts.iolimit {
-                ios.limit = Some(crate::io::parse_limit(v)?);
+            if let Some(v) = opts.iolimit {
+                ios.limit = Some(v);
                 p.key("IOLIMIT", ios.limit.map(|v| v.to_string()));
             }
-            if let Some(v) = &opts.iopslimit {
-                ios.iops = Some(crate::io::parse_iops(v)?);
+            if let Some(v) = opts.iopslimit {
+                ios.iops = Some(v);
                 p.key("IOPSLIMIT", ios.iops.map(|v| v.to_string()));
             }
             p.io = Some((old, ios));
@@ -260,17 +235,17 @@ impl Vz {
             let old = base.disk;
             let mut d = old;
             if let Some(v) = &opts.diskspace {
-                let l = crate::disk::parse_diskspace(v)?;
+                let l = v.value;
                 d.space = Some(l);
                 p.key("DISKSPACE", Some(format!("{}:{}", l.soft, l.hard)));
             }
             if let Some(v) = &opts.diskinodes {
-                let l = crate::disk::parse_diskinodes(v)?;
+                let l = v.value;
                 d.inodes = Some(l);
                 p.key("DISKINODES", Some(format!("{}:{}", l.soft, l.hard)));
             }
-            if let Some(v) = &opts.quotaugidlimit {
-                d.ugid = crate::ve::parse_ugid(v)?;
+            if let Some(v) = opts.quotaugidlimit {
+                d.ugid = v;
                 p.key("QUOTAUGIDLIMIT", Some(d.ugid.to_string()));
             }
             p.disk = Some((old, d));
@@ -279,16 +254,22 @@ impl Vz {
         // the host and in every config.
         if !opts.netif_add.is_empty() || !opts.netif_del.is_empty() {
             let old = &base.netifs;
-            let mut list: Vec<NetIf> =
-                old.iter().filter(|n| !opts.netif_del.iter().any(|d| d == "all" || *d == n.ifname)).cloned().collect();
-            for d in opts.netif_del.iter().filter(|d| *d != "all") {
-                if !old.iter().any(|n| n.ifname == *d) {
-                    return Err(bad("netif_del", d, "the container has no such interface"));
+            let gone = |n: &NetIf| {
+                opts.netif_del.iter().any(|d| match d {
+                    Sel::All => true,
+                    Sel::One(d) => *d == n.ifname,
+                })
+            };
+            let mut list: Vec<NetIf> = old.iter().filter(|n| !gone(n)).cloned().collect();
+            for d in &opts.netif_del {
+                if let Sel::One(d) = d {
+                    if !old.iter().any(|n| n.ifname == *d) {
+                        return Err(bad("netif_del", d, "the container has no such interface"));
+                    }
                 }
             }
-            for spec in &opts.netif_add {
-                check_text("netif_add", spec)?;
-                let n = NetIf::parse_add(veid, spec, list.len())?;
+            for s in &opts.netif_add {
+                let (n, spec) = (s.resolve(veid, list.len()), &s.text);
                 let taken = list.iter().any(|o| o.ifname == n.ifname || o.host_ifname == n.host_ifname)
                     || self.netif_owner(&n.host_ifname, veid).is_some();
                 if taken {
@@ -309,10 +290,8 @@ impl Vz {
             p.key("NETIF", Some(crate::net::format_netifs(&list)));
         }
         if !opts.netfilter.is_empty() {
-            for r in &opts.netfilter {
-                check_text("netfilter-rule", r)?;
-            }
-            let new = crate::netfilter::parse_rules(&opts.netfilter.iter().map(String::as_str).collect::<Vec<_>>())?;
+            let all: Vec<vz_common::NetRule> = opts.netfilter.iter().flat_map(|l| l.0.iter().copied()).collect();
+            let new = crate::netfilter::collect(&all)?;
             let old = base.rules;
             p.key("NETFILTER", Some(crate::netfilter::format_rules(&new)));
             p.rules = Some((old, new));
@@ -321,10 +300,9 @@ impl Vz {
         let old_ips = &base.ips;
         p.add_ips = self.addable_ips(veid, &opts.ipadd)?;
         for a in &opts.ipdel {
-            if a == "all" {
-                p.del_ips.extend(old_ips.iter().copied());
-            } else {
-                p.del_ips.push(crate::net::parse_ip(a)?);
+            match a {
+                Sel::All => p.del_ips.extend(old_ips.iter().copied()),
+                Sel::One(ip) => p.del_ips.push(*ip),
             }
         }
         if !p.add_ips.is_empty() || !p.del_ips.is_empty() {
@@ -344,26 +322,16 @@ impl Vz {
     /// records before and after.
     fn plan_ubc(&self, opts: &SetOpts, base: &VeConfig, p: &mut Plan) -> Result<(), VeError> {
         let mut rows: Vec<(&'static Resource, UbcLimit, Option<String>)> = Vec::new();
-        for (name, v) in &opts.ubc.0 {
-            let r = Resource::by_name(name)?;
+        for (r, v) in &opts.ubc.0 {
             rows.retain(|(x, _, _)| x.id != r.id);
-            rows.push((r, r.parse_limit(v)?, Some(v.trim().to_string())));
+            rows.push((r, v.value, Some(v.text.clone())));
         }
         let old = base.limits;
         if opts.ram.is_some() || opts.swap.is_some() || opts.vm_overcommit.is_some() {
             use vz_common::res::{PHYSPAGES, SWAPPAGES};
-            let ram = match &opts.ram {
-                Some(v) => {
-                    let n = crate::ubc::parse_vswap_size("ram", v)?;
-                    if n < MIN_RAM_PAGES {
-                        return Err(bad("ram", v, "a container needs at least 1M of RAM"));
-                    }
-                    n
-                }
-                None => old.res[PHYSPAGES as usize].limit,
-            };
-            let swap = match &opts.swap {
-                Some(v) => crate::ubc::parse_vswap_size("swap", v)?,
+            let ram = opts.ram.unwrap_or(old.res[PHYSPAGES as usize].limit);
+            let swap = match opts.swap {
+                Some(v) => v,
                 None => {
                     let s = old.res[SWAPPAGES as usize].limit;
                     // No swap row at all (unlimited by default) is no swap in VSwap terms.
@@ -374,17 +342,13 @@ impl Vz {
                     }
                 }
             };
-            let oc = match opts.vm_overcommit.as_deref().or(base.file.get("VM_OVERCOMMIT")) {
-                Some(v) => v
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|f| f.is_finite() && *f >= 0.0)
-                    .ok_or_else(|| bad("vm_overcommit", v, "expected a non-negative number"))?,
-                None => 0.0,
+            let oc = match (&opts.vm_overcommit, base.file.get("VM_OVERCOMMIT")) {
+                (Some(v), _) => v.value,
+                (None, Some(v)) => crate::ubc::parse_overcommit(v)?,
+                (None, None) => 0.0,
             };
             if let Some(v) = &opts.vm_overcommit {
-                p.key("VM_OVERCOMMIT", Some(v.trim().to_string()));
+                p.key("VM_OVERCOMMIT", Some(v.text.clone()));
             }
             for (id, l) in crate::ubc::vswap(ram, swap, oc) {
                 let r = Resource::by_id(id).ok_or(VeError::Exec("vswap".into()))?;

@@ -62,20 +62,21 @@ enum Command {
 #[derive(Args, Debug)]
 struct Veid {
     /// VE id (an integer above 100) or name.
-    veid: String,
+    veid: vz::ve::VeRef,
 }
 
 #[derive(Args, Debug)]
 struct CreateCmd {
     /// VE id (an integer above 100).
-    veid: String,
+    #[arg(value_parser = config::parse_veid)]
+    veid: u32,
     #[command(flatten)]
     opts: vz::ve::CreateOpts,
 }
 
 #[derive(Args, Debug)]
 struct StartCmd {
-    veid: String,
+    veid: vz::ve::VeRef,
     /// Accepted for compatibility: start returns once init runs.
     #[arg(long)]
     wait: bool,
@@ -86,7 +87,7 @@ struct StartCmd {
 
 #[derive(Args, Debug)]
 struct StopCmd {
-    veid: String,
+    veid: vz::ve::VeRef,
     /// Kill at once, without asking init to halt.
     #[arg(long)]
     fast: bool,
@@ -94,7 +95,7 @@ struct StopCmd {
 
 #[derive(Args, Debug)]
 struct ExecCmd {
-    veid: String,
+    veid: vz::ve::VeRef,
     /// The command line.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -102,7 +103,7 @@ struct ExecCmd {
 
 #[derive(Args, Debug)]
 struct EnterCmd {
-    veid: String,
+    veid: vz::ve::VeRef,
     /// A command typed into the shell on entering.
     #[arg(long)]
     exec: Option<String>,
@@ -110,13 +111,13 @@ struct EnterCmd {
 
 #[derive(Args, Debug)]
 struct RunscriptCmd {
-    veid: String,
+    veid: vz::ve::VeRef,
     script: PathBuf,
 }
 
 #[derive(Args, Debug)]
 struct SetCmd {
-    veid: String,
+    veid: vz::ve::VeRef,
     #[command(flatten)]
     opts: vz::ve::SetOpts,
     /// Also write the change to the VE's config.
@@ -135,7 +136,7 @@ struct IoschedCmd {
 #[derive(Args, Debug)]
 struct UbcCmd {
     #[arg(required = true)]
-    veids: Vec<String>,
+    veids: Vec<vz::ve::VeRef>,
     /// Only rows that failed or are within 10 % of their barrier.
     #[arg(short = 'c')]
     problems: bool,
@@ -179,12 +180,11 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<i32, Error> {
     let vz = Vz::new(Paths::load()?)?;
-    let id = |s: &str| vz.resolve(s);
+    let id = |r: &vz::ve::VeRef| vz.resolve(r);
     match &cli.cmd {
         Command::VeInit { .. } => Ok(exit::INVALID_PARAMETER_SYNTAX),
         Command::Create(c) => {
-            let veid = config::parse_veid(&c.veid)?;
-            vz.create(veid, &c.opts)?;
+            vz.create(c.veid, &c.opts)?;
             Ok(0)
         }
         Command::Destroy(v) => vz.destroy(id(&v.veid)?).map(|()| 0).map_err(Into::into),
@@ -235,7 +235,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             Ok(0)
         }
         Command::Ubc(c) => {
-            let veids = c.veids.iter().map(|v| id(v)).collect::<Result<Vec<_>, _>>()?;
+            let veids = c.veids.iter().map(id).collect::<Result<Vec<_>, _>>()?;
             vz::bpf::check_can_load()?;
             let cg = vz.cg.as_ref();
             cg.create_parent()?;

@@ -23,10 +23,10 @@ struct Cli {
     /// Fields to show, comma-separated (ctid, nproc, status, ip, hostname, name, ostemplate,
     /// onboot, description, private, root, and every beancounter with .m .b .l .f).
     #[arg(short = 'o', long = "output")]
-    output: Option<String>,
+    output: Option<list::Fields>,
     /// Sort by a field; -field sorts in reverse.
     #[arg(short = 's', long = "sort", allow_hyphen_values = true)]
-    sort: Option<String>,
+    sort: Option<list::SortKey>,
     /// JSON output.
     #[arg(short = 'j', long = "json")]
     json: bool,
@@ -37,7 +37,7 @@ struct Cli {
     #[arg(short = 'n', long = "name")]
     name: bool,
     /// Only these VEs.
-    veids: Vec<String>,
+    veids: Vec<vz::ve::VeRef>,
 }
 
 fn main() -> ExitCode {
@@ -59,7 +59,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     let fields = match &cli.output {
-        Some(o) => list::parse_fields(o)?,
+        Some(o) => o.0.clone(),
         None => list::default_fields(cli.name),
     };
     let vz = Vz::new(Paths::load()?)?;
@@ -133,7 +133,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     };
     let mut rows = list::filter(rows, filter);
     if let Some(key) = &cli.sort {
-        list::sort(&mut rows, key)?;
+        list::sort(&mut rows, key);
     }
     Ok(if cli.ids_only {
         list::ids(&rows)

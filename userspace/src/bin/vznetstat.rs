@@ -9,7 +9,7 @@ use vz::{config::Paths, Bpf, Vz};
 struct Cli {
     /// Only this VE (repeatable; default: every running VE).
     #[arg(short = 'v', long = "veid")]
-    veids: Vec<String>,
+    veids: Vec<vz::ve::VeRef>,
 }
 
 fn main() -> ExitCode {

@@ -10,7 +10,7 @@ use vz::{config::Paths, io, Bpf, Vz};
 struct Cli {
     /// Only this VE (repeatable; default: every running VE).
     #[arg(short = 'v', long = "veid")]
-    veids: Vec<String>,
+    veids: Vec<vz::ve::VeRef>,
     /// Show what happened during this many seconds instead of the totals since start.
     #[arg(short = 'i', long = "interval")]
     interval: Option<u64>,

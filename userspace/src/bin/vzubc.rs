@@ -14,7 +14,7 @@ struct Cli {
     #[arg(short = 'm', long)]
     mechanism: bool,
     /// VEs to show (default: every running VE).
-    veids: Vec<String>,
+    veids: Vec<vz::ve::VeRef>,
 }
 
 fn main() -> ExitCode {

@@ -258,15 +258,15 @@ pub(super) fn grow_live(root: &Path, dev: &Path, hard_kb: u64) -> Result<(), Dis
 
 /// Empties a stopped VE's balloons (mounting the image at `mnt` for a moment): an offline
 /// resize must not move their blocks and inodes; the next mount makes them anew.
-pub fn drop_balloons(image: &Path, mnt: &Path) -> Result<(), DiskError> {
-    mount_image(image, mnt)?;
+pub fn drop_balloons(sys: &dyn crate::sys::syscall::Syscall, image: &Path, mnt: &Path) -> Result<(), DiskError> {
+    mount_image(sys, image, mnt)?;
     // Opened (checked, made mutable) first; nothing runs in the VE meanwhile.
     let r = Balloon::open(mnt, false).map_err(|e| io::Error::other(e.to_string())).and_then(|b| match b {
         Some(_unlocked) => fs::remove_dir_all(mnt.join(BALLOON)),
         None => Ok(()),
     });
     // A plain unmount (not lazy), so the image is clean after.
-    let u = crate::sys::mount::umount(mnt, crate::sys::mount::MntFlags::empty());
+    let u = sys.umount(mnt, crate::sys::mount::MntFlags::empty());
     match r {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("remove balloon in", mnt)(e)),
         _ => {}

@@ -1,6 +1,6 @@
 //! The ploop-like layout: a VE's private area is an ext4 image on a loop device, made, attached and mounted here.
 use super::*;
-use crate::sys::mountinfo::MountTable;
+use crate::sys::{mountinfo::MountTable, syscall::Syscall};
 
 /// The image of a ploop-layout VE inside its private area.
 pub fn image_path(private: &Path) -> PathBuf {
@@ -76,18 +76,18 @@ pub(super) fn attached_to(image: &Path) -> Option<PathBuf> {
 }
 
 /// Mounts a ploop-layout image at `root`.
-pub fn mount_image(image: &Path, root: &Path) -> Result<PathBuf, DiskError> {
+pub fn mount_image(sys: &dyn Syscall, image: &Path, root: &Path) -> Result<PathBuf, DiskError> {
     let (dev, _hold) = attach(image)?;
     // discard: blocks the VE frees are punched out of the sparse image.
     let opts = "discard,errors=remount-ro";
-    use crate::sys::mount::{self, MsFlags};
+    use crate::sys::mount::MsFlags;
     // nosuid,nodev: what the host sees of a VE is never a way to its setuid files or
     // device nodes (the VE's own mount of its root clears them inside).
     let flags = MsFlags::MS_NOATIME | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
     // Dropping the handle on failure detaches the device (autoclear).
-    mount::mount(Some(&dev), root, Some("ext4"), flags, Some(opts)).map_err(io_err("mount", root))?;
+    sys.mount(Some(&dev), root, Some("ext4"), flags, Some(opts)).map_err(io_err("mount", root))?;
     // Private, so the VE's mounts never propagate back to the host.
-    let _ = mount::remount(root, MsFlags::MS_PRIVATE);
+    let _ = sys.remount(root, MsFlags::MS_PRIVATE);
     Ok(dev)
 }
 

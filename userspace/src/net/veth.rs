@@ -14,7 +14,7 @@ pub struct NetIf {
     pub bridge: Option<String>,
 }
 
-pub(super) fn valid_ifname(s: &str) -> bool {
+pub fn valid_ifname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 15
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
@@ -43,36 +43,59 @@ pub(super) fn default_mac(veid: u32, ifname: &str, host: bool) -> [u8; 6] {
     [0x00, 0x18, 0x51, h[0], h[1], h[2]]
 }
 
-impl NetIf {
-    /// Parses `--netif_add ifname[,mac,host_ifname,host_mac,bridge]` (empty fields take
-    /// defaults: host_ifname veth<VEID>.<n>, MACs from 00:18:51:..., no bridge).
-    pub fn parse_add(veid: u32, spec: &str, index: usize) -> Result<Self, NetError> {
+/// `--netif_add ifname[,mac,host_ifname,host_mac,bridge]` as given: what is left empty
+/// takes a default that depends on the VE ([`NetIfSpec::resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetIfSpec {
+    pub text: String,
+    pub ifname: String,
+    pub mac: Option<[u8; 6]>,
+    pub host_ifname: Option<String>,
+    pub host_mac: Option<[u8; 6]>,
+    pub bridge: Option<String>,
+}
+
+impl NetIfSpec {
+    pub fn parse(spec: &str) -> Result<Self, NetError> {
         let bad = || NetError::BadNetif(spec.to_string());
         let f: Vec<&str> = spec.split(',').map(str::trim).collect();
         if f.len() > 5 {
             return Err(bad());
         }
         let get = |i: usize| f.get(i).copied().filter(|s| !s.is_empty());
-        let ifname = get(0).filter(|n| valid_ifname(n)).ok_or_else(bad)?.to_string();
-        let mac = match get(1) {
-            Some(m) => parse_mac(m).ok_or_else(bad)?,
-            None => default_mac(veid, &ifname, false),
+        let name = |i: usize| match get(i) {
+            Some(n) if valid_ifname(n) => Ok(Some(n.to_string())),
+            Some(_) => Err(bad()),
+            None => Ok(None),
         };
-        let host_ifname = match get(2) {
-            Some(h) if valid_ifname(h) => h.to_string(),
-            Some(_) => return Err(bad()),
-            None => format!("veth{veid}.{index}"),
-        };
-        let host_mac = match get(3) {
-            Some(m) => parse_mac(m).ok_or_else(bad)?,
-            None => default_mac(veid, &ifname, true),
-        };
-        let bridge = match get(4) {
-            Some(b) if valid_ifname(b) => Some(b.to_string()),
-            Some(_) => return Err(bad()),
-            None => None,
-        };
-        Ok(Self { ifname, mac, host_ifname, host_mac, bridge })
+        let mac = |i: usize| get(i).map(|m| parse_mac(m).ok_or_else(bad)).transpose();
+        Ok(Self {
+            text: spec.to_string(),
+            ifname: name(0)?.ok_or_else(bad)?,
+            mac: mac(1)?,
+            host_ifname: name(2)?,
+            host_mac: mac(3)?,
+            bridge: name(4)?,
+        })
+    }
+
+    /// The interface, with the defaults for VE `veid`'s `index`th interface filled in.
+    pub fn resolve(&self, veid: u32, index: usize) -> NetIf {
+        NetIf {
+            ifname: self.ifname.clone(),
+            mac: self.mac.unwrap_or_else(|| default_mac(veid, &self.ifname, false)),
+            host_ifname: self.host_ifname.clone().unwrap_or_else(|| format!("veth{veid}.{index}")),
+            host_mac: self.host_mac.unwrap_or_else(|| default_mac(veid, &self.ifname, true)),
+            bridge: self.bridge.clone(),
+        }
+    }
+}
+
+impl NetIf {
+    /// Parses `--netif_add ifname[,mac,host_ifname,host_mac,bridge]` (empty fields take
+    /// defaults: host_ifname veth<VEID>.<n>, MACs from 00:18:51:..., no bridge).
+    pub fn parse_add(veid: u32, spec: &str, index: usize) -> Result<Self, NetError> {
+        Ok(NetIfSpec::parse(spec)?.resolve(veid, index))
     }
 
     /// The config form, as OpenVZ writes NETIF: `ifname=..,mac=..,host_ifname=..,host_mac=..[,bridge=..]`.

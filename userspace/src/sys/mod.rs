@@ -15,6 +15,7 @@ pub mod mountinfo;
 pub mod net;
 pub mod proc;
 pub mod spawn;
+pub mod syscall;
 pub mod tty;
 
 use std::{

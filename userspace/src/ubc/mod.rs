@@ -153,6 +153,15 @@ pub fn parse_vswap_size(key: &'static str, v: &str) -> Result<u64, UbcError> {
     Ok(if has_suffix { n } else { n.div_ceil(PAGE_SIZE) })
 }
 
+/// `--vm_overcommit` / VM_OVERCOMMIT: a non-negative factor.
+pub fn parse_overcommit(v: &str) -> Result<f64, UbcError> {
+    v.trim().parse::<f64>().ok().filter(|f| f.is_finite() && *f >= 0.0).ok_or_else(|| UbcError::BadValue {
+        name: "vm_overcommit",
+        value: v.to_string(),
+        why: "expected a non-negative number",
+    })
+}
+
 impl Resource {
     pub fn by_name(name: &str) -> Result<&'static Resource, UbcError> {
         let lower = name.to_ascii_lowercase();
@@ -260,7 +269,7 @@ pub fn format_report(ves: &[(u32, Vec<UbcRow>)]) -> String {
 
 /// `--NAME barrier[:limit]` for every beancounter, as clap arguments.
 #[derive(Debug, Clone, Default)]
-pub struct UbcArgs(pub Vec<(&'static str, String)>);
+pub struct UbcArgs(pub Vec<(&'static Resource, crate::given::Given<UbcLimit>)>);
 
 impl clap::FromArgMatches for UbcArgs {
     fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
@@ -270,9 +279,9 @@ impl clap::FromArgMatches for UbcArgs {
     }
     fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
         for r in ALL {
-            if let Some(v) = m.get_one::<String>(r.name) {
-                self.0.retain(|(n, _)| *n != r.name);
-                self.0.push((r.name, v.clone()));
+            if let Some(v) = m.get_one::<crate::given::Given<UbcLimit>>(r.name) {
+                self.0.retain(|(n, _)| n.id != r.id);
+                self.0.push((r, v.clone()));
             }
         }
         Ok(())
@@ -287,6 +296,9 @@ impl clap::Args for UbcArgs {
                     .long(r.name)
                     .value_name("B[:L]")
                     .allow_hyphen_values(true)
+                    .value_parser(move |s: &str| {
+                        r.parse_limit(s).map(|l| crate::given::Given { value: l, text: s.trim().to_string() })
+                    })
                     .help_heading("Beancounters (barrier[:limit], suffixes K M G T P, unlimited)"),
             )
         })

@@ -79,11 +79,6 @@ impl Vz {
         if conf_path.exists() {
             return Err(VeError::Exists(veid));
         }
-        if let Some(h) = &opts.hostname {
-            if !valid_hostname(h) {
-                return Err(VeError::BadValue { key: "hostname", value: h.clone(), why: "not a valid host name" });
-            }
-        }
         if let Some(n) = &opts.name {
             self.check_name_free(n, veid)?;
         }
@@ -108,11 +103,6 @@ impl Vz {
                 }
             }
         }
-        for (key, p) in [("private", &opts.private), ("root", &opts.root)] {
-            if let Some(p) = p {
-                check_text(key, &p.to_string_lossy())?;
-            }
-        }
         conf.set("OSTEMPLATE", &ostemplate);
         conf.set("ORIGIN_SAMPLE", &sample_name);
         conf.set("VE_ROOT", &opts.root.as_ref().map_or(self.paths.ve_root.clone(), |p| p.to_string_lossy().into()));
@@ -129,16 +119,16 @@ impl Vz {
         if let Some(n) = &opts.name {
             conf.set("NAME", n);
         }
-        let layout_name = opts.layout.clone().unwrap_or_else(|| self.paths.ve_layout.clone());
-        let layout = crate::disk::Layout::parse(&layout_name)?;
+        let layout = match opts.layout {
+            Some(l) => l,
+            None => crate::disk::Layout::parse(&self.paths.ve_layout)?,
+        };
         conf.set("VE_LAYOUT", layout.name());
         if let Some(v) = &opts.diskspace {
-            crate::disk::parse_diskspace(v)?;
-            conf.set("DISKSPACE", v);
+            conf.set("DISKSPACE", &v.text);
         }
         if let Some(v) = &opts.diskinodes {
-            crate::disk::parse_diskinodes(v)?;
-            conf.set("DISKINODES", v);
+            conf.set("DISKINODES", &v.text);
         }
         if layout == crate::disk::Layout::Ploop && conf.get("DISKSPACE").is_none() {
             // The image needs a size: OpenVZ's basic sample gives 2G.
@@ -185,12 +175,12 @@ impl Vz {
             (crate::disk::Layout::Ploop, Some(space)) => {
                 let image = crate::disk::image_path(&private);
                 crate::disk::create_image(&image, space, dconf.inodes)?;
-                crate::disk::mount_image(&image, &root)?;
+                crate::disk::mount_image(self.sys(), &image, &root)?;
                 undo.umount(root.clone());
                 self.step("create:extract")?;
                 template::extract(&archive, &root, uid, gid)?;
                 say_disk(veid, crate::disk::apply_ploop(&root, Some(space), dconf.inodes)?);
-                umount(&root)?;
+                umount(self.sys(), &root)?;
             }
             _ => {
                 self.step("create:extract")?;

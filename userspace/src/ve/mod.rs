@@ -12,6 +12,7 @@
 //! `set` lives in `crate::set` (plan, apply with rollback, save).
 use std::{
     fs, io,
+    net::IpAddr,
     os::fd::{AsFd as _, OwnedFd},
     path::{Path, PathBuf},
     process::Stdio,
@@ -29,7 +30,7 @@ use crate::{
     lock::{Intent, LockError, VeLock},
     ns::{self, InitSpec, NsError},
     relay,
-    sys::inroot,
+    sys::{inroot, syscall::Syscall},
     template::{self, TemplateError},
     ubc::{Resource, UbcError},
 };
@@ -71,8 +72,8 @@ pub enum VeError {
     BadValue { key: &'static str, value: String, why: &'static str },
     #[error("config sample '{name}' not found: no {path}")]
     NoSample { name: String, path: PathBuf },
-    #[error("injected failure at step '{0}' (VZ_FAIL_AT)")]
-    Injected(String),
+    #[error("at step '{name}': {source}")]
+    Step { name: String, source: io::Error },
     #[error(
         "no free range of 65536 host user and group ids is left for container {0} (LOCAL_UID/LOCAL_GID in vz.conf)"
     )]
@@ -122,7 +123,7 @@ impl VeError {
             VeError::NameTaken { .. } | VeError::BadName(_) | VeError::BadValue { .. } | VeError::NoSample { .. } => {
                 Kind::BadValue
             }
-            VeError::Injected(_) => Kind::EnvCreate,
+            VeError::Step { .. } => Kind::EnvCreate,
             VeError::NoIds(_) | VeError::Io { .. } => Kind::System,
             VeError::Exec(_) => Kind::Exec,
             VeError::IpInUse { .. } => Kind::IpInUse,
@@ -233,29 +234,24 @@ pub(crate) fn set_rate(bpf: &mut Bpf, cgid: u64, kbit: Option<u64>) -> Result<()
 pub struct Vz {
     pub paths: Paths,
     pub cg: Box<dyn Cgroups>,
+    /// Where host mounts and step points go (the test seam).
+    pub sys: Box<dyn Syscall>,
 }
 
 impl Vz {
     pub fn new(paths: Paths) -> Result<Self, VeError> {
         let cg = cgroup::detect_anchored(&paths.cgroup_parent, &paths.lock_dir.join("cgroup-anchor"))?;
-        Ok(Self { paths, cg })
+        Ok(Self { paths, cg, sys: crate::sys::syscall::create_syscall() })
     }
 
-    /// Test seam, in debug builds only (what `cargo xtask test` runs): `VZ_FAIL_AT=<step>`
-    /// makes a lifecycle command fail at that step, `VZ_KILL_AT=<step>` SIGKILLs it there,
-    /// so tests can prove each step's rollback and repair.
+    /// A named point between two steps of a verb, where a test makes it fail or die
+    /// (through the `Syscall` seam), so tests can prove each step's rollback and repair.
     pub(crate) fn step(&self, name: &str) -> Result<(), VeError> {
-        tracing::trace!(step = name, "step");
-        #[cfg(debug_assertions)]
-        {
-            if std::env::var("VZ_KILL_AT").is_ok_and(|s| s == name) {
-                let _ = crate::sys::proc::kill(std::process::id() as i32, nix::sys::signal::Signal::SIGKILL);
-            }
-            if std::env::var("VZ_FAIL_AT").is_ok_and(|s| s == name) {
-                return Err(VeError::Injected(name.into()));
-            }
-        }
-        Ok(())
+        self.sys.step(name).map_err(|e| VeError::Step { name: name.into(), source: e })
+    }
+
+    pub(crate) fn sys(&self) -> &dyn Syscall {
+        self.sys.as_ref()
     }
 
     /// Takes the VE's lock, then repairs what a vzctl killed half-way through a create or
@@ -289,7 +285,7 @@ impl Vz {
                 crate::report::notice(format!("Removing what an interrupted create of container {veid} left"));
                 if let Some(root) = facts.get("ROOT").map(PathBuf::from) {
                     if is_mounted(&root) {
-                        let _ = umount(&root);
+                        let _ = umount(self.sys(), &root);
                     }
                     if facts.get("ROOT_MADE") == Some("yes") {
                         let _ = fs::remove_dir(&root);
@@ -377,15 +373,16 @@ impl Vz {
 
     /// `--ipadd` addresses for `veid`, each one a VE may own, not the host's own and held
     /// by no other VE, without repeats.
-    pub(crate) fn addable_ips(&self, veid: u32, specs: &[String]) -> Result<Vec<std::net::IpAddr>, VeError> {
+    pub(crate) fn addable_ips(&self, veid: u32, given: &[IpAddr]) -> Result<Vec<IpAddr>, VeError> {
         let mut ips = Vec::new();
-        let host = if specs.is_empty() { Vec::new() } else { crate::net::host_addrs() };
-        for a in specs {
-            let ip = crate::net::parse_ve_ip(a)?;
+        let host = if given.is_empty() { Vec::new() } else { crate::net::host_addrs() };
+        for &ip in given {
             if host.contains(&ip) {
-                return Err(
-                    crate::net::NetError::Unusable { addr: a.clone(), why: "it is an address of this host" }.into()
-                );
+                return Err(crate::net::NetError::Unusable {
+                    addr: ip.to_string(),
+                    why: "it is an address of this host",
+                }
+                .into());
             }
             if let Some(other) = self.ip_owner(ip, veid) {
                 return Err(VeError::IpInUse { ip: ip.to_string(), veid: other });
@@ -410,20 +407,21 @@ impl Vz {
     }
 
     /// A VEID or a VE name, as vzctl accepts either.
-    pub fn resolve(&self, arg: &str) -> Result<u32, VeError> {
-        if arg.bytes().all(|b| b.is_ascii_digit()) {
-            return Ok(config::parse_veid(arg)?);
-        }
+    pub fn resolve(&self, r: &VeRef) -> Result<u32, VeError> {
+        let name = match r {
+            VeRef::Id(v) => return Ok(*v),
+            VeRef::Name(n) => n,
+        };
         for v in self.veids() {
-            if self.conf(v).ok().and_then(|c| c.get("NAME").map(|n| n == arg)).unwrap_or(false) {
+            if self.conf(v).ok().and_then(|c| c.get("NAME").map(|n| n == name)).unwrap_or(false) {
                 return Ok(v);
             }
         }
-        Err(ConfigError::BadVeid(arg.to_string()).into())
+        Err(ConfigError::BadVeid(name.clone()).into())
     }
 
     /// The VEs a reporting tool shows: those named (ids or names), else every running one.
-    pub fn named_or_running(&self, named: &[String]) -> Result<Vec<u32>, VeError> {
+    pub fn named_or_running(&self, named: &[VeRef]) -> Result<Vec<u32>, VeError> {
         if named.is_empty() {
             Ok(self.veids().into_iter().filter(|v| self.is_running(*v)).collect())
         } else {

@@ -1,5 +1,9 @@
 //! `vzctl mount` / `umount`: VE_ROOT as a nosuid,nodev bind mount of the private area.
 use super::*;
+use crate::sys::{
+    mount::{MntFlags, MsFlags},
+    syscall::Syscall,
+};
 
 impl Vz {
     pub(super) fn do_mount(&self, veid: u32, conf: &ConfFile) -> Result<bool, VeError> {
@@ -24,16 +28,16 @@ impl Vz {
                 if let Some(s) = d.space {
                     // A limit raised while stopped, beyond the file system: grown offline.
                     if crate::disk::image_kb(&image)? < s.hard {
-                        crate::disk::drop_balloons(&image, &root)?;
+                        crate::disk::drop_balloons(self.sys(), &image, &root)?;
                         crate::disk::resize_offline(&image, crate::disk::capacity_kb(s.hard))?;
                     }
                 }
-                crate::disk::mount_image(&image, &root)?;
+                crate::disk::mount_image(self.sys(), &image, &root)?;
                 // The config may have changed while stopped (or by hand): limits as it says.
                 match crate::disk::apply_ploop(&root, d.space, d.inodes) {
                     Ok(a) => say_disk(veid, a),
                     Err(e) => {
-                        let _ = umount(&root);
+                        let _ = umount(self.sys(), &root);
                         return Err(e.into());
                     }
                 }
@@ -42,9 +46,9 @@ impl Vz {
                 }
             }
             crate::disk::Layout::Simfs => {
-                bind_mount(&private, &root)?;
+                bind_mount(self.sys(), &private, &root)?;
                 if let Err(e) = crate::disk::apply_simfs(&private, veid, d.space, d.inodes).map(|a| say_disk(veid, a)) {
-                    let _ = umount(&root);
+                    let _ = umount(self.sys(), &root);
                     return Err(e.into());
                 }
             }
@@ -69,7 +73,7 @@ impl Vz {
         if !is_mounted(&ve.root) {
             return Err(VeError::NotMounted(veid));
         }
-        umount(&ve.root)?;
+        umount(self.sys(), &ve.root)?;
         crate::report::progress("Container is unmounted");
         Ok(())
     }
@@ -82,20 +86,66 @@ pub fn is_mounted(path: &Path) -> bool {
 
 /// VE_ROOT of a simfs VE: its private area, as the host sees it nosuid,nodev (a VE's
 /// setuid files are never the host's; the VE's own mount of its root clears both inside).
-pub(super) fn bind_mount(src: &Path, dst: &Path) -> Result<(), VeError> {
-    use crate::sys::mount::{self, MntFlags, MsFlags};
-    mount::mount(Some(src), dst, None, MsFlags::MS_BIND, None).map_err(io_err("bind-mount", dst))?;
-    if let Err(e) = mount::remount(dst, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV)
-    {
+pub(super) fn bind_mount(sys: &dyn Syscall, src: &Path, dst: &Path) -> Result<(), VeError> {
+    sys.mount(Some(src), dst, None, MsFlags::MS_BIND, None).map_err(io_err("bind-mount", dst))?;
+    if let Err(e) = sys.remount(dst, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV) {
         // Undo the bind just made.
-        let _ = mount::umount(dst, MntFlags::MNT_DETACH);
+        let _ = sys.umount(dst, MntFlags::MNT_DETACH);
         return Err(io_err("remount nosuid,nodev", dst)(e));
     }
     // Private, so the VE's mounts never propagate back to the host.
-    let _ = mount::remount(dst, MsFlags::MS_PRIVATE);
+    let _ = sys.remount(dst, MsFlags::MS_PRIVATE);
     Ok(())
 }
 
-pub(super) fn umount(dst: &Path) -> Result<(), VeError> {
-    crate::sys::mount::umount(dst, crate::sys::mount::MntFlags::MNT_DETACH).map_err(io_err("umount", dst))
+pub(super) fn umount(sys: &dyn Syscall, dst: &Path) -> Result<(), VeError> {
+    sys.umount(dst, MntFlags::MNT_DETACH).map_err(io_err("umount", dst))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::syscall::{Call, TestHelperSyscall};
+
+    fn mounts(calls: &[Call]) -> Vec<(Option<PathBuf>, MsFlags)> {
+        calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Mount { src, flags, .. } => Some((src.clone(), *flags)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_simfs_root_is_bound_nosuid_nodev_and_private() {
+        let sys = TestHelperSyscall::default();
+        bind_mount(&sys, Path::new("/vz/private/101"), Path::new("/vz/root/101")).unwrap();
+        let calls = sys.calls();
+        assert_eq!(
+            mounts(&calls),
+            vec![
+                (Some(PathBuf::from("/vz/private/101")), MsFlags::MS_BIND),
+                (None, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV),
+                (None, MsFlags::MS_PRIVATE),
+            ]
+        );
+        assert!(calls.iter().all(|c| !matches!(c, Call::Umount { .. })), "{calls:?}");
+    }
+
+    #[test]
+    fn a_bind_that_cannot_be_made_nosuid_is_undone() {
+        let sys = TestHelperSyscall::default();
+        sys.fail_when(|c| matches!(c, Call::Mount { flags, .. } if flags.contains(MsFlags::MS_NOSUID)));
+        let e = bind_mount(&sys, Path::new("/p"), Path::new("/r")).unwrap_err();
+        assert!(e.to_string().contains("remount nosuid,nodev /r"), "{e}");
+        let calls = sys.calls();
+        assert_eq!(
+            calls.last(),
+            Some(&Call::Umount { target: PathBuf::from("/r"), flags: MntFlags::MNT_DETACH }),
+            "{calls:?}"
+        );
+        // Never left shared with the host either way: no propagation change after the undo.
+        assert_eq!(mounts(&calls).len(), 2, "{calls:?}");
+    }
 }

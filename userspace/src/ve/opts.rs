@@ -1,122 +1,328 @@
 //! What `vzctl create` and `vzctl set` take, as clap arguments the CLI flattens.
 use super::*;
 
+pub use crate::given::{Given, Sel};
+
+/// A VE as the admin names it on the command line: its VEID, or its NAME (resolved by
+/// `Vz::resolve`, which needs the configs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VeRef {
+    Id(u32),
+    Name(String),
+}
+
+impl std::fmt::Display for VeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VeRef::Id(v) => write!(f, "{v}"),
+            VeRef::Name(n) => f.write_str(n),
+        }
+    }
+}
+
+impl std::str::FromStr for VeRef {
+    type Err = VeError;
+    fn from_str(s: &str) -> Result<Self, VeError> {
+        if s.bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(VeRef::Id(config::parse_veid(s)?));
+        }
+        if !valid_name(s) {
+            return Err(ConfigError::BadVeid(s.escape_default().to_string()).into());
+        }
+        Ok(VeRef::Name(s.to_string()))
+    }
+}
+
+/// The rules of one `--netfilter-rule` (several `;`-separated, or none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleList(pub Vec<vz_common::NetRule>);
+
+/// `--cpumask`: a normalised CPU list, or None for all CPUs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuMask(pub Option<String>);
+
+/// Parsers for the values the command line takes: each checks what can be checked without
+/// looking at the host's VEs, so a bad value stops vzctl before it touches anything.
+pub mod arg {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::{netfilter, ubc};
+
+    pub fn text(key: &'static str) -> impl Fn(&str) -> Result<String, VeError> + Clone {
+        move |s| check_text(key, s).map(|()| s.to_string())
+    }
+
+    pub fn path(key: &'static str) -> impl Fn(&str) -> Result<PathBuf, VeError> + Clone {
+        move |s| check_text(key, s).map(|()| PathBuf::from(s))
+    }
+
+    pub fn hostname(s: &str) -> Result<String, VeError> {
+        check_text("hostname", s)?;
+        if !valid_hostname(s) {
+            return Err(VeError::BadValue { key: "hostname", value: s.into(), why: "not a valid host name" });
+        }
+        Ok(s.to_string())
+    }
+
+    pub fn domain(s: &str) -> Result<String, VeError> {
+        check_text("searchdomain", s)?;
+        if !valid_hostname(s) {
+            return Err(VeError::BadValue { key: "searchdomain", value: s.into(), why: "not a valid domain name" });
+        }
+        Ok(s.to_string())
+    }
+
+    pub fn name(s: &str) -> Result<String, VeError> {
+        if !valid_name(s) {
+            return Err(VeError::BadName(s.escape_default().to_string()));
+        }
+        Ok(s.to_string())
+    }
+
+    pub fn template(s: &str) -> Result<String, VeError> {
+        crate::template::check_name(s)?;
+        Ok(s.to_string())
+    }
+
+    /// An address a VE may own (not loopback, multicast, this host's own...).
+    pub fn ve_ip(s: &str) -> Result<IpAddr, VeError> {
+        Ok(crate::net::parse_ve_ip(s)?)
+    }
+
+    pub fn ip(s: &str) -> Result<IpAddr, VeError> {
+        check_text("nameserver", s)?;
+        Ok(crate::net::parse_ip(s)?)
+    }
+
+    pub fn ip_or_all(s: &str) -> Result<Sel<IpAddr>, VeError> {
+        if s == "all" {
+            return Ok(Sel::All);
+        }
+        Ok(Sel::One(crate::net::parse_ip(s)?))
+    }
+
+    pub fn ifname_or_all(s: &str) -> Result<Sel<String>, VeError> {
+        if s == "all" {
+            return Ok(Sel::All);
+        }
+        if !crate::net::valid_ifname(s) {
+            return Err(VeError::BadValue {
+                key: "netif_del",
+                value: s.escape_default().to_string(),
+                why: "not an interface name",
+            });
+        }
+        Ok(Sel::One(s.to_string()))
+    }
+
+    pub fn netif(s: &str) -> Result<crate::net::NetIfSpec, VeError> {
+        check_text("netif_add", s)?;
+        Ok(crate::net::NetIfSpec::parse(s)?)
+    }
+
+    /// One `--netfilter-rule`: rules separated by `;`, or `none`.
+    pub fn rules(s: &str) -> Result<RuleList, VeError> {
+        check_text("netfilter-rule", s)?;
+        Ok(RuleList(netfilter::parse_rule_list(s)?))
+    }
+
+    pub fn rate(s: &str) -> Result<Given<Option<u64>>, VeError> {
+        check_text("rate", s)?;
+        Ok(Given::of(s, crate::net::parse_rate(s)?))
+    }
+
+    pub fn cpuunits(s: &str) -> Result<u32, VeError> {
+        Ok(crate::cpu::parse_units(s)?)
+    }
+
+    pub fn cpulimit(s: &str) -> Result<u32, VeError> {
+        Ok(crate::cpu::parse_limit(s, crate::cpu::host_cpus())?)
+    }
+
+    pub fn cpus(s: &str) -> Result<u32, VeError> {
+        Ok(crate::cpu::parse_cpus(s, crate::cpu::host_cpus())?)
+    }
+
+    pub fn cpumask(s: &str) -> Result<CpuMask, VeError> {
+        Ok(CpuMask(crate::cpu::parse_mask(s, crate::cpu::host_cpus())?))
+    }
+
+    pub fn ioprio(s: &str) -> Result<u8, VeError> {
+        Ok(crate::io::parse_prio(s)?)
+    }
+
+    pub fn iolimit(s: &str) -> Result<u64, VeError> {
+        Ok(crate::io::parse_limit(s)?)
+    }
+
+    pub fn iopslimit(s: &str) -> Result<u64, VeError> {
+        Ok(crate::io::parse_iops(s)?)
+    }
+
+    pub fn layout(s: &str) -> Result<crate::disk::Layout, VeError> {
+        Ok(crate::disk::Layout::parse(s)?)
+    }
+
+    pub fn diskspace(s: &str) -> Result<Given<crate::disk::Limit>, VeError> {
+        Ok(Given::of(s, crate::disk::parse_diskspace(s)?))
+    }
+
+    pub fn diskinodes(s: &str) -> Result<Given<crate::disk::Limit>, VeError> {
+        Ok(Given::of(s, crate::disk::parse_diskinodes(s)?))
+    }
+
+    pub fn ugid(s: &str) -> Result<u64, VeError> {
+        parse_ugid(s)
+    }
+
+    pub fn yes_no(s: &str) -> Result<bool, VeError> {
+        match s {
+            "yes" => Ok(true),
+            "no" => Ok(false),
+            _ => Err(VeError::BadValue { key: "onboot", value: s.escape_default().to_string(), why: "use yes or no" }),
+        }
+    }
+
+    /// `--ram`: pages, at least [`MIN_RAM_PAGES`].
+    pub fn ram(s: &str) -> Result<u64, VeError> {
+        let n = ubc::parse_vswap_size("ram", s)?;
+        if n < MIN_RAM_PAGES {
+            return Err(VeError::BadValue { key: "ram", value: s.into(), why: "a container needs at least 1M of RAM" });
+        }
+        Ok(n)
+    }
+
+    pub fn swap(s: &str) -> Result<u64, VeError> {
+        Ok(ubc::parse_vswap_size("swap", s)?)
+    }
+
+    pub fn overcommit(s: &str) -> Result<Given<f64>, VeError> {
+        crate::ubc::parse_overcommit(s).map(|f| Given::of(s, f)).map_err(Into::into)
+    }
+}
+
+/// The least RAM a VE may be given (`--ram`): below it the memory controller refuses the
+/// limit (or the VE cannot run anything).
+pub const MIN_RAM_PAGES: u64 = 256;
+
 /// Options of `vzctl create`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct CreateOpts {
     /// OS template (a cache in TEMPLATE/cache); default DEF_OSTEMPLATE.
-    #[arg(long)]
+    #[arg(long, value_parser = arg::template)]
     pub ostemplate: Option<String>,
     /// Config sample (conf/ve-NAME.conf-sample); default CONFIGFILE.
     #[arg(long)]
     pub config: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = arg::hostname)]
     pub hostname: Option<String>,
     /// An IPv4 or IPv6 address for the VE (repeatable).
-    #[arg(long)]
-    pub ipadd: Vec<String>,
+    #[arg(long, value_parser = arg::ve_ip)]
+    pub ipadd: Vec<IpAddr>,
     /// A name to use in place of the VEID.
-    #[arg(long)]
+    #[arg(long, value_parser = arg::name)]
     pub name: Option<String>,
     /// Private area (default VE_PRIVATE).
-    #[arg(long)]
+    #[arg(long, value_parser = arg::path("private"))]
     pub private: Option<PathBuf>,
     /// Mount point (default VE_ROOT).
-    #[arg(long)]
+    #[arg(long, value_parser = arg::path("root"))]
     pub root: Option<PathBuf>,
     /// simfs (a directory) or ploop (an image file with its own file system); default
     /// VE_LAYOUT.
-    #[arg(long)]
-    pub layout: Option<String>,
+    #[arg(long, value_parser = arg::layout)]
+    pub layout: Option<crate::disk::Layout>,
     /// Disk space soft:hard, in 1 KiB blocks or with K M G T (ploop: the image size is the
     /// hard limit; default 2G).
-    #[arg(long)]
-    pub diskspace: Option<String>,
+    #[arg(long, value_parser = arg::diskspace)]
+    pub diskspace: Option<Given<crate::disk::Limit>>,
     /// Inodes soft:hard.
-    #[arg(long)]
-    pub diskinodes: Option<String>,
+    #[arg(long, value_parser = arg::diskinodes)]
+    pub diskinodes: Option<Given<crate::disk::Limit>>,
 }
 
-/// Parameters of `vzctl set`, as its command line takes them (the CLI flattens this).
+/// Parameters of `vzctl set`, as its command line takes them (the CLI flattens this), each
+/// typed and checked as it is read.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SetOpts {
     /// Add an IPv4 or IPv6 address (repeatable); live on a running VE.
-    #[arg(long)]
-    pub ipadd: Vec<String>,
+    #[arg(long, value_parser = arg::ve_ip)]
+    pub ipadd: Vec<IpAddr>,
     /// Remove an address, or `all`.
-    #[arg(long)]
-    pub ipdel: Vec<String>,
+    #[arg(long, value_parser = arg::ip_or_all)]
+    pub ipdel: Vec<Sel<IpAddr>>,
     /// DNS server for the VE's /etc/resolv.conf (repeatable).
-    #[arg(long)]
-    pub nameserver: Vec<String>,
+    #[arg(long, value_parser = arg::ip)]
+    pub nameserver: Vec<IpAddr>,
     /// DNS search domain for the VE's /etc/resolv.conf (repeatable).
-    #[arg(long)]
+    #[arg(long, value_parser = arg::domain)]
     pub searchdomain: Vec<String>,
     /// Firewall rule, e.g. "deny in tcp 25" or "allow in tcp 22 from 10.0.0.0/8"
     /// (repeatable; together they replace the VE's rules; "none" clears them).
-    #[arg(long = "netfilter-rule")]
-    pub netfilter: Vec<String>,
+    #[arg(long = "netfilter-rule", value_parser = arg::rules)]
+    pub netfilter: Vec<RuleList>,
     /// Bridged interface: ifname[,mac,host_ifname,host_mac,bridge] (repeatable).
-    #[arg(long = "netif_add")]
-    pub netif_add: Vec<String>,
+    #[arg(long = "netif_add", value_parser = arg::netif)]
+    pub netif_add: Vec<crate::net::NetIfSpec>,
     /// Remove a bridged interface by its name in the VE, or `all`.
-    #[arg(long = "netif_del")]
-    pub netif_del: Vec<String>,
+    #[arg(long = "netif_del", value_parser = arg::ifname_or_all)]
+    pub netif_del: Vec<Sel<String>>,
     /// Egress rate limit in kbit/s (or dev:class:kbit); 0 or none lifts it.
-    #[arg(long)]
-    pub rate: Option<String>,
+    #[arg(long, value_parser = arg::rate)]
+    pub rate: Option<Given<Option<u64>>>,
     /// CPU share weight, 8..500000 (default 1000): VEs get busy CPUs in proportion.
-    #[arg(long)]
-    pub cpuunits: Option<String>,
+    #[arg(long, value_parser = arg::cpuunits)]
+    pub cpuunits: Option<u32>,
     /// CPU time limit in percent of one CPU (100 = one CPU); 0 lifts it.
-    #[arg(long)]
-    pub cpulimit: Option<String>,
+    #[arg(long, value_parser = arg::cpulimit)]
+    pub cpulimit: Option<u32>,
     /// Number of CPUs' worth of time the VE may use; 0 or unlimited lifts it.
-    #[arg(long)]
-    pub cpus: Option<String>,
+    #[arg(long, value_parser = arg::cpus)]
+    pub cpus: Option<u32>,
     /// CPUs the VE may run on: a list like 0-1,3, or all.
-    #[arg(long)]
-    pub cpumask: Option<String>,
+    #[arg(long, value_parser = arg::cpumask)]
+    pub cpumask: Option<CpuMask>,
     /// Disk time share, 0 (lowest) to 7 (highest), default 4 (BFQ group weight; the VE's
     /// disk must use the bfq scheduler, see `vzctl iosched`).
-    #[arg(long)]
-    pub ioprio: Option<String>,
+    #[arg(long, value_parser = arg::ioprio)]
+    pub ioprio: Option<u8>,
     /// Disk bandwidth cap in bytes/s (K, M, G suffixes), reads and writes each; 0 lifts it.
-    #[arg(long)]
-    pub iolimit: Option<String>,
+    #[arg(long, value_parser = arg::iolimit)]
+    pub iolimit: Option<u64>,
     /// Disk operations cap per second, reads and writes each; 0 lifts it.
-    #[arg(long)]
-    pub iopslimit: Option<String>,
+    #[arg(long, value_parser = arg::iopslimit)]
+    pub iopslimit: Option<u64>,
     /// Disk space soft:hard, in 1 KiB blocks or with K M G T. ploop: grows live, shrinks
     /// only while stopped.
-    #[arg(long)]
-    pub diskspace: Option<String>,
+    #[arg(long, value_parser = arg::diskspace)]
+    pub diskspace: Option<Given<crate::disk::Limit>>,
     /// Inodes soft:hard.
-    #[arg(long)]
-    pub diskinodes: Option<String>,
+    #[arg(long, value_parser = arg::diskinodes)]
+    pub diskinodes: Option<Given<crate::disk::Limit>>,
     /// Per-user and per-group quota inside the VE (ploop): number of ids; 0 turns it off.
-    #[arg(long)]
-    pub quotaugidlimit: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = arg::ugid)]
+    pub quotaugidlimit: Option<u64>,
+    #[arg(long, value_parser = arg::hostname)]
     pub hostname: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = arg::name)]
     pub name: Option<String>,
-    #[arg(long)]
+    #[arg(long, value_parser = arg::text("description"))]
     pub description: Option<String>,
     /// yes or no.
-    #[arg(long)]
-    pub onboot: Option<String>,
+    #[arg(long, value_parser = arg::yes_no)]
+    pub onboot: Option<bool>,
     #[command(flatten)]
     pub ubc: crate::ubc::UbcArgs,
     /// VSwap: RAM size (bytes with K M G T, or pages with P); derives physpages and more.
-    #[arg(long)]
-    pub ram: Option<String>,
+    #[arg(long, value_parser = arg::ram)]
+    pub ram: Option<u64>,
     /// VSwap: swap size.
-    #[arg(long)]
-    pub swap: Option<String>,
+    #[arg(long, value_parser = arg::swap)]
+    pub swap: Option<u64>,
     /// VSwap: privvmpages = (ram + swap) x this (0: unlimited).
-    #[arg(long = "vm_overcommit")]
-    pub vm_overcommit: Option<String>,
+    #[arg(long = "vm_overcommit", value_parser = arg::overcommit)]
+    pub vm_overcommit: Option<Given<f64>>,
 }
 
 impl SetOpts {

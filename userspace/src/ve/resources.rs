@@ -38,7 +38,7 @@ impl Vz {
                     // Stopped: the image itself is resized (shrinking gives the host its space
                     // back); the balloon is sized at the next mount.
                     if disk::image_kb(&image)? != disk::capacity_kb(s.hard) {
-                        disk::drop_balloons(&image, &root)?;
+                        disk::drop_balloons(self.sys(), &image, &root)?;
                         disk::resize_offline(&image, disk::capacity_kb(s.hard))?;
                     }
                 }

@@ -38,7 +38,7 @@ impl Vz {
         }
         self.cg.remove_ve(veid)?;
         if is_mounted(root) {
-            umount(root)?;
+            umount(self.sys(), root)?;
         }
         let _ = fs::remove_file(self.live_path(veid));
         Ok(())

@@ -59,7 +59,7 @@ impl Drop for Undo<'_> {
                     let _ = fs::remove_file(p);
                 }
                 UndoStep::Umount(p) => {
-                    let _ = umount(&p);
+                    let _ = umount(self.vz.sys(), &p);
                 }
                 UndoStep::Cgroup(v) => {
                     if let Some(cg) = &cg {
