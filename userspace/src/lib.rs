@@ -21,7 +21,6 @@ mod props;
 pub mod pty;
 pub mod relay;
 pub mod report;
-mod set;
 pub mod sys;
 pub mod template;
 pub mod ubc;

@@ -4,12 +4,13 @@
 //! does, is mounted when VE_ROOT is a mount point, and runs when its cgroup holds processes.
 //! So a vzctl killed at any point leaves nothing the next command cannot see and finish.
 //!
-//! `Vz` (here) holds the paths, cgroups and lock directory; each verb is a file of its own
+//! `Vz` (here) holds the paths, cgroups and the `Syscall` seam; each verb is a file of its own
 //! adding to it: `create`, `destroy`, `mount` (and umount), `start`, `stop` (and restart),
 //! `exec` (exec, exec2, enter, runscript). `conf` reads a VE's settings from its config,
 //! `resources` turns them into BPF records and cgroup settings and the beancounter rows,
-//! `ids` gives each VE its host id range, `undo` rolls back a verb that failed half-way.
-//! `set` lives in `crate::set` (plan, apply with rollback, save).
+//! `ids` gives each VE its host id range, `undo` rolls back a verb that failed half-way,
+//! `set` changes settings (plan, apply with rollback, save), `opts` types what create and
+//! set take.
 use std::{
     fs, io,
     net::IpAddr,
@@ -44,6 +45,7 @@ mod ids;
 mod mount;
 mod opts;
 mod resources;
+mod set;
 mod start;
 mod stop;
 mod undo;
