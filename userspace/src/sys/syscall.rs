@@ -1,9 +1,9 @@
 //! The seam between the verbs and the host, as youki's `Syscall`: the mounts a verb makes
 //! on the host, and the named points between its steps, go through a [`Syscall`]. Unit
 //! tests put [`TestHelperSyscall`] there to see every call and to fail any of them without
-//! root. A debug build (what `cargo xtask test` runs) wraps the real one in a fault
-//! injector that reads `VZ_FAIL_AT` / `VZ_KILL_AT` once, so the integration tests can
-//! break a real vzctl at any step; a release build has no injector compiled in.
+//! root. In a debug build (what `cargo xtask test` runs) the real one also reads
+//! `VZ_FAIL_AT` / `VZ_KILL_AT` once, so the integration tests can break a real vzctl at
+//! any step; a release build has no injection compiled in.
 use std::{any::Any, io, path::Path};
 
 use super::mount::{MntFlags, MsFlags};
@@ -31,8 +31,16 @@ pub trait Syscall: Send + Sync {
     }
 }
 
-/// The host's kernel.
-pub struct LinuxSyscall;
+/// The host's kernel. In a debug build it also fails a verb at one named step
+/// (`VZ_FAIL_AT=<step>`) or SIGKILLs it there (`VZ_KILL_AT=<step>`), as read once by
+/// [`create_syscall`].
+#[derive(Default)]
+pub struct LinuxSyscall {
+    #[cfg(debug_assertions)]
+    fail_at: Option<String>,
+    #[cfg(debug_assertions)]
+    kill_at: Option<String>,
+}
 
 impl Syscall for LinuxSyscall {
     fn as_any(&self) -> &dyn Any {
@@ -53,58 +61,28 @@ impl Syscall for LinuxSyscall {
     }
     fn step(&self, name: &str) -> io::Result<()> {
         tracing::trace!(step = name, "step");
+        #[cfg(debug_assertions)]
+        {
+            if self.kill_at.as_deref() == Some(name) {
+                let _ = super::proc::kill(std::process::id() as i32, nix::sys::signal::Signal::SIGKILL);
+            }
+            if self.fail_at.as_deref() == Some(name) {
+                return Err(io::Error::other("injected failure (VZ_FAIL_AT)"));
+            }
+        }
         Ok(())
     }
 }
 
-/// The real kernel, with a verb failed (`VZ_FAIL_AT=<step>`) or SIGKILLed
-/// (`VZ_KILL_AT=<step>`) at one named step. Debug builds only.
-#[cfg(debug_assertions)]
-struct FaultInjection {
-    fail_at: Option<String>,
-    kill_at: Option<String>,
-}
-
-#[cfg(debug_assertions)]
-impl Syscall for FaultInjection {
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-    fn mount(
-        &self,
-        src: Option<&Path>,
-        target: &Path,
-        fstype: Option<&str>,
-        flags: MsFlags,
-        data: Option<&str>,
-    ) -> io::Result<()> {
-        LinuxSyscall.mount(src, target, fstype, flags, data)
-    }
-    fn umount(&self, target: &Path, flags: MntFlags) -> io::Result<()> {
-        LinuxSyscall.umount(target, flags)
-    }
-    fn step(&self, name: &str) -> io::Result<()> {
-        if self.kill_at.as_deref() == Some(name) {
-            let _ = super::proc::kill(std::process::id() as i32, nix::sys::signal::Signal::SIGKILL);
-        }
-        if self.fail_at.as_deref() == Some(name) {
-            return Err(io::Error::other("injected failure (VZ_FAIL_AT)"));
-        }
-        LinuxSyscall.step(name)
-    }
-}
-
-/// The `Syscall` a controller uses: the kernel's (with the fault injector in a debug build
+/// The `Syscall` a controller uses: the kernel's (with a debug build's fault injection
 /// when one is asked for).
 pub fn create_syscall() -> Box<dyn Syscall> {
-    #[cfg(debug_assertions)]
-    {
-        let (fail_at, kill_at) = (std::env::var("VZ_FAIL_AT").ok(), std::env::var("VZ_KILL_AT").ok());
-        if fail_at.is_some() || kill_at.is_some() {
-            return Box::new(FaultInjection { fail_at, kill_at });
-        }
-    }
-    Box::new(LinuxSyscall)
+    Box::new(LinuxSyscall {
+        #[cfg(debug_assertions)]
+        fail_at: std::env::var("VZ_FAIL_AT").ok(),
+        #[cfg(debug_assertions)]
+        kill_at: std::env::var("VZ_KILL_AT").ok(),
+    })
 }
 
 /// One call a [`TestHelperSyscall`] saw.
