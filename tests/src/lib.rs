@@ -335,7 +335,7 @@ impl VzEnv {
             dir.join("conf/vz.conf"),
             format!(
                 "VE_ROOT=\"{d}/root/$VEID\"\nVE_PRIVATE=\"{d}/private/$VEID\"\nTEMPLATE=\"{d}/template\"\n\
-                 LOCKDIR=\"{d}/lock\"\nBPF_ROOT=\"{}\"\nCGROUP_PARENT=\"{name}\"\nSTOP_TIMEOUT=\"10\"\n\
+                 LOCKDIR=\"{d}/lock\"\nDUMPDIR=\"{d}/dump\"\nBPF_ROOT=\"{}\"\nCGROUP_PARENT=\"{name}\"\nSTOP_TIMEOUT=\"10\"\n\
                  LOCAL_UID=\"{ids}\"\nLOCAL_GID=\"{ids}\"\n",
                 bpf_root.display()
             ),

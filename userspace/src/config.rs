@@ -257,6 +257,11 @@ pub struct Paths {
     pub dcache_accounting: bool,
     /// VE_LAYOUT: layout of new VEs, simfs (a directory) or ploop (an image).
     pub ve_layout: String,
+    /// DUMPDIR: where `vzctl chkpnt` puts `Dump.VEID` when no --dumpfile is given.
+    pub dump_dir: PathBuf,
+    /// CRIU: the criu binary (default: the first of PATH, /usr/local/sbin, /usr/sbin that
+    /// is 4.1 or newer).
+    pub criu: Option<PathBuf>,
 }
 
 impl Default for Paths {
@@ -276,6 +281,8 @@ impl Default for Paths {
             stop_timeout: 10,
             dcache_accounting: false,
             ve_layout: "simfs".into(),
+            dump_dir: "/vz/dump".into(),
+            criu: None,
         }
     }
 }
@@ -320,6 +327,8 @@ impl Paths {
                 "STOP_TIMEOUT" => p.stop_timeout = parse_num(key, value)?,
                 "DCACHE_ACCOUNTING" => p.dcache_accounting = parse_yes_no(key, value)?,
                 "VE_LAYOUT" => p.ve_layout = value.trim().into(),
+                "DUMPDIR" => p.dump_dir = value.trim().into(),
+                "CRIU" => p.criu = Some(value.trim().into()),
                 _ => {}
             }
         }

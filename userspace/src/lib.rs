@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod cpu;
+pub mod criu;
 pub mod disk;
 pub mod given;
 pub mod idmap;

@@ -173,6 +173,7 @@ fn setup() -> Result<()> {
             false,
         )?;
     }
+    setup_criu()?;
     let linker = cargo_bin_dir().join("bpf-linker");
     let have = output(linker.to_str().unwrap_or("bpf-linker"), &["--version"]).unwrap_or_default();
     if !have.contains(BPF_LINKER_VERSION) {
@@ -197,6 +198,135 @@ fn setup() -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// What building CRIU from source needs (its README's list for Debian).
+const CRIU_BUILD_PACKAGES: &[&str] = &[
+    "build-essential",
+    "pkg-config",
+    "libprotobuf-dev",
+    "libprotobuf-c-dev",
+    "protobuf-c-compiler",
+    "protobuf-compiler",
+    "python3-protobuf",
+    "libnl-3-dev",
+    "libcap-dev",
+    "libnet1-dev",
+    "libaio-dev",
+    "libgnutls28-dev",
+    "libbsd-dev",
+    "libdrm-dev",
+    "uuid-dev",
+    "libnftables-dev",
+];
+
+/// Our patches to CRIU, applied to a source build: see each file's header.
+const CRIU_PATCHES: &[(&str, &str)] = &[(
+    "0001-dump-rlimits-from-proc-without-CAP_SYS_RESOURCE.patch",
+    include_str!("../criu/0001-dump-rlimits-from-proc-without-CAP_SYS_RESOURCE.patch"),
+)];
+
+/// Where source builds of CRIU are kept between runs (and clones), keyed by what went in.
+const CRIU_CACHE: &str = "/var/cache/vzbpf";
+const CRIU_INSTALL: &str = "/usr/local/sbin/criu";
+
+fn criu_version(bin: &str) -> Option<(u32, u32)> {
+    let text = output(bin, &["--version"])?;
+    let v = text.lines().find_map(|l| l.trim().strip_prefix("Version:"))?.trim().to_string();
+    let mut it = v.split(['.', '-']);
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// CRIU for `vzctl chkpnt/restore`: the distribution's when it is 4.1 or newer, else a
+/// build of the tarball VZ_CRIU_TARBALL names (with our patches; cached, ~30 s once),
+/// installed as /usr/local/sbin/criu. Without either, vzctl says so when asked to dump.
+fn setup_criu() -> Result<()> {
+    let candidate = output("apt-cache", &["policy", "criu"]).unwrap_or_default();
+    let distro = candidate.lines().find_map(|l| l.trim().strip_prefix("Candidate:")).map(str::trim).unwrap_or("");
+    let mut parts = distro.split(['.', '-', ':']);
+    let distro_v: Option<(u32, u32)> = (|| Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?)))();
+    if distro_v.is_some_and(|v| v >= (4, 1)) {
+        if missing_packages(&["criu"]).is_empty() {
+            return Ok(());
+        }
+        step(&format!("installing criu {distro}"));
+        return run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends", "criu"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            false,
+        );
+    }
+    let Some(tarball) = std::env::var_os("VZ_CRIU_TARBALL").map(PathBuf::from).or_else(shared_criu_tarball) else {
+        if criu_version(CRIU_INSTALL).is_none_or(|v| v < (4, 1)) {
+            step("no criu 4.1 or newer here (set VZ_CRIU_TARBALL to a CRIU source tarball to build one): chkpnt and restore will say so");
+        }
+        return Ok(());
+    };
+    let src = fs::read(&tarball).with_context(|| format!("read VZ_CRIU_TARBALL={}", tarball.display()))?;
+    let mut key = fnv(&src);
+    for (name, text) in CRIU_PATCHES {
+        key ^= fnv(name.as_bytes()).rotate_left(7) ^ fnv(text.as_bytes());
+    }
+    let dir = Path::new(CRIU_CACHE).join(format!("criu-{key:016x}"));
+    let built = dir.join("src/criu/criu");
+    if !built.is_file() {
+        let missing = missing_packages(CRIU_BUILD_PACKAGES);
+        if !missing.is_empty() {
+            step(&format!("installing CRIU's build dependencies: {}", missing.join(" ")));
+            run(
+                Command::new("apt-get")
+                    .args(["install", "-y", "-qq", "--no-install-recommends"])
+                    .args(&missing)
+                    .env("DEBIAN_FRONTEND", "noninteractive"),
+                false,
+            )?;
+        }
+        step(&format!("building CRIU from {} (about 30 s, cached in {})", tarball.display(), dir.display()));
+        let _ = fs::remove_dir_all(&dir);
+        let unpack = dir.join("unpack");
+        fs::create_dir_all(&unpack)?;
+        run(Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&unpack), false)?;
+        let top = fs::read_dir(&unpack)?.flatten().next().context("empty CRIU tarball")?.path();
+        fs::rename(&top, dir.join("src"))?;
+        for (name, text) in CRIU_PATCHES {
+            let p = dir.join(name);
+            fs::write(&p, text)?;
+            run(Command::new("patch").args(["-s", "-p1", "-i"]).arg(&p).current_dir(dir.join("src")), false)?;
+        }
+        run(Command::new("make").args(["-j2", "criu"]).current_dir(dir.join("src")), false)?;
+    }
+    let same = fs::read(CRIU_INSTALL).ok().is_some_and(|b| fnv(&b) == fnv(&fs::read(&built).unwrap_or_default()));
+    if !same {
+        let tmp = format!("{CRIU_INSTALL}.new");
+        fs::copy(&built, &tmp).with_context(|| format!("install {CRIU_INSTALL}"))?;
+        fs::rename(&tmp, CRIU_INSTALL)?;
+        step(&format!("installed {CRIU_INSTALL} (built from {})", tarball.display()));
+    }
+    Ok(())
+}
+
+/// The CRIU tarball this workplace keeps beside the checkout (`../shared/third-party/`),
+/// when VZ_CRIU_TARBALL does not name one.
+fn shared_criu_tarball() -> Option<PathBuf> {
+    let dirs = [root().join("../shared/third-party"), PathBuf::from("/work/shared/third-party")];
+    dirs.iter().find_map(|d| {
+        let mut found: Vec<PathBuf> = fs::read_dir(d)
+            .ok()?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("criu-") && n.ends_with(".tar.gz"))
+            })
+            .collect();
+        found.sort();
+        found.pop()
+    })
+}
+
+/// FNV-1a over bytes: a cache key, not a security measure.
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn object_path() -> PathBuf {

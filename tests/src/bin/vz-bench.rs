@@ -83,6 +83,9 @@ fn main() {
     if want("io") {
         io_shares();
     }
+    if want("chkpnt") {
+        chkpnt_times();
+    }
     if want("ve500") {
         ve_density(std::env::var("VZ_BENCH_VES").ok().and_then(|s| s.parse().ok()).unwrap_or(500));
     }
@@ -681,4 +684,99 @@ fn net_cost() {
         println!("nftables, {n} rules: {t:.0} ns (none in these rounds {base:.0}), ratio {ratio:.3}");
     }
     ok(&env, &["stop", "--fast", "101"]);
+}
+
+/// `vzctl chkpnt` + `vzctl restore` of a running VE (CRIU): dump time, restore time, the
+/// whole pause (freeze to running again) and the longest gap a TCP client in the host's
+/// namespace sees while it sends a line every 10 ms to an echo server in the VE; idle,
+/// and with 256 MB of anonymous memory held by a process in the VE. Medians of 5 (spread).
+fn chkpnt_times() {
+    use std::io::{BufRead as _, Write as _};
+    println!("== checkpoint / restore (CRIU) ==");
+    for (label, hog) in [("idle VE", false), ("VE with 256 MB touched", true)] {
+        let env = VzEnv::new("bench-chkpnt");
+        ok(&env, &["create", "101", "--ipadd", "10.79.0.1"]);
+        ok(&env, &["set", "101", "--ram", "1G", "--swap", "0", "--save"]);
+        ok(&env, &["start", "101"]);
+        let mut start = String::from("setsid nc -ll -p 7000 -e cat </dev/null >/dev/null 2>&1 &");
+        if hog {
+            // busybox sort keeps every line it has read until its input ends (never).
+            start.push_str(
+                " L=$(printf '%01023d' 0); setsid sh -c \"(yes $L | head -n 262144; sleep 100000) | sort >/dev/null\" </dev/null >/dev/null 2>&1 &",
+            );
+        }
+        ok(&env, &["exec2", "101", &start]);
+        if hog {
+            let cg = env.cg();
+            let mem = cg.controller_dir(101, "memory").expect("memory cgroup");
+            let file = if mem.join("memory.current").exists() { "memory.current" } else { "memory.usage_in_bytes" };
+            let t = Instant::now();
+            while std::fs::read_to_string(mem.join(file)).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
+                < 256 << 20
+            {
+                assert!(t.elapsed() < Duration::from_secs(60), "the VE did not reach 256 MB");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let (mut dumps, mut restores, mut pauses, mut gaps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let mut nc = env
+                .in_netns(&["busybox", "nc", "10.79.0.1", "7000"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("nc");
+            let mut tx = nc.stdin.take().expect("stdin");
+            let mut rx = std::io::BufReader::new(nc.stdout.take().expect("stdout"));
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let stop2 = stop.clone();
+            let pinger = std::thread::spawn(move || {
+                let (mut last, mut worst) = (Instant::now(), Duration::ZERO);
+                let mut line = String::new();
+                while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                    if writeln!(tx, "x").and_then(|()| tx.flush()).is_err() {
+                        break;
+                    }
+                    line.clear();
+                    if rx.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    worst = worst.max(last.elapsed());
+                    last = Instant::now();
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                worst
+            });
+            std::thread::sleep(Duration::from_millis(200));
+            let t = Instant::now();
+            ok(&env, &["chkpnt", "101"]);
+            let dumped = t.elapsed();
+            let t2 = Instant::now();
+            ok(&env, &["restore", "101"]);
+            restores.push(ms(t2.elapsed()));
+            pauses.push(ms(t.elapsed()));
+            dumps.push(ms(dumped));
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = nc.kill();
+            let _ = nc.wait();
+            gaps.push(ms(pinger.join().expect("pinger")));
+        }
+        let spread = |v: &[f64]| {
+            let (lo, hi) = v.iter().fold((f64::MAX, 0f64), |(a, b), x| (a.min(*x), b.max(*x)));
+            format!("{lo:.0}-{hi:.0}")
+        };
+        println!(
+            "{label}: chkpnt {:.0} ms ({}), restore {:.0} ms ({}), pause {:.0} ms ({}), TCP gap {:.0} ms ({})",
+            median(dumps.clone()),
+            spread(&dumps),
+            median(restores.clone()),
+            spread(&restores),
+            median(pauses.clone()),
+            spread(&pauses),
+            median(gaps.clone()),
+            spread(&gaps)
+        );
+        ok(&env, &["stop", "--fast", "101"]);
+    }
 }

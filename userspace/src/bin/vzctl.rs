@@ -46,6 +46,13 @@ enum Command {
     Runscript(RunscriptCmd),
     /// Change VE parameters: live on a running VE; --save also writes the config.
     Set(Box<SetCmd>),
+    /// Checkpoint a running VE: freeze it, dump its whole state to one file (CRIU), stop it.
+    #[command(alias = "suspend")]
+    Chkpnt(DumpCmd),
+    /// Restore a VE from its checkpoint: same processes and PIDs, files, addresses, TCP
+    /// connections, limits and beancounters.
+    #[command(alias = "resume")]
+    Restore(DumpCmd),
     /// Show a VE's beancounters in /proc/user_beancounters format.
     Ubc(UbcCmd),
     /// Show or switch a disk's I/O scheduler. --ioprio needs bfq on the VE's disk; vzctl
@@ -102,6 +109,14 @@ struct ExecCmd {
 }
 
 #[derive(Args, Debug)]
+struct DumpCmd {
+    veid: vz::ve::VeRef,
+    /// The dump file (default: DUMPDIR/Dump.VEID, DUMPDIR from vz.conf, /vz/dump).
+    #[arg(long, value_parser = vz::ve::arg::path("dumpfile"))]
+    dumpfile: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct EnterCmd {
     veid: vz::ve::VeRef,
     /// A command typed into the shell on entering.
@@ -149,6 +164,9 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("__ve-init") {
         vz::ns::stage1_main(&argv[2..]);
+    }
+    if argv.get(1).map(String::as_str) == Some("__ve-restore") {
+        vz::ns::restore_stage_main(&argv[2..]);
     }
     let cli: Cli = match vz::cli::parse("vzctl") {
         Ok(c) => c,
@@ -206,6 +224,8 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         Command::Exec2(c) => Ok(vz.exec(id(&c.veid)?, &c.command)?),
         Command::Enter(c) => Ok(vz.enter(id(&c.veid)?, c.exec.as_deref())?),
         Command::Runscript(c) => Ok(vz.runscript(id(&c.veid)?, &c.script)?),
+        Command::Chkpnt(c) => vz.chkpnt(id(&c.veid)?, c.dumpfile.as_deref()).map(|_| 0).map_err(Into::into),
+        Command::Restore(c) => vz.restore(id(&c.veid)?, c.dumpfile.as_deref()).map(|()| 0).map_err(Into::into),
         Command::Set(c) => {
             let veid = id(&c.veid)?;
             let opts = &c.opts;

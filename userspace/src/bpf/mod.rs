@@ -466,6 +466,19 @@ impl Bpf {
         }
     }
 
+    /// Carries a restored VE's maxheld and failcnt over from its checkpoint, before any of
+    /// its processes runs (held is charged again by what the restore recreates).
+    pub fn carry_usage(&mut self, cgroup: u64, rows: &[(u32, u64, u64)]) -> Result<(), BpfError> {
+        let mut u = self.usage(cgroup)?;
+        for &(res, maxheld, failcnt) in rows {
+            if let Some(slot) = u.res.get_mut(res as usize) {
+                slot.maxheld = slot.maxheld.max(maxheld);
+                slot.failcnt = failcnt;
+            }
+        }
+        Ok(self.ubc.insert(cgroup, u, 0)?)
+    }
+
     /// Number of VEs with a usage record.
     pub fn ve_count(&self) -> Result<usize, BpfError> {
         Ok(self.ubc.keys().filter(Result::is_ok).count())

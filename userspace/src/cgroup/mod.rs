@@ -180,6 +180,25 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
         collect_procs(&self.ve_dir(veid), &mut out);
         out
     }
+    /// Freezes (or thaws) every process of the VE with the cgroup2 freezer and waits until
+    /// the kernel says it is so (`frozen` in cgroup.events), at most `timeout`.
+    fn freeze(&self, veid: u32, on: bool, timeout: std::time::Duration) -> Result<(), CgroupError> {
+        let dir = self.ve_dir(veid);
+        write_file(&dir.join("cgroup.freeze"), if on { "1" } else { "0" })?;
+        let want = u64::from(on);
+        let end = std::time::Instant::now() + timeout;
+        while read_keyed(&dir.join("cgroup.events"), "frozen") != Some(want) {
+            if std::time::Instant::now() >= end {
+                return Err(CgroupError::Io {
+                    op: if on { "freeze (timed out)" } else { "thaw (timed out)" },
+                    path: dir,
+                    source: io::Error::from(io::ErrorKind::TimedOut),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        Ok(())
+    }
     /// Kills every process of the VE (cgroup.kill where the kernel has it, else SIGKILL to
     /// each listed pid: every one is a VE process, started by vzctl for the VE).
     fn kill_all(&self, veid: u32) {

@@ -104,6 +104,38 @@ pub fn create_pair(init: i32, cgid: u64) -> Result<u32, NetError> {
     })
 }
 
+/// A VE's pair made for a restore: both ends on the host, down; criu moves the VE end
+/// (`peer`, returned with the host end's index) into the restored namespace as venet0.
+pub fn create_parked_pair(cgid: u64) -> Result<(u32, String), NetError> {
+    let (host_if, peer_if) = (host_ifname(cgid), peer_ifname(cgid));
+    let peer = peer_if.clone();
+    let idx = with_netlink(async |h| {
+        let mut msg = LinkVeth::new(&host_if, &peer_if).build();
+        tag(&mut msg);
+        h.link().add(msg).execute().await?;
+        let idx = link_index(&h, &host_if).await?;
+        set_alias(&h, idx, format!("vzbpf venet of cgroup {cgid}")).await?;
+        Ok(idx)
+    })?;
+    Ok((idx, peer))
+}
+
+/// The host side of a restored VE's pair: its end up with the gateway addresses and a
+/// host route per address (the VE side came back with its namespace).
+pub fn bring_up_host(cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {
+    let host_if = host_ifname(cgid);
+    with_netlink(async |h| {
+        let host = link_index(&h, &host_if).await?;
+        h.link().set(LinkUnspec::new_with_index(host).up().build()).execute().await?;
+        exists_ok(add_address(&h, host, IpAddr::V4(GATEWAY4), 32).await)?;
+        exists_ok(add_address(&h, host, IpAddr::V6(GATEWAY6), 64).await)?;
+        for ip in ips {
+            exists_ok(h.route().add(host_route(*ip, host)).execute().await)?;
+        }
+        Ok(())
+    })
+}
+
 /// Brings a VE's pair up: the host end with the gateway addresses, `venet0` with the
 /// VE's addresses and its default routes, and a host route per address.
 pub fn bring_up(init: i32, cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {

@@ -280,6 +280,9 @@ pub(super) fn mount(
     Ok(())
 }
 
+/// The host's device nodes a VE's /dev gets (bind mounts).
+pub const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
 /// Stage 1, as host root in a private mount namespace: a mount of the VE's root without
 /// the nosuid/nodev the host sees on VE_ROOT, and on it the mounts that carry limits —
 /// a small tmpfs /dev owned by VE root with the few host device nodes a VE gets, the VE's
@@ -324,7 +327,7 @@ pub(super) fn host_mounts(
             AtFlags::AT_SYMLINK_NOFOLLOW,
         );
     };
-    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+    for node in DEV_NODES {
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
         let f = nix::fcntl::openat(&dev, node, flags, Mode::from_bits_retain(0o644))
             .map_err(|e| format!("create /dev/{node}: {e}"))?;

@@ -29,9 +29,10 @@ use std::os::unix::fs::OpenOptionsExt as _;
 
 mod enter;
 mod init;
+mod restore;
 mod usage;
 
-pub use self::{enter::*, init::*, usage::*};
+pub use self::{enter::*, init::*, restore::*, usage::*};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NsError {

@@ -36,6 +36,7 @@ use crate::{
     ubc::{Resource, UbcError},
 };
 
+mod chkpnt;
 mod conf;
 mod create;
 mod destroy;
@@ -110,6 +111,8 @@ pub enum VeError {
     BlkIo(#[from] crate::io::IoError),
     #[error(transparent)]
     Disk(#[from] crate::disk::DiskError),
+    #[error(transparent)]
+    Criu(#[from] crate::criu::CriuError),
 }
 
 impl VeError {
@@ -141,6 +144,7 @@ impl VeError {
             VeError::Cpu(e) => e.kind(),
             VeError::BlkIo(e) => e.kind(),
             VeError::Disk(e) => e.kind(),
+            VeError::Criu(e) => e.kind(),
         }
     }
 }
