@@ -157,3 +157,107 @@ fn bad_checkpoint_input_is_one_line_and_changes_nothing() {
     assert_eq!(env.ok(&["status", "102"]).trim(), "VEID 102 exist mounted running");
     env.ok(&["stop", "102"]);
 }
+
+fn frozen(env: &VzEnv) -> bool {
+    std::fs::read_to_string(env.cg().ve_dir(101).join("cgroup.events")).unwrap_or_default().contains("frozen 1")
+}
+
+/// The counter file as the host sees it (works while the VE is frozen).
+fn host_counter(env: &VzEnv) -> u64 {
+    let init = env.init_pid(101);
+    std::fs::read_to_string(format!("/proc/{init}/root/dev/shm/count")).unwrap_or_default().trim().parse().unwrap_or(0)
+}
+
+fn start_counter(env: &VzEnv) {
+    env.ok(&["create", "101", "--ipadd", "10.78.1.1"]);
+    env.ok(&["start", "101"]);
+    env.ok(&[
+        "exec2",
+        "101",
+        "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.05; done' \
+         </dev/null >/dev/null 2>&1 &",
+    ]);
+    wait_until("the counter", || host_counter(env) > 0);
+}
+
+/// Whether the counter stands still for a while (the VE is frozen).
+fn stands_still(env: &VzEnv) -> bool {
+    let a = host_counter(env);
+    std::thread::sleep(Duration::from_millis(400));
+    host_counter(env) == a
+}
+
+#[test]
+fn openvz_checkpoint_steps_in_order_and_out_of_order() {
+    let env = VzEnv::new("chkpnt-steps");
+    start_counter(&env);
+    // Out of order: nothing to kill, dump or resume in a VE that is not suspended.
+    for step in ["--kill", "--dump", "--resume"] {
+        env.vzctl(&["chkpnt", "101", step]).one_line_error("vzctl", 21, "not suspended");
+    }
+    assert!(!frozen(&env) && !stands_still(&env));
+    // Suspend, dump (still suspended), then call it off: the VE runs on.
+    env.ok(&["chkpnt", "101", "--suspend"]);
+    assert!(frozen(&env) && stands_still(&env));
+    env.vzctl(&["chkpnt", "101", "--suspend"]).one_line_error("vzctl", 21, "suspended already");
+    env.ok(&["chkpnt", "101", "--dump"]);
+    assert!(env.dir.join("dump/Dump.101").is_file());
+    assert!(frozen(&env) && stands_still(&env));
+    env.ok(&["chkpnt", "101", "--resume"]);
+    assert!(!frozen(&env));
+    assert!(!stands_still(&env), "the counter must go on after --resume");
+    // Suspend, dump, kill; then undump (suspended) and resume.
+    env.ok(&["chkpnt", "101", "--suspend"]);
+    env.ok(&["chkpnt", "101", "--dump"]);
+    let at_dump = host_counter(&env);
+    env.ok(&["chkpnt", "101", "--kill"]);
+    assert_eq!(env.ok(&["status", "101"]).trim(), "VEID 101 exist unmounted down");
+    env.vzctl(&["restore", "101", "--resume"]).one_line_error("vzctl", 21, "restore --undump first");
+    env.ok(&["restore", "101", "--undump"]);
+    assert_eq!(env.ok(&["status", "101"]).trim(), "VEID 101 exist mounted running");
+    assert!(frozen(&env) && stands_still(&env));
+    assert_eq!(host_counter(&env), at_dump, "an undumped VE starts where it was dumped");
+    env.ok(&["restore", "101", "--resume"]);
+    assert!(!frozen(&env));
+    wait_until("the counter to go on", || host_counter(&env) > at_dump);
+    env.ok(&["stop", "101"]);
+}
+
+#[test]
+fn a_checkpoint_that_fails_leaves_the_ve_running_and_a_restore_that_fails_leaves_nothing() {
+    let env = VzEnv::new("chkpnt-fail");
+    start_counter(&env);
+    let dump = env.dir.join("dump/Dump.101");
+    for step in ["chkpnt:suspended", "chkpnt:dump", "chkpnt:archive"] {
+        let o = vz_tests::Out::of(env.cmd("vzctl", &["chkpnt", "101"]).env("VZ_FAIL_AT", step).output().unwrap());
+        assert_ne!(o.code, 0, "{step}: {}", o.stderr);
+        assert!(!frozen(&env), "{step}: left frozen");
+        assert!(!stands_still(&env), "{step}: the VE must run on");
+        assert!(!dump.exists(), "{step}: a dump file was left");
+        // Its network too: the host still reaches it.
+        let ping = env.in_netns(&["busybox", "ping", "-c1", "-W1", "10.78.1.1"]).output().unwrap();
+        assert!(ping.status.success(), "{step}: the VE's network stays up");
+    }
+    // A vzctl killed after the VE was suspended leaves it suspended, not gone; resuming
+    // brings it back.
+    let st = env.cmd("vzctl", &["chkpnt", "101"]).env("VZ_KILL_AT", "chkpnt:kill").status().unwrap();
+    assert!(!st.success());
+    assert!(frozen(&env) && dump.is_file(), "killed after the dump: suspended, with its dump");
+    env.ok(&["chkpnt", "101", "--resume"]);
+    assert!(!stands_still(&env));
+    env.ok(&["chkpnt", "101"]);
+    let links_before =
+        String::from_utf8_lossy(&env.in_netns(&["ip", "-br", "link"]).output().unwrap().stdout).to_string();
+    for step in ["restore:net", "restore:resume"] {
+        let o = vz_tests::Out::of(env.cmd("vzctl", &["restore", "101"]).env("VZ_FAIL_AT", step).output().unwrap());
+        assert_ne!(o.code, 0, "{step}: {}", o.stderr);
+        assert_eq!(env.ok(&["status", "101"]).trim(), "VEID 101 exist unmounted down", "{step}");
+        assert!(env.cg().procs(101).is_empty(), "{step}: processes left");
+        let links = String::from_utf8_lossy(&env.in_netns(&["ip", "-br", "link"]).output().unwrap().stdout).to_string();
+        assert_eq!(links, links_before, "{step}: links left");
+        assert!(dump.is_file(), "{step}: the dump must be kept");
+    }
+    env.ok(&["restore", "101"]);
+    wait_until("the counter to go on", || !stands_still(&env));
+    env.ok(&["stop", "101"]);
+}

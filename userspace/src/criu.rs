@@ -21,8 +21,8 @@ use std::{
 pub enum CriuError {
     #[error("no usable criu: {0} (checkpoint and restore need criu 4.1 or newer; set CRIU in vz.conf)")]
     Unusable(String),
-    #[error("criu {op} failed (exit {code}); its log: {log}")]
-    Failed { op: &'static str, code: i32, log: PathBuf },
+    #[error("criu {op} failed (exit {code}){why}; its log: {log}")]
+    Failed { op: &'static str, code: i32, why: String, log: PathBuf },
     #[error("run {cmd}: {source}")]
     Spawn { cmd: String, source: std::io::Error },
 }
@@ -34,6 +34,15 @@ impl CriuError {
             CriuError::Failed { .. } | CriuError::Spawn { .. } => crate::kind::Kind::System,
         }
     }
+}
+
+/// The first error line of a criu log that says something (every log here has the
+/// harmless RLIMIT_NOFILE one), as ": <text>", or nothing.
+pub fn first_error(log: &str) -> String {
+    log.lines()
+        .filter(|l| l.contains("Error (") && !l.contains("RLIMIT_NOFILE"))
+        .find_map(|l| l.split_once("): ").map(|(_, t)| format!(": {}", t.trim())))
+        .unwrap_or_default()
 }
 
 /// The oldest criu that starts on this kernel line.
@@ -79,12 +88,14 @@ impl Criu {
         Err(CriuError::Unusable(if seen.is_empty() { "criu is not installed".into() } else { seen.join(", ") }))
     }
 
-    /// `criu dump` of the tree under `init` into `dir`; the VE's tasks are killed after
-    /// (criu's default), or left frozen when something fails.
+    /// `criu dump` of the (frozen) tree under `init` into `dir`; the VE is left frozen.
     pub fn dump(&self, init: i32, dir: &Path, freezer: &Path) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("dump").arg("-t").arg(init.to_string()).arg("-D").arg(dir).args(["-o", "dump.log", "-v4"]);
-        c.args(["--tcp-established", "--file-locks", "--manage-cgroups=soft"]).arg("--freeze-cgroup").arg(freezer);
+        // --leave-running: the VE stays as it was (frozen: criu freezes it back), so vzctl
+        // kills it only once the dump is safely written.
+        c.args(["--tcp-established", "--file-locks", "--manage-cgroups=soft", "--leave-running"]);
+        c.arg("--freeze-cgroup").arg(freezer);
         for (mnt, key) in external_mounts() {
             c.arg("--external").arg(format!("mnt[{mnt}]:{key}"));
         }
@@ -95,7 +106,8 @@ impl Criu {
     /// path), the VE's network end `peer`; detached, its init's host pid in `pidfile`.
     pub fn restore(&self, dir: &Path, root: &Path, ext: &[(String, PathBuf)], peer: &str, pidfile: &Path) -> Command {
         let mut c = Command::new(&self.bin);
-        c.arg("restore").arg("-D").arg(dir).args(["-o", "restore.log", "-v4"]);
+        // --leave-stopped: vzctl freezes the VE before anything in it runs again.
+        c.arg("restore").arg("-D").arg(dir).args(["-o", "restore.log", "-v4", "--leave-stopped"]);
         c.args(["--tcp-established", "--file-locks", "--manage-cgroups=soft", "--restore-detached"]);
         c.arg("--root").arg(root).arg("--pidfile").arg(pidfile);
         c.arg("--external").arg(format!("netdev[{}]:{peer}", crate::net::VE_IFNAME));
@@ -120,6 +132,15 @@ pub fn external_mounts() -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_telling_error_of_a_log_is_quoted() {
+        let log = "(00.04) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self\n\
+                   (00.05) 1: Error (criu/image.c:635): Unable to open timens-0.img: Permission denied\n\
+                   (00.06) Error (criu/cr-restore.c:2324): Restoring FAILED.\n";
+        assert_eq!(first_error(log), ": Unable to open timens-0.img: Permission denied");
+        assert_eq!(first_error("all good\n"), "");
+    }
 
     #[test]
     fn versions_are_read_from_criu_output() {

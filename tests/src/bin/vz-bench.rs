@@ -13,7 +13,7 @@ use vz_tests::{bin, Env, VzEnv};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// ns per operation, measured by the helper inside the VE cgroup.
@@ -719,33 +719,48 @@ fn chkpnt_times() {
             }
         }
         let (mut dumps, mut restores, mut pauses, mut gaps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut lost = 0;
         for _ in 0..5 {
-            let mut nc = env
+            /// Killed however the round ends.
+            struct Nc(std::process::Child);
+            impl Drop for Nc {
+                fn drop(&mut self) {
+                    let _ = self.0.kill();
+                    let _ = self.0.wait();
+                }
+            }
+            let mut nc = Nc(env
                 .in_netns(&["busybox", "nc", "10.79.0.1", "7000"])
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
                 .spawn()
-                .expect("nc");
-            let mut tx = nc.stdin.take().expect("stdin");
-            let mut rx = std::io::BufReader::new(nc.stdout.take().expect("stdout"));
+                .expect("nc"));
+            let mut tx = nc.0.stdin.take().expect("stdin");
+            let mut rx = std::io::BufReader::new(nc.0.stdout.take().expect("stdout"));
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let stop2 = stop.clone();
+            // Echoes seen so far: the main thread waits for one after the restore.
+            let echoes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let echoes2 = echoes.clone();
             let pinger = std::thread::spawn(move || {
                 let (mut last, mut worst) = (Instant::now(), Duration::ZERO);
                 let mut line = String::new();
                 while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                    let gone = |worst| (worst, stop2.load(std::sync::atomic::Ordering::Relaxed));
                     if writeln!(tx, "x").and_then(|()| tx.flush()).is_err() {
-                        break;
+                        return gone(worst);
                     }
                     line.clear();
                     if rx.read_line(&mut line).unwrap_or(0) == 0 {
-                        break;
+                        return gone(worst);
                     }
+                    echoes2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     worst = worst.max(last.elapsed());
                     last = Instant::now();
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                worst
+                (worst, true)
             });
             std::thread::sleep(Duration::from_millis(200));
             let t = Instant::now();
@@ -756,18 +771,31 @@ fn chkpnt_times() {
             restores.push(ms(t2.elapsed()));
             pauses.push(ms(t.elapsed()));
             dumps.push(ms(dumped));
-            std::thread::sleep(Duration::from_millis(300));
+            // The connection is kept when echoes come again (TCP's retransmission backoff
+            // decides when the client tries next); it is lost when nc ends by itself.
+            let seen = echoes.load(std::sync::atomic::Ordering::Relaxed);
+            let t3 = Instant::now();
+            while echoes.load(std::sync::atomic::Ordering::Relaxed) < seen + 3
+                && t3.elapsed() < Duration::from_secs(10)
+                && !pinger.is_finished()
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
-            let _ = nc.kill();
-            let _ = nc.wait();
-            gaps.push(ms(pinger.join().expect("pinger")));
+            drop(nc);
+            let (gap, kept) = pinger.join().expect("pinger");
+            if kept {
+                gaps.push(ms(gap));
+            } else {
+                lost += 1;
+            }
         }
         let spread = |v: &[f64]| {
             let (lo, hi) = v.iter().fold((f64::MAX, 0f64), |(a, b), x| (a.min(*x), b.max(*x)));
             format!("{lo:.0}-{hi:.0}")
         };
         println!(
-            "{label}: chkpnt {:.0} ms ({}), restore {:.0} ms ({}), pause {:.0} ms ({}), TCP gap {:.0} ms ({})",
+            "{label}: chkpnt {:.0} ms ({}), restore {:.0} ms ({}), pause {:.0} ms ({}), TCP gap {:.0} ms ({}), connections lost {lost} of 5",
             median(dumps.clone()),
             spread(&dumps),
             median(restores.clone()),

@@ -48,11 +48,11 @@ enum Command {
     Set(Box<SetCmd>),
     /// Checkpoint a running VE: freeze it, dump its whole state to one file (CRIU), stop it.
     #[command(alias = "suspend")]
-    Chkpnt(DumpCmd),
+    Chkpnt(ChkpntCmd),
     /// Restore a VE from its checkpoint: same processes and PIDs, files, addresses, TCP
     /// connections, limits and beancounters.
     #[command(alias = "resume")]
-    Restore(DumpCmd),
+    Restore(RestoreCmd),
     /// Show a VE's beancounters in /proc/user_beancounters format.
     Ubc(UbcCmd),
     /// Show or switch a disk's I/O scheduler. --ioprio needs bfq on the VE's disk; vzctl
@@ -109,11 +109,37 @@ struct ExecCmd {
 }
 
 #[derive(Args, Debug)]
-struct DumpCmd {
+struct ChkpntCmd {
     veid: vz::ve::VeRef,
     /// The dump file (default: DUMPDIR/Dump.VEID, DUMPDIR from vz.conf, /vz/dump).
     #[arg(long, value_parser = vz::ve::arg::path("dumpfile"))]
     dumpfile: Option<PathBuf>,
+    /// Step: only freeze the VE (its network cut).
+    #[arg(long, group = "step")]
+    suspend: bool,
+    /// Step: dump a suspended VE; it stays suspended.
+    #[arg(long, group = "step")]
+    dump: bool,
+    /// Step: kill a suspended, dumped VE.
+    #[arg(long, group = "step")]
+    kill: bool,
+    /// Step: resume a suspended VE (the checkpoint is called off).
+    #[arg(long, group = "step")]
+    resume: bool,
+}
+
+#[derive(Args, Debug)]
+struct RestoreCmd {
+    veid: vz::ve::VeRef,
+    /// The dump file (default: DUMPDIR/Dump.VEID).
+    #[arg(long, value_parser = vz::ve::arg::path("dumpfile"))]
+    dumpfile: Option<PathBuf>,
+    /// Step: bring the processes back, suspended.
+    #[arg(long, group = "step")]
+    undump: bool,
+    /// Step: let a VE restored with --undump run.
+    #[arg(long, group = "step")]
+    resume: bool,
 }
 
 #[derive(Args, Debug)]
@@ -224,8 +250,28 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         Command::Exec2(c) => Ok(vz.exec(id(&c.veid)?, &c.command)?),
         Command::Enter(c) => Ok(vz.enter(id(&c.veid)?, c.exec.as_deref())?),
         Command::Runscript(c) => Ok(vz.runscript(id(&c.veid)?, &c.script)?),
-        Command::Chkpnt(c) => vz.chkpnt(id(&c.veid)?, c.dumpfile.as_deref()).map(|_| 0).map_err(Into::into),
-        Command::Restore(c) => vz.restore(id(&c.veid)?, c.dumpfile.as_deref()).map(|()| 0).map_err(Into::into),
+        Command::Chkpnt(c) => {
+            use vz::ve::ChkpntStep as S;
+            let step = match (c.suspend, c.dump, c.kill, c.resume) {
+                (true, ..) => S::Suspend,
+                (_, true, ..) => S::Dump,
+                (_, _, true, _) => S::Kill,
+                (.., true) => S::Resume,
+                _ => S::All,
+            };
+            vz.chkpnt(id(&c.veid)?, c.dumpfile.as_deref(), step).map(|_| 0).map_err(Into::into)
+        }
+        Command::Restore(c) => {
+            use vz::ve::RestoreStep as S;
+            let step = if c.undump {
+                S::Undump
+            } else if c.resume {
+                S::Resume
+            } else {
+                S::All
+            };
+            vz.restore(id(&c.veid)?, c.dumpfile.as_deref(), step).map(|()| 0).map_err(Into::into)
+        }
         Command::Set(c) => {
             let veid = id(&c.veid)?;
             let opts = &c.opts;

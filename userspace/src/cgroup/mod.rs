@@ -199,6 +199,10 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
         }
         Ok(())
     }
+    /// Is the VE frozen (suspended)?
+    fn is_frozen(&self, veid: u32) -> bool {
+        read_keyed(&self.ve_dir(veid).join("cgroup.events"), "frozen") == Some(1)
+    }
     /// Kills every process of the VE (cgroup.kill where the kernel has it, else SIGKILL to
     /// each listed pid: every one is a VE process, started by vzctl for the VE).
     fn kill_all(&self, veid: u32) {

@@ -9,6 +9,30 @@
 use super::*;
 use crate::criu::{Criu, CriuError};
 
+/// What `vzctl chkpnt` does: all of it, or one of OpenVZ's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChkpntStep {
+    All,
+    /// Freeze the VE (its network cut at the host end).
+    Suspend,
+    /// Dump a suspended VE; it stays suspended.
+    Dump,
+    /// Kill a suspended (dumped) VE.
+    Kill,
+    /// Resume a suspended VE: the checkpoint is called off.
+    Resume,
+}
+
+/// What `vzctl restore` does: all of it, or one of OpenVZ's steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestoreStep {
+    All,
+    /// Bring the processes back, suspended.
+    Undump,
+    /// Resume a VE restored with --undump.
+    Resume,
+}
+
 const META: &str = "meta.conf";
 const CONF: &str = "ve.conf";
 const IMAGES: &str = "criu";
@@ -40,8 +64,14 @@ impl WorkDir {
     }
 }
 
-/// Runs a criu (or tar) command to its end within `limit`, its output in its log.
-fn run_bounded(mut cmd: std::process::Command, what: &'static str, log: PathBuf) -> Result<(), VeError> {
+/// Runs a criu (or tar) command to its end within CRIU_WAIT. On failure, criu's own log
+/// (`criu_log`, in the work directory) is kept as `log` and its first error quoted.
+fn run_bounded(
+    mut cmd: std::process::Command,
+    what: &'static str,
+    criu_log: Option<&Path>,
+    log: PathBuf,
+) -> Result<(), VeError> {
     let name = format!("{cmd:?}");
     let mut child = cmd
         .stdin(Stdio::null())
@@ -62,12 +92,21 @@ fn run_bounded(mut cmd: std::process::Command, what: &'static str, log: PathBuf)
             if !text.trim().is_empty() {
                 warn!("{what}: {}", text.trim());
             }
-            return Err(CriuError::Failed { op: what, code: st.code().unwrap_or(-1), log }.into());
+            let mut why = String::new();
+            if let Some(l) = criu_log {
+                let _ = fs::copy(l, &log);
+                why = crate::criu::first_error(&fs::read_to_string(l).unwrap_or_default());
+            }
+            if why.is_empty() {
+                why =
+                    text.lines().find(|l| !l.trim().is_empty()).map(|l| format!(": {}", l.trim())).unwrap_or_default();
+            }
+            return Err(CriuError::Failed { op: what, code: st.code().unwrap_or(-1), why, log }.into());
         }
         if Instant::now() >= end {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(CriuError::Failed { op: what, code: -1, log }.into());
+            return Err(CriuError::Failed { op: what, code: -1, why: " (timed out)".into(), log }.into());
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -79,10 +118,100 @@ impl Vz {
         given.map_or_else(|| self.paths.dump_dir.join(format!("Dump.{veid}")), Path::to_path_buf)
     }
 
-    /// `vzctl chkpnt`: freeze, dump, stop. On any failure before criu took the VE down,
-    /// it is thawed and runs on as before.
-    pub fn chkpnt(&self, veid: u32, dumpfile: Option<&Path>) -> Result<PathBuf, VeError> {
+    /// `vzctl chkpnt`, whole or one step (OpenVZ's `--suspend`, `--dump`, `--kill`,
+    /// `--resume`). The whole of it: suspend, dump, kill; if the dump fails, the VE is
+    /// resumed and runs on. It is killed only once its dump is written: it ends running
+    /// here, or dumped, never neither.
+    pub fn chkpnt(&self, veid: u32, dumpfile: Option<&Path>, step: ChkpntStep) -> Result<Option<PathBuf>, VeError> {
         let ve = self.open(veid)?;
+        ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))?;
+        let cgid = self.cg.ve_id(veid)?;
+        let frozen = self.cg.is_frozen(veid);
+        let need = |want: bool, why: &'static str| {
+            if frozen == want {
+                Ok(())
+            } else {
+                Err(VeError::BadValue { key: "chkpnt", value: veid.to_string(), why })
+            }
+        };
+        match step {
+            ChkpntStep::Suspend => {
+                need(false, "the container is suspended already")?;
+                self.suspend(veid, cgid)?;
+                crate::report::progress("Container is suspended");
+                Ok(None)
+            }
+            ChkpntStep::Resume => {
+                need(true, "the container is not suspended")?;
+                self.unsuspend(veid, cgid)?;
+                crate::report::progress("Container is resumed");
+                Ok(None)
+            }
+            ChkpntStep::Kill => {
+                need(true, "the container is not suspended (chkpnt --suspend and --dump first)")?;
+                self.kill_dumped(veid, &ve.root)?;
+                Ok(None)
+            }
+            ChkpntStep::Dump => {
+                need(true, "the container is not suspended (chkpnt --suspend first)")?;
+                Ok(Some(self.dump_suspended(veid, &ve, dumpfile)?))
+            }
+            ChkpntStep::All => {
+                need(false, "the container is suspended: use chkpnt --dump, --kill or --resume")?;
+                // Checked before the VE is touched.
+                Criu::find(self.paths.criu.as_deref())?;
+                self.suspend(veid, cgid)?;
+                let file = match self.dump_suspended(veid, &ve, dumpfile) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        if let Err(r) = self.unsuspend(veid, cgid) {
+                            warn!(veid, "cannot resume after a failed dump: {r}");
+                        }
+                        return Err(e);
+                    }
+                };
+                self.kill_dumped(veid, &ve.root)?;
+                Ok(Some(file))
+            }
+        }
+    }
+
+    /// Freezes the VE and cuts its network at the host end.
+    fn suspend(&self, veid: u32, cgid: u64) -> Result<(), VeError> {
+        crate::report::progress("Setting up checkpoint...");
+        self.cg.freeze(veid, true, FREEZE_WAIT)?;
+        let cut =
+            crate::net::set_host_end(cgid, false).map_err(VeError::from).and_then(|()| self.step("chkpnt:suspended"));
+        if let Err(e) = cut {
+            let _ = self.unsuspend(veid, cgid);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The host end up again with its addresses and routes (a link going down takes its
+    /// routes with it), then thawed.
+    fn unsuspend(&self, veid: u32, cgid: u64) -> Result<(), VeError> {
+        let cfg = VeConfig::parse(self.live_conf(veid)?)?;
+        crate::net::bring_up_host(cgid, &cfg.ips)?;
+        Ok(self.cg.freeze(veid, false, FREEZE_WAIT)?)
+    }
+
+    /// A suspended VE goes: its network end first, so no socket it closes says so to
+    /// its peer (the dump keeps the connections).
+    fn kill_dumped(&self, veid: u32, root: &Path) -> Result<(), VeError> {
+        self.step("chkpnt:kill")?;
+        if let Ok(id) = self.cg.ve_id(veid) {
+            let _ = crate::net::teardown(id);
+        }
+        self.cg.kill_all(veid);
+        self.cleanup_runtime(veid, root)?;
+        crate::report::progress("Container is stopped (its state is in the dump)");
+        Ok(())
+    }
+
+    /// Dumps a suspended VE into its dump file; it stays suspended.
+    fn dump_suspended(&self, veid: u32, ve: &Ve, dumpfile: Option<&Path>) -> Result<PathBuf, VeError> {
         let init = ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))?;
         let criu = Criu::find(self.paths.criu.as_deref())?;
         let file = self.dump_file(veid, dumpfile);
@@ -93,23 +222,14 @@ impl Vz {
         let work = WorkDir::beside(&file, "dumping")?;
         let images = work.0.join(IMAGES);
         fs::create_dir_all(&images).map_err(io_err("mkdir", &images))?;
-        crate::report::progress("Setting up checkpoint...");
         let bpf = Bpf::open_existing(&self.paths.bpf_root).ok();
         let rows = self.ubc_rows(veid, bpf.as_ref())?;
-        self.cg.freeze(veid, true, FREEZE_WAIT)?;
-        let dumped = (|| {
-            ns::copy_shm_out(init, &work.0.join(SHM)).map_err(io_err("copy /dev/shm of", &ve.root))?;
-            self.step("chkpnt:dump")?;
-            crate::report::progress("Checkpointing...");
-            run_bounded(criu.dump(init, &images, &self.cg.ve_dir(veid)), "dump", beside(&file, "dump.log"))
-        })();
-        if let Err(e) = dumped {
-            // criu resumes what it froze when it fails; the VE runs on.
-            let _ = self.cg.freeze(veid, false, FREEZE_WAIT);
-            let kept = beside(&file, "dump.log");
-            let _ = fs::copy(images.join("dump.log"), &kept);
-            return Err(e);
-        }
+        ns::copy_shm_out(init, &work.0.join(SHM)).map_err(io_err("copy /dev/shm of", &ve.root))?;
+        self.step("chkpnt:dump")?;
+        crate::report::progress("Checkpointing...");
+        let criu_log = images.join("dump.log");
+        let dump = criu.dump(init, &images, &self.cg.ve_dir(veid));
+        run_bounded(dump, "dump", Some(&criu_log), beside(&file, "dump.log"))?;
         let mut meta = ConfFile::default();
         meta.set("VEID", &veid.to_string());
         meta.set("KERNEL", fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim());
@@ -127,16 +247,15 @@ impl Vz {
         }
         meta.write_atomic(&work.0.join(META))?;
         ve.conf.write_atomic(&work.0.join(CONF))?;
+        self.step("chkpnt:archive")?;
         let tmp = beside(&file, "partial");
         let mut tar = std::process::Command::new("tar");
         tar.arg("--zstd").arg("-cf").arg(&tmp).arg("-C").arg(&work.0).arg(".");
-        if let Err(e) = run_bounded(tar, "archive", tmp.clone()) {
+        if let Err(e) = run_bounded(tar, "archive", None, tmp.clone()) {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
         fs::rename(&tmp, &file).map_err(io_err("rename", &file))?;
-        // The VE's processes are gone: what start made goes too.
-        self.cleanup_runtime(veid, &ve.root)?;
         crate::report::progress(format!("Checkpointing completed successfully: {}", file.display()));
         Ok(file)
     }
@@ -144,8 +263,21 @@ impl Vz {
     /// `vzctl restore`: the VE made as start makes it (mount, cgroups, limits, BPF records,
     /// the host end of its network), then criu brings its processes back inside. Anything
     /// that fails undoes every step; the dump file is kept.
-    pub fn restore(&self, veid: u32, dumpfile: Option<&Path>) -> Result<(), VeError> {
+    pub fn restore(&self, veid: u32, dumpfile: Option<&Path>, step: RestoreStep) -> Result<(), VeError> {
         let ve = self.open(veid)?;
+        if step == RestoreStep::Resume {
+            if !self.is_running(veid) || !self.cg.is_frozen(veid) {
+                return Err(VeError::BadValue {
+                    key: "restore",
+                    value: veid.to_string(),
+                    why: "the container is not restored and suspended (restore --undump first)",
+                });
+            }
+            let cfg = VeConfig::parse(self.live_conf(veid)?)?;
+            self.resume_restored(veid, self.cg.ve_id(veid)?, &cfg)?;
+            crate::report::progress("Container is resumed");
+            return Ok(());
+        }
         if self.is_running(veid) {
             return Err(VeError::Running(veid));
         }
@@ -163,7 +295,7 @@ impl Vz {
         let mut tar = std::process::Command::new("tar");
         // --no-overwrite-dir: the work directory keeps its own mode.
         tar.arg("--zstd").arg("--no-overwrite-dir").arg("-xf").arg(&file).arg("-C").arg(&work.0);
-        run_bounded(tar, "unpack", file.clone())?;
+        run_bounded(tar, "unpack", None, file.clone())?;
         let (ve_uid, ve_gid) = self.ve_ids(&ve.conf);
         for (private, owner) in [(IMAGES, Some((ve_uid, ve_gid))), (SHM, None)] {
             let p = work.0.join(private);
@@ -173,6 +305,12 @@ impl Vz {
                 // criu reads its images from inside the VE's user namespace: as VE root.
                 if let Some((u, g)) = owner {
                     std::os::unix::fs::chown(&p, Some(u), Some(g)).map_err(io_err("chown", &p))?;
+                    for e in fs::read_dir(&p).map_err(io_err("list", &p))?.flatten() {
+                        let f = e.path();
+                        if e.file_type().is_ok_and(|t| t.is_file()) {
+                            std::os::unix::fs::lchown(&f, Some(u), Some(g)).map_err(io_err("chown", &f))?;
+                        }
+                    }
                 }
             }
         }
@@ -210,29 +348,50 @@ impl Vz {
         self.step("restore:net")?;
         let (ifindex, peer) = crate::net::create_parked_pair(cgid)?;
         let log = beside(&file, "restore.log");
-        let restored =
-            self.restore_processes(veid, cgid, ifindex, &peer, &cfg, &criu, &work.0, uid, gid, &full, log.clone());
+        let restored = self.restore_processes(veid, cgid, ifindex, &peer, &cfg, &criu, &work.0, uid, gid, &full, log);
         let init = match restored {
             Ok(init) => init,
             Err(e) => {
                 let _ = crate::net::teardown(cgid);
-                let _ = fs::copy(work.0.join(IMAGES).join("restore.log"), &log);
                 return Err(e);
             }
         };
         undo.kill(veid);
-        crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, init, &full)?;
-        if let Err(e) = crate::net::bring_up_host(cgid, &cfg.ips) {
+        let settled = (|| {
+            // criu left every task stopped: frozen before they run again, then let go of
+            // the stop (they go on where they were when the VE is thawed).
+            self.cg.freeze(veid, true, FREEZE_WAIT)?;
+            for pid in self.cg.procs(veid) {
+                let _ = crate::sys::proc::kill(pid, nix::sys::signal::Signal::SIGCONT);
+            }
+            crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, init, &full)?;
+            cfg.file.write_runtime(&self.live_path(veid))?;
+            self.step("restore:resume")?;
+            if step == RestoreStep::All {
+                self.resume_restored(veid, cgid, &cfg)?;
+            }
+            Ok::<(), VeError>(())
+        })();
+        if let Err(e) = settled {
+            // The pair would outlive the processes Undo kills (their namespace goes late).
             let _ = crate::net::teardown(cgid);
-            return Err(e.into());
+            return Err(e);
         }
-        cfg.file.write_runtime(&self.live_path(veid))?;
-        self.step("restore:done")?;
         undo.commit();
         intent.done();
         info!(veid, init, "container restored");
-        crate::report::progress("Container restore completed");
+        crate::report::progress(if step == RestoreStep::All {
+            "Container restore completed"
+        } else {
+            "Container is restored, suspended (restore --resume lets it run)"
+        });
         Ok(())
+    }
+
+    /// A restored, suspended VE runs: its host end up with its routes, then thawed.
+    fn resume_restored(&self, veid: u32, cgid: u64, cfg: &VeConfig) -> Result<(), VeError> {
+        crate::net::bring_up_host(cgid, &cfg.ips)?;
+        Ok(self.cg.freeze(veid, false, FREEZE_WAIT)?)
     }
 
     /// The host end's programs, then criu in `__ve-restore`; returns the restored init's
@@ -296,7 +455,7 @@ impl Vz {
             .arg(criu_cmd.get_program())
             .args(criu_cmd.get_args());
         crate::report::progress("Restoring processes...");
-        run_bounded(cmd, "restore", log)?;
+        run_bounded(cmd, "restore", Some(&work.join(IMAGES).join("restore.log")), log)?;
         let text = fs::read_to_string(&pidfile).map_err(io_err("read", &pidfile))?;
         let init: i32 = text.trim().parse().map_err(|_| VeError::Exec(format!("criu wrote pid '{}'", text.trim())))?;
         if !self.cg.procs(veid).contains(&init) {

@@ -51,7 +51,14 @@ mod start;
 mod stop;
 mod undo;
 
-pub use self::{conf::*, handle::Ve, mount::*, opts::*, start::*};
+pub use self::{
+    chkpnt::{ChkpntStep, RestoreStep},
+    conf::*,
+    handle::Ve,
+    mount::*,
+    opts::*,
+    start::*,
+};
 use self::{exec::*, undo::*};
 pub use crate::ubc::Row;
 
