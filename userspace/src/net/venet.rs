@@ -136,18 +136,6 @@ pub fn bring_up_host(cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {
     })
 }
 
-/// Sets the host end of a VE's pair up or down. Down, nothing the VE sends leaves it (a
-/// checkpointed VE's closing sockets never reach their peers) and nothing reaches it.
-pub fn set_host_end(cgid: u64, up: bool) -> Result<(), NetError> {
-    let host_if = host_ifname(cgid);
-    with_netlink(async |h| {
-        let idx = link_index(&h, &host_if).await?;
-        let msg = if up { LinkUnspec::new_with_index(idx).up() } else { LinkUnspec::new_with_index(idx).down() };
-        h.link().set(msg.build()).execute().await?;
-        Ok(())
-    })
-}
-
 /// Brings a VE's pair up: the host end with the gateway addresses, `venet0` with the
 /// VE's addresses and its default routes, and a host route per address.
 pub fn bring_up(init: i32, cgid: u64, ips: &[IpAddr]) -> Result<(), NetError> {

@@ -176,12 +176,18 @@ impl Vz {
         }
     }
 
-    /// Freezes the VE and cuts its network at the host end.
+    /// Freezes the VE and stops its traffic at the host end: its firewall rules become
+    /// "deny everything", so nothing reaches its sockets while they are dumped (a peer's
+    /// data acknowledged then would be missing from the dump) and nothing they say when
+    /// killed reaches a peer. The link stays up: a down link would mark the VE's routes
+    /// "linkdown" in the dump, which no restore takes back.
     fn suspend(&self, veid: u32, cgid: u64) -> Result<(), VeError> {
         crate::report::progress("Setting up checkpoint...");
         self.cg.freeze(veid, true, FREEZE_WAIT)?;
-        let cut =
-            crate::net::set_host_end(cgid, false).map_err(VeError::from).and_then(|()| self.step("chkpnt:suspended"));
+        let cut = crate::netfilter::parse_rules(&["deny in any; deny out any"])
+            .map_err(VeError::from)
+            .and_then(|deny| self.set_rules(cgid, &deny))
+            .and_then(|()| self.step("chkpnt:suspended"));
         if let Err(e) = cut {
             let _ = self.unsuspend(veid, cgid);
             return Err(e);
@@ -189,12 +195,15 @@ impl Vz {
         Ok(())
     }
 
-    /// The host end up again with its addresses and routes (a link going down takes its
-    /// routes with it), then thawed.
+    /// The VE's own firewall rules again, then thawed.
     fn unsuspend(&self, veid: u32, cgid: u64) -> Result<(), VeError> {
         let cfg = VeConfig::parse(self.live_conf(veid)?)?;
-        crate::net::bring_up_host(cgid, &cfg.ips)?;
+        self.set_rules(cgid, &cfg.rules)?;
         Ok(self.cg.freeze(veid, false, FREEZE_WAIT)?)
+    }
+
+    fn set_rules(&self, cgid: u64, rules: &vz_common::NetRules) -> Result<(), VeError> {
+        Ok(Bpf::open_existing(&self.paths.bpf_root)?.set_net_rules(cgid, rules)?)
     }
 
     /// A suspended VE goes: its network end first, so no socket it closes says so to
