@@ -104,6 +104,9 @@ fn a_running_ve_survives_chkpnt_and_restore() {
     let dump = env.dir.join("dump/Dump.101");
     env.ok(&["chkpnt", "101"]);
     assert!(dump.is_file(), "no dump file");
+    // The VE's memory is in it: root's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(std::fs::metadata(&dump).unwrap().permissions().mode() & 0o077, 0, "dump file readable by others");
     assert_eq!(env.ok(&["status", "101"]).trim(), "VEID 101 exist unmounted down");
     // The archive: CRIU's images, the config and the metadata.
     let list = std::process::Command::new("tar").args(["--zstd", "-tf"]).arg(&dump).output().expect("tar");

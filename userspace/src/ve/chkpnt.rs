@@ -264,6 +264,9 @@ impl Vz {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
+        // The VE's memory is in it: root's alone.
+        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(io_err("chmod", &tmp))?;
         fs::rename(&tmp, &file).map_err(io_err("rename", &file))?;
         crate::report::progress(format!("Checkpointing completed successfully: {}", file.display()));
         Ok(file)
@@ -306,21 +309,24 @@ impl Vz {
         tar.arg("--zstd").arg("--no-overwrite-dir").arg("-xf").arg(&file).arg("-C").arg(&work.0);
         run_bounded(tar, "unpack", None, file.clone())?;
         let (ve_uid, ve_gid) = self.ve_ids(&ve.conf);
-        for (private, owner) in [(IMAGES, Some((ve_uid, ve_gid))), (SHM, None)] {
-            let p = work.0.join(private);
-            if p.exists() {
-                fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-                    .map_err(io_err("chmod", &p))?;
-                // criu reads its images from inside the VE's user namespace: as VE root.
-                if let Some((u, g)) = owner {
-                    std::os::unix::fs::chown(&p, Some(u), Some(g)).map_err(io_err("chown", &p))?;
-                    for e in fs::read_dir(&p).map_err(io_err("list", &p))?.flatten() {
-                        let f = e.path();
-                        if e.file_type().is_ok_and(|t| t.is_file()) {
-                            std::os::unix::fs::lchown(&f, Some(u), Some(g)).map_err(io_err("chown", &f))?;
-                        }
-                    }
-                }
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).map_err(io_err("chmod", p));
+        let shm = work.0.join(SHM);
+        if shm.exists() {
+            mode(&shm, 0o700)?;
+        }
+        // criu reads its images from inside the VE's user namespace, as VE root: theirs,
+        // for VE root alone (0600). The directory may be searched by anyone (0711): criu
+        // looks up an image it may not have (e.g. no time namespace) before the VE's id
+        // map is written, and must get "no such file", not "permission denied".
+        let images = work.0.join(IMAGES);
+        std::os::unix::fs::chown(&images, Some(ve_uid), Some(ve_gid)).map_err(io_err("chown", &images))?;
+        mode(&images, 0o711)?;
+        for e in fs::read_dir(&images).map_err(io_err("list", &images))?.flatten() {
+            let f = e.path();
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                std::os::unix::fs::lchown(&f, Some(ve_uid), Some(ve_gid)).map_err(io_err("chown", &f))?;
+                mode(&f, 0o600)?;
             }
         }
         let meta = ConfFile::read(&work.0.join(META))?;
