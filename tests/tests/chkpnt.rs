@@ -215,6 +215,8 @@ fn openvz_checkpoint_steps_in_order_and_out_of_order() {
     env.ok(&["chkpnt", "101", "--suspend"]);
     assert!(frozen(&env) && stands_still(&env));
     env.vzctl(&["chkpnt", "101", "--suspend"]).one_line_error("vzctl", 21, "suspended already");
+    // Nothing joins a frozen VE (it would wait with it, for ever).
+    env.vzctl(&["exec2", "101", "true"]).one_line_error("vzctl", 31, "is suspended");
     env.ok(&["chkpnt", "101", "--dump"]);
     assert!(env.dir.join("dump/Dump.101").is_file());
     assert!(frozen(&env) && stands_still(&env));

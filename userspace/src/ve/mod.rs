@@ -72,6 +72,8 @@ pub enum VeError {
     Running(u32),
     #[error("Container {0} is not running")]
     NotRunning(u32),
+    #[error("Container {0} is suspended (vzctl chkpnt --resume or --kill, or restore --resume)")]
+    Suspended(u32),
     #[error("Container {0} is not mounted")]
     NotMounted(u32),
     #[error("name '{name}' is already used by container {veid}")]
@@ -130,7 +132,7 @@ impl VeError {
             VeError::NotExist(_) => Kind::NoConfig,
             VeError::Exists(_) => Kind::Exists,
             VeError::Running(_) => Kind::Running,
-            VeError::NotRunning(_) => Kind::NotRunning,
+            VeError::NotRunning(_) | VeError::Suspended(_) => Kind::NotRunning,
             VeError::NotMounted(_) => Kind::NotMounted,
             VeError::NameTaken { .. } | VeError::BadName(_) | VeError::BadValue { .. } | VeError::NoSample { .. } => {
                 Kind::BadValue
@@ -485,7 +487,12 @@ impl Vz {
     fn running_init(&self, veid: u32) -> Result<i32, VeError> {
         self.conf(veid)?;
         self.repair_if_idle(veid);
-        ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))
+        let init = ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))?;
+        // A command joining a frozen VE would be frozen with it, with no end.
+        if self.cg.is_frozen(veid) {
+            return Err(VeError::Suspended(veid));
+        }
+        Ok(init)
     }
 }
 
