@@ -147,6 +147,17 @@ fn missing_packages(pkgs: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Debian packages, quietly, without recommends.
+fn apt_install(pkgs: &[String]) -> Result<()> {
+    run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(pkgs)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        false,
+    )
+}
+
 fn cargo_bin_dir() -> PathBuf {
     std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
@@ -165,13 +176,7 @@ fn setup() -> Result<()> {
     if !missing.is_empty() {
         step(&format!("installing Debian packages: {}", missing.join(" ")));
         run(Command::new("apt-get").args(["update", "-qq"]), false)?;
-        run(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(&missing)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-            false,
-        )?;
+        apt_install(&missing)?;
     }
     setup_criu()?;
     let linker = cargo_bin_dir().join("bpf-linker");
@@ -250,12 +255,7 @@ fn setup_criu() -> Result<()> {
             return Ok(());
         }
         step(&format!("installing criu {distro}"));
-        return run(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends", "criu"])
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-            false,
-        );
+        return apt_install(&["criu".to_string()]);
     }
     let Some(tarball) = std::env::var_os("VZ_CRIU_TARBALL").map(PathBuf::from).or_else(shared_criu_tarball) else {
         if criu_version(CRIU_INSTALL).is_none_or(|v| v < (4, 1)) {
@@ -274,13 +274,7 @@ fn setup_criu() -> Result<()> {
         let missing = missing_packages(CRIU_BUILD_PACKAGES);
         if !missing.is_empty() {
             step(&format!("installing CRIU's build dependencies: {}", missing.join(" ")));
-            run(
-                Command::new("apt-get")
-                    .args(["install", "-y", "-qq", "--no-install-recommends"])
-                    .args(&missing)
-                    .env("DEBIAN_FRONTEND", "noninteractive"),
-                false,
-            )?;
+            apt_install(&missing)?;
         }
         step(&format!("building CRIU from {} (about 30 s, cached in {})", tarball.display(), dir.display()));
         let _ = fs::remove_dir_all(&dir);

@@ -295,22 +295,10 @@ pub(super) fn host_mounts(
     (pty_max, shm_bytes): (Option<u64>, Option<u64>),
 ) -> Result<(), String> {
     use crate::sys::inroot;
-    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare mount namespace: {e}"))?;
-    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/ private")?;
-    let r = root.to_str().ok_or("VE root is not UTF-8")?;
-    mount(Some(r), r, None, libc::MS_BIND, None, "VE root")?;
-    // Inside, the VE's own setuid programs work; the host's view stays nosuid,nodev.
-    mount(None, r, None, libc::MS_REMOUNT | libc::MS_BIND, None, "VE root flags")?;
+    let r = private_ve_root(root)?;
     let rootfd = inroot::host_dir(root).map_err(|e| format!("open {r}: {e}"))?;
     let dev = inroot::ensure_dir(&rootfd, "dev", uid, gid).map_err(|e| format!("the VE's /dev: {e}"))?;
-    mount(
-        Some("tmpfs"),
-        &inroot::fd_path(&dev),
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
-        Some(&format!("mode=755,size=1m,nr_inodes=4096,uid={uid},gid={gid}")),
-        "tmpfs on /dev",
-    )?;
+    mount_dev_tmpfs(&inroot::fd_path(&dev), uid, gid)?;
     // The fresh tmpfs: nothing in it is the VE's yet.
     let dev = inroot::dir_fd(&rootfd, "dev", inroot::Follow::Never).map_err(|e| format!("the VE's /dev: {e}"))?;
     use nix::{
@@ -349,6 +337,30 @@ pub(super) fn host_mounts(
             &format!("{fstype} on /dev/{name}"),
         )?;
     }
+    dev_links(&dev, uid, gid)
+}
+
+/// A private mount namespace for this process, and in it the VE's root bound on itself
+/// without the nosuid,nodev the host sees (inside, the VE's own setuid programs work).
+/// Returns the root as a string.
+pub(super) fn private_ve_root(root: &Path) -> Result<&str, String> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare mount namespace: {e}"))?;
+    mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/ private")?;
+    let r = root.to_str().ok_or("VE root is not UTF-8")?;
+    mount(Some(r), r, None, libc::MS_BIND, None, "VE root")?;
+    mount(None, r, None, libc::MS_REMOUNT | libc::MS_BIND, None, "VE root flags")?;
+    Ok(r)
+}
+
+/// A VE's /dev: a small tmpfs owned by VE root, mounted at `at` by host root.
+pub(super) fn mount_dev_tmpfs(at: &str, uid: u32, gid: u32) -> Result<(), String> {
+    let options = format!("mode=755,size=1m,nr_inodes=4096,uid={uid},gid={gid}");
+    mount(Some("tmpfs"), at, Some("tmpfs"), libc::MS_NOSUID | libc::MS_NOEXEC, Some(&options), "tmpfs on /dev")
+}
+
+/// The links of a VE's /dev (ptmx into its devpts, fd and stdio into /proc), VE root's.
+pub(super) fn dev_links(dev: &OwnedFd, uid: u32, gid: u32) -> Result<(), String> {
+    use nix::unistd::{Gid, Uid};
     for (link, to) in [
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
@@ -356,8 +368,9 @@ pub(super) fn host_mounts(
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        nix::unistd::symlinkat(to, &dev, link).map_err(|e| format!("symlink /dev/{link}: {e}"))?;
-        owner(link);
+        nix::unistd::symlinkat(to, dev, link).map_err(|e| format!("symlink /dev/{link}: {e}"))?;
+        let (u, g) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        let _ = nix::unistd::fchownat(dev, link, u, g, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
     }
     Ok(())
 }

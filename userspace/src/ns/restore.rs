@@ -47,13 +47,8 @@ fn stage_mounts(
     gid: u32,
     (pty_max, shm_bytes): (Option<u64>, Option<u64>),
 ) -> Result<(), String> {
-    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare mount namespace: {e}"))?;
-    init::mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None, "/ private")?;
-    let r = root.to_str().ok_or("VE root is not UTF-8")?;
-    // As at start: inside, the VE's own setuid programs work; the host's view stays
-    // nosuid,nodev (this namespace is criu's alone).
-    init::mount(Some(r), r, None, libc::MS_BIND, None, "VE root")?;
-    init::mount(None, r, None, libc::MS_REMOUNT | libc::MS_BIND, None, "VE root flags")?;
+    // As at start (this namespace is criu's alone).
+    init::private_ve_root(root)?;
     let st = stage.to_str().ok_or("stage is not UTF-8")?;
     for d in [STAGE_DEV, STAGE_PTS, STAGE_SHM] {
         fs::create_dir_all(stage.join(d)).map_err(|e| format!("mkdir {st}/{d}: {e}"))?;
@@ -61,14 +56,7 @@ fn stage_mounts(
     // criu binds these from inside the VE's user namespace: it must get through.
     fs::set_permissions(stage, fs::Permissions::from_mode(0o711)).map_err(|e| format!("chmod {st}: {e}"))?;
     let dev = format!("{st}/{STAGE_DEV}");
-    init::mount(
-        Some("tmpfs"),
-        &dev,
-        Some("tmpfs"),
-        libc::MS_NOSUID | libc::MS_NOEXEC,
-        Some(&format!("mode=755,size=1m,nr_inodes=4096,uid={uid},gid={gid}")),
-        "tmpfs on /dev",
-    )?;
+    init::mount_dev_tmpfs(&dev, uid, gid)?;
     let devfd = inroot::host_dir(Path::new(&dev)).map_err(|e| format!("open {dev}: {e}"))?;
     use nix::{
         fcntl::{AtFlags, OFlag},
@@ -88,16 +76,7 @@ fn stage_mounts(
         let _ = nix::sys::stat::mkdirat(&devfd, name, Mode::from_bits_retain(0o755));
         owner(name);
     }
-    for (link, to) in [
-        ("ptmx", "pts/ptmx"),
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        nix::unistd::symlinkat(to, &devfd, link).map_err(|e| format!("symlink /dev/{link}: {e}"))?;
-        owner(link);
-    }
+    init::dev_links(&devfd, uid, gid)?;
     init::mount(
         Some("devpts"),
         &format!("{st}/{STAGE_PTS}"),
