@@ -262,6 +262,9 @@ pub struct Paths {
     /// CRIU: the criu binary (default: the first of PATH, /usr/local/sbin, /usr/sbin that
     /// is 4.1 or newer).
     pub criu: Option<PathBuf>,
+    /// NEIGHBOUR_DEVS: which host interfaces answer ARP for VE addresses (detect, none, or
+    /// a list of names).
+    pub neighbour_devs: String,
 }
 
 impl Default for Paths {
@@ -283,6 +286,7 @@ impl Default for Paths {
             ve_layout: "simfs".into(),
             dump_dir: "/vz/dump".into(),
             criu: None,
+            neighbour_devs: "detect".into(),
         }
     }
 }
@@ -329,6 +333,7 @@ impl Paths {
                 "VE_LAYOUT" => p.ve_layout = value.trim().into(),
                 "DUMPDIR" => p.dump_dir = value.trim().into(),
                 "CRIU" => p.criu = Some(value.trim().into()),
+                "NEIGHBOUR_DEVS" => p.neighbour_devs = value.trim().into(),
                 _ => {}
             }
         }

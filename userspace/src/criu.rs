@@ -104,8 +104,23 @@ impl Criu {
 
     /// `criu restore` of `dir` onto `root`, the external mounts at `ext` (key -> host
     /// path), the VE's network end `peer`; detached, its init's host pid in `pidfile`.
-    pub fn restore(&self, dir: &Path, root: &Path, ext: &[(String, PathBuf)], peer: &str, pidfile: &Path) -> Command {
+    pub fn restore(
+        &self,
+        dir: &Path,
+        root: &Path,
+        ext: &[(String, PathBuf)],
+        peer: &str,
+        pidfile: &Path,
+        cgroup_roots: &[(Option<String>, PathBuf)],
+    ) -> Command {
         let mut c = Command::new(&self.bin);
+        for (ctrl, to) in cgroup_roots {
+            let v = match ctrl {
+                Some(ctrl) => format!("{ctrl}:{}", to.display()),
+                None => to.display().to_string(),
+            };
+            c.arg("--cgroup-root").arg(v);
+        }
         // --leave-stopped: vzctl freezes the VE before anything in it runs again.
         c.arg("restore").arg("-D").arg(dir).args(["-o", "restore.log", "-v4", "--leave-stopped"]);
         c.args(["--tcp-established", "--file-locks", "--manage-cgroups=soft", "--restore-detached"]);

@@ -127,6 +127,11 @@ impl Intent {
         Ok(Self { path, done: false })
     }
 
+    /// The command moved on: what repairing it needs now replaces what was recorded.
+    pub fn update(&self, facts: &ConfFile) -> Result<(), crate::config::ConfigError> {
+        facts.write_runtime(&self.path)
+    }
+
     /// The command finished: the intent goes.
     pub fn done(mut self) {
         self.done = true;

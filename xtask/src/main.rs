@@ -67,6 +67,7 @@ const BASE_PACKAGES: &[&str] = &[
     "util-linux",
     "procps",
     "busybox-static",
+    "rsync",
     "debootstrap",
     "zstd",
     // The numiptent tests write rules into a VE's network namespace.
@@ -179,6 +180,7 @@ fn setup() -> Result<()> {
         apt_install(&missing)?;
     }
     setup_criu()?;
+    setup_sshd()?;
     let linker = cargo_bin_dir().join("bpf-linker");
     let have = output(linker.to_str().unwrap_or("bpf-linker"), &["--version"]).unwrap_or_default();
     if !have.contains(BPF_LINKER_VERSION) {
@@ -240,6 +242,43 @@ fn criu_version(bin: &str) -> Option<(u32, u32)> {
     let v = text.lines().find_map(|l| l.trim().strip_prefix("Version:"))?.trim().to_string();
     let mut it = v.split(['.', '-']);
     Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// Where the migration tests find sshd (with the libraries it needs beside it).
+const SSHD_CACHE: &str = "/var/cache/vzbpf/openssh";
+
+/// An OpenSSH server for the two-node migration tests, unpacked from Debian's packages
+/// into SSHD_CACHE, not installed: installing openssh-server would start an sshd on the
+/// host. The tests run it in a network namespace of their own.
+fn setup_sshd() -> Result<()> {
+    let dir = Path::new(SSHD_CACHE);
+    if dir.join("usr/sbin/sshd").is_file() {
+        return Ok(());
+    }
+    step("unpacking Debian's openssh-server for the migration tests (not installed)");
+    let dl = dir.with_extension("download");
+    let _ = fs::remove_dir_all(&dl);
+    fs::create_dir_all(&dl)?;
+    // apt's sandbox user must be able to write there.
+    let _ = Command::new("chown").args(["_apt", dl.to_str().unwrap_or_default()]).status();
+    let get = |dl: &Path| {
+        Command::new("apt-get").args(["download", "-qq", "openssh-server", "libwrap0"]).current_dir(dl).output()
+    };
+    if !get(&dl)?.status.success() {
+        run(Command::new("apt-get").args(["update", "-qq"]), false)?;
+        let o = get(&dl)?;
+        if !o.status.success() {
+            bail!("apt-get download openssh-server libwrap0: {}", String::from_utf8_lossy(&o.stderr).trim());
+        }
+    }
+    let tmp = dir.with_extension("partial");
+    let _ = fs::remove_dir_all(&tmp);
+    for deb in fs::read_dir(&dl)?.flatten() {
+        run(Command::new("dpkg-deb").arg("-x").arg(deb.path()).arg(&tmp), false)?;
+    }
+    fs::rename(&tmp, dir)?;
+    let _ = fs::remove_dir_all(&dl);
+    Ok(())
 }
 
 /// CRIU for `vzctl chkpnt/restore`: the distribution's when it is 4.1 or newer, else a

@@ -58,6 +58,23 @@ enum Command {
     /// Show or switch a disk's I/O scheduler. --ioprio needs bfq on the VE's disk; vzctl
     /// never switches a device unless told to here.
     Iosched(IoschedCmd),
+    /// Internal (vzmigrate's destination side): check that a VE can come here and take
+    /// its config from stdin.
+    #[command(name = "__migrate-accept", hide = true)]
+    MigrateAccept {
+        veid: u32,
+        #[arg(long)]
+        online: bool,
+    },
+    /// Internal (vzmigrate's destination side): finish, undo or report a migration here.
+    #[command(name = "__migrate-settle", hide = true)]
+    MigrateSettle {
+        veid: u32,
+        #[arg(value_parser = ["finish", "abort", "status"])]
+        how: String,
+        #[arg(long)]
+        keep_dst: bool,
+    },
     /// Internal: stage 1 of a VE's init.
     #[command(name = "__ve-init", hide = true)]
     VeInit {
@@ -227,6 +244,23 @@ fn run(cli: &Cli) -> Result<i32, Error> {
     let id = |r: &vz::ve::VeRef| vz.resolve(r);
     match &cli.cmd {
         Command::VeInit { .. } => Ok(exit::INVALID_PARAMETER_SYNTAX),
+        Command::MigrateAccept { veid, online } => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut text)
+                .map_err(|source| vz::config::ConfigError::Io { op: "read", path: "<stdin>".into(), source })?;
+            print!("{}", vz.migrate_accept(*veid, *online, &text)?);
+            Ok(0)
+        }
+        Command::MigrateSettle { veid, how, keep_dst } => {
+            use vz::ve::Settle;
+            let how = match how.as_str() {
+                "finish" => Settle::Finish,
+                "abort" => Settle::Abort { keep: *keep_dst },
+                _ => Settle::Status,
+            };
+            print!("{}", vz.migrate_settle(*veid, how)?);
+            Ok(0)
+        }
         Command::Create(c) => {
             vz.create(c.veid, &c.opts)?;
             Ok(0)

@@ -75,6 +75,10 @@ impl Tree {
     pub fn ve_dir(&self, veid: u32) -> PathBuf {
         self.parent_dir().join(veid.to_string())
     }
+    /// The VE's cgroup as /proc/PID/cgroup names it (from the hierarchy's root).
+    pub fn ve_path(&self, veid: u32) -> PathBuf {
+        Path::new("/").join(&self.base).join(&self.parent).join(veid.to_string())
+    }
     /// Level of a VE's directory in this hierarchy (its root is level 0).
     pub fn ve_level(&self) -> u32 {
         self.mount.root_level + self.base.components().count() as u32 + self.parent.components().count() as u32 + 1
@@ -110,6 +114,33 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     /// The VE's directories in every hierarchy, cgroup2 first.
     fn ve_dirs(&self, veid: u32) -> Vec<PathBuf> {
         std::iter::once(self.ve_dir(veid)).chain(self.v1().iter().map(|h| h.tree.ve_dir(veid))).collect()
+    }
+    /// Where each cgroup of a dumped VE goes on this host, as criu's `--cgroup-root`
+    /// values: `dumped` is the VE init's /proc/PID/cgroup when it was dumped (maybe on
+    /// another node, with another VE parent). The VE's own cgroup in a hierarchy maps to
+    /// this host's VE cgroup there; a cgroup outside the VE (a hierarchy where VEs get none)
+    /// maps to itself, so criu never makes a cgroup outside the VE's subtree.
+    fn restore_roots(&self, veid: u32, dumped: &str) -> Vec<(Option<String>, PathBuf)> {
+        let own = format!("/{veid}");
+        let mut roots = Vec::new();
+        for line in dumped.lines() {
+            let mut f = line.splitn(3, ':');
+            let (Some(_), Some(ctrls), Some(path)) = (f.next(), f.next(), f.next()) else { continue };
+            let ve_cgroup = path.ends_with(&own);
+            if ctrls.is_empty() {
+                let to = if ve_cgroup { self.tree().ve_path(veid) } else { PathBuf::from(path) };
+                roots.push((None, to));
+            } else {
+                let here = self.v1().iter().find(|h| same_controllers(&h.controllers, ctrls));
+                let to = match here {
+                    Some(h) if ve_cgroup => h.tree.ve_path(veid),
+                    _ => PathBuf::from(path),
+                };
+                let name = ctrls.split(',').next().unwrap_or(ctrls).to_string();
+                roots.push((Some(name), to));
+            }
+        }
+        roots
     }
     /// cgroup2 level of a VE's directory (what `bpf_get_current_ancestor_cgroup_id` takes).
     fn ve_level(&self) -> u32 {

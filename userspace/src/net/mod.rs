@@ -16,11 +16,12 @@ use futures::stream::TryStreamExt as _;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 mod addr;
+mod neigh;
 mod shaper;
 mod venet;
 mod veth;
 
-pub use self::{addr::*, shaper::*, venet::*, veth::*};
+pub use self::{addr::*, neigh::*, shaper::*, venet::*, veth::*};
 
 /// The VE side's name, as in OpenVZ.
 pub const VE_IFNAME: &str = "venet0";

@@ -44,6 +44,14 @@ pub(crate) unsafe fn new_fd(r: i64) -> io::Result<OwnedFd> {
 
 /// flock(2) on `file`, retried on EINTR. `exclusive` or shared; `wait` false returns
 /// `WouldBlock` when another holds it.
+/// Writes out the file system holding `dir` (syncfs(2)).
+pub fn syncfs(dir: &std::path::Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd as _;
+    let f = fs::File::open(dir)?;
+    // SAFETY: syncfs takes an fd we own for the call.
+    check(i64::from(unsafe { libc::syncfs(f.as_raw_fd()) })).map(|_| ())
+}
+
 pub fn flock(file: &fs::File, exclusive: bool, wait: bool) -> io::Result<()> {
     let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
     if !wait {

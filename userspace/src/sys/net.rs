@@ -90,3 +90,40 @@ pub fn loopback_up() -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Broadcasts one gratuitous ARP request for `ip` from interface `ifindex` (hardware
+/// address `mac`): "who has ip, tell ip", which makes the neighbours on that link point
+/// `ip` at this interface at once (what OpenVZ's arpsend -U did after a start or a
+/// migration).
+pub fn send_gratuitous_arp(ifindex: u32, mac: [u8; 6], ip: Ipv4Addr) -> io::Result<()> {
+    const ETH_P_ARP: u16 = 0x0806;
+    let fd = socket(libc::AF_PACKET, libc::SOCK_DGRAM, i32::from(ETH_P_ARP.to_be()))?;
+    let mut arp = Vec::with_capacity(28);
+    arp.extend_from_slice(&1u16.to_be_bytes()); // Ethernet
+    arp.extend_from_slice(&0x0800u16.to_be_bytes()); // IPv4
+    arp.extend_from_slice(&[6, 4]);
+    arp.extend_from_slice(&1u16.to_be_bytes()); // request
+    arp.extend_from_slice(&mac);
+    arp.extend_from_slice(&ip.octets());
+    arp.extend_from_slice(&[0; 6]);
+    arp.extend_from_slice(&ip.octets());
+    // SAFETY: an all-zero sockaddr_ll is valid; the fields set below are plain integers.
+    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    to.sll_family = libc::AF_PACKET as u16;
+    to.sll_protocol = ETH_P_ARP.to_be();
+    to.sll_ifindex = ifindex as i32;
+    to.sll_halen = 6;
+    to.sll_addr[..6].copy_from_slice(&[0xff; 6]);
+    // SAFETY: sendto reads `arp` and `to`, both alive and of the lengths given.
+    let n = unsafe {
+        libc::sendto(
+            fd.as_raw_fd(),
+            arp.as_ptr().cast(),
+            arp.len(),
+            0,
+            std::ptr::from_ref(&to).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    super::check(n as i64).map(|_| ())
+}

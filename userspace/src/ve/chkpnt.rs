@@ -39,7 +39,7 @@ const IMAGES: &str = "criu";
 const SHM: &str = "shm";
 /// How long a VE may take to freeze, and criu to dump or restore it.
 const FREEZE_WAIT: Duration = Duration::from_secs(10);
-const CRIU_WAIT: Duration = Duration::from_secs(300);
+const CRIU_WAIT: Duration = Duration::from_secs(20);
 
 /// A work directory removed when dropped.
 struct WorkDir(PathBuf);
@@ -106,6 +106,9 @@ fn run_bounded(
         if Instant::now() >= end {
             let _ = child.kill();
             let _ = child.wait();
+            if let Some(l) = criu_log {
+                let _ = fs::copy(l, &log);
+            }
             return Err(CriuError::Failed { op: what, code: -1, why: " (timed out)".into(), log }.into());
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -181,7 +184,7 @@ impl Vz {
     /// data acknowledged then would be missing from the dump) and nothing they say when
     /// killed reaches a peer. The link stays up: a down link would mark the VE's routes
     /// "linkdown" in the dump, which no restore takes back.
-    fn suspend(&self, veid: u32, cgid: u64) -> Result<(), VeError> {
+    pub(super) fn suspend(&self, veid: u32, cgid: u64) -> Result<(), VeError> {
         crate::report::progress("Setting up checkpoint...");
         self.cg.freeze(veid, true, FREEZE_WAIT)?;
         let cut = crate::netfilter::parse_rules(&["deny in any; deny out any"])
@@ -196,7 +199,7 @@ impl Vz {
     }
 
     /// The VE's own firewall rules again, then thawed.
-    fn unsuspend(&self, veid: u32, cgid: u64) -> Result<(), VeError> {
+    pub(super) fn unsuspend(&self, veid: u32, cgid: u64) -> Result<(), VeError> {
         let cfg = VeConfig::parse(self.live_conf(veid)?)?;
         self.set_rules(cgid, &cfg.rules)?;
         Ok(self.cg.freeze(veid, false, FREEZE_WAIT)?)
@@ -208,7 +211,7 @@ impl Vz {
 
     /// A suspended VE goes: its network end first, so no socket it closes says so to
     /// its peer (the dump keeps the connections).
-    fn kill_dumped(&self, veid: u32, root: &Path) -> Result<(), VeError> {
+    pub(super) fn kill_dumped(&self, veid: u32, root: &Path) -> Result<(), VeError> {
         self.step("chkpnt:kill")?;
         if let Ok(id) = self.cg.ve_id(veid) {
             let _ = crate::net::teardown(id);
@@ -220,7 +223,7 @@ impl Vz {
     }
 
     /// Dumps a suspended VE into its dump file; it stays suspended.
-    fn dump_suspended(&self, veid: u32, ve: &Ve, dumpfile: Option<&Path>) -> Result<PathBuf, VeError> {
+    pub(super) fn dump_suspended(&self, veid: u32, ve: &Ve, dumpfile: Option<&Path>) -> Result<PathBuf, VeError> {
         let init = ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))?;
         let criu = Criu::find(self.paths.criu.as_deref())?;
         let file = self.dump_file(veid, dumpfile);
@@ -244,6 +247,9 @@ impl Vz {
         meta.set("KERNEL", fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim());
         meta.set("CRIU", &format!("{}.{}", criu.version.0, criu.version.1));
         meta.set("CGROUP_LAYOUT", &format!("{:?}", self.cg.layout()));
+        // Where its cgroups were: a restore on a node with another VE parent moves them.
+        let cgroups = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap_or_default();
+        meta.set("CGROUPS", &cgroups.lines().collect::<Vec<_>>().join(";"));
         let (uid, gid) = self.ve_ids(&ve.conf);
         meta.set("LOCAL_UID", &uid.to_string());
         meta.set("LOCAL_GID", &gid.to_string());
@@ -363,7 +369,20 @@ impl Vz {
         self.step("restore:net")?;
         let (ifindex, peer) = crate::net::create_parked_pair(cgid)?;
         let log = beside(&file, "restore.log");
-        let restored = self.restore_processes(veid, cgid, ifindex, &peer, &cfg, &criu, &work.0, uid, gid, &full, log);
+        let restored = self.restore_processes(
+            veid,
+            cgid,
+            ifindex,
+            &peer,
+            &cfg,
+            &criu,
+            &work.0,
+            uid,
+            gid,
+            &full,
+            log,
+            meta.get("CGROUPS").unwrap_or(""),
+        );
         let init = match restored {
             Ok(init) => init,
             Err(e) => {
@@ -406,7 +425,9 @@ impl Vz {
     /// A restored, suspended VE runs: its host end up with its routes, then thawed.
     fn resume_restored(&self, veid: u32, cgid: u64, cfg: &VeConfig) -> Result<(), VeError> {
         crate::net::bring_up_host(cgid, &cfg.ips)?;
-        Ok(self.cg.freeze(veid, false, FREEZE_WAIT)?)
+        self.cg.freeze(veid, false, FREEZE_WAIT)?;
+        self.announce(veid, &cfg.ips);
+        Ok(())
     }
 
     /// The host end's programs, then criu in `__ve-restore`; returns the restored init's
@@ -425,6 +446,7 @@ impl Vz {
         gid: u32,
         full: &VeLimits,
         log: PathBuf,
+        dumped_cgroups: &str,
     ) -> Result<i32, VeError> {
         self.attach_net(veid, cfg, cgid, ifindex)?;
         let mut spec = InitSpec {
@@ -455,7 +477,8 @@ impl Vz {
             .collect();
         let pidfile = work.join("init.pid");
         let root = self.root_of(veid, &cfg.file);
-        let criu_cmd = criu.restore(&work.join(IMAGES), &root, &ext, peer, &pidfile);
+        let roots = self.cg.restore_roots(veid, &dumped_cgroups.replace(';', "\n"));
+        let criu_cmd = criu.restore(&work.join(IMAGES), &root, &ext, peer, &pidfile, &roots);
         let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         let exe = std::env::current_exe().map_err(io_err("find", Path::new("/proc/self/exe")))?;
         let mut cmd = std::process::Command::new(exe);

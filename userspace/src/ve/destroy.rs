@@ -5,6 +5,12 @@ impl Vz {
     /// `vzctl destroy`: only a stopped VE; removes private area, mount point and config.
     pub fn destroy(&self, veid: u32) -> Result<(), VeError> {
         let ve = self.open(veid)?;
+        self.destroy_held(&ve)
+    }
+
+    /// `destroy` of a VE whose lock the caller holds.
+    pub(super) fn destroy_held(&self, ve: &Ve) -> Result<(), VeError> {
+        let veid = ve.veid;
         if self.is_running(veid) {
             return Err(VeError::Running(veid));
         }

@@ -9,7 +9,8 @@ pub struct Ve {
     /// VE_ROOT and VE_PRIVATE with `$VEID` expanded.
     pub root: PathBuf,
     pub private: PathBuf,
-    _lock: VeLock,
+    /// None: the caller holds the lock (a repair run under it).
+    _lock: Option<VeLock>,
 }
 
 impl Vz {
@@ -19,6 +20,15 @@ impl Vz {
         let lock = self.lock(veid)?;
         let conf = self.conf(veid)?;
         let (root, private) = (self.root_of(veid, &conf), self.private_of(veid, &conf));
-        Ok(Ve { veid, conf, root, private, _lock: lock })
+        Ok(Ve { veid, conf, root, private, _lock: Some(lock) })
+    }
+}
+
+impl Vz {
+    /// A VE whose lock this process holds already (repairs run under `lock`).
+    pub(super) fn held(&self, veid: u32) -> Result<Ve, VeError> {
+        let conf = self.conf(veid)?;
+        let (root, private) = (self.root_of(veid, &conf), self.private_of(veid, &conf));
+        Ok(Ve { veid, conf, root, private, _lock: None })
     }
 }

@@ -43,6 +43,7 @@ mod destroy;
 mod exec;
 mod handle;
 mod ids;
+mod migrate;
 mod mount;
 mod opts;
 mod resources;
@@ -55,6 +56,7 @@ pub use self::{
     chkpnt::{ChkpntStep, RestoreStep},
     conf::*,
     handle::Ve,
+    migrate::{MigrateOpts, Settle},
     mount::*,
     opts::*,
     start::*,
@@ -122,6 +124,8 @@ pub enum VeError {
     Disk(#[from] crate::disk::DiskError),
     #[error(transparent)]
     Criu(#[from] crate::criu::CriuError),
+    #[error("{dest}: {why}")]
+    Remote { dest: String, why: String, code: i32 },
 }
 
 impl VeError {
@@ -154,6 +158,10 @@ impl VeError {
             VeError::BlkIo(e) => e.kind(),
             VeError::Disk(e) => e.kind(),
             VeError::Criu(e) => e.kind(),
+            // The destination's vzctl said why, with OpenVZ's code for it.
+            VeError::Remote { code, .. } => {
+                Kind::ALL.into_iter().find(|k| k.exit_code() == *code).unwrap_or(Kind::System)
+            }
         }
     }
 }
@@ -282,7 +290,7 @@ impl Vz {
     /// half made.
     pub fn repair_if_idle(&self, veid: u32) {
         let dir = &self.paths.lock_dir;
-        if Intent::left(dir, veid, "creating").is_none() && Intent::left(dir, veid, "starting").is_none() {
+        if ["creating", "starting", "migrating"].iter().all(|k| Intent::left(dir, veid, k).is_none()) {
             return;
         }
         if let Ok(Some(_l)) = VeLock::take_within(dir, veid, Duration::ZERO) {
@@ -323,6 +331,9 @@ impl Vz {
                 warn!(veid, "repair: {e}");
             }
             Intent::forget(dir, veid, "starting");
+        }
+        if let Some(facts) = Intent::left(dir, veid, "migrating") {
+            self.repair_migration(veid, &facts);
         }
     }
 
@@ -379,6 +390,26 @@ impl Vz {
             crate::net::parse_netifs(c.get("NETIF").unwrap_or(""))
                 .is_ok_and(|l| l.iter().any(|n| n.host_ifname == host_ifname))
         })
+    }
+
+    /// Proxy ARP and a gratuitous ARP for a VE's addresses (NEIGHBOUR_DEVS); a failure is
+    /// said, not fatal: the VE runs, only neighbours on the LAN may not find it.
+    pub(crate) fn announce(&self, veid: u32, ips: &[IpAddr]) {
+        let devs = crate::net::NeighbourDevs::parse(&self.paths.neighbour_devs);
+        if let Err(e) = crate::net::announce(&devs, ips) {
+            warn!(veid, "proxy ARP for the container's addresses: {e}");
+        }
+    }
+
+    /// The host no longer answers ARP for the addresses a VE ran with or is configured with.
+    pub(crate) fn withdraw(&self, veid: u32) {
+        let mut ips = Vec::new();
+        for c in [self.live_conf(veid).ok(), self.conf(veid).ok()].into_iter().flatten() {
+            ips.extend(conf_ips(&c).unwrap_or_default());
+        }
+        if let Err(e) = crate::net::withdraw(&ips) {
+            warn!(veid, "proxy ARP for the container's addresses: {e}");
+        }
     }
 
     /// The other VE whose config holds `ip`, if any.

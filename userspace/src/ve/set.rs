@@ -495,7 +495,11 @@ impl Vz {
     /// bind and anti-spoofing map).
     fn change_ips(&self, init: i32, cgid: u64, add: &[IpAddr], del: &[IpAddr]) -> Result<(), VeError> {
         crate::net::del_ips(init, cgid, del)?;
+        if let Err(e) = crate::net::withdraw(del) {
+            warn!("proxy ARP for removed addresses: {e}");
+        }
         crate::net::add_ips(init, cgid, add)?;
+        self.announce(0, add);
         if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
             bpf.set_ve_addrs(cgid, add, Some(del))?;
         }

@@ -7,6 +7,12 @@ impl Vz {
     /// intent the next command finds, and it stops what was started.
     pub fn start(&self, veid: u32) -> Result<(), VeError> {
         let ve = self.open(veid)?;
+        self.start_held(&ve)
+    }
+
+    /// `start` of a VE whose lock the caller holds.
+    pub(super) fn start_held(&self, ve: &Ve) -> Result<(), VeError> {
+        let veid = ve.veid;
         if self.is_running(veid) {
             return Err(VeError::Running(veid));
         }
@@ -75,6 +81,7 @@ impl Vz {
             let _ = crate::net::teardown(cgid);
             return Err(e);
         }
+        self.announce(veid, ips);
         let netifs = &cfg.netifs;
         for (i, n) in netifs.iter().enumerate() {
             if let Err(e) = crate::net::add_netif(started.pid, n) {

@@ -13,6 +13,7 @@ impl Vz {
             if let Err(e) = crate::net::teardown(id) {
                 warn!(veid, "cannot remove the VE's network pair: {e}");
             }
+            self.withdraw(veid);
             // Bridged interfaces the VE runs with (live) or is configured with; each is
             // removed only if it is one vzctl made for this VE.
             let mut netifs = Vec::new();
@@ -101,12 +102,7 @@ impl Vz {
         if running && !killed_first {
             crate::report::progress("Stopping container ...");
             if !fast {
-                let timeout = Duration::from_secs(u64::from(self.paths.stop_timeout));
-                self.halt(veid, timeout);
-                if !self.wait_empty(veid, timeout) {
-                    warn!(veid, "init did not halt within {} s; killing", self.paths.stop_timeout);
-                    crate::report::progress("Killing container ...");
-                }
+                self.halt_and_wait(veid);
             }
         }
         self.cleanup_runtime(veid, &root)?;
@@ -116,6 +112,16 @@ impl Vz {
             Ok(())
         } else {
             Err(VeError::NotRunning(veid))
+        }
+    }
+
+    /// Halts the VE, killing what is left after STOP_TIMEOUT.
+    pub(super) fn halt_and_wait(&self, veid: u32) {
+        let timeout = Duration::from_secs(u64::from(self.paths.stop_timeout));
+        self.halt(veid, timeout);
+        if !self.wait_empty(veid, timeout) {
+            warn!(veid, "init did not halt within {} s; killing", self.paths.stop_timeout);
+            crate::report::progress("Killing container ...");
         }
     }
 
