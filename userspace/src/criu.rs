@@ -174,8 +174,12 @@ mod tests {
             assert!(args.iter().any(|a| a == want), "{want} in {args:?}");
         }
         let ext = vec![("dev".to_string(), PathBuf::from("/s/dev"))];
-        let r = c.restore(Path::new("/d"), Path::new("/r"), &ext, "vzp1", Path::new("/p"));
+        let roots = vec![(None, PathBuf::from("/vz/101")), (Some("memory".to_string()), PathBuf::from("/m/vz/101"))];
+        let r = c.restore(Path::new("/d"), Path::new("/r"), &ext, "vzp1", Path::new("/p"), &roots);
         let args: Vec<String> = r.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+        let at = args.iter().position(|a| a == "/vz/101").expect("default cgroup root");
+        assert_eq!(args[at - 1], "--cgroup-root");
+        assert!(args.iter().any(|a| a == "memory:/m/vz/101"), "{args:?}");
         assert!(args.iter().any(|a| a == "netdev[venet0]:vzp1"), "{args:?}");
         assert!(args.iter().any(|a| a == "mnt[dev]:/s/dev"), "{args:?}");
     }

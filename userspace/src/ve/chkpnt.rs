@@ -39,7 +39,7 @@ const IMAGES: &str = "criu";
 const SHM: &str = "shm";
 /// How long a VE may take to freeze, and criu to dump or restore it.
 const FREEZE_WAIT: Duration = Duration::from_secs(10);
-const CRIU_WAIT: Duration = Duration::from_secs(20);
+const CRIU_WAIT: Duration = Duration::from_secs(300);
 
 /// A work directory removed when dropped.
 struct WorkDir(PathBuf);

@@ -180,7 +180,11 @@ impl Vz {
             Criu::find(self.paths.criu.as_deref())?;
         }
         let remote = Remote { dest: &o.dest, ssh: &o.ssh };
-        crate::report::progress(format!("Starting {} migration of container {veid} to {}", kind(running, online), o.dest));
+        crate::report::progress(format!(
+            "Starting {} migration of container {veid} to {}",
+            kind(running, online),
+            o.dest
+        ));
         let mut accept = vec!["__migrate-accept".to_string(), veid.to_string()];
         if online {
             accept.push("--online".into());
@@ -189,7 +193,8 @@ impl Vz {
         let (Some(dst_private), Some(dst_dumpdir)) = (value_of(&out, "PRIVATE"), value_of(&out, "DUMPDIR")) else {
             return Err(remote.err(format!("vzctl there answered '{}'", out.trim()), -1));
         };
-        let (dst_private, dst_dump) = (PathBuf::from(dst_private), PathBuf::from(dst_dumpdir).join(format!("Dump.{veid}")));
+        let (dst_private, dst_dump) =
+            (PathBuf::from(dst_private), PathBuf::from(dst_dumpdir).join(format!("Dump.{veid}")));
         let mut facts = ConfFile::default();
         facts.set("DEST", &o.dest);
         facts.set("SSH", &o.ssh.join(" "));
@@ -315,7 +320,7 @@ impl Vz {
             }
         }
         if let Some(name) = conf.get("NAME").filter(|n| !n.is_empty()) {
-            self.check_name_free(&name.to_string(), veid)?;
+            self.check_name_free(name, veid)?;
         }
         let (uid, gid) = self.ve_ids(&conf);
         let near = |a: u32, b: u32| u64::from(a.max(b)) < u64::from(a.min(b)) + u64::from(crate::idmap::RANGE);
