@@ -544,13 +544,13 @@ const INSTALL_DIR: &str = "/usr/local/sbin";
 fn demo() -> Result<()> {
     setup()?;
     build(true)?;
-    for b in ["vzctl", "vzlist", "vzubc", "vzeventd", "vznetstat", "vzpkg"] {
+    for b in ["vzctl", "vzlist", "vzubc", "vzeventd", "vznetstat", "vzpkg", "vzstat", "vzmigrate"] {
         let dest = Path::new(INSTALL_DIR).join(b);
         let tmp = dest.with_extension("new");
         fs::copy(root().join("target/release").join(b), &tmp).with_context(|| format!("install {}", dest.display()))?;
         fs::rename(&tmp, &dest)?;
     }
-    step(&format!("installed vzctl, vzlist, vzubc, vzeventd, vznetstat, vzpkg in {INSTALL_DIR}"));
+    step(&format!("installed vzctl, vzlist, vzubc, vzeventd, vznetstat, vzpkg, vzstat, vzmigrate in {INSTALL_DIR}"));
     let vzctl = |args: &[&str]| -> Result<String> {
         println!("# vzctl {}", args.join(" "));
         let o = Command::new(Path::new(INSTALL_DIR).join("vzctl")).args(args).output()?;
