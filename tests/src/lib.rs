@@ -1,6 +1,8 @@
 //! Fixtures for the root integration tests: each test gets its own cgroup parent and bpffs
 //! pin root (never the real /sys/fs/bpf/vz), and every guard undoes what it made on drop,
 //! also when the test fails.
+pub mod nodes;
+
 use std::{
     io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},

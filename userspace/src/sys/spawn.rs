@@ -33,6 +33,18 @@ fn join_cgroups(fds: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
+/// The child gets SIGKILL when the thread that spawned it ends (the process, when that is
+/// the main thread): a helper that must not outlive a killed vzmigrate (its ssh master).
+pub fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: the closure makes one async-signal-safe call, prctl, with integer arguments.
+    unsafe {
+        cmd.pre_exec(|| {
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0))?;
+            Ok(())
+        });
+    }
+}
+
 /// Stage 1 of a VE start (`vzctl __ve-init`): before its exec, the child joins the VE's
 /// cgroups (so accounting applies from its first instruction), gets `sync_in` and
 /// `sync_out` as fds `in_fd` and `out_fd`, and nothing else of ours past them. The fds

@@ -51,10 +51,69 @@ const SHORT: Duration = Duration::from_secs(60);
 /// Copies and restores.
 const LONG: Duration = Duration::from_secs(1800);
 
-/// The destination node, reached with ssh.
+/// The destination node, reached with ssh. Every ssh of one migration goes through one
+/// connection (OpenSSH's ControlMaster, OpenVZ's `--ssh-mux`): the key exchange is paid
+/// once, not by each step while the VE is frozen. The master is vzmigrate's child and
+/// dies with it, even when vzmigrate is killed; it goes when this is dropped.
 struct Remote<'a> {
     dest: &'a str,
     ssh: &'a [String],
+    mux: PathBuf,
+    master: Option<std::process::Child>,
+}
+
+impl<'a> Remote<'a> {
+    fn new(dest: &'a str, ssh: &'a [String], lock_dir: &Path, veid: u32) -> Self {
+        let mux = lock_dir.join(format!(".ssh-mux-{veid}-{}", std::process::id()));
+        Self { dest, ssh, mux, master: None }
+    }
+
+    /// Opens the shared connection; a DEST that cannot be reached is said here, in one line.
+    fn connect(&mut self) -> Result<(), VeError> {
+        let _ = fs::remove_file(&self.mux);
+        let mut cmd = std::process::Command::new("ssh");
+        cmd.args(["-M", "-N", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlPersist=no"])
+            .arg("-o")
+            .arg(format!("ControlPath={}", self.mux.display()))
+            .args(self.ssh)
+            .arg(self.dest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        crate::sys::spawn::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|e| self.err(format!("cannot run ssh: {e}"), -1))?;
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            if self.mux.exists() {
+                self.master = Some(child);
+                return Ok(());
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                let mut text = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = io::Read::read_to_string(&mut e, &mut text);
+                }
+                let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                return Err(self.err(format!("cannot reach it over ssh: {line}"), -1));
+            }
+            if Instant::now() >= end {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(self.err("cannot reach it over ssh: timed out".into(), -1));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Remote<'_> {
+    fn drop(&mut self) {
+        if let Some(mut m) = self.master.take() {
+            let _ = m.kill();
+            let _ = m.wait();
+        }
+        let _ = fs::remove_file(&self.mux);
+    }
 }
 
 /// A word for the remote shell, quoted.
@@ -69,6 +128,9 @@ fn quote(w: &str) -> String {
 impl Remote<'_> {
     fn ssh_words(&self) -> Vec<String> {
         let mut w: Vec<String> = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"].map(String::from).into();
+        // No master of their own: through ours while it lives, else straight.
+        w.extend(["-o".into(), "ControlMaster=no".into()]);
+        w.extend(["-o".into(), format!("ControlPath={}", self.mux.display())]);
         w.extend(self.ssh.iter().cloned());
         w
     }
@@ -120,6 +182,9 @@ impl Remote<'_> {
         };
         let (out, err) = (out_t.join().unwrap_or_default(), err_t.join().unwrap_or_default());
         if status.success() {
+            if !err.trim().is_empty() {
+                tracing::debug!(dest = self.dest, "{name} said: {}", err.trim());
+            }
             return Ok(out);
         }
         let code = status.code().unwrap_or(-1);
@@ -179,7 +244,8 @@ impl Vz {
             // Checked before anything is touched here or there.
             Criu::find(self.paths.criu.as_deref())?;
         }
-        let remote = Remote { dest: &o.dest, ssh: &o.ssh };
+        let mut remote = Remote::new(&o.dest, &o.ssh, &self.paths.lock_dir, veid);
+        remote.connect()?;
         crate::report::progress(format!(
             "Starting {} migration of container {veid} to {}",
             kind(running, online),
@@ -283,8 +349,14 @@ impl Vz {
             self.step("migrate:dumped")?;
             // What the frozen VE wrote is on disk before the last copy.
             crate::sys::syncfs(&ve.root).map_err(io_err("sync", &ve.root))?;
-            remote.rsync(&ve.private, dst_private, &o.rsync)?;
-            remote.rsync(&dump, dst_dump, &[])?;
+            // Both copies at once: each pays an ssh session and rsync's start.
+            let (files, image) = std::thread::scope(|sc| {
+                let files = sc.spawn(|| remote.rsync(&ve.private, dst_private, &o.rsync));
+                let image = remote.rsync(&dump, dst_dump, &[]);
+                (files.join(), image)
+            });
+            files.map_err(|_| VeError::Exec("the private area copy panicked".into()))??;
+            image?;
             self.step("migrate:sent")?;
             phase("restoring", facts)?;
             crate::report::progress(format!("Restoring container {veid} on {}", o.dest));
@@ -333,6 +405,13 @@ impl Vz {
         }
         if online {
             Criu::find(self.paths.criu.as_deref())?;
+            // Loaded now rather than while the VE is frozen (the first VE of a node loads
+            // and pins the programs: a quarter of a second). A failure is the restore's to say.
+            if let Err(e) =
+                self.cg.create_parent().map_err(VeError::from).and_then(|()| Ok(Bpf::ensure(&self.bpf_config())?))
+            {
+                warn!(veid, "programs not loaded ahead of the restore: {e}");
+            }
         }
         conf.remove("VE_ROOT");
         conf.remove("VE_PRIVATE");
@@ -395,7 +474,9 @@ impl Vz {
         let dir = &self.paths.lock_dir;
         let dest = facts.get("DEST").unwrap_or("").to_string();
         let ssh: Vec<String> = facts.get("SSH").unwrap_or("").split_whitespace().map(String::from).collect();
-        let remote = Remote { dest: &dest, ssh: &ssh };
+        let mut remote = Remote::new(&dest, &ssh, &self.paths.lock_dir, veid);
+        // Without the shared connection each ssh connects itself.
+        let _ = remote.connect();
         let keep = facts.get("KEEP_DST") == Some("yes");
         let phase = facts.get("PHASE").unwrap_or("copy");
         warn!(veid, phase, dest, "settling a migration that was interrupted");
