@@ -78,7 +78,7 @@ fn a_running_ve_survives_chkpnt_and_restore() {
     env.ok(&[
         "exec2",
         "101",
-        "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done' \
+        "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count.t; mv /dev/shm/count.t /dev/shm/count; sleep 0.1; done' \
          </dev/null >/dev/null 2>&1 & \
          setsid nc -ll -p 7000 -e cat </dev/null >/dev/null 2>&1 & \
          echo kept > /dev/shm/note",
@@ -188,7 +188,7 @@ fn start_counter(env: &VzEnv) {
     env.ok(&[
         "exec2",
         "101",
-        "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.05; done' \
+        "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count.t; mv /dev/shm/count.t /dev/shm/count; sleep 0.05; done' \
          </dev/null >/dev/null 2>&1 &",
     ]);
     wait_until("the counter", || host_counter(env) > 0);

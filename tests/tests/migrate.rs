@@ -66,7 +66,7 @@ fn start_workload(env: &VzEnv) {
     env.ok(&[
         "exec2",
         "101",
-        "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count; sleep 0.1; done' \
+        "setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /dev/shm/count.t; mv /dev/shm/count.t /dev/shm/count; sleep 0.1; done' \
          </dev/null >/dev/null 2>&1 & setsid nc -ll -p 7000 -e cat </dev/null >/dev/null 2>&1 &",
     ]);
     wait_until("the counter", || env.vzctl(&["exec2", "101", "test -s /dev/shm/count"]).code == 0);
@@ -249,4 +249,29 @@ fn a_migration_failed_or_killed_at_any_step_leaves_the_ve_running_on_one_node() 
         }
     }
     nodes.src.ok(&["stop", "101", "--fast"]);
+}
+
+/// `--keep-dst`: a migration that fails keeps what it copied to the destination (the VE
+/// runs on here), and the next attempt takes that copy over and finishes.
+#[test]
+fn keep_dst_keeps_the_copy_and_a_retry_takes_it_over() {
+    let _serial = serial();
+    let nodes = TwoNodes::new("migkeep");
+    nodes.src.ok(&["create", "101", "--ipadd", VE_IP]);
+    start_workload(&nodes.src);
+    let o = nodes.vzmigrate(&["--online", "--keep-dst"], Some(("VZ_FAIL_AT", "migrate:sent")));
+    assert_ne!(o.code, 0, "the injected failure must stop vzmigrate");
+    assert_eq!(nodes.running(), (true, false));
+    let conf = std::fs::read_to_string(nodes.dst.conf_path(101)).expect("the kept config");
+    assert!(conf.contains("MIGRATING=\"yes\""), "{conf}");
+    assert!(nodes.dst.private(101).join("bin").exists(), "the kept private area");
+    assert_eq!(nodes.dst.ok(&["status", "101"]).trim(), "VEID 101 exist unmounted down");
+    let o = nodes.vzmigrate(&["--online"], None);
+    assert_eq!(o.code, 0, "retry: {}{}\n{}", o.stdout, o.stderr, nodes.dst_logs());
+    assert_eq!(nodes.running(), (false, true));
+    let conf = std::fs::read_to_string(nodes.dst.conf_path(101)).expect("config");
+    assert!(!conf.contains("MIGRATING"), "{conf}");
+    let c = counter(&nodes.dst);
+    wait_until("the counter there", || counter(&nodes.dst) > c);
+    nodes.dst.ok(&["stop", "101", "--fast"]);
 }
