@@ -157,14 +157,15 @@ impl Vz {
             }
             ChkpntStep::Dump => {
                 need(true, "the container is not suspended (chkpnt --suspend first)")?;
-                Ok(Some(self.dump_suspended(veid, &ve, dumpfile)?))
+                let criu = Criu::find(self.paths.criu.as_deref())?;
+                Ok(Some(self.dump_suspended(veid, &ve, dumpfile, &criu)?))
             }
             ChkpntStep::All => {
                 need(false, "the container is suspended: use chkpnt --dump, --kill or --resume")?;
                 // Checked before the VE is touched.
-                Criu::find(self.paths.criu.as_deref())?;
+                let criu = Criu::find(self.paths.criu.as_deref())?;
                 self.suspend(veid, cgid)?;
-                let file = match self.dump_suspended(veid, &ve, dumpfile) {
+                let file = match self.dump_suspended(veid, &ve, dumpfile, &criu) {
                     Ok(f) => f,
                     Err(e) => {
                         if let Err(r) = self.unsuspend(veid, cgid) {
@@ -223,9 +224,14 @@ impl Vz {
     }
 
     /// Dumps a suspended VE into its dump file; it stays suspended.
-    pub(super) fn dump_suspended(&self, veid: u32, ve: &Ve, dumpfile: Option<&Path>) -> Result<PathBuf, VeError> {
+    pub(super) fn dump_suspended(
+        &self,
+        veid: u32,
+        ve: &Ve,
+        dumpfile: Option<&Path>,
+        criu: &Criu,
+    ) -> Result<PathBuf, VeError> {
         let init = ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))?;
-        let criu = Criu::find(self.paths.criu.as_deref())?;
         let file = self.dump_file(veid, dumpfile);
         check_text("dumpfile", &file.to_string_lossy())?;
         if let Some(dir) = file.parent() {
@@ -369,20 +375,18 @@ impl Vz {
         self.step("restore:net")?;
         let (ifindex, peer) = crate::net::create_parked_pair(cgid)?;
         let log = beside(&file, "restore.log");
-        let restored = self.restore_processes(
+        let job = RestoreJob {
             veid,
             cgid,
-            ifindex,
-            &peer,
-            &cfg,
-            &criu,
-            &work.0,
-            uid,
-            gid,
-            &full,
+            ids: (uid, gid),
+            cfg: &cfg,
+            criu: &criu,
+            work: &work.0,
+            full: &full,
             log,
-            meta.get("CGROUPS").unwrap_or(""),
-        );
+            dumped_cgroups: meta.get("CGROUPS").unwrap_or(""),
+        };
+        let restored = self.restore_processes(&job, ifindex, &peer);
         let init = match restored {
             Ok(init) => init,
             Err(e) => {
@@ -432,22 +436,8 @@ impl Vz {
 
     /// The host end's programs, then criu in `__ve-restore`; returns the restored init's
     /// host pid.
-    #[allow(clippy::too_many_arguments)]
-    fn restore_processes(
-        &self,
-        veid: u32,
-        cgid: u64,
-        ifindex: u32,
-        peer: &str,
-        cfg: &VeConfig,
-        criu: &Criu,
-        work: &Path,
-        uid: u32,
-        gid: u32,
-        full: &VeLimits,
-        log: PathBuf,
-        dumped_cgroups: &str,
-    ) -> Result<i32, VeError> {
+    fn restore_processes(&self, job: &RestoreJob<'_>, ifindex: u32, peer: &str) -> Result<i32, VeError> {
+        let RestoreJob { veid, cgid, ids: (uid, gid), cfg, criu, work, full, .. } = *job;
         self.attach_net(veid, cfg, cgid, ifindex)?;
         let mut spec = InitSpec {
             root: PathBuf::new(),
@@ -477,7 +467,7 @@ impl Vz {
             .collect();
         let pidfile = work.join("init.pid");
         let root = self.root_of(veid, &cfg.file);
-        let roots = self.cg.restore_roots(veid, &dumped_cgroups.replace(';', "\n"));
+        let roots = self.cg.restore_roots(veid, &job.dumped_cgroups.replace(';', "\n"));
         let criu_cmd = criu.restore(&work.join(IMAGES), &root, &ext, peer, &pidfile, &roots);
         let opt = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
         let exe = std::env::current_exe().map_err(io_err("find", Path::new("/proc/self/exe")))?;
@@ -493,7 +483,7 @@ impl Vz {
             .arg(criu_cmd.get_program())
             .args(criu_cmd.get_args());
         crate::report::progress("Restoring processes...");
-        run_bounded(cmd, "restore", Some(&work.join(IMAGES).join("restore.log")), log)?;
+        run_bounded(cmd, "restore", Some(&work.join(IMAGES).join("restore.log")), job.log.clone())?;
         let text = fs::read_to_string(&pidfile).map_err(io_err("read", &pidfile))?;
         let init: i32 = text.trim().parse().map_err(|_| VeError::Exec(format!("criu wrote pid '{}'", text.trim())))?;
         if !self.cg.procs(veid).contains(&init) {
@@ -501,6 +491,23 @@ impl Vz {
         }
         Ok(init)
     }
+}
+
+/// What the restore of a VE's processes works from.
+struct RestoreJob<'a> {
+    veid: u32,
+    cgid: u64,
+    /// The VE's host uid and gid bases.
+    ids: (u32, u32),
+    cfg: &'a VeConfig,
+    criu: &'a Criu,
+    /// The unpacked dump.
+    work: &'a Path,
+    full: &'a VeLimits,
+    /// Where criu's log is kept if it fails.
+    log: PathBuf,
+    /// The VE init's /proc/PID/cgroup at the dump, lines joined by ';'.
+    dumped_cgroups: &'a str,
 }
 
 /// `FILE.what`, next to FILE.

@@ -240,10 +240,8 @@ impl Vz {
         }
         let running = self.is_running(veid);
         let online = o.online && running;
-        if online {
-            // Checked before anything is touched here or there.
-            Criu::find(self.paths.criu.as_deref())?;
-        }
+        // Checked before anything is touched here or there.
+        let criu = if online { Some(Criu::find(self.paths.criu.as_deref())?) } else { None };
         let mut remote = Remote::new(&o.dest, &o.ssh, &self.paths.lock_dir, veid);
         remote.connect()?;
         crate::report::progress(format!(
@@ -286,8 +284,8 @@ impl Vz {
         crate::report::progress(format!("Copying the private area to {}:{}", o.dest, dst_private.display()));
         remote.rsync(&ve.private, &dst_private, &o.rsync).map_err(abort)?;
         self.step("migrate:copied").map_err(abort)?;
-        if online {
-            self.migrate_online(&ve, o, &remote, &dst_private, &dst_dump, &mut facts, &phase, &abort)?;
+        if let Some(criu) = &criu {
+            self.migrate_online(&ve, o, &remote, criu, (&dst_private, &dst_dump), &mut facts, &phase, &abort)?;
         } else if running {
             crate::report::progress("Stopping container ...");
             self.halt_and_wait(veid);
@@ -326,8 +324,8 @@ impl Vz {
         ve: &Ve,
         o: &MigrateOpts,
         remote: &Remote<'_>,
-        dst_private: &Path,
-        dst_dump: &Path,
+        criu: &Criu,
+        (dst_private, dst_dump): (&Path, &Path),
         facts: &mut ConfFile,
         phase: &dyn Fn(&str, &mut ConfFile) -> Result<(), ConfigError>,
         abort: &dyn Fn(VeError) -> VeError,
@@ -345,7 +343,7 @@ impl Vz {
         let dump = self.paths.dump_dir.join(format!("Migrate.{veid}"));
         let sent = (|| {
             self.step("migrate:suspended")?;
-            self.dump_suspended(veid, ve, Some(&dump))?;
+            self.dump_suspended(veid, ve, Some(&dump), criu)?;
             self.step("migrate:dumped")?;
             // What the frozen VE wrote is on disk before the last copy.
             crate::sys::syncfs(&ve.root).map_err(io_err("sync", &ve.root))?;
