@@ -99,6 +99,14 @@ fn a_running_ve_survives_chkpnt_and_restore() {
     env.ok(&["set", "101", "--numtcpsock", "20"]);
     let before = held(&env.ok(&["ubc", "101"]), "numtcpsock");
     assert!(before[3] >= 1, "failcnt after a refusal: {before:?}\n{tcp_before}");
+    // A refused fork makes a failcnt the pids controller keeps: the restored VE's new
+    // cgroup starts from zero, and the dump's figure must be added back.
+    let procs = held(&env.ok(&["ubc", "101"]), "numproc");
+    env.ok(&["set", "101", "--numproc", &(procs[0] + 2).to_string()]);
+    let _ = env.vzctl(&["exec2", "101", "sleep 1 & sleep 1 & sleep 1 & sleep 1 & wait"]);
+    env.ok(&["set", "101", "--numproc", "1000"]);
+    let procs_before = held(&env.ok(&["ubc", "101"]), "numproc");
+    assert!(procs_before[4] >= 1, "numproc failcnt after a refused fork: {procs_before:?}");
     let count_before = counter(&env);
 
     let dump = env.dir.join("dump/Dump.101");
@@ -134,6 +142,11 @@ fn a_running_ve_survives_chkpnt_and_restore() {
     let now = held(&env.ok(&["ubc", "101"]), "numtcpsock");
     assert!(now[0] >= before[0], "numtcpsock held before {before:?} after {now:?}");
     assert!(now[1] >= before[1] && now[4] == before[4], "maxheld/failcnt before {before:?} after {now:?}");
+    let procs_after = held(&env.ok(&["ubc", "101"]), "numproc");
+    assert!(
+        procs_after[1] >= procs_before[1] && procs_after[4] == procs_before[4],
+        "numproc maxheld/failcnt before {procs_before:?} after {procs_after:?}"
+    );
     drop(client);
     wait_until("the connection's charge to go", || held(&env.ok(&["ubc", "101"]), "numtcpsock")[0] == before[0]);
     // Limits hold after the restore: /dev/shm is the host's mount with the VE's size, and

@@ -45,6 +45,11 @@ pub trait Family: Sync {
     }
     /// Fills its rows of `usage`, which holds the BPF map's record (or zeros) on entry.
     fn read(&self, _p: &Probe, _usage: &mut VeUsage) {}
+    /// Whether `read` keeps the failcnt the BPF record holds for its rows (adding to it),
+    /// rather than putting a kernel counter's in its place.
+    fn keeps_bpf_failcnt(&self) -> bool {
+        false
+    }
     /// Limits on the VE's cgroups: at start before init exists, and on every live set.
     fn apply_cgroup(&self, _t: &Target, _full: &VeLimits) -> Result<(), UbcError> {
         Ok(())
@@ -86,9 +91,30 @@ pub fn mechanism(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<Mechanism>
 }
 
 /// Fills every controller- and iterator-kept row of `usage` (BPF-kept rows are already in it).
+///
+/// A restored VE's kernel-kept rows start again from zero in its new cgroups; the maxheld
+/// and failcnt its dump carried sit in the BPF record's slot of each row (no program writes
+/// the slot of a row the kernel keeps), and are merged back here: the larger maxheld, the
+/// sum of failcnts. For every other VE those slots are zero and this changes nothing.
 pub fn read(p: &Probe, usage: &mut VeUsage) {
+    let carried = *usage;
     for f in FAMILIES {
         f.read(p, usage);
+        merge_carried(f.rows(), f.keeps_bpf_failcnt(), &carried, usage);
+    }
+}
+
+fn merge_carried(rows: &[u32], keeps_failcnt: bool, carried: &VeUsage, usage: &mut VeUsage) {
+    for &id in rows {
+        let (Some(now), Some(was)) = (usage.res.get_mut(id as usize), carried.res.get(id as usize)) else { continue };
+        if *now == *was {
+            // Untouched by the family: a BPF-kept row, already whole.
+            continue;
+        }
+        now.maxheld = now.maxheld.max(was.maxheld);
+        if !keeps_failcnt {
+            now.failcnt += was.failcnt;
+        }
     }
 }
 
@@ -175,5 +201,29 @@ mod tests {
         assert_eq!((r.held, r.maxheld, r.failcnt), (3, 3, 3));
         let r = counter_row(crate::cgroup::Counter { now: 10, peak: None, failcnt: 0 }, 1);
         assert_eq!((r.held, r.maxheld), (10, 10));
+    }
+}
+
+#[cfg(test)]
+mod carried_tests {
+    use super::*;
+    use vz_common::{res, UbcUsage};
+
+    #[test]
+    fn a_restored_ves_carried_maxheld_and_failcnt_join_the_kernels_figures() {
+        let mut carried = VeUsage { res: [UbcUsage::default(); vz_common::UB_SLOTS] };
+        carried.res[res::NUMPROC as usize] = UbcUsage { held: 0, maxheld: 40, failcnt: 3 };
+        carried.res[res::NUMTCPSOCK as usize] = UbcUsage { held: 2, maxheld: 9, failcnt: 1 };
+        let mut now = carried;
+        // The pids controller's figures replace the row; the BPF-kept row is left alone.
+        now.res[res::NUMPROC as usize] = UbcUsage { held: 5, maxheld: 7, failcnt: 1 };
+        merge_carried(&[res::NUMPROC, res::NUMTCPSOCK], false, &carried, &mut now);
+        assert_eq!(now.res[res::NUMPROC as usize], UbcUsage { held: 5, maxheld: 40, failcnt: 4 });
+        assert_eq!(now.res[res::NUMTCPSOCK as usize], UbcUsage { held: 2, maxheld: 9, failcnt: 1 });
+        // A family that adds to the BPF record's failcnt keeps it: no second add.
+        let mut sock = carried;
+        sock.res[res::NUMTCPSOCK as usize] = UbcUsage { held: 3, maxheld: 3, failcnt: 2 };
+        merge_carried(&[res::NUMTCPSOCK], true, &carried, &mut sock);
+        assert_eq!(sock.res[res::NUMTCPSOCK as usize], UbcUsage { held: 3, maxheld: 9, failcnt: 2 });
     }
 }

@@ -14,6 +14,9 @@ use crate::{
 pub struct Signals;
 
 impl Family for Signals {
+    fn keeps_bpf_failcnt(&self) -> bool {
+        true
+    }
     fn rows(&self) -> &'static [u32] {
         &[res::NUMSIGINFO]
     }

@@ -18,6 +18,9 @@ pub struct Sockets;
 const BUFFERS: [u32; 4] = [res::TCPSNDBUF, res::TCPRCVBUF, res::OTHERSOCKBUF, res::DGRAMRCVBUF];
 
 impl Family for Sockets {
+    fn keeps_bpf_failcnt(&self) -> bool {
+        true
+    }
     fn rows(&self) -> &'static [u32] {
         &[res::NUMTCPSOCK, res::NUMOTHERSOCK, res::TCPSNDBUF, res::TCPRCVBUF, res::OTHERSOCKBUF, res::DGRAMRCVBUF]
     }
