@@ -95,6 +95,10 @@ impl Criu {
         // --leave-running: the VE stays as it was (frozen: criu freezes it back), so vzctl
         // kills it only once the dump is safely written.
         c.args(["--tcp-established", "--file-locks", "--manage-cgroups=soft", "--leave-running"]);
+        // vzctl cuts the VE's traffic itself (deny rules at the host end before the dump, the
+        // host end down until a restore returns): criu's own iptables lock inside the VE
+        // would only add ~90 ms of iptables runs to the pause.
+        c.args(["--network-lock", "skip"]);
         c.arg("--freeze-cgroup").arg(freezer);
         for (mnt, key) in external_mounts() {
             c.arg("--external").arg(format!("mnt[{mnt}]:{key}"));
@@ -124,6 +128,7 @@ impl Criu {
         // --leave-stopped: vzctl freezes the VE before anything in it runs again.
         c.arg("restore").arg("-D").arg(dir).args(["-o", "restore.log", "-v4", "--leave-stopped"]);
         c.args(["--tcp-established", "--file-locks", "--manage-cgroups=soft", "--restore-detached"]);
+        c.args(["--network-lock", "skip"]);
         c.arg("--root").arg(root).arg("--pidfile").arg(pidfile);
         c.arg("--external").arg(format!("netdev[{}]:{peer}", crate::net::VE_IFNAME));
         for (key, path) in ext {
