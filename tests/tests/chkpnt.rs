@@ -107,6 +107,14 @@ fn a_running_ve_survives_chkpnt_and_restore() {
     env.ok(&["set", "101", "--numproc", "1000"]);
     let procs_before = held(&env.ok(&["ubc", "101"]), "numproc");
     assert!(procs_before[4] >= 1, "numproc failcnt after a refused fork: {procs_before:?}");
+    // A process the VE stopped itself stays stopped; the rest go on.
+    env.ok(&[
+        "exec2",
+        "101",
+        "setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo $! > /dev/shm/stopped; kill -STOP $!",
+    ]);
+    let stopped_state = |env: &VzEnv| env.ok(&["exec2", "101", "grep State: /proc/$(cat /dev/shm/stopped)/status"]);
+    assert!(stopped_state(&env).contains("T (stopped)"), "{}", stopped_state(&env));
     let count_before = counter(&env);
 
     let dump = env.dir.join("dump/Dump.101");
@@ -130,6 +138,7 @@ fn a_running_ve_survives_chkpnt_and_restore() {
     let after = counter(&env);
     assert!(after >= count_before, "counter went back: {count_before} -> {after}");
     wait_until("the counter to go on", || counter(&env) > after);
+    assert!(stopped_state(&env).contains("T (stopped)"), "after restore: {}", stopped_state(&env));
     assert_eq!(env.ok(&["exec2", "101", "cat /dev/shm/note"]).trim(), "kept");
     assert_eq!(env.ok(&["exec2", "101", "hostname"]).trim(), "saved.example");
     assert!(env.ok(&["exec2", "101", "ip addr show venet0"]).contains("inet 10.78.0.1/32"));

@@ -105,6 +105,25 @@ fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':')).map(str::trim)
 }
 
+/// The VE's own pids (innermost NSpid) of its processes stopped by a signal (job control):
+/// what a restore must leave stopped when it lets the rest go on.
+pub fn stopped_ve_pids(cg: &dyn Cgroups, veid: u32) -> Vec<u32> {
+    cg.procs(veid)
+        .into_iter()
+        .filter_map(|pid| {
+            let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            status_field(&s, "State")?.starts_with('T').then_some(())?;
+            status_field(&s, "NSpid")?.split_whitespace().last()?.parse().ok()
+        })
+        .collect()
+}
+
+/// A process's pid in its innermost pid namespace.
+pub fn innermost_pid(pid: i32) -> Option<u32> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status_field(&s, "NSpid")?.split_whitespace().last()?.parse().ok()
+}
+
 /// Host pid of a running VE's PID 1: the process of its cgroup whose innermost pid is 1.
 pub fn find_init(cg: &dyn Cgroups, veid: u32) -> Option<i32> {
     cg.procs(veid).into_iter().find(|pid| {

@@ -243,6 +243,8 @@ impl Vz {
         let bpf = Bpf::open_existing(&self.paths.bpf_root).ok();
         let rows = self.ubc_rows(veid, bpf.as_ref())?;
         ns::copy_shm_out(init, &work.0.join(SHM)).map_err(io_err("copy /dev/shm of", &ve.root))?;
+        // Read while frozen, before criu seizes them: which stay stopped after a restore.
+        let stopped = ns::stopped_ve_pids(self.cg.as_ref(), veid);
         self.step("chkpnt:dump")?;
         crate::report::progress("Checkpointing...");
         let criu_log = images.join("dump.log");
@@ -257,6 +259,7 @@ impl Vz {
         let cgroups = fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap_or_default();
         meta.set("CGROUPS", &cgroups.lines().collect::<Vec<_>>().join(";"));
         let (uid, gid) = self.ve_ids(&ve.conf);
+        meta.set("STOPPED", &stopped.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
         meta.set("LOCAL_UID", &uid.to_string());
         meta.set("LOCAL_GID", &gid.to_string());
         for r in &rows {
@@ -399,7 +402,13 @@ impl Vz {
             // criu left every task stopped: frozen before they run again, then let go of
             // the stop (they go on where they were when the VE is thawed).
             self.cg.freeze(veid, true, FREEZE_WAIT)?;
+            // Those the VE had stopped itself stay stopped, as they were when dumped.
+            let stopped: Vec<u32> =
+                meta.get("STOPPED").unwrap_or("").split_whitespace().filter_map(|p| p.parse().ok()).collect();
             for pid in self.cg.procs(veid) {
+                if ns::innermost_pid(pid).is_some_and(|p| stopped.contains(&p)) {
+                    continue;
+                }
                 let _ = crate::sys::proc::kill(pid, nix::sys::signal::Signal::SIGCONT);
             }
             crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, init, &full)?;
