@@ -275,3 +275,22 @@ fn keep_dst_keeps_the_copy_and_a_retry_takes_it_over() {
     wait_until("the counter there", || counter(&nodes.dst) > c);
     nodes.dst.ok(&["stop", "101", "--fast"]);
 }
+
+/// A ploop-layout VE (an ext4 image on a loop device): its image is copied while it runs
+/// and again once frozen and synced; the destination mounts it and restores the VE there.
+#[test]
+fn online_migration_of_a_ploop_ve() {
+    let _serial = serial();
+    let nodes = TwoNodes::new("migploop");
+    nodes.src.ok(&["create", "101", "--ipadd", VE_IP, "--layout", "ploop", "--diskspace", "200M:220M"]);
+    start_workload(&nodes.src);
+    nodes.src.ok(&["exec2", "101", "echo written-while-running > /root/file"]);
+    let o = nodes.vzmigrate(&["--online"], None);
+    assert_eq!(o.code, 0, "vzmigrate: {}{}\n{}", o.stdout, o.stderr, nodes.dst_logs());
+    assert_eq!(nodes.running(), (false, true));
+    assert_eq!(nodes.dst.ok(&["exec2", "101", "cat /root/file"]).trim(), "written-while-running");
+    let c = counter(&nodes.dst);
+    wait_until("the counter there", || counter(&nodes.dst) > c);
+    assert!(nodes.dst.ok(&["exec2", "101", "df -k /"]).contains("/"), "df in the VE");
+    nodes.dst.ok(&["stop", "101", "--fast"]);
+}
