@@ -19,12 +19,12 @@ struct Cli {
     /// Remove the VE here once it runs on the destination.
     #[arg(short = 'r', long = "remove-area", default_value = "yes", value_parser = ["yes", "no"])]
     remove_area: String,
-    /// More ssh options, e.g. "-p 2222 -i /root/.ssh/id_migrate".
-    #[arg(long, allow_hyphen_values = true)]
-    ssh: Option<String>,
+    /// More ssh options, split as a shell would, e.g. "-p 2222 -i /root/.ssh/id_migrate".
+    #[arg(long, allow_hyphen_values = true, value_parser = words)]
+    ssh: Option<Words>,
     /// More rsync options, e.g. "-z" on a slow link.
-    #[arg(long, allow_hyphen_values = true)]
-    rsync: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = words)]
+    rsync: Option<Words>,
     /// On failure, keep the private area copied to the destination (a retry copies less).
     #[arg(long)]
     keep_dst: bool,
@@ -40,8 +40,15 @@ struct Cli {
     veid: vz::ve::VeRef,
 }
 
-fn words(s: &Option<String>) -> Vec<String> {
-    s.as_deref().unwrap_or("").split_whitespace().map(String::from).collect()
+#[derive(Debug, Clone)]
+struct Words(Vec<String>);
+
+fn words(s: &str) -> Result<Words, String> {
+    vz::ve::shell_words(s).map(Words).map_err(str::to_string)
+}
+
+fn list(w: &Option<Words>) -> Vec<String> {
+    w.as_ref().map(|w| w.0.clone()).unwrap_or_default()
 }
 
 fn main() -> ExitCode {
@@ -70,8 +77,8 @@ fn run(cli: &Cli) -> Result<(), vz::Error> {
         online: cli.online,
         keep_dst: cli.keep_dst,
         remove_area: cli.remove_area == "yes",
-        ssh: words(&cli.ssh),
-        rsync: words(&cli.rsync),
+        ssh: list(&cli.ssh),
+        rsync: list(&cli.rsync),
     };
     Ok(vz.migrate(veid, &opts)?)
 }

@@ -56,7 +56,7 @@ pub use self::{
     chkpnt::{ChkpntStep, RestoreStep},
     conf::*,
     handle::Ve,
-    migrate::{MigrateOpts, Settle},
+    migrate::{shell_words, MigrateOpts, Settle},
     mount::*,
     opts::*,
     start::*,

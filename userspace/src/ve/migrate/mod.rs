@@ -15,6 +15,10 @@
 use super::*;
 use crate::criu::Criu;
 
+mod remote;
+pub use remote::shell_words;
+use remote::{quote, Remote};
+
 /// What `vzmigrate` was asked.
 #[derive(Debug, Clone)]
 pub struct MigrateOpts {
@@ -51,182 +55,6 @@ const SHORT: Duration = Duration::from_secs(60);
 /// Copies and restores.
 const LONG: Duration = Duration::from_secs(1800);
 
-/// The destination node, reached with ssh. Every ssh of one migration goes through one
-/// connection (OpenSSH's ControlMaster, OpenVZ's `--ssh-mux`): the key exchange is paid
-/// once, not by each step while the VE is frozen. The master is vzmigrate's child and
-/// dies with it, even when vzmigrate is killed; it goes when this is dropped.
-struct Remote<'a> {
-    dest: &'a str,
-    ssh: &'a [String],
-    mux: PathBuf,
-    master: Option<std::process::Child>,
-}
-
-impl<'a> Remote<'a> {
-    fn new(dest: &'a str, ssh: &'a [String], lock_dir: &Path, veid: u32) -> Self {
-        let mux = lock_dir.join(format!(".ssh-mux-{veid}-{}", std::process::id()));
-        Self { dest, ssh, mux, master: None }
-    }
-
-    /// Opens the shared connection; a DEST that cannot be reached is said here, in one line.
-    fn connect(&mut self) -> Result<(), VeError> {
-        let _ = fs::remove_file(&self.mux);
-        let mut cmd = std::process::Command::new("ssh");
-        cmd.args(["-M", "-N", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ControlPersist=no"])
-            .arg("-o")
-            .arg(format!("ControlPath={}", self.mux.display()))
-            .args(self.ssh)
-            .arg(self.dest)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        crate::sys::spawn::die_with_parent(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| self.err(format!("cannot run ssh: {e}"), -1))?;
-        let end = Instant::now() + Duration::from_secs(15);
-        loop {
-            if self.mux.exists() {
-                self.master = Some(child);
-                return Ok(());
-            }
-            if let Ok(Some(_)) = child.try_wait() {
-                let mut text = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    let _ = io::Read::read_to_string(&mut e, &mut text);
-                }
-                let line = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-                return Err(self.err(format!("cannot reach it over ssh: {line}"), -1));
-            }
-            if Instant::now() >= end {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(self.err("cannot reach it over ssh: timed out".into(), -1));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
-impl Drop for Remote<'_> {
-    fn drop(&mut self) {
-        if let Some(mut m) = self.master.take() {
-            let _ = m.kill();
-            let _ = m.wait();
-        }
-        let _ = fs::remove_file(&self.mux);
-    }
-}
-
-/// A word for the remote shell, quoted.
-fn quote(w: &str) -> String {
-    if !w.is_empty() && w.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./=:,@%+".contains(&b)) {
-        w.to_string()
-    } else {
-        format!("'{}'", w.replace('\'', r"'\''"))
-    }
-}
-
-impl Remote<'_> {
-    fn ssh_words(&self) -> Vec<String> {
-        let mut w: Vec<String> = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"].map(String::from).into();
-        // No master of their own: through ours while it lives, else straight.
-        w.extend(["-o".into(), "ControlMaster=no".into()]);
-        w.extend(["-o".into(), format!("ControlPath={}", self.mux.display())]);
-        w.extend(self.ssh.iter().cloned());
-        w
-    }
-
-    fn err(&self, why: String, code: i32) -> VeError {
-        VeError::Remote { dest: self.dest.to_string(), why, code }
-    }
-
-    /// Runs a command to its end within `wait`, feeding it `input`; its stdout, or its
-    /// error's first line.
-    fn run(&self, mut cmd: std::process::Command, input: Option<&[u8]>, wait: Duration) -> Result<String, VeError> {
-        let name = format!("{:?}", cmd.get_program());
-        let mut child = cmd
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| self.err(format!("cannot run {name}: {e}"), -1))?;
-        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-            io::Write::write_all(&mut stdin, text).map_err(|e| self.err(format!("{name}: {e}"), -1))?;
-        }
-        let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-        // Read on threads: a chatty command must not block on a full pipe while we wait.
-        let out_t = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(o) = out.as_mut() {
-                let _ = io::Read::read_to_string(o, &mut s);
-            }
-            s
-        });
-        let err_t = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(e) = err.as_mut() {
-                let _ = io::Read::read_to_string(e, &mut s);
-            }
-            s
-        });
-        let end = Instant::now() + wait;
-        let status = loop {
-            if let Some(st) = child.try_wait().map_err(|e| self.err(format!("{name}: {e}"), -1))? {
-                break st;
-            }
-            if Instant::now() >= end {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(self.err(format!("{name} timed out after {} s", wait.as_secs()), -1));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let (out, err) = (out_t.join().unwrap_or_default(), err_t.join().unwrap_or_default());
-        if status.success() {
-            if !err.trim().is_empty() {
-                tracing::debug!(dest = self.dest, "{name} said: {}", err.trim());
-            }
-            return Ok(out);
-        }
-        let code = status.code().unwrap_or(-1);
-        // The remote vzctl's error is its last line; ssh's own (255) is about the link.
-        let line = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-        let why = if code == 255 {
-            format!("cannot reach it over ssh: {line}")
-        } else if line.is_empty() {
-            format!("{name} exited with {code}")
-        } else {
-            line
-        };
-        Err(self.err(why, code))
-    }
-
-    /// `vzctl ARGS` on the destination.
-    fn vzctl(&self, args: &[String], input: Option<&[u8]>, wait: Duration) -> Result<String, VeError> {
-        let words = self.ssh_words();
-        let mut cmd = std::process::Command::new(&words[0]);
-        let remote: Vec<String> = std::iter::once("vzctl".to_string()).chain(args.iter().map(|a| quote(a))).collect();
-        cmd.args(&words[1..]).arg(self.dest).arg("--").arg(remote.join(" "));
-        self.run(cmd, input, wait)
-    }
-
-    /// rsync of `src` (a directory's contents, or a file) to `dst` on the destination:
-    /// hard links, sparse files, xattrs and numeric ids kept, what is gone there deleted.
-    fn rsync(&self, src: &Path, dst: &Path, extra: &[String]) -> Result<(), VeError> {
-        let mut cmd = std::process::Command::new("rsync");
-        let ssh = self.ssh_words().iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
-        cmd.args(["-aHSX", "--numeric-ids", "--delete", "-e", &ssh]).args(extra);
-        let (mut from, mut to) = (src.as_os_str().to_os_string(), dst.as_os_str().to_os_string());
-        if src.is_dir() {
-            from.push("/");
-            to.push("/");
-        }
-        let mut target = std::ffi::OsString::from(format!("{}:", self.dest));
-        target.push(quote(&to.to_string_lossy()));
-        cmd.arg(from).arg(target);
-        self.run(cmd, None, LONG).map(|_| ())
-    }
-}
-
 fn value_of<'a>(out: &'a str, key: &str) -> Option<&'a str> {
     out.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
 }
@@ -261,7 +89,7 @@ impl Vz {
             (PathBuf::from(dst_private), PathBuf::from(dst_dumpdir).join(format!("Dump.{veid}")));
         let mut facts = ConfFile::default();
         facts.set("DEST", &o.dest);
-        facts.set("SSH", &o.ssh.join(" "));
+        facts.set("SSH", &o.ssh.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "));
         facts.set("KEEP_DST", if o.keep_dst { "yes" } else { "no" });
         facts.set("PHASE", "copy");
         let intent = Intent::begin(&self.paths.lock_dir, veid, "migrating", &facts)?;
@@ -471,7 +299,7 @@ impl Vz {
     pub(super) fn repair_migration(&self, veid: u32, facts: &ConfFile) {
         let dir = &self.paths.lock_dir;
         let dest = facts.get("DEST").unwrap_or("").to_string();
-        let ssh: Vec<String> = facts.get("SSH").unwrap_or("").split_whitespace().map(String::from).collect();
+        let ssh: Vec<String> = shell_words(facts.get("SSH").unwrap_or("")).unwrap_or_default();
         let mut remote = Remote::new(&dest, &ssh, &self.paths.lock_dir, veid);
         // Without the shared connection each ssh connects itself.
         let _ = remote.connect();
@@ -560,5 +388,18 @@ mod tests {
         assert_eq!(quote(""), "''");
         assert_eq!(value_of("PRIVATE=/x/101\nDUMPDIR=/d\n", "DUMPDIR"), Some("/d"));
         assert_eq!(value_of("PRIVATEX=/x\n", "PRIVATE"), None);
+    }
+
+    #[test]
+    fn ssh_options_split_as_a_shell_would_and_survive_the_intent() {
+        let w = shell_words(r#"-p 2222 -o "ProxyCommand ssh -W %h:%p jump" -i '/k ey' a\ b"#).unwrap();
+        assert_eq!(w, ["-p", "2222", "-o", "ProxyCommand ssh -W %h:%p jump", "-i", "/k ey", "a b"]);
+        let stored = w.iter().map(|x| quote(x)).collect::<Vec<_>>().join(" ");
+        assert_eq!(shell_words(&stored).unwrap(), w);
+        assert_eq!(shell_words("  ").unwrap(), Vec::<String>::new());
+        assert_eq!(shell_words("''").unwrap(), [""]);
+        for bad in ["-o 'x", "-o \"x", "x\\"] {
+            assert!(shell_words(bad).is_err(), "{bad}");
+        }
     }
 }
