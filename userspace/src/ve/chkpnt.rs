@@ -67,52 +67,35 @@ impl WorkDir {
 /// Runs a criu (or tar) command to its end within CRIU_WAIT. On failure, criu's own log
 /// (`criu_log`, in the work directory) is kept as `log` and its first error quoted.
 fn run_bounded(
-    mut cmd: std::process::Command,
+    cmd: std::process::Command,
     what: &'static str,
     criu_log: Option<&Path>,
     log: PathBuf,
 ) -> Result<(), VeError> {
     let name = format!("{cmd:?}");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| CriuError::Spawn { cmd: name, source })?;
-    let end = Instant::now() + CRIU_WAIT;
-    loop {
-        if let Some(st) = child.try_wait().map_err(io_err("wait for", &log))? {
-            if st.success() {
-                return Ok(());
-            }
-            let mut text = String::new();
-            if let Some(mut e) = child.stderr.take() {
-                let _ = io::Read::read_to_string(&mut e, &mut text);
-            }
-            if !text.trim().is_empty() {
-                warn!("{what}: {}", text.trim());
-            }
-            let mut why = String::new();
-            if let Some(l) = criu_log {
-                let _ = fs::copy(l, &log);
-                why = crate::criu::first_error(&fs::read_to_string(l).unwrap_or_default());
-            }
-            if why.is_empty() {
-                why =
-                    text.lines().find(|l| !l.trim().is_empty()).map(|l| format!(": {}", l.trim())).unwrap_or_default();
-            }
-            return Err(CriuError::Failed { op: what, code: st.code().unwrap_or(-1), why, log }.into());
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            if let Some(l) = criu_log {
-                let _ = fs::copy(l, &log);
-            }
-            return Err(CriuError::Failed { op: what, code: -1, why: " (timed out)".into(), log }.into());
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let done = super::run::run_within(cmd, None, CRIU_WAIT).map_err(|source| CriuError::Spawn { cmd: name, source })?;
+    let keep_log = || {
+        criu_log.map(|l| {
+            let _ = fs::copy(l, &log);
+            crate::criu::first_error(&fs::read_to_string(l).unwrap_or_default())
+        })
+    };
+    let Some(done) = done else {
+        keep_log();
+        return Err(CriuError::Failed { op: what, code: -1, why: " (timed out)".into(), log }.into());
+    };
+    if done.status.success() {
+        return Ok(());
     }
+    let text = done.stderr.trim();
+    if !text.is_empty() {
+        warn!("{what}: {text}");
+    }
+    let mut why = keep_log().unwrap_or_default();
+    if why.is_empty() {
+        why = text.lines().find(|l| !l.trim().is_empty()).map(|l| format!(": {}", l.trim())).unwrap_or_default();
+    }
+    Err(CriuError::Failed { op: what, code: done.status.code().unwrap_or(-1), why, log }.into())
 }
 
 impl Vz {

@@ -30,6 +30,12 @@ impl Vz {
         used
     }
 
+    /// Whether another VE's id range (or a create's in progress) overlaps `ids`.
+    pub(super) fn range_taken(&self, veid: u32, (uid, gid): (u32, u32)) -> bool {
+        let near = |a: u32, b: u32| u64::from(a.max(b)) < u64::from(a.min(b)) + u64::from(crate::idmap::RANGE);
+        self.ranges_in_use(veid).iter().any(|(u, g)| near(*u, uid) || near(*g, gid))
+    }
+
     /// A fresh id range for `veid`; call with the "idmap" lock held until it is recorded.
     pub(super) fn allocate_ids(&self, veid: u32) -> Result<(u32, u32), VeError> {
         crate::idmap::allocate(
@@ -59,11 +65,7 @@ impl Vz {
             Some(old) => (old, ids),
             None => {
                 let _idmap = VeLock::global(&self.paths.lock_dir, "idmap")?;
-                let shared = self.ranges_in_use(veid).iter().any(|(u, g)| {
-                    let near =
-                        |a: u32, b: u32| u64::from(a.max(b)) < u64::from(a.min(b)) + u64::from(crate::idmap::RANGE);
-                    near(*u, ids.0) || near(*g, ids.1)
-                });
+                let shared = self.range_taken(veid, ids);
                 let new = if shared { self.allocate_ids(veid)? } else { ids };
                 conf.set("LOCAL_UID", &new.0.to_string());
                 conf.set("LOCAL_GID", &new.1.to_string());

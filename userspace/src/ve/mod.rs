@@ -47,6 +47,7 @@ mod migrate;
 mod mount;
 mod opts;
 mod resources;
+mod run;
 mod set;
 mod start;
 mod stop;

@@ -94,14 +94,7 @@ impl Vz {
         facts.set("PHASE", "copy");
         let intent = Intent::begin(&self.paths.lock_dir, veid, "migrating", &facts)?;
         let abort = |why: VeError| {
-            let mut a = vec!["__migrate-settle".to_string(), veid.to_string(), "abort".into()];
-            if o.keep_dst {
-                a.push("--keep-dst".into());
-            }
-            if let Err(e) = remote.vzctl(&a, None, SHORT) {
-                warn!(veid, "cannot undo the copy on {}: {e}", o.dest);
-                crate::report::notice(format!("Warning: what was copied to {} is left there: {e}", o.dest));
-            }
+            remote.abort_copy(veid, o.keep_dst);
             why
         };
         let phase = |p: &str, facts: &mut ConfFile| {
@@ -133,8 +126,7 @@ impl Vz {
         }
         phase("done", &mut facts)?;
         self.step("migrate:moved")?;
-        let finish = vec!["__migrate-settle".to_string(), veid.to_string(), "finish".into()];
-        if let Err(e) = remote.vzctl(&finish, None, SHORT) {
+        if let Err(e) = remote.settle(veid, "finish", false) {
             warn!(veid, "{e}");
         }
         if o.remove_area {
@@ -220,9 +212,10 @@ impl Vz {
         if let Some(name) = conf.get("NAME").filter(|n| !n.is_empty()) {
             self.check_name_free(name, veid)?;
         }
+        // Held until the config is written: a create here must not take the same range.
+        let _idmap = VeLock::global(&self.paths.lock_dir, "idmap")?;
         let (uid, gid) = self.ve_ids(&conf);
-        let near = |a: u32, b: u32| u64::from(a.max(b)) < u64::from(a.min(b)) + u64::from(crate::idmap::RANGE);
-        if self.ranges_in_use(veid).iter().any(|(u, g)| near(*u, uid) || near(*g, gid)) {
+        if self.range_taken(veid, (uid, gid)) {
             return Err(VeError::BadValue {
                 key: "LOCAL_UID",
                 value: uid.to_string(),
@@ -277,14 +270,8 @@ impl Vz {
                     return Err(VeError::Running(veid));
                 }
                 let _ = fs::remove_file(&dump);
-                if let Some(c) = conf.filter(|_| migrating && !keep) {
-                    let (root, private) = (self.root_of(veid, &c), self.private_of(veid, &c));
-                    self.cleanup_runtime(veid, &root)?;
-                    if private.exists() {
-                        fs::remove_dir_all(&private).map_err(io_err("remove", &private))?;
-                    }
-                    let _ = fs::remove_dir(&root);
-                    fs::remove_file(&path).map_err(io_err("remove", &path))?;
+                if migrating && !keep {
+                    self.destroy_held(&self.held(veid)?)?;
                 }
                 Ok(String::new())
             }
@@ -310,18 +297,7 @@ impl Vz {
         let there = match phase {
             "copy" | "frozen" => Ok(false),
             "done" => Ok(true),
-            _ => remote
-                .vzctl(&["__migrate-settle".into(), veid.to_string(), "status".into()], None, SHORT)
-                .map(|s| s.trim() == "running"),
-        };
-        let abort = || {
-            let mut a = vec!["__migrate-settle".to_string(), veid.to_string(), "abort".into()];
-            if keep {
-                a.push("--keep-dst".into());
-            }
-            if let Err(e) = remote.vzctl(&a, None, SHORT) {
-                warn!(veid, "cannot undo the copy on {dest}: {e}");
-            }
+            _ => remote.settle(veid, "status", false).map(|s| s.trim() == "running"),
         };
         let cgid = self.cg.ve_id(veid).ok();
         match there {
@@ -333,7 +309,7 @@ impl Vz {
                         }
                     }
                 }
-                let _ = remote.vzctl(&["__migrate-settle".into(), veid.to_string(), "finish".into()], None, SHORT);
+                let _ = remote.settle(veid, "finish", false);
                 crate::report::notice(format!(
                     "Container {veid} runs on {dest}; here it is stopped (vzctl destroy {veid} removes it)"
                 ));
@@ -352,7 +328,7 @@ impl Vz {
                         }
                     }
                 }
-                abort();
+                remote.abort_copy(veid, keep);
             }
             Err(e) => {
                 warn!(veid, "repair: cannot ask {dest}: {e}");

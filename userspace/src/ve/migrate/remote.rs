@@ -142,51 +142,17 @@ impl Remote<'_> {
 
     /// Runs a command to its end within `wait`, feeding it `input`; its stdout, or its
     /// error's first line.
-    fn run(&self, mut cmd: std::process::Command, input: Option<&[u8]>, wait: Duration) -> Result<String, VeError> {
+    fn run(&self, cmd: std::process::Command, input: Option<&[u8]>, wait: Duration) -> Result<String, VeError> {
         let name = format!("{:?}", cmd.get_program());
-        let mut child = cmd
-            .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| self.err(format!("cannot run {name}: {e}"), -1))?;
-        if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
-            io::Write::write_all(&mut stdin, text).map_err(|e| self.err(format!("{name}: {e}"), -1))?;
-        }
-        let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
-        // Read on threads: a chatty command must not block on a full pipe while we wait.
-        let out_t = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(o) = out.as_mut() {
-                let _ = io::Read::read_to_string(o, &mut s);
-            }
-            s
-        });
-        let err_t = std::thread::spawn(move || {
-            let mut s = String::new();
-            if let Some(e) = err.as_mut() {
-                let _ = io::Read::read_to_string(e, &mut s);
-            }
-            s
-        });
-        let end = Instant::now() + wait;
-        let status = loop {
-            if let Some(st) = child.try_wait().map_err(|e| self.err(format!("{name}: {e}"), -1))? {
-                break st;
-            }
-            if Instant::now() >= end {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(self.err(format!("{name} timed out after {} s", wait.as_secs()), -1));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let (out, err) = (out_t.join().unwrap_or_default(), err_t.join().unwrap_or_default());
+        let done = super::super::run::run_within(cmd, input, wait)
+            .map_err(|e| self.err(format!("cannot run {name}: {e}"), -1))?
+            .ok_or_else(|| self.err(format!("{name} timed out after {} s", wait.as_secs()), -1))?;
+        let (status, err) = (done.status, done.stderr);
         if status.success() {
             if !err.trim().is_empty() {
                 tracing::debug!(dest = self.dest, "{name} said: {}", err.trim());
             }
-            return Ok(out);
+            return Ok(done.stdout);
         }
         let code = status.code().unwrap_or(-1);
         // The remote vzctl's error is its last line; ssh's own (255) is about the link.
@@ -208,6 +174,24 @@ impl Remote<'_> {
         let remote: Vec<String> = std::iter::once("vzctl".to_string()).chain(args.iter().map(|a| quote(a))).collect();
         cmd.args(&words[1..]).arg(self.dest).arg("--").arg(remote.join(" "));
         self.run(cmd, input, wait)
+    }
+
+    /// `vzctl __migrate-settle VEID HOW [--keep-dst]` there.
+    pub(super) fn settle(&self, veid: u32, how: &str, keep: bool) -> Result<String, VeError> {
+        let mut args = vec!["__migrate-settle".to_string(), veid.to_string(), how.to_string()];
+        if keep {
+            args.push("--keep-dst".into());
+        }
+        self.vzctl(&args, None, SHORT)
+    }
+
+    /// Undoes what was copied there (kept with `keep`). A failure is said, not returned:
+    /// the VE runs here whatever is left there.
+    pub(super) fn abort_copy(&self, veid: u32, keep: bool) {
+        if let Err(e) = self.settle(veid, "abort", keep) {
+            warn!(veid, "cannot undo the copy on {}: {e}", self.dest);
+            crate::report::notice(format!("Warning: what was copied to {} is left there: {e}", self.dest));
+        }
     }
 
     /// rsync of `src` (a directory's contents, or a file) to `dst` on the destination:
