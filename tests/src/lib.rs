@@ -699,3 +699,50 @@ impl Fio {
         }
     }
 }
+
+/// Polls `f` until it holds; fails the test after 20 s naming `what`.
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A TCP client (busybox nc, as `cmd` starts it) to an echo server, held open across a
+/// checkpoint or a migration; killed when dropped.
+pub struct EchoClient {
+    nc: Child,
+    tx: ChildStdin,
+    rx: BufReader<ChildStdout>,
+}
+
+impl EchoClient {
+    pub fn spawn(mut cmd: Command) -> Self {
+        let mut nc = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("nc");
+        let tx = nc.stdin.take().expect("stdin");
+        let rx = BufReader::new(nc.stdout.take().expect("stdout"));
+        Self { nc, tx, rx }
+    }
+
+    /// Sends a line and reads the echo (a lost connection ends nc, which ends the read).
+    pub fn echo(&mut self, line: &str) -> String {
+        writeln!(self.tx, "{line}").expect("send");
+        self.tx.flush().expect("flush");
+        let mut back = String::new();
+        self.rx.read_line(&mut back).expect("read echo");
+        back.trim().to_string()
+    }
+}
+
+impl Drop for EchoClient {
+    fn drop(&mut self) {
+        let _ = self.nc.kill();
+        let _ = self.nc.wait();
+    }
+}
+
+/// The counter a test's VE 101 keeps in /dev/shm/count.
+pub fn shm_counter(env: &VzEnv) -> u64 {
+    env.ok(&["exec2", "101", "cat /dev/shm/count"]).trim().parse().expect("count")
+}

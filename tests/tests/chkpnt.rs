@@ -1,51 +1,9 @@
 //! Checkpoint and restore of a running VE with CRIU, against the real kernel: a counter,
 //! a TCP echo server with a connection from outside the VE, tmpfs contents, hostname,
 //! addresses and beancounters survive `vzctl chkpnt` / `vzctl restore`.
-use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    process::{Child, ChildStdin, ChildStdout, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use vz_tests::VzEnv;
-
-/// A TCP client in the env's network namespace (busybox nc), held open across the dump.
-struct Client {
-    child: Child,
-    tx: ChildStdin,
-    rx: BufReader<ChildStdout>,
-}
-
-impl Client {
-    fn connect(env: &VzEnv, ip: &str, port: &str) -> Self {
-        let mut child = env
-            .in_netns(&["busybox", "nc", ip, port])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("nc");
-        let tx = child.stdin.take().expect("stdin");
-        let rx = BufReader::new(child.stdout.take().expect("stdout"));
-        Self { child, tx, rx }
-    }
-
-    /// Sends a line and reads the echo (the read is bounded by the VE's own timeout: a
-    /// lost connection ends nc, which ends the read).
-    fn echo(&mut self, line: &str) -> String {
-        writeln!(self.tx, "{line}").expect("send");
-        self.tx.flush().expect("flush");
-        let mut back = String::new();
-        self.rx.read_line(&mut back).expect("read echo");
-        back.trim().to_string()
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use vz_tests::{shm_counter, wait_until, EchoClient, VzEnv};
 
 /// One test at a time: two criu restores at once here have failed sporadically to open an
 /// image (EACCES on timens-0.img), which alone never happens; serialised until that is
@@ -54,18 +12,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn counter(env: &VzEnv) -> u64 {
-    env.ok(&["exec2", "101", "cat /dev/shm/count"]).trim().parse().expect("count")
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -84,7 +30,7 @@ fn a_running_ve_survives_chkpnt_and_restore() {
          echo kept > /dev/shm/note",
     ]);
     wait_until("the counter", || env.vzctl(&["exec2", "101", "test -s /dev/shm/count"]).code == 0);
-    let mut client = Client::connect(&env, "10.78.0.1", "7000");
+    let mut client = EchoClient::spawn(env.in_netns(&["busybox", "nc", "10.78.0.1", "7000"]));
     assert_eq!(client.echo("before"), "before");
     let pids_before = env.ok(&["exec2", "101", "pidof nc; pidof sh | tr ' ' '\\n' | sort -n | head -1"]);
     let tcp_before = env.ok(&["ubc", "101"]);
@@ -115,7 +61,7 @@ fn a_running_ve_survives_chkpnt_and_restore() {
     ]);
     let stopped_state = |env: &VzEnv| env.ok(&["exec2", "101", "grep State: /proc/$(cat /dev/shm/stopped)/status"]);
     assert!(stopped_state(&env).contains("T (stopped)"), "{}", stopped_state(&env));
-    let count_before = counter(&env);
+    let count_before = shm_counter(&env);
 
     let dump = env.dir.join("dump/Dump.101");
     env.ok(&["chkpnt", "101"]);
@@ -135,9 +81,9 @@ fn a_running_ve_survives_chkpnt_and_restore() {
     assert_eq!(env.ok(&["status", "101"]).trim(), "VEID 101 exist mounted running");
     // Same processes and PIDs, the counter goes on from where it was, tmpfs kept.
     assert_eq!(env.ok(&["exec2", "101", "pidof nc; pidof sh | tr ' ' '\\n' | sort -n | head -1"]), pids_before);
-    let after = counter(&env);
+    let after = shm_counter(&env);
     assert!(after >= count_before, "counter went back: {count_before} -> {after}");
-    wait_until("the counter to go on", || counter(&env) > after);
+    wait_until("the counter to go on", || shm_counter(&env) > after);
     assert!(stopped_state(&env).contains("T (stopped)"), "after restore: {}", stopped_state(&env));
     assert_eq!(env.ok(&["exec2", "101", "cat /dev/shm/note"]).trim(), "kept");
     assert_eq!(env.ok(&["exec2", "101", "hostname"]).trim(), "saved.example");

@@ -2,15 +2,11 @@
 //! pins, cgroup parent and network namespace, joined by a bridge in a third namespace (the
 //! "LAN", where the client lives); the real OpenSSH: sshd (Debian's, unpacked by setup) in
 //! the destination's namespace, key authentication, rsync over it.
-use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    process::{ChildStdin, ChildStdout, Stdio},
-    time::{Duration, Instant},
-};
+use std::process::Stdio;
 
 use vz_tests::{
-    nodes::{in_ns, Owned, TwoNodes, VE_IP},
-    VzEnv,
+    nodes::{in_ns, TwoNodes, VE_IP},
+    shm_counter, wait_until, EchoClient, VzEnv,
 };
 
 /// One at a time: each makes two nodes and runs criu.
@@ -18,46 +14,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A TCP client on the LAN (busybox nc), held open across the migration.
-struct Client {
-    _nc: Owned,
-    tx: ChildStdin,
-    rx: BufReader<ChildStdout>,
-}
-
-impl Client {
-    fn connect(lan: u32) -> Self {
-        let mut nc = in_ns(lan, &["busybox", "nc", VE_IP, "7000"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("nc");
-        let tx = nc.stdin.take().expect("stdin");
-        let rx = BufReader::new(nc.stdout.take().expect("stdout"));
-        Self { _nc: Owned(nc), tx, rx }
-    }
-
-    fn echo(&mut self, line: &str) -> String {
-        writeln!(self.tx, "{line}").expect("send");
-        self.tx.flush().expect("flush");
-        let mut back = String::new();
-        self.rx.read_line(&mut back).expect("read echo");
-        back.trim().to_string()
-    }
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn counter(env: &VzEnv) -> u64 {
-    env.ok(&["exec2", "101", "cat /dev/shm/count"]).trim().parse().expect("count")
 }
 
 /// VE 101 on the source with a counter and a TCP echo server.
@@ -79,10 +35,10 @@ fn online_migration_keeps_processes_and_a_tcp_connection() {
     nodes.src.ok(&["create", "101", "--ipadd", VE_IP, "--hostname", "moved.example"]);
     start_workload(&nodes.src);
     nodes.src.ok(&["exec2", "101", "echo on-disk > /root/file"]);
-    let mut client = Client::connect(nodes.lan.0.id());
+    let mut client = EchoClient::spawn(in_ns(nodes.lan.0.id(), &["busybox", "nc", VE_IP, "7000"]));
     assert_eq!(client.echo("before"), "before");
     let pids = nodes.src.ok(&["exec2", "101", "pidof nc"]);
-    let before = counter(&nodes.src);
+    let before = shm_counter(&nodes.src);
 
     let o = nodes.vzmigrate(&["--online"], None);
     assert_eq!(o.code, 0, "vzmigrate: {}{}\n{}", o.stdout, o.stderr, nodes.dst_logs());
@@ -94,9 +50,9 @@ fn online_migration_keeps_processes_and_a_tcp_connection() {
     assert!(!conf.contains("MIGRATING"), "{conf}");
     // Same processes, its counter goes on, its files and name came along.
     assert_eq!(nodes.dst.ok(&["exec2", "101", "pidof nc"]), pids);
-    let after = counter(&nodes.dst);
+    let after = shm_counter(&nodes.dst);
     assert!(after >= before, "counter went back: {before} -> {after}");
-    wait_until("the counter to go on", || counter(&nodes.dst) > after);
+    wait_until("the counter to go on", || shm_counter(&nodes.dst) > after);
     assert_eq!(nodes.dst.ok(&["exec2", "101", "cat /root/file"]).trim(), "on-disk");
     assert_eq!(nodes.dst.ok(&["exec2", "101", "hostname"]).trim(), "moved.example");
     // The client's connection, made to the source, answers from the destination: the
@@ -230,8 +186,8 @@ fn a_migration_failed_or_killed_at_any_step_leaves_the_ve_running_on_one_node() 
             assert_eq!(there, moved, "{how}={step}: on the destination");
             let node = if here { &nodes.src } else { &nodes.dst };
             assert!(!node.cg().is_frozen(101), "{how}={step}: left frozen");
-            let c = counter(node);
-            wait_until(&format!("{how}={step}: counter"), || counter(node) > c);
+            let c = shm_counter(node);
+            wait_until(&format!("{how}={step}: counter"), || shm_counter(node) > c);
             if there {
                 // Moved after all: back to the start for the next round.
                 nodes.dst.ok(&["stop", "101", "--fast"]);
@@ -271,8 +227,8 @@ fn keep_dst_keeps_the_copy_and_a_retry_takes_it_over() {
     assert_eq!(nodes.running(), (false, true));
     let conf = std::fs::read_to_string(nodes.dst.conf_path(101)).expect("config");
     assert!(!conf.contains("MIGRATING"), "{conf}");
-    let c = counter(&nodes.dst);
-    wait_until("the counter there", || counter(&nodes.dst) > c);
+    let c = shm_counter(&nodes.dst);
+    wait_until("the counter there", || shm_counter(&nodes.dst) > c);
     nodes.dst.ok(&["stop", "101", "--fast"]);
 }
 
@@ -289,8 +245,8 @@ fn online_migration_of_a_ploop_ve() {
     assert_eq!(o.code, 0, "vzmigrate: {}{}\n{}", o.stdout, o.stderr, nodes.dst_logs());
     assert_eq!(nodes.running(), (false, true));
     assert_eq!(nodes.dst.ok(&["exec2", "101", "cat /root/file"]).trim(), "written-while-running");
-    let c = counter(&nodes.dst);
-    wait_until("the counter there", || counter(&nodes.dst) > c);
+    let c = shm_counter(&nodes.dst);
+    wait_until("the counter there", || shm_counter(&nodes.dst) > c);
     assert!(nodes.dst.ok(&["exec2", "101", "df -k /"]).contains("/"), "df in the VE");
     nodes.dst.ok(&["stop", "101", "--fast"]);
 }

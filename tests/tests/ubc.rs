@@ -1,7 +1,7 @@
 //! Beancounters kept by kernel controllers, under hostile workloads inside real VEs.
 use std::time::{Duration, Instant};
 
-use vz_tests::VzEnv;
+use vz_tests::{wait_until, VzEnv};
 
 /// The numbers of one `vzctl ubc` row: held, maxheld, barrier, limit, failcnt.
 fn row(env: &VzEnv, veid: &str, name: &str) -> [u64; 5] {
@@ -12,14 +12,6 @@ fn row(env: &VzEnv, veid: &str, name: &str) -> [u64; 5] {
         .unwrap_or_else(|| panic!("no {name} row in:\n{out}"));
     let n: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
     [n[0], n[1], n[2], n[3], n[4]]
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

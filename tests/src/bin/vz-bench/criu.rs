@@ -1,0 +1,207 @@
+//! Checkpoint/restore and online migration (CRIU): how long the VE is paused, and the
+//! longest gap a TCP client sees while it sends a line every 10 ms to an echo server in
+//! the VE, idle and with 256 MB of anonymous memory touched. Medians (spread).
+use std::{
+    io::{BufRead as _, Write as _},
+    process::{Child, Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use vz_tests::{
+    nodes::{in_ns, TwoNodes, VE_IP},
+    VzEnv,
+};
+
+use super::{median, ms, ok};
+
+/// The echo server, plus (for `hog`) a process holding 256 MB: busybox sort keeps every
+/// line it has read until its input ends (never). Waits until the VE's memory cgroup
+/// holds the 256 MB.
+fn start_workload(env: &VzEnv, hog: bool) {
+    let mut start = String::from("setsid nc -ll -p 7000 -e cat </dev/null >/dev/null 2>&1 &");
+    if hog {
+        start.push_str(
+            " L=$(printf '%01023d' 0); setsid sh -c \"(yes $L | head -n 262144; sleep 100000) | sort >/dev/null\" </dev/null >/dev/null 2>&1 &",
+        );
+    }
+    ok(env, &["exec2", "101", &start]);
+    if hog {
+        let mem = env.cg().controller_dir(101, "memory").expect("memory cgroup");
+        let file = if mem.join("memory.current").exists() { "memory.current" } else { "memory.usage_in_bytes" };
+        let t = Instant::now();
+        while std::fs::read_to_string(mem.join(file)).ok().and_then(|v| v.trim().parse::<u64>().ok()).unwrap_or(0)
+            < 256 << 20
+        {
+            assert!(t.elapsed() < Duration::from_secs(60), "the VE did not reach 256 MB");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A client (busybox nc, as `cmd` starts it) sending a line every 10 ms and timing the
+/// echoes; killed however the round ends.
+struct Pinger {
+    nc: Child,
+    stop: Arc<AtomicBool>,
+    echoes: Arc<AtomicU64>,
+    thread: Option<JoinHandle<(Duration, bool)>>,
+}
+
+impl Pinger {
+    fn start(mut cmd: Command) -> Self {
+        let mut nc = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("nc");
+        let mut tx = nc.stdin.take().expect("stdin");
+        let mut rx = std::io::BufReader::new(nc.stdout.take().expect("stdout"));
+        let (stop, echoes) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (stop2, echoes2) = (stop.clone(), echoes.clone());
+        let thread = std::thread::spawn(move || {
+            let (mut last, mut worst) = (Instant::now(), Duration::ZERO);
+            let mut line = String::new();
+            while !stop2.load(Ordering::Relaxed) {
+                let gone = |worst| (worst, stop2.load(Ordering::Relaxed));
+                if writeln!(tx, "x").and_then(|()| tx.flush()).is_err() {
+                    return gone(worst);
+                }
+                line.clear();
+                if rx.read_line(&mut line).unwrap_or(0) == 0 {
+                    return gone(worst);
+                }
+                echoes2.fetch_add(1, Ordering::Relaxed);
+                worst = worst.max(last.elapsed());
+                last = Instant::now();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            (worst, true)
+        });
+        // Echoes flowing before anything is measured.
+        std::thread::sleep(Duration::from_millis(200));
+        Self { nc, stop, echoes, thread: Some(thread) }
+    }
+
+    /// Once the VE runs again: the longest gap between echoes, or None if the connection
+    /// was lost. The connection is kept when echoes come again (TCP's retransmission
+    /// backoff decides when the client tries next); it is lost when nc ends by itself.
+    fn finish(mut self) -> Option<Duration> {
+        let thread = self.thread.take().expect("pinger thread");
+        let seen = self.echoes.load(Ordering::Relaxed);
+        let t = Instant::now();
+        while self.echoes.load(Ordering::Relaxed) < seen + 3
+            && t.elapsed() < Duration::from_secs(10)
+            && !thread.is_finished()
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.nc.kill();
+        let (gap, kept) = thread.join().expect("pinger");
+        kept.then_some(gap)
+    }
+}
+
+impl Drop for Pinger {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.nc.kill();
+        let _ = self.nc.wait();
+    }
+}
+
+/// "median ms (lowest-highest)".
+fn figure(v: &[f64]) -> String {
+    let (lo, hi) = v.iter().fold((f64::MAX, 0f64), |(a, b), x| (a.min(*x), b.max(*x)));
+    format!("{:.0} ms ({lo:.0}-{hi:.0})", median(v.to_vec()))
+}
+
+/// `vzctl chkpnt` + `vzctl restore` of a running VE: dump time, restore time, the whole
+/// pause (freeze to running again) and the client's longest gap, the client in the host
+/// side's namespace. 5 rounds each.
+pub fn chkpnt_times() {
+    println!("== checkpoint / restore (CRIU) ==");
+    for (label, hog) in [("idle VE", false), ("VE with 256 MB touched", true)] {
+        let env = VzEnv::new("bench-chkpnt");
+        ok(&env, &["create", "101", "--ipadd", "10.79.0.1"]);
+        ok(&env, &["set", "101", "--ram", "1G", "--swap", "0", "--save"]);
+        ok(&env, &["start", "101"]);
+        start_workload(&env, hog);
+        let (mut dumps, mut restores, mut pauses, mut gaps) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let pinger = Pinger::start(env.in_netns(&["busybox", "nc", "10.79.0.1", "7000"]));
+            let t = Instant::now();
+            ok(&env, &["chkpnt", "101"]);
+            dumps.push(ms(t.elapsed()));
+            let t2 = Instant::now();
+            ok(&env, &["restore", "101"]);
+            restores.push(ms(t2.elapsed()));
+            pauses.push(ms(t.elapsed()));
+            gaps.extend(pinger.finish().map(ms));
+        }
+        println!(
+            "{label}: chkpnt {}, restore {}, pause {}, TCP gap {}, connections lost {} of 5",
+            figure(&dumps),
+            figure(&restores),
+            figure(&pauses),
+            figure(&gaps),
+            5 - gaps.len()
+        );
+        ok(&env, &["stop", "--fast", "101"]);
+    }
+}
+
+/// `vzmigrate --online` between two nodes on this machine (real sshd, rsync, criu): the
+/// whole migration, the pause (from the freeze, when vzmigrate says "Setting up
+/// checkpoint", to the kill here, which follows the restore there) and the client's
+/// longest gap, the client on the nodes' LAN. A fresh VE each round.
+pub fn migrate_times() {
+    println!("== online migration (vzmigrate --online, ssh + rsync + criu) ==");
+    let nodes = TwoNodes::new("bench-mig");
+    for (label, hog, rounds) in [("idle VE", false, 5), ("VE with 256 MB touched", true, 3)] {
+        let (mut totals, mut pauses, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            ok(&nodes.src, &["create", "101", "--ipadd", VE_IP]);
+            ok(&nodes.src, &["set", "101", "--ram", "1G", "--swap", "0", "--save"]);
+            ok(&nodes.src, &["start", "101"]);
+            start_workload(&nodes.src, hog);
+            let pinger = Pinger::start(in_ns(nodes.lan.0.id(), &["busybox", "nc", VE_IP, "7000"]));
+            let ssh = format!("--ssh={}", nodes.ssh_opts());
+            let t = Instant::now();
+            let mut child = nodes
+                .src
+                .cmd("vzmigrate", &[&ssh, "--online", "root@10.79.0.2", "101"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("vzmigrate");
+            let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+            let (mut frozen, mut moved) = (None, None);
+            for line in out.lines().map_while(Result::ok) {
+                if line.starts_with("Setting up checkpoint") {
+                    frozen = Some(Instant::now());
+                }
+                if line.starts_with("Container is stopped") {
+                    moved = Some(Instant::now());
+                }
+            }
+            let o = child.wait_with_output().expect("vzmigrate");
+            assert!(o.status.success(), "vzmigrate: {}", String::from_utf8_lossy(&o.stderr));
+            totals.push(ms(t.elapsed()));
+            let (frozen, moved) = (frozen.expect("vzmigrate froze the VE"), moved.expect("vzmigrate moved the VE"));
+            pauses.push(ms(moved - frozen));
+            gaps.extend(pinger.finish().map(ms));
+            ok(&nodes.dst, &["stop", "--fast", "101"]);
+            ok(&nodes.dst, &["destroy", "101"]);
+        }
+        println!(
+            "{label}: migration {}, pause {}, TCP gap {}, connections lost {} of {rounds}",
+            figure(&totals),
+            figure(&pauses),
+            figure(&gaps),
+            rounds - gaps.len()
+        );
+    }
+}
