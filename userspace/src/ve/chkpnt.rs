@@ -314,9 +314,11 @@ impl Vz {
             mode(&shm, 0o700)?;
         }
         // criu reads its images from inside the VE's user namespace, as VE root: theirs,
-        // for VE root alone (0600). The directory may be searched by anyone (0711): criu
-        // looks up an image it may not have (e.g. no time namespace) before the VE's id
-        // map is written, and must get "no such file", not "permission denied".
+        // for VE root alone (0600). Its first task may look up an image before the VE's id
+        // map is written (a race inside criu), when only the "other" bits count: so the
+        // directory may be searched by anyone (0711; an image it may not have must be "no
+        // such file", not "permission denied"), and the time namespace's image, which
+        // holds two clock offsets and nothing of the VE's, may be read by anyone (0644).
         let images = work.0.join(IMAGES);
         std::os::unix::fs::chown(&images, Some(ve_uid), Some(ve_gid)).map_err(io_err("chown", &images))?;
         mode(&images, 0o711)?;
@@ -324,7 +326,8 @@ impl Vz {
             let f = e.path();
             if e.file_type().is_ok_and(|t| t.is_file()) {
                 std::os::unix::fs::lchown(&f, Some(ve_uid), Some(ve_gid)).map_err(io_err("chown", &f))?;
-                mode(&f, 0o600)?;
+                let timens = e.file_name().to_string_lossy().starts_with("timens-");
+                mode(&f, if timens { 0o644 } else { 0o600 })?;
             }
         }
         let meta = ConfFile::read(&work.0.join(META))?;
