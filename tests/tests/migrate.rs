@@ -2,7 +2,7 @@
 //! pins, cgroup parent and network namespace, joined by a bridge in a third namespace (the
 //! "LAN", where the client lives); the real OpenSSH: sshd (Debian's, unpacked by setup) in
 //! the destination's namespace, key authentication, rsync over it.
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 
 use vz_tests::{
     nodes::{in_ns, TwoNodes, VE_IP},
@@ -43,6 +43,14 @@ fn online_migration_keeps_processes_and_a_tcp_connection() {
     let o = nodes.vzmigrate(&["--online"], None);
     assert_eq!(o.code, 0, "vzmigrate: {}{}\n{}", o.stdout, o.stderr, nodes.dst_logs());
     assert_eq!(nodes.running(), (false, true), "the VE runs on the destination only");
+    // Iterative pre-copy where the kernel tracks written pages (the VM lane), else said.
+    let out = format!("{}{}", o.stdout, o.stderr);
+    let soft_dirty = Command::new("criu").args(["check", "--feature", "mem_dirty_track"]).output();
+    if soft_dirty.expect("criu check").status.success() {
+        assert!(out.contains("Pre-copy round 1"), "{out}");
+    } else {
+        assert!(out.contains("Iterative pre-copy is not available") && !out.contains("Pre-copy round"), "{out}");
+    }
     // The source's area and config are gone (-r yes); the destination's config is final.
     assert!(nodes.src.ok(&["status", "101"]).contains("deleted"));
     assert!(!nodes.src.private(101).exists(), "source private area left");
@@ -241,8 +249,10 @@ fn online_migration_of_a_ploop_ve() {
     nodes.src.ok(&["create", "101", "--ipadd", VE_IP, "--layout", "ploop", "--diskspace", "200M:220M"]);
     start_workload(&nodes.src);
     nodes.src.ok(&["exec2", "101", "echo written-while-running > /root/file"]);
-    let o = nodes.vzmigrate(&["--online"], None);
+    let o = nodes.vzmigrate(&["--online", "--noiter"], None);
     assert_eq!(o.code, 0, "vzmigrate: {}{}\n{}", o.stdout, o.stderr, nodes.dst_logs());
+    let out = format!("{}{}", o.stdout, o.stderr);
+    assert!(!out.to_lowercase().contains("pre-copy"), "--noiter: no pre-copy and nothing said of it: {out}");
     assert_eq!(nodes.running(), (false, true));
     assert_eq!(nodes.dst.ok(&["exec2", "101", "cat /root/file"]).trim(), "written-while-running");
     let c = shm_counter(&nodes.dst);

@@ -88,10 +88,36 @@ impl Criu {
         Err(CriuError::Unusable(if seen.is_empty() { "criu is not installed".into() } else { seen.join(", ") }))
     }
 
+    /// Whether this kernel tracks pages written since a pre-dump (soft-dirty bits,
+    /// CONFIG_MEM_SOFT_DIRTY), which iterative pre-copy needs.
+    pub fn tracks_memory(&self) -> bool {
+        Command::new(&self.bin)
+            .args(["check", "--feature", "mem_dirty_track"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// `criu pre-dump` of the running tree under `init` into `dir`: its memory, while it
+    /// runs on (frozen only while its pages are collected); `parent`, the round before, so
+    /// only pages written since are saved.
+    pub fn pre_dump(&self, init: i32, dir: &Path, parent: Option<&Path>, freezer: &Path) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("pre-dump").arg("-t").arg(init.to_string()).arg("-D").arg(dir).args(["-o", "dump.log", "-v4"]);
+        c.args(["--track-mem", "--manage-cgroups=soft"]).arg("--freeze-cgroup").arg(freezer);
+        if let Some(p) = parent {
+            c.arg("--prev-images-dir").arg(p);
+        }
+        with_external_mounts(c)
+    }
+
     /// `criu dump` of the (frozen) tree under `init` into `dir`; the VE is left frozen.
-    pub fn dump(&self, init: i32, dir: &Path, freezer: &Path) -> Command {
+    /// `parent`: the last pre-dump, whose pages unchanged since are not saved again.
+    pub fn dump(&self, init: i32, dir: &Path, freezer: &Path, parent: Option<&Path>) -> Command {
         let mut c = Command::new(&self.bin);
         c.arg("dump").arg("-t").arg(init.to_string()).arg("-D").arg(dir).args(["-o", "dump.log", "-v4"]);
+        if let Some(p) = parent {
+            c.arg("--track-mem").arg("--prev-images-dir").arg(p);
+        }
         // --leave-running: the VE stays as it was (frozen: criu freezes it back), so vzctl
         // kills it only once the dump is safely written.
         c.args(["--tcp-established", "--file-locks", "--manage-cgroups=soft", "--leave-running"]);
@@ -100,10 +126,7 @@ impl Criu {
         // would only add ~90 ms of iptables runs to the pause.
         c.args(["--network-lock", "skip"]);
         c.arg("--freeze-cgroup").arg(freezer);
-        for (mnt, key) in external_mounts() {
-            c.arg("--external").arg(format!("mnt[{mnt}]:{key}"));
-        }
-        c
+        with_external_mounts(c)
     }
 
     /// `criu restore` of `dir` onto `root`, the external mounts at `ext` (key -> host
@@ -139,6 +162,13 @@ impl Criu {
 }
 
 /// The VE's mounts made by the host, as (mount point in the VE, external key).
+fn with_external_mounts(mut c: Command) -> Command {
+    for (mnt, key) in external_mounts() {
+        c.arg("--external").arg(format!("mnt[{mnt}]:{key}"));
+    }
+    c
+}
+
 pub fn external_mounts() -> Vec<(String, String)> {
     let mut v = vec![
         ("/dev".to_string(), "dev".to_string()),
@@ -173,7 +203,7 @@ mod tests {
     #[test]
     fn every_host_made_mount_is_external_on_dump_and_restore() {
         let c = Criu { bin: "/x/criu".into(), version: (4, 2) };
-        let dump = c.dump(7, Path::new("/d"), Path::new("/cg"));
+        let dump = c.dump(7, Path::new("/d"), Path::new("/cg"), None);
         let args: Vec<String> = dump.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         for want in ["mnt[/dev]:dev", "mnt[/dev/shm]:dev_shm", "mnt[/dev/tty]:dev_tty", "--tcp-established"] {
             assert!(args.iter().any(|a| a == want), "{want} in {args:?}");
@@ -187,5 +217,24 @@ mod tests {
         assert!(args.iter().any(|a| a == "memory:/m/vz/101"), "{args:?}");
         assert!(args.iter().any(|a| a == "netdev[venet0]:vzp1"), "{args:?}");
         assert!(args.iter().any(|a| a == "mnt[dev]:/s/dev"), "{args:?}");
+    }
+
+    #[test]
+    fn pre_copy_rounds_chain_to_the_round_before() {
+        let c = Criu { bin: "/x/criu".into(), version: (4, 2) };
+        let args = |cmd: Command| -> Vec<String> { cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect() };
+        let after = |a: &[String], flag: &str| a.iter().position(|x| x == flag).map(|i| a[i + 1].clone());
+        let first = args(c.pre_dump(7, Path::new("/p/1"), None, Path::new("/cg")));
+        assert_eq!(first[0], "pre-dump");
+        assert!(first.iter().any(|a| a == "--track-mem") && first.iter().any(|a| a == "mnt[/dev]:dev"), "{first:?}");
+        assert_eq!(after(&first, "--prev-images-dir"), None);
+        assert_eq!(after(&first, "--freeze-cgroup").as_deref(), Some("/cg"));
+        let second = args(c.pre_dump(7, Path::new("/p/2"), Some(Path::new("../1")), Path::new("/cg")));
+        assert_eq!(after(&second, "--prev-images-dir").as_deref(), Some("../1"));
+        let last = args(c.dump(7, Path::new("/d"), Path::new("/cg"), Some(Path::new("/p/2"))));
+        assert_eq!(after(&last, "--prev-images-dir").as_deref(), Some("/p/2"));
+        assert!(last.iter().any(|a| a == "--track-mem"), "{last:?}");
+        let whole = args(c.dump(7, Path::new("/d"), Path::new("/cg"), None));
+        assert!(!whole.iter().any(|a| a == "--track-mem" || a == "--prev-images-dir"), "{whole:?}");
     }
 }

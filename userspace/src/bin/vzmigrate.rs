@@ -31,6 +31,10 @@ struct Cli {
     /// Move a running VE without stopping it: checkpoint here, restore there.
     #[arg(long, alias = "live")]
     online: bool,
+    /// Online: no iterative pre-copy (memory copied in rounds while the VE runs, where the
+    /// kernel tracks written pages); all of it is then copied while the VE is frozen.
+    #[arg(long)]
+    noiter: bool,
     /// Say more (repeat for debug).
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -76,6 +80,7 @@ fn run(cli: &Cli) -> Result<(), vz::Error> {
         dest: cli.destination.clone(),
         online: cli.online,
         keep_dst: cli.keep_dst,
+        iterative: !cli.noiter,
         remove_area: cli.remove_area == "yes",
         ssh: list(&cli.ssh),
         rsync: list(&cli.rsync),

@@ -58,15 +58,14 @@ impl WorkDir {
         fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
         // Traversable (not listable) by others: criu binds the staged mounts from inside the
         // VE's user namespace. What is in it is for root alone.
-        fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o711))
-            .map_err(io_err("chmod", &dir))?;
+        chmod(&dir, 0o711)?;
         Ok(Self(dir))
     }
 }
 
 /// Runs a criu (or tar) command to its end within CRIU_WAIT. On failure, criu's own log
 /// (`criu_log`, in the work directory) is kept as `log` and its first error quoted.
-fn run_bounded(
+pub(super) fn run_bounded(
     cmd: std::process::Command,
     what: &'static str,
     criu_log: Option<&Path>,
@@ -141,14 +140,14 @@ impl Vz {
             ChkpntStep::Dump => {
                 need(true, "the container is not suspended (chkpnt --suspend first)")?;
                 let criu = Criu::find(self.paths.criu.as_deref())?;
-                Ok(Some(self.dump_suspended(veid, &ve, dumpfile, &criu)?))
+                Ok(Some(self.dump_suspended(veid, &ve, dumpfile, &criu, None)?))
             }
             ChkpntStep::All => {
                 need(false, "the container is suspended: use chkpnt --dump, --kill or --resume")?;
                 // Checked before the VE is touched.
                 let criu = Criu::find(self.paths.criu.as_deref())?;
                 self.suspend(veid, cgid)?;
-                let file = match self.dump_suspended(veid, &ve, dumpfile, &criu) {
+                let file = match self.dump_suspended(veid, &ve, dumpfile, &criu, None) {
                     Ok(f) => f,
                     Err(e) => {
                         if let Err(r) = self.unsuspend(veid, cgid) {
@@ -206,13 +205,16 @@ impl Vz {
         Ok(())
     }
 
-    /// Dumps a suspended VE into its dump file; it stays suspended.
+    /// Dumps a suspended VE into its dump file; it stays suspended. `precopy`: the last
+    /// pre-copy round (a directory of `FILE.pre`), whose pages unchanged since are not
+    /// saved again; a restore finds it beside its own dump file.
     pub(super) fn dump_suspended(
         &self,
         veid: u32,
         ve: &Ve,
         dumpfile: Option<&Path>,
         criu: &Criu,
+        precopy: Option<&Path>,
     ) -> Result<PathBuf, VeError> {
         let init = ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))?;
         let file = self.dump_file(veid, dumpfile);
@@ -231,10 +233,13 @@ impl Vz {
         self.step("chkpnt:dump")?;
         crate::report::progress("Checkpointing...");
         let criu_log = images.join("dump.log");
-        let dump = criu.dump(init, &images, &self.cg.ve_dir(veid));
+        let dump = criu.dump(init, &images, &self.cg.ve_dir(veid), precopy);
         run_bounded(dump, "dump", Some(&criu_log), beside(&file, "dump.log"))?;
         let mut meta = ConfFile::default();
         meta.set("VEID", &veid.to_string());
+        if let Some(round) = precopy.and_then(Path::file_name) {
+            meta.set("PRECOPY", &round.to_string_lossy());
+        }
         meta.set("KERNEL", fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim());
         meta.set("CRIU", &format!("{}.{}", criu.version.0, criu.version.1));
         meta.set("CGROUP_LAYOUT", &format!("{:?}", self.cg.layout()));
@@ -263,8 +268,7 @@ impl Vz {
             return Err(e);
         }
         // The VE's memory is in it: root's alone.
-        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .map_err(io_err("chmod", &tmp))?;
+        chmod(&tmp, 0o600)?;
         fs::rename(&tmp, &file).map_err(io_err("rename", &file))?;
         crate::report::progress(format!("Checkpointing completed successfully: {}", file.display()));
         Ok(file)
@@ -306,34 +310,36 @@ impl Vz {
         // --no-overwrite-dir: the work directory keeps its own mode.
         tar.arg("--zstd").arg("--no-overwrite-dir").arg("-xf").arg(&file).arg("-C").arg(&work.0);
         run_bounded(tar, "unpack", None, file.clone())?;
-        let (ve_uid, ve_gid) = self.ve_ids(&ve.conf);
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = |p: &Path, m: u32| fs::set_permissions(p, fs::Permissions::from_mode(m)).map_err(io_err("chmod", p));
+        let ids = self.ve_ids(&ve.conf);
         let shm = work.0.join(SHM);
         if shm.exists() {
-            mode(&shm, 0o700)?;
+            chmod(&shm, 0o700)?;
         }
-        // criu reads its images from inside the VE's user namespace, as VE root: theirs,
-        // for VE root alone (0600). Its first task may look up an image before the VE's id
-        // map is written (a race inside criu), when only the "other" bits count: so the
-        // directory may be searched by anyone (0711; an image it may not have must be "no
-        // such file", not "permission denied"), and the time namespace's image, which
-        // holds two clock offsets and nothing of the VE's, may be read by anyone (0644).
         let images = work.0.join(IMAGES);
-        std::os::unix::fs::chown(&images, Some(ve_uid), Some(ve_gid)).map_err(io_err("chown", &images))?;
-        mode(&images, 0o711)?;
-        for e in fs::read_dir(&images).map_err(io_err("list", &images))?.flatten() {
-            let f = e.path();
-            if e.file_type().is_ok_and(|t| t.is_file()) {
-                std::os::unix::fs::lchown(&f, Some(ve_uid), Some(ve_gid)).map_err(io_err("chown", &f))?;
-                let timens = e.file_name().to_string_lossy().starts_with("timens-");
-                mode(&f, if timens { 0o644 } else { 0o600 })?;
-            }
-        }
+        hand_images_to_ve(&images, ids)?;
         let meta = ConfFile::read(&work.0.join(META))?;
         let bad = |why: &'static str| VeError::BadValue { key: "dumpfile", value: file.display().to_string(), why };
         if meta.get("VEID") != Some(veid.to_string().as_str()) {
             return Err(bad("it is the dump of another container"));
+        }
+        if let Some(round) = meta.get("PRECOPY") {
+            // The pages saved by the pre-copy rounds (sent ahead by vzmigrate) are beside
+            // the dump file; criu finds them through the images' parent link.
+            let rounds = beside(&file, "pre");
+            let last = rounds.join(round);
+            if round.contains('/') || !last.is_dir() {
+                return Err(bad("its pre-copy images (FILE.pre) are missing"));
+            }
+            chmod(&rounds, 0o711)?;
+            for e in fs::read_dir(&rounds).map_err(io_err("list", &rounds))?.flatten() {
+                hand_images_to_ve(&e.path(), ids)?;
+            }
+            // Relative (the work directory and the rounds are both beside the dump file):
+            // criu opens it after entering the VE's root, where an absolute one is not.
+            let link = images.join("parent");
+            let target = Path::new("../..").join(rounds.file_name().unwrap_or_default()).join(round);
+            let _ = fs::remove_file(&link);
+            std::os::unix::fs::symlink(&target, &link).map_err(io_err("symlink", &link))?;
         }
         if meta.get("CGROUP_LAYOUT") != Some(format!("{:?}", self.cg.layout()).as_str()) {
             return Err(bad("it was made on a host with another cgroup layout"));
@@ -505,8 +511,32 @@ struct RestoreJob<'a> {
     dumped_cgroups: &'a str,
 }
 
+fn chmod(p: &Path, mode: u32) -> Result<(), VeError> {
+    fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).map_err(io_err("chmod", p))
+}
+
+/// criu reads its images from inside the VE's user namespace, as VE root: theirs, for VE
+/// root alone (0600). Its first task may look up an image before the VE's id map is written
+/// (a race inside criu), when only the "other" bits count: so the directory may be searched
+/// by anyone (0711; an image it may not have must be "no such file", not "permission
+/// denied"), and the time namespace's image, which holds two clock offsets and nothing of
+/// the VE's, may be read by anyone (0644).
+fn hand_images_to_ve(images: &Path, (uid, gid): (u32, u32)) -> Result<(), VeError> {
+    std::os::unix::fs::chown(images, Some(uid), Some(gid)).map_err(io_err("chown", images))?;
+    chmod(images, 0o711)?;
+    for e in fs::read_dir(images).map_err(io_err("list", images))?.flatten() {
+        let f = e.path();
+        if e.file_type().is_ok_and(|t| t.is_file()) {
+            std::os::unix::fs::lchown(&f, Some(uid), Some(gid)).map_err(io_err("chown", &f))?;
+            let timens = e.file_name().to_string_lossy().starts_with("timens-");
+            chmod(&f, if timens { 0o644 } else { 0o600 })?;
+        }
+    }
+    Ok(())
+}
+
 /// `FILE.what`, next to FILE.
-fn beside(file: &Path, what: &str) -> PathBuf {
+pub(super) fn beside(file: &Path, what: &str) -> PathBuf {
     let mut name = file.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".{what}"));
     file.with_file_name(name)

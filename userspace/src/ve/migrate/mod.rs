@@ -15,6 +15,7 @@
 use super::*;
 use crate::criu::Criu;
 
+mod precopy;
 mod remote;
 pub use remote::shell_words;
 use remote::{quote, Remote};
@@ -28,6 +29,9 @@ pub struct MigrateOpts {
     pub online: bool,
     /// On failure, keep what was copied to the destination (a retry copies less).
     pub keep_dst: bool,
+    /// Online: copy the memory in rounds while the VE runs (`criu pre-dump`), where the
+    /// kernel can tell what was written since; the pause then copies only that.
+    pub iterative: bool,
     /// Remove the VE here once it runs there (OpenVZ's `-r yes`, the default).
     pub remove_area: bool,
     /// More ssh options (OpenVZ's `--ssh`), one word each.
@@ -152,6 +156,15 @@ impl Vz {
     ) -> Result<(), VeError> {
         let veid = ve.veid;
         let cgid = self.cg.ve_id(veid).map_err(|e| abort(e.into()))?;
+        let rounds = if o.iterative {
+            let got = self.precopy(ve, criu, remote, &precopy::remote_rounds(dst_dump));
+            got.map_err(|e| {
+                let _ = fs::remove_dir_all(precopy::local_rounds(&self.paths.dump_dir, veid));
+                abort(e)
+            })?
+        } else {
+            None
+        };
         self.suspend(veid, cgid).map_err(abort)?;
         let resume = |e: VeError| {
             if let Err(r) = self.unsuspend(veid, cgid) {
@@ -163,7 +176,7 @@ impl Vz {
         let dump = self.paths.dump_dir.join(format!("Migrate.{veid}"));
         let sent = (|| {
             self.step("migrate:suspended")?;
-            self.dump_suspended(veid, ve, Some(&dump), criu)?;
+            self.dump_suspended(veid, ve, Some(&dump), criu, rounds.as_deref())?;
             self.step("migrate:dumped")?;
             // What the frozen VE wrote is on disk before the last copy.
             crate::sys::syncfs(&ve.root).map_err(io_err("sync", &ve.root))?;
@@ -182,6 +195,7 @@ impl Vz {
             remote.vzctl(&args, None, LONG)
         })();
         let _ = fs::remove_file(&dump);
+        let _ = fs::remove_dir_all(precopy::local_rounds(&self.paths.dump_dir, veid));
         sent.map_err(resume)?;
         // It runs there: from here on it must not run here again, whatever fails.
         let noted = phase("restored", facts).map_err(VeError::from).and_then(|()| self.step("migrate:restored"));
@@ -263,6 +277,7 @@ impl Vz {
                     c.write_atomic(&path)?;
                 }
                 let _ = fs::remove_file(&dump);
+                let _ = fs::remove_dir_all(precopy::remote_rounds(&dump));
                 Ok(String::new())
             }
             Settle::Abort { keep } => {
@@ -270,6 +285,7 @@ impl Vz {
                     return Err(VeError::Running(veid));
                 }
                 let _ = fs::remove_file(&dump);
+                let _ = fs::remove_dir_all(precopy::remote_rounds(&dump));
                 if migrating && !keep {
                     self.destroy_held(&self.held(veid)?)?;
                 }
@@ -339,6 +355,7 @@ impl Vz {
             }
         }
         let _ = fs::remove_file(self.paths.dump_dir.join(format!("Migrate.{veid}")));
+        let _ = fs::remove_dir_all(precopy::local_rounds(&self.paths.dump_dir, veid));
         Intent::forget(dir, veid, "migrating");
     }
 }
