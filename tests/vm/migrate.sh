@@ -70,8 +70,8 @@ mkve() {
 # migrate VEID [OPTION...]: vzmigrate's lines, each after the time it was read (this VM's
 # uptime; the VE's own clocks are no measure: criu's time namespace hides the pause).
 migrate() { v=$1; shift; a vzmigrate --ssh="$SSH" "$@" root@10.79.0.2 $v 2>&1 | while read -r l; do echo "$(cut -d' ' -f1 /proc/uptime) $l"; done; }
-# The pause of a migration, in ms: from the freeze here to the restore's return there.
-pause() { echo "$1" | awk '/Setting up checkpoint/ {f = $1} /Container is stopped/ {s = $1} END {printf "%d", (s - f) * 1000}'; }
+# The pause of a migration, in ms: from the freeze here to the return of the restore there.
+pause() { echo "$1" | awk '/Setting up checkpoint/ {f = $1} /is running on/ {s = $1} END {printf "%d", (s - f) * 1000}'; }
 
 # Both made before either moves: a create on A after 201 left could take 201's host-id
 # range again, which B (where 201 has it) refuses.

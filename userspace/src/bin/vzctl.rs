@@ -75,6 +75,9 @@ enum Command {
         #[arg(long)]
         keep_dst: bool,
     },
+    /// Internal (vzmigrate's destination side): restore a VE from the dump on stdin.
+    #[command(name = "__migrate-restore", hide = true)]
+    MigrateRestore { veid: u32 },
     /// Internal: stage 1 of a VE's init.
     #[command(name = "__ve-init", hide = true)]
     VeInit {
@@ -249,6 +252,10 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut text)
                 .map_err(|source| vz::config::ConfigError::Io { op: "read", path: "<stdin>".into(), source })?;
             print!("{}", vz.migrate_accept(*veid, *online, &text)?);
+            Ok(0)
+        }
+        Command::MigrateRestore { veid } => {
+            vz.migrate_restore(*veid)?;
             Ok(0)
         }
         Command::MigrateSettle { veid, how, keep_dst } => {

@@ -6,8 +6,10 @@
 //! (the VE's /dev/shm files, which live on a mount the host makes), `ve.conf` (the VE's
 //! config when it was dumped) and `meta.conf` (VEID, kernel, criu version, cgroup layout,
 //! id range, and each beancounter's held, maxheld and failcnt).
+use super::dumpfiles::{beside, chmod, hand_images_to_ve, run_bounded, WorkDir};
+use super::run::Feed;
 use super::*;
-use crate::criu::{Criu, CriuError};
+use crate::criu::Criu;
 
 /// What `vzctl chkpnt` does: all of it, or one of OpenVZ's steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,65 +39,8 @@ const META: &str = "meta.conf";
 const CONF: &str = "ve.conf";
 const IMAGES: &str = "criu";
 const SHM: &str = "shm";
-/// How long a VE may take to freeze, and criu to dump or restore it.
+/// How long a VE may take to freeze.
 const FREEZE_WAIT: Duration = Duration::from_secs(10);
-const CRIU_WAIT: Duration = Duration::from_secs(300);
-
-/// A work directory removed when dropped.
-struct WorkDir(PathBuf);
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-impl WorkDir {
-    fn beside(file: &Path, what: &str) -> Result<Self, VeError> {
-        let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let dir = file.with_file_name(format!(".{name}.{what}"));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).map_err(io_err("mkdir", &dir))?;
-        // Traversable (not listable) by others: criu binds the staged mounts from inside the
-        // VE's user namespace. What is in it is for root alone.
-        chmod(&dir, 0o711)?;
-        Ok(Self(dir))
-    }
-}
-
-/// Runs a criu (or tar) command to its end within CRIU_WAIT. On failure, criu's own log
-/// (`criu_log`, in the work directory) is kept as `log` and its first error quoted.
-pub(super) fn run_bounded(
-    cmd: std::process::Command,
-    what: &'static str,
-    criu_log: Option<&Path>,
-    log: PathBuf,
-) -> Result<(), VeError> {
-    let name = format!("{cmd:?}");
-    let done = super::run::run_within(cmd, None, CRIU_WAIT).map_err(|source| CriuError::Spawn { cmd: name, source })?;
-    let keep_log = || {
-        criu_log.map(|l| {
-            let _ = fs::copy(l, &log);
-            crate::criu::first_error(&fs::read_to_string(l).unwrap_or_default())
-        })
-    };
-    let Some(done) = done else {
-        keep_log();
-        return Err(CriuError::Failed { op: what, code: -1, why: " (timed out)".into(), log }.into());
-    };
-    if done.status.success() {
-        return Ok(());
-    }
-    let text = done.stderr.trim();
-    if !text.is_empty() {
-        warn!("{what}: {text}");
-    }
-    let mut why = keep_log().unwrap_or_default();
-    if why.is_empty() {
-        why = text.lines().find(|l| !l.trim().is_empty()).map(|l| format!(": {}", l.trim())).unwrap_or_default();
-    }
-    Err(CriuError::Failed { op: what, code: done.status.code().unwrap_or(-1), why, log }.into())
-}
 
 impl Vz {
     /// Where a VE's dump goes: the given file, else DUMPDIR/Dump.VEID.
@@ -140,14 +85,14 @@ impl Vz {
             ChkpntStep::Dump => {
                 need(true, "the container is not suspended (chkpnt --suspend first)")?;
                 let criu = Criu::find(self.paths.criu.as_deref())?;
-                Ok(Some(self.dump_suspended(veid, &ve, dumpfile, &criu, None)?))
+                Ok(Some(self.dump_suspended(veid, &ve, dumpfile, &criu)?))
             }
             ChkpntStep::All => {
                 need(false, "the container is suspended: use chkpnt --dump, --kill or --resume")?;
                 // Checked before the VE is touched.
                 let criu = Criu::find(self.paths.criu.as_deref())?;
                 self.suspend(veid, cgid)?;
-                let file = match self.dump_suspended(veid, &ve, dumpfile, &criu, None) {
+                let file = match self.dump_suspended(veid, &ve, dumpfile, &criu) {
                     Ok(f) => f,
                     Err(e) => {
                         if let Err(r) = self.unsuspend(veid, cgid) {
@@ -205,24 +150,49 @@ impl Vz {
         Ok(())
     }
 
-    /// Dumps a suspended VE into its dump file; it stays suspended. `precopy`: the last
-    /// pre-copy round (a directory of `FILE.pre`), whose pages unchanged since are not
-    /// saved again; a restore finds it beside its own dump file.
+    /// Dumps a suspended VE into its dump file; it stays suspended.
     pub(super) fn dump_suspended(
         &self,
         veid: u32,
         ve: &Ve,
         dumpfile: Option<&Path>,
         criu: &Criu,
-        precopy: Option<&Path>,
     ) -> Result<PathBuf, VeError> {
-        let init = ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))?;
         let file = self.dump_file(veid, dumpfile);
         check_text("dumpfile", &file.to_string_lossy())?;
+        let work = self.dump_to_work(veid, ve, &file, criu, None)?;
+        self.step("chkpnt:archive")?;
+        let tmp = beside(&file, "partial");
+        let mut tar = std::process::Command::new("tar");
+        tar.arg("--zstd").arg("-cf").arg(&tmp).arg("-C").arg(&work.0).arg(".");
+        if let Err(e) = run_bounded(tar, Feed::Null, "archive", None, tmp.clone()) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        // The VE's memory is in it: root's alone.
+        chmod(&tmp, 0o600)?;
+        fs::rename(&tmp, &file).map_err(io_err("rename", &file))?;
+        crate::report::progress(format!("Checkpointing completed successfully: {}", file.display()));
+        Ok(file)
+    }
+
+    /// Dumps a suspended VE into a work directory beside `file` (criu's images, its
+    /// /dev/shm, its config and the dump's metadata): what a dump file holds. `precopy`:
+    /// the last pre-copy round (a directory of `FILE.pre`), whose pages unchanged since
+    /// are not saved again; a restore finds it beside its own dump file.
+    pub(super) fn dump_to_work(
+        &self,
+        veid: u32,
+        ve: &Ve,
+        file: &Path,
+        criu: &Criu,
+        precopy: Option<&Path>,
+    ) -> Result<WorkDir, VeError> {
+        let init = ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))?;
         if let Some(dir) = file.parent() {
             fs::create_dir_all(dir).map_err(io_err("mkdir", dir))?;
         }
-        let work = WorkDir::beside(&file, "dumping")?;
+        let work = WorkDir::beside(file, "dumping")?;
         let images = work.0.join(IMAGES);
         fs::create_dir_all(&images).map_err(io_err("mkdir", &images))?;
         let bpf = Bpf::open_existing(&self.paths.bpf_root).ok();
@@ -234,7 +204,7 @@ impl Vz {
         crate::report::progress("Checkpointing...");
         let criu_log = images.join("dump.log");
         let dump = criu.dump(init, &images, &self.cg.ve_dir(veid), precopy);
-        run_bounded(dump, "dump", Some(&criu_log), beside(&file, "dump.log"))?;
+        run_bounded(dump, Feed::Null, "dump", Some(&criu_log), beside(file, "dump.log"))?;
         let mut meta = ConfFile::default();
         meta.set("VEID", &veid.to_string());
         if let Some(round) = precopy.and_then(Path::file_name) {
@@ -259,27 +229,15 @@ impl Vz {
         }
         meta.write_atomic(&work.0.join(META))?;
         ve.conf.write_atomic(&work.0.join(CONF))?;
-        self.step("chkpnt:archive")?;
-        let tmp = beside(&file, "partial");
-        let mut tar = std::process::Command::new("tar");
-        tar.arg("--zstd").arg("-cf").arg(&tmp).arg("-C").arg(&work.0).arg(".");
-        if let Err(e) = run_bounded(tar, "archive", None, tmp.clone()) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        // The VE's memory is in it: root's alone.
-        chmod(&tmp, 0o600)?;
-        fs::rename(&tmp, &file).map_err(io_err("rename", &file))?;
-        crate::report::progress(format!("Checkpointing completed successfully: {}", file.display()));
-        Ok(file)
+        Ok(work)
     }
 
     /// `vzctl restore`: the VE made as start makes it (mount, cgroups, limits, BPF records,
     /// the host end of its network), then criu brings its processes back inside. Anything
     /// that fails undoes every step; the dump file is kept.
     pub fn restore(&self, veid: u32, dumpfile: Option<&Path>, step: RestoreStep) -> Result<(), VeError> {
-        let ve = self.open(veid)?;
         if step == RestoreStep::Resume {
+            let _ve = self.open(veid)?;
             if !self.is_running(veid) || !self.cg.is_frozen(veid) {
                 return Err(VeError::BadValue {
                     key: "restore",
@@ -292,24 +250,45 @@ impl Vz {
             crate::report::progress("Container is resumed");
             return Ok(());
         }
+        self.restore_from(veid, &self.dump_file(veid, dumpfile), false, step)
+    }
+
+    /// Restores the dump `file`, or with `streamed` the dump arriving on stdin as a tar
+    /// stream (vzmigrate's), then named `file` (its pre-copy rounds and logs are beside
+    /// that name).
+    pub(super) fn restore_from(
+        &self,
+        veid: u32,
+        file: &Path,
+        streamed: bool,
+        step: RestoreStep,
+    ) -> Result<(), VeError> {
+        let ve = self.open(veid)?;
         if self.is_running(veid) {
             return Err(VeError::Running(veid));
         }
-        let file = self.dump_file(veid, dumpfile);
-        if !file.is_file() {
+        if !streamed && !file.is_file() {
             return Err(VeError::BadValue {
                 key: "dumpfile",
                 value: file.display().to_string(),
                 why: "no such dump file",
             });
         }
+        let file = file.to_path_buf();
         let criu = Criu::find(self.paths.criu.as_deref())?;
         let mut cfg = VeConfig::parse(ve.conf.clone())?;
         let work = WorkDir::beside(&file, "restoring")?;
         let mut tar = std::process::Command::new("tar");
         // --no-overwrite-dir: the work directory keeps its own mode.
-        tar.arg("--zstd").arg("--no-overwrite-dir").arg("-xf").arg(&file).arg("-C").arg(&work.0);
-        run_bounded(tar, "unpack", None, file.clone())?;
+        tar.arg("--no-overwrite-dir").arg("-C").arg(&work.0);
+        let feed = if streamed {
+            tar.args(["--zstd", "-xf", "-"]);
+            Feed::Inherit
+        } else {
+            tar.arg("--zstd").arg("-xf").arg(&file);
+            Feed::Null
+        };
+        run_bounded(tar, feed, "unpack", None, file.clone())?;
         let ids = self.ve_ids(&ve.conf);
         let shm = work.0.join(SHM);
         if shm.exists() {
@@ -484,7 +463,7 @@ impl Vz {
             .arg(criu_cmd.get_program())
             .args(criu_cmd.get_args());
         crate::report::progress("Restoring processes...");
-        run_bounded(cmd, "restore", Some(&work.join(IMAGES).join("restore.log")), job.log.clone())?;
+        run_bounded(cmd, Feed::Null, "restore", Some(&work.join(IMAGES).join("restore.log")), job.log.clone())?;
         let text = fs::read_to_string(&pidfile).map_err(io_err("read", &pidfile))?;
         let init: i32 = text.trim().parse().map_err(|_| VeError::Exec(format!("criu wrote pid '{}'", text.trim())))?;
         if !self.cg.procs(veid).contains(&init) {
@@ -509,37 +488,6 @@ struct RestoreJob<'a> {
     log: PathBuf,
     /// The VE init's /proc/PID/cgroup at the dump, lines joined by ';'.
     dumped_cgroups: &'a str,
-}
-
-fn chmod(p: &Path, mode: u32) -> Result<(), VeError> {
-    fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).map_err(io_err("chmod", p))
-}
-
-/// criu reads its images from inside the VE's user namespace, as VE root: theirs, for VE
-/// root alone (0600). Its first task may look up an image before the VE's id map is written
-/// (a race inside criu), when only the "other" bits count: so the directory may be searched
-/// by anyone (0711; an image it may not have must be "no such file", not "permission
-/// denied"), and the time namespace's image, which holds two clock offsets and nothing of
-/// the VE's, may be read by anyone (0644).
-fn hand_images_to_ve(images: &Path, (uid, gid): (u32, u32)) -> Result<(), VeError> {
-    std::os::unix::fs::chown(images, Some(uid), Some(gid)).map_err(io_err("chown", images))?;
-    chmod(images, 0o711)?;
-    for e in fs::read_dir(images).map_err(io_err("list", images))?.flatten() {
-        let f = e.path();
-        if e.file_type().is_ok_and(|t| t.is_file()) {
-            std::os::unix::fs::lchown(&f, Some(uid), Some(gid)).map_err(io_err("chown", &f))?;
-            let timens = e.file_name().to_string_lossy().starts_with("timens-");
-            chmod(&f, if timens { 0o644 } else { 0o600 })?;
-        }
-    }
-    Ok(())
-}
-
-/// `FILE.what`, next to FILE.
-pub(super) fn beside(file: &Path, what: &str) -> PathBuf {
-    let mut name = file.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{what}"));
-    file.with_file_name(name)
 }
 
 /// (resource, maxheld, failcnt) of each `UBC_NAME="held maxheld failcnt"` line of a dump's

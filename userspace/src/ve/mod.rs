@@ -40,6 +40,7 @@ mod chkpnt;
 mod conf;
 mod create;
 mod destroy;
+mod dumpfiles;
 mod exec;
 mod handle;
 mod ids;

@@ -8,18 +8,57 @@ pub(super) struct Finished {
     pub stderr: String,
 }
 
-/// Runs `cmd` with `input` on its stdin (else /dev/null). None: it ran past `wait` and
-/// was killed.
+/// What a helper reads on its stdin.
+#[derive(Clone, Copy)]
+pub(super) enum Feed<'a> {
+    Null,
+    Bytes(&'a [u8]),
+    /// Ours (vzctl's own stdin, e.g. the stream vzmigrate sends).
+    Inherit,
+    /// A directory as a tar stream compressed by zstd at its fastest level on every core (a
+    /// dump's work directory: mostly memory pages, which ssh would carry far slower than
+    /// zstd shrinks them), made by a tar of its own: nothing written on the way, no write
+    /// of ours that could block.
+    Tar(&'a Path),
+}
+
+/// A tar writing a directory to its stdout, ended (killed, reaped) when dropped.
+struct TarOut(std::process::Child);
+
+impl Drop for TarOut {
+    fn drop(&mut self) {
+        // It has ended unless its reader went away early (then it is stuck on a pipe).
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmd` with `feed` on its stdin. None: it ran past `wait` and was killed.
 pub(super) fn run_within(
     mut cmd: std::process::Command,
-    input: Option<&[u8]>,
+    feed: Feed<'_>,
     wait: Duration,
 ) -> io::Result<Option<Finished>> {
-    let mut child = cmd
-        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let mut _tar = None;
+    let (stdin, input) = match feed {
+        Feed::Null => (Stdio::null(), None),
+        Feed::Bytes(b) => (Stdio::piped(), Some(b)),
+        Feed::Inherit => (Stdio::inherit(), None),
+        Feed::Tar(dir) => {
+            let mut tar = std::process::Command::new("tar")
+                .args(["--use-compress-program", "zstd -1 -T0", "-C"])
+                .arg(dir)
+                .args(["-cf", "-", "."])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let out = tar.stdout.take().ok_or_else(|| io::Error::other("tar has no stdout"))?;
+            _tar = Some(TarOut(tar));
+            (Stdio::from(out), None)
+        }
+    };
+    let mut child = cmd.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
     let drain = |pipe: Option<Box<dyn io::Read + Send>>| {
         std::thread::spawn(move || {
             let mut s = String::new();

@@ -154,13 +154,14 @@ pub fn chkpnt_times() {
 
 /// `vzmigrate --online` between two nodes on this machine (real sshd, rsync, criu): the
 /// whole migration, the pause (from the freeze, when vzmigrate says "Setting up
-/// checkpoint", to the kill here, which follows the restore there) and the client's
-/// longest gap, the client on the nodes' LAN. A fresh VE each round.
+/// checkpoint", to the return of the restore there, when it says the VE is running there)
+/// in its parts, and the client's longest gap, the client on the nodes' LAN. A fresh VE
+/// each round.
 pub fn migrate_times() {
     println!("== online migration (vzmigrate --online, ssh + rsync + criu) ==");
     let nodes = TwoNodes::new("bench-mig");
     for (label, hog, rounds) in [("idle VE", false, 5), ("VE with 256 MB touched", true, 3)] {
-        let (mut totals, mut pauses, mut gaps) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut totals, mut pauses, mut gaps, mut phases) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
             ok(&nodes.src, &["create", "101", "--ipadd", VE_IP]);
             ok(&nodes.src, &["set", "101", "--ram", "1G", "--swap", "0", "--save"]);
@@ -178,20 +179,27 @@ pub fn migrate_times() {
                 .spawn()
                 .expect("vzmigrate");
             let out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-            let (mut frozen, mut moved) = (None, None);
+            // When vzmigrate said each: frozen, dumped, sent, restored there (and killed here).
+            let mut at: [Option<Instant>; 4] = [None; 4];
             for line in out.lines().map_while(Result::ok) {
-                if line.starts_with("Setting up checkpoint") {
-                    frozen = Some(Instant::now());
-                }
-                if line.starts_with("Container is stopped") {
-                    moved = Some(Instant::now());
+                let marks = [
+                    "Setting up checkpoint",
+                    "Checkpointing completed",
+                    "Restoring container",
+                    "Container 101 is running",
+                ];
+                if let Some(i) = marks.iter().position(|m| line.starts_with(m)) {
+                    at[i] = Some(Instant::now());
                 }
             }
             let o = child.wait_with_output().expect("vzmigrate");
             assert!(o.status.success(), "vzmigrate: {}", String::from_utf8_lossy(&o.stderr));
             totals.push(ms(t.elapsed()));
-            let (frozen, moved) = (frozen.expect("vzmigrate froze the VE"), moved.expect("vzmigrate moved the VE"));
+            let [Some(frozen), Some(dumped), Some(sent), Some(moved)] = at else {
+                panic!("vzmigrate did not say each step: {at:?}");
+            };
             pauses.push(ms(moved - frozen));
+            phases.push([ms(dumped - frozen), ms(sent - dumped), ms(moved - sent)]);
             gaps.extend(pinger.finish().map(ms));
             ok(&nodes.dst, &["stop", "--fast", "101"]);
             ok(&nodes.dst, &["destroy", "101"]);
@@ -203,5 +211,7 @@ pub fn migrate_times() {
             figure(&gaps),
             rounds - gaps.len()
         );
+        let phase = |i: usize| figure(&phases.iter().map(|p: &[f64; 3]| p[i]).collect::<Vec<_>>());
+        println!("  the pause: dump {}, last copy after it {}, restore there {}", phase(0), phase(1), phase(2));
     }
 }

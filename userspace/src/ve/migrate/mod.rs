@@ -13,12 +13,12 @@
 //! destination (whose end of its network stays down until the restore returns), and only
 //! then killed here. If anything before that fails, it is thawed and runs on here.
 use super::*;
-use crate::criu::Criu;
+use crate::{criu::Criu, ve::dumpfiles::WorkDir};
 
 mod precopy;
 mod remote;
 pub use remote::shell_words;
-use remote::{quote, Remote};
+use remote::{quote, Feed, Remote};
 
 /// What `vzmigrate` was asked.
 #[derive(Debug, Clone)]
@@ -59,6 +59,18 @@ const SHORT: Duration = Duration::from_secs(60);
 /// Copies and restores.
 const LONG: Duration = Duration::from_secs(1800);
 
+/// What a migration left of its dump on the destination (a restore there that was killed
+/// leaves its work directory).
+fn forget_dump(dump: &Path) {
+    let _ = fs::remove_dir_all(WorkDir::place(dump, "restoring"));
+    let _ = fs::remove_dir_all(precopy::remote_rounds(dump));
+}
+
+/// Where a migration's dump is kept on the destination (its rounds beside it).
+fn dst_dump(dump_dir: &Path, veid: u32) -> PathBuf {
+    dump_dir.join(format!("Dump.{veid}"))
+}
+
 fn value_of<'a>(out: &'a str, key: &str) -> Option<&'a str> {
     out.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
 }
@@ -85,12 +97,11 @@ impl Vz {
         if online {
             accept.push("--online".into());
         }
-        let out = remote.vzctl(&accept, Some(ve.conf.render().as_bytes()), SHORT)?;
+        let out = remote.vzctl(&accept, Feed::Bytes(ve.conf.render().as_bytes()), SHORT)?;
         let (Some(dst_private), Some(dst_dumpdir)) = (value_of(&out, "PRIVATE"), value_of(&out, "DUMPDIR")) else {
             return Err(remote.err(format!("vzctl there answered '{}'", out.trim()), -1));
         };
-        let (dst_private, dst_dump) =
-            (PathBuf::from(dst_private), PathBuf::from(dst_dumpdir).join(format!("Dump.{veid}")));
+        let (dst_private, dst_dumpdir) = (PathBuf::from(dst_private), PathBuf::from(dst_dumpdir));
         let mut facts = ConfFile::default();
         facts.set("DEST", &o.dest);
         facts.set("SSH", &o.ssh.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" "));
@@ -110,7 +121,7 @@ impl Vz {
         remote.rsync(&ve.private, &dst_private, &o.rsync).map_err(abort)?;
         self.step("migrate:copied").map_err(abort)?;
         if let Some(criu) = &criu {
-            self.migrate_online(&ve, o, &remote, criu, (&dst_private, &dst_dump), &mut facts, &phase, &abort)?;
+            self.migrate_online(&ve, o, &remote, criu, (&dst_private, &dst_dumpdir), &mut facts, &phase, &abort)?;
         } else if running {
             crate::report::progress("Stopping container ...");
             self.halt_and_wait(veid);
@@ -119,7 +130,7 @@ impl Vz {
             let started = self
                 .step("migrate:stopped")
                 .and_then(|()| remote.rsync(&ve.private, &dst_private, &o.rsync))
-                .and_then(|()| remote.vzctl(&["start".into(), veid.to_string()], None, LONG).map(|_| ()));
+                .and_then(|()| remote.vzctl(&["start".into(), veid.to_string()], Feed::Null, LONG).map(|_| ()));
             if let Err(e) = started {
                 crate::report::progress(format!("Starting container {veid} here again"));
                 if let Err(s) = self.start_held(&ve) {
@@ -149,7 +160,7 @@ impl Vz {
         o: &MigrateOpts,
         remote: &Remote<'_>,
         criu: &Criu,
-        (dst_private, dst_dump): (&Path, &Path),
+        (dst_private, dst_dumpdir): (&Path, &Path),
         facts: &mut ConfFile,
         phase: &dyn Fn(&str, &mut ConfFile) -> Result<(), ConfigError>,
         abort: &dyn Fn(VeError) -> VeError,
@@ -157,7 +168,7 @@ impl Vz {
         let veid = ve.veid;
         let cgid = self.cg.ve_id(veid).map_err(|e| abort(e.into()))?;
         let rounds = if o.iterative {
-            let got = self.precopy(ve, criu, remote, &precopy::remote_rounds(dst_dump));
+            let got = self.precopy(ve, criu, remote, &precopy::remote_rounds(&dst_dump(dst_dumpdir, veid)));
             got.map_err(|e| {
                 let _ = fs::remove_dir_all(precopy::local_rounds(&self.paths.dump_dir, veid));
                 abort(e)
@@ -176,27 +187,30 @@ impl Vz {
         let dump = self.paths.dump_dir.join(format!("Migrate.{veid}"));
         let sent = (|| {
             self.step("migrate:suspended")?;
-            self.dump_suspended(veid, ve, Some(&dump), criu, rounds.as_deref())?;
-            self.step("migrate:dumped")?;
-            // What the frozen VE wrote is on disk before the last copy.
-            crate::sys::syncfs(&ve.root).map_err(io_err("sync", &ve.root))?;
-            // Both copies at once: each pays an ssh session and rsync's start.
-            let (files, image) = std::thread::scope(|sc| {
-                let files = sc.spawn(|| remote.rsync(&ve.private, dst_private, &o.rsync));
-                let image = remote.rsync(&dump, dst_dump, &[]);
-                (files.join(), image)
+            // The last copy of the private area runs beside the dump: the frozen VE writes
+            // nothing, and criu reads only its memory and state.
+            let (files, dumped) = std::thread::scope(|sc| {
+                let files = sc.spawn(|| {
+                    // What the frozen VE wrote is on disk (in a ploop image) before the copy.
+                    crate::sys::syncfs(&ve.root).map_err(io_err("sync", &ve.root))?;
+                    remote.rsync(&ve.private, dst_private, &o.rsync)
+                });
+                let dumped = self.dump_to_work(veid, ve, &dump, criu, rounds.as_deref());
+                (files.join(), dumped.and_then(|w| self.step("migrate:dumped").map(|()| w)))
             });
+            let work = dumped?;
+            crate::report::progress("Checkpointing completed successfully");
             files.map_err(|_| VeError::Exec("the private area copy panicked".into()))??;
-            image?;
             self.step("migrate:sent")?;
             phase("restoring", facts)?;
             crate::report::progress(format!("Restoring container {veid} on {}", o.dest));
-            let args = ["restore".to_string(), veid.to_string(), "--dumpfile".into(), dst_dump.display().to_string()];
-            remote.vzctl(&args, None, LONG)
+            // The dump goes as a tar stream on the restore's own ssh session: no archive
+            // written here or there, no copy step of its own.
+            remote.vzctl(&["__migrate-restore".into(), veid.to_string()], Feed::Tar(&work.0), LONG)
         })();
-        let _ = fs::remove_file(&dump);
         let _ = fs::remove_dir_all(precopy::local_rounds(&self.paths.dump_dir, veid));
         sent.map_err(resume)?;
+        crate::report::progress(format!("Container {veid} is running on {}", o.dest));
         // It runs there: from here on it must not run here again, whatever fails.
         let noted = phase("restored", facts).map_err(VeError::from).and_then(|()| self.step("migrate:restored"));
         self.kill_dumped(veid, &ve.root)?;
@@ -257,11 +271,25 @@ impl Vz {
         Ok(format!("PRIVATE={}\nDUMPDIR={}\n", private.display(), self.paths.dump_dir.display()))
     }
 
+    /// `vzctl __migrate-restore VEID` on the destination: the dump arrives on stdin (the
+    /// ssh session that runs this) as a tar stream, unpacked as it comes and restored; its
+    /// pre-copy rounds are beside DUMPDIR/Dump.VEID.
+    pub fn migrate_restore(&self, veid: u32) -> Result<(), VeError> {
+        if self.conf(veid)?.get(MIGRATING) != Some("yes") {
+            return Err(VeError::BadValue {
+                key: "veid",
+                value: veid.to_string(),
+                why: "no migration of this container to here is under way",
+            });
+        }
+        self.restore_from(veid, &dst_dump(&self.paths.dump_dir, veid), true, crate::ve::RestoreStep::All)
+    }
+
     /// `vzctl __migrate-settle VEID finish|abort|status` on the destination.
     pub fn migrate_settle(&self, veid: u32, how: Settle) -> Result<String, VeError> {
         let _lock = self.lock(veid)?;
         let path = self.paths.ve_conf(veid);
-        let dump = self.paths.dump_dir.join(format!("Dump.{veid}"));
+        let dump = dst_dump(&self.paths.dump_dir, veid);
         let conf = if path.exists() { Some(self.conf(veid)?) } else { None };
         let migrating = conf.as_ref().is_some_and(|c| c.get(MIGRATING) == Some("yes"));
         match how {
@@ -276,16 +304,14 @@ impl Vz {
                     c.remove(MIGRATING);
                     c.write_atomic(&path)?;
                 }
-                let _ = fs::remove_file(&dump);
-                let _ = fs::remove_dir_all(precopy::remote_rounds(&dump));
+                forget_dump(&dump);
                 Ok(String::new())
             }
             Settle::Abort { keep } => {
                 if self.is_running(veid) {
                     return Err(VeError::Running(veid));
                 }
-                let _ = fs::remove_file(&dump);
-                let _ = fs::remove_dir_all(precopy::remote_rounds(&dump));
+                forget_dump(&dump);
                 if migrating && !keep {
                     self.destroy_held(&self.held(veid)?)?;
                 }
@@ -354,7 +380,7 @@ impl Vz {
                 return;
             }
         }
-        let _ = fs::remove_file(self.paths.dump_dir.join(format!("Migrate.{veid}")));
+        let _ = fs::remove_dir_all(WorkDir::place(&self.paths.dump_dir.join(format!("Migrate.{veid}")), "dumping"));
         let _ = fs::remove_dir_all(precopy::local_rounds(&self.paths.dump_dir, veid));
         Intent::forget(dir, veid, "migrating");
     }

@@ -8,7 +8,7 @@
 //! each chained to `../N-1` by criu's parent link; `vzctl restore` there links the final
 //! images to the last round (the dump's metadata names it).
 use super::*;
-use crate::ve::chkpnt::{beside, run_bounded};
+use crate::ve::dumpfiles::{beside, run_bounded};
 
 /// At most this many rounds: a VE that writes faster than the link carries never converges.
 const MAX_ROUNDS: u32 = 5;
@@ -75,7 +75,7 @@ impl Vz {
             let parent = last.as_ref().map(|_| PathBuf::from(format!("../{}", round - 1)));
             let cmd = criu.pre_dump(init, &dir, parent.as_deref(), &self.cg.ve_dir(veid));
             let log = beside(&self.paths.dump_dir.join(format!("Migrate.{veid}")), "pre-dump.log");
-            let sent = run_bounded(cmd, "pre-dump", Some(&dir.join("dump.log")), log)
+            let sent = run_bounded(cmd, crate::ve::run::Feed::Null, "pre-dump", Some(&dir.join("dump.log")), log)
                 .and_then(|()| remote.rsync(&local, dst, &[]));
             if let Err(e) = sent {
                 warn!(veid, round, "pre-copy round failed: {e}");

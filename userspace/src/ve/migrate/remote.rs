@@ -1,6 +1,7 @@
 //! The destination node as vzmigrate reaches it: one ssh connection (a ControlMaster that
 //! dies with vzmigrate), remote vzctl runs and rsync copies over it, bounded in time.
 use super::*;
+pub(super) use crate::ve::run::Feed;
 
 /// The destination node, reached with ssh. Every ssh of one migration goes through one
 /// connection (OpenSSH's ControlMaster, OpenVZ's `--ssh-mux`): the key exchange is paid
@@ -142,11 +143,17 @@ impl Remote<'_> {
 
     /// Runs a command to its end within `wait`, feeding it `input`; its stdout, or its
     /// error's first line.
-    fn run(&self, cmd: std::process::Command, input: Option<&[u8]>, wait: Duration) -> Result<String, VeError> {
+    fn run(&self, cmd: std::process::Command, input: Feed<'_>, wait: Duration) -> Result<String, VeError> {
         let name = format!("{:?}", cmd.get_program());
+        let mut cmd = cmd;
+        // A killed vzmigrate leaves no copy running on (its repair then settles the
+        // destination without a racing rsync).
+        crate::sys::spawn::die_with_parent(&mut cmd);
+        let t = Instant::now();
         let done = super::super::run::run_within(cmd, input, wait)
             .map_err(|e| self.err(format!("cannot run {name}: {e}"), -1))?
             .ok_or_else(|| self.err(format!("{name} timed out after {} s", wait.as_secs()), -1))?;
+        tracing::debug!(dest = self.dest, ms = t.elapsed().as_millis() as u64, "{name} done");
         let (status, err) = (done.status, done.stderr);
         if status.success() {
             if !err.trim().is_empty() {
@@ -168,7 +175,7 @@ impl Remote<'_> {
     }
 
     /// `vzctl ARGS` on the destination.
-    pub(super) fn vzctl(&self, args: &[String], input: Option<&[u8]>, wait: Duration) -> Result<String, VeError> {
+    pub(super) fn vzctl(&self, args: &[String], input: Feed<'_>, wait: Duration) -> Result<String, VeError> {
         let words = self.ssh_words();
         let mut cmd = std::process::Command::new(&words[0]);
         let remote: Vec<String> = std::iter::once("vzctl".to_string()).chain(args.iter().map(|a| quote(a))).collect();
@@ -182,7 +189,7 @@ impl Remote<'_> {
         if keep {
             args.push("--keep-dst".into());
         }
-        self.vzctl(&args, None, SHORT)
+        self.vzctl(&args, Feed::Null, SHORT)
     }
 
     /// Undoes what was copied there (kept with `keep`). A failure is said, not returned:
@@ -208,6 +215,6 @@ impl Remote<'_> {
         let mut target = std::ffi::OsString::from(format!("{}:", self.dest));
         target.push(quote(&to.to_string_lossy()));
         cmd.arg(from).arg(target);
-        self.run(cmd, None, LONG).map(|_| ())
+        self.run(cmd, Feed::Null, LONG).map(|_| ())
     }
 }
