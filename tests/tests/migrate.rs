@@ -205,10 +205,22 @@ fn a_migration_failed_or_killed_at_any_step_leaves_the_ve_running_on_one_node() 
                 }
                 start_workload(&nodes.src);
             } else {
+                let destroyed = nodes.dst.conf_path(101).with_extension("conf.destroyed");
                 assert!(
-                    !nodes.dst.conf_path(101).exists(),
-                    "{how}={step}: the destination kept a copy without --keep-dst"
+                    !nodes.dst.conf_path(101).exists() && !destroyed.exists(),
+                    "{how}={step}: the destination kept a copy (or its config) without --keep-dst"
                 );
+            }
+            // No dump, work directory or pre-copy round left on either node (logs may stay).
+            for node in [&nodes.src, &nodes.dst] {
+                let left: Vec<String> = std::fs::read_dir(node.dir.join("dump"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| !n.ends_with(".log"))
+                    .collect();
+                assert!(left.is_empty(), "{how}={step}: left in {}: {left:?}", node.dir.display());
             }
         }
     }

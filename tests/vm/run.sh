@@ -35,7 +35,7 @@ ln -s ../run "$root/var/run"
 # iproute2's ip to save a VE's routes; rsync and OpenSSH carry a migration).
 for p in "$bins/vzctl" "$bins/vzlist" "$bins/vzstat" "$bins/vzmigrate" "$(command -v mkfs.ext4)" \
     "$(command -v tar)" "$(command -v zstd)" "$criu" "$(command -v ip)" "$(command -v rsync)" \
-    "$(command -v ssh)" "$(command -v ssh-keygen)" "$sshd" /usr/bin/strace; do
+    "$(command -v ssh)" "$(command -v ssh-keygen)" "$sshd"; do
     cp "$p" "$root/bin/"
     for l in $(LD_LIBRARY_PATH=$sshlibs ldd "$p" | awk '/=>/ {print $3} /ld-linux/ {print $1}'); do
         case $l in $sshlibs/*) cp -L "$l" "$root/lib/x86_64-linux-gnu/" ;;

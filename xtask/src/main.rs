@@ -70,6 +70,8 @@ const BASE_PACKAGES: &[&str] = &[
     "rsync",
     "debootstrap",
     "zstd",
+    // vzmigrate and its tests: the ssh client (the server is unpacked for the tests only).
+    "openssh-client",
     // The numiptent tests write rules into a VE's network namespace.
     "nftables",
     "iptables",

@@ -314,6 +314,8 @@ impl Vz {
                 forget_dump(&dump);
                 if migrating && !keep {
                     self.destroy_held(&self.held(veid)?)?;
+                    // Never this node's container: no destroyed config kept for the admin.
+                    let _ = fs::remove_file(path.with_extension("conf.destroyed"));
                 }
                 Ok(String::new())
             }

@@ -16,8 +16,7 @@ pub(super) struct Remote<'a> {
 
 impl<'a> Remote<'a> {
     pub(super) fn new(dest: &'a str, ssh: &'a [String], lock_dir: &Path, veid: u32) -> Self {
-        let mux = lock_dir.join(format!(".ssh-mux-{veid}-{}", std::process::id()));
-        Self { dest, ssh, mux, master: None }
+        Self { dest, ssh, mux: mux_path(lock_dir, veid, std::process::id()), master: None }
     }
 
     /// Opens the shared connection; a DEST that cannot be reached is said here, in one line.
@@ -55,6 +54,18 @@ impl<'a> Remote<'a> {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+/// The master's socket: in LOCKDIR (root's), unless that path is too long for a unix
+/// socket (108 bytes with its NUL), then in /run.
+fn mux_path(lock_dir: &Path, veid: u32, pid: u32) -> PathBuf {
+    let name = format!(".ssh-mux-{veid}-{pid}");
+    let there = lock_dir.join(&name);
+    if there.as_os_str().len() < 100 {
+        there
+    } else {
+        Path::new("/run").join(format!("vzmigrate{name}"))
     }
 }
 
@@ -216,5 +227,19 @@ impl Remote<'_> {
         target.push(quote(&to.to_string_lossy()));
         cmd.arg(from).arg(target);
         self.run(cmd, Feed::Null, LONG).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mux_socket_path_fits_a_unix_socket() {
+        assert_eq!(mux_path(Path::new("/vz/lock"), 101, 7), Path::new("/vz/lock/.ssh-mux-101-7"));
+        let long = Path::new("/srv").join("x".repeat(120));
+        let p = mux_path(&long, 4294967295, 4194304);
+        assert_eq!(p, Path::new("/run/vzmigrate.ssh-mux-4294967295-4194304"));
+        assert!(p.as_os_str().len() < 108);
     }
 }
