@@ -134,6 +134,18 @@ fn bad_checkpoint_input_is_one_line_and_changes_nothing() {
     );
     assert_eq!(env.ok(&["status", "101"]).trim(), "VEID 101 exist unmounted down");
     assert!(env.cg().procs(101).is_empty());
+    // A migration's dump whose pre-copy rounds are not beside it.
+    let unpacked = env.dir.join("dump/unpacked");
+    std::fs::create_dir_all(&unpacked).expect("mkdir");
+    let tar = |args: &[&str]| assert!(std::process::Command::new("tar").args(args).status().expect("tar").success());
+    tar(&["--zstd", "-xf", other.to_str().unwrap(), "-C", unpacked.to_str().unwrap()]);
+    let meta = unpacked.join("meta.conf");
+    let text = std::fs::read_to_string(&meta).expect("meta.conf");
+    std::fs::write(&meta, format!("{text}PRECOPY=\"2\"\n")).expect("write meta.conf");
+    let rounds = env.dir.join("dump/rounds");
+    tar(&["--zstd", "-cf", rounds.to_str().unwrap(), "-C", unpacked.to_str().unwrap(), "."]);
+    env.vzctl(&["restore", "102", "--dumpfile", rounds.to_str().unwrap()]).one_line_error("vzctl", 21, "pre-copy");
+    assert_eq!(env.ok(&["status", "102"]).trim(), "VEID 102 exist unmounted down");
     // The right one comes back under OpenVZ's other name for restore.
     env.ok(&["resume", "102", "--dumpfile", other.to_str().unwrap()]);
     assert_eq!(env.ok(&["status", "102"]).trim(), "VEID 102 exist mounted running");
