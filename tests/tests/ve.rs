@@ -160,6 +160,23 @@ fn vzlist_formats() {
     let t = env.vzlist(&["-H", "-o", "ctid,numtcpsock.b,numothersock.l"]).stdout;
     assert_eq!(t.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["101", "360", "360"], "{t}");
     env.vzlist(&["-o", "bogus"]).one_line_error("vzlist", 21, "'bogus'");
+    // OpenVZ's filters: shell patterns on hostname (-h), name (-N) and description (-d).
+    env.ok(&["set", "101", "--description", "web server", "--save"]);
+    assert_eq!(env.vzlist(&["-a", "-1", "-h", "a*"]).stdout, "102\n");
+    assert_eq!(env.vzlist(&["-a", "-1", "-h", "[bc].test"]).stdout, "101\n103\n");
+    assert_eq!(env.vzlist(&["-1", "-h", "[bc].test"]).stdout, "101\n", "running ones only without -a");
+    assert_eq!(env.vzlist(&["-a", "-1", "-N", "*"]).stdout, "103\n", "only 103 has a name");
+    assert_eq!(env.vzlist(&["-a", "-1", "-d", "web *"]).stdout, "101\n");
+    assert_eq!(env.vzlist(&["-a", "-1", "-h", "*", "-d", "db*"]).stdout, "");
+    // -L lists every field -o takes.
+    let fields = env.vzlist(&["-L"]).stdout;
+    for f in ["ctid", "hostname", "numproc", "numproc.b", "privvmpages.f", "diskspace.h"] {
+        assert!(fields.lines().any(|l| l == f), "{f} not in -L: {fields}");
+    }
+    let all = fields.lines().collect::<Vec<_>>().join(",");
+    let o = env.vzlist(&["-a", "-H", "-o", &all]);
+    assert_eq!(o.code, 0, "every -L field is taken by -o: {}", o.stderr);
+    assert!(env.vzlist(&["--help"]).stdout.contains("--hostname"), "--help (-h is the hostname filter)");
     // The admin's loop over running VEs.
     let o = Command::new("sh")
         .args([

@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod criu;
 pub mod disk;
 pub mod given;
+pub mod glob;
 pub mod idmap;
 pub mod io;
 pub mod kind;

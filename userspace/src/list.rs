@@ -296,6 +296,21 @@ pub fn default_fields(show_name: bool) -> Vec<Field> {
     names.iter().filter_map(|n| Field::parse(n).ok()).collect()
 }
 
+/// Every field `-o` takes, as `vzlist -L` lists them.
+pub fn field_names() -> Vec<String> {
+    let mut v: Vec<String> = PLAIN.iter().map(|p| p.0.to_string()).collect();
+    for r in crate::ubc::ALL {
+        v.extend(["", ".m", ".b", ".l", ".f"].map(|c| format!("{}{c}", r.name)));
+    }
+    v
+}
+
+/// `-h`, `-N`, `-d`: the VEs whose `key` (HOSTNAME, NAME, DESCRIPTION) matches a shell
+/// pattern; a VE without one matches none.
+pub fn matching(rows: Vec<VeRow>, key: &str, pattern: &str) -> Vec<VeRow> {
+    rows.into_iter().filter(|r| r.conf.get(key).is_some_and(|v| crate::glob::matches(pattern, v.trim()))).collect()
+}
+
 /// Which VEs `vzlist` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Filter {

@@ -9,8 +9,23 @@ use vz::{
 };
 
 #[derive(Parser, Debug)]
-#[command(name = "vzlist", version, about = "List Virtual Environments")]
+#[command(name = "vzlist", version, about = "List Virtual Environments", disable_help_flag = true)]
 struct Cli {
+    /// Print help (-h is OpenVZ's hostname filter).
+    #[arg(long = "help", action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    /// List the fields -o and -s take, one per line.
+    #[arg(short = 'L', long = "list")]
+    list: bool,
+    /// Only VEs whose hostname matches this shell pattern (e.g. 'web*').
+    #[arg(short = 'h', long = "hostname")]
+    hostname: Option<String>,
+    /// Only VEs whose name matches this shell pattern.
+    #[arg(short = 'N', long = "name_filter")]
+    name_filter: Option<String>,
+    /// Only VEs whose description matches this shell pattern.
+    #[arg(short = 'd', long = "description")]
+    description: Option<String>,
     /// All VEs, running or not.
     #[arg(short = 'a', long = "all")]
     all: bool,
@@ -58,6 +73,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
+    if cli.list {
+        return Ok(list::field_names().iter().map(|f| format!("{f}\n")).collect());
+    }
     let fields = match &cli.output {
         Some(o) => o.0.clone(),
         None => list::default_fields(cli.name),
@@ -132,6 +150,11 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         Filter::Running
     };
     let mut rows = list::filter(rows, filter);
+    for (key, pattern) in [("HOSTNAME", &cli.hostname), ("NAME", &cli.name_filter), ("DESCRIPTION", &cli.description)] {
+        if let Some(p) = pattern {
+            rows = list::matching(rows, key, p);
+        }
+    }
     if let Some(key) = &cli.sort {
         list::sort(&mut rows, key);
     }
