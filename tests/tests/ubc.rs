@@ -36,9 +36,12 @@ fn fork_bomb_is_contained_by_numproc() {
     // When the bomb ends the VE recovers: held back to what it was, and it can fork.
     wait_until("numproc held back to base", || row(&env, "101", "numproc")[0] <= base + 1);
     assert_eq!(env.ok(&["exec2", "101", "echo alive"]), "alive\n");
-    // vzubc -c lists the row that failed.
+    // vzubc -q (OpenVZ's quiet) lists the row that failed, -c paints it red.
+    let q = vz_tests::Out::of(env.cmd("vzubc", &["-q", "101"]).output().unwrap());
+    assert!(q.stdout.lines().any(|l| l.contains("numproc")) && !q.stdout.contains("numtcpsock"), "{}", q.stdout);
     let c = vz_tests::Out::of(env.cmd("vzubc", &["-c", "101"]).output().unwrap());
-    assert!(c.stdout.lines().any(|l| l.contains("numproc")) && !c.stdout.contains("numtcpsock"), "{}", c.stdout);
+    let red = c.stdout.lines().find(|l| l.contains("numproc")).unwrap_or_default().to_string();
+    assert!(red.starts_with("\x1b[31m") && c.stdout.contains("numtcpsock"), "{}", c.stdout);
     env.ok(&["stop", "--fast", "101"]);
 }
 

@@ -66,39 +66,70 @@ pub fn finish(prog: &str, r: Result<(), crate::Error>) -> ExitCode {
 
 pub use crate::ubc::UbcArgs;
 
-/// Prints beancounter rows as /proc/user_beancounters does; `mechanism` adds a column
-/// naming what counts and refuses each row.
-pub fn print_ubc(report: &[(u32, Vec<crate::ve::Row>)], only_problems: bool, mechanism: bool) {
-    let rows: Vec<(u32, Vec<crate::ubc::UbcRow>)> = report
+/// How `vzubc` (and `vzctl ubc`) shows beancounters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UbcView {
+    /// `-q` (OpenVZ's quiet): only rows that failed or are near their barrier.
+    pub quiet: bool,
+    /// `-c` (OpenVZ's color): failed rows red, rows near their barrier yellow.
+    pub color: bool,
+    /// `-m`: a column naming what counts and refuses each row.
+    pub mechanism: bool,
+}
+
+/// Prints beancounter rows as /proc/user_beancounters does.
+pub fn print_ubc(report: &[(u32, Vec<crate::ve::Row>)], view: UbcView) {
+    print!("{}", render_ubc(report, view));
+}
+
+fn render_ubc(report: &[(u32, Vec<crate::ve::Row>)], view: UbcView) -> String {
+    let shown: Vec<(u32, Vec<&crate::ve::Row>)> = report
         .iter()
-        .map(|(v, rows)| (*v, rows.iter().filter(|r| !only_problems || problem(&r.row)).map(|r| r.row).collect()))
-        .filter(|(_, r): &(u32, Vec<_>)| !r.is_empty() || !only_problems)
+        .map(|(v, rows)| (*v, rows.iter().filter(|r| !view.quiet || failed(&r.row) || near(&r.row)).collect()))
+        .filter(|(_, r): &(u32, Vec<_>)| !r.is_empty() || !view.quiet)
         .collect();
-    let text = crate::ubc::format_report(&rows);
-    if !mechanism {
-        print!("{text}");
-        return;
-    }
+    let plain: Vec<(u32, Vec<crate::ubc::UbcRow>)> =
+        shown.iter().map(|(v, rows)| (*v, rows.iter().map(|r| r.row).collect())).collect();
+    let text = crate::ubc::format_report(&plain);
     let mut lines = text.lines();
-    if let Some(v) = lines.next() {
-        println!("{v}");
+    let mut out = String::new();
+    for _ in 0..2 {
+        if let Some(l) = lines.next() {
+            out.push_str(l);
+            if view.mechanism && l.contains("resource") {
+                out.push_str("  mechanism");
+            }
+            out.push('\n');
+        }
     }
-    if let Some(h) = lines.next() {
-        println!("{h}  mechanism");
+    for (l, r) in lines.zip(shown.iter().flat_map(|(_, rows)| rows.iter())) {
+        let mut line = l.to_string();
+        if view.mechanism {
+            line = format!("{line}  {}", r.mechanism.label());
+        }
+        out.push_str(&if view.color { paint(&line, &r.row) } else { line });
+        out.push('\n');
     }
-    let mechs = report
-        .iter()
-        .flat_map(|(_, rows)| rows.iter().filter(|r| !only_problems || problem(&r.row)).map(|r| r.mechanism.label()));
-    for (l, m) in lines.zip(mechs) {
-        println!("{l}  {m}");
+    out
+}
+
+/// A row's line in red if it failed, yellow if near its barrier (ANSI, as OpenVZ's vzubc -c).
+fn paint(line: &str, r: &crate::ubc::UbcRow) -> String {
+    match (failed(r), near(r)) {
+        (true, _) => format!("\x1b[31m{line}\x1b[0m"),
+        (false, true) => format!("\x1b[33m{line}\x1b[0m"),
+        _ => line.to_string(),
     }
 }
 
-/// `vzubc -c`: rows that failed or are within 10 % of their barrier.
-pub fn problem(r: &crate::ubc::UbcRow) -> bool {
-    let b = r.limit.barrier;
+fn failed(r: &crate::ubc::UbcRow) -> bool {
     r.usage.failcnt > 0
-        || (b > 0 && b < vz_common::UB_UNLIMITED && r.usage.held.saturating_mul(10) >= b.saturating_mul(9))
+}
+
+/// Held within 10 % of a real barrier.
+fn near(r: &crate::ubc::UbcRow) -> bool {
+    let b = r.limit.barrier;
+    b > 0 && b < vz_common::UB_UNLIMITED && r.usage.held.saturating_mul(10) >= b.saturating_mul(9)
 }
 
 #[cfg(test)]
@@ -182,5 +213,35 @@ mod tests {
         let (line, code) = error_line(&set(&["101", "--no-such-flag"]).unwrap_err());
         assert_eq!(code, crate::exit::INVALID_PARAMETER_SYNTAX);
         assert!(line.contains("--no-such-flag"), "{line}");
+    }
+    #[test]
+    fn vzubc_quiet_keeps_failed_and_near_rows_and_color_marks_them() {
+        use crate::ubc::{Mechanism, Resource, UbcRow};
+        use vz_common::{UbcLimit, UbcUsage};
+        let row = |name: &str, held: u64, barrier: u64, failcnt: u64| crate::ve::Row {
+            row: UbcRow {
+                resource: Resource::by_name(name).unwrap(),
+                usage: UbcUsage { held, maxheld: held, failcnt },
+                limit: UbcLimit { barrier, limit: barrier },
+            },
+            mechanism: Mechanism::Pids,
+        };
+        let report = vec![
+            (101, vec![row("numproc", 40, 40, 3), row("numtcpsock", 10, 360, 0), row("numfile", 95, 100, 0)]),
+            (102, vec![row("numproc", 1, 40, 0)]),
+        ];
+        let all = render_ubc(&report, UbcView::default());
+        assert_eq!(all.lines().count(), 2 + 4, "{all}");
+        assert!(!all.contains('\x1b'), "no color unless asked: {all}");
+        let quiet = render_ubc(&report, UbcView { quiet: true, ..Default::default() });
+        let names: Vec<&str> = quiet.lines().skip(2).map(|l| l.split_whitespace().rev().nth(5).unwrap()).collect();
+        assert_eq!(names, ["numproc", "numfile"], "{quiet}");
+        assert!(!quiet.contains("102:"), "a VE with nothing to say is left out: {quiet}");
+        let color = render_ubc(&report, UbcView { color: true, mechanism: true, ..Default::default() });
+        let lines: Vec<&str> = color.lines().collect();
+        assert!(lines[1].ends_with("mechanism") && !lines[1].contains('\x1b'), "{color}");
+        assert!(lines[2].starts_with("\x1b[31m") && lines[2].contains("numproc"), "failed: red: {color}");
+        assert!(!lines[3].contains('\x1b'), "far from its barrier: plain: {color}");
+        assert!(lines[4].starts_with("\x1b[33m") && lines[4].contains("numfile"), "near: yellow: {color}");
     }
 }

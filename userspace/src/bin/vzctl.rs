@@ -198,9 +198,12 @@ struct IoschedCmd {
 struct UbcCmd {
     #[arg(required = true)]
     veids: Vec<vz::ve::VeRef>,
-    /// Only rows that failed or are within 10 % of their barrier.
-    #[arg(short = 'c')]
-    problems: bool,
+    /// Quiet: only rows that failed or are within 10 % of their barrier (as vzubc -q).
+    #[arg(short = 'q', long = "quiet")]
+    quiet: bool,
+    /// Color: rows that failed in red, rows within 10 % of their barrier in yellow.
+    #[arg(short = 'c', long = "color")]
+    color: bool,
     /// Add a column naming what counts and refuses each row.
     #[arg(short = 'm', long)]
     mechanism: bool,
@@ -353,7 +356,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 cg.ve_id(veid)?;
                 report.push((veid, vz.ubc_rows(veid, Some(&bpf))?));
             }
-            vz::cli::print_ubc(&report, c.problems, c.mechanism);
+            vz::cli::print_ubc(&report, vz::cli::UbcView { quiet: c.quiet, color: c.color, mechanism: c.mechanism });
             Ok(0)
         }
     }

@@ -7,9 +7,12 @@ use vz::{config::Paths, Bpf, Vz};
 #[derive(Parser, Debug)]
 #[command(name = "vzubc", version, about = "Show user beancounters of running VEs")]
 struct Cli {
-    /// Only rows that failed or are within 10 % of their barrier.
-    #[arg(short = 'c', long = "color-or-changed")]
-    problems: bool,
+    /// Quiet: only rows that failed or are within 10 % of their barrier.
+    #[arg(short = 'q', long = "quiet")]
+    quiet: bool,
+    /// Color: rows that failed in red, rows within 10 % of their barrier in yellow.
+    #[arg(short = 'c', long = "color")]
+    color: bool,
     /// Add a column naming what counts and refuses each row.
     #[arg(short = 'm', long)]
     mechanism: bool,
@@ -33,6 +36,6 @@ fn run(cli: &Cli) -> Result<(), vz::Error> {
     for veid in veids {
         report.push((veid, vz.ubc_rows(veid, bpf.as_ref())?));
     }
-    vz::cli::print_ubc(&report, cli.problems, cli.mechanism);
+    vz::cli::print_ubc(&report, vz::cli::UbcView { quiet: cli.quiet, color: cli.color, mechanism: cli.mechanism });
     Ok(())
 }
