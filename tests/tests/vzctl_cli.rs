@@ -72,3 +72,31 @@ fn kernel_without_bpf_is_reported_plainly() {
     assert_eq!(env.ok(&["status", "101"]), "VEID 101 exist mounted running\n");
     env.ok(&["stop", "--fast", "101"]);
 }
+
+/// A VE another vzctl works on: a command waits LOCK_WAIT seconds, then stops with OpenVZ's
+/// "locked" (exit 9) naming the holder, having changed nothing; `--skiplock` goes ahead.
+#[test]
+fn a_locked_ve_exits_9_after_lock_wait_and_skiplock_goes_ahead() {
+    use std::os::fd::AsRawFd as _;
+    let env = VzEnv::new("lockwait");
+    env.ok(&["create", "101"]);
+    let conf = env.dir.join("conf/vz.conf");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, format!("{text}LOCK_WAIT=\"1\"\n")).unwrap();
+    let lock = std::fs::OpenOptions::new().read(true).write(true).open(env.dir.join("lock/101.lck")).unwrap();
+    // SAFETY: flock on our own open file (the test holds the VE's lock, as a vzctl would).
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    std::fs::write(env.dir.join("lock/101.lck"), format!("{}\n", std::process::id())).unwrap();
+    let before = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    let o = env.vzctl(&["set", "101", "--cpuunits", "2000", "--save"]);
+    o.one_line_error("vzctl", 9, "locked");
+    assert!(o.stderr.contains(&format!("pid {}", std::process::id())), "names the holder: {o:?}");
+    assert_eq!(std::fs::read_to_string(env.conf_path(101)).unwrap(), before, "changed while locked");
+    let o = env.vzctl(&["--skiplock", "set", "101", "--cpuunits", "2000", "--save"]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(std::fs::read_to_string(env.conf_path(101)).unwrap().contains("CPUUNITS=\"2000\""));
+    // The holder's pid is still written for the next waiter.
+    assert_eq!(std::fs::read_to_string(env.dir.join("lock/101.lck")).unwrap().trim(), std::process::id().to_string());
+    drop(lock);
+    env.ok(&["set", "101", "--cpuunits", "1000", "--save"]);
+}

@@ -252,6 +252,9 @@ pub struct Paths {
     pub local_uid: u32,
     pub local_gid: u32,
     pub stop_timeout: u32,
+    /// LOCK_WAIT: how long a command waits for a VE another vzctl works on before it
+    /// gives up with OpenVZ's "locked" (exit 9), in seconds.
+    pub lock_wait: u32,
     /// DCACHE_ACCOUNTING: count dcachesize with tracepoints on every slab allocation
     /// (`VZ_DCACHE_ACCOUNTING`); off by default for its cost.
     pub dcache_accounting: bool,
@@ -282,6 +285,7 @@ impl Default for Paths {
             local_uid: 100000,
             local_gid: 100000,
             stop_timeout: 10,
+            lock_wait: 60,
             dcache_accounting: false,
             ve_layout: "simfs".into(),
             dump_dir: "/vz/dump".into(),
@@ -329,6 +333,7 @@ impl Paths {
                 "LOCAL_UID" => p.local_uid = parse_num(key, value)?,
                 "LOCAL_GID" => p.local_gid = parse_num(key, value)?,
                 "STOP_TIMEOUT" => p.stop_timeout = parse_num(key, value)?,
+                "LOCK_WAIT" => p.lock_wait = parse_num(key, value)?,
                 "DCACHE_ACCOUNTING" => p.dcache_accounting = parse_yes_no(key, value)?,
                 "VE_LAYOUT" => p.ve_layout = value.trim().into(),
                 "DUMPDIR" => p.dump_dir = value.trim().into(),

@@ -35,10 +35,10 @@ impl LockError {
     }
 }
 
-/// Held for the life of the value.
+/// Held for the life of the value (unless skipped: `--skiplock`).
 #[derive(Debug)]
 pub struct VeLock {
-    file: fs::File,
+    file: Option<fs::File>,
     pub path: PathBuf,
 }
 
@@ -59,7 +59,12 @@ impl VeLock {
         // Who holds it, for those who wait (best effort: the lock is the flock).
         let _ = file.set_len(0);
         let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
-        Self { file, path }
+        Self { file: Some(file), path }
+    }
+
+    /// A lock not taken (`--skiplock`): another vzctl may hold it; its pid stays written.
+    pub fn skipped(lock_dir: &Path, veid: u32) -> Self {
+        Self { file: None, path: Self::path_of(lock_dir, veid) }
     }
 
     /// Waits for and takes the VE's lock.
@@ -104,7 +109,9 @@ impl VeLock {
 
 impl Drop for VeLock {
     fn drop(&mut self) {
-        let _ = self.file.set_len(0);
+        if let Some(f) = &self.file {
+            let _ = f.set_len(0);
+        }
     }
 }
 

@@ -13,6 +13,10 @@ struct Cli {
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Do not take the VE's lock (OpenVZ's; for a lock a stuck vzctl holds: nothing then
+    /// keeps two commands on the VE apart).
+    #[arg(long, global = true)]
+    skiplock: bool,
     #[command(subcommand)]
     cmd: Command,
 }
@@ -246,7 +250,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<i32, Error> {
-    let vz = Vz::new(Paths::load()?)?;
+    let mut vz = Vz::new(Paths::load()?)?;
+    vz.skip_lock = cli.skiplock;
+    let vz = vz;
     let id = |r: &vz::ve::VeRef| vz.resolve(r);
     match &cli.cmd {
         Command::VeInit { .. } => Ok(exit::INVALID_PARAMETER_SYNTAX),

@@ -261,12 +261,15 @@ pub struct Vz {
     pub cg: Box<dyn Cgroups>,
     /// Where host mounts and step points go (the test seam).
     pub sys: Box<dyn Syscall>,
+    /// `--skiplock` (OpenVZ's): commands do not take the VE's lock. The admin's escape
+    /// from a lock held by a stuck vzctl; nothing then keeps two commands apart.
+    pub skip_lock: bool,
 }
 
 impl Vz {
     pub fn new(paths: Paths) -> Result<Self, VeError> {
         let cg = cgroup::detect_anchored(&paths.cgroup_parent, &paths.lock_dir.join("cgroup-anchor"))?;
-        Ok(Self { paths, cg, sys: crate::sys::syscall::create_syscall() })
+        Ok(Self { paths, cg, sys: crate::sys::syscall::create_syscall(), skip_lock: false })
     }
 
     /// A named point between two steps of a verb, where a test makes it fail or die
@@ -281,8 +284,20 @@ impl Vz {
 
     /// Takes the VE's lock, then repairs what a vzctl killed half-way through a create or
     /// a start left (it held this lock, so it is dead now).
+    /// Waits LOCK_WAIT seconds at most: then the VE is "locked" (exit 9), naming the
+    /// vzctl that holds it. With --skiplock nothing is taken, and nothing repaired (the
+    /// holder may be at work).
     pub fn lock(&self, veid: u32) -> Result<VeLock, VeError> {
-        let l = VeLock::take(&self.paths.lock_dir, veid)?;
+        let dir = &self.paths.lock_dir;
+        if self.skip_lock {
+            warn!(veid, "--skiplock: the container's lock is not taken");
+            return Ok(VeLock::skipped(dir, veid));
+        }
+        let wait = Duration::from_secs(self.paths.lock_wait.into());
+        let Some(l) = VeLock::take_within(dir, veid, wait)? else {
+            let holder = VeLock::holder(dir, veid);
+            return Err(crate::lock::LockError::Busy { veid, holder, secs: wait.as_secs() }.into());
+        };
         self.repair(veid);
         Ok(l)
     }
