@@ -168,6 +168,20 @@ fn vzlist_formats() {
     assert_eq!(env.vzlist(&["-a", "-1", "-N", "*"]).stdout, "103\n", "only 103 has a name");
     assert_eq!(env.vzlist(&["-a", "-1", "-d", "web *"]).stdout, "101\n");
     assert_eq!(env.vzlist(&["-a", "-1", "-h", "*", "-d", "db*"]).stdout, "");
+    // -j without -o: every field, addresses as a list, yes/no as booleans.
+    env.ok(&["set", "101", "--ipadd", "10.77.0.1", "--ipadd", "10.77.0.2", "--onboot", "yes", "--save"]);
+    let j = env.vzlist(&["-j", "101"]).stdout;
+    for want in [
+        "\"ip\": [\"10.77.0.1\", \"10.77.0.2\"]",
+        "\"onboot\": true",
+        "\"hostname\": \"b.test\"",
+        "\"numproc\": {\"held\": ",
+        "\"diskspace.h\": ",
+        "\"layout\": \"simfs\"",
+    ] {
+        assert!(j.contains(want), "{want} not in {j}");
+    }
+    assert!(env.vzlist(&["-j", "-o", "ctid,ip", "103"]).stdout.contains("\"ip\": []"));
     // -L lists every field -o takes.
     let fields = env.vzlist(&["-L"]).stdout;
     for f in ["ctid", "hostname", "numproc", "numproc.b", "privvmpages.f", "diskspace.h"] {

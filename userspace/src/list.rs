@@ -412,6 +412,23 @@ pub fn ids(rows: &[VeRow]) -> String {
 
 /// `vzlist -j`: a JSON array of objects. Beancounters are objects with held, maxheld,
 /// barrier, limit and failcnt, whichever of their columns was asked for.
+/// A plain field in JSON, typed as OpenVZ's `vzlist -j` types it: the addresses a list,
+/// yes/no settings booleans.
+fn plain_json(f: &Field, r: &VeRow) -> String {
+    match f.name().as_str() {
+        "ip" => {
+            let ips = r.conf.get("IP_ADDRESS").unwrap_or("");
+            format!("[{}]", ips.split_whitespace().map(json_str).collect::<Vec<_>>().join(", "))
+        }
+        "onboot" => match r.conf.get("ONBOOT").map(str::trim) {
+            Some("yes") => "true".into(),
+            Some("no") => "false".into(),
+            _ => "null".into(),
+        },
+        _ => f.value(r).json(),
+    }
+}
+
 pub fn json(rows: &[VeRow], fields: &[Field]) -> String {
     let mut out = String::from("[");
     for (i, r) in rows.iter().enumerate() {
@@ -420,7 +437,7 @@ pub fn json(rows: &[VeRow], fields: &[Field]) -> String {
         let mut first = true;
         for f in fields {
             let (key, val) = match f {
-                Field::Plain(_) => (f.name(), f.value(r).json()),
+                Field::Plain(_) => (f.name(), plain_json(f, r)),
                 Field::Ubc(res, _) => {
                     if !seen.insert(res.name) {
                         continue;

@@ -78,6 +78,8 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     }
     let fields = match &cli.output {
         Some(o) => o.0.clone(),
+        // OpenVZ's -j without -o: every field.
+        None if cli.json => list::field_names().iter().filter_map(|n| list::Field::parse(n).ok()).collect(),
         None => list::default_fields(cli.name),
     };
     let vz = Vz::new(Paths::load()?)?;
