@@ -212,7 +212,9 @@ fn bad_input_is_refused_and_changes_nothing() {
     let env = VzEnv::new("badve");
     env.vzctl(&["create", "100"]).one_line_error("vzctl", 21, "invalid VEID '100'");
     env.vzctl(&["create", "abc"]).one_line_error("vzctl", 21, "invalid VEID 'abc'");
-    env.vzctl(&["create", "101", "--ostemplate", "nosuch"]).one_line_error("vzctl", 47, "'nosuch'");
+    let o = env.vzctl(&["create", "101", "--ostemplate", "nosuch"]);
+    o.one_line_error("vzctl", 47, "'nosuch'");
+    assert!(o.stderr.contains("'vzpkg list'"), "names a command that exists: {o:?}");
     assert!(!env.conf_path(101).exists() && !env.private(101).exists(), "a failed create left files");
     env.vzctl(&["create", "101", "--config", "nosample"]).one_line_error("vzctl", 21, "'nosample'");
     env.vzctl(&["start", "101"]).one_line_error("vzctl", 14, "Container 101 does not exist");

@@ -25,7 +25,7 @@ pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("OS template '{name}' not found: no {dir}/{name}.tar.gz or .tar.zst (see 'vzctl template list')")]
+    #[error("OS template '{name}' not found: no {dir}/{name}.tar.gz or .tar.zst ('vzpkg list' shows the cached ones, 'vzpkg create --type debian' builds debian-12-minbase)")]
     Unknown { name: String, dir: PathBuf },
     #[error("invalid template name '{0}': use letters, digits, '.', '_' and '-'")]
     BadName(String),
