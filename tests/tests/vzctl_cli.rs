@@ -100,3 +100,56 @@ fn a_locked_ve_exits_9_after_lock_wait_and_skiplock_goes_ahead() {
     drop(lock);
     env.ok(&["set", "101", "--cpuunits", "1000", "--save"]);
 }
+
+/// Man pages and bash completion come from the commands' own definitions: the pages render
+/// with man(1) and name the options, hidden commands have none, and bash completes verbs
+/// and this node's VEIDs and names.
+#[test]
+fn man_pages_render_and_bash_completes_verbs_and_veids() {
+    let env = VzEnv::new("docs");
+    env.ok(&["create", "101"]);
+    env.ok(&["create", "102", "--name", "webby"]);
+    let dir = env.dir.join("man");
+    let o = Command::new(bin("vzctl")).env("VZ_GENERATE", format!("man:{}", dir.display())).output().unwrap();
+    assert!(o.status.success(), "{o:?}");
+    for page in ["vzctl.8", "vzctl-set.8", "vzctl-chkpnt.8"] {
+        assert!(dir.join(page).is_file(), "{page} not made");
+    }
+    assert!(!dir.join("vzctl-__migrate-accept.8").exists(), "a page for a hidden command");
+    let text = Command::new("man")
+        .arg("-l")
+        .arg(dir.join("vzctl-set.8"))
+        .env("MANPAGER", "cat")
+        .env("COLUMNS", "200")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("--cpuunits") && text.contains("--save"), "rendered page: {text}");
+    let o = Command::new(bin("vzctl")).env("VZ_GENERATE", "bash").output().unwrap();
+    let script = env.dir.join("vzctl.bash");
+    std::fs::write(&script, &o.stdout).unwrap();
+    let complete = |words: &str| -> String {
+        let sh = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMP_LINE=\"${{COMP_WORDS[*]}}\"; \
+             COMP_POINT=${{#COMP_LINE}}; _vzbpf_vzctl vzctl \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let path =
+            format!("{}:{}", bin("vzlist").parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+        let o = Command::new("bash")
+            .args(["-c", &sh])
+            .env("PATH", path)
+            .env("VZ_CONF_DIR", env.dir.join("conf"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let verbs = complete("vzctl st");
+    assert!(["start", "stop", "status"].iter().all(|v| verbs.lines().any(|l| l == *v)), "{verbs}");
+    let ves = complete("vzctl start ''");
+    assert!(["101", "102", "webby"].iter().all(|v| ves.lines().any(|l| l == *v)), "{ves}");
+    let ves = complete("vzctl start we");
+    assert_eq!(ves.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>(), ["webby"], "{ves}");
+}

@@ -8,6 +8,16 @@ use clap::{error::ErrorKind, Parser};
 /// Installs the console as where the library's progress and warnings go.
 pub fn parse<T: Parser>(prog: &str) -> Result<T, ExitCode> {
     crate::report::install(Box::new(crate::report::Console));
+    // Man pages and completions, for the installer (see docs.rs).
+    if let Some(what) = std::env::var_os("VZ_GENERATE") {
+        return Err(match crate::docs::generate(T::command(), prog, &what.to_string_lossy(), &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{prog}: {e}");
+                ExitCode::from(crate::exit::INVALID_PARAMETER_VALUE as u8)
+            }
+        });
+    }
     match T::try_parse() {
         Ok(c) => Ok(c),
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod cpu;
 pub mod criu;
 pub mod disk;
+pub mod docs;
 pub mod given;
 pub mod glob;
 pub mod idmap;

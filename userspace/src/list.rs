@@ -591,8 +591,12 @@ mod tests {
         let f = parse_fields("ctid,status,hostname,ip,numtcpsock.b,numtcpsock").unwrap();
         assert_eq!(
             json(&rows, &f),
-            "[\n  {\"ctid\": 101, \"status\": \"running\", \"hostname\": \"h\\\"q\", \"ip\": null, \"numtcpsock\": {\"held\": 3, \"maxheld\": 5, \"barrier\": 80, \"limit\": 90, \"failcnt\": 1}}\n]\n"
+            "[\n  {\"ctid\": 101, \"status\": \"running\", \"hostname\": \"h\\\"q\", \"ip\": [], \"numtcpsock\": {\"held\": 3, \"maxheld\": 5, \"barrier\": 80, \"limit\": 90, \"failcnt\": 1}}\n]\n"
         );
         assert_eq!(json(&[], &f), "[]\n");
+        // Addresses a list, yes/no a boolean (OpenVZ's vzlist -j).
+        let rows = vec![row(102, false, "IP_ADDRESS=\"10.0.0.1 10.0.0.2\"\nONBOOT=\"yes\"\n")];
+        let f = parse_fields("ip,onboot").unwrap();
+        assert_eq!(json(&rows, &f), "[\n  {\"ip\": [\"10.0.0.1\", \"10.0.0.2\"], \"onboot\": true}\n]\n");
     }
 }

@@ -72,6 +72,8 @@ const BASE_PACKAGES: &[&str] = &[
     "zstd",
     // vzmigrate and its tests: the ssh client (the server is unpacked for the tests only).
     "openssh-client",
+    // The man pages the main job installs are read with man(1) (and tested so).
+    "man-db",
     // The numiptent tests write rules into a VE's network namespace.
     "nftables",
     "iptables",
@@ -537,8 +539,10 @@ fn bench() -> Result<()> {
     run(&mut Command::new(root().join("target/release/vz-bench")), true)
 }
 
-/// Where `run` installs the binaries.
+/// Where `run` installs the binaries, their man pages and bash completions.
 const INSTALL_DIR: &str = "/usr/local/sbin";
+const MAN_DIR: &str = "/usr/local/share/man/man8";
+const COMPLETIONS_DIR: &str = "/usr/local/share/bash-completion/completions";
 
 /// The main job: install vzctl, vzlist and vzpkg, create VE 101 from the built-in default
 /// template if it does not exist, start it if it is not running, and show it as an admin
@@ -546,13 +550,27 @@ const INSTALL_DIR: &str = "/usr/local/sbin";
 fn demo() -> Result<()> {
     setup()?;
     build(true)?;
-    for b in ["vzctl", "vzlist", "vzubc", "vzeventd", "vznetstat", "vzpkg", "vzstat", "vzmigrate"] {
+    let bins = ["vzctl", "vzlist", "vzubc", "vzeventd", "vznetstat", "vzpkg", "vzstat", "vzmigrate"];
+    fs::create_dir_all(COMPLETIONS_DIR)?;
+    for b in bins {
         let dest = Path::new(INSTALL_DIR).join(b);
         let tmp = dest.with_extension("new");
         fs::copy(root().join("target/release").join(b), &tmp).with_context(|| format!("install {}", dest.display()))?;
         fs::rename(&tmp, &dest)?;
+        // Man pages and completions from the binaries' own command definitions.
+        run(Command::new(&dest).env("VZ_GENERATE", format!("man:{MAN_DIR}")), false)?;
+        let o = Command::new(&dest).env("VZ_GENERATE", "bash").output()?;
+        if !o.status.success() {
+            bail!("{b}: bash completion: {}", String::from_utf8_lossy(&o.stderr).trim());
+        }
+        let file = Path::new(COMPLETIONS_DIR).join(b);
+        fs::write(file.with_extension("new"), &o.stdout)?;
+        fs::rename(file.with_extension("new"), &file)?;
     }
-    step(&format!("installed vzctl, vzlist, vzubc, vzeventd, vznetstat, vzpkg, vzstat, vzmigrate in {INSTALL_DIR}"));
+    step(&format!(
+        "installed {} in {INSTALL_DIR}, man pages in {MAN_DIR}, bash completions in {COMPLETIONS_DIR}",
+        bins.join(", ")
+    ));
     let vzctl = |args: &[&str]| -> Result<String> {
         println!("# vzctl {}", args.join(" "));
         let o = Command::new(Path::new(INSTALL_DIR).join("vzctl")).args(args).output()?;
