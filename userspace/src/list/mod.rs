@@ -1,10 +1,14 @@
 //! vzlist: fields, sorting and output formats (table, `-1`, JSON). Pure formatting over
 //! [`VeRow`]s, unit-tested without root.
-use std::{cmp::Ordering, collections::HashSet, fmt::Write as _};
+use std::{cmp::Ordering, fmt::Write as _};
 
 use vz_common::{VeLimits, VeUsage};
 
 use crate::{config::ConfFile, ubc::Resource, ve::Status};
+
+mod json;
+pub use json::json;
+use json::json_str;
 
 /// Everything vzlist knows about one VE.
 #[derive(Debug, Clone)]
@@ -63,23 +67,6 @@ impl Value {
             (a, b) => a.text().cmp(&b.text()),
         }
     }
-}
-
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
 }
 
 /// Plain fields: name, header, width (negative: left-aligned), config key.
@@ -408,60 +395,6 @@ pub fn table(rows: &[VeRow], fields: &[Field], header: bool) -> String {
 /// `vzlist -1`: VEIDs only.
 pub fn ids(rows: &[VeRow]) -> String {
     rows.iter().map(|r| format!("{}\n", r.veid)).collect()
-}
-
-/// `vzlist -j`: a JSON array of objects. Beancounters are objects with held, maxheld,
-/// barrier, limit and failcnt, whichever of their columns was asked for.
-/// A plain field in JSON, typed as OpenVZ's `vzlist -j` types it: the addresses a list,
-/// yes/no settings booleans.
-fn plain_json(f: &Field, r: &VeRow) -> String {
-    match f.name().as_str() {
-        "ip" => {
-            let ips = r.conf.get("IP_ADDRESS").unwrap_or("");
-            format!("[{}]", ips.split_whitespace().map(json_str).collect::<Vec<_>>().join(", "))
-        }
-        "onboot" => match r.conf.get("ONBOOT").map(str::trim) {
-            Some("yes") => "true".into(),
-            Some("no") => "false".into(),
-            _ => "null".into(),
-        },
-        _ => f.value(r).json(),
-    }
-}
-
-pub fn json(rows: &[VeRow], fields: &[Field]) -> String {
-    let mut out = String::from("[");
-    for (i, r) in rows.iter().enumerate() {
-        out.push_str(if i == 0 { "\n  {" } else { ",\n  {" });
-        let mut seen = HashSet::new();
-        let mut first = true;
-        for f in fields {
-            let (key, val) = match f {
-                Field::Plain(_) => (f.name(), plain_json(f, r)),
-                Field::Ubc(res, _) => {
-                    if !seen.insert(res.name) {
-                        continue;
-                    }
-                    let cols = ['h', 'm', 'b', 'l', 'f'];
-                    let names = ["held", "maxheld", "barrier", "limit", "failcnt"];
-                    let obj: Vec<String> = cols
-                        .iter()
-                        .zip(names)
-                        .map(|(c, n)| format!("\"{n}\": {}", Field::Ubc(res, *c).value(r).json()))
-                        .collect();
-                    (res.name.to_string(), format!("{{{}}}", obj.join(", ")))
-                }
-            };
-            if !first {
-                out.push_str(", ");
-            }
-            first = false;
-            let _ = write!(out, "{}: {val}", json_str(&key));
-        }
-        out.push('}');
-    }
-    out.push_str(if rows.is_empty() { "]\n" } else { "\n]\n" });
-    out
 }
 
 #[cfg(test)]
