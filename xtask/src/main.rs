@@ -543,6 +543,7 @@ fn bench() -> Result<()> {
 const INSTALL_DIR: &str = "/usr/local/sbin";
 const MAN_DIR: &str = "/usr/local/share/man/man8";
 const COMPLETIONS_DIR: &str = "/usr/local/share/bash-completion/completions";
+const UNIT_DIR: &str = "/etc/systemd/system";
 
 /// The main job: install vzctl, vzlist and vzpkg, create VE 101 from the built-in default
 /// template if it does not exist, start it if it is not running, and show it as an admin
@@ -571,6 +572,18 @@ fn demo() -> Result<()> {
         "installed {} in {INSTALL_DIR}, man pages in {MAN_DIR}, bash completions in {COMPLETIONS_DIR}",
         bins.join(", ")
     ));
+    // The node service (OpenVZ's vz): programs pinned and ONBOOT VEs started at boot.
+    let unit = Path::new(UNIT_DIR).join("vz.service");
+    fs::create_dir_all(UNIT_DIR)?;
+    fs::copy(root().join("dist/systemd/vz.service"), unit.with_extension("new"))?;
+    fs::rename(unit.with_extension("new"), &unit)?;
+    if Path::new("/run/systemd/system").is_dir() {
+        run(Command::new("systemctl").arg("daemon-reload"), false)?;
+        run(Command::new("systemctl").args(["enable", "vz.service"]), false)?;
+        step(&format!("installed and enabled {}", unit.display()));
+    } else {
+        step(&format!("installed {} (systemd is not running here: not enabled)", unit.display()));
+    }
     let vzctl = |args: &[&str]| -> Result<String> {
         println!("# vzctl {}", args.join(" "));
         let o = Command::new(Path::new(INSTALL_DIR).join("vzctl")).args(args).output()?;

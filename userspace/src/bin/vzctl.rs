@@ -82,6 +82,13 @@ enum Command {
     /// Internal (vzmigrate's destination side): restore a VE from the dump on stdin.
     #[command(name = "__migrate-restore", hide = true)]
     MigrateRestore { veid: u32 },
+    /// Internal (the vz.service unit): at boot load the programs and start ONBOOT VEs in
+    /// BOOTORDER; at shutdown stop every running VE in reverse.
+    #[command(name = "__node", hide = true)]
+    Node {
+        #[arg(value_parser = ["start", "stop"])]
+        how: String,
+    },
     /// Internal: stage 1 of a VE's init.
     #[command(name = "__ve-init", hide = true)]
     VeInit {
@@ -261,6 +268,14 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut text)
                 .map_err(|source| vz::config::ConfigError::Io { op: "read", path: "<stdin>".into(), source })?;
             print!("{}", vz.migrate_accept(*veid, *online, &text)?);
+            Ok(0)
+        }
+        Command::Node { how } => {
+            if how == "start" {
+                vz.node_start()?;
+            } else {
+                vz.node_stop()?;
+            }
             Ok(0)
         }
         Command::MigrateRestore { veid } => {

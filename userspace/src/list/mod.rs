@@ -80,6 +80,7 @@ const PLAIN: &[(&str, &str, i32, &str)] = &[
     ("name", "NAME", -10, "NAME"),
     ("ostemplate", "OSTEMPLATE", -20, "OSTEMPLATE"),
     ("onboot", "ONBOOT", -6, "ONBOOT"),
+    ("bootorder", "BOOTORDER", 9, "BOOTORDER"),
     ("description", "DESCRIPTION", -20, "DESCRIPTION"),
     ("private", "PRIVATE", -20, "VE_PRIVATE"),
     ("root", "ROOT", -20, "VE_ROOT"),

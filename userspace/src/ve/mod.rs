@@ -46,6 +46,7 @@ mod handle;
 mod ids;
 mod migrate;
 mod mount;
+mod node;
 mod opts;
 mod resources;
 mod run;

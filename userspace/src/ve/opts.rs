@@ -309,9 +309,12 @@ pub struct SetOpts {
     pub name: Option<String>,
     #[arg(long, value_parser = arg::text("description"))]
     pub description: Option<String>,
-    /// yes or no.
+    /// yes or no: started when the node boots (vz.service).
     #[arg(long, value_parser = arg::yes_no)]
     pub onboot: Option<bool>,
+    /// Boot order: higher starts first, stops last (OpenVZ's BOOTORDER).
+    #[arg(long, value_parser = clap::value_parser!(u32))]
+    pub bootorder: Option<u32>,
     #[command(flatten)]
     pub ubc: crate::ubc::UbcArgs,
     /// VSwap: RAM size (bytes with K M G T, or pages with P); derives physpages and more.
@@ -349,6 +352,7 @@ impl SetOpts {
             && self.name.is_none()
             && self.description.is_none()
             && self.onboot.is_none()
+            && self.bootorder.is_none()
             && self.ubc.0.is_empty()
             && self.ram.is_none()
             && self.swap.is_none()

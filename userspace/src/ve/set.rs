@@ -179,6 +179,9 @@ impl Vz {
         if let Some(o) = opts.onboot {
             p.key("ONBOOT", Some(if o { "yes" } else { "no" }.into()));
         }
+        if let Some(b) = opts.bootorder {
+            p.key("BOOTORDER", Some(b.to_string()));
+        }
         if !opts.nameserver.is_empty() {
             p.key("NAMESERVER", Some(opts.nameserver.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")));
             p.resolver = true;
