@@ -110,7 +110,17 @@ impl TwoNodes {
         // its own with both, and the sessions it starts go back to ours (ForceCommand), so
         // the destination's vzctl works on the same mounts as everything else here.
         let passwd = ssh.join("passwd");
-        let mut users = std::fs::read_to_string("/etc/passwd").expect("/etc/passwd");
+        // Root's shell is sh on this node: sshd runs each command through it, and this
+        // machine's root bashrc (pyenv init) would add ~100 ms to every remote command, a
+        // cost of this build machine's profile, not of a node.
+        let mut users: String = std::fs::read_to_string("/etc/passwd")
+            .expect("/etc/passwd")
+            .lines()
+            .map(|l| match l.strip_prefix("root:") {
+                Some(rest) => format!("root:{}:/bin/sh\n", rest.rsplit_once(':').map_or(rest, |r| r.0)),
+                None => format!("{l}\n"),
+            })
+            .collect();
         users.push_str("sshd:x:64999:65534::/run/sshd:/usr/sbin/nologin\n");
         std::fs::write(&passwd, users).expect("passwd");
         let np = dst.netns_pid().expect("node netns");
