@@ -280,14 +280,9 @@ impl Vz {
         let work = WorkDir::beside(&file, "restoring")?;
         let mut tar = std::process::Command::new("tar");
         // --no-overwrite-dir: the work directory keeps its own mode.
-        tar.arg("--no-overwrite-dir").arg("-C").arg(&work.0);
-        let feed = if streamed {
-            tar.args(["--zstd", "-xf", "-"]);
-            Feed::Inherit
-        } else {
-            tar.arg("--zstd").arg("-xf").arg(&file);
-            Feed::Null
-        };
+        tar.args(["--no-overwrite-dir", "--zstd", "-C"]).arg(&work.0).arg("-xf");
+        let feed = if streamed { Feed::Inherit } else { Feed::Null };
+        tar.arg(if streamed { Path::new("-") } else { file.as_path() });
         run_bounded(tar, feed, "unpack", None, file.clone())?;
         let ids = self.ve_ids(&ve.conf);
         let shm = work.0.join(SHM);
@@ -306,7 +301,7 @@ impl Vz {
             // the dump file; criu finds them through the images' parent link.
             let rounds = beside(&file, "pre");
             let last = rounds.join(round);
-            if round.contains('/') || !last.is_dir() {
+            if round.is_empty() || !round.bytes().all(|b| b.is_ascii_digit()) || !last.is_dir() {
                 return Err(bad("its pre-copy images (FILE.pre) are missing"));
             }
             chmod(&rounds, 0o711)?;
