@@ -28,25 +28,10 @@ impl Vz {
             .veids()
             .into_iter()
             .filter_map(|v| self.conf(v).ok().map(|c| (v, c)))
-            .filter(|(_, c)| c.get("ONBOOT").map(str::trim) == Some("yes"))
+            .filter(|(v, c)| c.get("ONBOOT").map(str::trim) == Some("yes") && !self.is_running(*v))
             .map(|(v, c)| (v, bootorder(&c)))
             .collect();
-        let mut failed = Vec::new();
-        for veid in boot_order(&onboot) {
-            if self.is_running(veid) {
-                continue;
-            }
-            crate::report::progress(format!("Starting container {veid} (onboot)"));
-            if let Err(e) = self.start(veid) {
-                warn!(veid, "onboot start failed: {e}");
-                crate::report::notice(format!("Container {veid} did not start: {e}"));
-                failed.push(veid.to_string());
-            }
-        }
-        match failed.is_empty() {
-            true => Ok(()),
-            false => Err(VeError::Exec(format!("containers that did not start at boot: {}", failed.join(" ")))),
-        }
+        self.each(boot_order(&onboot), "Starting container {} (onboot)", "did not start at boot", |v| self.start(v))
     }
 
     /// `vzctl __node stop`: every running VE stopped, the last to boot first.
@@ -57,17 +42,30 @@ impl Vz {
             .filter(|v| self.is_running(*v))
             .map(|v| (v, self.conf(v).ok().as_ref().and_then(bootorder)))
             .collect();
+        let order = boot_order(&running).into_iter().rev().collect();
+        self.each(order, "Shutting down container {}", "did not stop", |v| self.stop(v, false))
+    }
+
+    /// Acts on each VE in `order`, saying `say` (its `{}` the VEID) first; one that fails
+    /// is said and the rest still go; the failures are the error.
+    fn each(
+        &self,
+        order: Vec<u32>,
+        say: &str,
+        failed_to: &str,
+        act: impl Fn(u32) -> Result<(), VeError>,
+    ) -> Result<(), VeError> {
         let mut failed = Vec::new();
-        for veid in boot_order(&running).into_iter().rev() {
-            crate::report::progress(format!("Shutting down container {veid}"));
-            if let Err(e) = self.stop(veid, false) {
-                warn!(veid, "stop at shutdown failed: {e}");
+        for veid in order {
+            crate::report::progress(say.replace("{}", &veid.to_string()));
+            if let Err(e) = act(veid) {
+                crate::report::notice(format!("Container {veid} {failed_to}: {e}"));
                 failed.push(veid.to_string());
             }
         }
         match failed.is_empty() {
             true => Ok(()),
-            false => Err(VeError::Exec(format!("containers that did not stop: {}", failed.join(" ")))),
+            false => Err(VeError::Exec(format!("containers that {failed_to}: {}", failed.join(" ")))),
         }
     }
 }

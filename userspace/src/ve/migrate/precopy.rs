@@ -56,7 +56,8 @@ impl Vz {
     ) -> Result<Option<PathBuf>, VeError> {
         let veid = ve.veid;
         if !criu.tracks_memory() {
-            warn!(veid, "no iterative pre-copy: the kernel does not track written pages (soft-dirty)");
+            // Said once on the console (the notice) and once in the log (info).
+            tracing::info!(veid, "no iterative pre-copy: the kernel does not track written pages (soft-dirty)");
             crate::report::notice(format!(
                 "Iterative pre-copy is not available: this kernel ({}) does not track written pages \
                  (CONFIG_MEM_SOFT_DIRTY); the whole memory is copied while the container is frozen",
@@ -78,7 +79,7 @@ impl Vz {
             let sent = run_bounded(cmd, crate::ve::run::Feed::Null, "pre-dump", Some(&dir.join("dump.log")), log)
                 .and_then(|()| remote.rsync(&local, dst, &[]));
             if let Err(e) = sent {
-                warn!(veid, round, "pre-copy round failed: {e}");
+                tracing::info!(veid, round, "pre-copy round failed: {e}");
                 crate::report::notice(format!(
                     "Warning: pre-copy round {round} failed ({e}); the memory is copied while the container is frozen"
                 ));
