@@ -96,6 +96,11 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
             continue;
         }
         let Ok(conf) = vz.conf(veid) else { continue };
+        // -h, -N, -d before anything is read for the VE.
+        let patterns = [("HOSTNAME", &cli.hostname), ("NAME", &cli.name_filter), ("DESCRIPTION", &cli.description)];
+        if !patterns.iter().all(|(key, p)| p.as_ref().is_none_or(|p| list::matches(&conf, key, p))) {
+            continue;
+        }
         let procs = vz.cg.procs(veid);
         let root = vz.root_of(veid, &conf);
         let mounted = mounts.is_mount_point(&root);
@@ -152,11 +157,6 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         Filter::Running
     };
     let mut rows = list::filter(rows, filter);
-    for (key, pattern) in [("HOSTNAME", &cli.hostname), ("NAME", &cli.name_filter), ("DESCRIPTION", &cli.description)] {
-        if let Some(p) = pattern {
-            rows = list::matching(rows, key, p);
-        }
-    }
     if let Some(key) = &cli.sort {
         list::sort(&mut rows, key);
     }

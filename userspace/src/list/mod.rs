@@ -293,10 +293,10 @@ pub fn field_names() -> Vec<String> {
     v
 }
 
-/// `-h`, `-N`, `-d`: the VEs whose `key` (HOSTNAME, NAME, DESCRIPTION) matches a shell
+/// `-h`, `-N`, `-d`: whether a VE's `key` (HOSTNAME, NAME, DESCRIPTION) matches a shell
 /// pattern; a VE without one matches none.
-pub fn matching(rows: Vec<VeRow>, key: &str, pattern: &str) -> Vec<VeRow> {
-    rows.into_iter().filter(|r| r.conf.get(key).is_some_and(|v| crate::glob::matches(pattern, v.trim()))).collect()
+pub fn matches(conf: &ConfFile, key: &str, pattern: &str) -> bool {
+    conf.get(key).is_some_and(|v| crate::glob::matches(pattern, v.trim()))
 }
 
 /// Which VEs `vzlist` shows.
