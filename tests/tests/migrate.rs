@@ -28,12 +28,20 @@ fn start_workload(env: &VzEnv) {
     wait_until("the counter", || env.vzctl(&["exec2", "101", "test -s /dev/shm/count"]).code == 0);
 }
 
+/// Two nodes, VE 101 (created with `extra`) running the workload on the source.
+fn nodes_with_ve(tag: &str, extra: &[&str]) -> TwoNodes {
+    let nodes = TwoNodes::new(tag);
+    let mut args = vec!["create", "101", "--ipadd", VE_IP];
+    args.extend(extra);
+    nodes.src.ok(&args);
+    start_workload(&nodes.src);
+    nodes
+}
+
 #[test]
 fn online_migration_keeps_processes_and_a_tcp_connection() {
     let _serial = serial();
-    let nodes = TwoNodes::new("mig");
-    nodes.src.ok(&["create", "101", "--ipadd", VE_IP, "--hostname", "moved.example"]);
-    start_workload(&nodes.src);
+    let nodes = nodes_with_ve("mig", &["--hostname", "moved.example"]);
     nodes.src.ok(&["exec2", "101", "echo on-disk > /root/file"]);
     let mut client = EchoClient::spawn(in_ns(nodes.lan.0.id(), &["busybox", "nc", VE_IP, "7000"]));
     assert_eq!(client.echo("before"), "before");
@@ -169,9 +177,7 @@ fn bad_migrations_say_why_in_one_line_and_change_nothing() {
 #[test]
 fn a_migration_failed_or_killed_at_any_step_leaves_the_ve_running_on_one_node() {
     let _serial = serial();
-    let nodes = TwoNodes::new("migfail");
-    nodes.src.ok(&["create", "101", "--ipadd", VE_IP]);
-    start_workload(&nodes.src);
+    let nodes = nodes_with_ve("migfail", &[]);
     let steps = [
         "migrate:accepted",
         "migrate:copied",
@@ -232,9 +238,7 @@ fn a_migration_failed_or_killed_at_any_step_leaves_the_ve_running_on_one_node() 
 #[test]
 fn keep_dst_keeps_the_copy_and_a_retry_takes_it_over() {
     let _serial = serial();
-    let nodes = TwoNodes::new("migkeep");
-    nodes.src.ok(&["create", "101", "--ipadd", VE_IP]);
-    start_workload(&nodes.src);
+    let nodes = nodes_with_ve("migkeep", &[]);
     let o = nodes.vzmigrate(&["--online", "--keep-dst"], Some(("VZ_FAIL_AT", "migrate:sent")));
     assert_ne!(o.code, 0, "the injected failure must stop vzmigrate");
     assert_eq!(nodes.running(), (true, false));
@@ -257,9 +261,7 @@ fn keep_dst_keeps_the_copy_and_a_retry_takes_it_over() {
 #[test]
 fn online_migration_of_a_ploop_ve() {
     let _serial = serial();
-    let nodes = TwoNodes::new("migploop");
-    nodes.src.ok(&["create", "101", "--ipadd", VE_IP, "--layout", "ploop", "--diskspace", "200M:220M"]);
-    start_workload(&nodes.src);
+    let nodes = nodes_with_ve("migploop", &["--layout", "ploop", "--diskspace", "200M:220M"]);
     nodes.src.ok(&["exec2", "101", "echo written-while-running > /root/file"]);
     let o = nodes.vzmigrate(&["--online", "--noiter"], None);
     assert_eq!(o.code, 0, "vzmigrate: {}{}\n{}", o.stdout, o.stderr, nodes.dst_logs());
