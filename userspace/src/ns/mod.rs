@@ -113,15 +113,19 @@ pub fn stopped_ve_pids(cg: &dyn Cgroups, veid: u32) -> Vec<u32> {
         .filter_map(|pid| {
             let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
             status_field(&s, "State")?.starts_with('T').then_some(())?;
-            status_field(&s, "NSpid")?.split_whitespace().last()?.parse().ok()
+            innermost_of(&s)
         })
         .collect()
 }
 
 /// A process's pid in its innermost pid namespace.
 pub fn innermost_pid(pid: i32) -> Option<u32> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status_field(&s, "NSpid")?.split_whitespace().last()?.parse().ok()
+    innermost_of(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// The last pid of a /proc/PID/status text's NSpid line.
+fn innermost_of(status: &str) -> Option<u32> {
+    status_field(status, "NSpid")?.split_whitespace().last()?.parse().ok()
 }
 
 /// Host pid of a running VE's PID 1: the process of its cgroup whose innermost pid is 1.
