@@ -57,7 +57,7 @@ const VM_LOCKED: u64 = 0x0000_2000;
 const PAGE_SHIFT: u64 = 12;
 
 #[inline(always)]
-fn read_u64(addr: u64) -> Option<u64> {
+pub(crate) fn read_u64(addr: u64) -> Option<u64> {
     // SAFETY: probe read of kernel memory; a bad address returns an error, not a fault.
     unsafe { bpf_probe_read_kernel(addr as *const u64) }.ok()
 }

@@ -8,6 +8,7 @@
 mod bind;
 mod blkio;
 mod dcache;
+mod exit;
 mod iter;
 mod maps;
 mod net;

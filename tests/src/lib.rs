@@ -338,7 +338,7 @@ impl VzEnv {
             format!(
                 "VE_ROOT=\"{d}/root/$VEID\"\nVE_PRIVATE=\"{d}/private/$VEID\"\nTEMPLATE=\"{d}/template\"\n\
                  LOCKDIR=\"{d}/lock\"\nDUMPDIR=\"{d}/dump\"\nBPF_ROOT=\"{}\"\nCGROUP_PARENT=\"{name}\"\nSTOP_TIMEOUT=\"10\"\n\
-                 LOCAL_UID=\"{ids}\"\nLOCAL_GID=\"{ids}\"\n",
+                 LOCAL_UID=\"{ids}\"\nLOCAL_GID=\"{ids}\"\nLOGFILE=\"{d}/vzctl.log\"\nEVENTS_LOG=\"{d}/events.log\"\n",
                 bpf_root.display()
             ),
         )

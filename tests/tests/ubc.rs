@@ -193,13 +193,22 @@ fn limit_hits_stream_to_the_event_log() {
         "nc -l -p 7000 </dev/null >/dev/null 2>&1 & sleep 0.2; nc -l -p 7001 </dev/null; kill %1",
     ]);
     wait_until("socket event", || {
-        seen(&["limit hit", "veid=101", "resource=\"numtcpsock\"", "held=1", "barrier=1", "comm=\"nc\""])
+        seen(&[
+            "\"event\":\"limit\"",
+            "\"veid\":101",
+            "\"resource\":\"numtcpsock\"",
+            "\"held\":1",
+            "\"barrier\":1",
+            "\"comm\":\"nc\"",
+        ])
     });
     // The program's own aya-log line arrives through the same daemon.
     wait_until("kernel log line", || seen(&["vz::kernel", "refused socket res 9 barrier 1"]));
     // A fork refusal by the pids controller.
     env.vzctl(&["exec", "101", "for i in $(seq 30); do sleep 1 & done 2>/dev/null; wait"]);
-    wait_until("numproc event", || seen(&["limit hit", "veid=101", "resource=\"numproc\"", "barrier=12"]));
+    wait_until("numproc event", || {
+        seen(&["\"event\":\"limit\"", "\"veid\":101", "\"resource\":\"numproc\"", "\"barrier\":12"])
+    });
     let _ = d.kill();
     let _ = d.wait();
     env.ok(&["stop", "--fast", "101"]);

@@ -268,6 +268,14 @@ pub struct Paths {
     /// NEIGHBOUR_DEVS: which host interfaces answer ARP for VE addresses (detect, none, or
     /// a list of names).
     pub neighbour_devs: String,
+    /// LOGFILE (OpenVZ's /var/log/vzctl.log); None with LOGGING=no.
+    pub log_file: Option<PathBuf>,
+    /// LOG_LEVEL (OpenVZ's): 0 logs what vzctl says and warnings, 1 debug, 2 and up trace.
+    pub log_level: u32,
+    /// EVENTS_LOG: the node's JSON event lines (`vzctl events`).
+    pub events_log: PathBuf,
+    /// METRICS_ADDR: where vzeventd serves Prometheus metrics (host:port).
+    pub metrics_addr: String,
 }
 
 impl Default for Paths {
@@ -291,6 +299,10 @@ impl Default for Paths {
             dump_dir: "/vz/dump".into(),
             criu: None,
             neighbour_devs: "detect".into(),
+            log_file: Some("/var/log/vzctl.log".into()),
+            log_level: 0,
+            events_log: "/var/log/vz/events.log".into(),
+            metrics_addr: "127.0.0.1:9765".into(),
         }
     }
 }
@@ -320,6 +332,7 @@ impl Paths {
             p.conf_dir = d.into();
         }
         let conf = ConfFile::read(&p.global_conf())?;
+        let (mut logfile, mut logging) = (None, true);
         for (key, value) in conf.keys() {
             match key {
                 "VE_ROOT" => p.ve_root = value.into(),
@@ -339,6 +352,11 @@ impl Paths {
                 "DUMPDIR" => p.dump_dir = value.trim().into(),
                 "CRIU" => p.criu = Some(value.trim().into()),
                 "NEIGHBOUR_DEVS" => p.neighbour_devs = value.trim().into(),
+                "LOGFILE" => logfile = Some(value.trim().into()),
+                "LOGGING" => logging = parse_yes_no(key, value)?,
+                "LOG_LEVEL" => p.log_level = parse_num(key, value)?,
+                "EVENTS_LOG" => p.events_log = value.trim().into(),
+                "METRICS_ADDR" => p.metrics_addr = value.trim().into(),
                 _ => {}
             }
         }
@@ -350,6 +368,12 @@ impl Paths {
             if let Some(v) = env(var) {
                 *field = v;
             }
+        }
+        if let Some(f) = logfile {
+            p.log_file = Some(f);
+        }
+        if !logging {
+            p.log_file = None;
         }
         if let Some(v) = env("VZ_DCACHE_ACCOUNTING") {
             p.dcache_accounting = parse_yes_no("VZ_DCACHE_ACCOUNTING", &v)?;
@@ -446,7 +470,8 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         fs::write(
             dir.join("vz.conf"),
-            "VE_ROOT=\"/r/$VEID\"\nLOCAL_UID=200000\nTEMPLATE=/t\nDCACHE_ACCOUNTING=\"yes\"\n",
+            "VE_ROOT=\"/r/$VEID\"\nLOCAL_UID=200000\nTEMPLATE=/t\nDCACHE_ACCOUNTING=\"yes\"\nLOGGING=no\nLOGFILE=/x.log\n\
+             LOG_LEVEL=2\nEVENTS_LOG=/e.log\nMETRICS_ADDR=\"[::1]:9\"\n",
         )
         .unwrap();
         let d = dir.to_string_lossy().to_string();
@@ -464,6 +489,9 @@ mod tests {
         assert_eq!(p.lock_dir, Path::new("/l"));
         assert_eq!(p.ve_conf(101), dir.join("conf/101.conf"));
         assert!(p.dcache_accounting);
+        // LOGGING=no wins over a LOGFILE, wherever it stands.
+        assert_eq!(p.log_file, None);
+        assert_eq!((p.log_level, p.events_log.as_path(), p.metrics_addr.as_str()), (2, Path::new("/e.log"), "[::1]:9"));
         // The environment wins, and a value other than yes/no is refused by name.
         // (The config dir is gone now: defaults, never the host's /etc/vz.)
         let env = |v: &'static str| {

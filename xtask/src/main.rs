@@ -85,6 +85,9 @@ const BASE_PACKAGES: &[&str] = &[
     "qemu-system-x86",
     "cpio",
     "e2fsprogs",
+    // vzeventd's metrics are checked by a real Prometheus and promtool (tests only; the
+    // package's own service is not started: no systemd here, and the tests run theirs).
+    "prometheus",
 ];
 /// Needed only for the Debian rustc path (clippy-driver for that rustc lints the BPF crate).
 const DEBIAN_RUST_PACKAGES: &[&str] = &["rustc-web", "libstd-rust-web-dev-bpf", "rust-web-clippy"];

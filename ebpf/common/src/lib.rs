@@ -145,6 +145,11 @@ pub fn sock_bucket(cookie: u64, mask: u32) -> u32 {
 pub const STAT_SOCK_OVERFLOW: u32 = 0;
 pub const STATS_LEN: u32 = 4;
 
+/// `UbcEvent::res` of a record that is no limit hit but a VE's init exiting (`vz_exit`):
+/// `held` is the pid namespace's reboot signal (SIGHUP reboot, SIGINT halt, 0 neither),
+/// `barrier` the exit code, `limit` the pid namespace level, `pid` the host pid.
+pub const EVENT_VE_EXIT: u32 = 0x100;
+
 /// A limit hit, streamed through the `VZ_EVENTS` ring buffer: which VE, which resource,
 /// its numbers at that moment, and the refused process.
 #[repr(C)]
@@ -458,6 +463,7 @@ pub mod progs {
     pub const SYSCTL: &str = "vz_sysctl";
     pub const SETSOCKOPT: &str = "vz_setsockopt";
     pub const SIGNAL: &str = "vz_signal";
+    pub const EXIT: &str = "vz_exit";
     pub const DCACHE_ALLOC: &str = "vz_dcache_alloc";
     pub const DCACHE_FREE: &str = "vz_dcache_free";
     pub const BIND4: &str = "vz_bind4";

@@ -59,6 +59,9 @@ enum Command {
     Restore(RestoreCmd),
     /// Show a VE's beancounters in /proc/user_beancounters format.
     Ubc(UbcCmd),
+    /// The node's events as JSON lines: VE start, stop, reboot, halt, beancounter limit
+    /// hits (the last ones kept, EVENTS_LOG in vz.conf).
+    Events(EventsCmd),
     /// Show or switch a disk's I/O scheduler. --ioprio needs bfq on the VE's disk; vzctl
     /// never switches a device unless told to here.
     Iosched(IoschedCmd),
@@ -101,6 +104,21 @@ enum Command {
 struct Veid {
     /// VE id (an integer above 100) or name.
     veid: vz::ve::VeRef,
+}
+
+#[derive(Args, Debug)]
+struct EventsCmd {
+    /// Keep printing events as they come (until interrupted).
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// How many of the last events to print first.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    lines: usize,
+    /// Stop following after this many seconds.
+    #[arg(long, requires = "follow")]
+    seconds: Option<u64>,
+    /// Only these VEs' events.
+    veids: Vec<vz::ve::VeRef>,
 }
 
 #[derive(Args, Debug)]
@@ -237,11 +255,7 @@ fn main() -> ExitCode {
         1 => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VZ_LOG").unwrap_or_else(|_| level.into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    vz::log::init("vzctl", level);
     let euid = vz::sys::proc::euid();
     if euid != 0 {
         eprintln!("vzctl: vzctl needs root: run it as root (this is uid {euid})");
@@ -302,6 +316,32 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         Command::Start(c) => vz.start(id(&c.veid)?).map(|()| 0).map_err(Into::into),
         Command::Stop(c) => vz.stop(id(&c.veid)?, c.fast).map(|()| 0).map_err(Into::into),
         Command::Restart(v) => vz.restart(id(&v.veid)?).map(|()| 0).map_err(Into::into),
+        Command::Events(e) => {
+            // A VE destroyed since keeps its events: a number is taken as it is.
+            let veids: Vec<u32> = e
+                .veids
+                .iter()
+                .map(|r| match r {
+                    vz::ve::VeRef::Id(n) => Ok(*n),
+                    named => vz.resolve(named),
+                })
+                .collect::<Result<_, _>>()?;
+            let log = &vz.paths.events_log;
+            let io = |source| vz::config::ConfigError::Io { op: "read", path: log.clone(), source };
+            for l in vz::events::tail(log, e.lines, &veids).map_err(io)? {
+                println!("{l}");
+            }
+            if e.follow {
+                let until = e.seconds.map(|s| std::time::Instant::now() + std::time::Duration::from_secs(s));
+                vz::events::follow(log, &veids, until, |l| {
+                    use std::io::Write as _;
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "{l}").and_then(|()| out.flush()).is_ok()
+                })
+                .map_err(io)?;
+            }
+            Ok(0)
+        }
         Command::Status(v) => {
             let veid = id(&v.veid)?;
             vz.repair_if_idle(veid);

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use vz::{
     config::Paths,
-    list::{self, Filter, VeRow},
+    list::{self, Filter},
     Bpf, Vz,
 };
 
@@ -89,6 +89,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     let want_net = fields.iter().any(|f| f.name().starts_with("net")) || cli.sort.is_some();
     let want_io = fields.iter().any(|f| matches!(f.name().as_str(), "ioread" | "iowrite" | "ioreadops" | "iowriteops"))
         || cli.sort.is_some();
+    let want_disk = fields.iter().any(|f| matches!(f.name().as_str(), "diskspace" | "diskinodes"));
     let mounts = vz::sys::mountinfo::MountTable::read().unwrap_or_default();
     let mut rows = Vec::new();
     for veid in vz.veids() {
@@ -101,53 +102,8 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         if !patterns.iter().all(|(key, p)| p.as_ref().is_none_or(|p| list::matches(&conf, key, p))) {
             continue;
         }
-        let procs = vz.cg.procs(veid);
-        let root = vz.root_of(veid, &conf);
-        let mounted = mounts.is_mount_point(&root);
-        let running = !procs.is_empty();
-        // Beancounters only when a column asks: some rows are read inside the VE's
-        // namespaces, which would make a plain listing of many VEs slow.
-        let ubc = if running && want_ubc { vz.ubc_record(veid, bpf.as_ref()) } else { None };
-        let net = if running && want_net {
-            bpf.as_ref().zip(vz.cg.ve_id(veid).ok()).and_then(|(b, id)| b.net_stats(id).ok().flatten())
-        } else {
-            None
-        };
-        let io = if running && want_io {
-            bpf.as_ref().zip(vz.cg.ve_id(veid).ok()).and_then(|(b, id)| {
-                let per_dev = b.io_stats(id).ok()?;
-                let mut t = vz::io::IoTotals::default();
-                for (_, d) in &per_dev {
-                    t.add(d);
-                }
-                Some(t)
-            })
-        } else {
-            None
-        };
-        let want_disk = fields.iter().any(|f| matches!(f.name().as_str(), "diskspace" | "diskinodes"));
-        // simfs usage comes from project quota, mounted or not; a ploop image's when mounted.
-        let disk = if want_disk {
-            vz::ve::conf_disk(&conf)
-                .ok()
-                .and_then(|d| vz::disk::usage(&vz.private_of(veid, &conf), &root, d.layout, veid))
-        } else {
-            None
-        };
-        // Rows with a real source on this host (the same choice as `vzctl ubc`).
-        let measured =
-            ubc.map_or(0, |rec| vz.rows_of(veid, bpf.as_ref(), rec).iter().fold(0, |m, r| m | 1 << r.row.resource.id));
-        rows.push(VeRow {
-            veid,
-            status: vz::ve::Status { exist: true, mounted, running },
-            nproc: procs.len(),
-            conf,
-            ubc,
-            net,
-            io,
-            disk,
-            measured,
-        });
+        let want = list::collect::Want { ubc: want_ubc, net: want_net, io: want_io, disk: want_disk };
+        rows.push(list::collect::row(&vz, bpf.as_ref(), &mounts, veid, conf, want));
     }
     let filter = if cli.all || !cli.veids.is_empty() {
         Filter::All

@@ -61,10 +61,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let level = ["warn", "info", "debug"][usize::from(cli.verbose.min(2))];
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("VZ_LOG").unwrap_or_else(|_| level.into()))
-        .with_writer(std::io::stderr)
-        .init();
+    vz::log::init("vzmigrate", level);
     let euid = vz::sys::proc::euid();
     if euid != 0 {
         eprintln!("vzmigrate: vzmigrate needs root: run it as root (this is uid {euid})");

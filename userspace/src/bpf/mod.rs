@@ -10,6 +10,8 @@
 //!   progs/vz_iter_vmas, links/vz_iter_vmas     iter/task_vma: privvmpages, lockedpages
 //!   progs/vz_iter_{tcp,udp,unix}, links/...    socket buffers (run inside a VE's netns)
 //!   progs/vz_signal, links/vz_signal           tp_btf/signal_generate: numsiginfo failcnt
+//!   progs/vz_exit, links/vz_exit               tp_btf/sched_process_exit: a VE's init exits
+//!                                              (reboot, halt) to VZ_EVENTS_V1
 //!   progs/vz_dcache_{alloc,free}, links/...    tp_btf/kmem_cache_{alloc,free}: dcachesize
 //!   progs/vz_io_{queue,done,rq_done}, links/.. tp_btf/block_bio_{queue,complete} and
 //!                                              block_rq_complete: block I/O per VE (maps
@@ -213,8 +215,9 @@ impl Pins {
 const TC_PROGS: [&str; 2] = [progs::TC_FROM_VE, progs::TC_TO_VE];
 
 /// Global tp_btf programs: (program, tracepoint, what goes missing without it).
-const TP_BTF_PROGS: [(&str, &str, &str); 6] = [
+const TP_BTF_PROGS: [(&str, &str, &str); 7] = [
     (progs::SIGNAL, "signal_generate", "numsiginfo refusals are not counted"),
+    (progs::EXIT, "sched_process_exit", "a reboot inside a VE stops it (vzeventd cannot tell)"),
     (progs::IO_QUEUE, "block_bio_queue", "block I/O is not accounted per VE"),
     (progs::IO_DONE, "block_bio_complete", "block I/O latency on bio-based devices is not accounted per VE"),
     (progs::IO_RQ_DONE, "block_rq_complete", "block I/O latency is not accounted per VE"),

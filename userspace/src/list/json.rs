@@ -2,24 +2,9 @@
 //! columns, addresses a list and yes/no settings booleans, as OpenVZ's vzlist prints them.
 use std::{collections::HashSet, fmt::Write as _};
 
-use super::{Field, VeRow};
+pub(crate) use crate::json::json_str;
 
-pub(super) fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
+use super::{Field, VeRow};
 
 /// `vzlist -j`: a JSON array of objects. Beancounters are objects with held, maxheld,
 /// barrier, limit and failcnt, whichever of their columns was asked for.

@@ -6,6 +6,7 @@ use vz_common::{VeLimits, VeUsage};
 
 use crate::{config::ConfFile, ubc::Resource, ve::Status};
 
+pub mod collect;
 mod json;
 pub use json::json;
 use json::json_str;
@@ -399,12 +400,12 @@ pub fn ids(rows: &[VeRow]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
 
     use super::*;
 
-    fn row(veid: u32, running: bool, conf: &str) -> VeRow {
+    pub(crate) fn row(veid: u32, running: bool, conf: &str) -> VeRow {
         let mut usage = VeUsage::default();
         usage.res[9].held = 3;
         usage.res[9].maxheld = 5;

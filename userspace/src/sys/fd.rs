@@ -89,3 +89,20 @@ pub fn poll(fds: &[(Option<BorrowedFd<'_>>, PollFlags)], timeout: Option<Duratio
     }
     Ok(p.iter().map(|x| PollFlags::from_bits_retain(x.revents)).collect())
 }
+
+/// An owned fd for tokio's reactor: it never hands out a different fd, and owns the one it
+/// gives for its whole life.
+pub struct Owned<T>(pub T);
+
+impl<T: std::os::fd::AsFd> std::os::fd::AsRawFd for Owned<T> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.0.as_fd())
+    }
+}
+
+/// `inner` registered with the current tokio reactor.
+pub fn async_fd<T: std::os::fd::AsFd>(inner: T) -> io::Result<tokio::io::unix::AsyncFd<Owned<T>>> {
+    // SAFETY: `Owned` owns `inner`, whose fd stays open and the same until the AsyncFd
+    // drops it.
+    unsafe { tokio::io::unix::AsyncFd::register(Owned(inner)) }.map_err(|e| e.into_parts().1)
+}

@@ -279,6 +279,11 @@ impl Vz {
         self.sys.step(name).map_err(|e| VeError::Step { name: name.into(), source: e })
     }
 
+    /// Records an event of the VE in the node's event log (`vzctl events`).
+    pub fn event(&self, veid: u32, event: &str, fields: &[(&str, crate::events::Val)]) {
+        crate::events::record(&self.paths.events_log, veid, event, fields);
+    }
+
     pub(crate) fn sys(&self) -> &dyn Syscall {
         self.sys.as_ref()
     }

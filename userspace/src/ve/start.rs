@@ -7,7 +7,9 @@ impl Vz {
     /// intent the next command finds, and it stops what was started.
     pub fn start(&self, veid: u32) -> Result<(), VeError> {
         let ve = self.open(veid)?;
-        self.start_held(&ve)
+        self.start_held(&ve)?;
+        self.event(veid, "start", &[]);
+        Ok(())
     }
 
     /// `start` of a VE whose lock the caller holds.

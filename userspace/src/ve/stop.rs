@@ -82,6 +82,7 @@ impl Vz {
                     warn!(veid, "stopped; cleanup left to the vzctl holding the lock{who}");
                     crate::report::progress("Container was stopped");
                     crate::report::notice(format!("Warning: another vzctl{who} holds container {veid}'s lock: its mount and cgroups are removed by the next command"));
+                    self.event(veid, "stop", &[("fast", 1u64.into())]);
                     return Ok(());
                 }
                 None => {
@@ -109,6 +110,7 @@ impl Vz {
         if running {
             crate::report::progress("Container was stopped");
             crate::report::progress("Container is unmounted");
+            self.event(veid, "stop", &[("fast", u64::from(fast).into())]);
             Ok(())
         } else {
             Err(VeError::NotRunning(veid))

@@ -1,0 +1,83 @@
+//! What vzeventd does when a VE's init exits (OpenVZ's vzevent-reboot): a `reboot` inside
+//! the VE starts it again, a `halt` stops it for good, any other death is cleaned up so the
+//! VE shows stopped and starts again. While a vzctl holds the VE's lock (stop, chkpnt,
+//! migrate may have made the exit), vzeventd waits for it and acts only on what it left:
+//! a VE down but still mounted.
+use vz_common::UbcEvent;
+
+const SIGHUP: u64 = 1;
+const SIGINT: u64 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Reboot,
+    Halt,
+    Died,
+}
+
+impl Exit {
+    pub fn of(e: &UbcEvent) -> Self {
+        match e.held {
+            SIGHUP => Exit::Reboot,
+            SIGINT => Exit::Halt,
+            _ => Exit::Died,
+        }
+    }
+    pub fn event(&self) -> &'static str {
+        match self {
+            Exit::Reboot => "reboot",
+            Exit::Halt => "halt",
+            Exit::Died => "exit",
+        }
+    }
+    /// The vzctl verb that follows.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Exit::Reboot => "restart",
+            Exit::Halt | Exit::Died => "stop",
+        }
+    }
+}
+
+/// Whether an exiting init at pid namespace `level` is a VE's own: VEs' namespaces are
+/// children of the one vzctl and vzeventd run in; a deeper one is a namespace the VE made.
+pub fn is_ve_init(e: &UbcEvent, own_level: u32) -> bool {
+    e.limit == u64::from(own_level) + 1
+}
+
+/// This process's pid namespace level: entries of its NSpid line, less one.
+pub fn own_level(status: &str) -> u32 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map_or(0, |v| v.split_whitespace().count().saturating_sub(1) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(held: u64, level: u64) -> UbcEvent {
+        UbcEvent { held, limit: level, res: vz_common::EVENT_VE_EXIT, ..Default::default() }
+    }
+
+    #[test]
+    fn reboot_restarts_halt_and_death_stop() {
+        assert_eq!(Exit::of(&ev(1, 1)), Exit::Reboot);
+        assert_eq!(Exit::of(&ev(2, 1)), Exit::Halt);
+        assert_eq!(Exit::of(&ev(0, 1)), Exit::Died);
+        assert_eq!(Exit::Reboot.verb(), "restart");
+        assert_eq!(Exit::Halt.verb(), "stop");
+        assert_eq!(Exit::Died.verb(), "stop");
+        assert_eq!(Exit::Reboot.event(), "reboot");
+    }
+
+    #[test]
+    fn only_inits_one_level_below_count() {
+        assert!(is_ve_init(&ev(1, 1), 0));
+        assert!(!is_ve_init(&ev(1, 2), 0));
+        assert!(is_ve_init(&ev(1, 3), 2));
+        assert_eq!(own_level("Name:\tx\nNSpid:\t77\n"), 0);
+        assert_eq!(own_level("NSpid:\t900\t12\t1\n"), 2);
+    }
+}
