@@ -536,7 +536,12 @@ impl VzEnv {
 
     /// Host pid of a running VE's init.
     pub fn init_pid(&self, veid: u32) -> i32 {
-        vz::ns::find_init(self.cg().as_ref(), veid).expect("VE init")
+        self.try_init_pid(veid).expect("VE init")
+    }
+
+    /// Host pid of the VE's init, if it has one now.
+    pub fn try_init_pid(&self, veid: u32) -> Option<i32> {
+        vz::ns::find_init(self.cg().as_ref(), veid)
     }
 
     /// Every cgroup directory below this env's parents, in every hierarchy.

@@ -170,7 +170,7 @@ fn reboot_inside_a_ve_starts_it_again_and_halt_stops_it() {
     let line = wait_event(&env, "reboot", |l| l.contains("\"event\":\"reboot\""));
     assert!(line.contains("\"veid\":101") && line.contains("vzctl restart"), "{line}");
     wait_until("VE 101 running again", || {
-        env.vzctl(&["status", "101"]).stdout.contains("running") && env.init_pid(101) != first
+        env.vzctl(&["status", "101"]).stdout.contains("running") && env.try_init_pid(101).is_some_and(|p| p != first)
     });
     wait_event(&env, "start after reboot", |l| l.contains("\"event\":\"start\""));
     assert!(env.ok(&["exec", "101", "echo alive"]).contains("alive"));
@@ -261,4 +261,33 @@ fn vzctl_events_prints_and_follows_and_vzctl_logs_to_logfile() {
     assert!(line.contains(" vzctl[") && line.starts_with("20"), "{line}");
     // A bad VEID is refused in one line.
     env.vzctl(&["events", "abc!"]).one_line_error("vzctl", 21, "abc!");
+}
+
+#[test]
+fn the_shipped_unit_runs_the_daemon_at_its_default_address_and_a_restart_picks_up() {
+    let unit =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../dist/systemd/vzeventd.service")).unwrap();
+    let exec: Vec<&str> = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).unwrap().split_whitespace().collect();
+    assert_eq!(
+        exec,
+        ["/usr/local/sbin/vzeventd"],
+        "the unit runs what cargo xtask run installs, with vz.conf's settings"
+    );
+    assert!(unit.contains("Restart=always") && unit.contains("Requires=vz.service"));
+    let env = VzEnv::new("evunit");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    // As systemd runs it: no arguments, METRICS_ADDR's default.
+    let d = Daemon::start(&env, &[]);
+    assert!(get(&env, "http://127.0.0.1:9765/metrics").contains("vz_ve_running{veid=\"101\""));
+    // Killed (systemd restarts it): a reboot while it is down is lost with it, as OpenVZ's
+    // was; the one after its restart is acted on.
+    drop(d);
+    let _d = Daemon::start(&env, &[]);
+    let first = env.init_pid(101);
+    let _ = env.vzctl(&["exec", "101", "reboot -f"]);
+    wait_until("VE 101 rebooted", || {
+        env.vzctl(&["status", "101"]).stdout.contains("running") && env.try_init_pid(101).is_some_and(|p| p != first)
+    });
+    assert!(get(&env, "http://127.0.0.1:9765/metrics").contains("vz_ve_running{veid=\"101\",name=\"\"} 1"));
 }

@@ -575,17 +575,20 @@ fn demo() -> Result<()> {
         "installed {} in {INSTALL_DIR}, man pages in {MAN_DIR}, bash completions in {COMPLETIONS_DIR}",
         bins.join(", ")
     ));
-    // The node service (OpenVZ's vz): programs pinned and ONBOOT VEs started at boot.
-    let unit = Path::new(UNIT_DIR).join("vz.service");
+    // The node service (OpenVZ's vz): programs pinned and ONBOOT VEs started at boot; the
+    // event daemon (reboots inside VEs, limit hits, metrics).
     fs::create_dir_all(UNIT_DIR)?;
-    fs::copy(root().join("dist/systemd/vz.service"), unit.with_extension("new"))?;
-    fs::rename(unit.with_extension("new"), &unit)?;
-    if Path::new("/run/systemd/system").is_dir() {
-        run(Command::new("systemctl").arg("daemon-reload"), false)?;
-        run(Command::new("systemctl").args(["enable", "vz.service"]), false)?;
-        step(&format!("installed and enabled {}", unit.display()));
-    } else {
-        step(&format!("installed {} (systemd is not running here: not enabled)", unit.display()));
+    for name in ["vz.service", "vzeventd.service"] {
+        let unit = Path::new(UNIT_DIR).join(name);
+        fs::copy(root().join("dist/systemd").join(name), unit.with_extension("new"))?;
+        fs::rename(unit.with_extension("new"), &unit)?;
+        if Path::new("/run/systemd/system").is_dir() {
+            run(Command::new("systemctl").arg("daemon-reload"), false)?;
+            run(Command::new("systemctl").args(["enable", name]), false)?;
+            step(&format!("installed and enabled {}", unit.display()));
+        } else {
+            step(&format!("installed {} (systemd is not running here: not enabled)", unit.display()));
+        }
     }
     let vzctl = |args: &[&str]| -> Result<String> {
         println!("# vzctl {}", args.join(" "));
