@@ -176,9 +176,17 @@ fn limit_hits_stream_to_the_event_log() {
     env.ok(&["create", "101"]);
     env.ok(&["start", "101"]);
     env.ok(&["set", "101", "--numtcpsock", "1", "--numproc", "12"]);
-    let mut d = env.cmd("vzeventd", &["--seconds", "30"]).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    /// The daemon dies with the test, failed or not (before the env is removed).
+    struct Daemon(std::process::Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut d = Daemon(env.cmd("vzeventd", &["--seconds", "30"]).stderr(std::process::Stdio::piped()).spawn().unwrap());
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let (l2, err) = (lines.clone(), d.stderr.take().unwrap());
+    let (l2, err) = (lines.clone(), d.0.stderr.take().unwrap());
     std::thread::spawn(move || {
         for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
             l2.lock().unwrap().push(l);
@@ -209,8 +217,7 @@ fn limit_hits_stream_to_the_event_log() {
     wait_until("numproc event", || {
         seen(&["\"event\":\"limit\"", "\"veid\":101", "\"resource\":\"numproc\"", "\"barrier\":12"])
     });
-    let _ = d.kill();
-    let _ = d.wait();
+    drop(d);
     env.ok(&["stop", "--fast", "101"]);
 }
 

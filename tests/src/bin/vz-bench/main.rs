@@ -66,6 +66,7 @@ fn attach_noop(env: &Env) -> Ebpf {
 }
 
 mod criu;
+mod eventd;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -378,6 +379,7 @@ fn ve_density(n: u32) {
         after.saturating_sub(before) as f64 / f64::from(n.max(1)),
         median(lists)
     );
+    eventd::at_scale(&env, n);
     for v in &ids {
         ok(&env, &["stop", "--fast", v]);
     }
