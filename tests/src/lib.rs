@@ -338,7 +338,7 @@ impl VzEnv {
             format!(
                 "VE_ROOT=\"{d}/root/$VEID\"\nVE_PRIVATE=\"{d}/private/$VEID\"\nTEMPLATE=\"{d}/template\"\n\
                  LOCKDIR=\"{d}/lock\"\nDUMPDIR=\"{d}/dump\"\nBPF_ROOT=\"{}\"\nCGROUP_PARENT=\"{name}\"\nSTOP_TIMEOUT=\"10\"\n\
-                 LOCAL_UID=\"{ids}\"\nLOCAL_GID=\"{ids}\"\nLOGFILE=\"{d}/vzctl.log\"\nEVENTS_LOG=\"{d}/events.log\"\n",
+                 LOCAL_UID=\"{ids}\"\nLOCAL_GID=\"{ids}\"\nLOGFILE=\"{d}/vzctl.log\"\nEVENTS_LOG=\"{d}/events.log\"\nLXCFS=\"{d}/lxcfs\"\n",
                 bpf_root.display()
             ),
         )
@@ -657,6 +657,16 @@ impl Drop for VzEnv {
             let _ = std::fs::remove_dir(h.tree.parent_dir());
         }
         let _ = Pins { root: self.bpf_root.clone() }.remove_all();
+        // The LXCFS our vzctl started for this env (its mount is detached above), by the pid
+        // it wrote, if that pid is still an lxcfs.
+        if let Some(pid) =
+            std::fs::read_to_string(self.dir.join("lock/lxcfs.pid")).ok().and_then(|p| p.trim().parse::<i32>().ok())
+        {
+            if std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "lxcfs") {
+                // SAFETY: a plain kill of a process this env's vzctl started.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
         // Last: the namespace goes with its holder (and with it any veth end left in it).
         if let Some(mut holder) = self.netns.take() {

@@ -276,6 +276,8 @@ pub struct Paths {
     pub events_log: PathBuf,
     /// METRICS_ADDR: where vzeventd serves Prometheus metrics (host:port).
     pub metrics_addr: String,
+    /// LXCFS: the LXCFS mount VEs take their /proc view from (None with LXCFS=no).
+    pub lxcfs: Option<PathBuf>,
 }
 
 impl Default for Paths {
@@ -303,6 +305,7 @@ impl Default for Paths {
             log_level: 0,
             events_log: "/var/log/vz/events.log".into(),
             metrics_addr: "127.0.0.1:9765".into(),
+            lxcfs: Some("/var/lib/lxcfs".into()),
         }
     }
 }
@@ -357,6 +360,7 @@ impl Paths {
                 "LOG_LEVEL" => p.log_level = parse_num(key, value)?,
                 "EVENTS_LOG" => p.events_log = value.trim().into(),
                 "METRICS_ADDR" => p.metrics_addr = value.trim().into(),
+                "LXCFS" => p.lxcfs = Some(value.trim()).filter(|v| *v != "no").map(PathBuf::from),
                 _ => {}
             }
         }

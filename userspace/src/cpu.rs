@@ -9,6 +9,9 @@
 //! - cpulimit PCT (100 = one CPU, 0 = none) and cpus N (0 = all): one CFS bandwidth
 //!   quota per 100 ms period, of min(PCT, N * 100) % of a CPU.
 //! - cpumask LIST (`0-1,3`, or `all`) -> `cpuset.cpus`.
+//! - cpus N without a cpumask also gives the VE N CPUs in `cpuset.cpus` (as OpenVZ's VE
+//!   saw N CPUs: `nproc`, sched_getaffinity), chosen from its VEID so VEs spread over the
+//!   host's CPUs.
 
 use crate::cgroup::{self, CgroupError, Cgroups};
 
@@ -156,6 +159,18 @@ pub fn host_cpus() -> u32 {
     std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1)
 }
 
+/// The CPU list of a VE with `--cpus n` and no mask: n consecutive CPUs (wrapping),
+/// starting at VEID mod the host's count; every CPU when n covers them all.
+pub fn cpus_for(veid: u32, n: u32, host: u32) -> String {
+    let host = host.max(1);
+    if n >= host {
+        return format!("0-{}", host - 1);
+    }
+    let mut cpus: Vec<u32> = (0..n).map(|i| (veid + i) % host).collect();
+    cpus.sort_unstable();
+    cpus.iter().map(u32::to_string).collect::<Vec<_>>().join(",")
+}
+
 /// Applies `s` to a VE's cgroups (defaults for what is not set, so a lifted limit goes).
 pub fn apply(cg: &dyn Cgroups, veid: u32, s: &CpuSettings) -> Result<(), CpuError> {
     let units = s.units.unwrap_or(DEFAULT_UNITS);
@@ -170,7 +185,8 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, s: &CpuSettings) -> Result<(), CpuErro
     }
     if let Some(c) = cgroup::Cpuset::of(cg, veid) {
         let all = format!("0-{}", host_cpus().saturating_sub(1));
-        c.set_cpus(s.mask.as_deref().unwrap_or(&all))?;
+        let spread = s.cpus.filter(|n| *n > 0).map(|n| cpus_for(veid, n, host_cpus()));
+        c.set_cpus(s.mask.as_deref().or(spread.as_deref()).unwrap_or(&all))?;
     } else if s.mask.is_some() {
         tracing::warn!(veid, "no cpuset controller: CPU mask not applied");
         crate::report::notice(format!(
@@ -183,6 +199,16 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, s: &CpuSettings) -> Result<(), CpuErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpus_spread_by_veid() {
+        assert_eq!(cpus_for(101, 1, 2), "1");
+        assert_eq!(cpus_for(102, 1, 2), "0");
+        assert_eq!(cpus_for(103, 2, 4), "0,3");
+        assert_eq!(cpus_for(103, 3, 4), "0,1,3");
+        assert_eq!(cpus_for(101, 2, 2), "0-1");
+        assert_eq!(cpus_for(101, 8, 2), "0-1");
+    }
 
     #[test]
     fn units_map_to_shares_and_weight_proportionally() {

@@ -8,6 +8,8 @@
 //!   locked children), so they are declared external: on restore the host makes them
 //!   afresh, with the VE's limits, and /dev/shm's files are carried by vzctl (`shm/` in the
 //!   dump).
+//! - The LXCFS files over the VE's /proc and /sys ones are FUSE files of the host's: external
+//!   too, bound again from the restoring node's LXCFS.
 //! - The VE's venet pair is made by the host too: its host end carries the tc programs;
 //!   the VE end is handed to criu (`netdev[venet0]`), which moves it in and names it.
 //! - `--manage-cgroups=soft`: criu puts the tasks back in the VE's cgroups (made by
@@ -176,7 +178,13 @@ pub fn external_mounts() -> Vec<(String, String)> {
         ("/dev/shm".into(), "dev_shm".into()),
     ];
     v.extend(crate::ns::DEV_NODES.iter().map(|n| (format!("/dev/{n}"), format!("dev_{n}"))));
+    v.extend(crate::lxcfs::FILES.iter().map(|f| (format!("/{f}"), lxcfs_key(f))));
     v
+}
+
+/// The external key of an LXCFS file bound into the VE: restored from this node's LXCFS.
+pub fn lxcfs_key(file: &str) -> String {
+    format!("lxcfs_{}", file.replace('/', "_"))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod kind;
 pub mod list;
 pub mod lock;
 pub mod log;
+pub mod lxcfs;
 pub mod metrics;
 pub mod net;
 pub mod netfilter;

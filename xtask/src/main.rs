@@ -88,6 +88,9 @@ const BASE_PACKAGES: &[&str] = &[
     // vzeventd's metrics are checked by a real Prometheus and promtool (tests only; the
     // package's own service is not started: no systemd here, and the tests run theirs).
     "prometheus",
+    // The VE's own /proc view (meminfo, cpuinfo, uptime...): vzctl starts it where it is
+    // not running.
+    "lxcfs",
 ];
 /// Needed only for the Debian rustc path (clippy-driver for that rustc lints the BPF crate).
 const DEBIAN_RUST_PACKAGES: &[&str] = &["rustc-web", "libstd-rust-web-dev-bpf", "rust-web-clippy"];

@@ -72,6 +72,7 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
         .arg(spec.shm_bytes.map_or_else(|| "-".to_string(), |m| m.to_string()))
         .arg(spec.uid_base.to_string())
         .arg(spec.gid_base.to_string())
+        .arg(spec.lxcfs.as_ref().map_or_else(|| "-".into(), |p| p.as_os_str().to_owned()))
         .args(&spec.argv)
         .env_clear();
     let pipes = if spec.relay { Some(crate::relay::pipes().map_err(sys("pipe"))?) } else { None };
@@ -152,7 +153,7 @@ pub fn stage1_main(args: &[String]) -> ! {
         let _ = writeln!(out, "E {msg}");
         std::process::exit(1)
     };
-    let [root, hostname, stdio, pty_max, shm, uid, gid, argv @ ..] = args else {
+    let [root, hostname, stdio, pty_max, shm, uid, gid, lxcfs, argv @ ..] = args else {
         fail(&mut out, "bad __ve-init arguments".into())
     };
     let (Ok(uid), Ok(gid)) = (uid.parse::<u32>(), gid.parse::<u32>()) else {
@@ -208,7 +209,8 @@ pub fn stage1_main(args: &[String]) -> ! {
             drop(input);
             // The report pipe closes on exec: EOF then means "init runs".
             let _ = nix::fcntl::fcntl(&out, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
-            let e = pid1(hostname, stdio == "relay", argv);
+            let lxcfs = Some(lxcfs.as_str()).filter(|l| *l != "-");
+            let e = pid1(hostname, stdio == "relay", argv, lxcfs);
             fail(&mut out, e)
         }
         Ok(ForkResult::Parent { child }) => {
@@ -231,8 +233,8 @@ fn become_ids(uid: u32, gid: u32) -> nix::Result<()> {
 
 /// PID 1 of the VE, before exec: its own /proc and /sys, pivot_root, hostname, loopback,
 /// stdio, then init. Returns only on failure, with the reason.
-pub(super) fn pid1(hostname: &str, relay: bool, argv: &[String]) -> String {
-    if let Err(e) = ve_mounts() {
+pub(super) fn pid1(hostname: &str, relay: bool, argv: &[String], lxcfs: Option<&str>) -> String {
+    if let Err(e) = ve_mounts(lxcfs) {
         return e;
     }
     if let Err(e) = nix::unistd::sethostname(hostname) {
@@ -375,10 +377,25 @@ pub(super) fn dev_links(dev: &OwnedFd, uid: u32, gid: u32) -> Result<(), String>
     Ok(())
 }
 
+/// LXCFS's files over the VE's own /proc and /sys ones (the host's tree is still in
+/// reach). A file LXCFS does not serve, or that this kernel has not, is left as it is: the
+/// view is a courtesy, not a limit.
+fn lxcfs_binds(root: &OwnedFd, dir: &str) {
+    use crate::sys::inroot;
+    for f in crate::lxcfs::FILES {
+        let src = format!("{dir}/{f}");
+        let Ok(target) = inroot::path_fd(root, f, inroot::Follow::Never) else { continue };
+        if std::fs::metadata(&src).is_err() {
+            continue;
+        }
+        let _ = mount(Some(&src), &inroot::fd_path(&target), None, libc::MS_BIND, None, f);
+    }
+}
+
 /// PID 1, as VE root in the VE's namespaces, in the VE's root (its working directory): a
 /// mount of that tree of its own (pivot_root refuses the locked copy of stage 1's), cloned
 /// and attached by fd, its /proc and /sys, then pivot_root so the host's tree is gone.
-pub(super) fn ve_mounts() -> Result<(), String> {
+pub(super) fn ve_mounts(lxcfs: Option<&str>) -> Result<(), String> {
     use crate::sys::inroot;
     let root = crate::sys::mount::clone_cwd_tree().map_err(|e| format!("clone and enter the VE's root: {e}"))?;
     let nosuid = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
@@ -389,6 +406,9 @@ pub(super) fn ve_mounts() -> Result<(), String> {
     if mount(Some("sysfs"), &sysp, Some("sysfs"), nosuid | libc::MS_RDONLY, None, "sysfs").is_err() {
         mount(Some("/sys"), &sysp, None, libc::MS_BIND | libc::MS_REC, None, "/sys")?;
         mount(None, &sysp, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | nosuid, None, "/sys read-only")?;
+    }
+    if let Some(dir) = lxcfs {
+        lxcfs_binds(&root, dir);
     }
     drop((proc_, sys, root));
     // pivot_root(".", "."): the old root ends up on top of the new one and is detached.

@@ -73,6 +73,8 @@ pub struct InitSpec {
     pub pty_max: Option<u64>,
     /// shmpages: size of the VE's /dev/shm in bytes (None: tmpfs's default, half of RAM).
     pub shm_bytes: Option<u64>,
+    /// The LXCFS mount whose files init binds over its own /proc and /sys ones.
+    pub lxcfs: Option<PathBuf>,
 }
 
 /// Mount options of a VE's /dev/shm; `bytes` is its shmpages limit. It is always mounted

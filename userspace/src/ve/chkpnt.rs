@@ -423,11 +423,17 @@ impl Vz {
             relay: false,
             pty_max: None,
             shm_bytes: None,
+            lxcfs: None,
         };
         for w in crate::ubc::init_spec(full, &mut spec)? {
             warn!(veid, "{w}");
         }
         let stage = work.join("stage");
+        // A dump with LXCFS files takes them from this node's LXCFS.
+        let lxcfs = crate::lxcfs::ensure(&self.paths).unwrap_or_else(|e| {
+            warn!(veid, "{e}");
+            None
+        });
         let ext: Vec<(String, PathBuf)> = crate::criu::external_mounts()
             .into_iter()
             .map(|(mnt, key)| {
@@ -435,6 +441,9 @@ impl Vz {
                     "/dev" => stage.join(ns::STAGE_DEV),
                     "/dev/pts" => stage.join(ns::STAGE_PTS),
                     "/dev/shm" => stage.join(ns::STAGE_SHM),
+                    f if crate::lxcfs::FILES.contains(&&f[1..]) => {
+                        lxcfs.as_ref().map_or_else(|| PathBuf::from(f), |d| d.join(&f[1..]))
+                    }
                     node => PathBuf::from(node),
                 };
                 (key, host)

@@ -95,6 +95,7 @@ pub(super) fn run_script_as_init(
         relay: true,
         pty_max: None,
         shm_bytes: None,
+        lxcfs: None,
     };
     let started = ns::start_init(&spec, vz.cg.as_ref(), veid)?;
     let pidfd = relay::pidfd(started.pid).map_err(|e| VeError::Exec(format!("pidfd: {e}")))?;

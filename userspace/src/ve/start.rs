@@ -58,6 +58,14 @@ impl Vz {
             relay: false,
             pty_max: None,
             shm_bytes: None,
+            lxcfs: match crate::lxcfs::ensure(&self.paths) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    warn!(veid, "{e}");
+                    crate::report::notice(format!("Warning: {e}"));
+                    None
+                }
+            },
         };
         for w in crate::ubc::init_spec(&full, &mut spec)? {
             warn!(veid, "{w}");
