@@ -53,10 +53,15 @@ fn a_running_ve_survives_chkpnt_and_restore() {
     assert!(before[3] >= 1, "failcnt after a refusal: {before:?}\n{tcp_before}");
     // A refused fork makes a failcnt the pids controller keeps: the restored VE's new
     // cgroup starts from zero, and the dump's figure must be added back.
+    // The counter loop is stopped meanwhile: its own fork could be the refused one, and
+    // busybox's sh gives up at a refused fork.
+    let counter = pids_before.lines().nth(1).unwrap_or("").trim().to_string();
+    env.ok(&["exec2", "101", &format!("kill -STOP {counter}")]);
     let procs = held(&env.ok(&["ubc", "101"]), "numproc");
     env.ok(&["set", "101", "--numproc", &(procs[0] + 2).to_string()]);
     let _ = env.vzctl(&["exec2", "101", "sleep 1 & sleep 1 & sleep 1 & sleep 1 & wait"]);
     env.ok(&["set", "101", "--numproc", "1000"]);
+    env.ok(&["exec2", "101", &format!("kill -CONT {counter}")]);
     let procs_before = held(&env.ok(&["ubc", "101"]), "numproc");
     assert!(procs_before[4] >= 1, "numproc failcnt after a refused fork: {procs_before:?}");
     // A process the VE stopped itself stays stopped; the rest go on.

@@ -1,7 +1,9 @@
 # VM lane, after quota.sh: the pure cgroup2 layout (this host is hybrid). A VE started with
 # CPU and I/O settings gets them in cpu.weight, cpu.max, io.bfq.weight and io.max, and its
 # page-cache writes, which cgroup2's writeback charges to it, are counted by the block I/O
-# programs on its disk.
+# programs on its disk. vzeventd on cgroup2 (and a stock Debian kernel): a numproc refusal
+# reaches the event log through the kernel's notice on pids.events (no timer), and a
+# `reboot` inside the VE starts it again.
 set -u
 fail() { echo "FAIL $*"; exit 1; }
 ok() { echo "ok $*"; }
@@ -25,5 +27,28 @@ out=$(vzctl exec 102 'dd if=/dev/zero of=/x bs=1M count=4 2>/dev/null; sync' 2>&
 w=$(vzstat -v 102 | awk -v d="$disk" '$1 == 102 && $2 == d {print $4}')
 [ -n "$w" ] && [ "$w" -ge 4194304 ] || fail "vzstat: $(vzstat -v 102)"
 ok "page-cache writes counted for the VE on $disk: $w bytes"
+vzeventd --no-metrics > /tmp/eventd.log 2>&1 &
+ev=$!
+log=/var/log/vz/events.log
+for i in $(seq 100); do [ -f $log ] && break; sleep 0.1; done
+sleep 1
+out=$(vzctl set 102 --numproc 12:12 2>&1) || fail "set numproc: $out"
+vzctl exec 102 'for i in $(seq 30); do sleep 2 & done; wait' >/dev/null 2>&1
+for i in $(seq 100); do grep -q '"resource":"numproc"' $log && break; sleep 0.1; done
+grep -q '"resource":"numproc"' $log || fail "no numproc event: $(cat $log /tmp/eventd.log)"
+grep -q "v1 controllers" /tmp/eventd.log && fail "vzeventd polls on cgroup2: $(cat /tmp/eventd.log)"
+ok "numproc refusal in the event log through pids.events, no polling: $(grep numproc $log | head -1)"
+starts=$(grep -c '"event":"start"' $log)
+vzctl exec 102 'reboot -f' >/dev/null 2>&1
+for i in $(seq 300); do
+    st=$(vzctl status 102 2>&1)
+    case $st in *running*) [ "$(grep -c '"event":"start"' $log)" -gt "$starts" ] && break ;; esac
+    sleep 0.2
+done
+[ "$(grep -c '"event":"start"' $log)" -gt "$starts" ] || fail "not started again after reboot: $st; $(cat $log /tmp/eventd.log)"
+case $st in *running*) ;; *) fail "not running after reboot: $st" ;; esac
+grep -q '"event":"reboot"' $log || fail "no reboot event: $(cat $log)"
+ok "reboot inside the VE: started again ($(grep '"reboot"' $log | head -1))"
+kill $ev
 vzctl stop --fast 102 >/dev/null 2>&1 || fail "stop"
 echo "VMTEST-PASS cgroup2"

@@ -33,7 +33,7 @@ mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,vz,run,var,lib/modules,lib64,lib
 ln -s ../run "$root/var/run"
 # Programs and the shared libraries they load (GNU tar: templates use --xattrs; criu runs
 # iproute2's ip to save a VE's routes; rsync and OpenSSH carry a migration).
-for p in "$bins/vzctl" "$bins/vzlist" "$bins/vzstat" "$bins/vzmigrate" "$(command -v mkfs.ext4)" \
+for p in "$bins/vzctl" "$bins/vzlist" "$bins/vzstat" "$bins/vzmigrate" "$bins/vzeventd" "$(command -v mkfs.ext4)" \
     "$(command -v tar)" "$(command -v zstd)" "$criu" "$(command -v ip)" "$(command -v rsync)" \
     "$(command -v ssh)" "$(command -v ssh-keygen)" "$sshd"; do
     cp "$p" "$root/bin/"

@@ -94,11 +94,55 @@ pub fn find(paths: &Paths, name: &str) -> Result<PathBuf, TemplateError> {
     Err(TemplateError::Unknown { name: name.to_string(), dir: paths.cache_dir() })
 }
 
-/// Finds a template, building the built-in default on first use.
+/// The templates vzbpf knows how to build, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// The built-in default, from the host's busybox (seconds).
+    Busybox,
+    /// Debian bookworm minbase by debootstrap (minutes, needs Debian's mirror).
+    Debian,
+}
+
+pub fn known(name: &str) -> Option<Known> {
+    match name {
+        DEFAULT_TEMPLATE => Some(Known::Busybox),
+        DEBIAN_TEMPLATE => Some(Known::Debian),
+        _ => None,
+    }
+}
+
+/// Progress lines of a build, handed to the verb's report sink.
+struct Said(Vec<u8>);
+
+impl io::Write for Said {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0.extend_from_slice(b);
+        while let Some(i) = self.0.iter().position(|c| *c == b'\n' || *c == b'\r') {
+            let line: Vec<u8> = self.0.drain(..=i).collect();
+            let text = String::from_utf8_lossy(&line).trim().to_string();
+            if !text.is_empty() {
+                crate::report::progress(text);
+            }
+        }
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Finds a template, building one vzbpf knows (the built-in default, debian-12-minbase)
+/// on first use, as `vzctl create --ostemplate NAME` does.
 pub fn find_or_build_default(paths: &Paths, name: &str) -> Result<PathBuf, TemplateError> {
-    match find(paths, name) {
-        Err(TemplateError::Unknown { .. }) if name == DEFAULT_TEMPLATE => create_busybox(paths, name),
-        r => r,
+    match (find(paths, name), known(name)) {
+        (Err(TemplateError::Unknown { .. }), Some(Known::Busybox)) => create_busybox(paths, name),
+        (Err(TemplateError::Unknown { .. }), Some(Known::Debian)) => {
+            crate::report::progress(format!(
+                "OS template {name} is not cached: building it with debootstrap (a few minutes)"
+            ));
+            create_debian(paths, name, &mut Said(Vec::new()))
+        }
+        (r, _) => r,
     }
 }
 
@@ -345,6 +389,9 @@ mod tests {
 
     #[test]
     fn template_names() {
+        assert_eq!(known(DEFAULT_TEMPLATE), Some(Known::Busybox));
+        assert_eq!(known("debian-12-minbase"), Some(Known::Debian));
+        assert_eq!(known("centos-7_x86.64"), None);
         for ok in ["busybox", "debian-12-minbase", "centos-7_x86.64"] {
             assert!(check_name(ok).is_ok(), "{ok}");
         }

@@ -14,6 +14,7 @@
 //! however many VEs run.
 pub mod exits;
 pub mod http;
+pub mod limiter;
 
 use std::{
     collections::HashMap,
@@ -77,6 +78,9 @@ struct State {
     log_watch: Option<WatchDescriptor>,
     /// Where reading the event log got to: (inode, offset).
     log_pos: (u64, u64),
+    /// VE cgroup id -> VEID, as the programs' table gave them.
+    ids: HashMap<u64, u32>,
+    limiter: limiter::Limiter,
 }
 
 pub fn run(vz: Vz, opts: Options) -> Result<(), DaemonError> {
@@ -119,6 +123,8 @@ async fn serve(vz: Vz, opts: Options) -> Result<(), DaemonError> {
         polled: HashMap::new(),
         log_watch: None,
         log_pos: (0, 0),
+        ids: HashMap::new(),
+        limiter: limiter::Limiter::default(),
     };
     st.watch_log(&ino.get_ref().0);
     st.sync(&ino.get_ref().0);
@@ -132,7 +138,12 @@ async fn serve(vz: Vz, opts: Options) -> Result<(), DaemonError> {
         tokio::select! {
             _ = poll.tick(), if !st.polled.is_empty() => st.poll_v1(),
             () = async { tokio::time::sleep_until(end.unwrap_or_else(tokio::time::Instant::now)).await }, if end.is_some() => return Ok(()),
-            acc = async { listener.as_ref().map(TcpListener::accept) .unwrap_or_else(|| unreachable!()).await }, if listener.is_some() => {
+            acc = async {
+                match listener.as_ref() {
+                    Some(l) => l.accept().await,
+                    None => std::future::pending().await,
+                }
+            }, if listener.is_some() => {
                 match acc {
                     Ok((sock, _)) => st.answer(sock).await,
                     Err(e) => warn!("accept: {e}"),
@@ -168,8 +179,23 @@ async fn serve(vz: Vz, opts: Options) -> Result<(), DaemonError> {
 
 impl State {
     /// The VE a cgroup id belongs to, by the programs' own table.
-    fn veid_of(&self, cgid: u64) -> Option<u32> {
-        Bpf::open_existing(&self.vz.paths.bpf_root).ok()?.veid_of(cgid).ok().flatten()
+    fn veid_of(&mut self, cgid: u64) -> Option<u32> {
+        if let Some(v) = self.ids.get(&cgid) {
+            return Some(*v);
+        }
+        let v = Bpf::open_existing(&self.vz.paths.bpf_root).ok()?.veid_of(cgid).ok().flatten()?;
+        self.ids.insert(cgid, v);
+        Some(v)
+    }
+
+    /// Records a limit hit, unless its VE and resource had one this second.
+    fn limit_event(&mut self, veid: u32, res: &Resource, mut fields: Vec<(&str, crate::events::Val)>) {
+        let Some(folded) = self.limiter.admit(veid, res.id, Instant::now()) else { return };
+        fields.insert(0, ("resource", res.name.into()));
+        if folded > 0 {
+            fields.push(("folded", folded.into()));
+        }
+        self.vz.event(veid, "limit", &fields);
     }
 
     fn on_ring(&mut self, e: &UbcEvent) {
@@ -185,11 +211,10 @@ impl State {
             return;
         }
         let Some(r) = Resource::by_id(e.res) else { return };
-        self.vz.event(
+        self.limit_event(
             veid,
-            "limit",
-            &[
-                ("resource", r.name.into()),
+            r,
+            vec![
                 ("held", e.held.into()),
                 ("barrier", e.barrier.into()),
                 ("limit", e.limit.into()),
@@ -334,6 +359,9 @@ impl State {
             self.seen.retain(|(v, _), _| *v != veid);
         }
         self.polled.retain(|v, _| running.contains(v));
+        self.limiter.retain(&running);
+        // Cgroup ids of VEs that stopped are dead; a restarted VE has a new one.
+        self.ids.retain(|_, v| running.contains(v));
         for veid in running {
             if self.watched.contains_key(&veid) {
                 continue;
@@ -390,12 +418,12 @@ impl State {
             }
             let r = row.row;
             let prev = self.seen.insert((veid, r.resource.id), r.usage.failcnt);
-            if report && prev.is_some_and(|p| r.usage.failcnt > p) || report && prev.is_none() && r.usage.failcnt > 0 {
-                self.vz.event(
+            let risen = prev.map_or(r.usage.failcnt > 0, |p| r.usage.failcnt > p);
+            if report && risen {
+                self.limit_event(
                     veid,
-                    "limit",
-                    &[
-                        ("resource", r.resource.name.into()),
+                    r.resource,
+                    vec![
                         ("held", r.usage.held.into()),
                         ("barrier", r.limit.barrier.into()),
                         ("limit", r.limit.limit.into()),
