@@ -560,6 +560,15 @@ impl VzEnv {
 
     /// Mounts below this env's directory.
     pub fn mounts(&self) -> Vec<String> {
+        let mut all = self.all_mounts();
+        // The node's LXCFS (started by the env's first VE start) serves every VE and stays.
+        let lxcfs = self.dir.join("lxcfs").to_string_lossy().to_string();
+        all.retain(|m| *m != lxcfs);
+        all
+    }
+
+    /// Every mount below the env's directory, the node's LXCFS included (for cleanup).
+    fn all_mounts(&self) -> Vec<String> {
         let prefix = self.dir.to_string_lossy().to_string();
         std::fs::read_to_string("/proc/self/mountinfo")
             .unwrap_or_default()
@@ -634,7 +643,7 @@ impl Drop for VzEnv {
         for d in self.cgroup_dirs() {
             kill_cgroup(&d);
         }
-        let mut mounts = self.mounts();
+        let mut mounts = self.all_mounts();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in mounts {
             if let Ok(c) = std::ffi::CString::new(m) {

@@ -159,7 +159,10 @@ fn vzlist_formats() {
     assert!(j.starts_with("[\n  {\"ctid\": 101, \"hostname\": \"b.test\", \"numtcpsock\": {\"held\": "), "{j}");
     let t = env.vzlist(&["-H", "-o", "ctid,numtcpsock.b,numothersock.l"]).stdout;
     assert_eq!(t.lines().next().unwrap().split_whitespace().collect::<Vec<_>>(), ["101", "360", "360"], "{t}");
-    env.vzlist(&["-o", "bogus"]).one_line_error("vzlist", 21, "'bogus'");
+    env.vzlist(&["-o", "bogus"]).one_line_error("vzlist", 1, "'bogus'");
+    // OpenVZ's vzlist: 1 for any error, a bad option or an unknown VE too.
+    env.vzlist(&["--bogus"]).one_line_error("vzlist", 1, "--bogus");
+    env.vzlist(&["4242"]).one_line_error("vzlist", 1, "4242");
     // OpenVZ's filters: shell patterns on hostname (-h), name (-N) and description (-d).
     env.ok(&["set", "101", "--description", "web server", "--save"]);
     assert_eq!(env.vzlist(&["-a", "-1", "-h", "a*"]).stdout, "102\n");

@@ -152,4 +152,40 @@ fn man_pages_render_and_bash_completes_verbs_and_veids() {
     assert!(["101", "102", "webby"].iter().all(|v| ves.lines().any(|l| l == *v)), "{ves}");
     let ves = complete("vzctl start we");
     assert_eq!(ves.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>(), ["webby"], "{ves}");
+
+    // fish runs its completion non-interactively (complete -C): verbs and VEs.
+    let path = format!("{}:{}", bin("vzlist").parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let o = Command::new(bin("vzctl")).env("VZ_GENERATE", "fish").output().unwrap();
+    let fish = env.dir.join("vzctl.fish");
+    std::fs::write(&fish, &o.stdout).unwrap();
+    let fish_complete = |line: &str| -> String {
+        let o = Command::new("fish")
+            .args(["--no-config", "-c", &format!("source {}; complete -C '{line}'", fish.display())])
+            .env("PATH", &path)
+            .env("VZ_CONF_DIR", env.dir.join("conf"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let words = |out: &str| out.lines().map(|l| l.split('\t').next().unwrap_or("").to_string()).collect::<Vec<_>>();
+    let verbs = words(&fish_complete("vzctl st"));
+    assert!(["start", "stop", "status"].iter().all(|v| verbs.iter().any(|l| l == v)), "{verbs:?}");
+    let ves = words(&fish_complete("vzctl start "));
+    assert!(["101", "102", "webby"].iter().all(|v| ves.iter().any(|l| l == v)), "{ves:?}");
+    // zsh: the script parses and defines its completion function.
+    let o = Command::new(bin("vzctl")).env("VZ_GENERATE", "zsh").output().unwrap();
+    let zsh = env.dir.join("_vzctl");
+    std::fs::write(&zsh, &o.stdout).unwrap();
+    let o = Command::new("zsh").args(["-n"]).arg(&zsh).output().unwrap();
+    assert!(o.status.success(), "zsh -n: {o:?}");
+    let o = Command::new("zsh")
+        .args([
+            "-f",
+            "-c",
+            &format!("autoload -U compinit && compinit -u -D && source {} && whence -w _vzctl", zsh.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("_vzctl: function"), "{o:?}");
 }

@@ -2,7 +2,7 @@
 //! their command lines with, so they never drift from the commands. `VZ_GENERATE=man:DIR
 //! PROG` writes PROG.8 (and PROG-SUB.8 for each command of vzctl) into DIR;
 //! `VZ_GENERATE=bash|zsh|fish PROG` prints a completion script; `cargo xtask run` installs
-//! both. Bash completes VEIDs and VE names (from `vzlist -a`) where a VE goes.
+//! both. Bash and fish complete VEIDs and VE names (from `vzlist -a`) where a VE goes.
 use std::{io::Write, path::Path};
 
 use clap::Command;
@@ -20,11 +20,12 @@ pub fn generate(mut cmd: Command, prog: &str, what: &str, out: &mut dyn Write) -
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, prog, &mut script);
     out.write_all(&script).map_err(|e| e.to_string())?;
-    if shell == clap_complete::Shell::Bash {
-        if let Some(first) = veid_position(prog) {
-            out.write_all(bash_veids(prog, first).as_bytes()).map_err(|e| e.to_string())?;
-        }
-    }
+    let veids = match (shell, veid_position(prog)) {
+        (clap_complete::Shell::Bash, Some(first)) => bash_veids(prog, first),
+        (clap_complete::Shell::Fish, Some(first)) => fish_veids(prog, first),
+        _ => String::new(),
+    };
+    out.write_all(veids.as_bytes()).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -54,6 +55,20 @@ _vzbpf_{prog}() {{
     fi
 }}
 complete -F _vzbpf_{prog} -o bashdefault -o default {prog}
+"#
+    )
+}
+
+/// clap's fish completion plus the VEIDs and names of this node's VEs, once `first` words
+/// are typed.
+fn fish_veids(prog: &str, first: usize) -> String {
+    format!(
+        r#"
+# VEIDs and VE names, where a VE may be named (vzbpf).
+function __vzbpf_veids
+    vzlist -a -H -o ctid,name 2>/dev/null | awk '{{print $1; if ($2 != "-") print $2}}'
+end
+complete -c {prog} -n 'test (count (commandline -opc)) -ge {first}' -a '(__vzbpf_veids)'
 "#
     )
 }

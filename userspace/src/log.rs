@@ -45,7 +45,8 @@ where
 /// Installs the process's logger. `console` is the console's filter unless VZ_LOG gives
 /// one. A log file that cannot be opened is said once on the console, and the run goes on.
 pub fn init(prog: &'static str, console: &str) {
-    let paths = Paths::load().ok();
+    // Only root writes the node's log (the others are refused before they do anything).
+    let paths = Paths::load().ok().filter(|_| crate::sys::proc::euid() == 0);
     let console_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -91,6 +91,9 @@ const BASE_PACKAGES: &[&str] = &[
     // The VE's own /proc view (meminfo, cpuinfo, uptime...): vzctl starts it where it is
     // not running.
     "lxcfs",
+    // The completions cargo xtask run installs are tested in these shells too.
+    "zsh",
+    "fish",
 ];
 /// Needed only for the Debian rustc path (clippy-driver for that rustc lints the BPF crate).
 const DEBIAN_RUST_PACKAGES: &[&str] = &["rustc-web", "libstd-rust-web-dev-bpf", "rust-web-clippy"];
@@ -549,6 +552,9 @@ fn bench() -> Result<()> {
 const INSTALL_DIR: &str = "/usr/local/sbin";
 const MAN_DIR: &str = "/usr/local/share/man/man8";
 const COMPLETIONS_DIR: &str = "/usr/local/share/bash-completion/completions";
+/// zsh's and fish's directories for completions of local programs (searched by default).
+const ZSH_COMPLETIONS_DIR: &str = "/usr/local/share/zsh/site-functions";
+const FISH_COMPLETIONS_DIR: &str = "/usr/local/share/fish/vendor_completions.d";
 const UNIT_DIR: &str = "/etc/systemd/system";
 
 /// The main job: install vzctl, vzlist and vzpkg, create VE 101 from the built-in default
@@ -566,16 +572,24 @@ fn demo() -> Result<()> {
         fs::rename(&tmp, &dest)?;
         // Man pages and completions from the binaries' own command definitions.
         run(Command::new(&dest).env("VZ_GENERATE", format!("man:{MAN_DIR}")), false)?;
-        let o = Command::new(&dest).env("VZ_GENERATE", "bash").output()?;
-        if !o.status.success() {
-            bail!("{b}: bash completion: {}", String::from_utf8_lossy(&o.stderr).trim());
+        for (shell, dir, name) in [
+            ("bash", COMPLETIONS_DIR, b.to_string()),
+            ("zsh", ZSH_COMPLETIONS_DIR, format!("_{b}")),
+            ("fish", FISH_COMPLETIONS_DIR, format!("{b}.fish")),
+        ] {
+            let o = Command::new(&dest).env("VZ_GENERATE", shell).output()?;
+            if !o.status.success() {
+                bail!("{b}: {shell} completion: {}", String::from_utf8_lossy(&o.stderr).trim());
+            }
+            fs::create_dir_all(dir)?;
+            let file = Path::new(dir).join(name);
+            let tmp = Path::new(dir).join(format!(".{b}.{shell}.new"));
+            fs::write(&tmp, &o.stdout)?;
+            fs::rename(&tmp, &file)?;
         }
-        let file = Path::new(COMPLETIONS_DIR).join(b);
-        fs::write(file.with_extension("new"), &o.stdout)?;
-        fs::rename(file.with_extension("new"), &file)?;
     }
     step(&format!(
-        "installed {} in {INSTALL_DIR}, man pages in {MAN_DIR}, bash completions in {COMPLETIONS_DIR}",
+        "installed {} in {INSTALL_DIR}, man pages in {MAN_DIR}, completions in {COMPLETIONS_DIR}, {ZSH_COMPLETIONS_DIR}, {FISH_COMPLETIONS_DIR}",
         bins.join(", ")
     ));
     // The node service (OpenVZ's vz): programs pinned and ONBOOT VEs started at boot; the

@@ -35,6 +35,9 @@ struct Cli {
     /// No header line.
     #[arg(short = 'H', long = "no-header")]
     no_header: bool,
+    /// Do not cut values wider than their column (the last column never is).
+    #[arg(short = 't', long = "no-trim")]
+    no_trim: bool,
     /// Fields to show, comma-separated (ctid, nproc, status, ip, hostname, name, ostemplate,
     /// onboot, description, private, root, and every beancounter with .m .b .l .f).
     #[arg(short = 'o', long = "output")]
@@ -56,9 +59,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    // OpenVZ's vzlist exits 1 on any error (a bad option, field or VE too).
     let cli: Cli = match vz::cli::parse("vzlist") {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(code) if code == ExitCode::SUCCESS => return code,
+        Err(_) => return ExitCode::from(1),
     };
     match run(&cli) {
         Ok(out) => {
@@ -67,7 +72,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("vzlist: {e}");
-            ExitCode::from(21)
+            ExitCode::from(1)
         }
     }
 }
@@ -84,6 +89,9 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     };
     let vz = Vz::new(Paths::load()?)?;
     let wanted: Vec<u32> = cli.veids.iter().map(|v| vz.resolve(v)).collect::<Result<_, _>>()?;
+    if let Some(missing) = wanted.iter().find(|v| !vz.paths.ve_conf(**v).exists()) {
+        return Err(vz::ve::VeError::NotExist(*missing).into());
+    }
     let bpf = Bpf::open_existing(&vz.paths.bpf_root).ok();
     let want_ubc = fields.iter().any(|f| matches!(f, list::Field::Ubc(..))) || cli.sort.is_some();
     let want_net = fields.iter().any(|f| f.name().starts_with("net")) || cli.sort.is_some();
@@ -121,6 +129,6 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     } else if cli.json {
         list::json(&rows, &fields)
     } else {
-        list::table(&rows, &fields, !cli.no_header)
+        list::table(&rows, &fields, !cli.no_header, !cli.no_trim)
     })
 }

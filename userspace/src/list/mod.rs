@@ -360,8 +360,28 @@ pub fn sort(rows: &mut [VeRow], key: &SortKey) {
     });
 }
 
-/// The table vzlist prints.
-pub fn table(rows: &[VeRow], fields: &[Field], header: bool) -> String {
+/// A cell as vzlist prints it: a value wider than its column is cut to the column unless
+/// it is the last column or `-t` (`trim` false) was given; the addresses of a VE in any
+/// column but the last are its first one only (OpenVZ's vzlist).
+fn cell(f: &Field, v: Value, last: bool, trim: bool) -> String {
+    let text = v.text();
+    if last {
+        return text;
+    }
+    let text = match f {
+        Field::Plain(i) if PLAIN[*i].0 == "ip" => text.split_whitespace().next().unwrap_or("-").to_string(),
+        _ => text,
+    };
+    let w = f.width().unsigned_abs() as usize;
+    if trim && matches!(v, Value::Str(_)) && text.chars().count() > w {
+        text.chars().take(w).collect()
+    } else {
+        text
+    }
+}
+
+/// The table vzlist prints (`trim`: as without `-t`).
+pub fn table(rows: &[VeRow], fields: &[Field], header: bool, trim: bool) -> String {
     let mut out = String::new();
     let line = |cells: Vec<String>| -> String {
         let n = cells.len();
@@ -387,8 +407,9 @@ pub fn table(rows: &[VeRow], fields: &[Field], header: bool) -> String {
         out.push_str(&line(fields.iter().map(Field::header).collect()));
         out.push('\n');
     }
+    let n = fields.len();
     for r in rows {
-        out.push_str(&line(fields.iter().map(|f| f.value(r).text()).collect()));
+        out.push_str(&line(fields.iter().enumerate().map(|(i, f)| cell(f, f.value(r), i + 1 == n, trim)).collect()));
         out.push('\n');
     }
     out
@@ -430,7 +451,7 @@ pub(crate) mod tests {
     fn traffic_fields() {
         let rows = vec![row(101, true, ""), row(102, false, "")];
         let f = parse_fields("ctid,netin,netin.p,netout").unwrap();
-        let t = table(&rows, &f, true);
+        let t = table(&rows, &f, true, true);
         let lines: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
         assert_eq!(lines[0], ["CTID", "NETIN", "NETIN.P", "NETOUT"]);
         assert_eq!(lines[1], ["101", "1500", "3", "0"]);
@@ -466,7 +487,7 @@ pub(crate) mod tests {
         // dcachesize (18) has no source in this row: its usage is "-", its limits are shown.
         let rows = vec![row(101, true, "")];
         let f = parse_fields("dcachesize,dcachesize.b,dcachesize.f,numtcpsock").unwrap();
-        let t = table(&rows, &f, false);
+        let t = table(&rows, &f, false, true);
         let cols: Vec<&str> = t.split_whitespace().collect();
         assert_eq!(cols, ["-", "9223372036854775807", "-", "3"]);
         assert!(json(&rows, &f).contains("\"held\": null"), "{}", json(&rows, &f));
@@ -476,14 +497,25 @@ pub(crate) mod tests {
     fn default_table_matches_vzlist() {
         let rows =
             vec![row(101, true, "HOSTNAME=\"ct101.example.com\"\nIP_ADDRESS=\"10.0.0.1\"\n"), row(1002, true, "")];
-        let t = table(&rows, &default_fields(false), true);
+        let t = table(&rows, &default_fields(false), true, true);
         assert_eq!(
             t,
             "      CTID      NPROC STATUS    IP_ADDR         HOSTNAME\n\
              \x20      101          7 running   10.0.0.1        ct101.example.com\n\
              \x20     1002          7 running   -               -\n"
         );
-        assert!(!table(&rows, &default_fields(false), false).contains("CTID"));
+        assert!(!table(&rows, &default_fields(false), false, true).contains("CTID"));
+    }
+
+    #[test]
+    fn long_values_are_cut_to_their_column_unless_last_or_no_trim() {
+        let long = "HOSTNAME=\"a-very-long-hostname.example.com\"\nIP_ADDRESS=\"10.0.0.1 10.0.0.2\"\n";
+        let rows = vec![row(101, true, long)];
+        let f = parse_fields("hostname,ip").unwrap();
+        assert_eq!(table(&rows, &f, false, true), "a-very-long-hostname 10.0.0.1 10.0.0.2\n");
+        assert_eq!(table(&rows, &f, false, false), "a-very-long-hostname.example.com 10.0.0.1 10.0.0.2\n");
+        let f = parse_fields("ip,hostname").unwrap();
+        assert_eq!(table(&rows, &f, false, true), "10.0.0.1        a-very-long-hostname.example.com\n");
     }
 
     #[test]
@@ -498,12 +530,12 @@ pub(crate) mod tests {
     fn ubc_fields_and_suffixes() {
         let r = row(101, true, "");
         let f = parse_fields("ctid,numtcpsock,numtcpsock.m,numtcpsock.b,numtcpsock.l,numtcpsock.f").unwrap();
-        let t = table(std::slice::from_ref(&r), &f, true);
+        let t = table(std::slice::from_ref(&r), &f, true, true);
         let cells: Vec<&str> = t.lines().nth(1).unwrap().split_whitespace().collect();
         assert_eq!(cells, ["101", "3", "5", "80", "90", "1"]);
         assert!(t.starts_with("      CTID   NUMTCPSOCK NUMTCPSOCK.M"));
         // A stopped VE has no held values.
-        let t = table(&[row(102, false, "")], &f, false);
+        let t = table(&[row(102, false, "")], &f, false, true);
         assert_eq!(t.split_whitespace().collect::<Vec<_>>(), ["102", "-", "-", "-", "-", "-"]);
         assert_eq!(Field::parse("bogus"), Err(ListError::UnknownField("bogus".into())));
         assert_eq!(Field::parse("numtcpsock.x"), Err(ListError::UnknownField("numtcpsock.x".into())));
