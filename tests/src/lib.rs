@@ -724,6 +724,17 @@ impl Fio {
     }
 }
 
+/// A child the test started (a daemon), killed by pid and reaped when dropped, also when the
+/// test fails: before the env it works in is removed, if declared after it.
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Polls `f` until it holds; fails the test after 20 s naming `what`.
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + Duration::from_secs(20);

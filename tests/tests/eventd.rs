@@ -3,32 +3,25 @@
 //! inside a VE starting it again and `halt` stopping it; limit hits as JSON events, with
 //! enforcement holding while the daemon is dead; `vzctl events`; LOGFILE.
 use std::{
-    process::{Child, Stdio},
+    process::Stdio,
     time::{Duration, Instant},
 };
 
-use vz_tests::{wait_until, VzEnv};
+use vz_tests::{wait_until, Reaped, VzEnv};
 
 /// The daemon, killed (by pid: it is our child) when dropped.
-struct Daemon(Child);
+struct Daemon;
 
 impl Daemon {
-    fn start(env: &VzEnv, args: &[&str]) -> Self {
+    fn start(env: &VzEnv, args: &[&str]) -> Reaped {
         let log = std::fs::File::create(env.dir.join("vzeventd.out")).expect("daemon output");
         let child =
             env.cmd("vzeventd", args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn().expect("vzeventd");
-        let d = Daemon(child);
+        let d = Reaped(child);
         // Ready once it has made (and watches) the event log.
         wait_until("vzeventd up", || env.dir.join("events.log").exists());
         std::thread::sleep(Duration::from_millis(300));
         d
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -139,7 +132,7 @@ fn metrics_agree_with_vzlist_and_a_real_prometheus_scrapes_them() {
         .stderr(Stdio::null())
         .spawn()
         .expect("prometheus");
-    let _prom = Daemon(prom);
+    let _prom = Reaped(prom);
     let query = |q: &str| get(&env, &format!("http://127.0.0.1:9090/api/v1/query?query={q}"));
     let want = vzlist_one(&env, "101", "numproc.l");
     let q = "vz_ubc_limit%7Bveid%3D%22101%22%2Cresource%3D%22numproc%22%7D";

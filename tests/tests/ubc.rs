@@ -176,15 +176,9 @@ fn limit_hits_stream_to_the_event_log() {
     env.ok(&["create", "101"]);
     env.ok(&["start", "101"]);
     env.ok(&["set", "101", "--numtcpsock", "1", "--numproc", "12"]);
-    /// The daemon dies with the test, failed or not (before the env is removed).
-    struct Daemon(std::process::Child);
-    impl Drop for Daemon {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut d = Daemon(env.cmd("vzeventd", &["--seconds", "30"]).stderr(std::process::Stdio::piped()).spawn().unwrap());
+    let mut d = vz_tests::Reaped(
+        env.cmd("vzeventd", &["--seconds", "30"]).stderr(std::process::Stdio::piped()).spawn().unwrap(),
+    );
     let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let (l2, err) = (lines.clone(), d.0.stderr.take().unwrap());
     std::thread::spawn(move || {

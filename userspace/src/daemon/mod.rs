@@ -494,31 +494,12 @@ fn holder(vz: &Vz, veid: u32) -> String {
 /// Runs `vzctl VERB VEID`, bounded, its outcome logged.
 fn run_bounded(vzctl: &Path, verb: &str, veid: u32) {
     let mut cmd = Command::new(vzctl);
-    cmd.args([verb, &veid.to_string()]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return warn!(veid, "cannot run {} {verb}: {e}", vzctl.display()),
-    };
-    let end = Instant::now() + VZCTL_TIMEOUT;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-        }
-    };
-    let mut errtext = String::new();
-    if let Some(e) = child.stderr.as_mut() {
-        let _ = e.take(4096).read_to_string(&mut errtext);
-    }
-    match status {
-        Some(s) if s.success() => info!(veid, "vzctl {verb} {veid}: done"),
-        Some(s) => info!(veid, "vzctl {verb} {veid}: {s}: {}", errtext.trim()),
-        None => warn!(veid, "vzctl {verb} {veid} killed after {} s", VZCTL_TIMEOUT.as_secs()),
+    cmd.args([verb, &veid.to_string()]);
+    match crate::ve::run::run_within(cmd, crate::ve::run::Feed::Null, VZCTL_TIMEOUT) {
+        Ok(Some(done)) if done.status.success() => info!(veid, "vzctl {verb} {veid}: done"),
+        Ok(Some(done)) => info!(veid, "vzctl {verb} {veid}: {}: {}", done.status, done.stderr.trim()),
+        Ok(None) => warn!(veid, "vzctl {verb} {veid} killed after {} s", VZCTL_TIMEOUT.as_secs()),
+        Err(e) => warn!(veid, "cannot run {} {verb}: {e}", vzctl.display()),
     }
 }
 

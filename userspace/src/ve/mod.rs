@@ -49,7 +49,7 @@ mod mount;
 mod node;
 mod opts;
 mod resources;
-mod run;
+pub(crate) mod run;
 mod set;
 mod start;
 mod stop;

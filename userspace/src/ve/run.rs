@@ -2,7 +2,7 @@
 //! its output read while it runs, so a chatty one never stalls on a full pipe.
 use super::*;
 
-pub(super) struct Finished {
+pub(crate) struct Finished {
     pub status: std::process::ExitStatus,
     pub stdout: String,
     pub stderr: String,
@@ -10,7 +10,7 @@ pub(super) struct Finished {
 
 /// What a helper reads on its stdin.
 #[derive(Clone, Copy)]
-pub(super) enum Feed<'a> {
+pub(crate) enum Feed<'a> {
     Null,
     Bytes(&'a [u8]),
     /// Ours (vzctl's own stdin, e.g. the stream vzmigrate sends).
@@ -34,7 +34,7 @@ impl Drop for TarOut {
 }
 
 /// Runs `cmd` with `feed` on its stdin. None: it ran past `wait` and was killed.
-pub(super) fn run_within(
+pub(crate) fn run_within(
     mut cmd: std::process::Command,
     feed: Feed<'_>,
     wait: Duration,
