@@ -158,6 +158,8 @@ fn reboot_inside_a_ve_starts_it_again_and_halt_stops_it() {
     env.ok(&["start", "101"]);
     let _d = Daemon::start(&env, &["--no-metrics"]);
     let first = env.init_pid(101);
+    let starts = |env: &VzEnv| events(env).iter().filter(|l| l.contains("\"event\":\"start\"")).count();
+    assert_eq!(starts(&env), 1);
     // busybox's reboot -f: reboot(2) from the VE's root, as any distribution's init does last.
     let _ = env.vzctl(&["exec", "101", "reboot -f"]);
     let line = wait_event(&env, "reboot", |l| l.contains("\"event\":\"reboot\""));
@@ -165,8 +167,24 @@ fn reboot_inside_a_ve_starts_it_again_and_halt_stops_it() {
     wait_until("VE 101 running again", || {
         env.vzctl(&["status", "101"]).stdout.contains("running") && env.try_init_pid(101).is_some_and(|p| p != first)
     });
-    wait_event(&env, "start after reboot", |l| l.contains("\"event\":\"start\""));
+    // The restart is whole once its start is recorded (its init runs a little before).
+    wait_until("the restart's start event", || starts(&env) == 2);
     assert!(env.ok(&["exec", "101", "echo alive"]).contains("alive"));
+
+    // A reboot loop: four more are carried out, the sixth within a minute leaves it stopped.
+    for _ in 0..4 {
+        let before = starts(&env);
+        let _ = env.vzctl(&["exec", "101", "reboot -f"]);
+        wait_until("started again", || starts(&env) > before);
+    }
+    let _ = env.vzctl(&["exec", "101", "reboot -f"]);
+    let line = wait_event(&env, "the looping reboot", |l| l.contains("left stopped"));
+    assert!(line.contains("\"event\":\"reboot\"") && line.contains("vzctl stop"), "{line}");
+    wait_until("VE 101 left down and unmounted", || {
+        let s = env.vzctl(&["status", "101"]).stdout;
+        s.contains("down") && s.contains("unmounted")
+    });
+    env.ok(&["start", "101"]);
 
     let _ = env.vzctl(&["exec", "101", "halt -f"]);
     let line = wait_event(&env, "halt", |l| l.contains("\"event\":\"halt\""));
@@ -281,6 +299,10 @@ fn the_shipped_unit_runs_the_daemon_at_its_default_address_and_a_restart_picks_u
     let _ = env.vzctl(&["exec", "101", "reboot -f"]);
     wait_until("VE 101 rebooted", || {
         env.vzctl(&["status", "101"]).stdout.contains("running") && env.try_init_pid(101).is_some_and(|p| p != first)
+    });
+    // Its restart finished (no vzctl of the daemon's outlives the test).
+    wait_until("the restart's start event", || {
+        events(&env).iter().filter(|l| l.contains("\"event\":\"start\"")).count() == 2
     });
     assert!(get(&env, "http://127.0.0.1:9765/metrics").contains("vz_ve_running{veid=\"101\",name=\"\"} 1"));
 }

@@ -3,7 +3,38 @@
 //! VE shows stopped and starts again. While a vzctl holds the VE's lock (stop, chkpnt,
 //! migrate may have made the exit), vzeventd waits for it and acts only on what it left:
 //! a VE down but still mounted.
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
 use vz_common::UbcEvent;
+
+/// A VE that reboots this often within `REBOOT_WINDOW` is left stopped: a hostile (or
+/// broken) VE must not keep the host busy starting it.
+pub const MAX_REBOOTS: usize = 5;
+pub const REBOOT_WINDOW: Duration = Duration::from_secs(60);
+
+/// The reboots each VE asked for lately.
+#[derive(Default)]
+pub struct RebootGuard {
+    at: HashMap<u32, VecDeque<Instant>>,
+}
+
+impl RebootGuard {
+    /// Whether a reboot of `veid` at `now` is carried out (counted if so).
+    pub fn allow(&mut self, veid: u32, now: Instant) -> bool {
+        let q = self.at.entry(veid).or_default();
+        while q.front().is_some_and(|t| now.duration_since(*t) >= REBOOT_WINDOW) {
+            q.pop_front();
+        }
+        if q.len() >= MAX_REBOOTS {
+            return false;
+        }
+        q.push_back(now);
+        true
+    }
+}
 
 const SIGHUP: u64 = 1;
 const SIGINT: u64 = 2;
@@ -70,6 +101,20 @@ mod tests {
         assert_eq!(Exit::Halt.verb(), "stop");
         assert_eq!(Exit::Died.verb(), "stop");
         assert_eq!(Exit::Reboot.event(), "reboot");
+    }
+
+    #[test]
+    fn a_reboot_loop_is_stopped() {
+        let mut g = RebootGuard::default();
+        let t = Instant::now();
+        for i in 0..MAX_REBOOTS as u64 {
+            assert!(g.allow(101, t + Duration::from_secs(i)));
+        }
+        assert!(!g.allow(101, t + Duration::from_secs(10)));
+        assert!(g.allow(102, t + Duration::from_secs(10)), "another VE is its own");
+        // Once the oldest is a window old, one more is allowed.
+        assert!(g.allow(101, t + REBOOT_WINDOW));
+        assert!(!g.allow(101, t + REBOOT_WINDOW));
     }
 
     #[test]

@@ -81,6 +81,7 @@ struct State {
     /// VE cgroup id -> VEID, as the programs' table gave them.
     ids: HashMap<u64, u32>,
     limiter: limiter::Limiter,
+    reboots: exits::RebootGuard,
 }
 
 pub fn run(vz: Vz, opts: Options) -> Result<(), DaemonError> {
@@ -125,6 +126,7 @@ async fn serve(vz: Vz, opts: Options) -> Result<(), DaemonError> {
         log_pos: (0, 0),
         ids: HashMap::new(),
         limiter: limiter::Limiter::default(),
+        reboots: exits::RebootGuard::default(),
     };
     st.watch_log(&ino.get_ref().0);
     st.sync(&ino.get_ref().0);
@@ -228,12 +230,21 @@ impl State {
         let exit = Exit::of(e);
         let dir = self.vz.paths.lock_dir.clone();
         let busy = matches!(VeLock::take_within(&dir, veid, Duration::ZERO), Ok(None));
-        let verb = exit.verb();
-        let action = if busy {
+        let looping = exit == Exit::Reboot && !self.reboots.allow(veid, Instant::now());
+        // A reboot loop ends stopped: cleaned up as after a halt.
+        let verb = if looping { "stop" } else { exit.verb() };
+        let mut action = if busy {
             format!("after vzctl{} is done: vzctl {verb} if it left the VE mounted and down", holder(&self.vz, veid))
         } else {
             format!("vzctl {verb}")
         };
+        if looping {
+            action.push_str(&format!(
+                " ({} reboots within {} s: left stopped)",
+                exits::MAX_REBOOTS + 1,
+                exits::REBOOT_WINDOW.as_secs()
+            ));
+        }
         self.vz.event(
             veid,
             exit.event(),
