@@ -1,7 +1,8 @@
 //! Disk quota against the real kernel: a ploop-layout VE (an ext4 image on a loop device)
-//! fills its disk and its inodes up to the hard limits and gets ENOSPC, the limits grow
-//! and shrink while it runs, the image shrinks while it is stopped; a simfs VE on a host
-//! file system without project quota is told so.
+//! sees its limit as its disk's size in `df`, fills its disk and its inodes up to the hard
+//! limits and gets ENOSPC, the limits grow and shrink while it runs (growth online where
+//! the host may resize ext4, else at the next start, said so), the image shrinks while it
+//! is stopped; a simfs VE on a host file system without project quota is told so.
 use std::os::unix::fs::MetadataExt as _;
 
 use vz_tests::VzEnv;
@@ -11,6 +12,26 @@ fn nums(env: &VzEnv, veid: &str, fields: &str) -> Vec<Option<u64>> {
     let o = env.vzlist(&["-H", "-o", fields, veid]);
     assert_eq!(o.code, 0, "{}", o.stderr);
     o.stdout.split_whitespace().map(|c| c.parse().ok()).collect()
+}
+
+/// `df -k /` inside the VE: (size, used) in KiB.
+fn df(env: &VzEnv, veid: &str) -> (u64, u64) {
+    let out = env.ok(&["exec2", veid, "df -k / | tail -n 1"]);
+    let f: Vec<u64> = out.split_whitespace().skip(1).take(2).map(|n| n.parse().unwrap()).collect();
+    (f[0], f[1])
+}
+
+/// `df` shows the limit: ext4 holds back 2 % from every writer, the rest is the VE's.
+fn assert_df_is(env: &VzEnv, veid: &str, hard: u64) {
+    let (size, _) = df(env, veid);
+    assert!((hard..=hard + hard / 40 + 512).contains(&size), "df shows {size} KiB for a {hard} KiB limit");
+}
+
+/// Whether this process may resize ext4 online (CAP_SYS_RESOURCE, bit 24).
+fn can_resize_online() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap();
+    u64::from_str_radix(eff.trim(), 16).unwrap() & (1 << 24) != 0
 }
 
 /// Runs a shell line in the VE; returns (exit code, stdout + stderr).
@@ -25,9 +46,10 @@ fn ploop_limits_hold_at_enospc_and_change_live() {
     env.ok(&["create", "102", "--layout", "ploop", "--diskspace", "60M:64M", "--diskinodes", "1500:1600"]);
     let image = env.private(102).join("root.hdd/root.hds");
     let img = std::fs::metadata(&image).unwrap();
-    assert_eq!(img.len(), 128 << 20, "image made twice the hard limit");
+    assert!(img.len() < 80 << 20, "image of {} bytes for a 64M limit", img.len());
     assert!(img.blocks() * 512 < 32 << 20, "image is sparse: {} bytes allocated", img.blocks() * 512);
     env.ok(&["start", "102"]);
+    assert_df_is(&env, "102", 65536);
     assert_eq!(
         nums(&env, "102", "diskspace.s,diskspace.h,diskinodes.s,diskinodes.h"),
         [Some(61440), Some(65536), Some(1500), Some(1600)]
@@ -47,9 +69,18 @@ fn ploop_limits_hold_at_enospc_and_change_live() {
     let allocated = std::fs::metadata(&image).unwrap().blocks() * 512;
     assert!(allocated < 80 << 20, "image allocated {allocated} bytes for a 64M limit");
 
-    // Growing the limit live lets the VE go on.
-    let out = env.ok(&["set", "102", "--diskspace", "60M:96M"]);
-    assert!(out.contains("Setting diskspace: 61440:98304 KiB"), "{out}");
+    // Growing the limit lets the VE go on: at once where the host may resize ext4 online,
+    // else from the next start (and vzctl says so).
+    let o = env.vzctl(&["set", "102", "--diskspace", "60M:96M", "--save"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stdout.contains("Setting diskspace: 61440:98304 KiB"), "{}", o.stdout);
+    if !can_resize_online() {
+        assert!(o.stderr.contains("takes effect at the next start"), "{}", o.stderr);
+        let said = o.stderr.lines().filter(|l| l.starts_with("Warning:") && l.contains("next start")).count();
+        assert_eq!(said, 1, "said once: {}", o.stderr);
+        env.ok(&["restart", "102"]);
+    }
+    assert_df_is(&env, "102", 98304);
     let (code, out) = sh(&env, "102", "dd if=/dev/zero of=/fill2 bs=1M count=20");
     assert_eq!(code, 0, "after growing: {out}");
     // Lowering it below what the VE holds is refused and changes nothing.
@@ -85,9 +116,12 @@ fn ploop_limits_hold_at_enospc_and_change_live() {
     // Stopped, the image shrinks: the host gets its space back, the VE its new limit.
     sh(&env, "102", "rm -rf /fill /fill2 /fill3 /many");
     env.ok(&["stop", "102"]);
+    let before = std::fs::metadata(&image).unwrap().len();
     env.ok(&["set", "102", "--diskspace", "40M:48M", "--save"]);
-    assert_eq!(std::fs::metadata(&image).unwrap().len(), 96 << 20, "image shrunk to twice 48M");
+    let after = std::fs::metadata(&image).unwrap().len();
+    assert!(after < before && after < 60 << 20, "image {before} -> {after} bytes for 48M");
     env.ok(&["start", "102"]);
+    assert_df_is(&env, "102", 49152);
     let (code, out) = sh(&env, "102", "dd if=/dev/zero of=/fill bs=1M count=60");
     assert_ne!(code, 0, "{out}");
     let used = nums(&env, "102", "diskspace")[0].unwrap();

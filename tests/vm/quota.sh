@@ -1,6 +1,6 @@
 # Runs as PID 1's child in the VM lane (tests/vm/run.sh): simfs disk quota on a file
-# system with ext4 project quota. Prints "ok ..." per check, "FAIL ..." and stops at the
-# first failure, "VMTEST-PASS" when all held.
+# system with ext4 project quota; a ploop VE's df and its online growth. Prints "ok ..."
+# per check, "FAIL ..." and stops at the first failure, "VMTEST-PASS" when all held.
 set -u
 fail() { echo "FAIL $*"; exit 1; }
 ok() { echo "ok $*"; }
@@ -30,6 +30,10 @@ inodes0=$(n diskinodes)
 [ "$used0" -gt 0 ] && [ "$inodes0" -gt 0 ] || fail "usage not reported: $used0 KiB, $inodes0 inodes"
 ok "vzlist reports usage: $used0 KiB, $inodes0 inodes"
 out=$(vzctl start 101 2>&1) || fail "start: $out"
+# ext4 reports a project directory's quota in statfs: min(soft, hard), as vzquota did.
+s=$(asve 'df -k / | tail -n 1' | awk '{print $2}')
+[ "$s" = 2048 ] || fail "df in a simfs VE shows $s KiB, soft limit 2048"
+ok "df in a simfs VE shows its soft limit: $s KiB"
 
 out=$(asve 'dd if=/dev/zero of=/fill bs=1K count=8192' 2>&1)
 case "$out" in *"Disk quota exceeded"*) ;; *) fail "no EDQUOT writing past 3M: $out" ;; esac
@@ -52,4 +56,20 @@ asve 'mkdir /d && touch /d/x'
 [ "$(n diskinodes)" = $((before + 2)) ] || fail "new files not in the project: $before -> $(n diskinodes)"
 ok "new files inherit the project"
 vzctl stop --fast 101 >/dev/null 2>&1 || fail "stop"
+
+# ploop: the VE's df shows its limit, and a raised limit grows the image's file system
+# online (root here has CAP_SYS_RESOURCE, which ext4's resize asks for).
+size() { vzctl exec2 102 'df -k / | tail -n 1' </dev/null | awk '{print $2}'; }
+out=$(vzctl create 102 --layout ploop --diskspace 40M:48M 2>&1) || fail "ploop create: $out"
+out=$(vzctl start 102 2>&1) || fail "ploop start: $out"
+s=$(size)
+[ "$s" -ge 49152 ] && [ "$s" -le 51000 ] || fail "df shows $s KiB for a 48M limit"
+ok "df in a ploop VE shows its limit: $s KiB for 49152"
+out=$(vzctl set 102 --diskspace 60M:64M 2>&1) || fail "ploop live grow: $out"
+case "$out" in *"next start"*) fail "grown at the next start only: $out" ;; esac
+s=$(size)
+[ "$s" -ge 65536 ] && [ "$s" -le 67700 ] || fail "df shows $s KiB after raising to 64M live"
+vzctl exec2 102 'dd if=/dev/zero of=/fill bs=1M count=56' </dev/null >/dev/null 2>&1 || fail "56M write after growing"
+ok "raised live: the file system grown online to $s KiB, a 56M write fits"
+vzctl stop --fast 102 >/dev/null 2>&1 || fail "ploop stop"
 echo "VMTEST-PASS"

@@ -34,6 +34,7 @@ ln -s ../run "$root/var/run"
 # Programs and the shared libraries they load (GNU tar: templates use --xattrs; criu runs
 # iproute2's ip to save a VE's routes; rsync and OpenSSH carry a migration).
 for p in "$bins/vzctl" "$bins/vzlist" "$bins/vzstat" "$bins/vzmigrate" "$bins/vzeventd" "$(command -v mkfs.ext4)" \
+    "$(command -v resize2fs)" "$(command -v e2fsck)" \
     "$(command -v tar)" "$(command -v zstd)" "$criu" "$(command -v ip)" "$(command -v rsync)" \
     "$(command -v ssh)" "$(command -v ssh-keygen)" "$sshd"; do
     cp "$p" "$root/bin/"

@@ -256,25 +256,27 @@ pub(super) fn grow_live(root: &Path, dev: &Path, hard_kb: u64) -> Result<(), Dis
     Ok(())
 }
 
-/// Empties a stopped VE's balloons (mounting the image at `mnt` for a moment): an offline
-/// resize must not move their blocks and inodes; the next mount makes them anew.
-pub fn drop_balloons(sys: &dyn crate::sys::syscall::Syscall, image: &Path, mnt: &Path) -> Result<(), DiskError> {
-    mount_image(sys, image, mnt)?;
+/// Removes the balloons of a mounted image whose VE is not running: an offline resize must
+/// not move their blocks and inodes; the next limits make them anew.
+pub(super) fn remove_balloons(root: &Path) -> Result<(), DiskError> {
     // Opened (checked, made mutable) first; nothing runs in the VE meanwhile.
-    let r = Balloon::open(mnt, false).map_err(|e| io::Error::other(e.to_string())).and_then(|b| match b {
-        Some(_unlocked) => fs::remove_dir_all(mnt.join(BALLOON)),
+    match Balloon::open(root, false)? {
+        Some(_unlocked) => match fs::remove_dir_all(root.join(BALLOON)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove balloon in", root)(e)),
+            _ => Ok(()),
+        },
         None => Ok(()),
-    });
-    // A plain unmount (not lazy), so the image is clean after.
-    let u = sys.umount(mnt, crate::sys::mount::MntFlags::empty());
-    match r {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err("remove balloon in", mnt)(e)),
-        _ => {}
     }
-    u.map_err(io_err("umount", mnt))
 }
 
-/// Shrinks (or grows) a stopped VE's image to `hard_kb`: checked and resized offline, then
+/// KiB the VE holds on a mounted image (its balloon not counted).
+pub fn used_kb(root: &Path) -> Result<u64, DiskError> {
+    let st = statvfs(root)?;
+    let balloon = Balloon::open(root, false)?.map_or(0, |b| b.space_kb());
+    Ok(((st.f_blocks - st.f_bfree) * st.f_frsize / 1024).saturating_sub(balloon))
+}
+
+/// Shrinks (or grows) an unmounted image to `hard_kb`: checked and resized offline, then
 /// the file cut.
 pub fn resize_offline(image: &Path, hard_kb: u64) -> Result<(), DiskError> {
     let cur = image_kb(image)?;

@@ -2,20 +2,21 @@
 //!
 //! - `ploop` (the image layout): the VE's private area holds `root.hdd/root.hds`, a sparse
 //!   file with an ext4 file system of its own, attached to a loop device (direct I/O,
-//!   discard, freed when unmounted) and mounted as the VE's root. The file system is made
-//!   twice the size of the diskspace hard limit; what is above the limit is held by a
-//!   balloon, as OpenVZ's ploop does: `/.vz-balloon/space`, a file preallocated to the
-//!   excess (unwritten extents: the sparse image does not grow for it), in a directory owned
-//!   by the host's root with mode 0700, which the VE's root (root of its user namespace
-//!   only) can neither enter nor empty. Inodes likewise: the file system has room for twice
-//!   the inode limit and the balloon holds the excess as empty files. So a write or a file
-//!   past the hard limit gets ENOSPC inside the VE, as on any full file system, and the
-//!   host's file system only ever sees the image file. Changing either limit while the VE
-//!   runs resizes the balloon (lowering it below what the VE uses fails and changes
-//!   nothing). Above the file system's size the image is grown: online when the host has
-//!   CAP_SYS_RESOURCE (ext4's resize ioctl needs it), else while stopped (resize2fs on the
-//!   image). Soft limits are kept and shown; nothing refuses at them (as on OpenVZ's
-//!   ploop).
+//!   discard, freed when unmounted) and mounted as the VE's root. The file system is the
+//!   diskspace hard limit (plus the 2 % ext4 holds back from every writer), so `df` inside
+//!   the VE shows its limit; it is fitted again at every mount (resize2fs while unmounted)
+//!   after a limit changed. A limit raised while the VE runs grows the file system online
+//!   where the host may (ext4's resize needs CAP_SYS_RESOURCE), else at the next start,
+//!   said so. A limit lowered while it runs is held by a **balloon**, as OpenVZ's ploop
+//!   does: `/.vz-balloon/space`, a file preallocated to the excess (unwritten extents: the
+//!   sparse image does not grow for it), in a directory owned by the host's root with mode
+//!   0700 and immutable, made at every mount, which the VE's root (root of its user
+//!   namespace only) can neither enter, replace nor empty. Inodes likewise: the file
+//!   system has room for twice the inode limit and the balloon holds the excess as empty
+//!   files. So a write or a file past the hard limit gets ENOSPC inside the VE, as on any
+//!   full file system, and the host's file system only ever sees the image file. Lowering
+//!   a limit below what the VE uses fails and changes nothing. Soft limits are kept and
+//!   shown; nothing refuses at them (as on OpenVZ's ploop).
 //! - `simfs` (a directory): the host file system's project quota, where it has one
 //!   (project id = VEID on every file of the private area); otherwise the limits are stored
 //!   and vzctl says plainly that they are not enforced.
@@ -158,11 +159,8 @@ pub enum Applied {
 pub fn usage(private: &Path, root: &Path, layout: Layout, id: u32) -> Option<(u64, u64)> {
     match layout {
         Layout::Ploop => {
-            let st = statvfs(root).ok()?;
             mounted_device(root)?;
-            let used = (st.f_blocks - st.f_bfree) * st.f_frsize / 1024;
-            let balloon = Balloon::open(root, false).ok().flatten().map_or(0, |b| b.space_kb());
-            Some((used.saturating_sub(balloon), image_inodes_used(root).ok()?))
+            Some((used_kb(root).ok()?, image_inodes_used(root).ok()?))
         }
         Layout::Simfs => project_usage(&fs_device(private)?.0, id).ok(),
     }
@@ -181,6 +179,22 @@ mod tests {
             assert!(parse_diskspace(b).unwrap_err().to_string().contains(&format!("'{b}'")), "{b}");
         }
         assert!(parse_diskspace("2G:1G").unwrap_err().to_string().contains("soft limit is above"));
+    }
+
+    #[test]
+    fn an_image_is_fitted_to_its_limit_within_the_slack() {
+        let st =
+            Vfs { f_blocks: 0, f_bfree: 1000, f_bavail: 700, f_frsize: 4096, f_bsize: 4096, f_files: 0, f_ffree: 0 };
+        // What ext4 holds back (300 blocks here) comes on top of the limit.
+        assert_eq!(fs_target_kb(65536, &st), 65536 + 1200);
+        // Within the target and its slack: left alone.
+        assert_eq!(refit_kb(70000, 66736, 66736), None);
+        assert_eq!(refit_kb(70000, 66736 + 512, 66736), None);
+        // Too small: grown by the difference; too big (a limit lowered): shrunk.
+        assert_eq!(refit_kb(70000, 66000, 66736), Some(70736));
+        assert_eq!(refit_kb(140000, 133000, 66736), Some(73736));
+        // Never below what ext4 needs.
+        assert_eq!(refit_kb(40000, 36000, 1000), Some(MIN_IMAGE_KB));
     }
 
     #[test]

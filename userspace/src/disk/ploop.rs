@@ -10,13 +10,13 @@ pub fn image_path(private: &Path) -> PathBuf {
 /// Smallest image ext4 makes comfortably (journal, group tables).
 pub(super) const MIN_IMAGE_KB: u64 = 32 << 10;
 
-/// Image size for a hard limit: room to raise the limit live.
-pub fn capacity_kb(hard_kb: u64) -> u64 {
-    2 * hard_kb
-}
+/// How far above its target an image's file system may be left (resize2fs works in whole
+/// blocks, and a new block group brings its own tables).
+const FIT_SLACK_KB: u64 = 512;
 
-/// Makes a sparse image for `space.hard` KiB with an ext4 file system, with inodes for
-/// twice `inodes.hard` (room to raise the limit live) or ext4's default if more.
+/// Makes a sparse image for `space.hard` KiB with an ext4 file system (sized by [`fit`]
+/// once mounted), with inodes for twice `inodes.hard` (room to raise the limit live) or
+/// ext4's default if more.
 pub fn create_image(image: &Path, space: Limit, inodes: Option<Limit>) -> Result<(), DiskError> {
     if space.hard < MIN_IMAGE_KB {
         return Err(bad("diskspace", &format!("{}:{}", space.soft, space.hard), "an image needs at least 32M"));
@@ -24,16 +24,59 @@ pub fn create_image(image: &Path, space: Limit, inodes: Option<Limit>) -> Result
     let dir = image.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_err("mkdir", dir))?;
     let f = fs::File::create(image).map_err(io_err("create", image))?;
-    f.set_len(capacity_kb(space.hard) * 1024).map_err(io_err("truncate", image))?;
+    // A first guess at ext4's own share (journal, tables); fit() corrects it.
+    let size = space.hard + space.hard / 16 + 4096;
+    f.set_len(size * 1024).map_err(io_err("truncate", image))?;
     drop(f);
     let mut mkfs = Command::new("mkfs.ext4");
-    // No blocks reserved for root: the space limit is the image, for every user.
+    // No blocks reserved for root: the space limit is the VE's, for every user.
     mkfs.args(["-q", "-F", "-m", "0"]);
     if let Some(i) = inodes {
-        let default = capacity_kb(space.hard) / 16; // ext4's default: an inode per 16 KiB
+        let default = size / 16; // ext4's default: an inode per 16 KiB
         mkfs.args(["-N", &(i.hard * 2).max(default).to_string()]);
     }
     run(mkfs.arg(image))
+}
+
+/// The file system size (KiB, what `df` shows as Size) a hard limit asks for: the limit
+/// plus what ext4 holds back from every writer (2 % up to 4096 blocks), so that the VE can
+/// write exactly `hard` and `df` shows about the limit, not more.
+pub(super) fn fs_target_kb(hard: u64, st: &Vfs) -> u64 {
+    hard + (st.f_bfree - st.f_bavail) * st.f_frsize / 1024
+}
+
+/// What to do about a mounted image's size for a hard limit: Some(new image size in KiB)
+/// when its file system is below the target or more than the slack above it.
+pub(super) fn refit_kb(image_kb: u64, fs_kb: u64, target_kb: u64) -> Option<u64> {
+    if (target_kb..=target_kb + FIT_SLACK_KB).contains(&fs_kb) {
+        return None;
+    }
+    // The file system's own share (image less file system) stays about the same.
+    Some((image_kb + target_kb).saturating_sub(fs_kb).max(MIN_IMAGE_KB))
+}
+
+/// Sizes the image mounted at `root` so that its file system is the hard limit (what `df`
+/// shows inside the VE), resizing it offline (unmounted, resize2fs) when it is not, and
+/// leaves it mounted. Only while the VE is not running: its balloons go (the next limits
+/// make them anew).
+pub fn fit(sys: &dyn Syscall, image: &Path, root: &Path, hard: u64) -> Result<(), DiskError> {
+    // A new block group brings tables of its own: a few rounds at most.
+    for _ in 0..4 {
+        let st = statvfs(root)?;
+        let fs = st.f_blocks * st.f_frsize / 1024;
+        let Some(size) = refit_kb(image_kb(image)?, fs, fs_target_kb(hard, &st)) else {
+            return Ok(());
+        };
+        if size < image_kb(image)? && used_kb(root)? > hard {
+            // The VE holds more than the limit (set by hand while stopped): the limits say so next.
+            return Ok(());
+        }
+        remove_balloons(root)?;
+        sys.umount(root, crate::sys::mount::MntFlags::empty()).map_err(io_err("umount", root))?;
+        resize_offline(image, size)?;
+        mount_image(sys, image, root)?;
+    }
+    Ok(())
 }
 
 /// Attaches `image` to a free loop device, with direct I/O (no second page cache) and
@@ -109,6 +152,9 @@ pub(super) fn fs_device(path: &Path) -> Option<(PathBuf, PathBuf)> {
 /// grown when the hard limit is above it (online, where the host may), then the balloons
 /// sized to hold the rest.
 pub fn apply_ploop(root: &Path, space: Option<Limit>, inodes: Option<Limit>) -> Result<Applied, DiskError> {
+    // Made now, while nothing runs in the VE, even when empty: a balloon made later (a
+    // limit lowered live) would find whatever the VE had put in its place.
+    drop(Balloon::open(root, true)?);
     let note = match space {
         Some(s) => grow_for(root, s.hard)?,
         None => None,
@@ -139,11 +185,12 @@ pub fn change_ploop(root: &Path, space: Option<Limit>, inodes: Option<Limit>) ->
 /// Grows the file system when `hard` is above it: online where the host may (ext4's resize
 /// ioctl needs CAP_SYS_RESOURCE), else says when it will happen.
 pub(super) fn grow_for(root: &Path, hard: u64) -> Result<Option<String>, DiskError> {
-    if fs_kb(root)? >= hard {
+    let target = fs_target_kb(hard, &statvfs(root)?);
+    if fs_kb(root)? >= target {
         return Ok(None);
     }
     let dev = mounted_device(root).ok_or_else(|| io_err("find device of", root)(io::ErrorKind::NotFound.into()))?;
-    match grow_live(root, &dev, capacity_kb(hard)) {
+    match grow_live(root, &dev, target) {
         Err(DiskError::Io { source, .. }) if source.raw_os_error() == Some(libc::EPERM) => Ok(Some(format!(
             "the image's file system holds {} KiB; a bigger diskspace takes effect at the next start (an online ext4 resize needs CAP_SYS_RESOURCE, which this host's root lacks)",
             fs_kb(root)?

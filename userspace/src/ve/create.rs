@@ -177,6 +177,7 @@ impl Vz {
                 crate::disk::create_image(&image, space, dconf.inodes)?;
                 crate::disk::mount_image(self.sys(), &image, &root)?;
                 undo.umount(root.clone());
+                crate::disk::fit(self.sys(), &image, &root, space.hard)?;
                 self.step("create:extract")?;
                 template::extract(&archive, &root, uid, gid)?;
                 say_disk(veid, crate::disk::apply_ploop(&root, Some(space), dconf.inodes)?);

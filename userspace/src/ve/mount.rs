@@ -25,16 +25,12 @@ impl Vz {
         match d.layout {
             crate::disk::Layout::Ploop => {
                 let image = crate::disk::image_path(&private);
-                if let Some(s) = d.space {
-                    // A limit raised while stopped, beyond the file system: grown offline.
-                    if crate::disk::image_kb(&image)? < s.hard {
-                        crate::disk::drop_balloons(self.sys(), &image, &root)?;
-                        crate::disk::resize_offline(&image, crate::disk::capacity_kb(s.hard))?;
-                    }
-                }
                 crate::disk::mount_image(self.sys(), &image, &root)?;
-                // The config may have changed while stopped (or by hand): limits as it says.
-                match crate::disk::apply_ploop(&root, d.space, d.inodes) {
+                // The config may have changed while stopped (or by hand), or a limit live
+                // (balloon, deferred growth): the file system made the limit again (what `df`
+                // shows), then the limits as the config says.
+                let fitted = d.space.map_or(Ok(()), |s| crate::disk::fit(self.sys(), &image, &root, s.hard));
+                match fitted.and_then(|()| crate::disk::apply_ploop(&root, d.space, d.inodes)) {
                     Ok(a) => say_disk(veid, a),
                     Err(e) => {
                         let _ = umount(self.sys(), &root);

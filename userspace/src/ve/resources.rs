@@ -36,11 +36,14 @@ impl Vz {
                 let image = disk::image_path(&private);
                 if let (Some(s), false) = (d.space, mounted) {
                     // Stopped: the image itself is resized (shrinking gives the host its space
-                    // back); the balloon is sized at the next mount.
-                    if disk::image_kb(&image)? != disk::capacity_kb(s.hard) {
-                        disk::drop_balloons(self.sys(), &image, &root)?;
-                        disk::resize_offline(&image, disk::capacity_kb(s.hard))?;
-                    }
+                    // back); the balloons are made at the next mount.
+                    disk::mount_image(self.sys(), &image, &root)?;
+                    let fitted = disk::fit(self.sys(), &image, &root, s.hard);
+                    // A plain unmount (not lazy): the image is clean and detached after.
+                    let flags = crate::sys::mount::MntFlags::empty();
+                    let unmounted = self.sys().umount(&root, flags);
+                    fitted?;
+                    unmounted.map_err(io_err("umount", &root))?;
                 }
                 if mounted {
                     let space = d.space.filter(|_| opts.diskspace.is_some());
