@@ -291,12 +291,15 @@ fn the_shipped_unit_runs_the_daemon_at_its_default_address_and_a_restart_picks_u
     // As systemd runs it: no arguments, METRICS_ADDR's default.
     let d = Daemon::start(&env, &[]);
     assert!(get(&env, "http://127.0.0.1:9765/metrics").contains("vz_ve_running{veid=\"101\""));
-    // Killed (systemd restarts it): a reboot while it is down is lost with it, as OpenVZ's
-    // was; the one after its restart is acted on.
+    // Killed (systemd restarts it): a reboot while it is down waits in the pinned ring
+    // buffer and is acted on when it is back (OpenVZ's lost it).
     drop(d);
-    let _d = Daemon::start(&env, &[]);
     let first = env.init_pid(101);
     let _ = env.vzctl(&["exec", "101", "reboot -f"]);
+    wait_until("VE 101's init gone", || env.try_init_pid(101).is_none());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(env.vzctl(&["status", "101"]).stdout.contains("down"), "restarted with no daemon");
+    let _d = Daemon::start(&env, &[]);
     wait_until("VE 101 rebooted", || {
         env.vzctl(&["status", "101"]).stdout.contains("running") && env.try_init_pid(101).is_some_and(|p| p != first)
     });
