@@ -152,6 +152,31 @@ fn metrics_agree_with_vzlist_and_a_real_prometheus_scrapes_them() {
 }
 
 #[test]
+fn a_scrape_takes_walked_rows_from_the_last_walk_and_walks_again_when_it_is_old() {
+    let env = VzEnv::new("evwalks");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    let _d = Daemon::start(&env, &["--listen", "127.0.0.1:9765", "--walk-every", "4"]);
+    let numfile = |text: &str| series(text, "vz_ubc_held", "veid=\"101\",name=\"\",resource=\"numfile\"");
+    let first = get(&env, "http://127.0.0.1:9765/metrics");
+    let before = numfile(&first).expect("numfile series");
+    assert_eq!(before, vzlist_one(&env, "101", "numfile"), "the first scrape walks");
+    // A process holding 6 more files: found by the files iterator only.
+    env.ok(&["exec", "101", "exec 3</etc/passwd 4</etc/passwd 5</etc/passwd; sleep 300 >/dev/null 2>&1 &"]);
+    let grown = vzlist_one(&env, "101", "numfile");
+    assert_ne!(grown, before, "vzlist walks and sees the new files");
+    // Within the walk's age, a scrape reads maps and cgroups only (numproc is live).
+    let cached = get(&env, "http://127.0.0.1:9765/metrics");
+    assert_eq!(numfile(&cached), Some(before.clone()), "the files iterator ran for a scrape");
+    let procs = series(&cached, "vz_ubc_held", "veid=\"101\",name=\"\",resource=\"numproc\"");
+    assert_eq!(procs, Some(vzlist_one(&env, "101", "numproc")), "unwalked rows are read at each scrape");
+    // Older than --walk-every: walked again.
+    std::thread::sleep(Duration::from_secs(4));
+    let fresh = get(&env, "http://127.0.0.1:9765/metrics");
+    assert_eq!(numfile(&fresh), Some(grown), "walked again after 4 s");
+}
+
+#[test]
 fn reboot_inside_a_ve_starts_it_again_and_halt_stops_it() {
     let env = VzEnv::new("evreboot");
     env.ok(&["create", "101"]);

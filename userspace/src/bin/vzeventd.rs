@@ -17,6 +17,11 @@ struct Cli {
     /// Serve no metrics.
     #[arg(long)]
     no_metrics: bool,
+    /// Seconds a scrape may serve the rows found by walking processes and sockets (open
+    /// files, VM pages, socket buffers, ptys, signals, locks, netfilter entries) from the
+    /// last walk, so that scrapes cost what the VEs' maps and cgroups cost.
+    #[arg(long, default_value_t = vz::daemon::walks::EVERY.as_secs())]
+    walk_every: u64,
 }
 
 fn main() -> ExitCode {
@@ -33,7 +38,8 @@ fn main() -> ExitCode {
             Some(cli.listen.clone().unwrap_or_else(|| vz.paths.metrics_addr.clone()))
         };
         let vzctl = vz::daemon::vzctl_beside(std::env::current_exe().ok().as_deref());
-        Ok(vz::daemon::run(vz, vz::daemon::Options { listen, seconds: cli.seconds, vzctl })?)
+        let walk_every = std::time::Duration::from_secs(cli.walk_every);
+        Ok(vz::daemon::run(vz, vz::daemon::Options { listen, seconds: cli.seconds, vzctl, walk_every })?)
     };
     match run() {
         Ok(()) => ExitCode::SUCCESS,

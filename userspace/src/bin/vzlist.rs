@@ -110,7 +110,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         if !patterns.iter().all(|(key, p)| p.as_ref().is_none_or(|p| list::matches(&conf, key, p))) {
             continue;
         }
-        let want = list::collect::Want { ubc: want_ubc, net: want_net, io: want_io, disk: want_disk };
+        let want = list::collect::Want { ubc: want_ubc, net: want_net, io: want_io, disk: want_disk, walks: true };
         rows.push(list::collect::row(&vz, bpf.as_ref(), &mounts, veid, conf, want));
     }
     let filter = if cli.all || !cli.veids.is_empty() {

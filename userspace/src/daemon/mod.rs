@@ -15,6 +15,7 @@
 pub mod exits;
 pub mod http;
 pub mod limiter;
+pub mod walks;
 
 use std::{
     collections::HashMap,
@@ -62,6 +63,8 @@ pub struct Options {
     pub seconds: Option<u64>,
     /// The vzctl to run for reboots and halts.
     pub vzctl: PathBuf,
+    /// How old a scrape's walked rows may be (`walks`).
+    pub walk_every: Duration,
 }
 
 struct State {
@@ -82,6 +85,7 @@ struct State {
     ids: HashMap<u64, u32>,
     limiter: limiter::Limiter,
     reboots: exits::RebootGuard,
+    walks: walks::Walks,
 }
 
 pub fn run(vz: Vz, opts: Options) -> Result<(), DaemonError> {
@@ -116,7 +120,6 @@ async fn serve(vz: Vz, opts: Options) -> Result<(), DaemonError> {
     let end = opts.seconds.map(|s| tokio::time::Instant::now() + Duration::from_secs(s));
     let mut st = State {
         vz,
-        opts,
         own_level,
         seen: HashMap::new(),
         watches: HashMap::new(),
@@ -127,6 +130,8 @@ async fn serve(vz: Vz, opts: Options) -> Result<(), DaemonError> {
         ids: HashMap::new(),
         limiter: limiter::Limiter::default(),
         reboots: exits::RebootGuard::default(),
+        walks: walks::Walks::new(opts.walk_every),
+        opts,
     };
     st.watch_log(&ino.get_ref().0);
     st.sync(&ino.get_ref().0);
@@ -479,21 +484,34 @@ impl State {
         let _ = tokio::time::timeout(CLIENT_TIMEOUT, sock.write_all(&resp)).await;
     }
 
-    /// Every VE, as vzlist reads it, rendered for Prometheus.
+    /// Every VE, as vzlist reads it, rendered for Prometheus; the walked rows from a walk
+    /// at most `walk_every` old (see `walks`).
     fn scrape(&mut self) -> String {
         let bpf = Bpf::open_existing(&self.vz.paths.bpf_root).ok();
         let mounts = crate::sys::mountinfo::MountTable::read().unwrap_or_default();
-        let mut samples = Vec::new();
+        let now = Instant::now();
+        let due = self.walks.due(now);
+        let (mut samples, mut walked, mut running) = (Vec::new(), Vec::new(), Vec::new());
         for veid in self.vz.veids() {
             let Ok(conf) = self.vz.conf(veid) else { continue };
-            let row =
-                crate::list::collect::row(&self.vz, bpf.as_ref(), &mounts, veid, conf, crate::list::collect::Want::ALL);
+            let walk = self.walks.walk(due, veid);
+            let want = crate::list::collect::Want { walks: walk, ..crate::list::collect::Want::ALL };
+            let mut row = crate::list::collect::row(&self.vz, bpf.as_ref(), &mounts, veid, conf, want);
+            if let Some((usage, _)) = row.ubc.as_mut() {
+                running.push(veid);
+                if walk {
+                    walked.push((veid, *usage, row.measured));
+                } else {
+                    self.walks.complete(veid, usage, &mut row.measured);
+                }
+            }
             if let Some(rec) = row.ubc.filter(|_| self.watched.contains_key(&veid)) {
                 self.check_failcnts(veid, Some(rec), true);
             }
             let cpu_ns = row.status.running.then(|| crate::cgroup::cpu_usage_ns(self.vz.cg.as_ref(), veid)).flatten();
             samples.push(crate::metrics::Sample { row, cpu_ns });
         }
+        self.walks.done(due, now, walked, &running);
         crate::metrics::render(&samples)
     }
 }

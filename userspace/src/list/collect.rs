@@ -10,10 +10,13 @@ pub struct Want {
     pub net: bool,
     pub io: bool,
     pub disk: bool,
+    /// The beancounter rows found by walking processes, sockets and namespaces
+    /// (`ubc::walked_rows`); without, they and `measured` are left for the caller.
+    pub walks: bool,
 }
 
 impl Want {
-    pub const ALL: Want = Want { ubc: true, net: true, io: true, disk: true };
+    pub const ALL: Want = Want { ubc: true, net: true, io: true, disk: true, walks: true };
 }
 
 /// One VE's row. `bpf` is an open handle on the pins, shared by every row of one listing:
@@ -26,7 +29,7 @@ pub fn row(vz: &Vz, bpf: Option<&Bpf>, mounts: &MountTable, veid: u32, conf: Con
     let cgid = if running { vz.cg.ve_id(veid).ok() } else { None };
     // Beancounters only when asked: some rows are read inside the VE's namespaces, which
     // would make a plain listing of many VEs slow.
-    let ubc = if running && want.ubc { vz.ubc_record(veid, bpf) } else { None };
+    let ubc = if running && want.ubc { vz.ubc_record_with(veid, bpf, want.walks) } else { None };
     let net = bpf.zip(cgid).filter(|_| want.net).and_then(|(b, id)| b.net_stats(id).ok().flatten());
     let io = bpf.zip(cgid).filter(|_| want.io).and_then(|(b, id)| {
         let per_dev = b.io_stats(id).ok()?;
@@ -45,7 +48,10 @@ pub fn row(vz: &Vz, bpf: Option<&Bpf>, mounts: &MountTable, veid: u32, conf: Con
         None
     };
     // Rows with a real source on this host (the same choice as `vzctl ubc`).
-    let measured = ubc.map_or(0, |rec| vz.rows_of(veid, bpf, rec).iter().fold(0, |m, r| m | 1 << r.row.resource.id));
+    // (Some rows' figures depend on an iterator having run: known after a walk only.)
+    let measured = ubc
+        .filter(|_| want.walks)
+        .map_or(0, |rec| vz.rows_of(veid, bpf, rec).iter().fold(0, |m, r| m | 1 << r.row.resource.id));
     VeRow {
         veid,
         status: Status { exist: true, mounted, running },

@@ -24,6 +24,9 @@ impl Family for Counted {
     fn has_figures(&self, id: u32, bpf: Option<&Bpf>) -> bool {
         id != res::DCACHESIZE || bpf.is_some_and(|b| b.pins.link(progs::DCACHE_FREE).exists())
     }
+    fn walked(&self) -> &'static [u32] {
+        &[res::NUMFLOCK, res::NUMIPTENT]
+    }
     fn read(&self, p: &Probe, usage: &mut VeUsage) {
         if let Ok(locks) = std::fs::read_to_string("/proc/locks") {
             usage.res[res::NUMFLOCK as usize] = snapshot(ns::file_locks(&locks, &p.procs));

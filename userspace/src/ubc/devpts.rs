@@ -18,6 +18,9 @@ impl Family for Ptys {
     fn mechanism(&self, _id: u32, _cg: &dyn Cgroups, _veid: u32) -> Option<Mechanism> {
         Some(Mechanism::Devpts)
     }
+    fn walked(&self) -> &'static [u32] {
+        &[res::NUMPTY]
+    }
     fn read(&self, p: &Probe, usage: &mut VeUsage) {
         // No hook counts refusals or peaks: maxheld is held now.
         usage.res[res::NUMPTY as usize] = snapshot(ns::pty_count(p.init, &p.procs));

@@ -45,6 +45,12 @@ pub trait Family: Sync {
     }
     /// Fills its rows of `usage`, which holds the BPF map's record (or zeros) on entry.
     fn read(&self, _p: &Probe, _usage: &mut VeUsage) {}
+    /// The rows `read` finds by walking the VE's processes, sockets or namespaces (an
+    /// iterator, /proc, setns): their cost grows with those, not with the number of VEs,
+    /// so a metrics scrape takes them from a recent walk (see [`read_unwalked`]).
+    fn walked(&self) -> &'static [u32] {
+        &[]
+    }
     /// Whether `read` keeps the failcnt the BPF record holds for its rows (adding to it),
     /// rather than putting a kernel counter's in its place.
     fn keeps_bpf_failcnt(&self) -> bool {
@@ -101,6 +107,33 @@ pub fn read(p: &Probe, usage: &mut VeUsage) {
     for f in FAMILIES {
         f.read(p, usage);
         merge_carried(f.rows(), f.keeps_bpf_failcnt(), &carried, usage);
+    }
+}
+
+/// Like [`read`] without the families that walk (their rows keep the BPF record's figures):
+/// a cost that grows with the VE's limits and controllers only.
+pub fn read_unwalked(p: &Probe, usage: &mut VeUsage) {
+    let carried = *usage;
+    for f in FAMILIES.iter().filter(|f| f.walked().is_empty()) {
+        f.read(p, usage);
+        merge_carried(f.rows(), f.keeps_bpf_failcnt(), &carried, usage);
+    }
+}
+
+/// Every row some family finds by walking.
+pub fn walked_rows() -> impl Iterator<Item = u32> {
+    FAMILIES.iter().flat_map(|f| f.walked().iter().copied())
+}
+
+/// Puts a walk's figures for the walked rows into a record read without walking: held as
+/// walked, peak and refusals the larger of the two (both only grow, so counters stay
+/// monotonic).
+pub fn merge_walked(walk: &VeUsage, usage: &mut VeUsage) {
+    for id in walked_rows() {
+        let (Some(now), Some(w)) = (usage.res.get_mut(id as usize), walk.res.get(id as usize)) else { continue };
+        now.held = w.held;
+        now.maxheld = now.maxheld.max(w.maxheld);
+        now.failcnt = now.failcnt.max(w.failcnt);
     }
 }
 

@@ -21,6 +21,9 @@ impl Family for Snapshots {
             _ => bpf.and_then(|b| b.vms_of(0)).is_some(),
         }
     }
+    fn walked(&self) -> &'static [u32] {
+        self.rows()
+    }
     fn read(&self, p: &Probe, usage: &mut VeUsage) {
         let Some(bpf) = p.bpf else { return };
         if let Some(n) = bpf.files_of(p.cgid) {

@@ -26,6 +26,9 @@ impl Family for Signals {
     fn has_figures(&self, _id: u32, bpf: Option<&Bpf>) -> bool {
         bpf.is_some()
     }
+    fn walked(&self) -> &'static [u32] {
+        &[res::NUMSIGINFO]
+    }
     fn read(&self, p: &Probe, usage: &mut VeUsage) {
         if p.init.is_some() {
             let failcnt = usage.res[res::NUMSIGINFO as usize].failcnt;

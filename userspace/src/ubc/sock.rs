@@ -38,6 +38,9 @@ impl Family for Sockets {
             _ => bpf.is_some_and(|b| b.pins.link(progs::ITER_TCP).exists()),
         }
     }
+    fn walked(&self) -> &'static [u32] {
+        &BUFFERS
+    }
     fn read(&self, p: &Probe, usage: &mut VeUsage) {
         let (Some(init), Some(bpf)) = (p.init, p.bpf) else { return };
         let root = bpf.pins.root.clone();

@@ -95,6 +95,13 @@ impl Vz {
     /// A running VE's usage and limits, with the controller-kept rows filled in from the
     /// kernel controllers. `bpf` is an open handle on the pins (None: limits from config).
     pub fn ubc_record(&self, veid: u32, bpf: Option<&Bpf>) -> Option<(VeUsage, VeLimits)> {
+        self.ubc_record_with(veid, bpf, true)
+    }
+
+    /// `ubc_record`, with the walked rows (`ubc::walked_rows`) read only if `walk`: without,
+    /// they hold what the BPF record has, and the cost does not grow with the VE's
+    /// processes or sockets.
+    pub fn ubc_record_with(&self, veid: u32, bpf: Option<&Bpf>, walk: bool) -> Option<(VeUsage, VeLimits)> {
         let cgid = self.cg.ve_id(veid).ok()?;
         let (mut usage, lim) = match bpf.and_then(|b| Some((b.usage(cgid).ok()?, b.limits(cgid).ok()?))) {
             Some(x) => x,
@@ -106,7 +113,12 @@ impl Vz {
                 (VeUsage::default(), l)
             }
         };
-        crate::ubc::read(&crate::ubc::Probe::new(self.cg.as_ref(), veid, cgid, bpf), &mut usage);
+        if walk {
+            crate::ubc::read(&crate::ubc::Probe::new(self.cg.as_ref(), veid, cgid, bpf), &mut usage);
+        } else {
+            let p = crate::ubc::Probe { cg: self.cg.as_ref(), veid, cgid, bpf, init: None, procs: Vec::new() };
+            crate::ubc::read_unwalked(&p, &mut usage);
+        }
         Some((usage, lim))
     }
 
