@@ -39,6 +39,8 @@ use nix::{
     sys::stat::Mode,
 };
 
+use crate::sys::mountinfo::MountTable;
+
 mod balloon;
 mod ploop;
 mod quota;
@@ -156,13 +158,14 @@ pub enum Applied {
 
 /// A VE's disk usage in KiB and inodes: its image's file system (ploop, mounted), or its
 /// project's quota (simfs with project quota).
-pub fn usage(private: &Path, root: &Path, layout: Layout, id: u32) -> Option<(u64, u64)> {
+/// `mounts` is the host's mount table, read once by a caller that lists many VEs.
+pub fn usage(private: &Path, root: &Path, layout: Layout, id: u32, mounts: &MountTable) -> Option<(u64, u64)> {
     match layout {
         Layout::Ploop => {
-            mounted_device(root)?;
+            mounts.top_at(root)?;
             Some((used_kb(root).ok()?, image_inodes_used(root).ok()?))
         }
-        Layout::Simfs => project_usage(&fs_device(private)?.0, id).ok(),
+        Layout::Simfs => project_usage(&device_in(private, mounts)?.0, id).ok(),
     }
 }
 

@@ -141,9 +141,13 @@ pub fn mounted_device(mnt: &Path) -> Option<PathBuf> {
 
 /// The block device of the file system holding `path` and its mount point.
 pub(super) fn fs_device(path: &Path) -> Option<(PathBuf, PathBuf)> {
+    device_in(path, &MountTable::read().ok()?)
+}
+
+/// `fs_device` in a mount table already read.
+pub(super) fn device_in(path: &Path, table: &MountTable) -> Option<(PathBuf, PathBuf)> {
     let dev = fs::metadata(path).ok()?.dev();
     let want = format!("{}:{}", libc::major(dev), libc::minor(dev));
-    let table = MountTable::read().ok()?;
     let m = table.0.iter().rev().find(|m| m.dev == want && m.source.starts_with("/dev/"))?;
     Some((m.source.clone(), m.mount_point.clone()))
 }

@@ -43,7 +43,7 @@ pub fn row(vz: &Vz, bpf: Option<&Bpf>, mounts: &MountTable, veid: u32, conf: Con
     let disk = if want.disk {
         crate::ve::conf_disk(&conf)
             .ok()
-            .and_then(|d| crate::disk::usage(&vz.private_of(veid, &conf), &root, d.layout, veid))
+            .and_then(|d| crate::disk::usage(&vz.private_of(veid, &conf), &root, d.layout, veid, mounts))
     } else {
         None
     };
