@@ -103,8 +103,12 @@ pub fn mechanism(r: &Resource, cg: &dyn Cgroups, veid: u32) -> Option<Mechanism>
 /// the slot of a row the kernel keeps), and are merged back here: the larger maxheld, the
 /// sum of failcnts. For every other VE those slots are zero and this changes nothing.
 pub fn read(p: &Probe, usage: &mut VeUsage) {
+    read_families(p, usage, |_| true);
+}
+
+fn read_families(p: &Probe, usage: &mut VeUsage, which: impl Fn(&dyn Family) -> bool) {
     let carried = *usage;
-    for f in FAMILIES {
+    for f in FAMILIES.iter().filter(|f| which(**f)) {
         f.read(p, usage);
         merge_carried(f.rows(), f.keeps_bpf_failcnt(), &carried, usage);
     }
@@ -113,11 +117,7 @@ pub fn read(p: &Probe, usage: &mut VeUsage) {
 /// Like [`read`] without the families that walk (their rows keep the BPF record's figures):
 /// a cost that grows with the VE's limits and controllers only.
 pub fn read_unwalked(p: &Probe, usage: &mut VeUsage) {
-    let carried = *usage;
-    for f in FAMILIES.iter().filter(|f| f.walked().is_empty()) {
-        f.read(p, usage);
-        merge_carried(f.rows(), f.keeps_bpf_failcnt(), &carried, usage);
-    }
+    read_families(p, usage, |f| f.walked().is_empty());
 }
 
 /// Every row some family finds by walking.
