@@ -8,6 +8,7 @@
 mod bind;
 mod blkio;
 mod dcache;
+mod device;
 mod exit;
 mod iter;
 mod maps;

@@ -3,7 +3,7 @@
 # page-cache writes, which cgroup2's writeback charges to it, are counted by the block I/O
 # programs on its disk. vzeventd on cgroup2 (and a stock Debian kernel): a numproc refusal
 # reaches the event log through the kernel's notice on pids.events (no timer), and a
-# `reboot` inside the VE starts it again.
+# `reboot` inside the VE starts it again. A granted device on cgroup2.
 set -u
 fail() { echo "FAIL $*"; exit 1; }
 ok() { echo "ok $*"; }
@@ -27,6 +27,16 @@ out=$(vzctl exec 102 'dd if=/dev/zero of=/x bs=1M count=4 2>/dev/null; sync' 2>&
 w=$(vzstat -v 102 | awk -v d="$disk" '$1 == 102 && $2 == d {print $4}')
 [ -n "$w" ] && [ "$w" -ge 4194304 ] || fail "vzstat: $(vzstat -v 102)"
 ok "page-cache writes counted for the VE on $disk: $w bytes"
+# Devices on pure cgroup2: a loop device granted read only.
+truncate -s 1M /tmp/dev.img && printf VZDEV | dd of=/tmp/dev.img conv=notrunc 2>/dev/null
+lo=$(losetup -f) && losetup "$lo" /tmp/dev.img || fail "losetup"
+out=$(vzctl set 102 --devnodes "${lo#/dev/}:r" 2>&1) || fail "devnodes: $out"
+[ "$(vzctl exec2 102 "head -c 5 $lo" </dev/null)" = VZDEV ] || fail "read through the granted node"
+out=$(vzctl exec2 102 "echo x > $lo" </dev/null 2>&1) && fail "wrote through a read-only grant"
+case "$out" in *"not permitted"*) ;; *) fail "write not refused with EPERM: $out" ;; esac
+ok "a loop device granted r: read in the VE, a write open refused ($out)"
+out=$(vzctl set 102 --devnodes "${lo#/dev/}:none" 2>&1) || fail "devnodes none: $out"
+losetup -d "$lo"
 vzeventd --no-metrics > /tmp/eventd.log 2>&1 &
 ev=$!
 log=/var/log/vz/events.log

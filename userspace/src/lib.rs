@@ -8,6 +8,7 @@ pub mod config;
 pub mod cpu;
 pub mod criu;
 pub mod daemon;
+pub mod devices;
 pub mod disk;
 pub mod docs;
 pub mod events;

@@ -355,6 +355,62 @@ pub struct IoStart {
     pub start_ns: u64,
 }
 
+/// One device a VE was granted or refused (`VZ_DEVICES`, value: `DEV_ACC_*` bits, 0 for
+/// none): its cgroup id, block or char, major and minor ([`DEV_ANY_MINOR`]: every minor of
+/// the major, OpenVZ's `--devices c:MAJOR:all:rw`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DevKey {
+    pub ve: u64,
+    pub kind: u32,
+    pub major: u32,
+    pub minor: u32,
+    pub _pad: u32,
+}
+
+/// `DevKey::kind` and the low half of `bpf_cgroup_dev_ctx.access_type` (BPF_DEVCG_DEV_*).
+pub const DEV_BLOCK: u32 = 1;
+pub const DEV_CHAR: u32 = 2;
+/// Access bits (BPF_DEVCG_ACC_*, the high half of `access_type`).
+pub const DEV_ACC_MKNOD: u32 = 1;
+pub const DEV_ACC_READ: u32 = 2;
+pub const DEV_ACC_WRITE: u32 = 4;
+/// `DevKey::minor` standing for every minor.
+pub const DEV_ANY_MINOR: u32 = u32::MAX;
+/// Grants per host, all VEs together.
+pub const MAX_DEV_GRANTS: u32 = 65536;
+
+/// What every VE may use with no grant (read and write, no mknod): the nodes of its /dev
+/// (null, zero, full, random, urandom, tty; ptmx and its own devpts instance's ptys, which
+/// take majors 136-143, see [`dev_default`]). Anything else needs a grant in `VZ_DEVICES`; a grant of 0 there
+/// takes one of these away.
+pub const DEV_DEFAULTS: [(u32, u32, u32); 7] = [
+    (DEV_CHAR, 1, 3),
+    (DEV_CHAR, 1, 5),
+    (DEV_CHAR, 1, 7),
+    (DEV_CHAR, 1, 8),
+    (DEV_CHAR, 1, 9),
+    (DEV_CHAR, 5, 0),
+    (DEV_CHAR, 5, 2),
+];
+
+/// Whether (kind, major, minor) is one of [`DEV_DEFAULTS`] (majors 136-143 are all ptys).
+#[inline(always)]
+pub fn dev_default(kind: u32, major: u32, minor: u32) -> bool {
+    if kind == DEV_CHAR && (136..=143).contains(&major) {
+        return true;
+    }
+    let mut i = 0;
+    while i < DEV_DEFAULTS.len() {
+        let (k, ma, mi) = DEV_DEFAULTS[i];
+        if k == kind && ma == major && mi == minor {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 /// The one table of pinned maps. Each row: its constant in [`maps`], the static the
 /// programs use, its pinned name, map type, key, value, max entries, and whether it is
 /// preallocated. `ebpf/src/maps.rs` declares the maps from it, the loader takes its pin
@@ -409,6 +465,9 @@ macro_rules! for_each_map {
             /// (bio address -> VE, device, start). LRU: a bio whose completion is never seen cannot
             /// fill it.
             IO_INFLIGHT, VZ_IO_INFLIGHT, "VZ_IO_FLIGHT_V1", LruHashMap, u64, $crate::IoStart, 16384, PREALLOC;
+            /// Devices granted to (or taken from) each VE beyond `DEV_DEFAULTS`, read by
+            /// `vz_device` at every open and mknod of a device node. Written by userspace.
+            DEVICES, VZ_DEVICES, "VZ_DEVICES_V1", HashMap, $crate::DevKey, u32, $crate::MAX_DEV_GRANTS, NO_PREALLOC;
             /// VEID of each registered VE, by its cgroup2 id: how an admin reading the other maps
             /// (all keyed by cgroup id) finds the VE. Written by userspace; programs never read it.
             VEIDS, VZ_VEIDS, "VZ_VEIDS_V1", HashMap, u64, u32, $crate::MAX_VES, NO_PREALLOC;
@@ -461,6 +520,7 @@ pub mod progs {
     pub const ITER_FILES: &str = "vz_iter_files";
     pub const ITER_VMAS: &str = "vz_iter_vmas";
     pub const SYSCTL: &str = "vz_sysctl";
+    pub const DEVICE: &str = "vz_device";
     pub const SETSOCKOPT: &str = "vz_setsockopt";
     pub const SIGNAL: &str = "vz_signal";
     pub const EXIT: &str = "vz_exit";
@@ -499,6 +559,7 @@ mod pod {
     unsafe impl aya::Pod for super::Meta {}
     unsafe impl aya::Pod for super::UbcEvent {}
     unsafe impl aya::Pod for super::VeAddr {}
+    unsafe impl aya::Pod for super::DevKey {}
     unsafe impl aya::Pod for super::NetStats {}
     unsafe impl aya::Pod for super::NetRule {}
     unsafe impl aya::Pod for super::NetRules {}

@@ -72,6 +72,7 @@ impl Bpf {
             let prog = program(&mut ebpf, name)?;
             match prog {
                 aya::programs::Program::CgroupSysctl(p) => retry_load(|| p.load()),
+                aya::programs::Program::CgroupDevice(p) => retry_load(|| p.load()),
                 aya::programs::Program::CgroupSockopt(p) => retry_load(|| p.load()),
                 aya::programs::Program::CgroupSockAddr(p) => retry_load(|| p.load()),
                 _ => return Err(BpfError::ProgramRejected { prog: name, detail: "unexpected program type".into() }),

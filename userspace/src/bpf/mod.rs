@@ -17,7 +17,8 @@
 //!                                              block_rq_complete: block I/O per VE (maps
 //!                                              VZ_IO_CGRPS_V1, VZ_IO_STATS_V1, VZ_IO_FLIGHT_V1)
 //!   links/<program>      cgroup links on the VE parent cgroup (vz_sock_create,
-//!                        vz_sock_release, vz_sysctl, vz_setsockopt)
+//!                        vz_sock_release, vz_sysctl, vz_setsockopt, vz_device: device
+//!                        access per VE from VZ_DEVICES_V1)
 //! ```
 //! Everything outlives the CLI: limits stay enforced with no vzctl process running.
 //!
@@ -27,6 +28,7 @@
 mod blkio;
 pub mod btf;
 mod counters;
+mod devices;
 mod klog;
 mod load;
 use crate::sys::bpf as sys;
@@ -235,8 +237,9 @@ const ITERS: [(&str, &str); 5] = [
 ];
 
 /// Raw cgroup links: (program, attach type). aya 0.14 cannot turn these into an FdLink.
-const RAW_CGROUP_PROGS: [(&str, u32); 4] = [
+const RAW_CGROUP_PROGS: [(&str, u32); 5] = [
     (progs::SYSCTL, sys::BPF_CGROUP_SYSCTL),
+    (progs::DEVICE, sys::BPF_CGROUP_DEVICE),
     (progs::SETSOCKOPT, sys::BPF_CGROUP_SETSOCKOPT),
     (progs::BIND4, sys::BPF_CGROUP_INET4_BIND),
     (progs::BIND6, sys::BPF_CGROUP_INET6_BIND),
@@ -402,6 +405,7 @@ impl Bpf {
             removed(ids.remove(&cgroup))?;
         }
         self.set_ve_addrs(cgroup, &[], None)?;
+        self.set_devices(cgroup, &[])?;
         self.set_net_rules(cgroup, &vz_common::NetRules::default())?;
         self.set_net_shaper(cgroup, None)?;
         // Its interface and traffic counters.

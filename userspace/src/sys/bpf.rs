@@ -17,6 +17,7 @@ const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_LINK_CREATE: libc::c_long = 28;
 /// `enum bpf_attach_type` value of cgroup/sysctl programs.
 pub const BPF_CGROUP_SYSCTL: u32 = 18;
+pub const BPF_CGROUP_DEVICE: u32 = 6;
 pub const BPF_CGROUP_SETSOCKOPT: u32 = 22;
 pub const BPF_CGROUP_INET4_BIND: u32 = 8;
 pub const BPF_CGROUP_INET6_BIND: u32 = 9;

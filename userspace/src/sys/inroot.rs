@@ -175,6 +175,62 @@ pub fn ensure_dir(dir: &OwnedFd, rel: &str, uid: u32, gid: u32) -> io::Result<Ow
     dir_fd(dir, rel, Follow::Never)
 }
 
+/// A device node `rel` inside the root (parents made as by [`ensure_dir`]), block or char
+/// per `block`, owned by `uid:gid` with `mode`. An existing node of that device is kept;
+/// anything else in its place is an error (the VE's own file is never replaced).
+pub fn make_node(
+    dir: &OwnedFd,
+    rel: &str,
+    block: bool,
+    rdev: libc::dev_t,
+    mode: u32,
+    ids: (u32, u32),
+) -> io::Result<()> {
+    let rel = rel.trim_start_matches('/');
+    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    let pdir = if parent.is_empty() { dir_fd(dir, "", Follow::Never)? } else { ensure_dir(dir, parent, ids.0, ids.1)? };
+    let kind = if block { stat::SFlag::S_IFBLK } else { stat::SFlag::S_IFCHR };
+    match stat::mknodat(pdir.as_fd(), name, kind, Mode::from_bits_truncate(mode & 0o777), rdev) {
+        Ok(()) => {}
+        Err(Errno::EEXIST) => {
+            let st = stat::fstatat(pdir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+            if st.st_mode & libc::S_IFMT != kind.bits() || st.st_rdev != rdev {
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, "the container has a file of its own there"));
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    unistd::fchownat(
+        pdir.as_fd(),
+        name,
+        Some(Uid::from_raw(ids.0)),
+        Some(Gid::from_raw(ids.1)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    Ok(stat::fchmodat(pdir.as_fd(), name, Mode::from_bits_truncate(mode & 0o777), stat::FchmodatFlags::NoFollowSymlink)
+        .or_else(|e| if e == Errno::EOPNOTSUPP { Ok(()) } else { Err(e) })?)
+}
+
+/// Removes the device node `rel` if it is one of device `rdev` (whatever else the VE put
+/// there stays).
+pub fn remove_node(dir: &OwnedFd, rel: &str, rdev: libc::dev_t) -> io::Result<()> {
+    let rel = rel.trim_start_matches('/');
+    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    let pdir = match dir_fd(dir, parent, Follow::Never) {
+        Ok(d) => d,
+        // Gone, or the VE's own link or file there: no node of ours to remove.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    match stat::fstatat(pdir.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if matches!(st.st_mode & libc::S_IFMT, libc::S_IFBLK | libc::S_IFCHR) && st.st_rdev == rdev => {
+            Ok(unistd::unlinkat(pdir.as_fd(), name, UnlinkatFlags::NoRemoveDir)?)
+        }
+        Ok(_) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The path a mount call can take for an fd (`/proc/self/fd/N`): the kernel resolves it
 /// to exactly that inode, whatever its name has become.
 pub fn fd_path(fd: &OwnedFd) -> String {

@@ -19,6 +19,9 @@ pub struct VeConfig {
     pub rate: Option<u64>,
     /// NETFILTER: the VE's firewall rules.
     pub rules: vz_common::NetRules,
+    /// DEVNODES and DEVICES: devices beyond the VE's own /dev.
+    pub devnodes: Vec<crate::devices::DevNode>,
+    pub devices: Vec<crate::devices::DevRule>,
 }
 
 impl VeConfig {
@@ -47,6 +50,8 @@ impl VeConfig {
             netifs: crate::net::parse_netifs(file.get("NETIF").unwrap_or(""))?,
             rate: if lenient("RATE") { rate.unwrap_or(None) } else { rate? },
             rules: if lenient("NETFILTER") { rules.unwrap_or_default() } else { rules? },
+            devnodes: crate::devices::parse_devnodes(file.get("DEVNODES").unwrap_or(""))?,
+            devices: crate::devices::parse_devices(file.get("DEVICES").unwrap_or(""))?,
             file,
         })
     }

@@ -40,6 +40,7 @@ mod chkpnt;
 mod conf;
 mod create;
 mod destroy;
+mod devices;
 mod dumpfiles;
 mod exec;
 mod handle;
@@ -127,6 +128,8 @@ pub enum VeError {
     Disk(#[from] crate::disk::DiskError),
     #[error(transparent)]
     Criu(#[from] crate::criu::CriuError),
+    #[error(transparent)]
+    Device(#[from] crate::devices::DevError),
     #[error("{dest}: {why}")]
     Remote { dest: String, why: String, code: i32 },
 }
@@ -161,6 +164,7 @@ impl VeError {
             VeError::BlkIo(e) => e.kind(),
             VeError::Disk(e) => e.kind(),
             VeError::Criu(e) => e.kind(),
+            VeError::Device(e) => e.kind(),
             // The destination's vzctl said why, with OpenVZ's code for it.
             VeError::Remote { code, .. } => {
                 Kind::ALL.into_iter().find(|k| k.exit_code() == *code).unwrap_or(Kind::System)

@@ -160,6 +160,14 @@ pub mod arg {
         Ok(crate::io::parse_iops(s)?)
     }
 
+    pub fn devnode(s: &str) -> Result<crate::devices::DevNode, VeError> {
+        Ok(crate::devices::parse_devnode(s)?)
+    }
+
+    pub fn device(s: &str) -> Result<crate::devices::DevRule, VeError> {
+        Ok(crate::devices::parse_device(s)?)
+    }
+
     pub fn layout(s: &str) -> Result<crate::disk::Layout, VeError> {
         Ok(crate::disk::Layout::parse(s)?)
     }
@@ -268,6 +276,14 @@ pub struct SetOpts {
     /// Remove a bridged interface by its name in the VE, or `all`.
     #[arg(long = "netif_del", value_parser = arg::ifname_or_all)]
     pub netif_del: Vec<Sel<String>>,
+    /// A host device node for the VE, NAME:r|w|rw|none (sdb1:rw, net/tun:rw): the node
+    /// appears in the VE's /dev with that access; none removes it (repeatable).
+    #[arg(long, value_parser = arg::devnode)]
+    pub devnodes: Vec<crate::devices::DevNode>,
+    /// Access to devices by number, b|c:MAJOR:MINOR|all:r|w|rw|none (repeatable); no node
+    /// is made.
+    #[arg(long, value_parser = arg::device)]
+    pub devices: Vec<crate::devices::DevRule>,
     /// Egress rate limit in kbit/s (or dev:class:kbit); 0 or none lifts it.
     #[arg(long, value_parser = arg::rate)]
     pub rate: Option<Given<Option<u64>>>,
@@ -293,8 +309,8 @@ pub struct SetOpts {
     /// Disk operations cap per second, reads and writes each; 0 lifts it.
     #[arg(long, value_parser = arg::iopslimit)]
     pub iopslimit: Option<u64>,
-    /// Disk space soft:hard, in 1 KiB blocks or with K M G T. ploop: grows live, shrinks
-    /// only while stopped.
+    /// Disk space soft:hard, in 1 KiB blocks or with K M G T. ploop: a lower limit holds at
+    /// once; a higher one grows the image online where the host may, else at the next start.
     #[arg(long, value_parser = arg::diskspace)]
     pub diskspace: Option<Given<crate::disk::Limit>>,
     /// Inodes soft:hard.
@@ -336,6 +352,8 @@ impl SetOpts {
             && self.netfilter.is_empty()
             && self.netif_add.is_empty()
             && self.netif_del.is_empty()
+            && self.devnodes.is_empty()
+            && self.devices.is_empty()
             && self.rate.is_none()
             && self.cpuunits.is_none()
             && self.cpulimit.is_none()

@@ -72,6 +72,7 @@ struct Plan {
     rate: Option<(Option<u64>, Option<u64>)>,
     netif_new: Vec<NetIf>,
     netif_gone: Vec<NetIf>,
+    devices: Option<(super::devices::DevSet, super::devices::DevSet)>,
 }
 
 impl Plan {
@@ -164,6 +165,7 @@ impl Vz {
             rate: None,
             netif_new: Vec::new(),
             netif_gone: Vec::new(),
+            devices: None,
         };
         if let Some(h) = &opts.hostname {
             p.hostname = Some(h.clone());
@@ -317,6 +319,12 @@ impl Vz {
             }
             p.key("IP_ADDRESS", Some(ips.iter().map(|ip| ip.to_string()).collect::<Vec<_>>().join(" ")));
         }
+        if let Some((new, keys)) = self.plan_devices(opts, base)? {
+            for (k, v) in keys {
+                p.key(&k, v);
+            }
+            p.devices = Some((super::devices::DevSet::of(base), new));
+        }
         self.plan_ubc(opts, base, &mut p)?;
         Ok(p)
     }
@@ -433,6 +441,11 @@ impl Vz {
             let (old, b) = (*old, base.clone());
             rb.push("disk limits", move || self.set_disk(veid, &b, &old, opts));
             self.set_disk(veid, base, new, opts)?;
+        }
+        if let Some((old, new)) = &p.devices {
+            let (o, n, b) = (old.clone(), new.clone(), base.clone());
+            rb.push("devices", move || self.apply_devices(veid, init, cgid, &b, &n, &o));
+            self.apply_devices(veid, init, cgid, base, old, new)?;
         }
         if !p.add_ips.is_empty() || !p.del_ips.is_empty() {
             crate::net::warn_if_not_forwarding(veid, &p.add_ips);

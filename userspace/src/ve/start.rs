@@ -75,6 +75,8 @@ impl Vz {
         undo.kill(veid);
         let started = started?;
         crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, started.pid, &full)?;
+        let devices = super::devices::DevSet::of(&cfg);
+        self.apply_devices(veid, started.pid, cgid, &cfg.file, &Default::default(), &devices)?;
         self.step("start:net")?;
         let ips = &cfg.ips;
         if !ips.is_empty() {
