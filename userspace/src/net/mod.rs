@@ -9,7 +9,8 @@
 //! opened in, so VE-side work runs on a thread that joined the VE's namespace first.
 //!
 //! `addr` checks addresses, `venet` is the routed pair, `veth` the bridged interfaces,
-//! `shaper` the rate limit; netlink plumbing and link tagging are here.
+//! `shaper` the rate limit, `netdev` host interfaces given to a VE; netlink plumbing and
+//! link tagging are here.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures::stream::TryStreamExt as _;
@@ -17,11 +18,12 @@ use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 mod addr;
 mod neigh;
+mod netdev;
 mod shaper;
 mod venet;
 mod veth;
 
-pub use self::{addr::*, neigh::*, shaper::*, venet::*, veth::*};
+pub use self::{addr::*, neigh::*, netdev::*, shaper::*, venet::*, veth::*};
 
 /// The VE side's name, as in OpenVZ.
 pub const VE_IFNAME: &str = "venet0";

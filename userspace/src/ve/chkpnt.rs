@@ -56,6 +56,12 @@ impl Vz {
         let ve = self.open(veid)?;
         ns::find_init(self.cg.as_ref(), veid).ok_or(VeError::NotRunning(veid))?;
         let cgid = self.cg.ve_id(veid)?;
+        // A host interface is the host's, not part of the VE's state: criu cannot carry it.
+        let live = self.live_conf(veid).unwrap_or_else(|_| ve.conf.clone());
+        if !super::netdev::conf_netdevs(&live)?.is_empty() {
+            let why = "the container holds host interfaces (--netdev_add): move them out with --netdev_del first";
+            return Err(VeError::BadValue { key: "chkpnt", value: veid.to_string(), why });
+        }
         let frozen = self.cg.is_frozen(veid);
         let need = |want: bool, why: &'static str| {
             if frozen == want {

@@ -22,6 +22,8 @@ pub struct VeConfig {
     /// DEVNODES and DEVICES: devices beyond the VE's own /dev.
     pub devnodes: Vec<crate::devices::DevNode>,
     pub devices: Vec<crate::devices::DevRule>,
+    /// NETDEV: host interfaces moved into the VE.
+    pub netdevs: Vec<String>,
 }
 
 impl VeConfig {
@@ -52,6 +54,7 @@ impl VeConfig {
             rules: if lenient("NETFILTER") { rules.unwrap_or_default() } else { rules? },
             devnodes: crate::devices::parse_devnodes(file.get("DEVNODES").unwrap_or(""))?,
             devices: crate::devices::parse_devices(file.get("DEVICES").unwrap_or(""))?,
+            netdevs: super::netdev::conf_netdevs(&file)?,
             file,
         })
     }

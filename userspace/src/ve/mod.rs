@@ -47,6 +47,7 @@ mod handle;
 mod ids;
 mod migrate;
 mod mount;
+mod netdev;
 mod node;
 mod opts;
 mod resources;
@@ -407,7 +408,7 @@ impl Vz {
     /// Every VE with a config, sorted.
     /// The first VE other than `except` whose config satisfies `pred`: ids, names and
     /// interface names belong to one VE only.
-    fn other_ve(&self, except: u32, pred: impl Fn(&ConfFile) -> bool) -> Option<u32> {
+    pub(super) fn other_ve(&self, except: u32, pred: impl Fn(&ConfFile) -> bool) -> Option<u32> {
         self.veids().into_iter().filter(|v| *v != except).find(|v| self.conf(*v).is_ok_and(|c| pred(&c)))
     }
 

@@ -160,6 +160,16 @@ pub mod arg {
         Ok(crate::io::parse_iops(s)?)
     }
 
+    pub fn netdev(key: &'static str) -> impl Fn(&str) -> Result<String, VeError> + Clone {
+        move |s| {
+            if crate::net::valid_ifname(s) {
+                Ok(s.to_string())
+            } else {
+                Err(VeError::BadValue { key, value: s.escape_default().to_string(), why: "not an interface name" })
+            }
+        }
+    }
+
     pub fn devnode(s: &str) -> Result<crate::devices::DevNode, VeError> {
         Ok(crate::devices::parse_devnode(s)?)
     }
@@ -276,6 +286,12 @@ pub struct SetOpts {
     /// Remove a bridged interface by its name in the VE, or `all`.
     #[arg(long = "netif_del", value_parser = arg::ifname_or_all)]
     pub netif_del: Vec<Sel<String>>,
+    /// A host interface moved into the VE, keeping its name (repeatable); back at stop.
+    #[arg(long = "netdev_add", value_parser = arg::netdev("netdev_add"))]
+    pub netdev_add: Vec<String>,
+    /// An interface given with --netdev_add moved back to the host (repeatable).
+    #[arg(long = "netdev_del", value_parser = arg::netdev("netdev_del"))]
+    pub netdev_del: Vec<String>,
     /// A host device node for the VE, NAME:r|w|rw|none (sdb1:rw, net/tun:rw): the node
     /// appears in the VE's /dev with that access; none removes it (repeatable).
     #[arg(long, value_parser = arg::devnode)]
@@ -353,6 +369,8 @@ impl SetOpts {
             && self.netif_add.is_empty()
             && self.netif_del.is_empty()
             && self.devnodes.is_empty()
+            && self.netdev_add.is_empty()
+            && self.netdev_del.is_empty()
             && self.devices.is_empty()
             && self.rate.is_none()
             && self.cpuunits.is_none()

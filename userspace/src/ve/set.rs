@@ -73,6 +73,7 @@ struct Plan {
     netif_new: Vec<NetIf>,
     netif_gone: Vec<NetIf>,
     devices: Option<(super::devices::DevSet, super::devices::DevSet)>,
+    netdevs: Option<(Vec<String>, Vec<String>)>,
 }
 
 impl Plan {
@@ -166,6 +167,7 @@ impl Vz {
             netif_new: Vec::new(),
             netif_gone: Vec::new(),
             devices: None,
+            netdevs: None,
         };
         if let Some(h) = &opts.hostname {
             p.hostname = Some(h.clone());
@@ -325,6 +327,10 @@ impl Vz {
             }
             p.devices = Some((super::devices::DevSet::of(base), new));
         }
+        if let Some(list) = self.plan_netdevs(veid, opts, &base.netdevs)? {
+            p.key("NETDEV", (!list.is_empty()).then(|| list.join(" ")));
+            p.netdevs = Some((base.netdevs.clone(), list));
+        }
         self.plan_ubc(opts, base, &mut p)?;
         Ok(p)
     }
@@ -446,6 +452,11 @@ impl Vz {
             let (o, n, b) = (old.clone(), new.clone(), base.clone());
             rb.push("devices", move || self.apply_devices(veid, init, cgid, &b, &n, &o));
             self.apply_devices(veid, init, cgid, base, old, new)?;
+        }
+        if let Some((old, new)) = &p.netdevs {
+            let (o, n) = (old.clone(), new.clone());
+            rb.push("host interfaces", move || self.move_netdevs(veid, init, &n, &o));
+            self.move_netdevs(veid, init, old, new)?;
         }
         if !p.add_ips.is_empty() || !p.del_ips.is_empty() {
             crate::net::warn_if_not_forwarding(veid, &p.add_ips);

@@ -104,6 +104,13 @@ impl Vz {
                 return Err(e.into());
             }
         }
+        if let Err(e) = self.move_netdevs(veid, started.pid, &[], &cfg.netdevs) {
+            let _ = crate::net::teardown(cgid);
+            for m in netifs {
+                let _ = crate::net::del_netif(&m.host_ifname);
+            }
+            return Err(e);
+        }
         // What runs now, for `set` to change and roll back from.
         cfg.file.write_runtime(&self.live_path(veid))?;
         self.step("start:done")?;

@@ -5,6 +5,8 @@ impl Vz {
     /// Removes what a stopped (or half-started, or killed) VE left: its processes, cgroups,
     /// BPF records and the VE_ROOT mount.
     pub(super) fn cleanup_runtime(&self, veid: u32, root: &Path) -> Result<(), VeError> {
+        // First, while the pinned namespace holds them: host interfaces it was given.
+        self.netdevs_home(veid);
         if !self.cg.procs(veid).is_empty() {
             self.cg.kill_all(veid);
             self.wait_empty(veid, Duration::from_secs(10));
