@@ -2,6 +2,7 @@
 //!
 //! The library holds the logic; `vzctl` and `vzlist` are thin binaries on top.
 pub mod bpf;
+pub mod caps;
 pub mod cgroup;
 pub mod cli;
 pub mod config;

@@ -32,10 +32,13 @@ pub fn command_in_ve(cg: &dyn Cgroups, veid: u32, init: i32, argv: &[String], tt
         .env("container", "vzbpf");
     // numsiginfo is the VE init's RLIMIT_SIGPENDING; whoever enters the VE takes it too.
     let sigpending = sigpending_of(init);
+    // The VE's capabilities: what its init's bounding set holds (CAPABILITY ...:off
+    // dropped there); unknown, nothing is dropped beyond what the kernel lacks.
+    let cap_drop = crate::sys::proc::cap_bounding(init).map_or(0, |b| !b);
     let namespaces = nsfds.into_iter().map(|(f, t)| (f, CloneFlags::from_bits_retain(t))).collect();
     crate::sys::spawn::enter_on_exec(
         &mut cmd,
-        crate::sys::spawn::EnterOnExec { cgroup_procs: cgfds, namespaces, sigpending, tty },
+        crate::sys::spawn::EnterOnExec { cgroup_procs: cgfds, namespaces, sigpending, tty, cap_drop },
     );
     Ok(cmd)
 }

@@ -73,6 +73,7 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
         .arg(spec.uid_base.to_string())
         .arg(spec.gid_base.to_string())
         .arg(spec.lxcfs.as_ref().map_or_else(|| "-".into(), |p| p.as_os_str().to_owned()))
+        .arg(format!("{:x}", spec.cap_drop))
         .args(&spec.argv)
         .env_clear();
     let pipes = if spec.relay { Some(crate::relay::pipes().map_err(sys("pipe"))?) } else { None };
@@ -135,7 +136,7 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
     Ok(Started { pid, stdio: pipes.map(|p| p.ours) })
 }
 
-/// Entry of `vzctl __ve-init ROOT HOSTNAME relay|null PTYMAX|- SHMBYTES|- UID GID ARGV...`
+/// Entry of `vzctl __ve-init ROOT HOSTNAME relay|null PTYMAX|- SHMBYTES|- UID GID LXCFS|- CAPDROP ARGV...`
 /// (stage 1). Never returns.
 ///
 /// Stage 1 first builds, as host root in a mount namespace of its own, the mounts that
@@ -153,7 +154,7 @@ pub fn stage1_main(args: &[String]) -> ! {
         let _ = writeln!(out, "E {msg}");
         std::process::exit(1)
     };
-    let [root, hostname, stdio, pty_max, shm, uid, gid, lxcfs, argv @ ..] = args else {
+    let [root, hostname, stdio, pty_max, shm, uid, gid, lxcfs, caps, argv @ ..] = args else {
         fail(&mut out, "bad __ve-init arguments".into())
     };
     let (Ok(uid), Ok(gid)) = (uid.parse::<u32>(), gid.parse::<u32>()) else {
@@ -210,7 +211,8 @@ pub fn stage1_main(args: &[String]) -> ! {
             // The report pipe closes on exec: EOF then means "init runs".
             let _ = nix::fcntl::fcntl(&out, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
             let lxcfs = Some(lxcfs.as_str()).filter(|l| *l != "-");
-            let e = pid1(hostname, stdio == "relay", argv, lxcfs);
+            let cap_drop = u64::from_str_radix(caps, 16).unwrap_or(0);
+            let e = pid1(hostname, stdio == "relay", argv, lxcfs, cap_drop);
             fail(&mut out, e)
         }
         Ok(ForkResult::Parent { child }) => {
@@ -233,7 +235,7 @@ fn become_ids(uid: u32, gid: u32) -> nix::Result<()> {
 
 /// PID 1 of the VE, before exec: its own /proc and /sys, pivot_root, hostname, loopback,
 /// stdio, then init. Returns only on failure, with the reason.
-pub(super) fn pid1(hostname: &str, relay: bool, argv: &[String], lxcfs: Option<&str>) -> String {
+pub(super) fn pid1(hostname: &str, relay: bool, argv: &[String], lxcfs: Option<&str>, cap_drop: u64) -> String {
     if let Err(e) = ve_mounts(lxcfs) {
         return e;
     }
@@ -258,6 +260,11 @@ pub(super) fn pid1(hostname: &str, relay: bool, argv: &[String], lxcfs: Option<&
     let _ = nix::unistd::setsid();
     crate::sys::proc::cloexec_from(3);
     let _ = std::env::set_current_dir("/");
+    // In the VE's user namespace now (entering it filled the bounding set): the
+    // capabilities turned off go, for init and all it starts.
+    if let Err(e) = crate::sys::proc::capbset_drop(cap_drop) {
+        return format!("drop capabilities {cap_drop:#x}: {e}");
+    }
     let err = Command::new(&argv[0])
         .args(&argv[1..])
         .env_clear()

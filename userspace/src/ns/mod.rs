@@ -75,6 +75,8 @@ pub struct InitSpec {
     pub shm_bytes: Option<u64>,
     /// The LXCFS mount whose files init binds over its own /proc and /sys ones.
     pub lxcfs: Option<PathBuf>,
+    /// Capabilities (bits) dropped from init's bounding set (CAPABILITY ...:off).
+    pub cap_drop: u64,
 }
 
 /// Mount options of a VE's /dev/shm; `bytes` is its shmpages limit. It is always mounted

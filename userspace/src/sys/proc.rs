@@ -85,3 +85,28 @@ pub fn thread_setresid(gid: Option<[u32; 3]>, uid: Option<[u32; 3]>) -> io::Resu
     }
     Ok(())
 }
+
+/// Drops the capabilities of `mask` (bit = capability number) from this process's bounding
+/// set; numbers this kernel does not know are skipped. Async-signal-safe (one prctl per
+/// bit), so it may run between fork and exec.
+pub fn capbset_drop(mask: u64) -> io::Result<()> {
+    for bit in 0..64 {
+        if mask & (1 << bit) == 0 {
+            continue;
+        }
+        // SAFETY: prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, bit as libc::c_ulong, 0, 0, 0) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The bounding set of process `pid` (CapBnd of its status).
+pub fn cap_bounding(pid: i32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines().find_map(|l| l.strip_prefix("CapBnd:")).and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+}

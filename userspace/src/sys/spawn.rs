@@ -78,6 +78,9 @@ pub struct EnterOnExec {
     pub sigpending: Option<libc::rlimit>,
     /// stdin becomes the controlling terminal of the command's new session.
     pub tty: bool,
+    /// Capabilities (bits) dropped from the bounding set once in the VE's user namespace
+    /// (whose entry fills it): those the VE's init lacks.
+    pub cap_drop: u64,
 }
 
 /// Makes `cmd` run inside a running VE: in its cgroups and namespaces, as its root, in a
@@ -87,8 +90,8 @@ pub struct EnterOnExec {
 pub fn enter_on_exec(cmd: &mut Command, e: EnterOnExec) {
     let raw_cg: Vec<RawFd> = e.cgroup_procs.iter().map(|f| f.as_raw_fd()).collect();
     let raw_ns: Vec<(RawFd, libc::c_int)> = e.namespaces.iter().map(|(f, t)| (f.as_raw_fd(), t.bits())).collect();
-    let (sigpending, tty) = (e.sigpending, e.tty);
-    // SAFETY: only async-signal-safe calls (write, setrlimit, setns, set*id, fork,
+    let (sigpending, tty, cap_drop) = (e.sigpending, e.tty, e.cap_drop);
+    // SAFETY: only async-signal-safe calls (write, setrlimit, setns, prctl, set*id, fork,
     // waitpid, ioctl, close_range, _exit) run between fork and exec, on fds the closure
     // owns.
     unsafe {
@@ -101,6 +104,7 @@ pub fn enter_on_exec(cmd: &mut Command, e: EnterOnExec) {
             for &(fd, t) in &raw_ns {
                 check(libc::setns(fd, t))?;
             }
+            super::proc::capbset_drop(cap_drop)?;
             check(libc::setgroups(0, std::ptr::null()))?;
             check(libc::setresgid(0, 0, 0))?;
             check(libc::setresuid(0, 0, 0))?;

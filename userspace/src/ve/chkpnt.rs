@@ -432,6 +432,7 @@ impl Vz {
             pty_max: None,
             shm_bytes: None,
             lxcfs: None,
+            cap_drop: 0,
         };
         for w in crate::ubc::init_spec(full, &mut spec)? {
             warn!(veid, "{w}");

@@ -24,6 +24,8 @@ pub struct VeConfig {
     pub devices: Vec<crate::devices::DevRule>,
     /// NETDEV: host interfaces moved into the VE.
     pub netdevs: Vec<String>,
+    /// CAPABILITY: capabilities turned on or off.
+    pub caps: Vec<crate::caps::Cap>,
 }
 
 impl VeConfig {
@@ -55,6 +57,7 @@ impl VeConfig {
             devnodes: crate::devices::parse_devnodes(file.get("DEVNODES").unwrap_or(""))?,
             devices: crate::devices::parse_devices(file.get("DEVICES").unwrap_or(""))?,
             netdevs: super::netdev::conf_netdevs(&file)?,
+            caps: crate::caps::parse_caps(file.get("CAPABILITY").unwrap_or(""))?,
             file,
         })
     }

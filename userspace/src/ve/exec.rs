@@ -96,6 +96,7 @@ pub(super) fn run_script_as_init(
         pty_max: None,
         shm_bytes: None,
         lxcfs: None,
+        cap_drop: 0,
     };
     let started = ns::start_init(&spec, vz.cg.as_ref(), veid)?;
     let pidfd = relay::pidfd(started.pid).map_err(|e| VeError::Exec(format!("pidfd: {e}")))?;

@@ -131,6 +131,8 @@ pub enum VeError {
     Criu(#[from] crate::criu::CriuError),
     #[error(transparent)]
     Device(#[from] crate::devices::DevError),
+    #[error(transparent)]
+    Cap(#[from] crate::caps::CapError),
     #[error("{dest}: {why}")]
     Remote { dest: String, why: String, code: i32 },
 }
@@ -166,6 +168,7 @@ impl VeError {
             VeError::Disk(e) => e.kind(),
             VeError::Criu(e) => e.kind(),
             VeError::Device(e) => e.kind(),
+            VeError::Cap(e) => e.kind(),
             // The destination's vzctl said why, with OpenVZ's code for it.
             VeError::Remote { code, .. } => {
                 Kind::ALL.into_iter().find(|k| k.exit_code() == *code).unwrap_or(Kind::System)

@@ -170,6 +170,10 @@ pub mod arg {
         }
     }
 
+    pub fn capability(s: &str) -> Result<crate::caps::Cap, VeError> {
+        Ok(crate::caps::parse_cap(s)?)
+    }
+
     pub fn devnode(s: &str) -> Result<crate::devices::DevNode, VeError> {
         Ok(crate::devices::parse_devnode(s)?)
     }
@@ -286,6 +290,10 @@ pub struct SetOpts {
     /// Remove a bridged interface by its name in the VE, or `all`.
     #[arg(long = "netif_del", value_parser = arg::ifname_or_all)]
     pub netif_del: Vec<Sel<String>>,
+    /// A capability the VE's processes may hold, NAME:on|off (net_admin:off); from the
+    /// next start (repeatable).
+    #[arg(long, value_parser = arg::capability)]
+    pub capability: Vec<crate::caps::Cap>,
     /// A host interface moved into the VE, keeping its name (repeatable); back at stop.
     #[arg(long = "netdev_add", value_parser = arg::netdev("netdev_add"))]
     pub netdev_add: Vec<String>,
@@ -369,6 +377,7 @@ impl SetOpts {
             && self.netif_add.is_empty()
             && self.netif_del.is_empty()
             && self.devnodes.is_empty()
+            && self.capability.is_empty()
             && self.netdev_add.is_empty()
             && self.netdev_del.is_empty()
             && self.devices.is_empty()

@@ -74,6 +74,8 @@ struct Plan {
     netif_gone: Vec<NetIf>,
     devices: Option<(super::devices::DevSet, super::devices::DevSet)>,
     netdevs: Option<(Vec<String>, Vec<String>)>,
+    /// The capabilities a VE starts with change (said for a running VE: next start).
+    caps_changed: bool,
 }
 
 impl Plan {
@@ -168,6 +170,7 @@ impl Vz {
             netif_gone: Vec::new(),
             devices: None,
             netdevs: None,
+            caps_changed: false,
         };
         if let Some(h) = &opts.hostname {
             p.hostname = Some(h.clone());
@@ -327,6 +330,11 @@ impl Vz {
             }
             p.devices = Some((super::devices::DevSet::of(base), new));
         }
+        if !opts.capability.is_empty() {
+            let caps = crate::caps::merge(&base.caps, &opts.capability);
+            p.key("CAPABILITY", (!caps.is_empty()).then(|| crate::caps::format_caps(&caps)));
+            p.caps_changed = crate::caps::drop_mask(&caps) != crate::caps::drop_mask(&base.caps);
+        }
         if let Some(list) = self.plan_netdevs(veid, opts, &base.netdevs)? {
             p.key("NETDEV", (!list.is_empty()).then(|| list.join(" ")));
             p.netdevs = Some((base.netdevs.clone(), list));
@@ -452,6 +460,11 @@ impl Vz {
             let (o, n, b) = (old.clone(), new.clone(), base.clone());
             rb.push("devices", move || self.apply_devices(veid, init, cgid, &b, &n, &o));
             self.apply_devices(veid, init, cgid, base, old, new)?;
+        }
+        if p.caps_changed {
+            crate::report::notice(format!(
+                "Warning: the capabilities of container {veid} change at its next start (a running process's set only shrinks)"
+            ));
         }
         if let Some((old, new)) = &p.netdevs {
             let (o, n) = (old.clone(), new.clone());

@@ -66,7 +66,9 @@ impl Vz {
                     None
                 }
             },
+            cap_drop: 0,
         };
+        spec.cap_drop = crate::caps::drop_mask(&cfg.caps);
         for w in crate::ubc::init_spec(&full, &mut spec)? {
             warn!(veid, "{w}");
             crate::report::notice(format!("Warning: {w}"));
