@@ -20,6 +20,7 @@ pub mod exit {
     pub const FS_PRVT_AREA_EXIST: i32 = 44;
     pub const FS_BAD_TMPL: i32 = 47;
     pub const IP_INUSE: i32 = 78;
+    pub const VE_START_DISABLED: i32 = 105;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,10 +49,12 @@ pub enum Kind {
     /// No such template, or it cannot be made.
     BadTemplate,
     IpInUse,
+    /// The VE is DISABLED: start refused without --force.
+    StartDisabled,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::BadValue,
         Kind::Limits,
         Kind::System,
@@ -66,6 +69,7 @@ impl Kind {
         Kind::Exists,
         Kind::BadTemplate,
         Kind::IpInUse,
+        Kind::StartDisabled,
     ];
 
     pub fn exit_code(self) -> i32 {
@@ -84,6 +88,7 @@ impl Kind {
             Kind::Exists => exit::FS_PRVT_AREA_EXIST,
             Kind::BadTemplate => exit::FS_BAD_TMPL,
             Kind::IpInUse => exit::IP_INUSE,
+            Kind::StartDisabled => exit::VE_START_DISABLED,
         }
     }
 }

@@ -44,6 +44,9 @@ enum Command {
     Exec(ExecCmd),
     /// Like exec, but exit with the command's own exit code.
     Exec2(ExecCmd),
+    /// Run a program in a running VE with these arguments, no shell between; exit with its
+    /// exit code.
+    Exec3(ExecCmd),
     /// An interactive shell in a running VE, on a terminal of the VE's own.
     Enter(EnterCmd),
     /// Run a host script inside a VE (a stopped VE is mounted, not started).
@@ -136,7 +139,7 @@ struct StartCmd {
     /// Accepted for compatibility: start returns once init runs.
     #[arg(long)]
     wait: bool,
-    /// Accepted for compatibility.
+    /// Start even a VE set --disabled yes.
     #[arg(long)]
     force: bool,
 }
@@ -313,7 +316,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         Command::Destroy(v) => vz.destroy(id(&v.veid)?).map(|()| 0).map_err(Into::into),
         Command::Mount(v) => vz.mount(id(&v.veid)?).map(|()| 0).map_err(Into::into),
         Command::Umount(v) => vz.umount(id(&v.veid)?).map(|()| 0).map_err(Into::into),
-        Command::Start(c) => vz.start(id(&c.veid)?).map(|()| 0).map_err(Into::into),
+        Command::Start(c) => vz.start_forced(id(&c.veid)?, c.force).map(|()| 0).map_err(Into::into),
         Command::Stop(c) => vz.stop(id(&c.veid)?, c.fast).map(|()| 0).map_err(Into::into),
         Command::Restart(v) => vz.restart(id(&v.veid)?).map(|()| 0).map_err(Into::into),
         Command::Events(e) => {
@@ -353,6 +356,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
             Ok(if code == 0 { 0 } else { exit::COMMAND_EXECUTION_ERROR })
         }
         Command::Exec2(c) => Ok(vz.exec(id(&c.veid)?, &c.command)?),
+        Command::Exec3(c) => Ok(vz.exec3(id(&c.veid)?, &c.command)?),
         Command::Enter(c) => Ok(vz.enter(id(&c.veid)?, c.exec.as_deref())?),
         Command::Runscript(c) => Ok(vz.runscript(id(&c.veid)?, &c.script)?),
         Command::Chkpnt(c) => {

@@ -27,6 +27,15 @@ impl Vz {
         self.exec_argv(veid, &argv, relay::Input::Stdin)
     }
 
+    /// `vzctl exec3`: the program and its arguments as given, no shell between (a path, or
+    /// a name found in the VE's PATH).
+    pub fn exec3(&self, veid: u32, argv: &[String]) -> Result<i32, VeError> {
+        if argv.is_empty() {
+            return Err(VeError::BadValue { key: "exec3", value: String::new(), why: "no program given" });
+        }
+        self.exec_argv(veid, argv, relay::Input::Stdin)
+    }
+
     /// `vzctl enter`: an interactive shell on a pseudo-terminal of the VE's own devpts,
     /// relayed to this terminal. `exec` is typed into the shell first.
     pub fn enter(&self, veid: u32, exec: Option<&str>) -> Result<i32, VeError> {

@@ -133,6 +133,8 @@ pub enum VeError {
     Device(#[from] crate::devices::DevError),
     #[error(transparent)]
     Cap(#[from] crate::caps::CapError),
+    #[error("Container start disabled (DISABLED=yes; vzctl set {0} --disabled no --save, or start --force)")]
+    StartDisabled(u32),
     #[error("{dest}: {why}")]
     Remote { dest: String, why: String, code: i32 },
 }
@@ -169,6 +171,7 @@ impl VeError {
             VeError::Criu(e) => e.kind(),
             VeError::Device(e) => e.kind(),
             VeError::Cap(e) => e.kind(),
+            VeError::StartDisabled(_) => Kind::StartDisabled,
             // The destination's vzctl said why, with OpenVZ's code for it.
             VeError::Remote { code, .. } => {
                 Kind::ALL.into_iter().find(|k| k.exit_code() == *code).unwrap_or(Kind::System)

@@ -28,7 +28,11 @@ impl Vz {
             .veids()
             .into_iter()
             .filter_map(|v| self.conf(v).ok().map(|c| (v, c)))
-            .filter(|(v, c)| c.get("ONBOOT").map(str::trim) == Some("yes") && !self.is_running(*v))
+            .filter(|(v, c)| {
+                c.get("ONBOOT").map(str::trim) == Some("yes")
+                    && c.get("DISABLED").map(str::trim) != Some("yes")
+                    && !self.is_running(*v)
+            })
             .map(|(v, c)| (v, bootorder(&c)))
             .collect();
         self.each(boot_order(&onboot), "Starting container {} (onboot)", "did not start at boot", |v| self.start(v))

@@ -290,6 +290,13 @@ pub struct SetOpts {
     /// Remove a bridged interface by its name in the VE, or `all`.
     #[arg(long = "netif_del", value_parser = arg::ifname_or_all)]
     pub netif_del: Vec<Sel<String>>,
+    /// yes: `vzctl start` refuses the VE (exit 105) unless --force; no: it starts again.
+    #[arg(long, value_parser = arg::yes_no)]
+    pub disabled: Option<bool>,
+    /// Seconds `vzctl stop` waits for the VE's init to halt before killing what is left
+    /// (the VE's own STOP_TIMEOUT; default vz.conf's).
+    #[arg(long = "stop-timeout", value_parser = clap::value_parser!(u32).range(0..=86400))]
+    pub stop_timeout: Option<u32>,
     /// A capability the VE's processes may hold, NAME:on|off (net_admin:off); from the
     /// next start (repeatable).
     #[arg(long, value_parser = arg::capability)]
@@ -378,6 +385,8 @@ impl SetOpts {
             && self.netif_del.is_empty()
             && self.devnodes.is_empty()
             && self.capability.is_empty()
+            && self.disabled.is_none()
+            && self.stop_timeout.is_none()
             && self.netdev_add.is_empty()
             && self.netdev_del.is_empty()
             && self.devices.is_empty()

@@ -189,6 +189,12 @@ impl Vz {
         if let Some(b) = opts.bootorder {
             p.key("BOOTORDER", Some(b.to_string()));
         }
+        if let Some(d) = opts.disabled {
+            p.key("DISABLED", Some(if d { "yes" } else { "no" }.into()));
+        }
+        if let Some(t) = opts.stop_timeout {
+            p.key("STOP_TIMEOUT", Some(t.to_string()));
+        }
         if !opts.nameserver.is_empty() {
             p.key("NAMESERVER", Some(opts.nameserver.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")));
             p.resolver = true;

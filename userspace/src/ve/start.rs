@@ -6,7 +6,15 @@ impl Vz {
     /// namespaces. Any failure undoes every step made; a vzctl killed half-way leaves an
     /// intent the next command finds, and it stops what was started.
     pub fn start(&self, veid: u32) -> Result<(), VeError> {
+        self.start_forced(veid, false)
+    }
+
+    /// `vzctl start [--force]`: `force` starts a VE even when it is DISABLED.
+    pub fn start_forced(&self, veid: u32, force: bool) -> Result<(), VeError> {
         let ve = self.open(veid)?;
+        if !force && ve.conf.get("DISABLED").map(str::trim) == Some("yes") {
+            return Err(VeError::StartDisabled(veid));
+        }
         self.start_held(&ve)?;
         self.event(veid, "start", &[]);
         Ok(())

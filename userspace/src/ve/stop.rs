@@ -121,10 +121,12 @@ impl Vz {
 
     /// Halts the VE, killing what is left after STOP_TIMEOUT.
     pub(super) fn halt_and_wait(&self, veid: u32) {
-        let timeout = Duration::from_secs(u64::from(self.paths.stop_timeout));
+        // The VE's own STOP_TIMEOUT (`--stop-timeout`), else vz.conf's.
+        let secs = self.conf(veid).ok().and_then(|c| c.get("STOP_TIMEOUT").and_then(|v| v.trim().parse::<u32>().ok()));
+        let timeout = Duration::from_secs(u64::from(secs.unwrap_or(self.paths.stop_timeout)));
         self.halt(veid, timeout);
         if !self.wait_empty(veid, timeout) {
-            warn!(veid, "init did not halt within {} s; killing", self.paths.stop_timeout);
+            warn!(veid, "init did not halt within {} s; killing", timeout.as_secs());
             crate::report::progress("Killing container ...");
         }
     }
