@@ -56,3 +56,51 @@ fn exec3_runs_the_program_with_its_arguments_as_given() {
     assert_ne!(env.vzctl(&["exec3", "101", "/no/such/program"]).code, 0);
     env.ok(&["stop", "--fast", "101"]);
 }
+
+/// The crypt(3) hash of `password` with the salt and method of `hash` (openssl's passwd).
+fn crypt_like(hash: &str, password: &str) -> String {
+    let parts: Vec<&str> = hash.split('$').collect();
+    let (method, salt) = (parts[1], parts[2]);
+    let flag = match method {
+        "1" => "-1",
+        "5" => "-5",
+        "6" => "-6",
+        m => panic!("hash method {m}: {hash}"),
+    };
+    let o = std::process::Command::new("openssl").args(["passwd", flag, "-salt", salt, password]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+fn shadow_hash(env: &VzEnv, user: &str) -> String {
+    let shadow = std::fs::read_to_string(env.private(101).join("etc/shadow")).unwrap();
+    let line = shadow.lines().find(|l| l.starts_with(&format!("{user}:"))).unwrap_or_else(|| panic!("{shadow}"));
+    line.split(':').nth(1).unwrap().to_string()
+}
+
+#[test]
+fn userpasswd_sets_passwords_inside_running_and_stopped_ves() {
+    let env = VzEnv::new("userpw");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["set", "101", "--userpasswd", "root:s3cret:with-colon"]);
+    let h = shadow_hash(&env, "root");
+    assert!(h.starts_with('$'), "{h}");
+    assert_eq!(crypt_like(&h, "s3cret:with-colon"), h, "the password set is not the one given");
+    // Stopped: a new user is made, the VE stays stopped and unmounted.
+    env.ok(&["stop", "101"]);
+    env.ok(&["set", "101", "--userpasswd", "alice:wonder land"]);
+    let h = shadow_hash(&env, "alice");
+    assert_eq!(crypt_like(&h, "wonder land"), h);
+    assert!(env.vzctl(&["status", "101"]).stdout.contains("unmounted down"));
+    // Never kept on the host: not in the config, the log or the events.
+    for f in [env.conf_path(101), env.dir.join("vzctl.log"), env.dir.join("events.log")] {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        assert!(!text.contains("wonder land") && !text.contains("s3cret"), "{} holds a password", f.display());
+    }
+    // Bad values name the user, never the password.
+    for (bad, name) in [("nopassword", "nopassword"), ("Bad User:pw-leak-1", "Bad User"), ("bob:", "bob")] {
+        let o = env.vzctl(&["set", "101", "--userpasswd", bad]);
+        o.one_line_error("vzctl", 21, name);
+        assert!(!o.stderr.contains("pw-leak"), "{}", o.stderr);
+    }
+}

@@ -49,7 +49,8 @@ fn error_line(e: &clap::Error) -> (String, i32) {
         };
         if let Some(why) = e.source() {
             let why = why.to_string().replace('\n', "\\n");
-            let line = if why.contains(&format!("'{value}'")) {
+            // A password is never echoed: the parser's own line names the user only.
+            let line = if flag == "--userpasswd" || why.contains(&format!("'{value}'")) {
                 why
             } else {
                 format!("invalid value '{value}' for {flag}: {why}")

@@ -19,6 +19,7 @@ pub mod exit {
     pub const FS_NOT_MOUNTED: i32 = 40;
     pub const FS_PRVT_AREA_EXIST: i32 = 44;
     pub const FS_BAD_TMPL: i32 = 47;
+    pub const CHANGEPASS: i32 = 74;
     pub const IP_INUSE: i32 = 78;
     pub const VE_START_DISABLED: i32 = 105;
 }
@@ -51,10 +52,12 @@ pub enum Kind {
     IpInUse,
     /// The VE is DISABLED: start refused without --force.
     StartDisabled,
+    /// A password could not be set in the VE.
+    ChangePass,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::BadValue,
         Kind::Limits,
         Kind::System,
@@ -70,6 +73,7 @@ impl Kind {
         Kind::BadTemplate,
         Kind::IpInUse,
         Kind::StartDisabled,
+        Kind::ChangePass,
     ];
 
     pub fn exit_code(self) -> i32 {
@@ -89,6 +93,7 @@ impl Kind {
             Kind::BadTemplate => exit::FS_BAD_TMPL,
             Kind::IpInUse => exit::IP_INUSE,
             Kind::StartDisabled => exit::VE_START_DISABLED,
+            Kind::ChangePass => exit::CHANGEPASS,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod net;
 pub mod netfilter;
 pub mod ns;
+pub mod passwd;
 #[cfg(test)]
 mod props;
 pub mod pty;

@@ -70,6 +70,8 @@ const BASE_PACKAGES: &[&str] = &[
     "rsync",
     "debootstrap",
     "zstd",
+    // vzctl set --userpasswd hashes with `openssl passwd -6`.
+    "openssl",
     // vzmigrate and its tests: the ssh client (the server is unpacked for the tests only).
     "openssh-client",
     // The man pages the main job installs are read with man(1) (and tested so).

@@ -59,6 +59,11 @@ impl Vz {
     /// of a temporary VE on its mounted root.
     pub fn runscript(&self, veid: u32, script: &Path) -> Result<i32, VeError> {
         let text = fs::read(script).map_err(io_err("read", script))?;
+        self.run_text(veid, text)
+    }
+
+    /// `text` run by the VE's /bin/sh: in the running VE, or as PID 1 of a stopped one.
+    pub(super) fn run_text(&self, veid: u32, text: Vec<u8>) -> Result<i32, VeError> {
         let ve = self.open(veid)?;
         let conf = ve.conf.clone();
         if ns::find_init(self.cg.as_ref(), veid).is_some() {

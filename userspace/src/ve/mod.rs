@@ -56,6 +56,7 @@ mod set;
 mod start;
 mod stop;
 mod undo;
+mod userpasswd;
 
 pub use self::{
     chkpnt::{ChkpntStep, RestoreStep},
@@ -133,8 +134,12 @@ pub enum VeError {
     Device(#[from] crate::devices::DevError),
     #[error(transparent)]
     Cap(#[from] crate::caps::CapError),
+    #[error(transparent)]
+    Passwd(#[from] crate::passwd::PasswdError),
     #[error("Container start disabled (DISABLED=yes; vzctl set {0} --disabled no --save, or start --force)")]
     StartDisabled(u32),
+    #[error("Unable to set password for {user} in container {veid}: {why}")]
+    ChangePass { veid: u32, user: String, why: &'static str },
     #[error("{dest}: {why}")]
     Remote { dest: String, why: String, code: i32 },
 }
@@ -171,7 +176,9 @@ impl VeError {
             VeError::Criu(e) => e.kind(),
             VeError::Device(e) => e.kind(),
             VeError::Cap(e) => e.kind(),
+            VeError::Passwd(e) => e.kind(),
             VeError::StartDisabled(_) => Kind::StartDisabled,
+            VeError::ChangePass { .. } => Kind::ChangePass,
             // The destination's vzctl said why, with OpenVZ's code for it.
             VeError::Remote { code, .. } => {
                 Kind::ALL.into_iter().find(|k| k.exit_code() == *code).unwrap_or(Kind::System)

@@ -41,6 +41,19 @@ pub struct RuleList(pub Vec<vz_common::NetRule>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuMask(pub Option<String>);
 
+/// `--userpasswd USER:PASSWORD`; the password never shows in Debug output (logs).
+#[derive(Clone)]
+pub struct UserPass {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for UserPass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UserPass({}:***)", self.user)
+    }
+}
+
 /// Parsers for the values the command line takes: each checks what can be checked without
 /// looking at the host's VEs, so a bad value stops vzctl before it touches anything.
 pub mod arg {
@@ -170,6 +183,24 @@ pub mod arg {
         }
     }
 
+    pub fn userpasswd(s: &str) -> Result<UserPass, VeError> {
+        let (user, password) = s.split_once(':').unwrap_or((s, ""));
+        let bad =
+            |value: &str, why| VeError::BadValue { key: "userpasswd", value: value.escape_default().to_string(), why };
+        let user_ok = !user.is_empty()
+            && user.len() <= 32
+            && user.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && user.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+        if !user_ok {
+            return Err(bad(user, "use USER:PASSWORD with a user name of lower-case letters, digits, _ . -"));
+        }
+        if password.is_empty() || password.contains(['\n', '\0']) {
+            // The password is not echoed back.
+            return Err(bad(user, "the password must be given after ':' and hold no newline"));
+        }
+        Ok(UserPass { user: user.to_string(), password: password.to_string() })
+    }
+
     pub fn capability(s: &str) -> Result<crate::caps::Cap, VeError> {
         Ok(crate::caps::parse_cap(s)?)
     }
@@ -290,6 +321,10 @@ pub struct SetOpts {
     /// Remove a bridged interface by its name in the VE, or `all`.
     #[arg(long = "netif_del", value_parser = arg::ifname_or_all)]
     pub netif_del: Vec<Sel<String>>,
+    /// USER:PASSWORD: the VE's user (made if missing) gets this password, set by the VE's
+    /// own chpasswd inside it; a stopped VE is mounted for it, not started. Not saved.
+    #[arg(long, value_parser = arg::userpasswd)]
+    pub userpasswd: Option<UserPass>,
     /// yes: `vzctl start` refuses the VE (exit 105) unless --force; no: it starts again.
     #[arg(long, value_parser = arg::yes_no)]
     pub disabled: Option<bool>,
@@ -386,6 +421,7 @@ impl SetOpts {
             && self.devnodes.is_empty()
             && self.capability.is_empty()
             && self.disabled.is_none()
+            && self.userpasswd.is_none()
             && self.stop_timeout.is_none()
             && self.netdev_add.is_empty()
             && self.netdev_del.is_empty()

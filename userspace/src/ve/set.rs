@@ -101,6 +101,14 @@ fn bad(key: &'static str, value: &str, why: &'static str) -> VeError {
 impl Vz {
     /// `vzctl set`: changes apply to a running VE at once; `save` also writes the config.
     pub fn set(&self, veid: u32, opts: &SetOpts, save: bool) -> Result<(), VeError> {
+        if let Some(up) = &opts.userpasswd {
+            self.userpasswd(veid, up)?;
+            let rest = SetOpts { userpasswd: None, ..opts.clone() };
+            if rest.is_empty() {
+                return Ok(());
+            }
+            return self.set(veid, &rest, save);
+        }
         let ve = self.open(veid)?;
         let conf = ve.conf.clone();
         // Values this set replaces are not checked in the old settings: a bad one can be
