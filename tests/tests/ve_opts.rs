@@ -104,3 +104,42 @@ fn userpasswd_sets_passwords_inside_running_and_stopped_ves() {
         assert!(!o.stderr.contains("pw-leak"), "{}", o.stderr);
     }
 }
+
+#[test]
+fn applyconfig_takes_a_samples_settings_live_and_reset_ub_restores_the_saved_ones() {
+    let env = VzEnv::new("applycfg");
+    env.ok(&["create", "101", "--hostname", "own.example"]);
+    env.ok(&["start", "101"]);
+    let dir = env.conf_path(101).parent().unwrap().to_path_buf();
+    std::fs::write(
+        dir.join("ve-big.conf-sample"),
+        "NUMPROC=\"300:300\"\nCPUUNITS=\"2000\"\nCAPABILITY=\"SYS_TIME:off\"\nHOSTNAME=\"from-sample\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("ve-broken.conf-sample"), "NUMPROC=\"lots\"\n").unwrap();
+    let nums = |f: &str| env.vzlist(&["-H", "-o", f, "101"]).stdout.trim().to_string();
+    env.ok(&["set", "101", "--applyconfig", "big", "--save"]);
+    let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    assert!(conf.contains("NUMPROC=\"300:300\"") && conf.contains("CPUUNITS=\"2000\""), "{conf}");
+    assert!(conf.contains("CAPABILITY=\"SYS_TIME:off\"") && conf.contains("own.example"), "{conf}");
+    assert!(!conf.contains("from-sample"), "the sample's hostname was taken");
+    assert_eq!(nums("numproc.l"), "300", "not in force live");
+    // A capability change with --setmode restart: the VE is restarted and has it.
+    let init = env.init_pid(101);
+    env.ok(&["set", "101", "--capability", "sys_time:on", "--setmode", "restart", "--save"]);
+    assert_ne!(env.init_pid(101), init, "not restarted");
+    let bnd = env.ok(&["exec2", "101", "grep CapBnd /proc/1/status"]);
+    let bnd = u64::from_str_radix(bnd.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_ne!(bnd & (1 << 25), 0, "sys_time still off after the restart");
+    // --reset_ub: the saved beancounters back in force.
+    env.ok(&["set", "101", "--numproc", "50:50"]);
+    assert_eq!(nums("numproc.l"), "50");
+    env.ok(&["set", "101", "--reset_ub"]);
+    assert_eq!(nums("numproc.l"), "300");
+    // A missing sample, a sample with a bad value: one line, exit 21, nothing changed.
+    let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    env.vzctl(&["set", "101", "--applyconfig", "nosuch", "--save"]).one_line_error("vzctl", 21, "nosuch");
+    env.vzctl(&["set", "101", "--applyconfig", "broken", "--save"]).one_line_error("vzctl", 21, "broken");
+    assert_eq!(std::fs::read_to_string(env.conf_path(101)).unwrap(), conf);
+    env.ok(&["stop", "--fast", "101"]);
+}

@@ -36,6 +36,7 @@ use crate::{
     ubc::{Resource, UbcError},
 };
 
+mod applyconfig;
 mod chkpnt;
 mod conf;
 mod create;

@@ -229,11 +229,11 @@ pub mod arg {
         parse_ugid(s)
     }
 
-    pub fn yes_no(s: &str) -> Result<bool, VeError> {
-        match s {
+    pub fn yes_no(key: &'static str) -> impl Fn(&str) -> Result<bool, VeError> + Clone {
+        move |s| match s {
             "yes" => Ok(true),
             "no" => Ok(false),
-            _ => Err(VeError::BadValue { key: "onboot", value: s.escape_default().to_string(), why: "use yes or no" }),
+            _ => Err(VeError::BadValue { key, value: s.escape_default().to_string(), why: "use yes or no" }),
         }
     }
 
@@ -325,8 +325,19 @@ pub struct SetOpts {
     /// own chpasswd inside it; a stopped VE is mounted for it, not started. Not saved.
     #[arg(long, value_parser = arg::userpasswd)]
     pub userpasswd: Option<UserPass>,
+    /// Take the settings of a config sample (conf/ve-NAME.conf-sample): beancounters, CPU,
+    /// I/O, disk limits, capabilities, devices; not its names, addresses or paths.
+    #[arg(long)]
+    pub applyconfig: Option<String>,
+    /// Put the VE's saved beancounter limits back in force on the running VE.
+    #[arg(long = "reset_ub")]
+    pub reset_ub: bool,
+    /// restart: restart a running VE when a change needs it (capabilities); ignore (the
+    /// default): it waits for the next start.
+    #[arg(long, value_parser = ["restart", "ignore"])]
+    pub setmode: Option<String>,
     /// yes: `vzctl start` refuses the VE (exit 105) unless --force; no: it starts again.
-    #[arg(long, value_parser = arg::yes_no)]
+    #[arg(long, value_parser = arg::yes_no("onboot"))]
     pub disabled: Option<bool>,
     /// Seconds `vzctl stop` waits for the VE's init to halt before killing what is left
     /// (the VE's own STOP_TIMEOUT; default vz.conf's).
@@ -392,7 +403,7 @@ pub struct SetOpts {
     #[arg(long, value_parser = arg::text("description"))]
     pub description: Option<String>,
     /// yes or no: started when the node boots (vz.service).
-    #[arg(long, value_parser = arg::yes_no)]
+    #[arg(long, value_parser = arg::yes_no("disabled"))]
     pub onboot: Option<bool>,
     /// Boot order: higher starts first, stops last (OpenVZ's BOOTORDER).
     #[arg(long, value_parser = clap::value_parser!(u32))]
@@ -422,6 +433,8 @@ impl SetOpts {
             && self.capability.is_empty()
             && self.disabled.is_none()
             && self.userpasswd.is_none()
+            && self.applyconfig.is_none()
+            && !self.reset_ub
             && self.stop_timeout.is_none()
             && self.netdev_add.is_empty()
             && self.netdev_del.is_empty()

@@ -101,6 +101,14 @@ fn bad(key: &'static str, value: &str, why: &'static str) -> VeError {
 impl Vz {
     /// `vzctl set`: changes apply to a running VE at once; `save` also writes the config.
     pub fn set(&self, veid: u32, opts: &SetOpts, save: bool) -> Result<(), VeError> {
+        if opts.applyconfig.is_some() || opts.reset_ub {
+            // The sample's settings first, then what the command line gave besides.
+            if let Some(derived) = self.derived_opts(veid, opts)? {
+                self.set(veid, &derived, save)?;
+            }
+            let rest = SetOpts { applyconfig: None, reset_ub: false, ..opts.clone() };
+            return if rest.is_empty() { Ok(()) } else { self.set(veid, &rest, save) };
+        }
         if let Some(up) = &opts.userpasswd {
             self.userpasswd(veid, up)?;
             let rest = SetOpts { userpasswd: None, ..opts.clone() };
@@ -156,6 +164,11 @@ impl Vz {
             crate::report::progress(format!("Saved parameters for Container {veid}"));
         }
         rb.commit();
+        if plan.caps_changed && running.is_some() && opts.setmode.as_deref() == Some("restart") {
+            // Its lock is ours until `ve` goes.
+            drop(ve);
+            self.restart(veid)?;
+        }
         Ok(())
     }
 
@@ -475,7 +488,7 @@ impl Vz {
             rb.push("devices", move || self.apply_devices(veid, init, cgid, &b, &n, &o));
             self.apply_devices(veid, init, cgid, base, old, new)?;
         }
-        if p.caps_changed {
+        if p.caps_changed && opts.setmode.as_deref() != Some("restart") {
             crate::report::notice(format!(
                 "Warning: the capabilities of container {veid} change at its next start (a running process's set only shrinks)"
             ));
