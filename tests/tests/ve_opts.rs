@@ -1,6 +1,7 @@
 //! The smaller per-VE settings of vzctl set and commands, against real VEs: `--disabled`
 //! (start refused with OpenVZ's exit 105 unless `--force`), `--stop-timeout` (the VE's own
-//! wait for its halt), `exec3` (the program and its arguments, no shell between).
+//! wait for its halt), `exec3` (the program and its arguments, no shell between),
+//! `--userpasswd`, `--applyconfig`/`--reset_ub`/`--setmode`, and the admin's action scripts.
 use std::time::{Duration, Instant};
 
 use vz_tests::VzEnv;
@@ -142,4 +143,37 @@ fn applyconfig_takes_a_samples_settings_live_and_reset_ub_restores_the_saved_one
     env.vzctl(&["set", "101", "--applyconfig", "broken", "--save"]).one_line_error("vzctl", 21, "broken");
     assert_eq!(std::fs::read_to_string(env.conf_path(101)).unwrap(), conf);
     env.ok(&["stop", "--fast", "101"]);
+}
+
+#[test]
+fn action_scripts_run_on_the_host_and_inside_as_openvz_runs_them() {
+    let env = VzEnv::new("actions");
+    env.ok(&["create", "101"]);
+    let dir = env.conf_path(101).parent().unwrap().to_path_buf();
+    let log = env.dir.join("actions.log");
+    let host = |what: &str| format!("echo \"{what} $VEID $VE_ROOT\" >> {}\n", log.display());
+    std::fs::write(dir.join("vps.mount"), host("vps.mount")).unwrap();
+    std::fs::write(dir.join("101.mount"), host("101.mount")).unwrap();
+    std::fs::write(dir.join("101.umount"), host("101.umount")).unwrap();
+    // Inside: the VE's own files, as its root.
+    std::fs::write(dir.join("101.start"), "echo started > /start-script-ran; id -u >> /start-script-ran\n").unwrap();
+    std::fs::write(dir.join("101.stop"), "echo stopping > /stop-script-ran\n").unwrap();
+    env.ok(&["start", "101"]);
+    let root = env.dir.join("root/101");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [format!("vps.mount 101 {}", root.display()), format!("101.mount 101 {}", root.display())],
+        "{text}"
+    );
+    assert_eq!(env.ok(&["exec2", "101", "cat /start-script-ran"]), "started\n0\n");
+    env.ok(&["stop", "101"]);
+    assert!(std::fs::read_to_string(&log).unwrap().ends_with(&format!("101.umount 101 {}\n", root.display())));
+    let private = env.private(101);
+    assert_eq!(std::fs::read_to_string(private.join("stop-script-ran")).unwrap(), "stopping\n");
+    // A failing mount script fails the start (OpenVZ's 79) and leaves nothing mounted.
+    std::fs::write(dir.join("101.mount"), "echo no way >&2; exit 3\n").unwrap();
+    let o = env.vzctl(&["start", "101"]);
+    o.one_line_error("vzctl", 79, "101.mount");
+    assert!(env.vzctl(&["status", "101"]).stdout.contains("unmounted down"), "left mounted or running");
 }

@@ -21,6 +21,7 @@ pub mod exit {
     pub const FS_BAD_TMPL: i32 = 47;
     pub const CHANGEPASS: i32 = 74;
     pub const IP_INUSE: i32 = 78;
+    pub const ACTIONSCRIPT_ERROR: i32 = 79;
     pub const VE_START_DISABLED: i32 = 105;
 }
 
@@ -54,10 +55,12 @@ pub enum Kind {
     StartDisabled,
     /// A password could not be set in the VE.
     ChangePass,
+    /// An admin's action script (VEID.mount, ...) failed.
+    ActionScript,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 17] = [
         Kind::BadValue,
         Kind::Limits,
         Kind::System,
@@ -74,6 +77,7 @@ impl Kind {
         Kind::IpInUse,
         Kind::StartDisabled,
         Kind::ChangePass,
+        Kind::ActionScript,
     ];
 
     pub fn exit_code(self) -> i32 {
@@ -94,6 +98,7 @@ impl Kind {
             Kind::IpInUse => exit::IP_INUSE,
             Kind::StartDisabled => exit::VE_START_DISABLED,
             Kind::ChangePass => exit::CHANGEPASS,
+            Kind::ActionScript => exit::ACTIONSCRIPT_ERROR,
         }
     }
 }

@@ -36,6 +36,7 @@ use crate::{
     ubc::{Resource, UbcError},
 };
 
+mod actions;
 mod applyconfig;
 mod chkpnt;
 mod conf;
@@ -139,6 +140,8 @@ pub enum VeError {
     Passwd(#[from] crate::passwd::PasswdError),
     #[error("Container start disabled (DISABLED=yes; vzctl set {0} --disabled no --save, or start --force)")]
     StartDisabled(u32),
+    #[error("action script {} failed: {why}", script.display())]
+    ActionScript { script: PathBuf, why: String },
     #[error("Unable to set password for {user} in container {veid}: {why}")]
     ChangePass { veid: u32, user: String, why: &'static str },
     #[error("{dest}: {why}")]
@@ -180,6 +183,7 @@ impl VeError {
             VeError::Passwd(e) => e.kind(),
             VeError::StartDisabled(_) => Kind::StartDisabled,
             VeError::ChangePass { .. } => Kind::ChangePass,
+            VeError::ActionScript { .. } => Kind::ActionScript,
             // The destination's vzctl said why, with OpenVZ's code for it.
             VeError::Remote { code, .. } => {
                 Kind::ALL.into_iter().find(|k| k.exit_code() == *code).unwrap_or(Kind::System)

@@ -49,6 +49,11 @@ impl Vz {
                 }
             }
         }
+        // The admin's vps.mount and VEID.mount: a failure leaves it unmounted.
+        if let Err(e) = self.host_action(veid, conf, super::actions::Action::Mount) {
+            let _ = umount(self.sys(), &root);
+            return Err(e);
+        }
         Ok(true)
     }
 
@@ -69,6 +74,7 @@ impl Vz {
         if !is_mounted(&ve.root) {
             return Err(VeError::NotMounted(veid));
         }
+        self.host_action(veid, &ve.conf, super::actions::Action::Umount)?;
         umount(self.sys(), &ve.root)?;
         crate::report::progress("Container is unmounted");
         Ok(())

@@ -128,6 +128,7 @@ impl Vz {
         intent.done();
         info!(veid, init = started.pid, "container started");
         crate::report::progress("Container start in progress...");
+        self.ve_action(veid, super::actions::Action::Start);
         Ok(())
     }
 

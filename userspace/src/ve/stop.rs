@@ -41,6 +41,11 @@ impl Vz {
         }
         self.cg.remove_ve(veid)?;
         if is_mounted(root) {
+            // The admin's umount scripts; the VE is stopped either way.
+            if let Err(e) = self.conf(veid).and_then(|c| self.host_action(veid, &c, super::actions::Action::Umount)) {
+                warn!(veid, "{e}");
+                crate::report::notice(format!("Warning: {e}"));
+            }
             umount(self.sys(), root)?;
         }
         let _ = fs::remove_file(self.live_path(veid));
@@ -105,6 +110,7 @@ impl Vz {
         if running && !killed_first {
             crate::report::progress("Stopping container ...");
             if !fast {
+                self.ve_action(veid, super::actions::Action::Stop);
                 self.halt_and_wait(veid);
             }
         }

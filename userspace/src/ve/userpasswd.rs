@@ -16,6 +16,9 @@ impl Vz {
         };
         let r = self.write_account(&root, &ve.conf, veid, &up.user, &hash);
         if mounted_here {
+            if let Err(e) = self.host_action(veid, &ve.conf, super::actions::Action::Umount) {
+                crate::report::notice(format!("Warning: {e}"));
+            }
             umount(self.sys(), &ve.root)?;
         }
         r?;
