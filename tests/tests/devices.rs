@@ -120,3 +120,28 @@ fn a_saved_char_device_comes_back_at_start_and_a_planted_symlink_is_not_followed
     assert_eq!(std::fs::read_to_string(env.conf_path(101)).unwrap(), conf);
     env.ok(&["stop", "--fast", "101"]);
 }
+
+#[test]
+fn features_give_their_devices_or_are_refused_with_the_reason() {
+    let env = VzEnv::new("features");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    env.ok(&["set", "101", "--features", "tun:on", "--features", "fuse:on", "--save"]);
+    assert!(std::fs::read_to_string(env.conf_path(101)).unwrap().contains("FEATURES=\"tun:on fuse:on\""));
+    let open = |node: &str| sh(&env, &format!("exec 3<>{node} && echo opened")).1;
+    assert_eq!(open("/dev/net/tun").trim(), "opened");
+    assert_eq!(open("/dev/fuse").trim(), "opened");
+    // Off: the node goes and the device is refused again.
+    env.ok(&["set", "101", "--features", "fuse:off", "--save"]);
+    assert_ne!(sh(&env, "test -e /dev/fuse").0, 0, "the node stayed");
+    // What this host or any kernel cannot give: one line with the reason, nothing changed.
+    let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    for (bad, why) in [("nfs:on", "NFS"), ("sysfs:off", "/sys"), ("ipip:on", "ipip"), ("zfs:on", "'zfs:on'")] {
+        let o = env.vzctl(&["set", "101", "--features", bad, "--save"]);
+        o.one_line_error("vzctl", 21, why);
+    }
+    assert_eq!(std::fs::read_to_string(env.conf_path(101)).unwrap(), conf);
+    env.ok(&["restart", "101"]);
+    assert_eq!(open("/dev/net/tun").trim(), "opened", "a saved feature after a restart");
+    env.ok(&["stop", "--fast", "101"]);
+}

@@ -13,6 +13,7 @@ pub mod devices;
 pub mod disk;
 pub mod docs;
 pub mod events;
+pub mod features;
 pub mod given;
 pub mod glob;
 pub mod idmap;

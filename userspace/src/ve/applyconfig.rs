@@ -17,7 +17,8 @@ const PLAIN: [&str; 10] = [
     "QUOTAUGIDLIMIT",
 ];
 /// Keys holding several values, each given as one flag.
-const LISTS: [(&str, &str); 3] = [("CAPABILITY", "--capability"), ("DEVNODES", "--devnodes"), ("DEVICES", "--devices")];
+const LISTS: [(&str, &str); 4] =
+    [("CAPABILITY", "--capability"), ("DEVNODES", "--devnodes"), ("DEVICES", "--devices"), ("FEATURES", "--features")];
 
 /// The `set` arguments for the settings of `conf`: every beancounter row, and unless
 /// `ubc_only` the keys of `PLAIN` and `LISTS`.

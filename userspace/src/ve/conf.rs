@@ -26,6 +26,8 @@ pub struct VeConfig {
     pub netdevs: Vec<String>,
     /// CAPABILITY: capabilities turned on or off.
     pub caps: Vec<crate::caps::Cap>,
+    /// FEATURES: tun, fuse, ... on or off.
+    pub features: Vec<crate::features::Feature>,
 }
 
 impl VeConfig {
@@ -58,6 +60,7 @@ impl VeConfig {
             devices: crate::devices::parse_devices(file.get("DEVICES").unwrap_or(""))?,
             netdevs: super::netdev::conf_netdevs(&file)?,
             caps: crate::caps::parse_caps(file.get("CAPABILITY").unwrap_or(""))?,
+            features: crate::features::parse_features(file.get("FEATURES").unwrap_or(""))?,
             file,
         })
     }

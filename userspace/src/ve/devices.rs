@@ -12,7 +12,19 @@ pub(crate) struct DevSet {
 
 impl DevSet {
     pub(crate) fn of(cfg: &VeConfig) -> Self {
-        Self { nodes: cfg.devnodes.clone(), rules: cfg.devices.clone() }
+        Self::build(&cfg.devnodes, &cfg.devices, &cfg.features)
+    }
+
+    /// DEVNODES, DEVICES and the nodes FEATURES grant (a node named in DEVNODES keeps the
+    /// access given there).
+    pub(crate) fn build(nodes: &[DevNode], rules: &[DevRule], features: &[crate::features::Feature]) -> Self {
+        let mut all = nodes.to_vec();
+        for n in crate::features::nodes(features) {
+            if !all.iter().any(|m| m.name == n.name) {
+                all.push(n);
+            }
+        }
+        Self { nodes: all, rules: rules.to_vec() }
     }
 
     fn is_empty(&self) -> bool {
@@ -24,21 +36,30 @@ impl Vz {
     /// The devices after `set --devnodes/--devices`, and the config keys for them. A node
     /// granted must exist on the host.
     pub(super) fn plan_devices(&self, opts: &SetOpts, base: &VeConfig) -> Result<Option<(DevSet, Keys)>, VeError> {
-        if opts.devnodes.is_empty() && opts.devices.is_empty() {
+        if opts.devnodes.is_empty() && opts.devices.is_empty() && opts.features.is_empty() {
             return Ok(None);
         }
         for n in opts.devnodes.iter().filter(|n| n.perm != 0) {
             crate::devices::host_node(&n.name)?;
         }
-        let new = DevSet {
-            nodes: crate::devices::merge_devnodes(&base.devnodes, &opts.devnodes),
-            rules: crate::devices::merge_devices(&base.devices, &opts.devices),
-        };
-        let keys = vec![
-            ("DEVNODES".to_string(), (!new.nodes.is_empty()).then(|| crate::devices::format_devnodes(&new.nodes))),
-            ("DEVICES".to_string(), (!new.rules.is_empty()).then(|| crate::devices::format_devices(&new.rules))),
-        ];
-        Ok(Some((new, keys)))
+        for f in &opts.features {
+            crate::features::check_host(f)?;
+        }
+        let nodes = crate::devices::merge_devnodes(&base.devnodes, &opts.devnodes);
+        let rules = crate::devices::merge_devices(&base.devices, &opts.devices);
+        let features = crate::features::merge(&base.features, &opts.features);
+        let mut keys = Vec::new();
+        if !opts.devnodes.is_empty() || !opts.devices.is_empty() {
+            keys.push(("DEVNODES".to_string(), (!nodes.is_empty()).then(|| crate::devices::format_devnodes(&nodes))));
+            keys.push(("DEVICES".to_string(), (!rules.is_empty()).then(|| crate::devices::format_devices(&rules))));
+        }
+        if !opts.features.is_empty() {
+            keys.push((
+                "FEATURES".to_string(),
+                (!features.is_empty()).then(|| crate::features::format_features(&features)),
+            ));
+        }
+        Ok(Some((DevSet::build(&nodes, &rules, &features), keys)))
     }
 
     /// Puts `new` in force for a running VE that had `old`: the grants first (a revoked

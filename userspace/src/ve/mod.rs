@@ -137,6 +137,8 @@ pub enum VeError {
     #[error(transparent)]
     Cap(#[from] crate::caps::CapError),
     #[error(transparent)]
+    Feature(#[from] crate::features::FeatureError),
+    #[error(transparent)]
     Passwd(#[from] crate::passwd::PasswdError),
     #[error("Container start disabled (DISABLED=yes; vzctl set {0} --disabled no --save, or start --force)")]
     StartDisabled(u32),
@@ -180,6 +182,7 @@ impl VeError {
             VeError::Criu(e) => e.kind(),
             VeError::Device(e) => e.kind(),
             VeError::Cap(e) => e.kind(),
+            VeError::Feature(e) => e.kind(),
             VeError::Passwd(e) => e.kind(),
             VeError::StartDisabled(_) => Kind::StartDisabled,
             VeError::ChangePass { .. } => Kind::ChangePass,

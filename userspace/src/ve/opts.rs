@@ -201,6 +201,10 @@ pub mod arg {
         Ok(UserPass { user: user.to_string(), password: password.to_string() })
     }
 
+    pub fn feature(s: &str) -> Result<crate::features::Feature, VeError> {
+        Ok(crate::features::parse_feature(s)?)
+    }
+
     pub fn capability(s: &str) -> Result<crate::caps::Cap, VeError> {
         Ok(crate::caps::parse_cap(s)?)
     }
@@ -343,6 +347,11 @@ pub struct SetOpts {
     /// (the VE's own STOP_TIMEOUT; default vz.conf's).
     #[arg(long = "stop-timeout", value_parser = clap::value_parser!(u32).range(0..=86400))]
     pub stop_timeout: Option<u32>,
+    /// An OpenVZ feature, NAME:on|off: tun, fuse, ppp (their device in the VE), bridge,
+    /// ipip, sit, ipgre (where the host's kernel has them), sysfs; nfs and nfsd are refused
+    /// (repeatable).
+    #[arg(long, value_parser = arg::feature)]
+    pub features: Vec<crate::features::Feature>,
     /// A capability the VE's processes may hold, NAME:on|off (net_admin:off); from the
     /// next start (repeatable).
     #[arg(long, value_parser = arg::capability)]
@@ -431,6 +440,7 @@ impl SetOpts {
             && self.netif_del.is_empty()
             && self.devnodes.is_empty()
             && self.capability.is_empty()
+            && self.features.is_empty()
             && self.disabled.is_none()
             && self.userpasswd.is_none()
             && self.applyconfig.is_none()

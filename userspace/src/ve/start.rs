@@ -85,7 +85,18 @@ impl Vz {
         undo.kill(veid);
         let started = started?;
         crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, started.pid, &full)?;
-        let devices = super::devices::DevSet::of(&cfg);
+        // Features this host cannot give (a config from another host, or edited): said,
+        // and left out.
+        let mut features = cfg.features.clone();
+        features.retain(|f| match crate::features::check_host(f) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(veid, "{e}");
+                crate::report::notice(format!("Warning: {e}"));
+                false
+            }
+        });
+        let devices = super::devices::DevSet::build(&cfg.devnodes, &cfg.devices, &features);
         self.apply_devices(veid, started.pid, cgid, &cfg.file, &Default::default(), &devices)?;
         self.step("start:net")?;
         let ips = &cfg.ips;
