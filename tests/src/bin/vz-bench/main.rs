@@ -393,7 +393,7 @@ fn sockets() {
     let mut now = Setup::Vz;
     let mut noop: Option<Ebpf> = None;
     println!("== loops in a VE cgroup: vzbpf programs attached vs none, and allow-only programs vs none ==");
-    for kind in ["tcp", "udp", "fork", "open"] {
+    for kind in ["tcp", "udp", "fork", "open", "devnull"] {
         let iters = if kind == "fork" { iters / 10 } else { iters };
         measure(&env, kind, iters / 10); // warm-up
         let mut ns = [Vec::new(), Vec::new(), Vec::new()];
@@ -424,6 +424,7 @@ fn sockets() {
         let (what, target) = match kind {
             "fork" => ("fork+exit+wait   ", "1.03"),
             "open" => ("open+close       ", "1.03"),
+            "devnull" => ("open+close /dev/null (vz_device)", "1.03"),
             "tcp" => ("socket tcp create+close", "1.02"),
             _ => ("socket udp create+close", "1.02"),
         };
