@@ -71,18 +71,22 @@ pub struct Cap {
     pub on: bool,
 }
 
-/// `NAME:on|off`, the name in either case (OpenVZ writes them upper-case), `CAP_` allowed.
-pub fn parse_cap(s: &str) -> Result<Cap, CapError> {
-    let bad = || CapError::Bad(s.to_string());
-    let (name, state) = s.split_once(':').ok_or_else(bad)?;
-    let name = name.trim().to_ascii_lowercase();
-    let name = name.strip_prefix("cap_").unwrap_or(&name);
-    let bit = NAMES.iter().position(|n| *n == name).ok_or_else(bad)? as u32;
+/// OpenVZ's `NAME:on|off` (CAPABILITY, FEATURES): the name in lower case, and the state.
+pub(crate) fn name_on_off(s: &str) -> Option<(String, bool)> {
+    let (name, state) = s.split_once(':')?;
     let on = match state.trim() {
         "on" => true,
         "off" => false,
-        _ => return Err(bad()),
+        _ => return None,
     };
+    Some((name.trim().to_ascii_lowercase(), on))
+}
+
+/// `NAME:on|off`, the name in either case (OpenVZ writes them upper-case), `CAP_` allowed.
+pub fn parse_cap(s: &str) -> Result<Cap, CapError> {
+    let (name, on) = name_on_off(s).ok_or_else(|| CapError::Bad(s.to_string()))?;
+    let name = name.strip_prefix("cap_").unwrap_or(&name);
+    let bit = NAMES.iter().position(|n| *n == name).ok_or_else(|| CapError::Bad(s.to_string()))? as u32;
     Ok(Cap { bit, on })
 }
 

@@ -35,13 +35,8 @@ pub struct Feature {
 
 pub fn parse_feature(s: &str) -> Result<Feature, FeatureError> {
     let bad = || FeatureError::Bad(s.to_string());
-    let (name, state) = s.split_once(':').ok_or_else(bad)?;
-    let name = NAMES.iter().copied().find(|n| *n == name.trim().to_ascii_lowercase()).ok_or_else(bad)?;
-    let on = match state.trim() {
-        "on" => true,
-        "off" => false,
-        _ => return Err(bad()),
-    };
+    let (name, on) = crate::caps::name_on_off(s).ok_or_else(bad)?;
+    let name = NAMES.iter().copied().find(|n| *n == name).ok_or_else(bad)?;
     Ok(Feature { name, on })
 }
 
