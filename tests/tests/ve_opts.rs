@@ -177,3 +177,19 @@ fn action_scripts_run_on_the_host_and_inside_as_openvz_runs_them() {
     o.one_line_error("vzctl", 79, "101.mount");
     assert!(env.vzctl(&["status", "101"]).stdout.contains("unmounted down"), "left mounted or running");
 }
+
+#[test]
+fn an_iptables_module_list_is_refused_plainly() {
+    let env = VzEnv::new("iptables");
+    env.ok(&["create", "101"]);
+    let conf = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    let o = env.vzctl(&["set", "101", "--iptables", "iptable_filter ipt_REJECT", "--save"]);
+    o.one_line_error("vzctl", 21, "cannot be honoured");
+    assert_eq!(std::fs::read_to_string(env.conf_path(101)).unwrap(), conf);
+    // An OpenVZ config that has one: the VE starts, and vzctl says the list is not used.
+    std::fs::write(env.conf_path(101), format!("{conf}IPTABLES=\"iptable_filter\"\n")).unwrap();
+    let o = env.vzctl(&["start", "101"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(o.stderr.lines().any(|l| l.starts_with("Warning: IPTABLES is not used")), "{}", o.stderr);
+    env.ok(&["stop", "--fast", "101"]);
+}

@@ -41,6 +41,9 @@ pub struct RuleList(pub Vec<vz_common::NetRule>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CpuMask(pub Option<String>);
 
+/// Why OpenVZ's IPTABLES (`--iptables`) is refused, and said of a config that has one.
+pub const IPTABLES_WHY: &str = "a module list cannot be honoured on a stock kernel: a container's own netfilter tables (iptables or nftables, in its network namespace) can use every module the host's kernel has, and none can be withheld from one container";
+
 /// `--userpasswd USER:PASSWORD`; the password never shows in Debug output (logs).
 #[derive(Clone)]
 pub struct UserPass {
@@ -201,6 +204,10 @@ pub mod arg {
         Ok(UserPass { user: user.to_string(), password: password.to_string() })
     }
 
+    pub fn iptables(s: &str) -> Result<String, VeError> {
+        Err(VeError::BadValue { key: "iptables", value: s.escape_default().to_string(), why: IPTABLES_WHY })
+    }
+
     pub fn feature(s: &str) -> Result<crate::features::Feature, VeError> {
         Ok(crate::features::parse_feature(s)?)
     }
@@ -347,6 +354,10 @@ pub struct SetOpts {
     /// (the VE's own STOP_TIMEOUT; default vz.conf's).
     #[arg(long = "stop-timeout", value_parser = clap::value_parser!(u32).range(0..=86400))]
     pub stop_timeout: Option<u32>,
+    /// OpenVZ's list of netfilter modules a VE may use: refused here, see the README
+    /// (a VE's own tables use what the host kernel has; none can be withheld from one VE).
+    #[arg(long, value_parser = arg::iptables)]
+    pub iptables: Option<String>,
     /// An OpenVZ feature, NAME:on|off: tun, fuse, ppp (their device in the VE), bridge,
     /// ipip, sit, ipgre (where the host's kernel has them), sysfs; nfs and nfsd are refused
     /// (repeatable).
@@ -441,6 +452,7 @@ impl SetOpts {
             && self.devnodes.is_empty()
             && self.capability.is_empty()
             && self.features.is_empty()
+            && self.iptables.is_none()
             && self.disabled.is_none()
             && self.userpasswd.is_none()
             && self.applyconfig.is_none()

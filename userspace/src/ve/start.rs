@@ -85,6 +85,10 @@ impl Vz {
         undo.kill(veid);
         let started = started?;
         crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, started.pid, &full)?;
+        if cfg.file.get("IPTABLES").is_some_and(|v| !v.trim().is_empty()) {
+            warn!(veid, "IPTABLES ignored: {}", super::opts::IPTABLES_WHY);
+            crate::report::notice(format!("Warning: IPTABLES is not used: {}", super::opts::IPTABLES_WHY));
+        }
         // Features this host cannot give (a config from another host, or edited): said,
         // and left out.
         let mut features = cfg.features.clone();
