@@ -117,20 +117,29 @@ where
 /// Deletes a link vzctl made, by name; a missing one is fine (the goal is that it is
 /// gone); one without vzctl's group is someone else's and stays.
 fn del_link(name: &str) -> Result<(), NetError> {
-    use rtnetlink::packet_route::link::LinkAttribute;
     with_netlink(async |h| {
-        let mut links = h.link().get().match_name(name.to_string()).execute();
-        let link = match links.try_next().await {
-            Ok(Some(l)) => l,
-            Ok(None) | Err(rtnetlink::Error::NetlinkError(_)) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        };
-        let ours = link.attributes.iter().any(|a| matches!(a, LinkAttribute::Group(g) if *g == LINK_GROUP));
-        if !ours {
+        let Some(link) = link_by_name(&h, name).await? else { return Ok(()) };
+        if !is_ours(&link) {
             return Err(NetError::NotOurs(name.to_string()));
         }
         Ok(h.link().del(link.header.index).execute().await?)
     })
+}
+
+/// Link `name` of the handle's namespace, if there is one.
+async fn link_by_name(h: &Handle, name: &str) -> Result<Option<rtnetlink::packet_route::link::LinkMessage>, NetError> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(l) => Ok(l),
+        Err(rtnetlink::Error::NetlinkError(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether vzctl made this link (its group, see `tag`).
+fn is_ours(link: &rtnetlink::packet_route::link::LinkMessage) -> bool {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    link.attributes.iter().any(|a| matches!(a, LinkAttribute::Group(g) if *g == LINK_GROUP))
 }
 
 /// Marks a link vzctl makes as its own (the group is applied at creation; an alias,
@@ -146,12 +155,7 @@ async fn set_alias(h: &Handle, index: u32, alias: String) -> Result<(), NetError
 }
 
 async fn link_index(h: &Handle, name: &str) -> Result<u32, NetError> {
-    let mut links = h.link().get().match_name(name.to_string()).execute();
-    match links.try_next().await {
-        Ok(Some(l)) => Ok(l.header.index),
-        Ok(None) | Err(rtnetlink::Error::NetlinkError(_)) => Err(NetError::NoLink(name.to_string())),
-        Err(e) => Err(e.into()),
-    }
+    link_by_name(h, name).await?.map(|l| l.header.index).ok_or_else(|| NetError::NoLink(name.to_string()))
 }
 
 /// Adding what is already there (EEXIST) succeeds: the config and the running VE may

@@ -13,7 +13,7 @@ use std::{
 
 use rtnetlink::LinkUnspec;
 
-use super::{link_index, with_netlink, NetError, LINK_GROUP};
+use super::{link_index, with_netlink, NetError};
 
 fn io(op: &str) -> impl FnOnce(std::io::Error) -> NetError + '_ {
     move |source| NetError::Io { op: op.to_string(), source }
@@ -22,17 +22,10 @@ fn io(op: &str) -> impl FnOnce(std::io::Error) -> NetError + '_ {
 /// Whether host interface `name` may be given to a VE: it exists here and is not one vzctl
 /// made (a venet host end or a bridged interface) or the loopback.
 pub fn netdev_movable(name: &str) -> Result<(), NetError> {
-    use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags};
+    use rtnetlink::packet_route::link::LinkFlags;
     with_netlink(async |h| {
-        use futures::stream::TryStreamExt as _;
-        let mut links = h.link().get().match_name(name.to_string()).execute();
-        let link = match links.try_next().await {
-            Ok(Some(l)) => l,
-            Ok(None) | Err(rtnetlink::Error::NetlinkError(_)) => return Err(NetError::NoLink(name.to_string())),
-            Err(e) => return Err(e.into()),
-        };
-        let ours = link.attributes.iter().any(|a| matches!(a, LinkAttribute::Group(g) if *g == LINK_GROUP));
-        if ours || link.header.flags.contains(LinkFlags::Loopback) {
+        let link = super::link_by_name(&h, name).await?.ok_or_else(|| NetError::NoLink(name.to_string()))?;
+        if super::is_ours(&link) || link.header.flags.contains(LinkFlags::Loopback) {
             return Err(NetError::NotOurs(name.to_string()));
         }
         Ok(())

@@ -385,7 +385,14 @@ impl Vz {
             }
             crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, init, &full)?;
             // Its grants under its new cgroup id (the nodes came back with its /dev).
-            self.apply_devices(veid, init, cgid, &cfg.file, &Default::default(), &super::devices::DevSet::of(&cfg))?;
+            self.apply_devices(
+                veid,
+                init,
+                cgid,
+                &cfg.file,
+                &Default::default(),
+                &super::devices::DevSet::at_start(veid, &cfg),
+            )?;
             cfg.file.write_runtime(&self.live_path(veid))?;
             self.step("restore:resume")?;
             if step == RestoreStep::All {

@@ -27,6 +27,21 @@ impl DevSet {
         Self { nodes: all, rules: rules.to_vec() }
     }
 
+    /// What a starting (or restored) VE gets: its config's set, less the features this
+    /// host cannot give (a config from another host, or edited), each said.
+    pub(crate) fn at_start(veid: u32, cfg: &VeConfig) -> Self {
+        let mut features = cfg.features.clone();
+        features.retain(|f| match crate::features::check_host(f) {
+            Ok(()) => true,
+            Err(e) => {
+                warn!(veid, "{e}");
+                crate::report::notice(format!("Warning: {e}"));
+                false
+            }
+        });
+        Self::build(&cfg.devnodes, &cfg.devices, &features)
+    }
+
     fn is_empty(&self) -> bool {
         self.nodes.is_empty() && self.rules.is_empty()
     }

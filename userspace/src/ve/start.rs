@@ -89,18 +89,7 @@ impl Vz {
             warn!(veid, "IPTABLES ignored: {}", super::opts::IPTABLES_WHY);
             crate::report::notice(format!("Warning: IPTABLES is not used: {}", super::opts::IPTABLES_WHY));
         }
-        // Features this host cannot give (a config from another host, or edited): said,
-        // and left out.
-        let mut features = cfg.features.clone();
-        features.retain(|f| match crate::features::check_host(f) {
-            Ok(()) => true,
-            Err(e) => {
-                warn!(veid, "{e}");
-                crate::report::notice(format!("Warning: {e}"));
-                false
-            }
-        });
-        let devices = super::devices::DevSet::build(&cfg.devnodes, &cfg.devices, &features);
+        let devices = super::devices::DevSet::at_start(veid, &cfg);
         self.apply_devices(veid, started.pid, cgid, &cfg.file, &Default::default(), &devices)?;
         self.step("start:net")?;
         let ips = &cfg.ips;
