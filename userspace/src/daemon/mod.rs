@@ -51,6 +51,8 @@ pub enum DaemonError {
 
 /// How long a vzctl vzeventd runs (restart, stop) may take before it is killed.
 const VZCTL_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long an exited init's VE may take to lose its last processes.
+const SETTLE_WAIT: Duration = Duration::from_secs(10);
 /// How often failcnt files are read where the controller sends no notice (cgroup v1).
 const V1_POLL: Duration = Duration::from_secs(5);
 /// How long a scraper may take to send its request and to take the answer.
@@ -276,8 +278,7 @@ impl State {
                     )
                 }
             }
-            let status = Command::new(&vzctl).args(["status", &veid.to_string()]).stdin(Stdio::null()).output();
-            let line = status.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+            let line = settled_status(&vzctl, veid);
             if line.contains(" mounted ") && line.trim_end().ends_with("down") {
                 run_bounded(&vzctl, verb, veid);
             } else {
@@ -521,6 +522,21 @@ fn holder(vz: &Vz, veid: u32) -> String {
 }
 
 /// Runs `vzctl VERB VEID`, bounded, its outcome logged.
+/// `vzctl status` once the VE's other processes are gone too: the exit is seen as init
+/// starts to exit, while the kernel is still killing the rest of its pid namespace.
+fn settled_status(vzctl: &Path, veid: u32) -> String {
+    let end = Instant::now() + SETTLE_WAIT;
+    loop {
+        let status = Command::new(vzctl).args(["status", &veid.to_string()]).stdin(Stdio::null()).output();
+        let line = status.map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+        // Still running after the wait: something (a vzctl at work) started it again.
+        if !line.trim_end().ends_with("running") || Instant::now() >= end {
+            return line;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn run_bounded(vzctl: &Path, verb: &str, veid: u32) {
     let mut cmd = Command::new(vzctl);
     cmd.args([verb, &veid.to_string()]);
