@@ -60,6 +60,20 @@ enum Command {
     /// connections, limits and beancounters.
     #[command(alias = "resume")]
     Restore(RestoreCmd),
+    /// Snapshot a ploop VE: its disk (copied while frozen), its config and, if it runs, its
+    /// running state (a checkpoint; not with --skip-suspend).
+    Snapshot(SnapshotCmd),
+    /// Switch a VE to a snapshot: its disk and config become the snapshot's (what it had
+    /// since is lost); it runs again only from the snapshot's running state.
+    SnapshotSwitch(SnapshotSwitchCmd),
+    /// Delete a snapshot (its children hang from its parent).
+    SnapshotDelete(SnapshotIdCmd),
+    /// Mount a snapshot's file system read-only at a directory.
+    SnapshotMount(SnapshotMountCmd),
+    /// Unmount a snapshot mounted with snapshot-mount.
+    SnapshotUmount(SnapshotIdCmd),
+    /// List a VE's snapshots.
+    SnapshotList(SnapshotListCmd),
     /// Show a VE's beancounters in /proc/user_beancounters format.
     Ubc(UbcCmd),
     /// The node's events as JSON lines: VE start, stop, reboot, halt, beancounter limit
@@ -192,6 +206,79 @@ struct RestoreCmd {
     /// Step: let a VE restored with --undump run.
     #[arg(long, group = "step")]
     resume: bool,
+}
+
+#[derive(Args, Debug)]
+struct SnapshotCmd {
+    veid: vz::ve::VeRef,
+    /// The snapshot's id (a UUID; made up if not given).
+    #[arg(long)]
+    id: Option<String>,
+    /// A name, shown by snapshot-list.
+    #[arg(long, default_value = "")]
+    name: String,
+    /// A description.
+    #[arg(long, default_value = "")]
+    description: String,
+    /// Do not checkpoint a running VE: disk and config only (it is frozen while copied).
+    #[arg(long)]
+    skip_suspend: bool,
+    /// Do not keep the VE's config with the snapshot.
+    #[arg(long)]
+    skip_config: bool,
+}
+
+#[derive(Args, Debug)]
+struct SnapshotSwitchCmd {
+    veid: vz::ve::VeRef,
+    /// The snapshot's id.
+    #[arg(long, required = true)]
+    id: String,
+    /// Leave the VE stopped even if the snapshot has its running state.
+    #[arg(long, conflicts_with = "must_resume")]
+    skip_resume: bool,
+    /// Fail unless the snapshot has the VE's running state.
+    #[arg(long)]
+    must_resume: bool,
+    /// Keep the VE's present config.
+    #[arg(long)]
+    skip_config: bool,
+}
+
+#[derive(Args, Debug)]
+struct SnapshotIdCmd {
+    veid: vz::ve::VeRef,
+    /// The snapshot's id.
+    #[arg(long, required = true)]
+    id: String,
+}
+
+#[derive(Args, Debug)]
+struct SnapshotMountCmd {
+    veid: vz::ve::VeRef,
+    /// The snapshot's id.
+    #[arg(long, required = true)]
+    id: String,
+    /// An existing directory to mount it at.
+    #[arg(long, required = true)]
+    target: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct SnapshotListCmd {
+    veid: vz::ve::VeRef,
+    /// No header line.
+    #[arg(short = 'H', long = "no-header")]
+    no_header: bool,
+    /// Fields to print, comma-separated (-L lists them).
+    #[arg(short = 'o', long = "output")]
+    output: Option<String>,
+    /// Only this snapshot and its ancestors.
+    #[arg(long, alias = "uuid")]
+    id: Option<String>,
+    /// List the field names.
+    #[arg(short = 'L', long)]
+    list: bool,
 }
 
 #[derive(Args, Debug)]
@@ -380,6 +467,36 @@ fn run(cli: &Cli) -> Result<i32, Error> {
                 S::All
             };
             vz.restore(id(&c.veid)?, c.dumpfile.as_deref(), step).map(|()| 0).map_err(Into::into)
+        }
+        Command::Snapshot(c) => {
+            let o = vz::ve::SnapshotOpts {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                desc: c.description.clone(),
+                skip_suspend: c.skip_suspend,
+                skip_config: c.skip_config,
+            };
+            vz.snapshot(id(&c.veid)?, &o).map(|_| 0).map_err(Into::into)
+        }
+        Command::SnapshotSwitch(c) => {
+            use vz::ve::Resume;
+            let resume = match (c.skip_resume, c.must_resume) {
+                (true, _) => Resume::Skip,
+                (_, true) => Resume::Must,
+                _ => Resume::IfAny,
+            };
+            vz.snapshot_switch(id(&c.veid)?, &c.id, resume, c.skip_config).map(|()| 0).map_err(Into::into)
+        }
+        Command::SnapshotDelete(c) => vz.snapshot_delete(id(&c.veid)?, &c.id).map(|()| 0).map_err(Into::into),
+        Command::SnapshotMount(c) => vz.snapshot_mount(id(&c.veid)?, &c.id, &c.target).map(|()| 0).map_err(Into::into),
+        Command::SnapshotUmount(c) => vz.snapshot_umount(id(&c.veid)?, &c.id).map(|()| 0).map_err(Into::into),
+        Command::SnapshotList(c) => {
+            if c.list {
+                print!("{}", vz::ve::snapshot_field_names());
+                return Ok(0);
+            }
+            print!("{}", vz.snapshot_list(id(&c.veid)?, c.id.as_deref(), c.output.as_deref(), c.no_header)?);
+            Ok(0)
         }
         Command::Set(c) => {
             let veid = id(&c.veid)?;

@@ -44,8 +44,9 @@ use crate::sys::mountinfo::MountTable;
 mod balloon;
 mod ploop;
 mod quota;
+mod snapshot;
 
-pub use self::{balloon::*, ploop::*, quota::*};
+pub use self::{balloon::*, ploop::*, quota::*, snapshot::*};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {

@@ -81,8 +81,9 @@ pub fn fit(sys: &dyn Syscall, image: &Path, root: &Path, hard: u64) -> Result<()
 
 /// Attaches `image` to a free loop device, with direct I/O (no second page cache) and
 /// autoclear (the device goes when its last user, the mount, goes). Returns the device
-/// path and an open handle (keep it until mounted).
-pub(super) fn attach(image: &Path) -> Result<(PathBuf, OwnedFd), DiskError> {
+/// path and an open handle (keep it until mounted). `ro`: a read-only device on a file
+/// opened read-only (a snapshot shown to the admin).
+pub(super) fn attach(image: &Path, ro: bool) -> Result<(PathBuf, OwnedFd), DiskError> {
     // One file system per image: a second loop device on the same file (an old mount still
     // being released) would let two ext4 instances write it.
     if let Some(dev) = attached_to(image) {
@@ -91,14 +92,17 @@ pub(super) fn attach(image: &Path) -> Result<(PathBuf, OwnedFd), DiskError> {
             dev.display()
         ))));
     }
-    let file = fs::OpenOptions::new().read(true).write(true).open(image).map_err(io_err("open", image))?;
+    let file = fs::OpenOptions::new().read(true).write(!ro).open(image).map_err(io_err("open", image))?;
     let ctl = fs::File::open("/dev/loop-control").map_err(io_err("open", Path::new("/dev/loop-control")))?;
     for _ in 0..8 {
-        use crate::sys::disk::{loop_configure, loop_get_free, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO};
+        use crate::sys::disk::{
+            loop_configure, loop_get_free, LO_FLAGS_AUTOCLEAR, LO_FLAGS_DIRECT_IO, LO_FLAGS_READ_ONLY,
+        };
+        let flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO | if ro { LO_FLAGS_READ_ONLY } else { 0 };
         let n = loop_get_free(&ctl).map_err(io_err("LOOP_CTL_GET_FREE", Path::new("/dev/loop-control")))?;
         let dev = PathBuf::from(format!("/dev/loop{n}"));
-        let Ok(d) = fs::OpenOptions::new().read(true).write(true).open(&dev) else { continue };
-        match loop_configure(&d, &file, image.as_os_str().as_encoded_bytes(), LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO) {
+        let Ok(d) = fs::OpenOptions::new().read(true).write(!ro).open(&dev) else { continue };
+        match loop_configure(&d, &file, image.as_os_str().as_encoded_bytes(), flags) {
             Ok(()) => return Ok((dev, d.into())),
             // Taken by someone else meanwhile: ask for another.
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
@@ -120,7 +124,7 @@ pub(super) fn attached_to(image: &Path) -> Option<PathBuf> {
 
 /// Mounts a ploop-layout image at `root`.
 pub fn mount_image(sys: &dyn Syscall, image: &Path, root: &Path) -> Result<PathBuf, DiskError> {
-    let (dev, _hold) = attach(image)?;
+    let (dev, _hold) = attach(image, false)?;
     // discard: blocks the VE frees are punched out of the sparse image.
     let opts = "discard,errors=remount-ro";
     use crate::sys::mount::MsFlags;

@@ -10,8 +10,11 @@ use std::{
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
+pub const LO_FLAGS_READ_ONLY: u32 = 1;
 pub const LO_FLAGS_AUTOCLEAR: u32 = 4;
 pub const LO_FLAGS_DIRECT_IO: u32 = 16;
+const FIFREEZE: libc::c_ulong = 0xC004_5877;
+const FITHAW: libc::c_ulong = 0xC004_5878;
 const EXT4_IOC_RESIZE_FS: libc::c_ulong = 0x4008_6610;
 const FS_IOC_GETFLAGS: libc::c_ulong = 0x8008_6601;
 const FS_IOC_SETFLAGS: libc::c_ulong = 0x4008_6602;
@@ -90,6 +93,14 @@ pub fn loop_set_capacity(dev: &impl AsFd) -> io::Result<()> {
 pub fn ext4_resize(dir: &fs::File, blocks: u64) -> io::Result<()> {
     // SAFETY: EXT4_IOC_RESIZE_FS reads one u64 that lives across the call.
     check(unsafe { libc::ioctl(dir.as_raw_fd(), EXT4_IOC_RESIZE_FS, &blocks) }).map(drop)
+}
+
+/// Freezes (`on`) or thaws the mounted file system `dir` is the root of: a frozen one has
+/// written everything out, is consistent on its device and blocks every writer.
+pub fn fs_freeze(dir: &fs::File, on: bool) -> io::Result<()> {
+    let arg: libc::c_int = 0;
+    // SAFETY: FIFREEZE and FITHAW take an int argument they do not read through.
+    check(unsafe { libc::ioctl(dir.as_raw_fd(), if on { FIFREEZE } else { FITHAW }, arg) }).map(drop)
 }
 
 /// Sets or clears the immutable flag of an inode (FS_IOC_GETFLAGS / SETFLAGS).

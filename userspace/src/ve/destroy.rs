@@ -15,6 +15,20 @@ impl Vz {
             return Err(VeError::Running(veid));
         }
         let (root, private) = (ve.root.clone(), ve.private.clone());
+        // A mounted snapshot would outlive its image's directory, mounted where the admin put it.
+        if let Ok(tree) = crate::disk::Tree::read(&private) {
+            if let Some(s) = tree
+                .snaps
+                .iter()
+                .find(|s| crate::disk::snapshot_mounted(&crate::disk::snapshot_image(&private, &s.uuid)).is_some())
+            {
+                return Err(VeError::BadValue {
+                    key: "destroy",
+                    value: s.uuid.clone(),
+                    why: "a snapshot of the container is mounted: snapshot-umount it first",
+                });
+            }
+        }
         self.cleanup_runtime(veid, &root)?;
         crate::report::progress(format!("Destroying container private area: {}", private.display()));
         if private.exists() {

@@ -55,6 +55,7 @@ mod opts;
 mod resources;
 pub(crate) mod run;
 mod set;
+mod snapshot;
 mod start;
 mod stop;
 mod undo;
@@ -67,6 +68,7 @@ pub use self::{
     migrate::{shell_words, MigrateOpts, Settle},
     mount::*,
     opts::*,
+    snapshot::{snapshot_field_names, Resume, SnapshotOpts},
     start::*,
 };
 use self::{exec::*, undo::*};
