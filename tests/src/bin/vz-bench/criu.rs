@@ -215,3 +215,38 @@ pub fn migrate_times() {
         println!("  the pause: dump {}, last copy after it {}, restore there {}", phase(0), phase(1), phase(2));
     }
 }
+
+/// `vzctl snapshot` of a running ploop VE holding 200 MB of data, with and without its
+/// running state: the whole command, and the longest gap a TCP client sees (the VE is
+/// frozen while its image is copied). 5 rounds each, each snapshot deleted after.
+pub fn snapshot_times() {
+    println!("== snapshots of a running ploop VE (200 MB of data, image copied while frozen) ==");
+    let env = VzEnv::new("bench-snap");
+    ok(&env, &["create", "101", "--layout", "ploop", "--diskspace", "1G:1G", "--ipadd", "10.79.0.1"]);
+    ok(&env, &["start", "101"]);
+    ok(&env, &["exec2", "101", "dd if=/dev/urandom of=/data bs=1M count=200 2>/dev/null; sync"]);
+    start_workload(&env, false);
+    for (label, extra) in
+        [("disk and config (--skip-suspend)", Some("--skip-suspend")), ("with running state (CRIU)", None)]
+    {
+        let (mut totals, mut gaps) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let pinger = Pinger::start(env.in_netns(&["busybox", "nc", "10.79.0.1", "7000"]));
+            let id = "{0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0}";
+            let mut args = vec!["snapshot", "101", "--id", id];
+            args.extend(extra);
+            let t = Instant::now();
+            ok(&env, &args);
+            totals.push(ms(t.elapsed()));
+            gaps.extend(pinger.finish().map(ms));
+            ok(&env, &["snapshot-delete", "101", "--id", id]);
+        }
+        println!(
+            "{label}: snapshot {}, TCP gap {}, connections lost {} of 5",
+            figure(&totals),
+            figure(&gaps),
+            5 - gaps.len()
+        );
+    }
+    ok(&env, &["stop", "--fast", "101"]);
+}

@@ -89,6 +89,9 @@ fn main() {
     if want("chkpnt") {
         criu::chkpnt_times();
     }
+    if want("snapshot") {
+        criu::snapshot_times();
+    }
     if want("migrate") {
         criu::migrate_times();
     }
