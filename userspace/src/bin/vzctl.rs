@@ -49,6 +49,8 @@ enum Command {
     Exec3(ExecCmd),
     /// An interactive shell in a running VE, on a terminal of the VE's own.
     Enter(EnterCmd),
+    /// Attach to a running VE's console (its /dev/console and tty1); Esc then . detaches.
+    Console(ConsoleCmd),
     /// Run a host script inside a VE (a stopped VE is mounted, not started).
     Runscript(RunscriptCmd),
     /// Change VE parameters: live on a running VE; --save also writes the config.
@@ -290,6 +292,13 @@ struct EnterCmd {
 }
 
 #[derive(Args, Debug)]
+struct ConsoleCmd {
+    veid: vz::ve::VeRef,
+    /// The tty (1, the console, is the one kept).
+    tty: Option<String>,
+}
+
+#[derive(Args, Debug)]
 struct RunscriptCmd {
     veid: vz::ve::VeRef,
     script: PathBuf,
@@ -332,6 +341,9 @@ fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.get(1).map(String::as_str) == Some("__ve-init") {
         vz::ns::stage1_main(&argv[2..]);
+    }
+    if argv.get(1).map(String::as_str) == Some("__console") {
+        vz::console::keeper_main(&argv[2..]);
     }
     if argv.get(1).map(String::as_str) == Some("__ve-restore") {
         vz::ns::restore_stage_main(&argv[2..]);
@@ -445,6 +457,14 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         Command::Exec2(c) => Ok(vz.exec(id(&c.veid)?, &c.command)?),
         Command::Exec3(c) => Ok(vz.exec3(id(&c.veid)?, &c.command)?),
         Command::Enter(c) => Ok(vz.enter(id(&c.veid)?, c.exec.as_deref())?),
+        Command::Console(c) => {
+            let veid = id(&c.veid)?;
+            if !vz.is_running(veid) {
+                return Err(vz::VeError::NotRunning(veid).into());
+            }
+            vz::console::attach(&vz.paths.lock_dir, veid, c.tty.as_deref()).map_err(vz::VeError::from)?;
+            Ok(0)
+        }
         Command::Runscript(c) => Ok(vz.runscript(id(&c.veid)?, &c.script)?),
         Command::Chkpnt(c) => {
             use vz::ve::ChkpntStep as S;

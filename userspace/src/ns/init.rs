@@ -30,6 +30,8 @@ pub struct Started {
     pub pid: i32,
     /// With `relay`: our ends of PID 1's stdin, stdout and stderr.
     pub stdio: Option<[OwnedFd; 3]>,
+    /// With `console`: the master of the VE's console pty.
+    pub console: Option<OwnedFd>,
 }
 
 /// Reads one line from `r` within `deadline`.
@@ -67,7 +69,13 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
     cmd.arg("__ve-init")
         .arg(&spec.root)
         .arg(&spec.hostname)
-        .arg(if spec.relay { "relay" } else { "null" })
+        .arg(if spec.relay {
+            "relay"
+        } else if spec.console {
+            "console"
+        } else {
+            "null"
+        })
         .arg(spec.pty_max.map_or_else(|| "-".to_string(), |m| m.to_string()))
         .arg(spec.shm_bytes.map_or_else(|| "-".to_string(), |m| m.to_string()))
         .arg(spec.uid_base.to_string())
@@ -110,6 +118,7 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
         writer.write_all(b"M\n").map_err(sys("write to VE init"))?;
         let mut pid = None;
         let mut err = None;
+        let mut console = None;
         loop {
             let l = read_line_by(&mut reader, deadline).map_err(sys("wait for VE init"))?;
             if l.is_empty() {
@@ -117,13 +126,21 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
             }
             if let Some(p) = l.trim().strip_prefix("P ") {
                 pid = p.trim().parse::<i32>().ok();
+            } else if let Some(fd) = l.trim().strip_prefix("C ") {
+                let pidfd = crate::sys::proc::pidfd_open(stage1).map_err(sys("pidfd of stage 1"))?;
+                let fd = fd.parse::<i32>().map_err(|_| NsError::Init(format!("bad console fd line {l:?}")))?;
+                console = Some(crate::sys::proc::pidfd_getfd(&pidfd, fd).map_err(sys("take the console's pty"))?);
+                writer.write_all(b"K\n").map_err(sys("write to VE init"))?;
             } else if let Some(e) = l.trim().strip_prefix("E ") {
                 err.get_or_insert_with(|| e.to_string());
             }
         }
         match (err, pid) {
             (Some(e), _) => Err(NsError::Init(e)),
-            (None, Some(pid)) => Ok(pid),
+            (None, Some(_)) if spec.console && console.is_none() => {
+                Err(NsError::Init("stage 1 did not hand over the console".into()))
+            }
+            (None, Some(pid)) => Ok((pid, console)),
             (None, None) => Err(NsError::Init("stage 1 exited without starting init".into())),
         }
     })();
@@ -132,8 +149,8 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
         let _ = child.kill();
     }
     let _ = child.wait();
-    let pid = result?;
-    Ok(Started { pid, stdio: pipes.map(|p| p.ours) })
+    let (pid, console) = result?;
+    Ok(Started { pid, stdio: pipes.map(|p| p.ours), console })
 }
 
 /// Entry of `vzctl __ve-init ROOT HOSTNAME relay|null PTYMAX|- SHMBYTES|- UID GID LXCFS|- CAPDROP ARGV...`
@@ -168,6 +185,14 @@ pub fn stage1_main(args: &[String]) -> ! {
     if let Err(e) = host_mounts(root, uid, gid, limits) {
         fail(&mut out, e);
     }
+    // Made in the fresh /dev, before anything of the VE runs; vzctl takes the master.
+    let console = match stdio.as_str() {
+        "console" => match console_pty(root, uid, gid) {
+            Ok(m) => Some(m),
+            Err(e) => fail(&mut out, e),
+        },
+        _ => None,
+    };
     // The VE's root as the working directory: unshare carries it into the new mount
     // namespace, and PID 1 starts from it (its path's directories are 0700, for host root
     // only).
@@ -217,9 +242,42 @@ pub fn stage1_main(args: &[String]) -> ! {
         }
         Ok(ForkResult::Parent { child }) => {
             let _ = writeln!(out, "P {child}");
+            if let Some(m) = &console {
+                // vzctl copies the fd out of this process (pidfd_getfd), then says so.
+                let _ = writeln!(out, "C {}", std::os::fd::AsRawFd::as_raw_fd(m));
+                line.clear();
+                let _ = input.read_line(&mut line);
+            }
             std::process::exit(0)
         }
     }
+}
+
+/// The VE's console: a pty of its own devpts instance (fresh: nothing of the VE's is in
+/// it yet), its slave given to VE root (group tty) and linked as /dev/console and
+/// /dev/tty1. Returns the master, which only vzctl's console keeper holds.
+fn console_pty(root: &Path, uid: u32, gid: u32) -> Result<OwnedFd, String> {
+    use crate::sys::inroot;
+    use nix::{fcntl::OFlag, sys::stat::Mode};
+    let rootfd = inroot::host_dir(root).map_err(|e| format!("open {}: {e}", root.display()))?;
+    let dev = inroot::dir_fd(&rootfd, "dev", inroot::Follow::Never).map_err(|e| format!("the VE's /dev: {e}"))?;
+    let pts = inroot::dir_fd(&dev, "pts", inroot::Follow::Never).map_err(|e| format!("the VE's /dev/pts: {e}"))?;
+    let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let master =
+        nix::fcntl::openat(&pts, "ptmx", flags, Mode::empty()).map_err(|e| format!("open /dev/pts/ptmx: {e}"))?;
+    let slave = crate::sys::tty::pty_peer(&master).map_err(|e| format!("the console's pty: {e}"))?;
+    let n = crate::sys::tty::pty_number(&master).map_err(|e| format!("the console's pty number: {e}"))?;
+    // Group tty (5) of the VE, as devpts gives every pty of its own.
+    nix::unistd::fchown(&slave, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid + 5)))
+        .map_err(|e| format!("chown the console: {e}"))?;
+    nix::sys::stat::fchmod(&slave, Mode::from_bits_retain(0o620)).map_err(|e| format!("chmod the console: {e}"))?;
+    for link in ["console", "tty1"] {
+        nix::unistd::symlinkat(format!("pts/{n}").as_str(), &dev, link)
+            .map_err(|e| format!("symlink /dev/{link}: {e}"))?;
+        let (u, g) = (Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)));
+        let _ = nix::unistd::fchownat(&dev, link, u, g, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+    }
+    Ok(master)
 }
 
 /// No supplementary groups, then gid and uid (real, effective, saved), in a

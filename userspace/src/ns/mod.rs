@@ -77,6 +77,8 @@ pub struct InitSpec {
     pub lxcfs: Option<PathBuf>,
     /// Capabilities (bits) dropped from init's bounding set (CAPABILITY ...:off).
     pub cap_drop: u64,
+    /// A console pty (/dev/console, /dev/tty1) whose master vzctl takes (`vzctl console`).
+    pub console: bool,
 }
 
 /// Mount options of a VE's /dev/shm; `bytes` is its shmpages limit. It is always mounted

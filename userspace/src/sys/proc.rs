@@ -52,6 +52,12 @@ pub fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     unsafe { super::new_fd(libc::syscall(libc::SYS_pidfd_open, pid, 0)) }
 }
 
+/// A copy of fd `fd` of the process `pidfd` refers to (pidfd_getfd(2); close-on-exec).
+pub fn pidfd_getfd(pidfd: &impl std::os::fd::AsRawFd, fd: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_getfd(2) takes no pointers and returns a new fd.
+    unsafe { super::new_fd(libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0)) }
+}
+
 /// Marks every fd from `first` up close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC):
 /// nothing is closed under anyone, and nothing of ours reaches a program we exec.
 pub fn cloexec_from(first: u32) {

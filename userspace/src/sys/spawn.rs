@@ -45,6 +45,23 @@ pub fn die_with_parent(cmd: &mut Command) {
     }
 }
 
+/// A daemon of vzctl's (the console keeper): a session of its own, `fd` as fd `at`, and
+/// nothing else of ours past it. The fd lives in `cmd` until it is dropped.
+pub fn daemon_with_fd(cmd: &mut Command, fd: OwnedFd, at: RawFd) {
+    let raw = fd.as_raw_fd();
+    // SAFETY: the closure makes only async-signal-safe calls (setsid, dup2, close_range)
+    // on an fd it owns (moved in below), between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let _keep = &fd;
+            check(libc::setsid())?;
+            check(libc::dup2(raw, at))?;
+            super::proc::cloexec_from(at as u32 + 1);
+            Ok(())
+        });
+    }
+}
+
 /// Stage 1 of a VE start (`vzctl __ve-init`): before its exec, the child joins the VE's
 /// cgroups (so accounting applies from its first instruction), gets `sync_in` and
 /// `sync_out` as fds `in_fd` and `out_fd`, and nothing else of ours past them. The fds

@@ -57,3 +57,11 @@ pub fn pty_peer(master: &impl AsFd) -> io::Result<OwnedFd> {
         super::new_fd(i64::from(libc::ioctl(m, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)))
     }
 }
+
+/// The number of a pty master's slave (its /dev/pts/N, TIOCGPTN).
+pub fn pty_number(master: &impl AsFd) -> io::Result<u32> {
+    let mut n: libc::c_uint = 0;
+    // SAFETY: TIOCGPTN writes one unsigned int that lives across the call.
+    super::check(i64::from(unsafe { libc::ioctl(master.as_fd().as_raw_fd(), libc::TIOCGPTN, &mut n) }))?;
+    Ok(n)
+}

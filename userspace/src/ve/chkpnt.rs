@@ -73,6 +73,7 @@ impl Vz {
         match step {
             ChkpntStep::Suspend => {
                 need(false, "the container is suspended already")?;
+                self.check_console_free(veid)?;
                 self.suspend(veid, cgid)?;
                 crate::report::progress("Container is suspended");
                 Ok(None)
@@ -95,6 +96,7 @@ impl Vz {
             }
             ChkpntStep::All => {
                 need(false, "the container is suspended: use chkpnt --dump, --kill or --resume")?;
+                self.check_console_free(veid)?;
                 // Checked before the VE is touched.
                 let criu = Criu::find(self.paths.criu.as_deref())?;
                 self.suspend(veid, cgid)?;
@@ -111,6 +113,17 @@ impl Vz {
                 Ok(Some(file))
             }
         }
+    }
+
+    /// Refuses a checkpoint of a VE whose processes hold its console (criu cannot dump a
+    /// pty whose master is outside the VE).
+    pub(super) fn check_console_free(&self, veid: u32) -> Result<(), VeError> {
+        let held = crate::console::holders(&self.paths.lock_dir, veid, &self.cg.procs(veid));
+        if held.is_empty() {
+            return Ok(());
+        }
+        let who: Vec<String> = held.iter().map(|(p, c)| format!("{c} (pid {p})")).collect();
+        Err(crate::console::ConsoleError::Held { veid, who: who.join(", ") }.into())
     }
 
     /// Freezes the VE and stops its traffic at the host end: its firewall rules become
@@ -393,6 +406,10 @@ impl Vz {
                 &Default::default(),
                 &super::devices::DevSet::at_start(veid, &cfg),
             )?;
+            if let Err(e) = crate::console::renew(&self.paths.lock_dir, veid, init, uid, gid) {
+                warn!(veid, "no console after the restore: {e}");
+                crate::report::notice(format!("Warning: the restored container has no console (vzctl console): {e}"));
+            }
             cfg.file.write_runtime(&self.live_path(veid))?;
             self.step("restore:resume")?;
             if step == RestoreStep::All {
@@ -440,6 +457,7 @@ impl Vz {
             shm_bytes: None,
             lxcfs: None,
             cap_drop: 0,
+            console: false,
         };
         for w in crate::ubc::init_spec(full, &mut spec)? {
             warn!(veid, "{w}");

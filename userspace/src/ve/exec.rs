@@ -111,6 +111,7 @@ pub(super) fn run_script_as_init(
         shm_bytes: None,
         lxcfs: None,
         cap_drop: 0,
+        console: false,
     };
     let started = ns::start_init(&spec, vz.cg.as_ref(), veid)?;
     let pidfd = relay::pidfd(started.pid).map_err(|e| VeError::Exec(format!("pidfd: {e}")))?;

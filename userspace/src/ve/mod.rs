@@ -142,6 +142,8 @@ pub enum VeError {
     Feature(#[from] crate::features::FeatureError),
     #[error(transparent)]
     Passwd(#[from] crate::passwd::PasswdError),
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
     #[error("Container start disabled (DISABLED=yes; vzctl set {0} --disabled no --save, or start --force)")]
     StartDisabled(u32),
     #[error("action script {} failed: {why}", script.display())]
@@ -186,6 +188,7 @@ impl VeError {
             VeError::Cap(e) => e.kind(),
             VeError::Feature(e) => e.kind(),
             VeError::Passwd(e) => e.kind(),
+            VeError::Console(e) => e.kind(),
             VeError::StartDisabled(_) => Kind::StartDisabled,
             VeError::ChangePass { .. } => Kind::ChangePass,
             VeError::ActionScript { .. } => Kind::ActionScript,

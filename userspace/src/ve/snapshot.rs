@@ -123,6 +123,7 @@ impl Vz {
             return Err(VeError::BadValue { key: "snapshot", value: veid.to_string(), why });
         }
         if dump {
+            self.check_console_free(veid)?;
             self.suspend(veid, cgid)?;
         } else {
             self.cg.freeze(veid, true, FREEZE_WAIT)?;

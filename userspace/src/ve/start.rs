@@ -75,6 +75,7 @@ impl Vz {
                 }
             },
             cap_drop: 0,
+            console: true,
         };
         spec.cap_drop = crate::caps::drop_mask(&cfg.caps);
         for w in crate::ubc::init_spec(&full, &mut spec)? {
@@ -83,7 +84,15 @@ impl Vz {
         }
         let started = ns::start_init(&spec, self.cg.as_ref(), veid);
         undo.kill(veid);
-        let started = started?;
+        let mut started = started?;
+        if let Some(master) = started.console.take() {
+            if let Err(e) = crate::console::spawn_keeper(&self.paths.lock_dir, veid, started.pid, master) {
+                warn!(veid, "no console keeper: {e}");
+                crate::report::notice(format!(
+                    "Warning: the container's console is not kept (vzctl console will not attach): {e}"
+                ));
+            }
+        }
         crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, started.pid, &full)?;
         if cfg.file.get("IPTABLES").is_some_and(|v| !v.trim().is_empty()) {
             warn!(veid, "IPTABLES ignored: {}", super::opts::IPTABLES_WHY);

@@ -49,6 +49,9 @@ impl Vz {
             umount(self.sys(), root)?;
         }
         let _ = fs::remove_file(self.live_path(veid));
+        // The socket is its keeper's, which removes it as the VE's init ends.
+        let [_, pty] = crate::console::runtime_files(&self.paths.lock_dir, veid);
+        let _ = fs::remove_file(pty);
         Ok(())
     }
 

@@ -86,6 +86,9 @@ impl Vz {
         let online = o.online && running;
         // Checked before anything is touched here or there.
         let criu = if online { Some(Criu::find(self.paths.criu.as_deref())?) } else { None };
+        if online {
+            self.check_console_free(veid)?;
+        }
         let mut remote = Remote::new(&o.dest, &o.ssh, &self.paths.lock_dir, veid);
         remote.connect()?;
         crate::report::progress(format!(
