@@ -4,7 +4,7 @@
 //! is not held up, and the keeper goes with the VE; a restored VE has a console again, and
 //! one a VE process holds open refuses a checkpoint plainly.
 use std::{
-    io::{Read as _, Write as _},
+    io::Write as _,
     process::{Child, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
@@ -16,6 +16,23 @@ use vz_tests::{wait_until, VzEnv};
 struct Attached {
     child: Child,
     out: Arc<Mutex<Vec<u8>>>,
+    err: Arc<Mutex<Vec<u8>>>,
+}
+
+/// Collects what `r` gives into a shared buffer, in a thread.
+fn collect(mut r: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<u8>>> {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let b = buf.clone();
+    std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = r.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            b.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    buf
 }
 
 impl Attached {
@@ -27,18 +44,15 @@ impl Attached {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let (mut so, o) = (child.stdout.take().unwrap(), out.clone());
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = so.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                o.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        });
-        Attached { child, out }
+        let out = collect(child.stdout.take().unwrap());
+        let err = collect(child.stderr.take().unwrap());
+        let a = Attached { child, out, err };
+        wait_until("vzctl console attached", || a.said().contains("Attached to CT"));
+        a
+    }
+
+    fn said(&self) -> String {
+        String::from_utf8_lossy(&self.err.lock().unwrap()).into_owned()
     }
 
     fn seen(&self) -> String {
@@ -75,11 +89,7 @@ fn the_console_relays_both_ways_and_detaches_at_esc_dot() {
         "setsid sh -c 'while read l; do echo \"got:$l\"; done </dev/console >/dev/console 2>&1' </dev/null >/dev/null 2>&1 &",
     ]);
     let mut c = Attached::new(&env, "101");
-    // Attached once the keeper said so: a second one is refused meanwhile.
-    wait_until("the first console attached", || {
-        let o = env.vzctl(&["console", "101"]);
-        o.code == 8 && o.stderr.contains("another vzctl console")
-    });
+    // A second one is refused meanwhile.
     env.vzctl(&["console", "101"]).one_line_error("vzctl", 8, "another vzctl console");
     c.type_in(b"hello\n");
     wait_until("the VE's answer on the console", || c.seen().contains("got:hello"));
@@ -93,9 +103,7 @@ fn the_console_relays_both_ways_and_detaches_at_esc_dot() {
         status.is_some()
     });
     assert!(status.unwrap().success());
-    let mut err = String::new();
-    c.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert!(err.contains("Attached to CT 101") && err.contains("Detached from CT 101"), "{err}");
+    wait_until("the detach said", || c.said().contains("Detached from CT 101"));
 
     // The end of the input detaches too (a script's console run ends).
     let o = env.cmd("vzctl", &["console", "101"]).stdin(Stdio::null()).output().unwrap();
@@ -123,7 +131,6 @@ fn a_restored_ve_has_a_console_again() {
     env.ok(&["chkpnt", "101"]);
     env.ok(&["restore", "101"]);
     let c = Attached::new(&env, "101");
-    wait_until("attached after the restore", || env.vzctl(&["console", "101"]).code == 8);
     env.ok(&["exec2", "101", "echo after-restore > /dev/console"]);
     wait_until("the restored VE's console output", || c.seen().contains("after-restore"));
     // A VE process holding its console: a checkpoint cannot carry it, and says so before

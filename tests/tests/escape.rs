@@ -838,3 +838,69 @@ fn a_ploop_balloon_cannot_be_moved_or_replaced_from_inside() {
     assert_ne!(dd.code, 0, "{dd:?}");
     env.ok(&["stop", "--fast", "101"]);
 }
+
+/// The admin attached to a VE's console from a real terminal: whatever the VE does on its
+/// console (TIOCSTI, writing), nothing is typed into the admin's terminal; the VE's console
+/// is its own pty, never the admin's; after Esc . what the admin types reaches no VE
+/// process.
+#[test]
+fn the_console_gives_the_ve_no_way_into_the_admins_terminal() {
+    use std::io::Read as _;
+    let env = VzEnv::new("esc-console");
+    debian_ve(&env, "101", &[]);
+    env.ok(&["start", "101"]);
+    let (master, slave) = openpty();
+    let mut cmd = env.cmd("vzctl", &["console", "101"]);
+    let s = slave.as_raw_fd();
+    // SAFETY: between fork and exec only setsid, ioctl and dup2.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::ioctl(s, libc::TIOCSCTTY, 0);
+            for fd in 0..3 {
+                libc::dup2(s, fd);
+            }
+            Ok(())
+        });
+    }
+    let mut console = vz_tests::Reaped(cmd.spawn().expect("vzctl console"));
+    // The admin's screen: what the master side reads, collected as it comes.
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut m = std::fs::File::from(master.try_clone().unwrap());
+    let sc = screen.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = m.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sc.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    });
+    let seen = || String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+    vz_tests::wait_until("attached", || seen().contains("Attached to CT 101"));
+    // The VE types into its console and writes to it.
+    // (Refused outright where the host turned legacy TIOCSTI off; either way, nothing of
+    // it may reach the admin.)
+    let typed = helper(&env, "101", "sti", "sti /dev/console injected");
+    assert!(typed == "ok 8" || typed.starts_with("err "), "{typed}");
+    env.ok(&["exec2", "101", "echo from-the-ve > /dev/console"]);
+    vz_tests::wait_until("the VE's output on the admin's screen", || seen().contains("from-the-ve"));
+    assert_eq!(pending_input(&slave), b"", "the VE typed into the admin's terminal");
+    // Detach, then type: nothing of it reaches the VE's console readers.
+    env.ok(&[
+        "exec2",
+        "101",
+        "setsid sh -c 'timeout 6 cat </dev/console >/root/console.read' </dev/null >/dev/null 2>&1 &",
+    ]);
+    // SAFETY: writes of valid buffers to our own pty master.
+    unsafe { libc::write(master.as_raw_fd(), b"\x1b.".as_ptr().cast(), 2) };
+    vz_tests::wait_until("vzctl console detached", || console.0.try_wait().unwrap().is_some());
+    // SAFETY: as above.
+    unsafe { libc::write(master.as_raw_fd(), b"secret-typed\n".as_ptr().cast(), 13) };
+    std::thread::sleep(Duration::from_secs(2));
+    let read = std::fs::read(env.private(101).join("root/console.read")).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&read).contains("secret"), "the VE read the admin's typing");
+    assert_eq!(pending_input(&slave), b"secret-typed\n", "the admin's input went elsewhere");
+    env.ok(&["stop", "--fast", "101"]);
+}

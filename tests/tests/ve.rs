@@ -510,8 +510,8 @@ fn enter_gives_a_terminal_with_job_control() {
     wait_for(&out, "entered into container 101");
     w.write_all(b"hostname; tty\n").unwrap();
     wait_for(&out, "tty.test");
-    // Its terminal comes from the VE's own devpts instance.
-    wait_for(&out, "/dev/pts/0");
+    // Its terminal comes from the VE's own devpts instance (pts/0 is the VE's console).
+    wait_for(&out, "/dev/pts/1");
     w.write_all(b"sleep 300 &\n").unwrap();
     w.write_all(b"jobs\n").unwrap();
     wait_for(&out, "Running");

@@ -69,6 +69,11 @@ fn number_path(lock_dir: &Path, veid: u32) -> PathBuf {
     lock_dir.join(format!("{veid}.console.pty"))
 }
 
+/// The number of a running VE's console pty (its /dev/pts/N), if it has one.
+pub fn pty_number(lock_dir: &Path, veid: u32) -> Option<u64> {
+    std::fs::read_to_string(number_path(lock_dir, veid)).ok()?.trim().parse().ok()
+}
+
 /// The files a running VE's console leaves in LOCKDIR (removed at stop).
 pub fn runtime_files(lock_dir: &Path, veid: u32) -> [PathBuf; 2] {
     [socket_path(lock_dir, veid), number_path(lock_dir, veid)]
@@ -77,8 +82,7 @@ pub fn runtime_files(lock_dir: &Path, veid: u32) -> [PathBuf; 2] {
 /// The VE's processes that have its console open (pid, command): a checkpoint cannot
 /// carry them, since the console's other end is the host's keeper.
 pub fn holders(lock_dir: &Path, veid: u32, procs: &[i32]) -> Vec<(i32, String)> {
-    let n = std::fs::read_to_string(number_path(lock_dir, veid)).ok().and_then(|s| s.trim().parse::<u32>().ok());
-    let Some(n) = n else { return Vec::new() };
+    let Some(n) = pty_number(lock_dir, veid) else { return Vec::new() };
     // The kernel's name of the file, as the process's own root sees it.
     let want = PathBuf::from(format!("/dev/pts/{n}"));
     procs

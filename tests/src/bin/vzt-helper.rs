@@ -854,6 +854,24 @@ fn udp_pingpong(dst: &str, port: u16, n: u64) -> Result<String, i32> {
 }
 
 /// Runs a one-shot workload, prints its reply, then holds its objects for HOLD seconds.
+/// Types `text` into the terminal at `path` with TIOCSTI, as a hostile VE root would try
+/// on its console: "ok N" (bytes typed) or "err ERRNO".
+fn sti(path: &str, text: &str) -> Result<String, i32> {
+    let c = std::ffi::CString::new(path).map_err(|_| libc::EINVAL)?;
+    // SAFETY: open with a NUL-terminated path.
+    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_NONBLOCK) };
+    if fd < 0 {
+        return Err(errno());
+    }
+    for b in text.bytes() {
+        // SAFETY: ioctl with a pointer to one byte that lives across the call.
+        if unsafe { libc::ioctl(fd, libc::TIOCSTI, &b) } != 0 {
+            return Err(errno());
+        }
+    }
+    Ok(format!("ok {}", text.len()))
+}
+
 fn oneshot(reply: Result<String, i32>, hold: u64) {
     match reply {
         Ok(line) => println!("{line}"),
@@ -888,6 +906,7 @@ fn main() {
     }
     match rest.first().map(String::as_str) {
         Some("serve") => serve(),
+        Some("sti") => oneshot(sti(rest.get(1).map_or("", String::as_str), rest.get(2).map_or("", String::as_str)), 0),
         Some("bench") => bench(
             rest.get(1).map_or("tcp", String::as_str),
             rest.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000),

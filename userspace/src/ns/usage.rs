@@ -218,7 +218,7 @@ pub fn own_shm_pages(init: i32) -> Option<u64> {
 /// root mounted itself), each once, by (instance, index). Masters are known by
 /// `tty-index` in their fdinfo, slaves by their minor. Only stat(2) on the fd links and
 /// reads of fdinfo: nothing a VE holds is opened.
-pub fn pty_count(init: Option<i32>, pids: &[i32]) -> u64 {
+pub fn pty_count(init: Option<i32>, pids: &[i32], console: Option<u64>) -> u64 {
     use std::os::unix::fs::MetadataExt as _;
     const UNIX98_PTY_SLAVE_MAJOR: u64 = 136;
     let mut seen = std::collections::HashSet::new();
@@ -230,7 +230,9 @@ pub fn pty_count(init: Option<i32>, pids: &[i32]) -> u64 {
             if inroot::fstatfs_type(&d).ok() == Some(inroot::DEVPTS_MAGIC) {
                 let dev = inroot::fstat(&d).map(|st| st.st_dev).unwrap_or(0);
                 for e in fs::read_dir(inroot::fd_path(&d)).into_iter().flatten().flatten() {
-                    if let Some(i) = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()) {
+                    // The console is the host's keeper's: counted only if the VE holds it.
+                    let i = e.file_name().to_str().and_then(|n| n.parse::<u64>().ok()).filter(|i| Some(*i) != console);
+                    if let Some(i) = i {
                         seen.insert((dev, i));
                     }
                 }

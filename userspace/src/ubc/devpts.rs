@@ -23,7 +23,7 @@ impl Family for Ptys {
     }
     fn read(&self, p: &Probe, usage: &mut VeUsage) {
         // No hook counts refusals or peaks: maxheld is held now.
-        usage.res[res::NUMPTY as usize] = snapshot(ns::pty_count(p.init, &p.procs));
+        usage.res[res::NUMPTY as usize] = snapshot(ns::pty_count(p.init, &p.procs, p.console));
     }
     fn at_init(&self, full: &VeLimits, spec: &mut InitSpec) -> Result<Option<String>, UbcError> {
         spec.pty_max = pty_max(full);
@@ -35,10 +35,14 @@ impl Family for Ptys {
     }
 }
 
-/// devpts `max` for a limit record: numpty's barrier (None: no limit).
+/// The pty of the VE's console (`vzctl console`), in the same devpts instance: the host's,
+/// not one of the VE's numpty (OpenVZ's console was no pty either).
+const CONSOLE_PTYS: u64 = 1;
+
+/// devpts `max` for a limit record: numpty's barrier, plus the console's (None: no limit).
 pub fn pty_max(full: &VeLimits) -> Option<u64> {
     let b = full.res[res::NUMPTY as usize].barrier;
-    (b < UB_UNLIMITED).then_some(b)
+    (b < UB_UNLIMITED).then_some(b + CONSOLE_PTYS)
 }
 
 #[cfg(test)]
@@ -46,10 +50,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_barrier_is_devpts_max() {
+    fn the_barrier_and_the_console_are_devpts_max() {
         let mut l = VeLimits::default();
         assert_eq!(pty_max(&l), None);
         l.res[res::NUMPTY as usize] = vz_common::UbcLimit { barrier: 4, limit: 8 };
-        assert_eq!(pty_max(&l), Some(4));
+        assert_eq!(pty_max(&l), Some(5), "4 for the VE, 1 for its console");
     }
 }

@@ -16,11 +16,13 @@ pub struct Probe<'a> {
     pub init: Option<i32>,
     /// The VE's processes, read once for every row that counts per process.
     pub procs: Vec<i32>,
+    /// The number of the VE's console pty (the host's keeper holds it; not the VE's).
+    pub console: Option<u64>,
 }
 
 impl<'a> Probe<'a> {
-    pub fn new(cg: &'a dyn Cgroups, veid: u32, cgid: u64, bpf: Option<&'a Bpf>) -> Self {
-        Self { cg, veid, cgid, bpf, init: crate::ns::find_init(cg, veid), procs: cg.procs(veid) }
+    pub fn new(cg: &'a dyn Cgroups, veid: u32, cgid: u64, bpf: Option<&'a Bpf>, console: Option<u64>) -> Self {
+        Self { cg, veid, cgid, bpf, init: crate::ns::find_init(cg, veid), procs: cg.procs(veid), console }
     }
 }
 

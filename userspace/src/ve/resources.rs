@@ -114,9 +114,18 @@ impl Vz {
             }
         };
         if walk {
-            crate::ubc::read(&crate::ubc::Probe::new(self.cg.as_ref(), veid, cgid, bpf), &mut usage);
+            let console = crate::console::pty_number(&self.paths.lock_dir, veid);
+            crate::ubc::read(&crate::ubc::Probe::new(self.cg.as_ref(), veid, cgid, bpf, console), &mut usage);
         } else {
-            let p = crate::ubc::Probe { cg: self.cg.as_ref(), veid, cgid, bpf, init: None, procs: Vec::new() };
+            let p = crate::ubc::Probe {
+                cg: self.cg.as_ref(),
+                veid,
+                cgid,
+                bpf,
+                init: None,
+                procs: Vec::new(),
+                console: None,
+            };
             crate::ubc::read_unwalked(&p, &mut usage);
         }
         Some((usage, lim))
