@@ -77,6 +77,22 @@ fn openpty() -> (OwnedFd, OwnedFd) {
     }
 }
 
+/// Runs `cmd` as from the admin's shell: the pty `slave` its stdio and controlling terminal.
+fn on_admin_terminal(cmd: &mut std::process::Command, slave: &OwnedFd) {
+    let s = slave.as_raw_fd();
+    // SAFETY: between fork and exec only setsid, ioctl and dup2.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::setsid();
+            libc::ioctl(s, libc::TIOCSCTTY, 0);
+            for fd in 0..3 {
+                libc::dup2(s, fd);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// What is waiting to be read on a terminal's slave side (what would reach the admin's
 /// shell as typed input).
 fn pending_input(slave: &OwnedFd) -> Vec<u8> {
@@ -111,20 +127,8 @@ fn exec_hands_the_ve_no_terminal_fd_or_session_of_the_admin() {
         "cp /bin/dash /bin/sh.real && ln -sf /usr/local/bin/vzt-helper /bin/sh.evil && mv -f /bin/sh.evil /bin/sh",
     ]);
     let (master, slave) = openpty();
-    // vzctl run as from the admin's shell: the pty its stdio and controlling terminal.
     let mut cmd = env.cmd("vzctl", &["exec2", "101", "evil"]);
-    let s = slave.as_raw_fd();
-    // SAFETY: between fork and exec only setsid, ioctl and dup2.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            libc::ioctl(s, libc::TIOCSCTTY, 0);
-            for fd in 0..3 {
-                libc::dup2(s, fd);
-            }
-            Ok(())
-        });
-    }
+    on_admin_terminal(&mut cmd, &slave);
     let t = Instant::now();
     let st = cmd.status().expect("vzctl exec2");
     assert!(st.success(), "{st:?}");
@@ -852,18 +856,7 @@ fn the_console_gives_the_ve_no_way_into_the_admins_terminal() {
     env.ok(&["start", "101"]);
     let (master, slave) = openpty();
     let mut cmd = env.cmd("vzctl", &["console", "101"]);
-    let s = slave.as_raw_fd();
-    // SAFETY: between fork and exec only setsid, ioctl and dup2.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::setsid();
-            libc::ioctl(s, libc::TIOCSCTTY, 0);
-            for fd in 0..3 {
-                libc::dup2(s, fd);
-            }
-            Ok(())
-        });
-    }
+    on_admin_terminal(&mut cmd, &slave);
     let mut console = vz_tests::Reaped(cmd.spawn().expect("vzctl console"));
     // The admin's screen: what the master side reads, collected as it comes.
     let screen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
