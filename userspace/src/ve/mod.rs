@@ -296,18 +296,28 @@ pub struct Vz {
     /// `--skiplock` (OpenVZ's): commands do not take the VE's lock. The admin's escape
     /// from a lock held by a stuck vzctl; nothing then keeps two commands apart.
     pub skip_lock: bool,
+    /// When this Vz was made (the verb's start, for `vz::timing`).
+    pub began: Instant,
 }
 
 impl Vz {
     pub fn new(paths: Paths) -> Result<Self, VeError> {
         let cg = cgroup::detect_anchored(&paths.cgroup_parent, &paths.lock_dir.join("cgroup-anchor"))?;
-        Ok(Self { paths, cg, sys: crate::sys::syscall::create_syscall(), skip_lock: false })
+        Ok(Self { paths, cg, sys: crate::sys::syscall::create_syscall(), skip_lock: false, began: Instant::now() })
     }
 
     /// A named point between two steps of a verb, where a test makes it fail or die
     /// (through the `Syscall` seam), so tests can prove each step's rollback and repair.
+    /// Also where `vzctl -vv` says how long the verb took so far (`vz::timing`).
     pub(crate) fn step(&self, name: &str) -> Result<(), VeError> {
+        self.mark(name);
         self.sys.step(name).map_err(|e| VeError::Step { name: name.into(), source: e })
+    }
+
+    /// A point of a verb where `vzctl -vv` says how long it took so far (`vz::timing`).
+    pub(crate) fn mark(&self, name: &str) {
+        let ms = self.began.elapsed().as_secs_f64() * 1000.0;
+        tracing::debug!(target: "vz::timing", step = name, ms = format!("{ms:.1}"), "step");
     }
 
     /// Records an event of the VE in the node's event log (`vzctl events`).

@@ -23,6 +23,7 @@ impl Vz {
     /// `start` of a VE whose lock the caller holds.
     pub(super) fn start_held(&self, ve: &Ve) -> Result<(), VeError> {
         let veid = ve.veid;
+        self.mark("start:locked");
         if self.is_running(veid) {
             return Err(VeError::Running(veid));
         }
@@ -32,6 +33,7 @@ impl Vz {
         let root = ve.root.clone();
         // Leftovers of a start or stop that was killed half-way.
         self.cleanup_runtime(veid, &root)?;
+        self.mark("start:cleaned");
         let intent = Intent::begin(&self.paths.lock_dir, veid, "starting", &ConfFile::default())?;
         let mut undo = Undo::new(self);
         self.step("start:mount")?;
@@ -47,6 +49,7 @@ impl Vz {
         self.step("start:ubc")?;
         let full = cfg.limits;
         self.apply_ubc(veid, cgid, uid, &full)?;
+        self.mark("start:cpu-io");
         crate::cpu::apply(self.cg.as_ref(), veid, &cfg.cpu)?;
         self.apply_io(veid, cgid, &root, &cfg.io)?;
         undo.bpf(cgid, self.paths.bpf_root.clone());
@@ -77,6 +80,7 @@ impl Vz {
             cap_drop: 0,
             console: true,
         };
+        self.mark("start:lxcfs");
         spec.cap_drop = crate::caps::drop_mask(&cfg.caps);
         for w in crate::ubc::init_spec(&full, &mut spec)? {
             warn!(veid, "{w}");
@@ -85,6 +89,7 @@ impl Vz {
         let started = ns::start_init(&spec, self.cg.as_ref(), veid);
         undo.kill(veid);
         let mut started = started?;
+        self.mark("start:init-runs");
         if let Some(master) = started.console.take() {
             if let Err(e) = crate::console::spawn_keeper(&self.paths.lock_dir, veid, started.pid, master) {
                 warn!(veid, "no console keeper: {e}");
@@ -98,6 +103,7 @@ impl Vz {
             warn!(veid, "IPTABLES ignored: {}", super::opts::IPTABLES_WHY);
             crate::report::notice(format!("Warning: IPTABLES is not used: {}", super::opts::IPTABLES_WHY));
         }
+        self.mark("start:devices");
         let devices = super::devices::DevSet::at_start(veid, &cfg);
         self.apply_devices(veid, started.pid, cgid, &cfg.file, &Default::default(), &devices)?;
         self.step("start:net")?;
@@ -117,6 +123,7 @@ impl Vz {
             return Err(e);
         }
         self.announce(veid, ips);
+        self.mark("start:netifs");
         let netifs = &cfg.netifs;
         for (i, n) in netifs.iter().enumerate() {
             if let Err(e) = crate::net::add_netif(started.pid, n) {
