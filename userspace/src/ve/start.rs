@@ -114,9 +114,12 @@ impl Vz {
         // The pair, then the programs on its host end (with the VE's addresses, rules and
         // rate in their maps), then up: nothing passes unchecked or uncounted.
         let made = crate::net::create_pair(started.pid, cgid).map_err(VeError::from).and_then(|ifindex| {
+            self.mark("start:pair");
             self.attach_net(veid, &cfg, cgid, ifindex)?;
+            self.mark("start:net-programs");
             Ok(crate::net::bring_up(started.pid, cgid, ips)?)
         });
+        self.mark("start:net-up");
         if let Err(e) = made {
             // A pair or shaper made before the failure would outlive the VE on the host.
             let _ = crate::net::teardown(cgid);
