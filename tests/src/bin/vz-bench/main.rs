@@ -67,6 +67,7 @@ fn attach_noop(env: &Env) -> Ebpf {
 
 mod criu;
 mod eventd;
+mod startup;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -76,6 +77,7 @@ fn main() {
     }
     if want("ve") {
         ve_times();
+        startup::start_breakdown();
     }
     if want("net") {
         net_cost();
