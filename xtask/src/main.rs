@@ -543,8 +543,17 @@ fn vm_lane(totals: &mut (u64, u64)) -> Result<()> {
     }
 }
 
+/// Only for `cargo xtask bench`: the runtimes its peers section measures beside vzbpf.
+const PEER_PACKAGES: &[&str] = &["crun"];
+
 fn bench() -> Result<()> {
     setup()?;
+    let missing = missing_packages(PEER_PACKAGES);
+    if !missing.is_empty() {
+        step(&format!("installing the peers the bench compares with: {}", missing.join(" ")));
+        run(Command::new("apt-get").args(["update", "-qq"]), false)?;
+        apt_install(&missing)?;
+    }
     build(true)?;
     step("benchmarks");
     run(&mut Command::new(root().join("target/release/vz-bench")), true)

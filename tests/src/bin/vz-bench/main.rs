@@ -67,6 +67,7 @@ fn attach_noop(env: &Env) -> Ebpf {
 
 mod criu;
 mod eventd;
+mod peers;
 mod startup;
 
 fn main() {
@@ -78,6 +79,9 @@ fn main() {
     if want("ve") {
         ve_times();
         startup::start_breakdown();
+    }
+    if want("peers") {
+        peers::peers();
     }
     if want("net") {
         net_cost();
