@@ -368,10 +368,20 @@ fn ve_density(n: u32) {
     }
     let before = mem_used_kib();
     let t = Instant::now();
+    let mut each = Vec::new();
     for v in &ids {
+        let t = Instant::now();
         ok(&env, &["start", v]);
+        each.push(ms(t.elapsed()));
     }
     let start_all = t.elapsed();
+    // Flat or not: the first tenth's starts against the last tenth's.
+    let tenth = (each.len() / 10).max(1);
+    println!(
+        "vzctl start: median of the first {tenth} {:.1} ms, of the last {tenth} {:.1} ms",
+        median(each[..tenth].to_vec()),
+        median(each[each.len() - tenth..].to_vec())
+    );
     std::thread::sleep(Duration::from_secs(2));
     let after = mem_used_kib();
     let running = env.vzlist(&["-H", "-1"]).stdout.lines().count();
