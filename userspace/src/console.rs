@@ -110,37 +110,13 @@ pub fn spawn_keeper(lock_dir: &Path, veid: u32, init: i32, master: OwnedFd) -> i
 }
 
 /// A console for a restored VE (its keeper died with the VE it was dumped from): a new pty
-/// of its devpts instance, its /dev/console and /dev/tty1 links pointed at it (unless the
-/// VE made them something else), and a keeper. Only while the VE is frozen: nothing of it
-/// can race the links.
+/// of its devpts instance wired as its console, and a keeper. Only while the VE is frozen:
+/// nothing of it can race the links.
 pub fn renew(lock_dir: &Path, veid: u32, init: i32, uid: u32, gid: u32) -> io::Result<()> {
     use crate::sys::inroot;
-    use nix::unistd::{Gid, Uid};
-    let (master, slave) = crate::ns::ve_pty(init).map_err(|e| io::Error::other(e.to_string()))?;
-    let n = tty::pty_number(&master)?;
-    nix::unistd::fchown(&slave, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid + 5)))?;
-    nix::sys::stat::fchmod(&slave, nix::sys::stat::Mode::from_bits_retain(0o620))?;
-    drop(slave);
+    let (master, _) = crate::ns::ve_pty(init).map_err(|e| io::Error::other(e.to_string()))?;
     let dev = inroot::dir_fd(&inroot::ve_root(init)?, "dev", inroot::Follow::Never)?;
-    for link in ["console", "tty1"] {
-        let st = nix::sys::stat::fstatat(&dev, link, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
-        match st {
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
-                nix::unistd::unlinkat(&dev, link, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
-            }
-            Ok(_) => continue,
-            Err(nix::errno::Errno::ENOENT) => {}
-            Err(e) => return Err(e.into()),
-        }
-        nix::unistd::symlinkat(format!("pts/{n}").as_str(), &dev, link)?;
-        let _ = nix::unistd::fchownat(
-            &dev,
-            link,
-            Some(Uid::from_raw(uid)),
-            Some(Gid::from_raw(gid)),
-            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-        );
-    }
+    crate::ns::wire_console(&dev, &master, uid, gid)?;
     spawn_keeper(lock_dir, veid, init, master)
 }
 

@@ -265,19 +265,34 @@ fn console_pty(root: &Path, uid: u32, gid: u32) -> Result<OwnedFd, String> {
     let flags = OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let master =
         nix::fcntl::openat(&pts, "ptmx", flags, Mode::empty()).map_err(|e| format!("open /dev/pts/ptmx: {e}"))?;
-    let slave = crate::sys::tty::pty_peer(&master).map_err(|e| format!("the console's pty: {e}"))?;
-    let n = crate::sys::tty::pty_number(&master).map_err(|e| format!("the console's pty number: {e}"))?;
-    // Group tty (5) of the VE, as devpts gives every pty of its own.
-    nix::unistd::fchown(&slave, Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid + 5)))
-        .map_err(|e| format!("chown the console: {e}"))?;
-    nix::sys::stat::fchmod(&slave, Mode::from_bits_retain(0o620)).map_err(|e| format!("chmod the console: {e}"))?;
-    for link in ["console", "tty1"] {
-        nix::unistd::symlinkat(format!("pts/{n}").as_str(), &dev, link)
-            .map_err(|e| format!("symlink /dev/{link}: {e}"))?;
-        let (u, g) = (Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)));
-        let _ = nix::unistd::fchownat(&dev, link, u, g, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
-    }
+    wire_console(&dev, &master, uid, gid).map_err(|e| format!("the VE's console: {e}"))?;
     Ok(master)
+}
+
+/// Makes `master`'s pty the console of a VE whose /dev is `dev`: its slave given to VE
+/// root (group tty, 0620, as devpts gives the VE's own ptys), /dev/console and /dev/tty1
+/// linked to it (a link the VE made something other than a symlink is left as it is).
+/// Used by stage 1 on the fresh /dev of a start, and on a restored, frozen VE's.
+pub fn wire_console(dev: &OwnedFd, master: &OwnedFd, uid: u32, gid: u32) -> io::Result<()> {
+    use nix::unistd::{Gid, Uid};
+    let slave = crate::sys::tty::pty_peer(master)?;
+    let n = crate::sys::tty::pty_number(master)?;
+    nix::unistd::fchown(&slave, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid + 5)))?;
+    nix::sys::stat::fchmod(&slave, nix::sys::stat::Mode::from_bits_retain(0o620))?;
+    for link in ["console", "tty1"] {
+        match nix::sys::stat::fstatat(dev, link, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => {
+                nix::unistd::unlinkat(dev, link, nix::unistd::UnlinkatFlags::NoRemoveDir)?;
+            }
+            Ok(_) => continue,
+            Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        nix::unistd::symlinkat(format!("pts/{n}").as_str(), dev, link)?;
+        let (u, g) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        let _ = nix::unistd::fchownat(dev, link, u, g, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW);
+    }
+    Ok(())
 }
 
 /// No supplementary groups, then gid and uid (real, effective, saved), in a
