@@ -93,6 +93,17 @@ fn on_admin_terminal(cmd: &mut std::process::Command, slave: &OwnedFd) {
     }
 }
 
+/// The admin types a secret once vzctl has returned: it stays in the admin's terminal, and
+/// the VE's reader (writing what it got to `ve_file` in VE 101's root) never sees it.
+fn typed_after_reaches_no_ve(env: &VzEnv, master: &OwnedFd, slave: &OwnedFd, ve_file: &str, wait: Duration) {
+    // SAFETY: write of a valid buffer to our own pty master.
+    unsafe { libc::write(master.as_raw_fd(), b"secret-typed\n".as_ptr().cast(), 13) };
+    std::thread::sleep(wait);
+    let read = std::fs::read(env.private(101).join(ve_file)).unwrap_or_default();
+    assert!(!String::from_utf8_lossy(&read).contains("secret"), "the VE read the admin's typing");
+    assert_eq!(pending_input(slave), b"secret-typed\n", "the admin's input went elsewhere");
+}
+
 /// What is waiting to be read on a terminal's slave side (what would reach the admin's
 /// shell as typed input).
 fn pending_input(slave: &OwnedFd) -> Vec<u8> {
@@ -149,12 +160,7 @@ fn exec_hands_the_ve_no_terminal_fd_or_session_of_the_admin() {
     assert!(report.contains(&format!("tty {}", libc::ENXIO)), "{report}");
     assert_eq!(pending_input(&slave), b"", "the VE typed into the admin's terminal");
     // What the admin types after exec returned reaches no VE process.
-    // SAFETY: write of a valid buffer to our own pty master.
-    unsafe { libc::write(master.as_raw_fd(), b"secret-typed\n".as_ptr().cast(), 13) };
-    std::thread::sleep(Duration::from_secs(4));
-    let typed = std::fs::read(env.private(101).join("root/evil.typed")).unwrap_or_default();
-    assert!(!String::from_utf8_lossy(&typed).contains("secret"), "the VE read the admin's terminal");
-    assert_eq!(pending_input(&slave), b"secret-typed\n", "the admin's input went elsewhere");
+    typed_after_reaches_no_ve(&env, &master, &slave, "root/evil.typed", Duration::from_secs(4));
     env.ok(&["stop", "--fast", "101"]);
 }
 
@@ -890,11 +896,6 @@ fn the_console_gives_the_ve_no_way_into_the_admins_terminal() {
     // SAFETY: writes of valid buffers to our own pty master.
     unsafe { libc::write(master.as_raw_fd(), b"\x1b.".as_ptr().cast(), 2) };
     vz_tests::wait_until("vzctl console detached", || console.0.try_wait().unwrap().is_some());
-    // SAFETY: as above.
-    unsafe { libc::write(master.as_raw_fd(), b"secret-typed\n".as_ptr().cast(), 13) };
-    std::thread::sleep(Duration::from_secs(2));
-    let read = std::fs::read(env.private(101).join("root/console.read")).unwrap_or_default();
-    assert!(!String::from_utf8_lossy(&read).contains("secret"), "the VE read the admin's typing");
-    assert_eq!(pending_input(&slave), b"secret-typed\n", "the admin's input went elsewhere");
+    typed_after_reaches_no_ve(&env, &master, &slave, "root/console.read", Duration::from_secs(2));
     env.ok(&["stop", "--fast", "101"]);
 }
