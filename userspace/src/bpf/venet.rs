@@ -2,51 +2,31 @@
 use super::*;
 
 impl Bpf {
-    /// Attaches the venet programs to a VE's host end `ifname`: as tcx links (Linux 6.6+;
-    /// no qdisc, the cheapest dispatch: a pass-only program costs nothing measurable where a
-    /// clsact filter costs 2.4 % of a round trip), pinned as `links/vz_tc_{from,to}_ve_IFNAME`
-    /// so they outlive vzctl; older kernels get a clsact qdisc with netlink filters, which go
-    /// with the interface.
+    /// Attaches the venet programs to a VE's host end `ifname` as filters of a clsact qdisc
+    /// (netlink, direct action), before either end of the pair is up. Not tcx links: a tcx
+    /// attach waits out a full RCU grace period under the RTNL lock (`tcx_entry_sync`,
+    /// 13-15 ms per direction here, half of a `vzctl start`, and every other start waits on
+    /// the lock meanwhile), and the device's removal at stop waits out one more per
+    /// direction; the first filter on a fresh clsact qdisc needs only an expedited grace
+    /// period (well under a millisecond). The filters go with the interface.
     pub fn attach_venet(&mut self, ifname: &str, cgroup: u64, ifindex: u32) -> Result<(), BpfError> {
         use aya::programs::tc::{self, NlOptions, TcAttachOptions, TcAttachType};
         let mut ifs: HashMap<MapData, u32, u64> =
             HashMap::try_from(aya::maps::Map::HashMap(MapData::from_pin(self.pins.map(maps::NET_IFS))?))?;
         ifs.insert(ifindex, cgroup, 0)?;
-        let attach_one = |name: &'static str, dir: TcAttachType, tcx: u32| -> Result<(), BpfError> {
-            let pin = self.pins.link(&tc_link_name(name, ifname));
-            // A pin of an earlier VE with this name: its interface, and so its link, is gone.
-            let _ = fs::remove_file(&pin);
-            let prog_pin = self.pins.prog(name);
-            let prog = sys::obj_get(&prog_pin).map_err(io_err("open", &prog_pin))?;
-            match sys::link_create_tcx(prog.as_fd(), ifindex, tcx) {
-                Ok(link) => sys::obj_pin(link.as_fd(), &pin).map_err(io_err("pin", &pin)),
-                Err(e) => {
-                    debug!("tcx on {ifname}: {e}; using a clsact filter");
-                    if let Err(e) = tc::qdisc_add_clsact(ifname) {
-                        debug!("clsact on {ifname}: {e}");
-                    }
-                    let mut prog = aya::programs::SchedClassifier::from_pin(&prog_pin)?;
-                    let id = prog.attach_with_options(ifname, dir, TcAttachOptions::Netlink(NlOptions::default()))?;
-                    // The tc filter holds the program; dropping our handle must not detach it.
-                    std::mem::forget(prog.take_link(id)?);
-                    Ok(())
-                }
-            }
-        };
-        // Each attach waits out an RCU grace period in the kernel (about 10 ms here): both
-        // directions at once. (A new thread starts in this thread's network namespace.)
-        std::thread::scope(|s| {
-            let egress = s.spawn(|| attach_one(progs::TC_TO_VE, TcAttachType::Egress, sys::BPF_TCX_EGRESS));
-            let ingress = attach_one(progs::TC_FROM_VE, TcAttachType::Ingress, sys::BPF_TCX_INGRESS);
-            let egress = egress.join().unwrap_or_else(|_| {
-                Err(BpfError::Io {
-                    op: "attach",
-                    path: self.pins.prog(progs::TC_TO_VE),
-                    source: io::Error::other("panicked"),
-                })
-            });
-            ingress.and(egress)
-        })
+        // Pins of tcx links an earlier vzbpf made on an interface of this name: theirs is gone.
+        self.detach_venet(ifname);
+        if let Err(e) = tc::qdisc_add_clsact(ifname) {
+            // Made already (a restore reattaching): the filters below say if it is unusable.
+            debug!("clsact on {ifname}: {e}");
+        }
+        for (name, dir) in [(progs::TC_FROM_VE, TcAttachType::Ingress), (progs::TC_TO_VE, TcAttachType::Egress)] {
+            let mut prog = aya::programs::SchedClassifier::from_pin(self.pins.prog(name))?;
+            let id = prog.attach_with_options(ifname, dir, TcAttachOptions::Netlink(NlOptions::default()))?;
+            // The tc filter holds the program; dropping our handle must not detach it.
+            std::mem::forget(prog.take_link(id)?);
+        }
+        Ok(())
     }
 
     /// Detaches the venet programs from `ifname` (tcx links: by their pins; clsact filters

@@ -21,8 +21,6 @@ pub const BPF_CGROUP_DEVICE: u32 = 6;
 pub const BPF_CGROUP_SETSOCKOPT: u32 = 22;
 pub const BPF_CGROUP_INET4_BIND: u32 = 8;
 pub const BPF_CGROUP_INET6_BIND: u32 = 9;
-pub const BPF_TCX_INGRESS: u32 = 46;
-pub const BPF_TCX_EGRESS: u32 = 47;
 
 /// `union bpf_attr` is at most this big for the commands used here; the kernel accepts a
 /// longer, zero-filled buffer.
@@ -97,20 +95,6 @@ pub fn link_create_cgroup(prog: BorrowedFd<'_>, cgroup: BorrowedFd<'_>, attach_t
     let mut attr: Attr = [0; 16];
     // struct { u32 prog_fd; u32 target_fd; u32 attach_type; u32 flags; }
     attr[0] = (prog.as_raw_fd() as u32 as u64) | ((cgroup.as_raw_fd() as u32 as u64) << 32);
-    attr[1] = u64::from(attach_type);
-    let fd = bpf(BPF_LINK_CREATE, &mut attr)?;
-    // SAFETY: the kernel just returned this fd to us.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// A tcx link (Linux 6.6+) from a sched_cls program to an interface, appended after any
-/// others. aya can make these too, but its first attach probes every BPF feature of the
-/// kernel (40 ms here, on every `vzctl start`).
-pub fn link_create_tcx(prog: BorrowedFd<'_>, ifindex: u32, attach_type: u32) -> io::Result<OwnedFd> {
-    let mut attr: Attr = [0; 16];
-    // struct { u32 prog_fd; u32 target_ifindex; u32 attach_type; u32 flags; tcx {...} }:
-    // no relative program, no expected revision.
-    attr[0] = (prog.as_raw_fd() as u32 as u64) | (u64::from(ifindex) << 32);
     attr[1] = u64::from(attach_type);
     let fd = bpf(BPF_LINK_CREATE, &mut attr)?;
     // SAFETY: the kernel just returned this fd to us.

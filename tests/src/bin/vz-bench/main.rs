@@ -551,15 +551,12 @@ fn net_cost() {
     let ifname = vz::net::host_ifname(cgid);
 
     let (init, procs) = (env.cg().procs(101)[0], env.cg().ve_dir(101).join("cgroup.procs"));
-    // Takes every program off the host end: vzbpf's tcx links and the floor's (by their
-    // pins), and a clsact qdisc where the kernel had no tcx ("Invalid handle": none there).
+    // Takes every program off the host end: the tcx floor's links by their pins; vzbpf's
+    // filters and the clsact floor's go with the qdisc ("Invalid handle": none there).
     let noop_pins = env.bpf_root.join("noop");
     let detach = {
-        let (ifname, root, noop_pins) = (ifname.clone(), env.bpf_root.clone(), noop_pins.clone());
+        let (ifname, noop_pins) = (ifname.clone(), noop_pins.clone());
         move || {
-            if let Ok(mut bpf) = Bpf::open_existing(&root) {
-                bpf.detach_venet(&ifname);
-            }
             for dir in ["ingress", "egress"] {
                 let _ = std::fs::remove_file(noop_pins.join(format!("link_{dir}")));
             }
@@ -589,18 +586,33 @@ fn net_cost() {
         p.load().expect("load noop tc");
         p.pin(&noop_prog).expect("pin noop tc");
     }
-    let attach_floor = |env: &VzEnv| {
+    // `tcx`: as tcx links instead (what vzctl used before: no qdisc on the path, but each
+    // attach waits out an RCU grace period), to show what the clsact dispatch costs.
+    let attach_floor = |env: &VzEnv, tcx: bool| {
         let (prog, ifname, pins) = (noop_prog.clone(), ifname.clone(), noop_pins.clone());
         in_env_net(env, move || {
-            use aya::programs::tc::{SchedClassifier, TcAttachOptions, TcAttachType};
+            use aya::programs::tc::{NlOptions, SchedClassifier, TcAttachOptions, TcAttachType};
+            if !tcx {
+                if let Err(e) = aya::programs::tc::qdisc_add_clsact(&ifname) {
+                    eprintln!("clsact on {ifname}: {e}");
+                }
+            }
             let mut p = SchedClassifier::from_pin(&prog).map_err(std::io::Error::other)?;
             for (dir, name) in [(TcAttachType::Ingress, "ingress"), (TcAttachType::Egress, "egress")] {
-                let id = p
-                    .attach_with_options(&ifname, dir, TcAttachOptions::TcxOrder(Default::default()))
-                    .map_err(std::io::Error::other)?;
-                let link: aya::programs::links::FdLink =
-                    p.take_link(id).map_err(std::io::Error::other)?.try_into().map_err(std::io::Error::other)?;
-                link.pin(pins.join(format!("link_{name}"))).map_err(std::io::Error::other)?;
+                let how = match tcx {
+                    true => TcAttachOptions::TcxOrder(Default::default()),
+                    false => TcAttachOptions::Netlink(NlOptions::default()),
+                };
+                let id = p.attach_with_options(&ifname, dir, how).map_err(std::io::Error::other)?;
+                let link = p.take_link(id).map_err(std::io::Error::other)?;
+                match tcx {
+                    true => {
+                        let link: aya::programs::links::FdLink = link.try_into().map_err(std::io::Error::other)?;
+                        link.pin(pins.join(format!("link_{name}"))).map_err(std::io::Error::other)?;
+                    }
+                    // The filter stays until the bench's detach deletes the qdisc.
+                    false => std::mem::forget(link),
+                }
             }
             Ok(())
         })
@@ -611,29 +623,31 @@ fn net_cost() {
     // this VM, so the spread is printed too).
     let rounds = 15;
     let iperf = std::env::var_os("VZ_BENCH_NO_IPERF").is_none();
-    let (mut rtt, mut tcp): ([Vec<f64>; 3], [[Vec<f64>; 2]; 2]) = Default::default();
+    let (mut rtt, mut tcp): ([Vec<f64>; 4], [[Vec<f64>; 2]; 2]) = Default::default();
     for r in 0..rounds {
-        for k in 0..3 {
-            let c = (r + k) % 3;
+        for k in 0..4 {
+            let c = (r + k) % 4;
             in_env_net(&env, detach.clone());
             match c {
                 0 => attach(&env),
-                1 => attach_floor(&env),
+                1 => attach_floor(&env, false),
+                2 => attach_floor(&env, true),
                 _ => {}
             }
             rtt[c].push(round_trip(&env, 1));
-            if iperf && c != 1 {
+            if iperf && (c == 0 || c == 3) {
                 for (d, reverse) in [(0, false), (1, true)] {
-                    tcp[c / 2][d].push(iperf3(&env, init, &procs, reverse));
+                    tcp[c / 3][d].push(iperf3(&env, init, &procs, reverse));
                 }
             }
         }
     }
     in_env_net(&env, detach.clone());
     let _ = std::fs::remove_dir_all(&noop_pins);
-    let [with_bpf, floor, none] = rtt.map(median);
+    let [with_bpf, floor, floor_tcx, none] = rtt.map(median);
     println!("no programs: {none:.0} ns per round trip");
-    println!("pass-only tc programs (floor): {floor:.0} ns, ratio {:.3}", floor / none);
+    println!("pass-only tc programs (floor, clsact as vzbpf's): {floor:.0} ns, ratio {:.3}", floor / none);
+    println!("pass-only tc programs as tcx links: {floor_tcx:.0} ns, ratio {:.3}", floor_tcx / none);
     println!("vzbpf, 1 VE configured: {with_bpf:.0} ns, ratio {:.3} (target <= 1.02)", with_bpf / none);
     if iperf {
         let spread = |v: &[f64]| {
