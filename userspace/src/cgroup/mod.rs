@@ -347,7 +347,7 @@ pub struct Mounts {
 impl Mounts {
     pub fn parse(mountinfo: &str) -> Self {
         let mut m = Mounts::default();
-        for e in crate::sys::mountinfo::MountTable::parse(mountinfo).0 {
+        for e in crate::sys::mountinfo::MountTable::parse(mountinfo).entries {
             let root_level =
                 e.root.components().filter(|c| matches!(c, std::path::Component::Normal(_))).count() as u32;
             let mount = Mount { path: e.mount_point, root_level };

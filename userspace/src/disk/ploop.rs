@@ -152,7 +152,7 @@ pub(super) fn fs_device(path: &Path) -> Option<(PathBuf, PathBuf)> {
 pub(super) fn device_in(path: &Path, table: &MountTable) -> Option<(PathBuf, PathBuf)> {
     let dev = fs::metadata(path).ok()?.dev();
     let want = format!("{}:{}", libc::major(dev), libc::minor(dev));
-    let m = table.0.iter().rev().find(|m| m.dev == want && m.source.starts_with("/dev/"))?;
+    let m = table.entries.iter().rev().find(|m| m.dev == want && m.source.starts_with("/dev/"))?;
     Some((m.source.clone(), m.mount_point.clone()))
 }
 

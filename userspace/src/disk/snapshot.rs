@@ -261,8 +261,9 @@ pub fn mount_snapshot(sys: &dyn Syscall, image: &Path, target: &Path) -> Result<
 pub fn snapshot_mounted(image: &Path) -> Option<(PathBuf, Vec<PathBuf>)> {
     let dev = attached_to(image)?;
     let table = MountTable::read().ok();
-    let at = table
-        .map_or_else(Vec::new, |t| t.0.iter().filter(|m| m.source == dev).map(|m| m.mount_point.clone()).collect());
+    let at = table.map_or_else(Vec::new, |t| {
+        t.entries.iter().filter(|m| m.source == dev).map(|m| m.mount_point.clone()).collect()
+    });
     Some((dev, at))
 }
 

@@ -1,5 +1,6 @@
 //! `/proc/self/mountinfo`, parsed once for every reader.
 use std::{
+    collections::HashMap,
     fs, io,
     path::{Path, PathBuf},
 };
@@ -17,13 +18,21 @@ pub struct MountEntry {
     pub super_opts: String,
 }
 
-/// The mount table in kernel order (oldest first).
+/// The mount table in kernel order (oldest first), indexed by mount point: a listing asks
+/// for every VE's root, and a host with thousands of VEs has thousands of mounts (a scan
+/// per VE made `vzlist` quadratic in the number of VEs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MountTable(pub Vec<MountEntry>);
+pub struct MountTable {
+    pub entries: Vec<MountEntry>,
+    /// The newest entry at each mount point.
+    newest: HashMap<PathBuf, usize>,
+}
 
 impl MountTable {
     pub fn parse(text: &str) -> Self {
-        Self(text.lines().filter_map(parse_line).collect())
+        let entries: Vec<MountEntry> = text.lines().filter_map(parse_line).collect();
+        let newest = entries.iter().enumerate().map(|(i, m)| (m.mount_point.clone(), i)).collect();
+        Self { entries, newest }
     }
 
     /// This process's mount table.
@@ -35,13 +44,13 @@ impl MountTable {
     /// resolving symlinks where it exists.
     pub fn is_mount_point(&self, path: &Path) -> bool {
         let want = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        self.0.iter().any(|m| m.mount_point == want)
+        self.newest.contains_key(&want)
     }
 
     /// The newest mount on `path` (the one a lookup sees).
     pub fn top_at(&self, path: &Path) -> Option<&MountEntry> {
         let want = fs::canonicalize(path).ok()?;
-        self.0.iter().rev().find(|m| m.mount_point == want)
+        self.newest.get(&want).and_then(|&i| self.entries.get(i))
     }
 }
 
@@ -93,12 +102,26 @@ broken line
     #[test]
     fn fields_come_from_both_sides_of_the_separator_and_are_unescaped() {
         let t = MountTable::parse(MI);
-        assert_eq!(t.0.len(), 3);
-        assert_eq!(t.0[1].mount_point, Path::new("/vz/root/my ve"));
-        assert_eq!(t.0[1].dev, "7:3");
-        assert_eq!(t.0[1].fstype, "ext4");
-        assert_eq!(t.0[1].source, Path::new("/dev/loop3"));
-        assert_eq!(t.0[2].root, Path::new("/vz/private/101"));
+        assert_eq!(t.entries.len(), 3);
+        assert_eq!(t.entries[1].mount_point, Path::new("/vz/root/my ve"));
+        assert_eq!(t.entries[1].dev, "7:3");
+        assert_eq!(t.entries[1].fstype, "ext4");
+        assert_eq!(t.entries[1].source, Path::new("/dev/loop3"));
+        assert_eq!(t.entries[2].root, Path::new("/vz/private/101"));
+    }
+
+    #[test]
+    fn lookups_by_mount_point_see_the_newest_mount() {
+        let t = MountTable::parse(
+            "22 27 0:21 / / rw - ext4 /dev/vda rw\n\
+             40 22 7:3 / /nonexistent/vzt/root/1 rw - ext4 /dev/loop3 rw\n\
+             41 40 0:50 / /nonexistent/vzt/root/1 rw - tmpfs none rw\n",
+        );
+        assert!(t.is_mount_point(Path::new("/nonexistent/vzt/root/1")));
+        assert!(!t.is_mount_point(Path::new("/nonexistent/vzt/root/2")));
+        // top_at resolves the path first: a path that does not exist has no top.
+        assert!(t.top_at(Path::new("/nonexistent/vzt/root/1")).is_none());
+        assert_eq!(t.top_at(Path::new("/")).map(|m| m.fstype.as_str()), Some("ext4"));
     }
 
     #[test]
