@@ -32,7 +32,16 @@ pub enum LxcfsError {
     NotUp { dir: PathBuf, why: String },
 }
 
+/// statfs(2)'s f_type of a FUSE file system.
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+
 fn serving(dir: &Path) -> bool {
+    // The common case without reading the whole mount table: a live FUSE mount on our
+    // own directory (a dead LXCFS fails statfs with ENOTCONN, and the table decides).
+    let live_fuse = nix::sys::statfs::statfs(dir).is_ok_and(|s| s.filesystem_type().0 == FUSE_SUPER_MAGIC);
+    if live_fuse && crate::sys::mount::is_mount_root(dir) == Some(true) {
+        return true;
+    }
     MountTable::read().ok().and_then(|t| t.top_at(dir).map(|m| m.fstype.contains("lxcfs"))).unwrap_or(false)
 }
 

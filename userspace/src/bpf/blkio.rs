@@ -16,23 +16,33 @@ impl Bpf {
         Ok(Some(aya::maps::PerCpuHashMap::try_from(aya::maps::Map::PerCpuHashMap(m))?))
     }
 
-    /// A VE's block I/O per device (kernel `dev_t`), summed over CPUs.
-    pub fn io_stats(&self, cgroup: u64) -> Result<Vec<(u32, crate::io::IoTotals)>, BpfError> {
-        let Some(map) = self.io_stats_map()? else { return Ok(Vec::new()) };
-        let mut out = Vec::new();
+    /// Every VE's block I/O per device (kernel `dev_t`, ascending), summed over CPUs, by
+    /// VE cgroup id: one pass over the map.
+    pub fn io_stats_all(&self) -> Result<std::collections::HashMap<u64, Vec<(u32, crate::io::IoTotals)>>, BpfError> {
+        let mut out: std::collections::HashMap<u64, Vec<(u32, crate::io::IoTotals)>> = Default::default();
+        let Some(map) = self.io_stats_map()? else { return Ok(out) };
         for item in map.iter() {
             let (k, per_cpu) = item?;
-            if k.ve != cgroup {
-                continue;
-            }
             let mut t = crate::io::IoTotals::default();
             for s in per_cpu.iter() {
                 t.add(s);
             }
-            out.push((k.dev, t));
+            out.entry(k.ve).or_default().push((k.dev, t));
         }
-        out.sort_by_key(|(d, _)| *d);
+        for per_dev in out.values_mut() {
+            per_dev.sort_by_key(|(d, _)| *d);
+        }
         Ok(out)
+    }
+
+    /// A VE's block I/O per device, from one `io_stats_all` pass made once per handle (a
+    /// listing of N VEs reads the map once, not N times); `io_stats_all` for fresh figures.
+    pub fn io_stats(&self, cgroup: u64) -> Result<Vec<(u32, crate::io::IoTotals)>, BpfError> {
+        if self.io.get().is_none() {
+            let all = self.io_stats_all()?;
+            let _ = self.io.set(all);
+        }
+        Ok(self.io.get().and_then(|m| m.get(&cgroup).cloned()).unwrap_or_default())
     }
 
     /// Whether the block I/O programs are attached (kernels without the offsets they need,

@@ -278,6 +278,8 @@ pub struct Bpf {
     /// Open files per VE from one iterator run, taken on first use.
     files: std::cell::OnceCell<Option<std::collections::HashMap<u64, u64>>>,
     vms: std::cell::OnceCell<Option<std::collections::HashMap<u64, [u64; 2]>>>,
+    /// Block I/O per VE and device, read on first use (`io_stats`).
+    io: std::cell::OnceCell<std::collections::HashMap<u64, Vec<(u32, crate::io::IoTotals)>>>,
 }
 
 impl std::fmt::Debug for Bpf {
@@ -346,6 +348,7 @@ impl Bpf {
             klog,
             files: std::cell::OnceCell::new(),
             vms: std::cell::OnceCell::new(),
+            io: std::cell::OnceCell::new(),
         })
     }
 

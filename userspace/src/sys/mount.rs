@@ -108,3 +108,19 @@ pub fn pivot_to_cwd() -> io::Result<()> {
     nix::unistd::pivot_root(".", ".")?;
     Ok(nix::mount::umount2(".", MntFlags::MNT_DETACH)?)
 }
+
+/// Whether `path` (symlinks followed) is the root of a mount, from statx's
+/// STATX_ATTR_MOUNT_ROOT (Linux 5.8+): one call, where the mount table grows with every
+/// VE. None when the kernel does not report the attribute.
+pub fn is_mount_root(path: &Path) -> Option<bool> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: a zeroed statx is a valid buffer for the kernel to fill.
+    let mut st: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a NUL-terminated path, st a buffer of the right type, both live across the call.
+    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_BASIC_STATS, &mut st) };
+    if r != 0 || st.stx_attributes_mask & libc::STATX_ATTR_MOUNT_ROOT as u64 == 0 {
+        return None;
+    }
+    Some(st.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0)
+}

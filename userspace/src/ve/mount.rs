@@ -81,9 +81,13 @@ impl Vz {
     }
 }
 
-/// Is `path` a mount point (per this process's mount table)?
+/// Is `path` a mount point (in this process's mount namespace)? statx where the kernel
+/// tells; the mount table (read whole, thousands of lines on a full host) otherwise.
 pub fn is_mounted(path: &Path) -> bool {
-    crate::sys::mountinfo::MountTable::read().is_ok_and(|t| t.is_mount_point(path))
+    match crate::sys::mount::is_mount_root(path) {
+        Some(root) => root,
+        None => crate::sys::mountinfo::MountTable::read().is_ok_and(|t| t.is_mount_point(path)),
+    }
 }
 
 /// VE_ROOT of a simfs VE: its private area, as the host sees it nosuid,nodev (a VE's

@@ -368,20 +368,21 @@ fn ve_density(n: u32) {
     }
     let before = mem_used_kib();
     let t = Instant::now();
-    let mut each = Vec::new();
+    let (mut each, mut steps) = (Vec::new(), Vec::new());
     for v in &ids {
-        let t = Instant::now();
-        ok(&env, &["start", v]);
-        each.push(ms(t.elapsed()));
+        let (wall, s) = startup::timed_start(&env, v);
+        each.push(wall);
+        steps.push(s);
     }
     let start_all = t.elapsed();
-    // Flat or not: the first tenth's starts against the last tenth's.
+    // Flat or not: the first tenth's starts against the last tenth's, step by step.
     let tenth = (each.len() / 10).max(1);
     println!(
-        "vzctl start: median of the first {tenth} {:.1} ms, of the last {tenth} {:.1} ms",
+        "vzctl start: median of the first {tenth} {:.1} ms, of the last {tenth} {:.1} ms; by step (vzctl -vv marks), first and last {tenth}:",
         median(each[..tenth].to_vec()),
         median(each[each.len() - tenth..].to_vec())
     );
+    startup::compare_steps(&steps[..tenth], &steps[steps.len() - tenth..]);
     std::thread::sleep(Duration::from_secs(2));
     let after = mem_used_kib();
     let running = env.vzlist(&["-H", "-1"]).stdout.lines().count();

@@ -10,7 +10,7 @@ use vz_tests::VzEnv;
 use super::{median, ms, ok};
 
 /// The (step, ms since the verb began) marks of a `vzctl -vv` run's stderr.
-fn marks(stderr: &str) -> Vec<(String, f64)> {
+pub fn marks(stderr: &str) -> Vec<(String, f64)> {
     let field = |l: &str, key: &str| -> Option<String> {
         let at = l.find(key)? + key.len();
         Some(l[at..].split('"').next()?.to_string())
@@ -63,4 +63,34 @@ pub fn start_breakdown() {
     println!("  the process around the verb  {:6.1} ms", median(outside));
     println!("  vzctl start in all           {:6.1} ms", median(walls));
     println!("  then vzctl exec true         {:6.1} ms", median(execs));
+}
+
+/// `vzctl -vv start VEID`: its wall time and each step's share (ms), in step order.
+pub fn timed_start(env: &VzEnv, veid: &str) -> (f64, Vec<(String, f64)>) {
+    let t = Instant::now();
+    let o = env.cmd("vzctl", &["-vv", "start", veid]).stdin(Stdio::null()).output().expect("vzctl");
+    let wall = ms(t.elapsed());
+    assert!(o.status.success(), "start {veid}: {}", String::from_utf8_lossy(&o.stderr));
+    let mut prev = 0.0;
+    let steps = marks(&String::from_utf8_lossy(&o.stderr))
+        .into_iter()
+        .map(|(name, at)| {
+            let d = at - prev;
+            prev = at;
+            (name, d)
+        })
+        .collect();
+    (wall, steps)
+}
+
+/// Prints each step's median over `first` beside its median over `last` (the steps of
+/// starts as `timed_start` returns them): which steps grow with the number of VEs.
+pub fn compare_steps(first: &[Vec<(String, f64)>], last: &[Vec<(String, f64)>]) {
+    let per_step = |runs: &[Vec<(String, f64)>], name: &str| {
+        median(runs.iter().flat_map(|r| r.iter().filter(|(n, _)| n == name).map(|(_, d)| *d)).collect())
+    };
+    let Some(names) = first.first() else { return };
+    for (name, _) in names {
+        println!("  up to {name:<22} {:6.1} ms  {:6.1} ms", per_step(first, name), per_step(last, name));
+    }
 }
