@@ -60,7 +60,8 @@ pub(super) fn read_line_by(r: &mut BufReader<fs::File>, deadline: Instant) -> io
 
 /// Starts PID 1 of a VE in new namespaces and in the VE's cgroups. Returns once init has
 /// been exec'd (or with the reason it could not be).
-pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Started, NsError> {
+/// `mark` names each step as it ends (`vzctl -vv` timing).
+pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32, mark: &dyn Fn(&str)) -> Result<Started, NsError> {
     let (to_child_r, to_child_w) = pipe().map_err(sys("pipe"))?;
     let (from_child_r, from_child_w) = pipe().map_err(sys("pipe"))?;
     let cgfds = cgroup_fds(cg, veid)?;
@@ -95,12 +96,20 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
         }
     }
-    crate::sys::spawn::stage1_on_exec(&mut cmd, cgfds, [(to_child_r, SYNC_IN), (from_child_w, SYNC_OUT)]);
+    crate::sys::spawn::stage1_on_exec(&mut cmd, [(to_child_r, SYNC_IN), (from_child_w, SYNC_OUT)]);
     let spawned = cmd.spawn();
     // Our copies of the child's pipe ends go with `cmd`: EOF then means the child's are gone.
     drop(cmd);
     let mut child = spawned.map_err(sys("spawn VE init"))?;
     let stage1 = child.id() as i32;
+    mark("init:spawned");
+    // Stage 1 joins the VE's cgroups from here, while it execs and builds its host mounts:
+    // a move between cgroups waits out an RCU grace period (about 10 ms here, the largest
+    // part of making PID 1). Stage 1 makes nothing of the VE's before "M", which follows
+    // the join: the VE's network and cgroup namespaces and PID 1 come after it.
+    let mut joining = Some(std::thread::spawn(move || crate::sys::spawn::join_cgroups_of(&cgfds, stage1)));
+    let join =
+        |j: std::thread::JoinHandle<io::Result<()>>| j.join().unwrap_or_else(|_| Err(io::Error::other("panicked")));
     let mut reader = BufReader::new(fs::File::from(from_child_r));
     let mut writer = fs::File::from(to_child_w);
     let deadline = Instant::now() + INIT_TIMEOUT;
@@ -111,10 +120,13 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
             "U" => {}
             l => return Err(NsError::Init(l.strip_prefix("E ").unwrap_or("stage 1 exited").to_string())),
         }
+        mark("init:unshared");
         for (file, base) in [("uid_map", spec.uid_base), ("gid_map", spec.gid_base)] {
             let p = format!("/proc/{stage1}/{file}");
             fs::write(&p, format!("0 {base} {}\n", crate::idmap::RANGE)).map_err(sys(format!("write {p}")))?;
         }
+        joining.take().map_or(Ok(()), join).map_err(sys("join the VE's cgroups"))?;
+        mark("init:cgroups-joined");
         writer.write_all(b"M\n").map_err(sys("write to VE init"))?;
         let mut pid = None;
         let mut err = None;
@@ -125,12 +137,14 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
                 break;
             }
             if let Some(p) = l.trim().strip_prefix("P ") {
+                mark("init:forked");
                 pid = p.trim().parse::<i32>().ok();
             } else if let Some(fd) = l.trim().strip_prefix("C ") {
                 let pidfd = crate::sys::proc::pidfd_open(stage1).map_err(sys("pidfd of stage 1"))?;
                 let fd = fd.parse::<i32>().map_err(|_| NsError::Init(format!("bad console fd line {l:?}")))?;
                 console = Some(crate::sys::proc::pidfd_getfd(&pidfd, fd).map_err(sys("take the console's pty"))?);
                 writer.write_all(b"K\n").map_err(sys("write to VE init"))?;
+                mark("init:console");
             } else if let Some(e) = l.trim().strip_prefix("E ") {
                 err.get_or_insert_with(|| e.to_string());
             }
@@ -144,11 +158,17 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
             (None, None) => Err(NsError::Init("stage 1 exited without starting init".into())),
         }
     })();
+    mark("init:execd");
     if result.is_err() {
         // Stage 1 (and so the half-made namespaces) must not outlive the failure.
         let _ = child.kill();
     }
+    // Its pid stays stage 1's until it is reaped: no write may come after.
+    if let Some(j) = joining.take() {
+        let _ = join(j);
+    }
     let _ = child.wait();
+    mark("init:reaped");
     let (pid, console) = result?;
     Ok(Started { pid, stdio: pipes.map(|p| p.ours), console })
 }
@@ -160,9 +180,12 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32) -> Result<Starte
 /// carry the VE's limits (/dev, its devpts instance with numpty's `max`, /dev/shm with
 /// shmpages' size): their superblocks belong to the host's user namespace, so VE root can
 /// neither remount them with other options nor unmount them (they are locked into the
-/// VE's namespace). Then it becomes the VE's host uid and unshares every namespace: the
-/// VE's user namespace is owned by the VE's own host uid, so the kernel's per-user counts
-/// (inotify instances, user namespaces, queued signals) land on that uid, not on host root.
+/// VE's namespace). Then it becomes the VE's host uid and unshares the user, mount, UTS,
+/// IPC and pid namespaces: the VE's user namespace is owned by the VE's own host uid, so
+/// the kernel's per-user counts (inotify instances, user namespaces, queued signals) land
+/// on that uid, not on host root. Meanwhile vzctl moves it into the VE's cgroups; after
+/// "M" (id maps written, cgroups joined) it unshares the network and cgroup namespaces and
+/// forks PID 1.
 pub fn stage1_main(args: &[String]) -> ! {
     // Fds 3 and 4 were set up by `start_init` for this process.
     let Some(out) = crate::sys::spawn::take_inherited(SYNC_OUT) else { std::process::exit(1) };
@@ -205,12 +228,13 @@ pub fn stage1_main(args: &[String]) -> ! {
     if let Err(e) = dropped {
         fail(&mut out, format!("become the VE's host uid {uid}: {e}"));
     }
+    // The network and cgroup namespaces wait for "M": by then vzctl has moved this process
+    // into the VE's cgroups, so the network namespace is charged to the VE and the cgroup
+    // namespace is rooted at the VE's cgroup.
     let flags = CloneFlags::CLONE_NEWUSER
         | CloneFlags::CLONE_NEWNS
         | CloneFlags::CLONE_NEWUTS
         | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWNET
-        | CloneFlags::CLONE_NEWCGROUP
         | CloneFlags::CLONE_NEWPID;
     if let Err(e) = nix::sched::unshare(flags) {
         fail(&mut out, format!("unshare namespaces: {e}"));
@@ -228,6 +252,10 @@ pub fn stage1_main(args: &[String]) -> ! {
     let ids = become_ids(0, 0);
     if let Err(e) = ids {
         fail(&mut out, format!("become VE root: {e}"));
+    }
+    // Owned by the VE's user namespace (this process's now), as the others.
+    if let Err(e) = nix::sched::unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWCGROUP) {
+        fail(&mut out, format!("unshare network and cgroup namespaces: {e}"));
     }
     match crate::sys::spawn::fork_single_threaded() {
         Err(e) => fail(&mut out, format!("fork: {e}")),

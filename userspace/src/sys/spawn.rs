@@ -62,20 +62,18 @@ pub fn daemon_with_fd(cmd: &mut Command, fd: OwnedFd, at: RawFd) {
     }
 }
 
-/// Stage 1 of a VE start (`vzctl __ve-init`): before its exec, the child joins the VE's
-/// cgroups (so accounting applies from its first instruction), gets `sync_in` and
-/// `sync_out` as fds `in_fd` and `out_fd`, and nothing else of ours past them. The fds
-/// live in `cmd` until it is dropped: drop it right after spawning.
-pub fn stage1_on_exec(cmd: &mut Command, cgroup_procs: Vec<OwnedFd>, sync: [(OwnedFd, RawFd); 2]) {
-    let raw_cg: Vec<RawFd> = cgroup_procs.iter().map(|f| f.as_raw_fd()).collect();
+/// Stage 1 of a VE start (`vzctl __ve-init`): before its exec, the child gets `sync_in`
+/// and `sync_out` as fds `in_fd` and `out_fd`, and nothing else of ours past them (vzctl
+/// moves it into the VE's cgroups meanwhile, `join_cgroups_of`). The fds live in `cmd`
+/// until it is dropped: drop it right after spawning.
+pub fn stage1_on_exec(cmd: &mut Command, sync: [(OwnedFd, RawFd); 2]) {
     let moves: [(RawFd, RawFd); 2] = [(sync[0].0.as_raw_fd(), sync[0].1), (sync[1].0.as_raw_fd(), sync[1].1)];
     let after = sync[0].1.max(sync[1].1) as u32 + 1;
-    // SAFETY: the closure makes only async-signal-safe calls (write, dup2, close_range)
-    // on fds it owns (moved in below), between fork and exec.
+    // SAFETY: the closure makes only async-signal-safe calls (dup2, close_range) on fds it
+    // owns (moved in below), between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            let _keep = (&cgroup_procs, &sync);
-            join_cgroups(&raw_cg)?;
+            let _keep = &sync;
             for (from, to) in moves {
                 check(libc::dup2(from, to))?;
             }
@@ -83,6 +81,17 @@ pub fn stage1_on_exec(cmd: &mut Command, cgroup_procs: Vec<OwnedFd>, sync: [(Own
             Ok(())
         });
     }
+}
+
+/// Moves process `pid` into each cgroup whose `cgroup.procs` is open in `procs`, in order.
+pub fn join_cgroups_of(procs: &[OwnedFd], pid: i32) -> io::Result<()> {
+    let line = pid.to_string();
+    for fd in procs {
+        if nix::unistd::write(fd, line.as_bytes())? != line.len() {
+            return Err(io::Error::other("short write to cgroup.procs"));
+        }
+    }
+    Ok(())
 }
 
 /// What a command entering a running VE does before its exec.

@@ -113,7 +113,7 @@ pub(super) fn run_script_as_init(
         cap_drop: 0,
         console: false,
     };
-    let started = ns::start_init(&spec, vz.cg.as_ref(), veid)?;
+    let started = ns::start_init(&spec, vz.cg.as_ref(), veid, &|step| vz.mark(step))?;
     let pidfd = relay::pidfd(started.pid).map_err(|e| VeError::Exec(format!("pidfd: {e}")))?;
     if let Some([win, rout, rerr]) = started.stdio {
         relay::relay(&pidfd, Some(win), rout, rerr, relay::Input::Bytes(script));

@@ -86,7 +86,7 @@ impl Vz {
             warn!(veid, "{w}");
             crate::report::notice(format!("Warning: {w}"));
         }
-        let started = ns::start_init(&spec, self.cg.as_ref(), veid);
+        let started = ns::start_init(&spec, self.cg.as_ref(), veid, &|step| self.mark(step));
         undo.kill(veid);
         let mut started = started?;
         self.mark("start:init-runs");
