@@ -132,9 +132,15 @@ impl ConfFile {
 
     /// Reads a file; a missing file is an empty config.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        Ok(Self::read_existing(path)?.unwrap_or_default())
+    }
+
+    /// Like `read`, but None when there is no file (one open, no separate existence check:
+    /// listings read thousands of these).
+    pub fn read_existing(path: &Path) -> Result<Option<Self>, ConfigError> {
         match fs::read_to_string(path) {
-            Ok(t) => Self::parse(&t, path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Self::default()),
+            Ok(t) => Self::parse(&t, path).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("read", path)(e)),
         }
     }

@@ -24,9 +24,11 @@ impl Want {
 pub fn row(vz: &Vz, bpf: Option<&Bpf>, mounts: &MountTable, veid: u32, conf: ConfFile, want: Want) -> VeRow {
     let procs = vz.cg.procs(veid);
     let root = vz.root_of(veid, &conf);
-    let mounted = mounts.is_mount_point(&root);
+    // One statx where the kernel reports mount roots (the table's lookup resolves the
+    // path's every component first).
+    let mounted = crate::sys::mount::is_mount_root(&root).unwrap_or_else(|| mounts.is_mount_point(&root));
     let running = !procs.is_empty();
-    let cgid = if running { vz.cg.ve_id(veid).ok() } else { None };
+    let cgid = if running && (want.net || want.io) { vz.cg.ve_id(veid).ok() } else { None };
     // Beancounters only when asked: some rows are read inside the VE's namespaces, which
     // would make a plain listing of many VEs slow.
     let ubc = if running && want.ubc { vz.ubc_record_with(veid, bpf, want.walks) } else { None };

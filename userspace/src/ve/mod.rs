@@ -418,11 +418,7 @@ impl Vz {
     }
 
     pub fn conf(&self, veid: u32) -> Result<ConfFile, VeError> {
-        let p = self.paths.ve_conf(veid);
-        if !p.exists() {
-            return Err(VeError::NotExist(veid));
-        }
-        Ok(ConfFile::read(&p)?)
+        ConfFile::read_existing(&self.paths.ve_conf(veid))?.ok_or(VeError::NotExist(veid))
     }
 
     fn conf_path_value(&self, conf: &ConfFile, key: &str, veid: u32) -> PathBuf {
