@@ -4,7 +4,14 @@ use super::*;
 impl Bpf {
     /// Makes `grants` the VE's whole set of entries: others of its go, these are written
     /// (a grant of 0 access refuses a device every VE has).
-    pub fn set_devices(&mut self, cgroup: u64, grants: &[crate::devices::DevRule]) -> Result<(), BpfError> {
+    /// `fresh`: the cgroup was just made, so no entry of it can exist (cgroup ids are never
+    /// reused): no pass over every VE's entries to find stale ones.
+    pub fn set_devices(
+        &mut self,
+        cgroup: u64,
+        grants: &[crate::devices::DevRule],
+        fresh: bool,
+    ) -> Result<(), BpfError> {
         let Some(mut map) = self.pinned_hash::<vz_common::DevKey, u32>(maps::DEVICES)? else { return Ok(()) };
         let key = |g: &crate::devices::DevRule| vz_common::DevKey {
             ve: cgroup,
@@ -14,8 +21,10 @@ impl Bpf {
             _pad: 0,
         };
         let want: Vec<vz_common::DevKey> = grants.iter().map(key).collect();
-        let stale: Vec<vz_common::DevKey> =
-            map.keys().filter_map(Result::ok).filter(|k| k.ve == cgroup && !want.contains(k)).collect();
+        let stale: Vec<vz_common::DevKey> = match fresh {
+            true => Vec::new(),
+            false => map.keys().filter_map(Result::ok).filter(|k| k.ve == cgroup && !want.contains(k)).collect(),
+        };
         // New ones first: a device kept across the change is never refused meanwhile.
         for g in grants {
             map.insert(key(g), g.perm, 0)?;

@@ -408,7 +408,7 @@ impl Bpf {
             removed(ids.remove(&cgroup))?;
         }
         self.set_ve_addrs(cgroup, &[], None)?;
-        self.set_devices(cgroup, &[])?;
+        self.set_devices(cgroup, &[], false)?;
         self.set_net_rules(cgroup, &vz_common::NetRules::default())?;
         self.set_net_shaper(cgroup, None)?;
         // Its interface and traffic counters.

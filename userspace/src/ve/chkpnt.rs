@@ -403,7 +403,7 @@ impl Vz {
                 init,
                 cgid,
                 &cfg.file,
-                &Default::default(),
+                Some(&Default::default()),
                 &super::devices::DevSet::at_start(veid, &cfg),
             )?;
             if let Err(e) = crate::console::renew(&self.paths.lock_dir, veid, init, uid, gid) {
@@ -445,7 +445,7 @@ impl Vz {
     /// host pid.
     fn restore_processes(&self, job: &RestoreJob<'_>, ifindex: u32, peer: &str) -> Result<i32, VeError> {
         let RestoreJob { veid, cgid, ids: (uid, gid), cfg, criu, work, full, .. } = *job;
-        self.attach_net(veid, cfg, cgid, ifindex)?;
+        self.attach_net(veid, cfg, cgid, ifindex, false)?;
         let mut spec = InitSpec {
             root: PathBuf::new(),
             hostname: String::new(),

@@ -79,22 +79,27 @@ impl Vz {
 
     /// Puts `new` in force for a running VE that had `old`: the grants first (a revoked
     /// device is refused from this moment), then the nodes in its /dev made or removed.
-    /// Already open descriptors keep working, as after a chmod.
+    /// Already open descriptors keep working, as after a chmod. `old` None: the VE's
+    /// cgroup was just made, so nothing of it is in force anywhere (no search for stale
+    /// grants among every VE's).
     pub(crate) fn apply_devices(
         &self,
         veid: u32,
         init: i32,
         cgid: u64,
         conf: &ConfFile,
-        old: &DevSet,
+        old: Option<&DevSet>,
         new: &DevSet,
     ) -> Result<(), VeError> {
+        let fresh_cgroup = old.is_none();
+        let none = DevSet::default();
+        let old = old.unwrap_or(&none);
         if old.is_empty() && new.is_empty() {
             return Ok(());
         }
         let grants = crate::devices::grants(&new.nodes, &new.rules);
         match Bpf::open_existing(&self.paths.bpf_root) {
-            Ok(mut bpf) => bpf.set_devices(cgid, &grants)?,
+            Ok(mut bpf) => bpf.set_devices(cgid, &grants, fresh_cgroup)?,
             Err(e) => {
                 warn!(veid, "no device programs: {e}");
                 crate::report::notice(format!(

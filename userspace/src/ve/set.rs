@@ -485,8 +485,8 @@ impl Vz {
         }
         if let Some((old, new)) = &p.devices {
             let (o, n, b) = (old.clone(), new.clone(), base.clone());
-            rb.push("devices", move || self.apply_devices(veid, init, cgid, &b, &n, &o));
-            self.apply_devices(veid, init, cgid, base, old, new)?;
+            rb.push("devices", move || self.apply_devices(veid, init, cgid, &b, Some(&n), &o));
+            self.apply_devices(veid, init, cgid, base, Some(old), new)?;
         }
         if p.caps_changed && opts.setmode.as_deref() != Some("restart") {
             crate::report::notice(format!(

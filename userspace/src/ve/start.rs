@@ -43,6 +43,8 @@ impl Vz {
         crate::report::progress("Container is mounted");
         let (uid, gid) = self.own_ids(veid, &mut cfg.file, &root)?;
         self.step("start:cgroup")?;
+        // A cgroup made now has an id no map entry can carry yet.
+        let fresh = !self.cg.ve_dir(veid).exists();
         let created = self.cg.create_ve(veid);
         undo.cgroup(veid);
         let cgid = created?;
@@ -105,7 +107,8 @@ impl Vz {
         }
         self.mark("start:devices");
         let devices = super::devices::DevSet::at_start(veid, &cfg);
-        self.apply_devices(veid, started.pid, cgid, &cfg.file, &Default::default(), &devices)?;
+        let none = Default::default();
+        self.apply_devices(veid, started.pid, cgid, &cfg.file, if fresh { None } else { Some(&none) }, &devices)?;
         self.step("start:net")?;
         let ips = &cfg.ips;
         if !ips.is_empty() {
@@ -115,7 +118,7 @@ impl Vz {
         // rate in their maps), then up: nothing passes unchecked or uncounted.
         let made = crate::net::create_pair(started.pid, cgid).map_err(VeError::from).and_then(|ifindex| {
             self.mark("start:pair");
-            self.attach_net(veid, &cfg, cgid, ifindex)?;
+            self.attach_net(veid, &cfg, cgid, ifindex, fresh)?;
             self.mark("start:net-programs");
             Ok(crate::net::bring_up(started.pid, cgid, ips)?)
         });
@@ -158,7 +161,15 @@ impl Vz {
     /// Gives the venet programs a starting VE: its addresses (bind and anti-spoofing), rules
     /// and rate in their maps, and the programs on the pair's host end. Skipped where BPF
     /// is unavailable (reported with the beancounters; a rate limit is reported here).
-    pub(super) fn attach_net(&self, veid: u32, cfg: &VeConfig, cgid: u64, ifindex: u32) -> Result<(), VeError> {
+    /// `fresh`: the VE's cgroup was just made (its id is in no map yet).
+    pub(super) fn attach_net(
+        &self,
+        veid: u32,
+        cfg: &VeConfig,
+        cgid: u64,
+        ifindex: u32,
+        fresh: bool,
+    ) -> Result<(), VeError> {
         let rate = cfg.rate;
         let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) else {
             if rate.is_some() {
@@ -173,7 +184,7 @@ impl Vz {
         // beyond neighbour discovery.
         let mut own = cfg.ips.clone();
         own.push(crate::net::link_local(crate::net::ve_mac(cgid)));
-        bpf.set_ve_addrs(cgid, &own, None)?;
+        bpf.set_ve_addrs(cgid, &own, if fresh { Some(&[]) } else { None })?;
         bpf.set_net_rules(cgid, &cfg.rules)?;
         set_rate(&mut bpf, cgid, rate)?;
         Ok(bpf.attach_venet(&crate::net::host_ifname(cgid), cgid, ifindex)?)
