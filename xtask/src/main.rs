@@ -544,16 +544,60 @@ fn vm_lane(totals: &mut (u64, u64)) -> Result<()> {
 }
 
 /// Only for `cargo xtask bench`: the runtimes its peers section measures beside vzbpf.
-const PEER_PACKAGES: &[&str] = &["crun"];
+/// systemd-nspawn's package is pinned to the host's systemd version (a newer one would
+/// upgrade the host's systemd with it); where that version is not in the archive the
+/// bench says nspawn is not installed.
+const PEER_PACKAGES: &[&str] = &["crun", "lxc", "systemd-container"];
+
+/// lxc's package turns on `lxc-net` (a bridge, dnsmasq and NAT rules on the host) unless
+/// this file says no; it is written before the package is installed, and kept by dpkg
+/// (--force-confold), only if the admin has none.
+const LXC_NET_DEFAULTS: &str = "/etc/default/lxc-net";
+
+fn install_peers() -> Result<()> {
+    let missing = missing_packages(PEER_PACKAGES);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(&format!("installing the peers the bench compares with: {}", missing.join(" ")));
+    if missing.iter().any(|p| p == "lxc") && !Path::new(LXC_NET_DEFAULTS).exists() {
+        fs::write(
+            LXC_NET_DEFAULTS,
+            "# Written by vzbpf's cargo xtask bench before lxc was installed: no lxcbr0 bridge,\n\
+             # dnsmasq or NAT rules on this host.\nUSE_LXC_BRIDGE=\"false\"\n",
+        )?;
+    }
+    run(Command::new("apt-get").args(["update", "-qq"]), false)?;
+    let systemd = output("dpkg-query", &["-W", "-f=${Version}", "systemd"]).unwrap_or_default();
+    let (nspawn, rest): (Vec<String>, Vec<String>) = missing.into_iter().partition(|p| p == "systemd-container");
+    if !rest.is_empty() {
+        run(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "--no-install-recommends"])
+                .args(["-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef"])
+                .args(&rest)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            false,
+        )?;
+    }
+    if !nspawn.is_empty() {
+        let systemd = systemd.trim();
+        let offered = output("apt-cache", &["madison", "systemd-container"]).unwrap_or_default();
+        if offered.lines().any(|l| l.split('|').nth(1).is_some_and(|v| v.trim() == systemd)) {
+            apt_install(&[format!("systemd-container={systemd}")])?;
+        } else {
+            println!(
+                "systemd-container {systemd} (the host's systemd version) is not in the archive and a newer one \
+                 would upgrade the host's systemd: the bench measures no systemd-nspawn"
+            );
+        }
+    }
+    Ok(())
+}
 
 fn bench() -> Result<()> {
     setup()?;
-    let missing = missing_packages(PEER_PACKAGES);
-    if !missing.is_empty() {
-        step(&format!("installing the peers the bench compares with: {}", missing.join(" ")));
-        run(Command::new("apt-get").args(["update", "-qq"]), false)?;
-        apt_install(&missing)?;
-    }
+    install_peers()?;
     build(true)?;
     step("benchmarks");
     run(&mut Command::new(root().join("target/release/vz-bench")), true)

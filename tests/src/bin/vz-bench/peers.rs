@@ -2,11 +2,14 @@
 //! a running container whose first `exec true` has returned, on the same busybox root
 //! file system (the default template, unpacked and shifted to host ids 100000+ for the
 //! peers), each in a user namespace mapping 0 to 100000 and six more namespaces (mount,
-//! pid, uts, ipc, net, cgroup). crun (Debian's) only so far.
+//! pid, uts, ipc, net, cgroup). The peers are Debian's crun, LXC and systemd-nspawn
+//! (`cargo xtask bench` installs them); each one's container runs `sleep`, and each
+//! one's cgroups are made in a subtree of the bench's own, removed at the end.
 use std::{
+    io::{BufRead as _, BufReader, Write as _},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
-    time::Instant,
+    process::{Child, ChildStdin, ChildStdout, Command, Stdio},
+    time::{Duration, Instant},
 };
 
 use vz_tests::VzEnv;
@@ -15,6 +18,7 @@ use super::{median, ms, ok};
 
 const SHIFT: u32 = 100_000;
 const ROUNDS: usize = 21;
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Runs `argv`, quietly; whether it succeeded (what it said on failure is printed). Its
 /// stderr goes to a file, not a pipe: a detached container inherits it and would keep a
@@ -44,13 +48,16 @@ fn peer_rootfs(env: &VzEnv, to: &Path) {
     let unpacked =
         Command::new("tar").arg("--numeric-owner").arg("-C").arg(to).arg("-xf").arg(&tarball).status().expect("tar");
     assert!(unpacked.success());
+    // systemd-nspawn refuses a tree without /usr.
+    std::fs::create_dir_all(to.join("usr")).expect("mkdir usr");
     shift(to);
 }
 
 fn shift(p: &Path) {
     use std::os::unix::fs::MetadataExt as _;
     let m = std::fs::symlink_metadata(p).expect("stat");
-    std::os::unix::fs::lchown(p, Some(m.uid() + SHIFT), Some(m.gid() + SHIFT)).expect("lchown");
+    let (uid, gid) = (m.uid() % SHIFT + SHIFT, m.gid() % SHIFT + SHIFT);
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid)).expect("lchown");
     if m.is_dir() {
         for e in std::fs::read_dir(p).expect("readdir").flatten() {
             shift(&e.path());
@@ -58,7 +65,7 @@ fn shift(p: &Path) {
     }
 }
 
-/// A crun bundle for `rootfs`: busybox sh waiting, seven namespaces, ids mapped.
+/// A crun bundle for `rootfs`: sleep as PID 1, seven namespaces, ids mapped.
 fn crun_bundle(dir: &Path, rootfs: &Path) {
     std::fs::create_dir_all(dir).expect("mkdir bundle");
     let ns = ["user", "pid", "mount", "uts", "ipc", "network", "cgroup"]
@@ -68,7 +75,7 @@ fn crun_bundle(dir: &Path, rootfs: &Path) {
         .join(",");
     let map = format!("[{{\"containerID\":0,\"hostID\":{SHIFT},\"size\":65536}}]");
     let config = format!(
-        r#"{{"ociVersion":"1.0.0","process":{{"terminal":false,"user":{{"uid":0,"gid":0}},"args":["/bin/sh","-c","exec sleep 100000"],"env":["PATH=/bin:/sbin:/usr/bin"],"cwd":"/"}},"root":{{"path":"{}"}},"hostname":"peer","mounts":[{{"destination":"/proc","type":"proc","source":"proc"}},{{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","mode=755","size=1m"]}}],"linux":{{"namespaces":[{ns}],"uidMappings":{map},"gidMappings":{map}}}}}"#,
+        r#"{{"ociVersion":"1.0.0","process":{{"terminal":false,"user":{{"uid":0,"gid":0}},"args":["/bin/sleep","100000"],"env":["PATH=/bin:/sbin:/usr/bin"],"cwd":"/"}},"root":{{"path":"{}"}},"hostname":"peer","mounts":[{{"destination":"/proc","type":"proc","source":"proc"}},{{"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","mode=755","size=1m"]}}],"linux":{{"namespaces":[{ns}],"uidMappings":{map},"gidMappings":{map}}}}}"#,
         rootfs.display()
     );
     std::fs::write(dir.join("config.json"), config).expect("write config.json");
@@ -78,7 +85,7 @@ fn crun_bundle(dir: &Path, rootfs: &Path) {
 /// cgroup2 hierarchy alone: crun refuses this host's hybrid layout, and sees a pure
 /// cgroup2 host there (it makes no cgroups: `--cgroup-manager=disabled`). Nothing of the
 /// host's mounts changes. Killed when dropped.
-struct CrunView(std::process::Child);
+struct CrunView(Child);
 
 impl CrunView {
     fn new() -> Self {
@@ -91,7 +98,7 @@ impl CrunView {
         let mut v = CrunView(child);
         let mut line = String::new();
         let out = v.0.stdout.as_mut().expect("stdout");
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("holder");
+        BufReader::new(out).read_line(&mut line).expect("holder");
         assert_eq!(line.trim(), "ready", "the holder's mount namespace");
         v
     }
@@ -117,11 +124,170 @@ fn crun_round(view: &CrunView, state: &str, bundle: &str, id: &str) -> f64 {
     assert!(crun(&["exec", id, "/bin/true"]), "crun exec");
     let took = ms(t.elapsed());
     crun(&["kill", id, "KILL"]);
-    let end = Instant::now() + std::time::Duration::from_secs(10);
+    let end = Instant::now() + Duration::from_secs(10);
     while !crun(&["delete", "--force", id]) {
         assert!(Instant::now() < end, "crun delete {id}");
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        std::thread::sleep(Duration::from_millis(5));
     }
+    took
+}
+
+/// A cgroup directory of the bench's own in every hierarchy of the host (`name` below each
+/// hierarchy's root); everything below it is removed, deepest first, when dropped. The
+/// peers' processes are gone by then (each round stops its container).
+struct BenchCgroups(String);
+
+impl BenchCgroups {
+    fn hierarchies() -> Vec<PathBuf> {
+        std::fs::read_dir(CGROUP_ROOT)
+            .map(|d| d.flatten().map(|e| e.path()).filter(|p| p.join("cgroup.procs").exists()).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for BenchCgroups {
+    fn drop(&mut self) {
+        fn rmdir_tree(p: &Path) {
+            if let Ok(d) = std::fs::read_dir(p) {
+                for e in d.flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        rmdir_tree(&e.path());
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir(p);
+        }
+        for h in Self::hierarchies() {
+            rmdir_tree(&h.join(&self.0));
+        }
+    }
+}
+
+/// An LXC container `name` under `lxcpath`: sleep as init, no network devices (an empty
+/// network namespace, like crun's), its monitor's and payload's cgroups below the bench's
+/// own `cgroups` directory (LXC would make them beside the caller's otherwise: the root of
+/// the host's hierarchies here).
+fn lxc_config(lxcpath: &Path, name: &str, rootfs: &Path, cgroups: &str) {
+    let dir = lxcpath.join(name);
+    std::fs::create_dir_all(&dir).expect("mkdir lxc container dir");
+    let config = format!(
+        "lxc.uts.name = peer\n\
+         lxc.rootfs.path = dir:{}\n\
+         lxc.idmap = u 0 {SHIFT} 65536\n\
+         lxc.idmap = g 0 {SHIFT} 65536\n\
+         lxc.net.0.type = empty\n\
+         lxc.apparmor.profile = unconfined\n\
+         lxc.init.cmd = /bin/sleep 100000\n\
+         lxc.mount.auto = proc:rw\n\
+         lxc.autodev = 1\n\
+         lxc.tty.max = 0\n\
+         lxc.pty.max = 0\n\
+         lxc.console.path = none\n\
+         lxc.cgroup.dir.monitor = {cgroups}/monitor\n\
+         lxc.cgroup.dir.monitor.pivot = {cgroups}/pivot\n\
+         lxc.cgroup.dir.container = {cgroups}/payload\n",
+        rootfs.display()
+    );
+    std::fs::write(dir.join("config"), config).expect("write lxc config");
+}
+
+/// One LXC round: lxc-start -d, lxc-attach true, then lxc-stop -k (not timed).
+fn lxc_round(lxcpath: &str, name: &str) -> f64 {
+    let t = Instant::now();
+    assert!(run(&["lxc-start", "-P", lxcpath, "-n", name, "-d"]), "lxc-start");
+    assert!(run(&["lxc-attach", "-P", lxcpath, "-n", name, "--", "/bin/true"]), "lxc-attach");
+    let took = ms(t.elapsed());
+    assert!(run(&["lxc-stop", "-P", lxcpath, "-n", name, "-k"]), "lxc-stop");
+    took
+}
+
+/// A shell in the bench's own cgroup (the unified and name=systemd hierarchies, where
+/// systemd-nspawn --keep-unit makes its `supervisor` and `payload` cgroups beside the
+/// caller's) that starts systemd-nspawn when asked and stops it again. A long-lived
+/// process, so no round pays for moving a process into that cgroup.
+struct NspawnHolder {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+}
+
+impl NspawnHolder {
+    fn new(rootfs: &Path, machine: &str, cgroups: &str, log: &Path) -> Self {
+        let mut join = String::new();
+        for h in ["unified", "systemd"] {
+            let dir = Path::new(CGROUP_ROOT).join(h).join(cgroups);
+            std::fs::create_dir_all(&dir).expect("mkdir nspawn cgroup");
+            join.push_str(&format!("echo $$ > {}/cgroup.procs && ", dir.display()));
+        }
+        let script = format!(
+            "{join} echo ready && while read -r cmd; do case $cmd in \
+             start) systemd-nspawn -q -D {} --keep-unit --register=no --private-users={SHIFT}:65536 \
+               --private-network -M {machine} --kill-signal=SIGKILL /bin/sleep 100000 \
+               </dev/null >/dev/null 2>>{} & echo $! ;; \
+             stop) kill -TERM $! && wait $!; echo stopped ;; esac; done",
+            rootfs.display(),
+            log.display()
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh");
+        let input = child.stdin.take().expect("stdin");
+        let output = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut h = NspawnHolder { child, input, output };
+        assert_eq!(h.line(), "ready", "the nspawn holder in its cgroup");
+        h
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.output.read_line(&mut l).expect("holder output");
+        l.trim().to_string()
+    }
+
+    fn ask(&mut self, what: &str) -> String {
+        writeln!(self.input, "{what}").expect("holder input");
+        self.line()
+    }
+}
+
+impl Drop for NspawnHolder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The container's PID 1 once it has exec'd `sleep`: the child of systemd-nspawn (the
+/// outer child that made it has gone by then).
+fn nspawn_payload(nspawn: u32, deadline: Instant) -> u32 {
+    let children = format!("/proc/{nspawn}/task/{nspawn}/children");
+    loop {
+        let found = std::fs::read_to_string(&children).unwrap_or_default().split_whitespace().find_map(|c| {
+            let comm = std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default();
+            (comm.trim() == "sleep").then(|| c.parse::<u32>().ok()).flatten()
+        });
+        if let Some(pid) = found {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "systemd-nspawn's container did not come up (see its log)");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// One systemd-nspawn round: started in the background, then `nsenter --all` into its
+/// PID 1 runs true (nspawn has no exec verb without machined); stopped after (not timed).
+fn nspawn_round(holder: &mut NspawnHolder) -> f64 {
+    let t = Instant::now();
+    let nspawn: u32 = holder.ask("start").parse().expect("nspawn pid");
+    let pid = nspawn_payload(nspawn, Instant::now() + Duration::from_secs(10)).to_string();
+    assert!(run(&["nsenter", "-t", &pid, "-a", "/bin/true"]), "nsenter into the nspawn container");
+    let took = ms(t.elapsed());
+    assert_eq!(holder.ask("stop"), "stopped");
     took
 }
 
@@ -137,37 +303,90 @@ fn vzbpf_round(env: &VzEnv) -> f64 {
 
 pub fn peers() {
     println!("== peers: start to first exec returned (same busybox rootfs, userns 0->100000, 7 namespaces) ==");
-    if !run(&["crun", "--version"]) {
-        println!("crun is not installed (cargo xtask bench installs it): skipped");
-        return;
-    }
+    let have = |argv: &[&str], name: &str| {
+        let there = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !there {
+            println!("{name} is not installed (cargo xtask bench installs it): not measured");
+        }
+        there
+    };
+    let (has_crun, has_lxc, has_nspawn) = (
+        have(&["crun", "--version"], "crun"),
+        have(&["lxc-start", "--version"], "LXC"),
+        have(&["systemd-nspawn", "--version"], "systemd-nspawn"),
+    );
     let env = VzEnv::new("bench-peers");
     ok(&env, &["create", "101"]);
     let rootfs = env.dir.join("peer-rootfs");
     peer_rootfs(&env, &rootfs);
+    let tag = format!("vzbench-peers-{}", std::process::id());
+    let cgroups = BenchCgroups(tag.clone());
+
     let bundle: PathBuf = env.dir.join("crun-bundle");
     crun_bundle(&bundle, &rootfs);
-    let state = env.dir.join("crun-state");
-    let (state, bundle) = (state.to_string_lossy().into_owned(), bundle.to_string_lossy().into_owned());
-    let id = format!("vzbench-{}", std::process::id());
-    // Warm both (templates, programs, page cache), then rounds in alternating order.
-    vzbpf_round(&env);
-    let view = CrunView::new();
-    crun_round(&view, &state, &bundle, &id);
-    let (mut vz, mut crun, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
-        let (v, c) = if round % 2 == 0 {
-            let v = vzbpf_round(&env);
-            (v, crun_round(&view, &state, &bundle, &id))
-        } else {
-            let c = crun_round(&view, &state, &bundle, &id);
-            (vzbpf_round(&env), c)
-        };
-        vz.push(v);
-        crun.push(c);
-        ratios.push(c / v);
+    let state = env.dir.join("crun-state").to_string_lossy().into_owned();
+    let bundle = bundle.to_string_lossy().into_owned();
+    let view = has_crun.then(CrunView::new);
+
+    let lxcpath = env.dir.join("lxc");
+    lxc_config(&lxcpath, &tag, &rootfs, &format!("{tag}/lxc"));
+    let lxcpath = lxcpath.to_string_lossy().into_owned();
+
+    let mut holder =
+        has_nspawn.then(|| NspawnHolder::new(&rootfs, &tag, &format!("{tag}/nspawn"), &env.dir.join("nspawn.log")));
+
+    // Each runtime's one round, by index; the order rotates every round so drift on the VM
+    // hits all alike. Index 0 is vzbpf.
+    let names = [
+        "vzbpf (vzctl start + exec)",
+        "crun (run -d + exec, no cgroups made)",
+        "LXC (lxc-start -d + lxc-attach)",
+        "systemd-nspawn (+ nsenter -a)",
+    ];
+    let present = [true, has_crun, has_lxc, has_nspawn];
+    let mut round_of = |i: usize| -> f64 {
+        match i {
+            0 => vzbpf_round(&env),
+            1 => crun_round(view.as_ref().expect("crun"), &state, &bundle, &tag),
+            2 => lxc_round(&lxcpath, &tag),
+            _ => nspawn_round(holder.as_mut().expect("nspawn")),
+        }
+    };
+    // Warm every one (templates, programs, page cache) once, untimed.
+    for i in (0..4).filter(|&i| present[i]) {
+        round_of(i);
     }
-    let (v, c) = (median(vz), median(crun));
-    println!("vzbpf (vzctl start + exec): {v:.1} ms; crun (run -d + exec, no cgroups made): {c:.1} ms");
-    println!("ratio crun/vzbpf (median of {ROUNDS} per-round ratios): {:.2}", median(ratios));
+    let mut took: [Vec<f64>; 4] = Default::default();
+    let mut ratios: [Vec<f64>; 4] = Default::default();
+    for round in 0..ROUNDS {
+        let mut this = [0.0; 4];
+        for k in 0..4 {
+            let i = (round + k) % 4;
+            if present[i] {
+                this[i] = round_of(i);
+            }
+        }
+        for i in (0..4).filter(|&i| present[i]) {
+            took[i].push(this[i]);
+            ratios[i].push(this[i] / this[0]);
+        }
+    }
+    let vz = median(took[0].clone());
+    println!("{}: {vz:.1} ms", names[0]);
+    for i in (1..4).filter(|&i| present[i]) {
+        println!(
+            "{}: {:.1} ms; ratio to vzbpf {:.2} (median of {ROUNDS} per-round ratios; < 1: faster than vzbpf)",
+            names[i],
+            median(took[i].clone()),
+            median(ratios[i].clone())
+        );
+    }
+    drop(holder);
+    drop(view);
+    drop(cgroups);
 }
