@@ -54,6 +54,33 @@ fn unprivileged_caller_gets_a_clear_error() {
     assert!(!env.bpf_root.exists(), "an unprivileged run created pins");
 }
 
+/// A config directory that is not there (mistyped, or removed by a script) is refused by
+/// name: the host's defaults (/vz, /sys/fs/bpf/vz, the host's cgroups) are never used
+/// instead.
+#[test]
+fn a_missing_config_directory_is_refused_not_replaced_by_the_defaults() {
+    let env = VzEnv::new("noconf");
+    let missing = env.dir.join("no-such-conf");
+    for (prog, args, code) in [("vzctl", &["create", "101"][..], 21), ("vzlist", &["-a"], 1)] {
+        let mut c = env.cmd_here(prog, args);
+        c.env("VZ_CONF_DIR", &missing);
+        // Should the refusal ever break, the run still lands in the test's own tree.
+        let d = &env.dir;
+        for (var, path) in [
+            ("VZ_VE_ROOT", d.join("fallback/root/$VEID")),
+            ("VZ_VE_PRIVATE", d.join("fallback/private/$VEID")),
+            ("VZ_TEMPLATE", d.join("fallback/template")),
+            ("VZ_LOCKDIR", d.join("fallback/lock")),
+            ("VZ_BPF_ROOT", env.bpf_root.clone()),
+        ] {
+            c.env(var, path);
+        }
+        c.env("VZ_CGROUP_PARENT", &env.name);
+        Out::of(c.output().unwrap()).one_line_error(prog, code, &missing.to_string_lossy());
+    }
+    assert!(!env.dir.join("fallback").exists() && !env.bpf_root.exists(), "a refused run made something");
+}
+
 #[test]
 fn kernel_without_bpf_is_reported_plainly() {
     let env = VzEnv::new("nobpf");

@@ -338,6 +338,11 @@ impl Paths {
     pub fn load_with(env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut p = Paths::default();
         if let Some(d) = env("VZ_CONF_DIR") {
+            // A mistyped or removed config directory must not fall back to the host's
+            // defaults (/vz, /sys/fs/bpf/vz): whoever set it meant another node.
+            if !Path::new(&d).is_dir() {
+                return Err(ConfigError::BadValue { key: "VZ_CONF_DIR".into(), value: d, why: "no such directory" });
+            }
             p.conf_dir = d.into();
         }
         let conf = ConfFile::read(&p.global_conf())?;
@@ -491,7 +496,6 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        fs::remove_dir_all(&dir).unwrap();
         assert_eq!(p.root_of(101), Path::new("/r/101"));
         assert_eq!(p.private_of(7), Path::new("/vz/private/7"));
         assert_eq!(p.local_uid, 200000);
@@ -503,7 +507,6 @@ mod tests {
         assert_eq!(p.log_file, None);
         assert_eq!((p.log_level, p.events_log.as_path(), p.metrics_addr.as_str()), (2, Path::new("/e.log"), "[::1]:9"));
         // The environment wins, and a value other than yes/no is refused by name.
-        // (The config dir is gone now: defaults, never the host's /etc/vz.)
         let env = |v: &'static str| {
             let d = d.clone();
             move |k: &str| match k {
@@ -516,6 +519,11 @@ mod tests {
         assert!(Paths::load_with(env("yes")).unwrap().dcache_accounting);
         let e = Paths::load_with(env("maybe")).unwrap_err();
         assert!(e.to_string().contains("maybe"), "{e}");
+        // A config directory that is not there is refused by name, never replaced by the
+        // host's defaults.
+        fs::remove_dir_all(&dir).unwrap();
+        let e = Paths::load_with(env("no")).unwrap_err();
+        assert!(e.to_string().contains(&d) && e.to_string().contains("VZ_CONF_DIR"), "{e}");
     }
 
     #[test]

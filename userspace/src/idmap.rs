@@ -107,9 +107,15 @@ pub fn moved_id(id: u32, from: u32, to: u32) -> u32 {
 pub fn chown_tree(dir: &Path, map: &dyn Fn(u32, u32) -> (u32, u32)) -> io::Result<()> {
     let dev = fs::symlink_metadata(dir)?.dev();
     let mut stack = vec![dir.to_path_buf()];
+    // A file with several names (hard links: the default template's applets) is mapped
+    // once; a second pass would map its already-mapped ids again.
+    let mut linked = std::collections::HashSet::new();
     while let Some(p) = stack.pop() {
         let md = fs::symlink_metadata(&p)?;
         if md.dev() != dev {
+            continue;
+        }
+        if !md.is_dir() && md.nlink() > 1 && !linked.insert(md.ino()) {
             continue;
         }
         let (uid, gid) = (md.uid(), md.gid());
@@ -156,6 +162,27 @@ mod tests {
         let last = (i32::MAX as u32) + 1 - RANGE;
         assert_eq!(allocate((last, last), &[], &none, &none), Some((last, last)));
         assert_eq!(allocate((last + 1, last), &[], &none, &none), None);
+    }
+
+    #[test]
+    fn a_file_with_several_names_is_mapped_once() {
+        let dir = std::env::temp_dir().join(format!("vz-chown-tree-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("bin")).unwrap();
+        fs::write(dir.join("bin/busybox"), b"x").unwrap();
+        for name in ["sh", "ls", "cat"] {
+            fs::hard_link(dir.join("bin/busybox"), dir.join("bin").join(name)).unwrap();
+        }
+        fs::write(dir.join("single"), b"y").unwrap();
+        let asked = std::cell::Cell::new(0);
+        let r = chown_tree(&dir, &|u, g| {
+            asked.set(asked.get() + 1);
+            (u, g)
+        });
+        fs::remove_dir_all(&dir).unwrap();
+        r.unwrap();
+        // The directory, bin, busybox (four names) and single: four files, not seven names.
+        assert_eq!(asked.get(), 4);
     }
 
     #[test]

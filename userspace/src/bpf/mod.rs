@@ -402,6 +402,13 @@ impl Bpf {
     /// Drops a VE's records (after its cgroup is gone). Its venet links are the caller's to
     /// detach (`detach_venet`): their names are the network layer's.
     pub fn unregister_ve(&mut self, cgroup: u64) -> Result<(), BpfError> {
+        // Every dentry or inode recorded for the VE holds part of its dcachesize, and its
+        // cgroup is empty now (nothing more is charged): with nothing held there is nothing
+        // to forget, and the walk over the whole table (~13 ms) is skipped.
+        let dcache_held = match self.ubc.get(&cgroup, 0) {
+            Ok(u) => u.res[vz_common::res::DCACHESIZE as usize].held,
+            Err(_) => u64::MAX,
+        };
         removed(self.ubc.remove(&cgroup))?;
         removed(self.limits.remove(&cgroup))?;
         if let Some(mut ids) = self.pinned_hash::<u64, u32>(maps::VEIDS)? {
@@ -422,8 +429,10 @@ impl Bpf {
         }
         // Dentries and inodes the VE allocated outlive it in the caches; forget them, so
         // the table keeps room for running VEs (their frees then find no record).
-        if let Some(mut objs) = self.pinned_hash::<u64, u64>(maps::DCACHE_OBJS)? {
-            remove_where_value(&mut objs, cgroup);
+        if dcache_held > 0 {
+            if let Some(mut objs) = self.pinned_hash::<u64, u64>(maps::DCACHE_OBJS)? {
+                remove_where_value(&mut objs, cgroup);
+            }
         }
         // Its blkio cgroup and block I/O counters (bios still in flight age out of the LRU).
         if let Some(mut cgs) = self.pinned_hash::<u64, u64>(maps::IO_CGROUPS)? {

@@ -11,10 +11,12 @@ impl Vz {
             self.cg.kill_all(veid);
             self.wait_empty(veid, Duration::from_secs(10));
         }
+        self.mark("stop:empty");
         if let Ok(id) = self.cg.ve_id(veid) {
             if let Err(e) = crate::net::teardown(id) {
                 warn!(veid, "cannot remove the VE's network pair: {e}");
             }
+            self.mark("stop:pair");
             self.withdraw(veid);
             // Bridged interfaces the VE runs with (live) or is configured with; each is
             // removed only if it is one vzctl made for this VE.
@@ -38,8 +40,10 @@ impl Vz {
                     warn!(veid, "cannot drop beancounter records: {e}");
                 }
             }
+            self.mark("stop:bpf");
         }
         self.cg.remove_ve(veid)?;
+        self.mark("stop:cgroups");
         if is_mounted(root) {
             // The admin's umount scripts; the VE is stopped either way.
             if let Err(e) = self.conf(veid).and_then(|c| self.host_action(veid, &c, super::actions::Action::Umount)) {
@@ -57,11 +61,15 @@ impl Vz {
 
     pub(super) fn wait_empty(&self, veid: u32, timeout: Duration) -> bool {
         let end = Instant::now() + timeout;
+        // Killed processes are gone within a millisecond or two; a halting init takes
+        // longer: short naps first, then 5 ms ones.
+        let mut nap = Duration::from_micros(250);
         while Instant::now() < end {
             if self.cg.procs(veid).is_empty() {
                 return true;
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_millis(5));
         }
         self.cg.procs(veid).is_empty()
     }
@@ -79,6 +87,7 @@ impl Vz {
             crate::report::progress("Stopping container ...");
             self.cg.kill_all(veid);
             self.wait_empty(veid, KILL_WAIT);
+            self.mark("stop:killed");
         }
         let _lock = if fast {
             match VeLock::take_within(&self.paths.lock_dir, veid, FAST_LOCK_WAIT)? {

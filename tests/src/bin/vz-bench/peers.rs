@@ -18,6 +18,7 @@ use super::{median, ms, ok};
 
 const SHIFT: u32 = 100_000;
 const ROUNDS: usize = 21;
+const CYCLE_ROUNDS: usize = 11;
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Runs `argv`, quietly; whether it succeeded (what it said on failure is printed). Its
@@ -111,25 +112,28 @@ impl Drop for CrunView {
     }
 }
 
-/// One crun round: run detached, exec true, then kill and delete (not timed).
-fn crun_round(view: &CrunView, state: &str, bundle: &str, id: &str) -> f64 {
+/// crun through the holder's mount namespace, with the bench's state directory.
+fn crun(view: &CrunView, state: &str, args: &[&str]) -> bool {
     let holder = view.0.id().to_string();
-    let crun = |args: &[&str]| {
-        let mut argv = vec!["nsenter", "-t", &holder, "-m", "crun", "--root", state, "--cgroup-manager=disabled"];
-        argv.extend_from_slice(args);
-        run(&argv)
-    };
-    let t = Instant::now();
-    assert!(crun(&["run", "--detach", "--bundle", bundle, id]), "crun run");
-    assert!(crun(&["exec", id, "/bin/true"]), "crun exec");
-    let took = ms(t.elapsed());
-    crun(&["kill", id, "KILL"]);
+    let mut argv = vec!["nsenter", "-t", &holder, "-m", "crun", "--root", state, "--cgroup-manager=disabled"];
+    argv.extend_from_slice(args);
+    run(&argv)
+}
+
+/// run detached, exec true.
+fn crun_start(view: &CrunView, state: &str, bundle: &str, id: &str) {
+    assert!(crun(view, state, &["run", "--detach", "--bundle", bundle, id]), "crun run");
+    assert!(crun(view, state, &["exec", id, "/bin/true"]), "crun exec");
+}
+
+/// kill and delete.
+fn crun_stop(view: &CrunView, state: &str, id: &str) {
+    crun(view, state, &["kill", id, "KILL"]);
     let end = Instant::now() + Duration::from_secs(10);
-    while !crun(&["delete", "--force", id]) {
+    while !crun(view, state, &["delete", "--force", id]) {
         assert!(Instant::now() < end, "crun delete {id}");
         std::thread::sleep(Duration::from_millis(5));
     }
-    took
 }
 
 /// A cgroup directory of the bench's own in every hierarchy of the host (`name` below each
@@ -191,14 +195,14 @@ fn lxc_config(lxcpath: &Path, name: &str, rootfs: &Path, cgroups: &str) {
     std::fs::write(dir.join("config"), config).expect("write lxc config");
 }
 
-/// One LXC round: lxc-start -d, lxc-attach true, then lxc-stop -k (not timed).
-fn lxc_round(lxcpath: &str, name: &str) -> f64 {
-    let t = Instant::now();
+/// lxc-start -d, lxc-attach true.
+fn lxc_start(lxcpath: &str, name: &str) {
     assert!(run(&["lxc-start", "-P", lxcpath, "-n", name, "-d"]), "lxc-start");
     assert!(run(&["lxc-attach", "-P", lxcpath, "-n", name, "--", "/bin/true"]), "lxc-attach");
-    let took = ms(t.elapsed());
+}
+
+fn lxc_stop(lxcpath: &str, name: &str) {
     assert!(run(&["lxc-stop", "-P", lxcpath, "-n", name, "-k"]), "lxc-stop");
-    took
 }
 
 /// A shell in the bench's own cgroup (the unified and name=systemd hierarchies, where
@@ -279,30 +283,127 @@ fn nspawn_payload(nspawn: u32, deadline: Instant) -> u32 {
     }
 }
 
-/// One systemd-nspawn round: started in the background, then `nsenter --all` into its
-/// PID 1 runs true (nspawn has no exec verb without machined); stopped after (not timed).
-fn nspawn_round(holder: &mut NspawnHolder) -> f64 {
-    let t = Instant::now();
+/// systemd-nspawn started in the background, then `nsenter --all` into its PID 1 runs
+/// true (nspawn has no exec verb without machined).
+fn nspawn_start(holder: &mut NspawnHolder) {
     let nspawn: u32 = holder.ask("start").parse().expect("nspawn pid");
     let pid = nspawn_payload(nspawn, Instant::now() + Duration::from_secs(10)).to_string();
     assert!(run(&["nsenter", "-t", &pid, "-a", "/bin/true"]), "nsenter into the nspawn container");
-    let took = ms(t.elapsed());
-    assert_eq!(holder.ask("stop"), "stopped");
-    took
 }
 
-/// vzctl start until its first `exec true` has returned, then stop (not timed).
-fn vzbpf_round(env: &VzEnv) -> f64 {
-    let t = Instant::now();
-    ok(env, &["start", "101"]);
-    ok(env, &["exec", "101", "true"]);
-    let took = ms(t.elapsed());
-    ok(env, &["stop", "--fast", "101"]);
-    took
+fn nspawn_stop(holder: &mut NspawnHolder) {
+    assert_eq!(holder.ask("stop"), "stopped");
+}
+
+/// The runtimes measured, in their order in the output; vzbpf first.
+const NAMES: [&str; 4] = [
+    "vzbpf (vzctl start + exec)",
+    "crun (run -d + exec, no cgroups made)",
+    "LXC (lxc-start -d + lxc-attach)",
+    "systemd-nspawn (+ nsenter -a)",
+];
+
+/// Everything a round of any runtime needs.
+struct Peers<'a> {
+    env: &'a VzEnv,
+    present: [bool; 4],
+    /// The peers' shared template copy, and where their containers find their root.
+    rootfs: PathBuf,
+    run_root: PathBuf,
+    view: Option<CrunView>,
+    state: String,
+    bundle: String,
+    lxcpath: String,
+    holder: Option<NspawnHolder>,
+    tag: String,
+}
+
+impl Peers<'_> {
+    /// Runtime `i` from nothing to its first `exec true` returned; with `cycle`, also
+    /// its root made first (`vzctl create`; `cp -a` of the template copy for the peers)
+    /// and, timed too, stopped and its root removed (`vzctl destroy`; `rm -rf`). Without
+    /// `cycle` the stop is not timed.
+    fn round(&mut self, i: usize, cycle: bool) -> f64 {
+        let t = Instant::now();
+        let veid = if cycle { "102" } else { "101" };
+        if cycle {
+            if i == 0 {
+                ok(self.env, &["create", veid]);
+            } else {
+                copy_tree(&self.rootfs, &self.run_root);
+            }
+        }
+        match i {
+            0 => {
+                ok(self.env, &["start", veid]);
+                ok(self.env, &["exec", veid, "true"]);
+            }
+            1 => crun_start(self.view.as_ref().expect("crun"), &self.state, &self.bundle, &self.tag),
+            2 => lxc_start(&self.lxcpath, &self.tag),
+            _ => nspawn_start(self.holder.as_mut().expect("nspawn")),
+        }
+        let started = ms(t.elapsed());
+        match i {
+            0 => ok(self.env, &["stop", "--fast", veid]),
+            1 => crun_stop(self.view.as_ref().expect("crun"), &self.state, &self.tag),
+            2 => lxc_stop(&self.lxcpath, &self.tag),
+            _ => nspawn_stop(self.holder.as_mut().expect("nspawn")),
+        }
+        if !cycle {
+            return started;
+        }
+        if i == 0 {
+            ok(self.env, &["destroy", veid]);
+        } else {
+            std::fs::remove_dir_all(&self.run_root).expect("rm -rf the container's root");
+        }
+        ms(t.elapsed())
+    }
+
+    /// `rounds` rounds of every runtime present, the order rotating each round so drift
+    /// on the VM hits all alike; per runtime the median time and the median of its
+    /// per-round ratios to vzbpf.
+    fn measure(&mut self, rounds: usize, cycle: bool) -> Vec<(usize, f64, f64)> {
+        let mut took: [Vec<f64>; 4] = Default::default();
+        let mut ratios: [Vec<f64>; 4] = Default::default();
+        for round in 0..rounds {
+            let mut this = [0.0; 4];
+            for k in 0..4 {
+                let i = (round + k) % 4;
+                if self.present[i] {
+                    this[i] = self.round(i, cycle);
+                }
+            }
+            for i in (0..4).filter(|&i| self.present[i]) {
+                took[i].push(this[i]);
+                ratios[i].push(this[i] / this[0]);
+            }
+        }
+        (0..4).filter(|&i| self.present[i]).map(|i| (i, median(took[i].clone()), median(ratios[i].clone()))).collect()
+    }
+}
+
+/// `cp -a from to`: what a peer's admin does to give a container a root of its own.
+fn copy_tree(from: &Path, to: &Path) {
+    let done = Command::new("cp").arg("-a").arg(from).arg(to).status().expect("cp");
+    assert!(done.success(), "cp -a {}", from.display());
+}
+
+fn print(results: &[(usize, f64, f64)], rounds: usize) {
+    for &(i, took, ratio) in results {
+        if i == 0 {
+            println!("  {}: {took:.1} ms", NAMES[0]);
+        } else {
+            println!(
+                "  {}: {took:.1} ms; its time / vzbpf's {ratio:.2} (median of {rounds} per-round ratios; < 1: faster than vzbpf)",
+                NAMES[i]
+            );
+        }
+    }
 }
 
 pub fn peers() {
-    println!("== peers: start to first exec returned (same busybox rootfs, userns 0->100000, 7 namespaces) ==");
+    println!("== peers: the same busybox rootfs, userns 0->100000, 7 namespaces ==");
     let have = |argv: &[&str], name: &str| {
         let there = Command::new(argv[0])
             .args(&argv[1..])
@@ -315,78 +416,48 @@ pub fn peers() {
         }
         there
     };
-    let (has_crun, has_lxc, has_nspawn) = (
+    let present = [
+        true,
         have(&["crun", "--version"], "crun"),
         have(&["lxc-start", "--version"], "LXC"),
         have(&["systemd-nspawn", "--version"], "systemd-nspawn"),
-    );
+    ];
     let env = VzEnv::new("bench-peers");
     ok(&env, &["create", "101"]);
     let rootfs = env.dir.join("peer-rootfs");
     peer_rootfs(&env, &rootfs);
+    let run_root = env.dir.join("peer-run");
+    copy_tree(&rootfs, &run_root);
     let tag = format!("vzbench-peers-{}", std::process::id());
     let cgroups = BenchCgroups(tag.clone());
 
-    let bundle: PathBuf = env.dir.join("crun-bundle");
-    crun_bundle(&bundle, &rootfs);
-    let state = env.dir.join("crun-state").to_string_lossy().into_owned();
-    let bundle = bundle.to_string_lossy().into_owned();
-    let view = has_crun.then(CrunView::new);
-
+    let bundle = env.dir.join("crun-bundle");
+    crun_bundle(&bundle, &run_root);
     let lxcpath = env.dir.join("lxc");
-    lxc_config(&lxcpath, &tag, &rootfs, &format!("{tag}/lxc"));
-    let lxcpath = lxcpath.to_string_lossy().into_owned();
-
-    let mut holder =
-        has_nspawn.then(|| NspawnHolder::new(&rootfs, &tag, &format!("{tag}/nspawn"), &env.dir.join("nspawn.log")));
-
-    // Each runtime's one round, by index; the order rotates every round so drift on the VM
-    // hits all alike. Index 0 is vzbpf.
-    let names = [
-        "vzbpf (vzctl start + exec)",
-        "crun (run -d + exec, no cgroups made)",
-        "LXC (lxc-start -d + lxc-attach)",
-        "systemd-nspawn (+ nsenter -a)",
-    ];
-    let present = [true, has_crun, has_lxc, has_nspawn];
-    let mut round_of = |i: usize| -> f64 {
-        match i {
-            0 => vzbpf_round(&env),
-            1 => crun_round(view.as_ref().expect("crun"), &state, &bundle, &tag),
-            2 => lxc_round(&lxcpath, &tag),
-            _ => nspawn_round(holder.as_mut().expect("nspawn")),
-        }
+    lxc_config(&lxcpath, &tag, &run_root, &format!("{tag}/lxc"));
+    let mut p = Peers {
+        env: &env,
+        present,
+        view: present[1].then(CrunView::new),
+        state: env.dir.join("crun-state").to_string_lossy().into_owned(),
+        bundle: bundle.to_string_lossy().into_owned(),
+        lxcpath: lxcpath.to_string_lossy().into_owned(),
+        holder: present[3]
+            .then(|| NspawnHolder::new(&run_root, &tag, &format!("{tag}/nspawn"), &env.dir.join("nspawn.log"))),
+        rootfs,
+        run_root,
+        tag,
     };
     // Warm every one (templates, programs, page cache) once, untimed.
     for i in (0..4).filter(|&i| present[i]) {
-        round_of(i);
+        p.round(i, false);
     }
-    let mut took: [Vec<f64>; 4] = Default::default();
-    let mut ratios: [Vec<f64>; 4] = Default::default();
-    for round in 0..ROUNDS {
-        let mut this = [0.0; 4];
-        for k in 0..4 {
-            let i = (round + k) % 4;
-            if present[i] {
-                this[i] = round_of(i);
-            }
-        }
-        for i in (0..4).filter(|&i| present[i]) {
-            took[i].push(this[i]);
-            ratios[i].push(this[i] / this[0]);
-        }
-    }
-    let vz = median(took[0].clone());
-    println!("{}: {vz:.1} ms", names[0]);
-    for i in (1..4).filter(|&i| present[i]) {
-        println!(
-            "{}: {:.1} ms; ratio to vzbpf {:.2} (median of {ROUNDS} per-round ratios; < 1: faster than vzbpf)",
-            names[i],
-            median(took[i].clone()),
-            median(ratios[i].clone())
-        );
-    }
-    drop(holder);
-    drop(view);
+    println!("start to first exec returned ({ROUNDS} rounds):");
+    print(&p.measure(ROUNDS, false), ROUNDS);
+    // The root the start rounds used goes; each cycle round makes and removes its own.
+    std::fs::remove_dir_all(&p.run_root).expect("rm -rf peer-run");
+    println!("the whole cycle: create (cp -a), start, exec true, stop, delete (rm -rf) ({CYCLE_ROUNDS} rounds):");
+    print(&p.measure(CYCLE_ROUNDS, true), CYCLE_ROUNDS);
+    drop(p);
     drop(cgroups);
 }
