@@ -147,6 +147,15 @@ fn vzlist_formats() {
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!((row[0], row[2], row[3], row[4]), ("101", "running", "-", "b.test"));
     assert!(row[1].parse::<u32>().unwrap() >= 1);
+    // NPROC is the VE's task count: every process of its cgroup (busybox makes no
+    // threads), and one more for a process started in it.
+    let nproc = || env.vzlist(&["-H", "-o", "nproc", "101"]).stdout.trim().parse::<usize>().unwrap();
+    let procs = || env.cg().procs(101).len();
+    assert_eq!(nproc(), procs());
+    let before = nproc();
+    env.ok(&["exec", "101", "sleep 1000 </dev/null >/dev/null 2>&1 &"]);
+    assert_eq!(nproc(), before + 1);
+    assert_eq!(nproc(), procs());
     assert_eq!(env.vzlist(&["-H", "-1"]).stdout, "101\n102\n");
     assert_eq!(env.vzlist(&["-a", "-1"]).stdout, "101\n102\n103\n");
     assert_eq!(

@@ -205,6 +205,11 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
         let ctrls = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
         ctrls.split_whitespace().any(|c| c == controller).then_some(dir)
     }
+    /// The VE's tasks (processes and threads) by the pids controller's count, None where
+    /// there is no pids controller for VEs or the VE has no cgroup.
+    fn tasks(&self, veid: u32) -> Option<u64> {
+        read_num(&self.controller_dir(veid, "pids")?.join("pids.current"))
+    }
     /// Every process in the VE's cgroup2 subtree.
     fn procs(&self, veid: u32) -> Vec<i32> {
         let mut out = Vec::new();

@@ -22,12 +22,15 @@ impl Want {
 /// One VE's row. `bpf` is an open handle on the pins, shared by every row of one listing:
 /// its iterators run once for all VEs.
 pub fn row(vz: &Vz, bpf: Option<&Bpf>, mounts: &MountTable, veid: u32, conf: ConfFile, want: Want) -> VeRow {
-    let procs = vz.cg.procs(veid);
+    // Tasks (processes and threads, what OpenVZ's NPROC and numproc count) from the pids
+    // controller: one read, where listing every cgroup.procs below the VE's cgroup takes a
+    // read and a directory walk each.
+    let tasks = vz.cg.tasks(veid).map_or_else(|| vz.cg.procs(veid).len(), |n| n as usize);
     let root = vz.root_of(veid, &conf);
     // One statx where the kernel reports mount roots (the table's lookup resolves the
     // path's every component first).
     let mounted = crate::sys::mount::is_mount_root(&root).unwrap_or_else(|| mounts.is_mount_point(&root));
-    let running = !procs.is_empty();
+    let running = tasks > 0;
     let cgid = if running && (want.net || want.io) { vz.cg.ve_id(veid).ok() } else { None };
     // Beancounters only when asked: some rows are read inside the VE's namespaces, which
     // would make a plain listing of many VEs slow.
@@ -54,15 +57,5 @@ pub fn row(vz: &Vz, bpf: Option<&Bpf>, mounts: &MountTable, veid: u32, conf: Con
     let measured = ubc
         .filter(|_| want.walks)
         .map_or(0, |rec| vz.rows_of(veid, bpf, rec).iter().fold(0, |m, r| m | 1 << r.row.resource.id));
-    VeRow {
-        veid,
-        status: Status { exist: true, mounted, running },
-        nproc: procs.len(),
-        conf,
-        ubc,
-        net,
-        io,
-        disk,
-        measured,
-    }
+    VeRow { veid, status: Status { exist: true, mounted, running }, nproc: tasks, conf, ubc, net, io, disk, measured }
 }

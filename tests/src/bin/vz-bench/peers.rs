@@ -296,6 +296,12 @@ fn nspawn_stop(holder: &mut NspawnHolder) {
 }
 
 /// The runtimes measured, in their order in the output; vzbpf first.
+const CYCLE_NAMES: [&str; 4] = [
+    "vzbpf (vzctl create, start, exec, stop --fast, destroy)",
+    "crun (cp -a, run -d, exec, kill, delete, rm -rf)",
+    "LXC (cp -a, lxc-start -d, lxc-attach, lxc-stop -k, rm -rf)",
+    "systemd-nspawn (cp -a, nspawn, nsenter -a, SIGTERM, rm -rf)",
+];
 const NAMES: [&str; 4] = [
     "vzbpf (vzctl start + exec)",
     "crun (run -d + exec, no cgroups made)",
@@ -389,14 +395,14 @@ fn copy_tree(from: &Path, to: &Path) {
     assert!(done.success(), "cp -a {}", from.display());
 }
 
-fn print(results: &[(usize, f64, f64)], rounds: usize) {
+fn print(results: &[(usize, f64, f64)], rounds: usize, names: &[&str; 4]) {
     for &(i, took, ratio) in results {
         if i == 0 {
-            println!("  {}: {took:.1} ms", NAMES[0]);
+            println!("  {}: {took:.1} ms", names[0]);
         } else {
             println!(
                 "  {}: {took:.1} ms; its time / vzbpf's {ratio:.2} (median of {rounds} per-round ratios; < 1: faster than vzbpf)",
-                NAMES[i]
+                names[i]
             );
         }
     }
@@ -453,11 +459,11 @@ pub fn peers() {
         p.round(i, false);
     }
     println!("start to first exec returned ({ROUNDS} rounds):");
-    print(&p.measure(ROUNDS, false), ROUNDS);
+    print(&p.measure(ROUNDS, false), ROUNDS, &NAMES);
     // The root the start rounds used goes; each cycle round makes and removes its own.
     std::fs::remove_dir_all(&p.run_root).expect("rm -rf peer-run");
-    println!("the whole cycle: create (cp -a), start, exec true, stop, delete (rm -rf) ({CYCLE_ROUNDS} rounds):");
-    print(&p.measure(CYCLE_ROUNDS, true), CYCLE_ROUNDS);
+    println!("the whole cycle, from no root to none again ({CYCLE_ROUNDS} rounds):");
+    print(&p.measure(CYCLE_ROUNDS, true), CYCLE_ROUNDS, &CYCLE_NAMES);
     drop(p);
     drop(cgroups);
 }
