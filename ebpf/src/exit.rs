@@ -13,7 +13,7 @@ use vz_common::{UbcEvent, EVENT_VE_EXIT};
 
 use crate::{
     iter::{read_u64, task_ve},
-    maps::{VZ_EVENTS, VZ_UBC},
+    maps::{VZ_EVENTS, VZ_UBC, VZ_VEIDS},
 };
 
 #[unsafe(no_mangle)]
@@ -66,13 +66,17 @@ pub fn vz_exit(ctx: BtfTracePointContext) -> i32 {
     let Some(ns) = read_u64(upid + ns_off) else { return 0 };
     let reboot = read_i32(ns + u64::from(VZ_OFF_PIDNS_REBOOT.load())).unwrap_or(0);
     let code = read_i32(task + u64::from(VZ_OFF_TASK_EXIT_CODE.load())).unwrap_or(0);
+    // The VEID travels with the event: vzctl stop may drop the VE's records before
+    // vzeventd reads it.
+    // SAFETY: the value is copied out at once.
+    let veid = unsafe { VZ_VEIDS.get(ve) }.copied().unwrap_or(0);
     if let Some(mut e) = VZ_EVENTS.reserve(0) {
         let comm = bpf_get_current_comm().unwrap_or([0; 16]);
         e.write(UbcEvent {
             ve,
             held: reboot as u32 as u64,
             barrier: code as u32 as u64,
-            limit: u64::from(level),
+            limit: u64::from(level) | u64::from(veid) << 32,
             res: EVENT_VE_EXIT,
             pid: tgid,
             comm: comm.map(|c| c),

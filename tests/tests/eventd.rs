@@ -227,6 +227,22 @@ fn reboot_inside_a_ve_starts_it_again_and_halt_stops_it() {
     assert!(line.contains("\"veid\":101"), "{line}");
     std::thread::sleep(Duration::from_secs(2));
     assert!(env.vzctl(&["status", "101"]).stdout.contains("down"), "a stopped VE stays stopped");
+
+    // A halt the daemon reads only after vzctl stop has dropped the VE's records still
+    // names the VE (the exit program puts the VEID in the event).
+    env.ok(&["start", "101"]);
+    let halts = |env: &VzEnv| events(env).iter().filter(|l| l.contains("\"event\":\"halt\"")).count();
+    let before = halts(&env);
+    let pid = _d.0.id() as i32;
+    // SAFETY: signals to our own child, by pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0, "SIGSTOP vzeventd");
+    let stopped = env.vzctl(&["stop", "101"]);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0, "SIGCONT vzeventd");
+    assert_eq!(stopped.code, 0, "{stopped:?}");
+    wait_until("the late-read halt event", || halts(&env) > before);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(env.vzctl(&["status", "101"]).stdout.contains("down"), "a stopped VE stays stopped");
 }
 
 #[test]

@@ -98,7 +98,7 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
     let want_io = fields.iter().any(|f| matches!(f.name().as_str(), "ioread" | "iowrite" | "ioreadops" | "iowriteops"))
         || cli.sort.is_some();
     let want_disk = fields.iter().any(|f| matches!(f.name().as_str(), "diskspace" | "diskinodes"));
-    let mounts = vz::sys::mountinfo::MountTable::read().unwrap_or_default();
+    let mounts = vz::sys::mountinfo::LazyMountTable::default();
     let mut rows = Vec::new();
     for veid in vz.veids() {
         if !wanted.is_empty() && !wanted.contains(&veid) {

@@ -205,10 +205,10 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
         let ctrls = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
         ctrls.split_whitespace().any(|c| c == controller).then_some(dir)
     }
-    /// The VE's tasks (processes and threads) by the pids controller's count, None where
-    /// there is no pids controller for VEs or the VE has no cgroup.
+    /// The VE's tasks (processes and threads) by the pids controller's count (0 when the
+    /// VE has no cgroup), None where there is no pids controller for VEs.
     fn tasks(&self, veid: u32) -> Option<u64> {
-        read_num(&self.controller_dir(veid, "pids")?.join("pids.current"))
+        Some(read_num(&self.controller_dir(veid, "pids")?.join("pids.current")).unwrap_or(0))
     }
     /// Every process in the VE's cgroup2 subtree.
     fn procs(&self, veid: u32) -> Vec<i32> {
@@ -264,7 +264,14 @@ fn enable_controllers(parent: &Path) {
 
 /// Reads a cgroup file as one number ("max" is None).
 pub fn read_num(path: &Path) -> Option<u64> {
-    fs::read_to_string(path).ok()?.trim().parse().ok()
+    // One read of a small buffer: a cgroup file hands its whole (short) text to the first
+    // read, and listings read one per VE.
+    let mut buf = [0u8; 64];
+    let n = io::Read::read(&mut fs::File::open(path).ok()?, &mut buf).ok()?;
+    if n == buf.len() {
+        return fs::read_to_string(path).ok()?.trim().parse().ok();
+    }
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 /// Reads `key value` lines (pids.events, memory.events, memory.stat) and returns `key`'s.

@@ -73,7 +73,12 @@ impl Exit {
 /// Whether an exiting init at pid namespace `level` is a VE's own: VEs' namespaces are
 /// children of the one vzctl and vzeventd run in; a deeper one is a namespace the VE made.
 pub fn is_ve_init(e: &UbcEvent, own_level: u32) -> bool {
-    e.limit == u64::from(own_level) + 1
+    e.limit & 0xffff_ffff == u64::from(own_level) + 1
+}
+
+/// The VEID the exit program found for the VE when its init exited (0: none recorded).
+pub fn exit_veid(e: &UbcEvent) -> Option<u32> {
+    Some((e.limit >> 32) as u32).filter(|v| *v != 0)
 }
 
 /// This process's pid namespace level: entries of its NSpid line, less one.
@@ -124,5 +129,10 @@ mod tests {
         assert!(is_ve_init(&ev(1, 3), 2));
         assert_eq!(own_level("Name:\tx\nNSpid:\t77\n"), 0);
         assert_eq!(own_level("NSpid:\t900\t12\t1\n"), 2);
+        // The VEID the program found rides in the top half; the level test ignores it.
+        let with_veid = ev(1, 1 | 101 << 32);
+        assert!(is_ve_init(&with_veid, 0));
+        assert_eq!(exit_veid(&with_veid), Some(101));
+        assert_eq!(exit_veid(&ev(1, 1)), None);
     }
 }

@@ -208,7 +208,8 @@ impl State {
     }
 
     fn on_ring(&mut self, e: &UbcEvent) {
-        let Some(veid) = self.veid_of(e.ve) else {
+        let carried = (e.res == EVENT_VE_EXIT).then(|| exits::exit_veid(e)).flatten();
+        let Some(veid) = carried.or_else(|| self.veid_of(e.ve)) else {
             debug!(cgroup = e.ve, "event of a cgroup that is no VE now");
             return;
         };
@@ -489,7 +490,7 @@ impl State {
     /// at most `walk_every` old (see `walks`).
     fn scrape(&mut self) -> String {
         let bpf = Bpf::open_existing(&self.vz.paths.bpf_root).ok();
-        let mounts = crate::sys::mountinfo::MountTable::read().unwrap_or_default();
+        let mounts = crate::sys::mountinfo::LazyMountTable::default();
         let now = Instant::now();
         let due = self.walks.due(now);
         let (mut samples, mut walked, mut running) = (Vec::new(), Vec::new(), Vec::new());

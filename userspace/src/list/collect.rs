@@ -1,7 +1,7 @@
 //! What vzlist, the metrics endpoint and anything else that lists VEs read for one VE: one
 //! reader, so the numbers a scrape returns are the ones vzlist shows.
 use super::VeRow;
-use crate::{bpf::Bpf, config::ConfFile, sys::mountinfo::MountTable, ve::Status, Vz};
+use crate::{bpf::Bpf, config::ConfFile, sys::mountinfo::LazyMountTable, ve::Status, Vz};
 
 /// Which of the costlier parts of a row to read.
 #[derive(Debug, Clone, Copy, Default)]
@@ -21,7 +21,7 @@ impl Want {
 
 /// One VE's row. `bpf` is an open handle on the pins, shared by every row of one listing:
 /// its iterators run once for all VEs.
-pub fn row(vz: &Vz, bpf: Option<&Bpf>, mounts: &MountTable, veid: u32, conf: ConfFile, want: Want) -> VeRow {
+pub fn row(vz: &Vz, bpf: Option<&Bpf>, mounts: &LazyMountTable, veid: u32, conf: ConfFile, want: Want) -> VeRow {
     // Tasks (processes and threads, what OpenVZ's NPROC and numproc count) from the pids
     // controller: one read, where listing every cgroup.procs below the VE's cgroup takes a
     // read and a directory walk each.
@@ -29,7 +29,7 @@ pub fn row(vz: &Vz, bpf: Option<&Bpf>, mounts: &MountTable, veid: u32, conf: Con
     let root = vz.root_of(veid, &conf);
     // One statx where the kernel reports mount roots (the table's lookup resolves the
     // path's every component first).
-    let mounted = crate::sys::mount::is_mount_root(&root).unwrap_or_else(|| mounts.is_mount_point(&root));
+    let mounted = crate::sys::mount::is_mount_root(&root).unwrap_or_else(|| mounts.get().is_mount_point(&root));
     let running = tasks > 0;
     let cgid = if running && (want.net || want.io) { vz.cg.ve_id(veid).ok() } else { None };
     // Beancounters only when asked: some rows are read inside the VE's namespaces, which
@@ -48,7 +48,7 @@ pub fn row(vz: &Vz, bpf: Option<&Bpf>, mounts: &MountTable, veid: u32, conf: Con
     let disk = if want.disk {
         crate::ve::conf_disk(&conf)
             .ok()
-            .and_then(|d| crate::disk::usage(&vz.private_of(veid, &conf), &root, d.layout, veid, mounts))
+            .and_then(|d| crate::disk::usage(&vz.private_of(veid, &conf), &root, d.layout, veid, mounts.get()))
     } else {
         None
     };

@@ -126,6 +126,18 @@ fn del_link(name: &str) -> Result<(), NetError> {
     })
 }
 
+/// Takes link `name` down if vzctl made it: its routes go at once (IPv4 and IPv6 alike
+/// flush the routes through a device that goes down); missing is fine.
+fn down_link(name: &str) -> Result<(), NetError> {
+    with_netlink(async |h| {
+        let Some(link) = link_by_name(&h, name).await? else { return Ok(()) };
+        if !is_ours(&link) {
+            return Err(NetError::NotOurs(name.to_string()));
+        }
+        Ok(h.link().set(LinkUnspec::new_with_index(link.header.index).down().build()).execute().await?)
+    })
+}
+
 /// Link `name` of the handle's namespace, if there is one.
 async fn link_by_name(h: &Handle, name: &str) -> Result<Option<rtnetlink::packet_route::link::LinkMessage>, NetError> {
     let mut links = h.link().get().match_name(name.to_string()).execute();

@@ -119,6 +119,10 @@ pub fn is_mount_root(path: &Path) -> Option<bool> {
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: c is a NUL-terminated path, st a buffer of the right type, both live across the call.
     let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, libc::STATX_BASIC_STATS, &mut st) };
+    // A path that is not there is nobody's mount point (a stopped VE without its VE_ROOT).
+    if r != 0 && matches!(std::io::Error::last_os_error().raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) {
+        return Some(false);
+    }
     if r != 0 || st.stx_attributes_mask & libc::STATX_ATTR_MOUNT_ROOT as u64 == 0 {
         return None;
     }

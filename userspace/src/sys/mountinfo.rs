@@ -28,6 +28,18 @@ pub struct MountTable {
     newest: HashMap<PathBuf, usize>,
 }
 
+/// The mount table, read the first time a listing needs it: a plain `vzlist` never does
+/// (statx answers its mount checks), and at 2,000 VEs the table is 2,000 lines the kernel
+/// formats for every read.
+#[derive(Debug, Default)]
+pub struct LazyMountTable(std::cell::OnceCell<MountTable>);
+
+impl LazyMountTable {
+    pub fn get(&self) -> &MountTable {
+        self.0.get_or_init(|| MountTable::read().unwrap_or_default())
+    }
+}
+
 impl MountTable {
     pub fn parse(text: &str) -> Self {
         let entries: Vec<MountEntry> = text.lines().filter_map(parse_line).collect();

@@ -13,8 +13,8 @@ impl Vz {
         }
         self.mark("stop:empty");
         if let Ok(id) = self.cg.ve_id(veid) {
-            if let Err(e) = crate::net::teardown(id) {
-                warn!(veid, "cannot remove the VE's network pair: {e}");
+            if let Err(e) = crate::net::retire(id) {
+                warn!(veid, "cannot take the VE's network pair down: {e}");
             }
             self.mark("stop:pair");
             self.withdraw(veid);
