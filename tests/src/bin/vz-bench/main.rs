@@ -233,7 +233,14 @@ fn io_shares() {
         let stats = bpf.io_stats(cgid).expect("io stats");
         stats.iter().find(|(d, _)| *d == disk.kdev()).map_or((0, 0), |(_, t)| (t.read_bytes, t.write_bytes))
     };
-    ok(&env, &["iosched", &disk.name, "bfq"]);
+    // BFQ is a module on Debian's kernels; a boot that has none cannot weigh ioprio (the
+    // io tests check vzctl says so).
+    let bfq = std::fs::read_to_string(format!("/sys/block/{}/queue/scheduler", disk.name))
+        .unwrap_or_default()
+        .contains("bfq");
+    if bfq {
+        ok(&env, &["iosched", &disk.name, "bfq"]);
+    }
     for (v, prio) in [("101", "0"), ("102", "7")] {
         ok(&env, &["create", v]);
         ok(&env, &["set", v, "--ioprio", prio, "--save"]);
@@ -251,17 +258,21 @@ fn io_shares() {
         );
     }
     let job = ["--rw=randread", "--bs=4k", "--size=256M", "--ioengine=psync", "--runtime=8", "--time_based"];
-    let (lo, hi) = std::thread::scope(|s| {
-        let lo = s.spawn(|| env.fio(101, &file(101), &job));
-        let hi = s.spawn(|| env.fio(102, &file(102), &job));
-        (lo.join().expect("fio 101"), hi.join().expect("fio 102"))
-    });
-    println!(
-        "ioprio 7 vs 0, 4 KiB random reads at once: {:.1} vs {:.1} MiB/s, ratio {:.2} (target >= 3)",
-        hi.read_bw / 1048576.0,
-        lo.read_bw / 1048576.0,
-        hi.read_bw / lo.read_bw
-    );
+    if bfq {
+        let (lo, hi) = std::thread::scope(|s| {
+            let lo = s.spawn(|| env.fio(101, &file(101), &job));
+            let hi = s.spawn(|| env.fio(102, &file(102), &job));
+            (lo.join().expect("fio 101"), hi.join().expect("fio 102"))
+        });
+        println!(
+            "ioprio 7 vs 0, 4 KiB random reads at once: {:.1} vs {:.1} MiB/s, ratio {:.2} (target >= 3)",
+            hi.read_bw / 1048576.0,
+            lo.read_bw / 1048576.0,
+            hi.read_bw / lo.read_bw
+        );
+    } else {
+        println!("ioprio: not measured, this kernel offers no BFQ for {} (no module loaded)", disk.name);
+    }
     ok(&env, &["set", "101", "--iolimit", "10M"]);
     let f = env.fio(
         101,
