@@ -157,6 +157,12 @@ fn vzlist_formats() {
     assert_eq!(nproc(), before + 1);
     assert_eq!(nproc(), procs());
     assert_eq!(env.vzlist(&["-H", "-1"]).stdout, "101\n102\n");
+    // -S narrows the VEs named too; private and root are the VE's own paths.
+    assert_eq!(env.vzlist(&["-S", "-H", "-1", "101", "103"]).stdout, "103\n");
+    assert_eq!(
+        env.vzlist(&["-H", "-t", "-o", "private,root", "101"]).stdout.split_whitespace().collect::<Vec<_>>(),
+        [env.private(101).to_string_lossy(), env.root(101).to_string_lossy()]
+    );
     assert_eq!(env.vzlist(&["-a", "-1"]).stdout, "101\n102\n103\n");
     assert_eq!(
         env.vzlist(&["-S", "-H", "-o", "ctid,name,status"]).stdout.split_whitespace().collect::<Vec<_>>(),

@@ -113,10 +113,12 @@ fn run(cli: &Cli) -> Result<String, Box<dyn std::error::Error>> {
         let want = list::collect::Want { ubc: want_ubc, net: want_net, io: want_io, disk: want_disk, walks: true };
         rows.push(list::collect::row(&vz, bpf.as_ref(), &mounts, veid, conf, want));
     }
-    let filter = if cli.all || !cli.veids.is_empty() {
-        Filter::All
-    } else if cli.stopped {
+    // -S narrows the VEs named on the command line too (`vzlist -S 101 102`: those of them
+    // that are stopped), as OpenVZ's vzlist does.
+    let filter = if cli.stopped {
         Filter::Stopped
+    } else if cli.all || !cli.veids.is_empty() {
+        Filter::All
     } else {
         Filter::Running
     };

@@ -202,6 +202,10 @@ impl Field {
                     l.map_or(Value::None, |l| Value::Num(if n.ends_with(".s") { l.soft } else { l.hard }))
                 }
                 "layout" => Value::Str(row.conf.get("VE_LAYOUT").unwrap_or("simfs").trim().into()),
+                // As OpenVZ's vzlist shows them: the VE's own paths, $VEID expanded.
+                "private" | "root" => row.conf.get(PLAIN[*i].3).map_or(Value::None, |v| {
+                    Value::Str(crate::config::expand_veid(v.trim(), row.veid).to_string_lossy().into_owned())
+                }),
                 "ioprio" => Value::Num(
                     row.conf
                         .get("IOPRIO")
@@ -445,6 +449,13 @@ pub(crate) mod tests {
             disk: running.then_some((2048, 300)),
             measured: !(1 << 18),
         }
+    }
+
+    #[test]
+    fn private_and_root_are_the_ves_own_paths() {
+        let rows = vec![row(101, true, "VE_PRIVATE=\"/vz/private/$VEID\"\nVE_ROOT=\"/vz/root/${VEID}\"\n")];
+        let t = table(&rows, &parse_fields("ctid,private,root").unwrap(), false, true);
+        assert_eq!(t.split_whitespace().collect::<Vec<_>>(), ["101", "/vz/private/101", "/vz/root/101"]);
     }
 
     #[test]
