@@ -685,7 +685,8 @@ impl Drop for VzEnv {
     }
 }
 
-fn remove_cgroup_tree(d: &Path) {
+/// Removes a cgroup directory of the test's own and every cgroup below it, deepest first.
+pub fn remove_cgroup_tree(d: &Path) {
     if let Ok(rd) = std::fs::read_dir(d) {
         for e in rd.flatten() {
             if e.file_type().is_ok_and(|t| t.is_dir()) {

@@ -163,11 +163,13 @@ fn missing_packages(pkgs: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// Debian packages, quietly, without recommends.
+/// Debian packages, quietly, without recommends; a config file already on disk (such as
+/// the lxc-net defaults written before lxc) is kept.
 fn apt_install(pkgs: &[String]) -> Result<()> {
     run(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(["-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef"])
             .args(pkgs)
             .env("DEBIAN_FRONTEND", "noninteractive"),
         false,
@@ -571,14 +573,7 @@ fn install_peers() -> Result<()> {
     let systemd = output("dpkg-query", &["-W", "-f=${Version}", "systemd"]).unwrap_or_default();
     let (nspawn, rest): (Vec<String>, Vec<String>) = missing.into_iter().partition(|p| p == "systemd-container");
     if !rest.is_empty() {
-        run(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq", "--no-install-recommends"])
-                .args(["-o", "Dpkg::Options::=--force-confold", "-o", "Dpkg::Options::=--force-confdef"])
-                .args(&rest)
-                .env("DEBIAN_FRONTEND", "noninteractive"),
-            false,
-        )?;
+        apt_install(&rest)?;
     }
     if !nspawn.is_empty() {
         let systemd = systemd.trim();

@@ -151,18 +151,8 @@ impl BenchCgroups {
 
 impl Drop for BenchCgroups {
     fn drop(&mut self) {
-        fn rmdir_tree(p: &Path) {
-            if let Ok(d) = std::fs::read_dir(p) {
-                for e in d.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        rmdir_tree(&e.path());
-                    }
-                }
-            }
-            let _ = std::fs::remove_dir(p);
-        }
         for h in Self::hierarchies() {
-            rmdir_tree(&h.join(&self.0));
+            vz_tests::remove_cgroup_tree(&h.join(&self.0));
         }
     }
 }
