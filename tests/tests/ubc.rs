@@ -140,6 +140,19 @@ fn set_accepts_every_parameter_and_vswap() {
     env.vzctl(&["set", "101", "--numfile", "5:4"]).one_line_error("vzctl", 21, "'5:4'");
     env.vzctl(&["set", "101", "--kmemsize", "-3"]).one_line_error("vzctl", 21, "'-3'");
     env.vzctl(&["set", "101", "--ram", "lots"]).one_line_error("vzctl", 21, "'lots'");
+    // A forgotten unit (bytes: a page or so) is refused with the reason, changing nothing.
+    let before = std::fs::read_to_string(env.conf_path(101)).unwrap();
+    env.vzctl(&["set", "101", "--ram", "256", "--save"]).one_line_error(
+        "vzctl",
+        21,
+        "'256' for --ram: a number without a unit is bytes",
+    );
+    env.vzctl(&["set", "101", "--swap", "512", "--save"]).one_line_error(
+        "vzctl",
+        21,
+        "'512' for --swap: a number without a unit is bytes",
+    );
+    assert_eq!(std::fs::read_to_string(env.conf_path(101)).unwrap(), before);
     env.ok(&["stop", "--fast", "101"]);
 }
 

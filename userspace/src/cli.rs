@@ -195,6 +195,10 @@ mod tests {
         assert_eq!(o.ram, Some(262144));
         assert_eq!(o.cpumask.as_ref().map(|m| m.0.clone()), Some(None));
         assert!(set(&["101"]).unwrap().opts.is_empty());
+        // A bare number is bytes: fine when it is a real size; no swap is 0.
+        let o = set(&["101", "--ram", "268435456", "--swap", "0"]).unwrap().opts;
+        assert_eq!((o.ram, o.swap), (Some(65536), Some(0)));
+        assert_eq!(set(&["101", "--swap", "512M"]).unwrap().opts.swap, Some(131072));
     }
 
     #[test]
@@ -203,7 +207,10 @@ mod tests {
             (&["101", "--cpuunits", "abc"][..], "'abc'"),
             (&["101", "--kmemsize", "-3"], "'-3'"),
             (&["101", "--numfile", "5:4"], "'5:4'"),
-            (&["101", "--ram", "0"], "at least 1M"),
+            (&["101", "--ram", "0"], "without a unit is bytes"),
+            (&["101", "--ram", "256"], "without a unit is bytes"),
+            (&["101", "--ram", "512K"], "at least 1M"),
+            (&["101", "--swap", "512"], "without a unit is bytes"),
             (&["101", "--onboot", "maybe"], "'maybe'"),
             (&["101", "--ipadd", "127.0.0.5"], "loopback"),
             (&["101", "--netfilter-rule", "deny in tcp 99999"], "99999"),

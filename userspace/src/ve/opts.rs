@@ -252,18 +252,39 @@ pub mod arg {
     pub fn ram(s: &str) -> Result<u64, VeError> {
         let n = ubc::parse_vswap_size("ram", s)?;
         if n < MIN_RAM_PAGES {
-            return Err(VeError::BadValue { key: "ram", value: s.into(), why: "a container needs at least 1M of RAM" });
+            let why = if unitless(s) {
+                "a number without a unit is bytes, less than the 1M a container needs (add a unit: 256M)"
+            } else {
+                "a container needs at least 1M of RAM"
+            };
+            return Err(VeError::BadValue { key: "ram", value: s.into(), why });
         }
         Ok(n)
     }
 
+    /// `--swap`: pages; 0 is none. A unitless number under 1M (bytes: a page or so of
+    /// swap) is taken for a forgotten unit and refused.
     pub fn swap(s: &str) -> Result<u64, VeError> {
-        Ok(ubc::parse_vswap_size("swap", s)?)
+        let n = ubc::parse_vswap_size("swap", s)?;
+        if n > 0 && n < MIN_RAM_PAGES && unitless(s) {
+            return Err(VeError::BadValue {
+                key: "swap",
+                value: s.into(),
+                why: "a number without a unit is bytes: a swap of a page or so (add a unit: 512M, or 0 for none)",
+            });
+        }
+        Ok(n)
     }
 
     pub fn overcommit(s: &str) -> Result<Given<f64>, VeError> {
         crate::ubc::parse_overcommit(s).map(|f| Given::of(s, f)).map_err(Into::into)
     }
+}
+
+/// A size given as a bare number (bytes, for --ram and --swap).
+fn unitless(s: &str) -> bool {
+    let t = s.trim();
+    !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The least RAM a VE may be given (`--ram`): below it the memory controller refuses the
