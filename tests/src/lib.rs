@@ -609,21 +609,32 @@ impl VzEnv {
     }
 
     pub fn debian_template(&self) {
+        self.distro_template(&vz::template::DEBIAN_SYSVINIT);
+    }
+
+    /// A debootstrap template in this test's cache, built once for every test run (kept in
+    /// target/vz-cache) and linked in.
+    pub fn distro_template(&self, distro: &vz::template::Distro) {
         let shared = bin_dir().join("../vz-cache");
-        let name = vz::template::DEBIAN_TEMPLATE;
+        let name = distro.template;
         let file = shared.join(format!("cache/{name}.tar.zst"));
         if !file.exists() {
             let lock = std::fs::File::create(bin_dir().join("../vz-cache.lock")).expect("lock file");
             // SAFETY: flock on an open file; serialises test binaries building the cache.
             unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) };
             if !file.exists() {
+                let kind = match name {
+                    vz::template::DEBIAN_SYSTEMD_TEMPLATE => "debian",
+                    vz::template::UBUNTU_TEMPLATE => "ubuntu",
+                    _ => "debian-sysvinit",
+                };
                 let o = Command::new(bin("vzpkg"))
-                    .args(["create", "--type", "debian"])
+                    .args(["create", "--type", kind])
                     .env("VZ_TEMPLATE", &shared)
                     .env("VZ_CONF_DIR", self.dir.join("conf"))
                     .output()
                     .expect("run vzpkg");
-                assert!(o.status.success(), "debian template: {}", String::from_utf8_lossy(&o.stderr));
+                assert!(o.status.success(), "{name} template: {}", String::from_utf8_lossy(&o.stderr));
             }
         }
         let dest = self.dir.join("template/cache");

@@ -2,7 +2,7 @@
 //! capabilities the VE's processes may ever hold. A capability turned off is dropped from
 //! the bounding set of the VE's init (after it entered its user namespace, which resets
 //! the set) and of every process vzctl starts inside (`exec`, `enter`), which take the
-//! init's bounding set. On by default, as on OpenVZ. A running VE gets a change at its
+//! init's bounding set. On by default, as on OpenVZ, but for `DEFAULT_OFF`. A running VE gets a change at its
 //! next start (a process's bounding set only shrinks).
 
 #[derive(Debug, thiserror::Error)]
@@ -115,8 +115,15 @@ pub fn merge(old: &[Cap], new: &[Cap]) -> Vec<Cap> {
 
 /// Bits of the capabilities turned off.
 pub fn drop_mask(caps: &[Cap]) -> u64 {
-    caps.iter().filter(|c| !c.on).fold(0, |m, c| m | 1 << c.bit)
+    let on = caps.iter().filter(|c| c.on).fold(0, |m, c| m | 1 << c.bit);
+    caps.iter().filter(|c| !c.on).fold(DEFAULT_OFF & !on, |m, c| m | 1 << c.bit)
 }
+
+/// Off unless the config turns them on. sys_rawio gives nothing in a VE's user namespace
+/// (the kernel checks it against the host's), and with it in the bounding set systemd
+/// tries to mount debugfs and tracefs, which a VE cannot, and boots "degraded" (LXC and
+/// systemd-nspawn drop it too).
+pub const DEFAULT_OFF: u64 = 1 << 17;
 
 #[cfg(test)]
 mod tests {
@@ -132,6 +139,8 @@ mod tests {
         let old = parse_caps("NET_ADMIN:off CHOWN:off").unwrap();
         let m = merge(&old, &parse_caps("chown:on sys_time:off").unwrap());
         assert_eq!(format_caps(&m), "NET_ADMIN:off CHOWN:on SYS_TIME:off");
-        assert_eq!(drop_mask(&m), 1 << 12 | 1 << 25);
+        assert_eq!(drop_mask(&m), 1 << 12 | 1 << 25 | DEFAULT_OFF);
+        assert_eq!(drop_mask(&parse_caps("sys_rawio:on").unwrap()), 0, "turned on by the config");
+        assert_eq!(drop_mask(&[]), 1 << 17, "sys_rawio is off by default");
     }
 }

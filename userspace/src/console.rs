@@ -16,7 +16,7 @@ use std::{
     os::{
         fd::{AsFd as _, OwnedFd},
         unix::{
-            fs::{FileTypeExt as _, PermissionsExt as _},
+            fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as _},
             net::{UnixListener, UnixStream},
         },
     },
@@ -74,6 +74,94 @@ pub fn pty_number(lock_dir: &Path, veid: u32) -> Option<u64> {
     std::fs::read_to_string(number_path(lock_dir, veid)).ok()?.trim().parse().ok()
 }
 
+/// What the VE last wrote to its console (`LOCKDIR/VEID.console.log`): kept after the VE
+/// stops, so a start can say why its init died; started afresh by each start.
+pub fn log_path(lock_dir: &Path, veid: u32) -> PathBuf {
+    lock_dir.join(format!("{veid}.console.log"))
+}
+
+/// The console log is cut back to its last `LOG_KEEP` bytes once it passes `LOG_MAX`: a VE
+/// writing to its console without end costs the host a bounded file.
+const LOG_MAX: u64 = 256 * 1024;
+const LOG_KEEP: usize = 32 * 1024;
+
+/// The last `lines` lines the VE wrote to its console, control characters but tabs
+/// dropped (they are the VE's: none reaches the admin's terminal).
+pub fn last_words(lock_dir: &Path, veid: u32, lines: usize) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(log_path(lock_dir, veid)) else { return Vec::new() };
+    let text = String::from_utf8_lossy(&bytes);
+    let clean: Vec<String> = text
+        .split(['\n', '\r'])
+        .map(|l| strip_escapes(l).chars().filter(|c| !c.is_control() || *c == '\t').collect::<String>())
+        .map(|l| l.trim_end().to_string())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    clean[clean.len().saturating_sub(lines)..].to_vec()
+}
+
+/// A line without its terminal escape sequences (ESC [ ... final byte), as systemd colours
+/// its status lines.
+fn strip_escapes(l: &str) -> String {
+    let mut out = String::with_capacity(l.len());
+    let mut it = l.chars().peekable();
+    while let Some(c) = it.next() {
+        if c == '\x1b' {
+            if it.peek() == Some(&'[') {
+                it.next();
+                for d in it.by_ref() {
+                    if ('@'..='~').contains(&d) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The console log as the keeper writes it.
+struct ConsoleLog {
+    file: Option<std::fs::File>,
+    size: u64,
+    tail: std::collections::VecDeque<u8>,
+}
+
+impl ConsoleLog {
+    fn create(path: &Path) -> Self {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .ok();
+        Self { file, size: 0, tail: std::collections::VecDeque::with_capacity(LOG_KEEP) }
+    }
+
+    fn write(&mut self, data: &[u8]) {
+        self.tail.extend(data);
+        let over = self.tail.len().saturating_sub(LOG_KEEP);
+        self.tail.drain(..over);
+        let Some(f) = &mut self.file else { return };
+        if f.write_all(data).is_err() {
+            self.file = None;
+            return;
+        }
+        self.size += data.len() as u64;
+        if self.size > LOG_MAX {
+            let (a, b) = self.tail.as_slices();
+            let cut = f.set_len(0).and_then(|()| f.write_all(a)).and_then(|()| f.write_all(b));
+            self.size = self.tail.len() as u64;
+            if cut.is_err() {
+                self.file = None;
+            }
+        }
+    }
+}
+
 /// The files a running VE's console leaves in LOCKDIR (removed at stop).
 pub fn runtime_files(lock_dir: &Path, veid: u32) -> [PathBuf; 2] {
     [socket_path(lock_dir, veid), number_path(lock_dir, veid)]
@@ -96,17 +184,19 @@ pub fn holders(lock_dir: &Path, veid: u32, procs: &[i32]) -> Vec<(i32, String)> 
         .collect()
 }
 
-/// Starts the keeper of a VE whose init is `init`, with the console's `master`.
-pub fn spawn_keeper(lock_dir: &Path, veid: u32, init: i32, master: OwnedFd) -> io::Result<()> {
+/// Starts the keeper of a VE whose init is `init`, with the console's `master`; returns a
+/// pidfd of the keeper (readable once it has ended: it has then logged all init wrote).
+pub fn spawn_keeper(lock_dir: &Path, veid: u32, init: i32, master: OwnedFd) -> io::Result<OwnedFd> {
     let n = tty::pty_number(&master)?;
     crate::config::write_runtime(&number_path(lock_dir, veid), format!("{n}\n").as_bytes())
         .map_err(|e| io::Error::other(e.to_string()))?;
     let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg("__console").arg(socket_path(lock_dir, veid)).arg(init.to_string());
+    cmd.arg("__console").arg(socket_path(lock_dir, veid)).arg(init.to_string()).arg(log_path(lock_dir, veid));
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).env_clear();
     crate::sys::spawn::daemon_with_fd(&mut cmd, master, MASTER_FD);
     // Not waited for: it lives as long as the VE, reparented when vzctl exits.
-    cmd.spawn().map(drop)
+    let child = cmd.spawn()?;
+    crate::sys::proc::pidfd_open(child.id() as i32)
 }
 
 /// A console for a restored VE (its keeper died with the VE it was dumped from): a new pty
@@ -117,7 +207,7 @@ pub fn renew(lock_dir: &Path, veid: u32, init: i32, uid: u32, gid: u32) -> io::R
     let (master, _) = crate::ns::ve_pty(init).map_err(|e| io::Error::other(e.to_string()))?;
     let dev = inroot::dir_fd(&inroot::ve_root(init)?, "dev", inroot::Follow::Never)?;
     crate::ns::wire_console(&dev, &master, uid, gid)?;
-    spawn_keeper(lock_dir, veid, init, master)
+    spawn_keeper(lock_dir, veid, init, master).map(drop)
 }
 
 /// Entry of `vzctl __console SOCKET INITPID`: the keeper. Never returns.
@@ -133,7 +223,7 @@ pub fn keeper_main(args: &[String]) -> ! {
 }
 
 fn keep(args: &[String]) -> io::Result<()> {
-    let [sock, init] = args else { return Err(io::Error::other("bad __console arguments")) };
+    let [sock, init, log] = args else { return Err(io::Error::other("bad __console arguments")) };
     let master = crate::sys::spawn::take_inherited(MASTER_FD).ok_or_else(|| io::Error::other("no console master"))?;
     let init: i32 = init.parse().map_err(|_| io::Error::other("bad init pid"))?;
     let died = crate::sys::proc::pidfd_open(init)?;
@@ -147,7 +237,8 @@ fn keep(args: &[String]) -> io::Result<()> {
     let listener = UnixListener::bind(sock)?;
     std::fs::set_permissions(sock, std::fs::Permissions::from_mode(0o600))?;
     let ours = std::fs::symlink_metadata(sock).map(|m| std::os::unix::fs::MetadataExt::ino(&m))?;
-    let result = serve(&master, &died, &listener);
+    let mut log = ConsoleLog::create(Path::new(log));
+    let result = serve(&master, &died, &listener, &mut log);
     // Unless a keeper of the VE's next start has put its own there meanwhile.
     if std::fs::symlink_metadata(sock).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == ours) {
         let _ = std::fs::remove_file(sock);
@@ -155,7 +246,7 @@ fn keep(args: &[String]) -> io::Result<()> {
     result
 }
 
-fn serve(master: &OwnedFd, died: &OwnedFd, listener: &UnixListener) -> io::Result<()> {
+fn serve(master: &OwnedFd, died: &OwnedFd, listener: &UnixListener, log: &mut ConsoleLog) -> io::Result<()> {
     let mut client: Option<UnixStream> = None;
     let mut buf = [0u8; 8192];
     loop {
@@ -168,11 +259,16 @@ fn serve(master: &OwnedFd, died: &OwnedFd, listener: &UnixListener) -> io::Resul
         ];
         let ready = fd::poll(&slots, None)?;
         if !ready[2].is_empty() {
+            // What init wrote just before it died is its last words: read it all first.
+            while let Ok(n @ 1..) = fd::read(master.as_fd(), &mut buf) {
+                log.write(&buf[..n]);
+            }
             return Ok(());
         }
         if ready[0].intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
             match fd::read(master.as_fd(), &mut buf) {
                 Ok(n) if n > 0 => {
+                    log.write(&buf[..n]);
                     if let Some(c) = &mut client {
                         // Non-blocking: a client that does not read loses output, the VE
                         // never waits for it.

@@ -178,20 +178,20 @@ pub fn apply(cg: &dyn Cgroups, veid: u32, s: &CpuSettings) -> Result<(), CpuErro
     if let Some(c) = cgroup::Cpu::of(cg, veid) {
         c.set(cgroup::CpuShare { shares: shares_v1(units), weight: weight_v2(units) }, quota, PERIOD_US)?;
     } else if s != &CpuSettings::default() {
-        tracing::warn!(veid, "no cpu controller: CPU settings not applied");
-        crate::report::notice(format!(
-            "Warning: this host has no cpu cgroup controller for container {veid}: CPU settings not applied"
-        ));
+        crate::report::warning(
+            veid,
+            format!("this host has no cpu cgroup controller for container {veid}: CPU settings not applied"),
+        );
     }
     if let Some(c) = cgroup::Cpuset::of(cg, veid) {
         let all = format!("0-{}", host_cpus().saturating_sub(1));
         let spread = s.cpus.filter(|n| *n > 0).map(|n| cpus_for(veid, n, host_cpus()));
         c.set_cpus(s.mask.as_deref().or(spread.as_deref()).unwrap_or(&all))?;
     } else if s.mask.is_some() {
-        tracing::warn!(veid, "no cpuset controller: CPU mask not applied");
-        crate::report::notice(format!(
-            "Warning: this host has no cpuset cgroup controller for container {veid}: CPU mask not applied"
-        ));
+        crate::report::warning(
+            veid,
+            format!("this host has no cpuset cgroup controller for container {veid}: CPU mask not applied"),
+        );
     }
     Ok(())
 }

@@ -40,10 +40,25 @@ pub fn progress(line: impl AsRef<str>) {
     }
 }
 
+/// A "Warning: ..." line is logged as a warning, under `vz::report` like every line here:
+/// the console's log filter leaves that target out, so the admin reads each warning once.
 pub fn notice(line: impl AsRef<str>) {
     let line = line.as_ref();
-    tracing::debug!(target: "vz::report", "{line}");
+    if line.starts_with("Warning: ") {
+        tracing::warn!(target: "vz::report", "{line}");
+    } else {
+        tracing::debug!(target: "vz::report", "{line}");
+    }
     if let Some(s) = SINK.get() {
         s.notice(line);
+    }
+}
+
+/// `notice("Warning: {what}")` about one VE, whose id the log file's line carries.
+pub fn warning(veid: u32, what: impl AsRef<str>) {
+    let line = format!("Warning: {}", what.as_ref());
+    tracing::warn!(target: "vz::report", veid, "{line}");
+    if let Some(s) = SINK.get() {
+        s.notice(&line);
     }
 }

@@ -1,7 +1,8 @@
 //! OS templates (vzpkg-like): cached root file systems in `TEMPLATE/cache/NAME.tar.{gz,zst}`.
 //!
-//! Two are built in: the default, made in seconds from Debian's `busybox-static` with no
-//! network, and a Debian bookworm minbase made with `debootstrap`.
+//! Built in: the default, made in seconds from Debian's `busybox-static` with no network,
+//! and distributions made with `debootstrap` (`DISTROS`): Debian 12 with systemd, Debian 12
+//! with sysvinit, Ubuntu 22.04 with systemd.
 use std::{
     fs,
     io::{self, BufRead as _},
@@ -13,19 +14,73 @@ use std::{
 use crate::config::Paths;
 
 pub use crate::config::DEFAULT_TEMPLATE;
-/// The Debian template's name.
+/// The Debian sysvinit template's name.
 pub const DEBIAN_TEMPLATE: &str = "debian-12-minbase";
-/// Packages the Debian template carries on top of minbase: an init of its own and basic
-/// tools.
-pub const DEBIAN_INCLUDE: &str = "sysvinit-core,procps,iproute2,less";
-/// Packages whose .debs are left in the Debian template's apt cache, so `apt-get install`
-/// works offline inside a VE.
-pub const DEBIAN_CACHED: &[&str] = &["stress-ng", "psmisc"];
-pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+/// Debian 12 as Debian installs it: systemd as init.
+pub const DEBIAN_SYSTEMD_TEMPLATE: &str = "debian-12-systemd";
+pub const UBUNTU_TEMPLATE: &str = "ubuntu-22.04-systemd";
+
+/// A distribution debootstrap builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Distro {
+    /// The template's default name.
+    pub template: &'static str,
+    pub suite: &'static str,
+    pub mirror: &'static str,
+    /// Packages on top of minbase: an init of its own and basic tools.
+    pub include: &'static str,
+    /// Packages whose .debs are left in the template's apt cache, so `apt-get install`
+    /// works offline inside a VE.
+    pub cached: &'static [&'static str],
+    /// The archive's signing keys where the host has none: a package of the archive's own,
+    /// fetched and checked against the SHA-256 pinned here before debootstrap trusts it.
+    pub keyring: Option<Keyring>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keyring {
+    pub url: &'static str,
+    pub sha256: &'static str,
+    /// The keyring's path inside the package.
+    pub file: &'static str,
+}
+
+const SYSTEMD_INCLUDE: &str = "systemd-sysv,dbus,procps,iproute2,less";
+
+pub const DEBIAN_SYSTEMD: Distro = Distro {
+    template: DEBIAN_SYSTEMD_TEMPLATE,
+    suite: "bookworm",
+    mirror: "http://deb.debian.org/debian",
+    include: SYSTEMD_INCLUDE,
+    cached: &[],
+    keyring: None,
+};
+
+pub const DEBIAN_SYSVINIT: Distro = Distro {
+    template: DEBIAN_TEMPLATE,
+    include: "sysvinit-core,procps,iproute2,less",
+    cached: &["stress-ng", "psmisc"],
+    ..DEBIAN_SYSTEMD
+};
+
+pub const UBUNTU: Distro = Distro {
+    template: UBUNTU_TEMPLATE,
+    suite: "jammy",
+    mirror: "http://archive.ubuntu.com/ubuntu",
+    include: SYSTEMD_INCLUDE,
+    cached: &[],
+    keyring: Some(Keyring {
+        url: "http://archive.ubuntu.com/ubuntu/pool/main/u/ubuntu-keyring/ubuntu-keyring_2021.03.26_all.deb",
+        sha256: "0d0e7ed6b112f5d03eabf3c7eb01ebdacf9c57714b279e90495cfc58c8c4520f",
+        file: "etc/apt/trusted.gpg.d/ubuntu-keyring-2018-archive.gpg",
+    }),
+};
+
+pub const DISTROS: [Distro; 3] = [DEBIAN_SYSTEMD, DEBIAN_SYSVINIT, UBUNTU];
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
-    #[error("OS template '{name}' not found: no {dir}/{name}.tar.gz or .tar.zst ('vzpkg list' shows the cached ones, 'vzpkg create --type debian' builds debian-12-minbase)")]
+    #[error("OS template '{name}' not found: no {dir}/{name}.tar.gz or .tar.zst ('vzpkg list' shows the cached ones, 'vzpkg create --type debian' builds debian-12-systemd)")]
     Unknown { name: String, dir: PathBuf },
     #[error("invalid template name '{0}': use letters, digits, '.', '_' and '-'")]
     BadName(String),
@@ -99,16 +154,15 @@ pub fn find(paths: &Paths, name: &str) -> Result<PathBuf, TemplateError> {
 pub enum Known {
     /// The built-in default, from the host's busybox (seconds).
     Busybox,
-    /// Debian bookworm minbase by debootstrap (minutes, needs Debian's mirror).
-    Debian,
+    /// A distribution by debootstrap (a minute or so, needs its mirror).
+    Distro(Distro),
 }
 
 pub fn known(name: &str) -> Option<Known> {
-    match name {
-        DEFAULT_TEMPLATE => Some(Known::Busybox),
-        DEBIAN_TEMPLATE => Some(Known::Debian),
-        _ => None,
+    if name == DEFAULT_TEMPLATE {
+        return Some(Known::Busybox);
     }
+    DISTROS.into_iter().find(|d| d.template == name).map(Known::Distro)
 }
 
 /// Progress lines of a build, handed to the verb's report sink.
@@ -131,16 +185,16 @@ impl io::Write for Said {
     }
 }
 
-/// Finds a template, building one vzbpf knows (the built-in default, debian-12-minbase)
-/// on first use, as `vzctl create --ostemplate NAME` does.
+/// Finds a template, building one vzbpf knows (the built-in default, the `DISTROS`) on
+/// first use, as `vzctl create --ostemplate NAME` does.
 pub fn find_or_build_default(paths: &Paths, name: &str) -> Result<PathBuf, TemplateError> {
     match (find(paths, name), known(name)) {
         (Err(TemplateError::Unknown { .. }), Some(Known::Busybox)) => create_busybox(paths, name),
-        (Err(TemplateError::Unknown { .. }), Some(Known::Debian)) => {
+        (Err(TemplateError::Unknown { .. }), Some(Known::Distro(d))) => {
             crate::report::progress(format!(
                 "OS template {name} is not cached: building it with debootstrap (a few minutes)"
             ));
-            create_debian(paths, name, &mut Said(Vec::new()))
+            create_distro(paths, &d, name, &mut Said(Vec::new()))
         }
         (r, _) => r,
     }
@@ -299,14 +353,26 @@ pub fn create_busybox(paths: &Paths, name: &str) -> Result<PathBuf, TemplateErro
 
 /// Builds the Debian bookworm minbase template with debootstrap, showing progress on
 /// `progress` (a single updating line on a terminal). Needs Debian's mirror.
-pub fn create_debian(paths: &Paths, name: &str, progress: &mut dyn io::Write) -> Result<PathBuf, TemplateError> {
+/// Builds `distro`'s template as `name` with debootstrap.
+pub fn create_distro(
+    paths: &Paths,
+    distro: &Distro,
+    name: &str,
+    progress: &mut dyn io::Write,
+) -> Result<PathBuf, TemplateError> {
     check_name(name)?;
     let s = scratch(paths, name)?;
     let r = s.0.join("root");
+    let mut args = vec!["--variant=minbase".to_string(), format!("--include={}", distro.include)];
+    if let Some(k) = &distro.keyring {
+        let _ = writeln!(progress, "[keyring] {}", k.url);
+        args.push(format!("--keyring={}", fetch_keyring(&s.0, k, name)?.display()));
+    }
     let mut child = Command::new("debootstrap")
-        .args(["--variant=minbase", &format!("--include={DEBIAN_INCLUDE}"), "bookworm"])
+        .args(&args)
+        .arg(distro.suite)
         .arg(&r)
-        .arg(DEBIAN_MIRROR)
+        .arg(distro.mirror)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -357,18 +423,41 @@ pub fn create_debian(paths: &Paths, name: &str, progress: &mut dyn io::Write) ->
             .collect();
         fs::write(&inittab, t).map_err(io_err("write", &inittab))?;
     }
-    let _ = writeln!(progress, "[apt] fetching package lists and caching {}", DEBIAN_CACHED.join(" "));
-    run(Command::new("chroot").arg(&r).args(["apt-get", "update", "-qq"]), name)?;
-    run(
-        Command::new("chroot")
-            .arg(&r)
-            .args(["apt-get", "install", "-qq", "-y", "--download-only", "--no-install-recommends"])
-            .args(DEBIAN_CACHED)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        name,
-    )?;
+    if distro.cached.is_empty() {
+        // debootstrap's own .debs: installed already, a VE has no use for them.
+        run(Command::new("chroot").arg(&r).args(["apt-get", "clean"]), name)?;
+    } else {
+        let _ = writeln!(progress, "[apt] fetching package lists and caching {}", distro.cached.join(" "));
+        run(Command::new("chroot").arg(&r).args(["apt-get", "update", "-qq"]), name)?;
+        run(
+            Command::new("chroot")
+                .arg(&r)
+                .args(["apt-get", "install", "-qq", "-y", "--download-only", "--no-install-recommends"])
+                .args(distro.cached)
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+            name,
+        )?;
+    }
     let _ = writeln!(progress, "[pack] compressing");
     pack(paths, name, &r, true)
+}
+
+/// Fetches an archive's keyring package into `dir`, checks it against its pinned SHA-256
+/// and returns the keyring file unpacked from it.
+fn fetch_keyring(dir: &Path, k: &Keyring, name: &str) -> Result<PathBuf, TemplateError> {
+    let deb = dir.join("keyring.deb");
+    run(Command::new("wget").args(["-q", "-O"]).arg(&deb).arg(k.url), name)?;
+    let o = Command::new("sha256sum").arg(&deb).output().map_err(io_err("run sha256sum on", &deb))?;
+    let got = String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap_or("").to_string();
+    if got != k.sha256 {
+        return Err(TemplateError::Build {
+            name: name.into(),
+            why: format!("{} has SHA-256 {got}, not the pinned {}: not trusted", k.url, k.sha256),
+        });
+    }
+    let x = dir.join("keyring");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x), name)?;
+    Ok(x.join(k.file))
 }
 
 /// Unpacks a template into a VE's private area and shifts ownership into the VE's id
@@ -396,7 +485,9 @@ mod tests {
     #[test]
     fn template_names() {
         assert_eq!(known(DEFAULT_TEMPLATE), Some(Known::Busybox));
-        assert_eq!(known("debian-12-minbase"), Some(Known::Debian));
+        assert_eq!(known("debian-12-minbase"), Some(Known::Distro(DEBIAN_SYSVINIT)));
+        assert_eq!(known("debian-12-systemd"), Some(Known::Distro(DEBIAN_SYSTEMD)));
+        assert_eq!(known("ubuntu-22.04-systemd"), Some(Known::Distro(UBUNTU)));
         assert_eq!(known("centos-7_x86.64"), None);
         for ok in ["busybox", "debian-12-minbase", "centos-7_x86.64"] {
             assert!(check_name(ok).is_ok(), "{ok}");

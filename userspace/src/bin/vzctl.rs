@@ -353,8 +353,9 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let level = match cli.verbose {
-        0 => "warn,vz::kernel=info",
-        1 => "info",
+        // What the verbs say reaches the admin on their own lines (`report`), not twice.
+        0 => "warn,vz::kernel=info,vz::report=off",
+        1 => "info,vz::report=off",
         _ => "debug",
     };
     vz::log::init("vzctl", level);

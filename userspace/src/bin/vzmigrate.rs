@@ -60,7 +60,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let level = ["warn", "info", "debug"][usize::from(cli.verbose.min(2))];
+    let level = ["warn,vz::report=off", "info,vz::report=off", "debug"][usize::from(cli.verbose.min(2))];
     vz::log::init("vzmigrate", level);
     let euid = vz::sys::proc::euid();
     if euid != 0 {

@@ -15,8 +15,13 @@ struct Cli {
 enum Kind {
     /// From the host's static busybox: no network, seconds.
     Busybox,
-    /// Debian bookworm minbase with debootstrap (needs Debian's mirror; about a minute).
+    /// Debian 12 (bookworm) minbase with systemd, by debootstrap (needs Debian's mirror;
+    /// about a minute).
     Debian,
+    /// Debian 12 minbase with sysvinit.
+    DebianSysvinit,
+    /// Ubuntu 22.04 (jammy) minbase with systemd (needs Ubuntu's archive).
+    Ubuntu,
 }
 
 #[derive(Subcommand, Debug)]
@@ -25,7 +30,8 @@ enum Cmd {
     List,
     /// Build a template cache.
     Create {
-        /// Template name (default: busybox, or debian-12-minbase for --type debian).
+        /// Template name (default: busybox; debian-12-systemd, debian-12-minbase or
+        /// ubuntu-22.04-systemd for the other types).
         name: Option<String>,
         #[arg(long = "type", value_enum, default_value = "busybox")]
         kind: Kind,
@@ -61,11 +67,14 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 Kind::Busybox => {
                     template::create_busybox(&paths, name.as_deref().unwrap_or(template::DEFAULT_TEMPLATE))?
                 }
-                Kind::Debian => template::create_debian(
-                    &paths,
-                    name.as_deref().unwrap_or(template::DEBIAN_TEMPLATE),
-                    &mut std::io::stderr(),
-                )?,
+                Kind::Debian | Kind::DebianSysvinit | Kind::Ubuntu => {
+                    let d = match kind {
+                        Kind::Debian => template::DEBIAN_SYSTEMD,
+                        Kind::DebianSysvinit => template::DEBIAN_SYSVINIT,
+                        _ => template::UBUNTU,
+                    };
+                    template::create_distro(&paths, &d, name.as_deref().unwrap_or(d.template), &mut std::io::stderr())?
+                }
             };
             println!("Created template cache {}", path.display());
         }

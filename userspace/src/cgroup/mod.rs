@@ -188,6 +188,25 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
         }
         Ok(())
     }
+    /// Delegates the VE's cgroup2 directory to VE root (host `uid`/`gid`), as the kernel's
+    /// cgroup-v2 delegation is done: the directory and its cgroup.procs, cgroup.threads and
+    /// cgroup.subtree_control, nothing else. Inside its cgroup namespace the VE's init (systemd)
+    /// then makes and fills cgroups of its own below it; the limits stay in files the VE does
+    /// not own, and every cgroup it makes is still the VE's for the BPF programs, which find
+    /// a task's VE by its ancestor at VE level.
+    fn delegate(&self, veid: u32, uid: u32, gid: u32) -> Result<(), CgroupError> {
+        let dir = self.ve_dir(veid);
+        let (u, g) = (Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)));
+        for p in [dir.clone(), dir.join("cgroup.procs"), dir.join("cgroup.threads"), dir.join("cgroup.subtree_control")]
+        {
+            nix::unistd::chown(&p, u, g).map_err(|e| CgroupError::Io {
+                op: "chown",
+                path: p.clone(),
+                source: e.into(),
+            })?;
+        }
+        Ok(())
+    }
     /// Moves a process into the VE's cgroups, v1 first, cgroup2 (the BPF identity) last.
     fn add_task(&self, veid: u32, pid: i32) -> Result<(), CgroupError> {
         for d in self.ve_dirs(veid).iter().rev() {

@@ -167,8 +167,7 @@ pub fn warn_if_not_forwarding(veid: u32, ips: &[IpAddr]) {
         (true, "net.ipv6.conf.all.forwarding", "/proc/sys/net/ipv6/conf/all/forwarding"),
     ] {
         if ips.iter().any(|ip| ip.is_ipv6() == v6) && !on(path) {
-            tracing::warn!(veid, "{key} is 0: the container reaches the host only");
-            crate::report::notice(format!("Warning: {key} is 0 on this host: container {veid} reaches the host but not other containers or beyond (vzctl does not change host sysctls)"));
+            crate::report::warning(veid, format!("{key} is 0 on this host: container {veid} reaches the host but not other containers or beyond (vzctl does not change host sysctls)"));
         }
     }
 }

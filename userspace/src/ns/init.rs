@@ -32,6 +32,9 @@ pub struct Started {
     pub stdio: Option<[OwnedFd; 3]>,
     /// With `console`: the master of the VE's console pty.
     pub console: Option<OwnedFd>,
+    /// A pidfd of PID 1, taken while stage 1 (its parent) still waited: so it refers to
+    /// this init even if it died at once.
+    pub pidfd: Option<OwnedFd>,
 }
 
 /// Reads one line from `r` within `deadline`.
@@ -131,6 +134,7 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32, mark: &dyn Fn(&s
         let mut pid = None;
         let mut err = None;
         let mut console = None;
+        let mut pidfd = None;
         loop {
             let l = read_line_by(&mut reader, deadline).map_err(sys("wait for VE init"))?;
             if l.is_empty() {
@@ -139,6 +143,8 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32, mark: &dyn Fn(&s
             if let Some(p) = l.trim().strip_prefix("P ") {
                 mark("init:forked");
                 pid = p.trim().parse::<i32>().ok();
+                // Only with the console: then stage 1 waits for "K" and cannot have reaped it.
+                pidfd = pid.filter(|_| spec.console).and_then(|p| crate::sys::proc::pidfd_open(p).ok());
             } else if let Some(fd) = l.trim().strip_prefix("C ") {
                 let pidfd = crate::sys::proc::pidfd_open(stage1).map_err(sys("pidfd of stage 1"))?;
                 let fd = fd.parse::<i32>().map_err(|_| NsError::Init(format!("bad console fd line {l:?}")))?;
@@ -154,7 +160,7 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32, mark: &dyn Fn(&s
             (None, Some(_)) if spec.console && console.is_none() => {
                 Err(NsError::Init("stage 1 did not hand over the console".into()))
             }
-            (None, Some(pid)) => Ok((pid, console)),
+            (None, Some(pid)) => Ok((pid, console, pidfd)),
             (None, None) => Err(NsError::Init("stage 1 exited without starting init".into())),
         }
     })();
@@ -169,8 +175,8 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32, mark: &dyn Fn(&s
     }
     let _ = child.wait();
     mark("init:reaped");
-    let (pid, console) = result?;
-    Ok(Started { pid, stdio: pipes.map(|p| p.ours), console })
+    let (pid, console, pidfd) = result?;
+    Ok(Started { pid, stdio: pipes.map(|p| p.ours), console, pidfd })
 }
 
 /// Entry of `vzctl __ve-init ROOT HOSTNAME relay|null PTYMAX|- SHMBYTES|- UID GID LXCFS|- CAPDROP ARGV...`
@@ -514,6 +520,37 @@ pub(super) fn ve_mounts(lxcfs: Option<&str>) -> Result<(), String> {
     if mount(Some("sysfs"), &sysp, Some("sysfs"), nosuid | libc::MS_RDONLY, None, "sysfs").is_err() {
         mount(Some("/sys"), &sysp, None, libc::MS_BIND | libc::MS_REC, None, "/sys")?;
         mount(None, &sysp, None, libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | nosuid, None, "/sys read-only")?;
+    }
+    // The VE's own cgroup2 subtree (its cgroup namespace is rooted at the VE's cgroup,
+    // which vzctl delegated to VE root): systemd runs its units in cgroups below it.
+    let cgroup = inroot::path_fd(&root, "sys/fs/cgroup", inroot::Follow::Never)
+        .map_err(|e| format!("the VE's /sys/fs/cgroup: {e}"))?;
+    mount(Some("cgroup2"), &inroot::fd_path(&cgroup), Some("cgroup2"), nosuid, None, "cgroup2 on /sys/fs/cgroup")?;
+    drop(cgroup);
+    // /run and /run/lock as tmpfs, as systemd's container interface asks (and sysvinit's
+    // initscripts make them): a guest without /run (busybox) is left as it is. Their pages
+    // are charged to the VE's memory like any it writes.
+    if let Ok(run) = inroot::dir_fd(&root, "run", inroot::Follow::Never) {
+        mount(
+            Some("tmpfs"),
+            &inroot::fd_path(&run),
+            Some("tmpfs"),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            Some("mode=755,size=20%"),
+            "tmpfs on /run",
+        )?;
+        drop(run);
+        let run = inroot::dir_fd(&root, "run", inroot::Follow::Never).map_err(|e| format!("the VE's /run: {e}"))?;
+        let lock = inroot::ensure_dir(&run, "lock", 0, 0).map_err(|e| format!("the VE's /run/lock: {e}"))?;
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+        mount(
+            Some("tmpfs"),
+            &inroot::fd_path(&lock),
+            Some("tmpfs"),
+            flags,
+            Some("mode=1777,size=5m"),
+            "tmpfs on /run/lock",
+        )?;
     }
     if let Some(dir) = lxcfs {
         lxcfs_binds(&root, dir);

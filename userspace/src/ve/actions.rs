@@ -81,6 +81,5 @@ impl Vz {
 }
 
 fn say_action(veid: u32, script: &Path, why: &str) {
-    warn!(veid, "action script {} failed: {why}", script.display());
-    crate::report::notice(format!("Warning: action script {} failed: {why}", script.display()));
+    crate::report::warning(veid, format!("action script {} failed: {why}", script.display()));
 }

@@ -407,7 +407,6 @@ impl Vz {
                 &super::devices::DevSet::at_start(veid, &cfg),
             )?;
             if let Err(e) = crate::console::renew(&self.paths.lock_dir, veid, init, uid, gid) {
-                warn!(veid, "no console after the restore: {e}");
                 crate::report::notice(format!("Warning: the restored container has no console (vzctl console): {e}"));
             }
             cfg.file.write_runtime(&self.live_path(veid))?;

@@ -123,8 +123,7 @@ pub(crate) fn parse_ugid(v: &str) -> Result<u64, VeError> {
 /// Tells the admin about limits stored but not enforced.
 pub(super) fn say_disk(veid: u32, applied: crate::disk::Applied) {
     if let crate::disk::Applied::NotEnforced(why) = applied {
-        warn!(veid, "disk quota not enforced: {why}");
-        crate::report::notice(format!("Warning: disk quota is stored but not enforced: {why}"));
+        crate::report::warning(veid, format!("disk quota is stored but not enforced: {why}"));
     }
 }
 

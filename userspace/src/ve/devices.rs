@@ -34,8 +34,7 @@ impl DevSet {
         features.retain(|f| match crate::features::check_host(f) {
             Ok(()) => true,
             Err(e) => {
-                warn!(veid, "{e}");
-                crate::report::notice(format!("Warning: {e}"));
+                crate::report::warning(veid, format!("{e}"));
                 false
             }
         });
@@ -101,10 +100,10 @@ impl Vz {
         match Bpf::open_existing(&self.paths.bpf_root) {
             Ok(mut bpf) => bpf.set_devices(cgid, &grants, fresh_cgroup)?,
             Err(e) => {
-                warn!(veid, "no device programs: {e}");
-                crate::report::notice(format!(
-                    "Warning: BPF is unavailable: device access of container {veid} is not enforced"
-                ));
+                crate::report::warning(
+                    veid,
+                    format!("BPF is unavailable: device access of container {veid} is not enforced: {e}"),
+                );
             }
         }
         let root = crate::sys::inroot::ve_root(init).map_err(io_err("open the root of", Path::new("/")))?;

@@ -84,6 +84,8 @@ pub enum VeError {
     Running(u32),
     #[error("Container {0} is not running")]
     NotRunning(u32),
+    #[error("the init of container {veid} exited while it started{}", if words.is_empty() { " (it wrote nothing to its console)".to_string() } else { format!("; last on its console: {words}") })]
+    InitDied { veid: u32, words: String },
     #[error("Container {0} is suspended (vzctl chkpnt --resume or --kill, or restore --resume)")]
     Suspended(u32),
     #[error("Container {0} is not mounted")]
@@ -167,7 +169,7 @@ impl VeError {
             VeError::NameTaken { .. } | VeError::BadName(_) | VeError::BadValue { .. } | VeError::NoSample { .. } => {
                 Kind::BadValue
             }
-            VeError::Step { .. } => Kind::EnvCreate,
+            VeError::Step { .. } | VeError::InitDied { .. } => Kind::EnvCreate,
             VeError::NoIds(_) | VeError::Io { .. } => Kind::System,
             VeError::Exec(_) => Kind::Exec,
             VeError::IpInUse { .. } => Kind::IpInUse,
@@ -368,7 +370,7 @@ impl Vz {
             if self.paths.ve_conf(veid).exists() {
                 // Killed after the config was written: the VE is whole.
             } else {
-                warn!(veid, "repairing a create that was interrupted");
+                info!(veid, "repairing a create that was interrupted");
                 crate::report::notice(format!("Removing what an interrupted create of container {veid} left"));
                 if let Some(root) = facts.get("ROOT").map(PathBuf::from) {
                     if is_mounted(&root) {
@@ -385,7 +387,7 @@ impl Vz {
             Intent::forget(dir, veid, "creating");
         }
         if Intent::left(dir, veid, "starting").is_some() {
-            warn!(veid, "repairing a start that was interrupted");
+            info!(veid, "repairing a start that was interrupted");
             crate::report::notice(format!("Stopping what an interrupted start of container {veid} left"));
             let root = match self.conf(veid) {
                 Ok(c) => self.root_of(veid, &c),

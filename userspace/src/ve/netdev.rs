@@ -126,8 +126,7 @@ impl Vz {
         let held = self.netdev_record(veid);
         for n in names {
             if let Err(e) = crate::net::netdev_out(&pin, &n, held.get(&n).copied().flatten()) {
-                warn!(veid, "cannot bring interface {n} back from the container: {e}");
-                crate::report::notice(format!("Warning: cannot bring interface {n} back from container {veid}: {e}"));
+                crate::report::warning(veid, format!("cannot bring interface {n} back from container {veid}: {e}"));
             }
         }
         crate::net::unpin_netns(&pin);

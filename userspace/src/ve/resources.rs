@@ -13,8 +13,7 @@ impl Vz {
     pub(crate) fn apply_io(&self, veid: u32, cgid: u64, root: &Path, s: &crate::io::IoSettings) -> Result<(), VeError> {
         let disk = crate::io::disk_of(root);
         for note in crate::io::apply(self.cg.as_ref(), veid, s, disk.as_ref())? {
-            warn!(veid, "{note}");
-            crate::report::notice(format!("Warning: {note}"));
+            crate::report::warning(veid, format!("{note}"));
         }
         if let Some(dir) = crate::io::blkio_dir(self.cg.as_ref(), veid) {
             if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {
@@ -84,8 +83,7 @@ impl Vz {
                 | BpfError::BpfDenied
                 | BpfError::ProgramRejected { .. }),
             ) => {
-                warn!("beancounters are not enforced for container {veid}: {e}");
-                crate::report::notice(format!("Warning: beancounters are not enforced: {e}"));
+                crate::report::warning(veid, format!("beancounters are not enforced: {e}"));
                 Ok(())
             }
             Err(e) => Err(e.into()),

@@ -41,7 +41,6 @@ impl Drop for Rollback<'_> {
     fn drop(&mut self) {
         for (what, f) in self.steps.drain(..).rev() {
             if let Err(e) = f() {
-                warn!("rolling back {what}: {e}");
                 crate::report::notice(format!("Warning: could not roll back {what}: {e}"));
             }
         }
@@ -450,15 +449,14 @@ impl Vz {
             for (r, _, _) in &u.rows {
                 match crate::ubc::mechanism(r, self.cg.as_ref(), veid) {
                     Some(m) if m.enforces() => {}
-                    Some(m) => crate::report::notice(format!(
-                        "Warning: {} is only accounted on this kernel ({}), not enforced",
-                        r.name,
-                        m.label()
-                    )),
-                    None => crate::report::notice(format!(
-                        "Warning: {} is stored but neither accounted nor enforced on this kernel",
-                        r.name
-                    )),
+                    Some(m) => crate::report::warning(
+                        veid,
+                        format!("{} is only accounted on this kernel ({}), not enforced", r.name, m.label()),
+                    ),
+                    None => crate::report::warning(
+                        veid,
+                        format!("{} is stored but neither accounted nor enforced on this kernel", r.name),
+                    ),
                 }
             }
             let changed: Vec<u32> = u.rows.iter().map(|(r, _, _)| r.id).collect();
@@ -489,9 +487,12 @@ impl Vz {
             self.apply_devices(veid, init, cgid, base, Some(old), new)?;
         }
         if p.caps_changed && opts.setmode.as_deref() != Some("restart") {
-            crate::report::notice(format!(
-                "Warning: the capabilities of container {veid} change at its next start (a running process's set only shrinks)"
-            ));
+            crate::report::warning(
+                veid,
+                format!(
+                "the capabilities of container {veid} change at its next start (a running process's set only shrinks)"
+            ),
+            );
         }
         if let Some((old, new)) = &p.netdevs {
             let (o, n) = (old.clone(), new.clone());
@@ -587,8 +588,7 @@ impl Vz {
         Bpf::ensure(&self.bpf_config())?.put_limits(cgid, veid, full)?;
         let target = crate::ubc::Target { cg: self.cg.as_ref(), veid, uid };
         for w in crate::ubc::apply_live(&target, init, full, changed)? {
-            warn!(veid, "{w}");
-            crate::report::notice(format!("Warning: {w}"));
+            crate::report::warning(veid, format!("{w}"));
         }
         Ok(())
     }

@@ -48,6 +48,7 @@ impl Vz {
         let created = self.cg.create_ve(veid);
         undo.cgroup(veid);
         let cgid = created?;
+        self.cg.delegate(veid, uid, gid)?;
         self.step("start:ubc")?;
         let full = cfg.limits;
         self.apply_ubc(veid, cgid, uid, &full)?;
@@ -58,8 +59,7 @@ impl Vz {
         self.step("start:hostname")?;
         let hostname = self.hostname(veid, &cfg.file, &root);
         if let Err(e) = self.write_resolver(&root, &cfg.file) {
-            warn!(veid, "cannot write /etc/resolv.conf: {e}");
-            crate::report::notice(format!("Warning: cannot write the container's /etc/resolv.conf: {e}"));
+            crate::report::warning(veid, format!("cannot write the container's /etc/resolv.conf: {e}"));
         }
         self.step("start:init")?;
         let mut spec = InitSpec {
@@ -74,8 +74,7 @@ impl Vz {
             lxcfs: match crate::lxcfs::ensure(&self.paths) {
                 Ok(dir) => dir,
                 Err(e) => {
-                    warn!(veid, "{e}");
-                    crate::report::notice(format!("Warning: {e}"));
+                    crate::report::warning(veid, format!("{e}"));
                     None
                 }
             },
@@ -85,68 +84,79 @@ impl Vz {
         self.mark("start:lxcfs");
         spec.cap_drop = crate::caps::drop_mask(&cfg.caps);
         for w in crate::ubc::init_spec(&full, &mut spec)? {
-            warn!(veid, "{w}");
-            crate::report::notice(format!("Warning: {w}"));
+            crate::report::warning(veid, format!("{w}"));
         }
         let started = ns::start_init(&spec, self.cg.as_ref(), veid, &|step| self.mark(step));
         undo.kill(veid);
         let mut started = started?;
         self.mark("start:init-runs");
+        let mut keeper = None;
         if let Some(master) = started.console.take() {
-            if let Err(e) = crate::console::spawn_keeper(&self.paths.lock_dir, veid, started.pid, master) {
-                warn!(veid, "no console keeper: {e}");
-                crate::report::notice(format!(
-                    "Warning: the container's console is not kept (vzctl console will not attach): {e}"
-                ));
+            match crate::console::spawn_keeper(&self.paths.lock_dir, veid, started.pid, master) {
+                Ok(k) => keeper = Some(k),
+                Err(e) => crate::report::warning(
+                    veid,
+                    format!("the container's console is not kept (vzctl console will not attach): {e}"),
+                ),
             }
         }
-        crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, started.pid, &full)?;
-        if cfg.file.get("IPTABLES").is_some_and(|v| !v.trim().is_empty()) {
-            warn!(veid, "IPTABLES ignored: {}", super::opts::IPTABLES_WHY);
-            crate::report::notice(format!("Warning: IPTABLES is not used: {}", super::opts::IPTABLES_WHY));
-        }
-        self.mark("start:devices");
-        let devices = super::devices::DevSet::at_start(veid, &cfg);
-        let none = Default::default();
-        self.apply_devices(veid, started.pid, cgid, &cfg.file, if fresh { None } else { Some(&none) }, &devices)?;
-        self.step("start:net")?;
-        let ips = &cfg.ips;
-        if !ips.is_empty() {
-            crate::net::warn_if_not_forwarding(veid, ips);
-        }
-        // The pair, then the programs on its host end (with the VE's addresses, rules and
-        // rate in their maps), then up: nothing passes unchecked or uncounted.
-        let made = crate::net::create_pair(started.pid, cgid).map_err(VeError::from).and_then(|ifindex| {
-            self.mark("start:pair");
-            self.attach_net(veid, &cfg, cgid, ifindex, fresh)?;
-            self.mark("start:net-programs");
-            Ok(crate::net::bring_up(started.pid, cgid, ips)?)
-        });
-        self.mark("start:net-up");
-        if let Err(e) = made {
-            // A pair or shaper made before the failure would outlive the VE on the host.
-            let _ = crate::net::teardown(cgid);
-            return Err(e);
-        }
-        self.announce(veid, ips);
-        self.mark("start:netifs");
-        let netifs = &cfg.netifs;
-        for (i, n) in netifs.iter().enumerate() {
-            if let Err(e) = crate::net::add_netif(started.pid, n) {
+        // Init may die at any point from here (a guest that cannot boot): a step failing
+        // on its namespaces then says so, with what init last wrote to its console.
+        let alive = started.pidfd.take();
+        let after = (|| -> Result<(), VeError> {
+            crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, started.pid, &full)?;
+            if cfg.file.get("IPTABLES").is_some_and(|v| !v.trim().is_empty()) {
+                crate::report::warning(veid, format!("IPTABLES is not used: {}", super::opts::IPTABLES_WHY));
+            }
+            self.mark("start:devices");
+            let devices = super::devices::DevSet::at_start(veid, &cfg);
+            let none = Default::default();
+            self.apply_devices(veid, started.pid, cgid, &cfg.file, if fresh { None } else { Some(&none) }, &devices)?;
+            self.step("start:net")?;
+            let ips = &cfg.ips;
+            if !ips.is_empty() {
+                crate::net::warn_if_not_forwarding(veid, ips);
+            }
+            // The pair, then the programs on its host end (with the VE's addresses, rules and
+            // rate in their maps), then up: nothing passes unchecked or uncounted.
+            let made = crate::net::create_pair(started.pid, cgid).map_err(VeError::from).and_then(|ifindex| {
+                self.mark("start:pair");
+                self.attach_net(veid, &cfg, cgid, ifindex, fresh)?;
+                self.mark("start:net-programs");
+                Ok(crate::net::bring_up(started.pid, cgid, ips)?)
+            });
+            self.mark("start:net-up");
+            if let Err(e) = made {
+                // A pair or shaper made before the failure would outlive the VE on the host.
                 let _ = crate::net::teardown(cgid);
-                for m in &netifs[..i] {
+                return Err(e);
+            }
+            self.announce(veid, ips);
+            self.mark("start:netifs");
+            let netifs = &cfg.netifs;
+            for (i, n) in netifs.iter().enumerate() {
+                if let Err(e) = crate::net::add_netif(started.pid, n) {
+                    let _ = crate::net::teardown(cgid);
+                    for m in &netifs[..i] {
+                        let _ = crate::net::del_netif(&m.host_ifname);
+                    }
+                    return Err(e.into());
+                }
+            }
+            if let Err(e) = self.move_netdevs(veid, started.pid, &[], &cfg.netdevs) {
+                let _ = crate::net::teardown(cgid);
+                for m in netifs {
                     let _ = crate::net::del_netif(&m.host_ifname);
                 }
-                return Err(e.into());
+                return Err(e);
             }
-        }
-        if let Err(e) = self.move_netdevs(veid, started.pid, &[], &cfg.netdevs) {
-            let _ = crate::net::teardown(cgid);
-            for m in netifs {
-                let _ = crate::net::del_netif(&m.host_ifname);
-            }
+            Ok(())
+        })();
+        let died = self.init_died(veid, alive.as_ref(), keeper.as_ref());
+        if let Some(e) = died {
             return Err(e);
         }
+        after?;
         // What runs now, for `set` to change and roll back from.
         cfg.file.write_runtime(&self.live_path(veid))?;
         self.step("start:done")?;
@@ -156,6 +166,27 @@ impl Vz {
         crate::report::progress("Container start in progress...");
         self.ve_action(veid, super::actions::Action::Start);
         Ok(())
+    }
+
+    /// `Some` (the error to give) when the VE's init, whose pidfd is `alive`, has exited:
+    /// with the last lines it wrote to its console, once its console keeper has read them.
+    pub(super) fn init_died(
+        &self,
+        veid: u32,
+        alive: Option<&std::os::fd::OwnedFd>,
+        keeper: Option<&std::os::fd::OwnedFd>,
+    ) -> Option<VeError> {
+        let alive = alive?;
+        if !super::exec::wait_fd(alive, Duration::ZERO) {
+            return None;
+        }
+        // The keeper reads the console dry when init ends, then exits.
+        if let Some(k) = keeper {
+            super::exec::wait_fd(k, Duration::from_millis(500));
+        }
+        let words = crate::console::last_words(&self.paths.lock_dir, veid, 4);
+        info!(veid, "init exited while starting: {}", words.join(" | "));
+        Some(VeError::InitDied { veid, words: words.join(" | ") })
     }
 
     /// Gives the venet programs a starting VE: its addresses (bind and anti-spoofing), rules
@@ -173,10 +204,10 @@ impl Vz {
         let rate = cfg.rate;
         let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) else {
             if rate.is_some() {
-                warn!(veid, "no BPF: the rate limit is not enforced");
-                crate::report::notice(format!(
-                    "Warning: BPF is unavailable: the rate limit of container {veid} is not enforced"
-                ));
+                crate::report::warning(
+                    veid,
+                    format!("BPF is unavailable: the rate limit of container {veid} is not enforced"),
+                );
             }
             return Ok(());
         };
@@ -222,10 +253,10 @@ impl Vz {
         match conf.get("HOSTNAME") {
             Some(h) if valid_hostname(h) => {
                 if let Err(e) = self.write_names(root, conf, h) {
-                    warn!(veid, "cannot write the VE's name files: {e}");
-                    crate::report::notice(format!(
-                        "Warning: cannot write the container's /etc/hostname or /etc/hosts: {e}"
-                    ));
+                    crate::report::warning(
+                        veid,
+                        format!("cannot write the container's /etc/hostname or /etc/hosts: {e}"),
+                    );
                 }
                 h.to_string()
             }

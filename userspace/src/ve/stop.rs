@@ -47,8 +47,7 @@ impl Vz {
         if is_mounted(root) {
             // The admin's umount scripts; the VE is stopped either way.
             if let Err(e) = self.conf(veid).and_then(|c| self.host_action(veid, &c, super::actions::Action::Umount)) {
-                warn!(veid, "{e}");
-                crate::report::notice(format!("Warning: {e}"));
+                crate::report::warning(veid, format!("{e}"));
             }
             umount(self.sys(), root)?;
         }
@@ -98,9 +97,8 @@ impl Vz {
                 None if killed_first => {
                     let who =
                         VeLock::holder(&self.paths.lock_dir, veid).map(|p| format!(" (pid {p})")).unwrap_or_default();
-                    warn!(veid, "stopped; cleanup left to the vzctl holding the lock{who}");
                     crate::report::progress("Container was stopped");
-                    crate::report::notice(format!("Warning: another vzctl{who} holds container {veid}'s lock: its mount and cgroups are removed by the next command"));
+                    crate::report::warning(veid, format!("another vzctl{who} holds container {veid}'s lock: its mount and cgroups are removed by the next command"));
                     self.event(veid, "stop", &[("fast", 1u64.into())]);
                     return Ok(());
                 }

@@ -80,6 +80,9 @@ impl Drop for Undo<'_> {
                             std::thread::sleep(Duration::from_millis(5));
                         }
                     }
+                    // The console's pty number (its log stays: it says why the start failed).
+                    let [_, pty] = crate::console::runtime_files(&self.vz.paths.lock_dir, v);
+                    let _ = fs::remove_file(pty);
                 }
             }
         }

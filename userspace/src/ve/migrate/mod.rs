@@ -339,7 +339,7 @@ impl Vz {
         let _ = remote.connect();
         let keep = facts.get("KEEP_DST") == Some("yes");
         let phase = facts.get("PHASE").unwrap_or("copy");
-        warn!(veid, phase, dest, "settling a migration that was interrupted");
+        info!(veid, phase, dest, "settling a migration that was interrupted");
         crate::report::notice(format!("Settling an interrupted migration of container {veid} to {dest}"));
         let there = match phase {
             "copy" | "frozen" => Ok(false),
@@ -378,7 +378,6 @@ impl Vz {
                 remote.abort_copy(veid, keep);
             }
             Err(e) => {
-                warn!(veid, "repair: cannot ask {dest}: {e}");
                 crate::report::notice(format!(
                     "Warning: cannot ask {dest} whether container {veid} runs there ({e}); it stays suspended here until it can"
                 ));

@@ -207,7 +207,6 @@ impl Remote<'_> {
     /// the VE runs here whatever is left there.
     pub(super) fn abort_copy(&self, veid: u32, keep: bool) {
         if let Err(e) = self.settle(veid, "abort", keep) {
-            warn!(veid, "cannot undo the copy on {}: {e}", self.dest);
             crate::report::notice(format!("Warning: what was copied to {} is left there: {e}", self.dest));
         }
     }
