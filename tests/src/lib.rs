@@ -494,6 +494,21 @@ impl VzEnv {
         Out::of(self.cmd("vzctl", args).stdin(Stdio::null()).output().expect("run vzctl"))
     }
 
+    /// Runs vzctl with a terminal (a fresh pty's slave) as its standard input, as an admin
+    /// at a terminal runs `vzctl enter`; stdout and stderr are read as `vzctl` reads them.
+    pub fn vzctl_on_tty(&self, args: &[&str]) -> Out {
+        let (mut mfd, mut sfd) = (-1, -1);
+        // SAFETY: openpty fills two fds; no name, termios or window size given.
+        let r = unsafe { libc::openpty(&mut mfd, &mut sfd, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
+        assert_eq!(r, 0, "openpty");
+        // SAFETY: fresh fds from openpty, owned here.
+        let (_master, slave) = unsafe {
+            use std::os::fd::FromRawFd as _;
+            (std::fs::File::from_raw_fd(mfd), std::fs::File::from_raw_fd(sfd))
+        };
+        Out::of(self.cmd("vzctl", args).stdin(slave).output().expect("run vzctl"))
+    }
+
     /// Runs vzctl and asserts it succeeded; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let o = self.vzctl(args);

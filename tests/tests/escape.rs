@@ -182,7 +182,7 @@ fn symlinks_planted_in_the_ve_never_lead_to_host_files() {
             "mount -t tmpfs none /dev && mkdir /dev/pts && ln -s {hf} /dev/pts/ptmx && ln -s {hf} /dev/ptmx && ln -s / /dev/shm && ln -s /dev/null /dev/null2"
         ),
     ]);
-    let o = env.vzctl(&["enter", "101"]);
+    let o = env.vzctl_on_tty(&["enter", "101"]);
     assert_ne!(o.code, 0, "{o:?}");
     assert!(o.stderr.contains("ptmx"), "{o:?}");
     // The reports read nothing the VE points at: numpty counts no host file, shmpages is

@@ -309,7 +309,7 @@ fn firewall_rules_deny_and_allow_live() {
     assert!(!ve_connects(&env, "101", "10.81.0.2", 25));
     assert!(ve_connects(&env, "101", "10.81.0.2", 26));
     assert!(netstat(&env, "102")[5] > f0, "denied packets not counted");
-    assert!(std::fs::read_to_string(env.conf_path(102)).unwrap().contains("NETFILTER=\"deny in tcp 25\""));
+    assert!(std::fs::read_to_string(env.conf_path(102)).unwrap().contains("FIREWALL=\"deny in tcp 25\""));
     // An allow rule before a broader deny: only 10.81.0.1 may reach any TCP port.
     env.ok(&["set", "102", "--netfilter-rule", "allow in tcp from 10.81.0.1", "--netfilter-rule", "deny in tcp"]);
     assert!(ve_connects(&env, "101", "10.81.0.2", 25));

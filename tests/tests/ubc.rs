@@ -170,7 +170,7 @@ fn pty_exhaustion_stops_at_numpty() {
     assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
     assert_eq!(row(&env, "101", "numpty")[..3], [3, 3, 3]);
     // Inside the VE the same limit holds: an interactive enter cannot get a terminal.
-    let o = env.vzctl(&["enter", "101"]);
+    let o = env.vzctl_on_tty(&["enter", "101"]);
     assert_ne!(o.code, 0, "{o:?}");
     // Raised live, without restart.
     env.ok(&["set", "101", "--numpty", "5"]);

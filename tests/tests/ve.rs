@@ -92,7 +92,13 @@ fn isolation() {
     // Hostname, mounts, IPC, users are its own.
     assert_eq!(x("hostname").stdout, "inside\n");
     let mounts = x("cat /proc/mounts").stdout;
-    assert!(!mounts.contains("/sys/fs/cgroup") && !mounts.contains(&env.dir.to_string_lossy().to_string()), "{mounts}");
+    assert!(!mounts.contains(&env.dir.to_string_lossy().to_string()), "{mounts}");
+    // Of cgroups it sees only its own cgroup2 subtree (its cgroup namespace's root), no
+    // host hierarchy.
+    let cg: Vec<&str> = mounts.lines().filter(|l| l.contains("/sys/fs/cgroup")).collect();
+    assert!(cg.len() == 1 && cg[0].starts_with("cgroup2 /sys/fs/cgroup cgroup2 "), "{mounts}");
+    assert_eq!(x("cat /proc/self/cgroup | grep ^0::").stdout, "0::/\n");
+    assert!(!x("ls /sys/fs/cgroup").stdout.contains(&env.name), "the host's cgroups are visible");
     let ipc = Command::new("ipcmk").args(["-Q"]).output().unwrap();
     let qid = String::from_utf8_lossy(&ipc.stdout).split_whitespace().last().unwrap_or("").to_string();
     assert!(!x("cat /proc/sysvipc/msg").stdout.lines().skip(1).any(|l| !l.trim().is_empty()), "host queue visible");

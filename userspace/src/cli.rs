@@ -24,6 +24,17 @@ pub fn parse<T: Parser>(prog: &str) -> Result<T, ExitCode> {
             let _ = e.print();
             Err(ExitCode::SUCCESS)
         }
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            // `vzctl` alone (or with only -v): what it does and its commands, as OpenVZ's
+            // prints its usage; still not a command, so not a success.
+            eprint!("{}", T::command().render_help());
+            Err(ExitCode::from(crate::exit::INVALID_PARAMETER_SYNTAX as u8))
+        }
         Err(e) => {
             let (line, code) = error_line(&e);
             eprintln!("{prog}: {line}");

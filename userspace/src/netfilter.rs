@@ -5,8 +5,9 @@
 //! the VE (the port is the VE's own, the destination port; the prefix the sender), `out`
 //! traffic from it (the port is the remote one, the destination port: `deny out tcp 25`
 //! keeps a VE from sending mail; the prefix the destination). Rules are tried in order;
-//! the first that matches decides; no match allows. Config key `NETFILTER`, rules
-//! separated by `;`.
+//! the first that matches decides; no match allows. Config key `FIREWALL`, rules
+//! separated by `;` (`NETFILTER` is OpenVZ's netfilter mode, `NfMode`; configs of ours
+//! that kept rules there are moved to `FIREWALL` when a command first locks the VE).
 use std::net::IpAddr;
 
 use vz_common::{rule, NetRule, NetRules, MAX_RULES};
@@ -16,6 +17,70 @@ use vz_common::{rule, NetRule, NetRules, MAX_RULES};
 pub struct RuleError {
     pub rule: String,
     pub why: String,
+}
+
+/// The config key of a VE's firewall rules.
+pub const FIREWALL_KEY: &str = "FIREWALL";
+
+/// OpenVZ's `NETFILTER` (`--netfilter`): which netfilter a VE may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NfMode {
+    Disabled,
+    Stateless,
+    Stateful,
+    Full,
+}
+
+impl NfMode {
+    pub const NAMES: [&'static str; 4] = ["disabled", "stateless", "stateful", "full"];
+
+    pub fn parse(v: &str) -> Option<Self> {
+        match v.trim() {
+            "disabled" => Some(Self::Disabled),
+            "stateless" => Some(Self::Stateless),
+            "stateful" => Some(Self::Stateful),
+            "full" => Some(Self::Full),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+
+    /// What this mode gets on a stock kernel, when it is less than OpenVZ gave: said at
+    /// start and when set.
+    pub fn shortfall(self) -> Option<String> {
+        match self {
+            Self::Full => None,
+            m => Some(format!(
+                "NETFILTER={} is not narrowed on a stock kernel: the container's network namespace has netfilter tables of its own with everything the host's kernel offers (connection tracking and NAT too), and none of it can be withheld from one container; --netfilter full says so and silences this",
+                m.name()
+            )),
+        }
+    }
+}
+
+/// Says what `mode` gets here when it is less than OpenVZ gave (nothing for full or none).
+pub fn say_shortfall(veid: u32, mode: Option<NfMode>) {
+    if let Some(w) = mode.and_then(NfMode::shortfall) {
+        crate::report::warning(veid, w);
+    }
+}
+
+/// A `NETFILTER` value: a mode, or (a config of ours from before it took OpenVZ's meaning)
+/// firewall rules, returned as `Err(rules)`; anything else is bad.
+pub fn netfilter_value(v: &str) -> Result<Option<NfMode>, Result<String, String>> {
+    if v.trim().is_empty() {
+        return Ok(None);
+    }
+    if let Some(m) = NfMode::parse(v) {
+        return Ok(Some(m));
+    }
+    match parse_rules(&[v]) {
+        Ok(_) => Err(Ok(v.to_string())),
+        Err(_) => Err(Err(v.to_string())),
+    }
 }
 
 /// Parses one rule.

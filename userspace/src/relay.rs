@@ -29,6 +29,8 @@ pub enum Input {
     Stdin,
     /// These bytes, then end of file (runscript's script).
     Bytes(Vec<u8>),
+    /// These bytes, then this process's stdin (`enter --exec` with piped input).
+    BytesThenStdin(Vec<u8>),
 }
 
 /// A process to wait for, as a pidfd (readable when it has exited).
@@ -82,6 +84,7 @@ pub fn relay(exited: &OwnedFd, stdin: Option<OwnedFd>, stdout: OwnedFd, stderr: 
     let (mut pending, mut read_stdin) = match input {
         Input::Stdin => (Vec::new(), true),
         Input::Bytes(b) => (b, false),
+        Input::BytesThenStdin(b) => (b, true),
     };
     let mut buf = vec![0u8; 64 * 1024];
     let mut done_at: Option<Instant> = None;

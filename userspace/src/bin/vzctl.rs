@@ -171,7 +171,7 @@ struct StopCmd {
 #[derive(Args, Debug)]
 struct ExecCmd {
     veid: vz::ve::VeRef,
-    /// The command line.
+    /// The command line; `-` alone: the commands are read from standard input.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
 }

@@ -152,7 +152,13 @@ pub(super) fn fs_device(path: &Path) -> Option<(PathBuf, PathBuf)> {
 pub(super) fn device_in(path: &Path, table: &MountTable) -> Option<(PathBuf, PathBuf)> {
     let dev = fs::metadata(path).ok()?.dev();
     let want = format!("{}:{}", libc::major(dev), libc::minor(dev));
-    let m = table.entries.iter().rev().find(|m| m.dev == want && m.source.starts_with("/dev/"))?;
+    let of_dev = || table.entries.iter().filter(|m| m.dev == want && m.source.starts_with("/dev/"));
+    // The mount the path is under, not some other mount of the same file system (a VE's
+    // root is one, once mounted): the longest mount point above the path.
+    let m = of_dev()
+        .filter(|m| path.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len())
+        .or_else(|| of_dev().next_back())?;
     Some((m.source.clone(), m.mount_point.clone()))
 }
 
@@ -204,5 +210,23 @@ pub(super) fn grow_for(root: &Path, hard: u64) -> Result<Option<String>, DiskErr
             fs_kb(root)?
         ))),
         r => r.map(|()| None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_device_of_a_path_is_the_mount_it_is_under_not_a_later_bind_of_it() {
+        // /tmp/p/101 is on / ; the VE's root, mounted later, is a mount of the same device.
+        let dev = fs::metadata("/").expect("stat /").dev();
+        let (ma, mi) = (libc::major(dev), libc::minor(dev));
+        let table = MountTable::parse(&format!(
+            "22 1 {ma}:{mi} / / rw - ext4 /dev/vda rw\n\
+             90 22 {ma}:{mi} /tmp/p/101 /vz/root/101 rw - ext4 /dev/vda rw\n"
+        ));
+        let (src, at) = device_in(Path::new("/"), &table).expect("found");
+        assert_eq!((src.as_path(), at.as_path()), (Path::new("/dev/vda"), Path::new("/")));
     }
 }

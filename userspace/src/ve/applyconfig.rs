@@ -4,7 +4,8 @@
 use super::*;
 
 /// Keys a sample gives as they are (`KEY` -> `--key`); beancounters are added to these.
-const PLAIN: [&str; 10] = [
+const PLAIN: [&str; 11] = [
+    "NETFILTER",
     "CPUUNITS",
     "CPULIMIT",
     "CPUS",

@@ -17,8 +17,10 @@ pub struct VeConfig {
     pub netifs: Vec<crate::net::NetIf>,
     /// RATE in kbit/s (None: no shaping).
     pub rate: Option<u64>,
-    /// NETFILTER: the VE's firewall rules.
+    /// FIREWALL: the VE's firewall rules.
     pub rules: vz_common::NetRules,
+    /// NETFILTER: OpenVZ's netfilter mode (None: not set, full).
+    pub nf_mode: Option<crate::netfilter::NfMode>,
     /// DEVNODES and DEVICES: devices beyond the VE's own /dev.
     pub devnodes: Vec<crate::devices::DevNode>,
     pub devices: Vec<crate::devices::DevRule>,
@@ -45,8 +47,10 @@ impl VeConfig {
             limits.res[r.id as usize] = l;
         }
         let rate = crate::net::parse_rate(file.get("RATE").unwrap_or("0"));
-        let rules = crate::netfilter::parse_rules(&[file.get("NETFILTER").unwrap_or("")]);
         let lenient = |k: &str| replaced.contains(&k);
+        let (nf_mode, legacy) = conf_netfilter(&file)?;
+        let fw_key = crate::netfilter::FIREWALL_KEY;
+        let rules = crate::netfilter::parse_rules(&[file.get(fw_key).or(legacy.as_deref()).unwrap_or("")]);
         Ok(Self {
             limits,
             cpu: conf_cpu(&file)?,
@@ -55,7 +59,8 @@ impl VeConfig {
             ips: conf_ips(&file)?,
             netifs: crate::net::parse_netifs(file.get("NETIF").unwrap_or(""))?,
             rate: if lenient("RATE") { rate.unwrap_or(None) } else { rate? },
-            rules: if lenient("NETFILTER") { rules.unwrap_or_default() } else { rules? },
+            rules: if lenient(fw_key) { rules.unwrap_or_default() } else { rules? },
+            nf_mode,
             devnodes: crate::devices::parse_devnodes(file.get("DEVNODES").unwrap_or(""))?,
             devices: crate::devices::parse_devices(file.get("DEVICES").unwrap_or(""))?,
             netdevs: super::netdev::conf_netdevs(&file)?,
@@ -63,6 +68,35 @@ impl VeConfig {
             features: crate::features::parse_features(file.get("FEATURES").unwrap_or(""))?,
             file,
         })
+    }
+}
+
+/// NETFILTER: OpenVZ's mode, or rules an older config of ours kept there (returned as the
+/// second value, read as FIREWALL's when the config has none).
+pub fn conf_netfilter(conf: &ConfFile) -> Result<(Option<crate::netfilter::NfMode>, Option<String>), VeError> {
+    match crate::netfilter::netfilter_value(conf.get("NETFILTER").unwrap_or("")) {
+        Ok(m) => Ok((m, None)),
+        Err(Ok(rules)) => Ok((None, Some(rules))),
+        Err(Err(v)) => Err(VeError::BadValue {
+            key: "netfilter",
+            value: v.escape_default().to_string(),
+            why: "use disabled, stateless, stateful or full (OpenVZ's NETFILTER; firewall rules go in FIREWALL)",
+        }),
+    }
+}
+
+/// Moves firewall rules an older config of ours kept in NETFILTER to FIREWALL (NETFILTER
+/// is OpenVZ's netfilter mode). Returns whether the config changed.
+pub fn move_legacy_rules(conf: &mut ConfFile) -> bool {
+    match conf_netfilter(conf) {
+        Ok((None, Some(rules))) => {
+            if conf.get(crate::netfilter::FIREWALL_KEY).is_none() {
+                conf.set(crate::netfilter::FIREWALL_KEY, &rules);
+            }
+            conf.remove("NETFILTER");
+            true
+        }
+        _ => false,
     }
 }
 
@@ -104,12 +138,36 @@ pub fn conf_disk(conf: &ConfFile) -> Result<DiskConf, VeError> {
         Some(v) => parse_ugid(v)?,
         None => 0,
     };
-    Ok(DiskConf {
-        layout: conf.get("VE_LAYOUT").map(disk::Layout::parse).transpose()?.unwrap_or(disk::Layout::Simfs),
-        space: conf.get("DISKSPACE").map(disk::parse_diskspace).transpose()?,
-        inodes: conf.get("DISKINODES").map(disk::parse_diskinodes).transpose()?,
-        ugid,
-    })
+    let layout = conf.get("VE_LAYOUT").map(disk::Layout::parse).transpose()?.unwrap_or(disk::Layout::Simfs);
+    let space = conf.get("DISKSPACE").map(disk::parse_diskspace).transpose()?;
+    let inodes = conf.get("DISKINODES").map(disk::parse_diskinodes).transpose()?;
+    // OpenVZ's DISK_QUOTA=no: no disk quota for the VE (a ploop image still takes its size
+    // from DISKSPACE).
+    let quota = conf.get("DISK_QUOTA").map(str::trim) != Some("no") || layout != disk::Layout::Simfs;
+    Ok(DiskConf { layout, space: space.filter(|_| quota), inodes: inodes.filter(|_| quota), ugid })
+}
+
+/// OpenVZ config keys a stock kernel gives no meaning here, with the reason: said at
+/// start and create, never dropped silently (the values are kept in the file).
+const UNUSED_KEYS: [(&str, &str); 8] = [
+    ("AVNUMPROC", "an estimate for OpenVZ's vzcfgvalidate, not a limit"),
+    ("QUOTATIME", "soft disk limits have no grace period here: the hard limit is what holds"),
+    ("JOURNALED_QUOTA", "simfs quota here is the host's project quota, journaled by the file system"),
+    ("NODEMASK", "NUMA node binding is not applied (CPUMASK is)"),
+    ("PCI", "PCI devices are not passed to containers"),
+    ("MEMINFO", "/proc/meminfo in a container shows its memory cgroup (LXCFS), not a set figure"),
+    ("HA_ENABLE", "there is no HA cluster manager here"),
+    ("HA_PRIO", "there is no HA cluster manager here"),
+];
+
+/// The OpenVZ keys of `conf` that are kept but not used here, each with why.
+pub fn unused_keys(conf: &ConfFile) -> Vec<String> {
+    UNUSED_KEYS
+        .iter()
+        // QUOTATIME=0 (no grace period) is what holds here anyway.
+        .filter(|(k, _)| conf.get(k).is_some_and(|v| !(v.trim().is_empty() || *k == "QUOTATIME" && v.trim() == "0")))
+        .map(|(k, why)| format!("{k} is kept but not used: {why}"))
+        .collect()
 }
 
 pub(crate) fn parse_ugid(v: &str) -> Result<u64, VeError> {
@@ -195,6 +253,66 @@ DCACHESIZE=\"1048576:1097728\"
 NUMIPTENT=\"32:32\"
 ";
 
+/// OpenVZ's VSwap samples (vzctl 4.x's `ve-vswap-*.conf-sample`), their values as shipped:
+/// RAM and swap, a 2G disk, CPU weight 1000, netfilter stateless. (name, RAM, swap)
+const VSWAP_SAMPLES: [(&str, &str, &str); 6] = [
+    ("vswap-256m", "256M", "512M"),
+    ("vswap-512m", "512M", "1G"),
+    ("vswap-1024m", "1G", "2G"),
+    ("vswap-1g", "1G", "2G"),
+    ("vswap-2g", "2G", "4G"),
+    ("vswap-4g", "4G", "8G"),
+];
+
+fn vswap_sample(ram: &str, swap: &str) -> String {
+    format!(
+        "# OpenVZ VSwap sample: {ram} of RAM, {swap} of swap.\n\
+         PHYSPAGES=\"0:{ram}\"\nSWAPPAGES=\"0:{swap}\"\n\
+         DISKSPACE=\"2G:2.2G\"\nDISKINODES=\"131072:144179\"\nQUOTATIME=\"0\"\n\
+         CPUUNITS=\"1000\"\nNETFILTER=\"stateless\"\n"
+    )
+}
+
+/// OpenVZ's `ve-unlimited.conf-sample`, its values as shipped.
+pub const SAMPLE_UNLIMITED: &str = "\
+# Unlimited VE: no beancounter limits, no disk quota (OpenVZ's sample).
+VERSION=\"2\"
+ONBOOT=\"no\"
+AVNUMPROC=\"unlimited\"
+NUMPROC=\"unlimited\"
+NUMTCPSOCK=\"419430\"
+NUMOTHERSOCK=\"419430\"
+VMGUARPAGES=\"unlimited\"
+KMEMSIZE=\"unlimited\"
+TCPSNDBUF=\"1073741823:2147483647\"
+TCPRCVBUF=\"1073741823:2147483647\"
+OTHERSOCKBUF=\"1073741823:2147483647\"
+DGRAMRCVBUF=\"unlimited\"
+OOMGUARPAGES=\"unlimited\"
+LOCKEDPAGES=\"unlimited\"
+SHMPAGES=\"unlimited\"
+PRIVVMPAGES=\"unlimited\"
+NUMFILE=\"unlimited\"
+NUMFLOCK=\"unlimited\"
+NUMPTY=\"unlimited\"
+NUMSIGINFO=\"unlimited\"
+DCACHESIZE=\"unlimited\"
+PHYSPAGES=\"0:unlimited\"
+NUMIPTENT=\"unlimited\"
+DISK_QUOTA=\"no\"
+";
+
+/// Every sample vzctl installs: (name, text).
+pub fn samples() -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("basic", SAMPLE_BASIC.to_string()),
+        ("light", SAMPLE_LIGHT.to_string()),
+        ("unlimited", SAMPLE_UNLIMITED.to_string()),
+    ];
+    v.extend(VSWAP_SAMPLES.iter().map(|(n, r, s)| (*n, vswap_sample(r, s))));
+    v
+}
+
 pub(super) const DEFAULT_VZ_CONF: &str = "\
 ## Global settings of vzbpf (OpenVZ's vz.conf keys)
 VE_ROOT=\"/vz/root/$VEID\"
@@ -255,7 +373,7 @@ mod tests {
     #[test]
     fn settings_are_parsed_once_into_types() {
         let c = VeConfig::parse(file(
-            "NUMPROC=\"40:50\"\nIP_ADDRESS=\"10.0.0.2 fd00::2\"\nRATE=\"8000\"\nNETFILTER=\"deny in tcp 25\"\nIOPRIO=\"6\"\n",
+            "NUMPROC=\"40:50\"\nIP_ADDRESS=\"10.0.0.2 fd00::2\"\nRATE=\"8000\"\nFIREWALL=\"deny in tcp 25\"\nNETFILTER=\"stateless\"\nIOPRIO=\"6\"\n",
         ))
         .unwrap();
         assert_eq!(c.limits.res[vz_common::res::NUMPROC as usize], UbcLimit { barrier: 40, limit: 50 });

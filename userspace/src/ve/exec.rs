@@ -20,8 +20,12 @@ impl Vz {
         Ok(status.code().unwrap_or(255))
     }
 
-    /// `vzctl exec` / `exec2`: the command line runs through the VE's /bin/sh.
+    /// `vzctl exec` / `exec2`: the command line runs through the VE's /bin/sh; `-` alone
+    /// (OpenVZ's) has the shell read its commands from our standard input.
     pub fn exec(&self, veid: u32, command: &[String]) -> Result<i32, VeError> {
+        if command == ["-"] {
+            return self.exec_argv(veid, &["/bin/sh".to_string(), "-s".into()], relay::Input::Stdin);
+        }
         let line = command.join(" ");
         let argv = vec!["/bin/sh".to_string(), "-c".into(), line];
         self.exec_argv(veid, &argv, relay::Input::Stdin)
@@ -39,6 +43,16 @@ impl Vz {
     /// `vzctl enter`: an interactive shell on a pseudo-terminal of the VE's own devpts,
     /// relayed to this terminal. `exec` is typed into the shell first.
     pub fn enter(&self, veid: u32, exec: Option<&str>) -> Result<i32, VeError> {
+        if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            // Piped or /dev/null input: no terminal to relay, and the shell must end when
+            // the input does (a pty would keep it waiting for a user's Ctrl-D).
+            crate::report::notice(format!("entered into container {veid}"));
+            let first = exec.map(|c| format!("{c}\n").into_bytes()).unwrap_or_default();
+            let argv = vec!["/bin/sh".to_string(), "-l".into(), "-s".into()];
+            let code = self.exec_argv(veid, &argv, relay::Input::BytesThenStdin(first))?;
+            crate::report::notice(format!("exited from container {veid}"));
+            return Ok(code);
+        }
         let init = self.running_init(veid)?;
         let (master, slave) = ns::ve_pty(init)?;
         let argv = vec!["/bin/sh".to_string(), "-l".into()];

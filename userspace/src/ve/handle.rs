@@ -18,7 +18,13 @@ impl Vz {
     /// with no config is `NotExist`.
     pub fn open(&self, veid: u32) -> Result<Ve, VeError> {
         let lock = self.lock(veid)?;
-        let conf = self.conf(veid)?;
+        let mut conf = self.conf(veid)?;
+        if super::conf::move_legacy_rules(&mut conf) {
+            conf.write_atomic(&self.paths.ve_conf(veid))?;
+            crate::report::progress(format!(
+                "Moved the firewall rules of container {veid} from NETFILTER to FIREWALL (NETFILTER is OpenVZ's netfilter mode)"
+            ));
+        }
         let (root, private) = (self.root_of(veid, &conf), self.private_of(veid, &conf));
         Ok(Ve { veid, conf, root, private, _lock: Some(lock) })
     }

@@ -410,7 +410,7 @@ impl Vz {
         if !g.exists() {
             config::write_atomic(&g, DEFAULT_VZ_CONF.as_bytes())?;
         }
-        for (name, text) in [("basic", SAMPLE_BASIC), ("light", SAMPLE_LIGHT)] {
+        for (name, text) in conf::samples() {
             let p = self.paths.sample(name);
             if !p.exists() {
                 config::write_atomic(&p, text.as_bytes())?;

@@ -204,6 +204,14 @@ pub mod arg {
         Ok(UserPass { user: user.to_string(), password: password.to_string() })
     }
 
+    pub fn netfilter_mode(s: &str) -> Result<crate::netfilter::NfMode, VeError> {
+        crate::netfilter::NfMode::parse(s).ok_or_else(|| VeError::BadValue {
+            key: "netfilter",
+            value: s.escape_default().to_string(),
+            why: "use disabled, stateless, stateful or full (firewall rules: --netfilter-rule)",
+        })
+    }
+
     pub fn iptables(s: &str) -> Result<String, VeError> {
         Err(VeError::BadValue { key: "iptables", value: s.escape_default().to_string(), why: IPTABLES_WHY })
     }
@@ -347,6 +355,11 @@ pub struct SetOpts {
     /// (repeatable; together they replace the VE's rules; "none" clears them).
     #[arg(long = "netfilter-rule", value_parser = arg::rules)]
     pub netfilter: Vec<RuleList>,
+    /// OpenVZ's netfilter mode: disabled, stateless, stateful or full (NETFILTER; at the
+    /// next start). On a stock kernel a container always has netfilter tables of its own:
+    /// any mode but full is said to be not narrowed.
+    #[arg(long = "netfilter", value_parser = arg::netfilter_mode)]
+    pub nf_mode: Option<crate::netfilter::NfMode>,
     /// Bridged interface: ifname[,mac,host_ifname,host_mac,bridge] (repeatable).
     #[arg(long = "netif_add", value_parser = arg::netif)]
     pub netif_add: Vec<crate::net::NetIfSpec>,
@@ -468,6 +481,7 @@ impl SetOpts {
             && self.ipdel.is_empty()
             && self.nameserver.is_empty()
             && self.netfilter.is_empty()
+            && self.nf_mode.is_none()
             && self.netif_add.is_empty()
             && self.netif_del.is_empty()
             && self.devnodes.is_empty()

@@ -13,7 +13,7 @@ impl Vz {
     pub(crate) fn apply_io(&self, veid: u32, cgid: u64, root: &Path, s: &crate::io::IoSettings) -> Result<(), VeError> {
         let disk = crate::io::disk_of(root);
         for note in crate::io::apply(self.cg.as_ref(), veid, s, disk.as_ref())? {
-            crate::report::warning(veid, format!("{note}"));
+            crate::report::warning(veid, &note);
         }
         if let Some(dir) = crate::io::blkio_dir(self.cg.as_ref(), veid) {
             if let Ok(mut bpf) = Bpf::open_existing(&self.paths.bpf_root) {

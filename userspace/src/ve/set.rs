@@ -73,8 +73,9 @@ struct Plan {
     netif_gone: Vec<NetIf>,
     devices: Option<(super::devices::DevSet, super::devices::DevSet)>,
     netdevs: Option<(Vec<String>, Vec<String>)>,
-    /// The capabilities a VE starts with change (said for a running VE: next start).
+    /// The capabilities or NETFILTER a VE starts with change (said for a running VE: next start).
     caps_changed: bool,
+    nf_changed: bool,
 }
 
 impl Plan {
@@ -125,7 +126,7 @@ impl Vz {
             replaced.push("RATE");
         }
         if !opts.netfilter.is_empty() {
-            replaced.push("NETFILTER");
+            replaced.push(crate::netfilter::FIREWALL_KEY);
         }
         let running = ns::find_init(self.cg.as_ref(), veid).and_then(|i| Some((i, self.cg.ve_id(veid).ok()?)));
         if running.is_none() && !save {
@@ -163,7 +164,8 @@ impl Vz {
             crate::report::progress(format!("Saved parameters for Container {veid}"));
         }
         rb.commit();
-        if plan.caps_changed && running.is_some() && opts.setmode.as_deref() == Some("restart") {
+        crate::netfilter::say_shortfall(veid, opts.nf_mode);
+        if (plan.caps_changed || plan.nf_changed) && running.is_some() && opts.setmode.as_deref() == Some("restart") {
             // Its lock is ours until `ve` goes.
             drop(ve);
             self.restart(veid)?;
@@ -191,6 +193,7 @@ impl Vz {
             devices: None,
             netdevs: None,
             caps_changed: false,
+            nf_changed: false,
         };
         if let Some(h) = &opts.hostname {
             p.hostname = Some(h.clone());
@@ -329,7 +332,7 @@ impl Vz {
             let all: Vec<vz_common::NetRule> = opts.netfilter.iter().flat_map(|l| l.0.iter().copied()).collect();
             let new = crate::netfilter::collect(&all)?;
             let old = base.rules;
-            p.key("NETFILTER", Some(crate::netfilter::format_rules(&new)));
+            p.key(crate::netfilter::FIREWALL_KEY, Some(crate::netfilter::format_rules(&new)));
             p.rules = Some((old, new));
         }
         // Addresses: every one a VE may own and held by no other VE.
@@ -355,6 +358,10 @@ impl Vz {
                 p.key(&k, v);
             }
             p.devices = Some((super::devices::DevSet::of(base), new));
+        }
+        if let Some(m) = opts.nf_mode {
+            p.key("NETFILTER", Some(m.name().to_string()));
+            p.nf_changed = base.nf_mode.unwrap_or(crate::netfilter::NfMode::Full) != m;
         }
         if !opts.capability.is_empty() {
             let caps = crate::caps::merge(&base.caps, &opts.capability);
@@ -486,13 +493,10 @@ impl Vz {
             rb.push("devices", move || self.apply_devices(veid, init, cgid, &b, Some(&n), &o));
             self.apply_devices(veid, init, cgid, base, Some(old), new)?;
         }
-        if p.caps_changed && opts.setmode.as_deref() != Some("restart") {
-            crate::report::warning(
-                veid,
-                format!(
-                "the capabilities of container {veid} change at its next start (a running process's set only shrinks)"
-            ),
-            );
+        let later =
+            [(p.nf_changed, "netfilter mode"), (p.caps_changed, "capabilities (a running process's set only shrinks)")];
+        for (_, what) in later.iter().filter(|(c, _)| *c && opts.setmode.as_deref() != Some("restart")) {
+            crate::report::warning(veid, format!("container {veid}'s {what}: changed at its next start"));
         }
         if let Some((old, new)) = &p.netdevs {
             let (o, n) = (old.clone(), new.clone());
@@ -588,7 +592,7 @@ impl Vz {
         Bpf::ensure(&self.bpf_config())?.put_limits(cgid, veid, full)?;
         let target = crate::ubc::Target { cg: self.cg.as_ref(), veid, uid };
         for w in crate::ubc::apply_live(&target, init, full, changed)? {
-            crate::report::warning(veid, format!("{w}"));
+            crate::report::warning(veid, &w);
         }
         Ok(())
     }

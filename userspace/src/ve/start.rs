@@ -84,7 +84,7 @@ impl Vz {
         self.mark("start:lxcfs");
         spec.cap_drop = crate::caps::drop_mask(&cfg.caps);
         for w in crate::ubc::init_spec(&full, &mut spec)? {
-            crate::report::warning(veid, format!("{w}"));
+            crate::report::warning(veid, &w);
         }
         let started = ns::start_init(&spec, self.cg.as_ref(), veid, &|step| self.mark(step));
         undo.kill(veid);
@@ -107,6 +107,10 @@ impl Vz {
             crate::ubc::after_init(&crate::ubc::Target { cg: self.cg.as_ref(), veid, uid }, started.pid, &full)?;
             if cfg.file.get("IPTABLES").is_some_and(|v| !v.trim().is_empty()) {
                 crate::report::warning(veid, format!("IPTABLES is not used: {}", super::opts::IPTABLES_WHY));
+            }
+            crate::netfilter::say_shortfall(veid, cfg.nf_mode);
+            for w in super::conf::unused_keys(&cfg.file) {
+                crate::report::warning(veid, w);
             }
             self.mark("start:devices");
             let devices = super::devices::DevSet::at_start(veid, &cfg);
