@@ -263,3 +263,42 @@ fn scripts_feed_exec_and_enter_through_stdin_and_both_end_with_it() {
     }
     env.ok(&["stop", "101"]);
 }
+
+/// Inside VE 101: perl makes a NETLINK_NETFILTER socket, sets an iptables table over a raw
+/// socket, and sets up an io_uring; each says "ok" or its error.
+fn netfilter_probe(env: &VzEnv) -> String {
+    let probe = r#"perl -e '
+        print socket(my $n, 16, 3, 12) ? "nfnetlink ok\n" : "nfnetlink $!\n";
+        socket(my $r, 2, 3, 255) or die "raw: $!\n";
+        print setsockopt($r, 0, 64, "x") ? "iptables ok\n" : "iptables $!\n";
+        my $p = "\0" x 120;
+        print syscall(425, 4, $p) >= 0 ? "io_uring ok\n" : "io_uring $!\n";'"#;
+    env.ok(&["exec2", "101", probe])
+}
+
+#[test]
+fn netfilter_disabled_keeps_the_whole_ve_from_netfilter() {
+    let env = VzEnv::new("nfoff");
+    env.debian_template();
+    env.ok(&["create", "101", "--ostemplate", vz::template::DEBIAN_TEMPLATE]);
+    env.ok(&["start", "101"]);
+    // Full: the kernel's own answers (a 1-byte table is refused as malformed).
+    let full = netfilter_probe(&env);
+    assert!(full.contains("nfnetlink ok") && full.contains("iptables Invalid argument"), "{full}");
+    assert!(!full.contains("io_uring Function not implemented"), "{full}");
+    let o = env.vzctl(&["set", "101", "--netfilter", "disabled", "--save"]);
+    assert!(o.stderr.contains("netfilter mode: changed at its next start"), "{o:?}");
+    assert!(!o.stderr.contains("not narrowed"), "disabled is enforced: {o:?}");
+    env.ok(&["restart", "101"]);
+    // Init and whatever vzctl starts inside carry the filter; their children inherit it.
+    assert_eq!(env.ok(&["exec2", "101", "grep ^Seccomp: /proc/1/status /proc/self/status | cut -f2"]), "2\n2\n");
+    let off = netfilter_probe(&env);
+    assert!(off.contains("nfnetlink Protocol not supported"), "{off}");
+    assert!(off.contains("iptables Protocol not available"), "{off}");
+    assert!(off.contains("io_uring Function not implemented"), "{off}");
+    // Other sockets are untouched.
+    assert_eq!(env.ok(&["exec2", "101", r#"perl -e 'print socket(my $s, 16, 3, 0) ? "ok" : "$!"'"#]), "ok");
+    env.ok(&["set", "101", "--netfilter", "full", "--save", "--setmode", "restart"]);
+    assert!(netfilter_probe(&env).contains("nfnetlink ok"));
+    env.ok(&["stop", "101"]);
+}

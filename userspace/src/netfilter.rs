@@ -52,7 +52,8 @@ impl NfMode {
     /// start and when set.
     pub fn shortfall(self) -> Option<String> {
         match self {
-            Self::Full => None,
+            // Enforced: see `sys::seccomp`.
+            Self::Full | Self::Disabled => None,
             m => Some(format!(
                 "NETFILTER={} is not narrowed on a stock kernel: the container's network namespace has netfilter tables of its own with everything the host's kernel offers (connection tracking and NAT too), and none of it can be withheld from one container; --netfilter full says so and silences this",
                 m.name()

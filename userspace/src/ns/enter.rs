@@ -38,7 +38,14 @@ pub fn command_in_ve(cg: &dyn Cgroups, veid: u32, init: i32, argv: &[String], tt
     let namespaces = nsfds.into_iter().map(|(f, t)| (f, CloneFlags::from_bits_retain(t))).collect();
     crate::sys::spawn::enter_on_exec(
         &mut cmd,
-        crate::sys::spawn::EnterOnExec { cgroup_procs: cgfds, namespaces, sigpending, tty, cap_drop },
+        crate::sys::spawn::EnterOnExec {
+            cgroup_procs: cgfds,
+            namespaces,
+            sigpending,
+            tty,
+            cap_drop,
+            netfilter_off: crate::sys::seccomp::filtered(init),
+        },
     );
     Ok(cmd)
 }

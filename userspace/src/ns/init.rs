@@ -86,6 +86,7 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32, mark: &dyn Fn(&s
         .arg(spec.gid_base.to_string())
         .arg(spec.lxcfs.as_ref().map_or_else(|| "-".into(), |p| p.as_os_str().to_owned()))
         .arg(format!("{:x}", spec.cap_drop))
+        .arg(if spec.netfilter_off { "nf-off" } else { "-" })
         .args(&spec.argv)
         .env_clear();
     let pipes = if spec.relay { Some(crate::relay::pipes().map_err(sys("pipe"))?) } else { None };
@@ -179,7 +180,7 @@ pub fn start_init(spec: &InitSpec, cg: &dyn Cgroups, veid: u32, mark: &dyn Fn(&s
     Ok(Started { pid, stdio: pipes.map(|p| p.ours), console, pidfd })
 }
 
-/// Entry of `vzctl __ve-init ROOT HOSTNAME relay|null PTYMAX|- SHMBYTES|- UID GID LXCFS|- CAPDROP ARGV...`
+/// Entry of `vzctl __ve-init ROOT HOSTNAME relay|null PTYMAX|- SHMBYTES|- UID GID LXCFS|- CAPDROP nf-off|- ARGV...`
 /// (stage 1). Never returns.
 ///
 /// Stage 1 first builds, as host root in a mount namespace of its own, the mounts that
@@ -200,7 +201,7 @@ pub fn stage1_main(args: &[String]) -> ! {
         let _ = writeln!(out, "E {msg}");
         std::process::exit(1)
     };
-    let [root, hostname, stdio, pty_max, shm, uid, gid, lxcfs, caps, argv @ ..] = args else {
+    let [root, hostname, stdio, pty_max, shm, uid, gid, lxcfs, caps, nf, argv @ ..] = args else {
         fail(&mut out, "bad __ve-init arguments".into())
     };
     let (Ok(uid), Ok(gid)) = (uid.parse::<u32>(), gid.parse::<u32>()) else {
@@ -271,7 +272,7 @@ pub fn stage1_main(args: &[String]) -> ! {
             let _ = nix::fcntl::fcntl(&out, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
             let lxcfs = Some(lxcfs.as_str()).filter(|l| *l != "-");
             let cap_drop = u64::from_str_radix(caps, 16).unwrap_or(0);
-            let e = pid1(hostname, stdio == "relay", argv, lxcfs, cap_drop);
+            let e = pid1(hostname, stdio == "relay", argv, lxcfs, (cap_drop, nf == "nf-off"));
             fail(&mut out, e)
         }
         Ok(ForkResult::Parent { child }) => {
@@ -342,7 +343,14 @@ fn become_ids(uid: u32, gid: u32) -> nix::Result<()> {
 
 /// PID 1 of the VE, before exec: its own /proc and /sys, pivot_root, hostname, loopback,
 /// stdio, then init. Returns only on failure, with the reason.
-pub(super) fn pid1(hostname: &str, relay: bool, argv: &[String], lxcfs: Option<&str>, cap_drop: u64) -> String {
+/// `(cap_drop, netfilter_off)`: capabilities to drop; whether the VE is kept from netfilter.
+pub(super) fn pid1(
+    hostname: &str,
+    relay: bool,
+    argv: &[String],
+    lxcfs: Option<&str>,
+    (cap_drop, netfilter_off): (u64, bool),
+) -> String {
     if let Err(e) = ve_mounts(lxcfs) {
         return e;
     }
@@ -371,6 +379,12 @@ pub(super) fn pid1(hostname: &str, relay: bool, argv: &[String], lxcfs: Option<&
     // capabilities turned off go, for init and all it starts.
     if let Err(e) = crate::sys::proc::capbset_drop(cap_drop) {
         return format!("drop capabilities {cap_drop:#x}: {e}");
+    }
+    // Last, as VE root with every capability of its namespace still effective.
+    if netfilter_off {
+        if let Err(e) = crate::sys::seccomp::deny_netfilter() {
+            return format!("keep the container from netfilter (seccomp): {e}");
+        }
     }
     let err = Command::new(&argv[0])
         .args(&argv[1..])

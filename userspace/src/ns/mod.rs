@@ -79,6 +79,8 @@ pub struct InitSpec {
     pub cap_drop: u64,
     /// A console pty (/dev/console, /dev/tty1) whose master vzctl takes (`vzctl console`).
     pub console: bool,
+    /// NETFILTER=disabled: init (so the whole VE) runs under `seccomp::deny_netfilter`.
+    pub netfilter_off: bool,
 }
 
 /// Mount options of a VE's /dev/shm; `bytes` is its shmpages limit. It is always mounted

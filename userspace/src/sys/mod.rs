@@ -14,6 +14,7 @@ pub mod mount;
 pub mod mountinfo;
 pub mod net;
 pub mod proc;
+pub mod seccomp;
 pub mod spawn;
 pub mod syscall;
 pub mod tty;

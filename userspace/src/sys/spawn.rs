@@ -107,6 +107,8 @@ pub struct EnterOnExec {
     /// Capabilities (bits) dropped from the bounding set once in the VE's user namespace
     /// (whose entry fills it): those the VE's init lacks.
     pub cap_drop: u64,
+    /// The VE's init runs under the netfilter seccomp filter: so does the command.
+    pub netfilter_off: bool,
 }
 
 /// Makes `cmd` run inside a running VE: in its cgroups and namespaces, as its root, in a
@@ -116,7 +118,7 @@ pub struct EnterOnExec {
 pub fn enter_on_exec(cmd: &mut Command, e: EnterOnExec) {
     let raw_cg: Vec<RawFd> = e.cgroup_procs.iter().map(|f| f.as_raw_fd()).collect();
     let raw_ns: Vec<(RawFd, libc::c_int)> = e.namespaces.iter().map(|(f, t)| (f.as_raw_fd(), t.bits())).collect();
-    let (sigpending, tty, cap_drop) = (e.sigpending, e.tty, e.cap_drop);
+    let (sigpending, tty, cap_drop, netfilter_off) = (e.sigpending, e.tty, e.cap_drop, e.netfilter_off);
     // SAFETY: only async-signal-safe calls (write, setrlimit, setns, prctl, set*id, fork,
     // waitpid, ioctl, close_range, _exit) run between fork and exec, on fds the closure
     // owns.
@@ -134,6 +136,9 @@ pub fn enter_on_exec(cmd: &mut Command, e: EnterOnExec) {
             check(libc::setgroups(0, std::ptr::null()))?;
             check(libc::setresgid(0, 0, 0))?;
             check(libc::setresuid(0, 0, 0))?;
+            if netfilter_off {
+                super::seccomp::deny_netfilter()?;
+            }
             // setns(pid) applies to children: fork once more.
             match libc::fork() {
                 -1 => Err(io::Error::last_os_error()),

@@ -457,6 +457,7 @@ impl Vz {
             lxcfs: None,
             cap_drop: 0,
             console: false,
+            netfilter_off: false,
         };
         for w in crate::ubc::init_spec(full, &mut spec)? {
             warn!(veid, "{w}");

@@ -126,6 +126,7 @@ pub(super) fn run_script_as_init(
         lxcfs: None,
         cap_drop: 0,
         console: false,
+        netfilter_off: false,
     };
     let started = ns::start_init(&spec, vz.cg.as_ref(), veid, &|step| vz.mark(step))?;
     let pidfd = relay::pidfd(started.pid).map_err(|e| VeError::Exec(format!("pidfd: {e}")))?;

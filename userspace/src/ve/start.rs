@@ -80,6 +80,7 @@ impl Vz {
             },
             cap_drop: 0,
             console: true,
+            netfilter_off: cfg.nf_mode == Some(crate::netfilter::NfMode::Disabled),
         };
         self.mark("start:lxcfs");
         spec.cap_drop = crate::caps::drop_mask(&cfg.caps);
