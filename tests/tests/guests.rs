@@ -73,8 +73,11 @@ fn boots_to_multi_user(distro: &vz::template::Distro) {
     env.ok(&["stop", "101"]);
     assert_eq!(env.ok(&["status", "101"]).trim(), "VEID 101 exist unmounted down");
     assert!(!dir.exists(), "cgroup left after stop");
-    env.ok(&["start", "101"]);
-    assert_eq!(settled_state(&env), "running", "second start");
+    // start --wait returns once systemd says it is up.
+    let o = env.ok(&["start", "101", "--wait"]);
+    assert!(o.contains("Container has booted"), "{o}");
+    let o = env.vzctl(&["exec2", "101", "systemctl is-system-running"]);
+    assert_eq!(o.stdout.trim(), "running", "right after start --wait: {o:?}");
     env.ok(&["stop", "101"]);
 }
 
@@ -108,9 +111,16 @@ fn an_init_that_dies_fails_the_start_with_its_last_words() {
     assert_eq!(env.ok(&["status", "101"]).trim(), "VEID 101 exist unmounted down");
     assert!(!env.cg().ve_dir(101).exists());
     assert!(!env.dir.join("lock/101.console.pty").exists());
+    // An init that dies after start returned: start --wait waits for it and says so.
+    std::fs::write(&init, "#!/bin/sh\nsleep 0.5\necho 'late death' > /dev/console\nexit 4\n").unwrap();
+    let o = env.vzctl(&["start", "101", "--wait"]);
+    o.one_line_error("vzctl", vz::exit::ENVCREATE_ERROR, "late death");
+    assert_eq!(env.ok(&["status", "101"]).trim(), "VEID 101 exist unmounted down");
+    assert!(!env.cg().ve_dir(101).exists());
     std::fs::remove_file(&init).unwrap();
     std::os::unix::fs::symlink("/bin/busybox", &init).unwrap();
-    env.ok(&["start", "101"]);
+    let o = env.ok(&["start", "101", "--wait"]);
+    assert!(o.contains("Container has booted"), "{o}");
     env.ok(&["exec2", "101", "true"]);
     env.ok(&["stop", "101"]);
 }

@@ -152,7 +152,10 @@ struct CreateCmd {
 #[derive(Args, Debug)]
 struct StartCmd {
     veid: vz::ve::VeRef,
-    /// Accepted for compatibility: start returns once init runs.
+    /// Return once the VE has booted (systemd: `systemctl is-system-running` says running
+    /// or degraded; other inits: after a second alive), at most 120 s; an init that dies
+    /// meanwhile fails the start with its last words. Without it start returns once init
+    /// runs.
     #[arg(long)]
     wait: bool,
     /// Start even a VE set --disabled yes.
@@ -416,7 +419,7 @@ fn run(cli: &Cli) -> Result<i32, Error> {
         Command::Destroy(v) => vz.destroy(id(&v.veid)?).map(|()| 0).map_err(Into::into),
         Command::Mount(v) => vz.mount(id(&v.veid)?).map(|()| 0).map_err(Into::into),
         Command::Umount(v) => vz.umount(id(&v.veid)?).map(|()| 0).map_err(Into::into),
-        Command::Start(c) => vz.start_forced(id(&c.veid)?, c.force).map(|()| 0).map_err(Into::into),
+        Command::Start(c) => vz.start_waiting(id(&c.veid)?, c.force, c.wait).map(|()| 0).map_err(Into::into),
         Command::Stop(c) => vz.stop(id(&c.veid)?, c.fast).map(|()| 0).map_err(Into::into),
         Command::Restart(v) => vz.restart(id(&v.veid)?).map(|()| 0).map_err(Into::into),
         Command::Events(e) => {

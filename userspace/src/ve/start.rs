@@ -1,6 +1,9 @@
 //! `vzctl start`: cgroups, BPF records, PID 1 in new namespaces, venet, names files.
 use super::*;
 
+/// How long `start --wait` waits for a VE to boot.
+const BOOT_WAIT: Duration = Duration::from_secs(120);
+
 impl Vz {
     /// `vzctl start`: mount, cgroups, beancounters, then the template's init in new
     /// namespaces. Any failure undoes every step made; a vzctl killed half-way leaves an
@@ -11,12 +14,21 @@ impl Vz {
 
     /// `vzctl start [--force]`: `force` starts a VE even when it is DISABLED.
     pub fn start_forced(&self, veid: u32, force: bool) -> Result<(), VeError> {
+        self.start_waiting(veid, force, false)
+    }
+
+    /// `vzctl start [--force] [--wait]`: with `wait`, returns once the VE has booted
+    /// (`wait_booted`).
+    pub fn start_waiting(&self, veid: u32, force: bool, wait: bool) -> Result<(), VeError> {
         let ve = self.open(veid)?;
         if !force && ve.conf.get("DISABLED").map(str::trim) == Some("yes") {
             return Err(VeError::StartDisabled(veid));
         }
         self.start_held(&ve)?;
         self.event(veid, "start", &[]);
+        if wait {
+            self.wait_booted(&ve)?;
+        }
         Ok(())
     }
 
@@ -171,6 +183,93 @@ impl Vz {
         crate::report::progress("Container start in progress...");
         self.ve_action(veid, super::actions::Action::Start);
         Ok(())
+    }
+
+    /// Waits until a started VE has booted: a systemd init until `systemctl
+    /// is-system-running` (asked inside, its answer read at most 64 bytes) says running or
+    /// degraded; any other init until it has run a second. An init that dies meanwhile is
+    /// a failed start, with its last words, and what it left is removed; a boot still going
+    /// after `BOOT_WAIT` is an error that leaves the VE running.
+    fn wait_booted(&self, ve: &Ve) -> Result<(), VeError> {
+        let veid = ve.veid;
+        let died = |alive: Option<&std::os::fd::OwnedFd>| -> Result<(), VeError> {
+            // Its console keeper reads the console dry, then removes its socket and ends.
+            let sock = crate::console::socket_path(&self.paths.lock_dir, veid);
+            let end = Instant::now() + Duration::from_millis(500);
+            while sock.exists() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let e = self.init_died(veid, alive, None).unwrap_or(VeError::InitDied { veid, words: String::new() });
+            self.cleanup_runtime(veid, &ve.root)?;
+            Err(e)
+        };
+        let Some(init) = ns::find_init(self.cg.as_ref(), veid) else { return died(None) };
+        let alive = crate::sys::proc::pidfd_open(init).ok();
+        let systemd = fs::read_link(format!("/proc/{init}/exe")).is_ok_and(|p| p.ends_with("systemd"));
+        crate::report::progress("Waiting for the container to boot...");
+        let (t0, mut said) = (Instant::now(), String::new());
+        loop {
+            if alive.as_ref().is_none_or(|a| super::exec::wait_fd(a, Duration::ZERO)) {
+                return died(alive.as_ref());
+            }
+            if t0.elapsed() > BOOT_WAIT {
+                return Err(VeError::Exec(format!(
+                    "container {veid} did not finish booting within {} s (it is left running; systemd said {said:?})",
+                    BOOT_WAIT.as_secs()
+                )));
+            }
+            if !systemd && t0.elapsed() >= Duration::from_secs(1) {
+                break;
+            }
+            if systemd {
+                said = self.systemd_state(veid, init).unwrap_or_default();
+                if said == "running" || said == "degraded" {
+                    if said == "degraded" {
+                        crate::report::warning(
+                            veid,
+                            "systemd in the container says it is degraded (systemctl --failed inside shows why)",
+                        );
+                    }
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        crate::report::progress("Container has booted");
+        Ok(())
+    }
+
+    /// What `systemctl is-system-running` inside the VE prints (its first line, at most 64
+    /// bytes, within 5 s; it is killed after that).
+    fn systemd_state(&self, veid: u32, init: i32) -> Option<String> {
+        let argv = ["systemctl".to_string(), "is-system-running".into()];
+        let mut cmd = ns::command_in_ve(self.cg.as_ref(), veid, init, &argv, false).ok()?;
+        // Pipes only: no host file reaches the VE's process. Input: at its end at once;
+        // errors: nowhere (a write gets EPIPE).
+        let (in_r, in_w) = crate::sys::fd::pipe().ok()?;
+        let (out_r, out_w) = crate::sys::fd::pipe().ok()?;
+        let (err_r, err_w) = crate::sys::fd::pipe().ok()?;
+        drop((in_w, err_r));
+        cmd.stdin(Stdio::from(in_r)).stdout(Stdio::from(out_w)).stderr(Stdio::from(err_w));
+        let mut child = cmd.spawn().ok()?;
+        drop(cmd);
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < 64 {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() || !crate::sys::fd::wait_readable(out_r.as_fd(), left).unwrap_or(false) {
+                break;
+            }
+            match crate::sys::fd::read(out_r.as_fd(), &mut buf[..64 - got.len()]) {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        drop(out_r);
+        let _ = child.kill();
+        let _ = child.wait();
+        Some(String::from_utf8_lossy(&got).lines().next().unwrap_or("").trim().to_string())
     }
 
     /// `Some` (the error to give) when the VE's init, whose pidfd is `alive`, has exited:
