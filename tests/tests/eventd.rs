@@ -243,6 +243,20 @@ fn reboot_inside_a_ve_starts_it_again_and_halt_stops_it() {
     wait_until("the late-read halt event", || halts(&env) > before);
     std::thread::sleep(Duration::from_secs(1));
     assert!(env.vzctl(&["status", "101"]).stdout.contains("down"), "a stopped VE stays stopped");
+
+    // An init that dies: the event carries what it last wrote to its console, and the VE
+    // is cleaned up.
+    env.ok(&["start", "101"]);
+    env.ok(&["exec", "101", "echo 'kernel panic in my head' > /dev/console"]);
+    std::thread::sleep(Duration::from_millis(200));
+    // SAFETY: SIGKILL to the init of the test's own VE, by pid.
+    assert_eq!(unsafe { libc::kill(env.init_pid(101), libc::SIGKILL) }, 0);
+    let line = wait_event(&env, "the death", |l| l.contains("\"event\":\"exit\""));
+    assert!(line.contains("kernel panic in my head") && line.contains("last_words"), "{line}");
+    wait_until("VE 101 cleaned up after its death", || {
+        let s = env.vzctl(&["status", "101"]).stdout;
+        s.contains("down") && s.contains("unmounted")
+    });
 }
 
 #[test]

@@ -261,6 +261,8 @@ impl State {
                 ("code", e.barrier.into()),
                 ("comm", comm.into()),
                 ("action", action.into()),
+                // What the init last wrote to its console: why a guest did not boot.
+                ("last_words", crate::console::last_words(&dir, veid, 4).join(" | ").into()),
             ],
         );
         let vzctl = self.opts.vzctl.clone();
