@@ -60,5 +60,15 @@ case $st in *running*) ;; *) fail "not running after reboot: $st" ;; esac
 grep -q '"event":"reboot"' $log || fail "no reboot event: $(cat $log)"
 ok "reboot inside the VE: started again ($(grep '"reboot"' $log | head -1))"
 kill $ev
+# What systemd does in the cgroup2 subtree delegated to the VE: its init into a cgroup of
+# its own, controllers turned on below; vzctl exec then joins a leaf of its own, and the
+# VE's limits stay out of its reach.
+out=$(vzctl exec2 102 'mkdir /sys/fs/cgroup/init.scope && echo 1 > /sys/fs/cgroup/init.scope/cgroup.procs && echo "+pids +memory" > /sys/fs/cgroup/cgroup.subtree_control' </dev/null 2>&1) || fail "systemd-like use of the delegated cgroup: $out"
+[ "$(vzctl exec2 102 'grep ^0:: /proc/self/cgroup' </dev/null)" = "0::/.vz-exec" ] || fail "exec not in its leaf: $(vzctl exec2 102 'cat /proc/self/cgroup' </dev/null 2>&1)"
+[ "$(vzctl exec2 102 'cat /proc/1/cgroup' </dev/null)" = "0::/init.scope" ] || fail "init moved out of init.scope"
+vzctl set 102 --numproc 40:40 >/dev/null 2>&1 || fail "set numproc 40"
+out=$(vzctl exec2 102 'echo max > /sys/fs/cgroup/pids.max' </dev/null 2>&1) && fail "the VE raised its own pids.max"
+[ "$(cat $d/pids.max)" = 40 ] || fail "pids.max changed: $(cat $d/pids.max)"
+ok "delegated cgroup2 subtree: init in init.scope, controllers below, exec in .vz-exec, pids.max out of reach ($out)"
 vzctl stop --fast 102 >/dev/null 2>&1 || fail "stop"
 echo "VMTEST-PASS cgroup2"

@@ -270,6 +270,21 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     }
 }
 
+/// Where a process joins a VE's cgroup `dir`: the directory itself, unless the VE's own
+/// init (systemd, to which the directory is delegated) has turned on controllers for its
+/// subtree there: cgroup2 then takes processes only in leaves, so a leaf of vzctl's
+/// (`.vz-exec`, made when missing) holds what `exec` and `enter` start. Only on a pure
+/// cgroup2 host: the hybrid layout's cgroup2 has no controllers, v1 has no such rule.
+pub fn joinable(dir: &Path) -> PathBuf {
+    let busy = fs::read_to_string(dir.join("cgroup.subtree_control")).is_ok_and(|c| !c.trim().is_empty());
+    if !busy {
+        return dir.to_path_buf();
+    }
+    let leaf = dir.join(".vz-exec");
+    let _ = fs::create_dir(&leaf);
+    leaf
+}
+
 /// On cgroup2, VEs get the controllers their limits use when the parent may delegate them
 /// (best effort: without one, what it would carry is reported as not applied).
 fn enable_controllers(parent: &Path) {

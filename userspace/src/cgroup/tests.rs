@@ -89,3 +89,18 @@ fn unescapes_mount_points() {
     let m = Mounts::parse("33 30 0:29 / /sys/fs/cgroup/my\\040memory rw - cgroup cgroup rw,memory\n");
     assert_eq!(m.v1[0].1.path, Path::new("/sys/fs/cgroup/my memory"));
 }
+
+#[test]
+fn a_ve_cgroup_with_controllers_below_is_joined_in_a_leaf() {
+    let d = std::env::temp_dir().join(format!("vz-joinable-{}", std::process::id()));
+    fs::create_dir_all(&d).unwrap();
+    // Hybrid and fresh cgroup2 VEs: the directory itself.
+    fs::write(d.join("cgroup.subtree_control"), "\n").unwrap();
+    assert_eq!(joinable(&d), d);
+    assert!(!d.join(".vz-exec").exists());
+    // The VE's systemd turned controllers on: a leaf of vzctl's.
+    fs::write(d.join("cgroup.subtree_control"), "memory pids\n").unwrap();
+    assert_eq!(joinable(&d), d.join(".vz-exec"));
+    assert!(d.join(".vz-exec").is_dir());
+    fs::remove_dir_all(&d).unwrap();
+}

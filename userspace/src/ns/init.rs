@@ -17,7 +17,7 @@ pub(super) fn cgroup_fds(cg: &dyn Cgroups, veid: u32) -> Result<Vec<OwnedFd>, Ns
         .iter()
         .rev()
         .map(|d| {
-            let p = d.join("cgroup.procs");
+            let p = crate::cgroup::joinable(d).join("cgroup.procs");
             fs::OpenOptions::new().write(true).open(&p).map(OwnedFd::from).map_err(sys(format!("open {}", p.display())))
         })
         .collect()
