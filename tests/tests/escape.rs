@@ -899,3 +899,29 @@ fn the_console_gives_the_ve_no_way_into_the_admins_terminal() {
     typed_after_reaches_no_ve(&env, &master, &slave, "root/console.read", Duration::from_secs(2));
     env.ok(&["stop", "--fast", "101"]);
 }
+
+#[test]
+fn the_delegated_cgroup_subtree_is_bounded_and_its_bounds_stay_the_hosts() {
+    let env = VzEnv::new("esc-cgroup");
+    env.ok(&["create", "101"]);
+    env.ok(&["start", "101"]);
+    let max = vz::cgroup::MAX_DESCENDANTS;
+    assert_eq!(env.ok(&["exec2", "101", "cat /sys/fs/cgroup/cgroup.max.descendants"]).trim(), max.to_string());
+    for f in ["cgroup.max.descendants", "cgroup.max.depth", "cgroup.freeze", "cgroup.kill"] {
+        let o = env.vzctl(&["exec2", "101", &format!("echo max > /sys/fs/cgroup/{f}")]);
+        assert_ne!(o.code, 0, "VE root wrote its own {f}");
+    }
+    // As many cgroups as the bound allows, then no more; none deeper than its depth.
+    let made =
+        env.ok(&["exec2", "101", "i=0; while mkdir /sys/fs/cgroup/c$i 2>/dev/null; do i=$((i+1)); done; echo $i"]);
+    assert_eq!(made.trim(), max.to_string(), "cgroups made");
+    env.ok(&["exec2", "101", "rmdir /sys/fs/cgroup/c[0-9]*"]);
+    let deep = env.ok(&["exec2", "101", "cd /sys/fs/cgroup; i=0; while mkdir d && cd d; do i=$((i+1)); done; echo $i"]);
+    assert_eq!(deep.trim(), vz::cgroup::MAX_DEPTH.to_string(), "depth");
+    // Its processes there are still the VE's: counted, and killed at stop.
+    env.ok(&["exec2", "101", "cd /sys/fs/cgroup/d/d; (echo $$ > cgroup.procs; exec sleep 600) >/dev/null 2>&1 &"]);
+    let dir = env.cg().ve_dir(101);
+    assert!(env.cg().procs(101).len() >= 2);
+    env.ok(&["stop", "101"]);
+    assert!(!dir.exists(), "the VE's cgroup tree outlived it");
+}

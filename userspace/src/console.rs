@@ -121,11 +121,22 @@ fn strip_escapes(l: &str) -> String {
     out
 }
 
+/// Bytes per second the keeper writes to the log at most (bursts up to `LOG_MAX`): a VE
+/// flooding its console costs the host's disk no more than that. What goes past it is
+/// kept in memory (the last `LOG_KEEP` bytes) and written when the rate allows again, and
+/// when init ends: the log always ends with init's last words.
+const LOG_RATE: f64 = 64.0 * 1024.0;
+
 /// The console log as the keeper writes it.
 struct ConsoleLog {
     file: Option<std::fs::File>,
     size: u64,
     tail: std::collections::VecDeque<u8>,
+    /// Bytes the rate allows now, and when that was reckoned.
+    tokens: f64,
+    at: std::time::Instant,
+    /// Some output reached only `tail`.
+    behind: bool,
 }
 
 impl ConsoleLog {
@@ -138,26 +149,59 @@ impl ConsoleLog {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .ok();
-        Self { file, size: 0, tail: std::collections::VecDeque::with_capacity(LOG_KEEP) }
+        Self {
+            file,
+            size: 0,
+            tail: std::collections::VecDeque::with_capacity(LOG_KEEP),
+            tokens: LOG_MAX as f64,
+            at: std::time::Instant::now(),
+            behind: false,
+        }
     }
 
     fn write(&mut self, data: &[u8]) {
         self.tail.extend(data);
         let over = self.tail.len().saturating_sub(LOG_KEEP);
         self.tail.drain(..over);
+        let now = std::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * LOG_RATE).min(LOG_MAX as f64);
+        self.at = now;
+        let cost = if self.behind { self.tail.len() } else { data.len() } as f64;
+        if cost > self.tokens {
+            self.behind = true;
+            return;
+        }
+        self.tokens -= cost;
+        if self.behind || self.size + data.len() as u64 > LOG_MAX {
+            return self.rewrite();
+        }
         let Some(f) = &mut self.file else { return };
         if f.write_all(data).is_err() {
             self.file = None;
-            return;
         }
         self.size += data.len() as u64;
-        if self.size > LOG_MAX {
-            let (a, b) = self.tail.as_slices();
-            let cut = f.set_len(0).and_then(|()| f.write_all(a)).and_then(|()| f.write_all(b));
-            self.size = self.tail.len() as u64;
-            if cut.is_err() {
-                self.file = None;
-            }
+    }
+
+    /// The log becomes the tail (what the VE wrote last).
+    fn rewrite(&mut self) {
+        let Some(f) = &mut self.file else { return };
+        let (a, b) = self.tail.as_slices();
+        let done = f
+            .set_len(0)
+            .and_then(|()| std::io::Seek::rewind(f))
+            .and_then(|()| f.write_all(a))
+            .and_then(|()| f.write_all(b));
+        self.size = self.tail.len() as u64;
+        self.behind = false;
+        if done.is_err() {
+            self.file = None;
+        }
+    }
+
+    /// At init's end: whatever the rate held back is written.
+    fn finish(&mut self) {
+        if self.behind {
+            self.rewrite();
         }
     }
 }
@@ -263,6 +307,7 @@ fn serve(master: &OwnedFd, died: &OwnedFd, listener: &UnixListener, log: &mut Co
             while let Ok(n @ 1..) = fd::read(master.as_fd(), &mut buf) {
                 log.write(&buf[..n]);
             }
+            log.finish();
             return Ok(());
         }
         if ready[0].intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR) {
@@ -383,6 +428,27 @@ pub fn attach(lock_dir: &Path, veid: u32, tty_num: Option<&str>) -> Result<(), C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flooded_console_log_stays_bounded_and_ends_with_the_last_words() {
+        let path = std::env::temp_dir().join(format!("vz-console-{}.log", std::process::id()));
+        let mut log = ConsoleLog::create(&path);
+        let line = [b'x'; 1023];
+        // 4 MiB at once: far past the rate and the size.
+        for i in 0..4096 {
+            log.write(&line);
+            log.write(if i == 4095 { b"\nlast words\n" } else { b"\n" });
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() <= LOG_MAX, "log past its bound");
+        log.finish();
+        let text = std::fs::read(&path).unwrap();
+        assert!(text.len() <= LOG_KEEP && text.ends_with(b"last words\n"), "{} bytes", text.len());
+        // No hole from a cut file written at its old offset.
+        assert!(!text.contains(&0), "the cut log has a hole");
+        std::fs::remove_file(&path).unwrap();
+        // Read back as the start's error quotes it.
+        assert_eq!(strip_escapes("\x1b[0;1;31mFailed\x1b[0m to start"), "Failed to start");
+    }
 
     #[test]
     fn esc_dot_detaches_and_any_other_escape_passes() {

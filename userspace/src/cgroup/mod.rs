@@ -196,6 +196,10 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
     /// a task's VE by its ancestor at VE level.
     fn delegate(&self, veid: u32, uid: u32, gid: u32) -> Result<(), CgroupError> {
         let dir = self.ve_dir(veid);
+        // Bounds on what the VE makes there (each cgroup is kernel memory); the files stay
+        // the host's.
+        write_file(&dir.join("cgroup.max.descendants"), &MAX_DESCENDANTS.to_string())?;
+        write_file(&dir.join("cgroup.max.depth"), &MAX_DEPTH.to_string())?;
         let (u, g) = (Some(nix::unistd::Uid::from_raw(uid)), Some(nix::unistd::Gid::from_raw(gid)));
         for p in [dir.clone(), dir.join("cgroup.procs"), dir.join("cgroup.threads"), dir.join("cgroup.subtree_control")]
         {
@@ -269,6 +273,11 @@ pub trait Cgroups: std::fmt::Debug + Send + Sync {
         }
     }
 }
+
+/// Most cgroups a VE may make below its own, and how deep: systemd makes one per unit
+/// (tens to a few hundred), nested containers a few levels more.
+pub const MAX_DESCENDANTS: u32 = 1024;
+pub const MAX_DEPTH: u32 = 16;
 
 /// Where a process joins a VE's cgroup `dir`: the directory itself, unless the VE's own
 /// init (systemd, to which the directory is delegated) has turned on controllers for its

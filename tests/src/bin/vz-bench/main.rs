@@ -67,6 +67,7 @@ fn attach_noop(env: &Env) -> Ebpf {
 
 mod criu;
 mod eventd;
+mod guests;
 mod peers;
 mod startup;
 
@@ -82,6 +83,9 @@ fn main() {
     }
     if want("peers") {
         peers::peers();
+    }
+    if want("guests") {
+        guests::boot_times();
     }
     if want("net") {
         net_cost();
