@@ -271,7 +271,16 @@ fn scripts_feed_exec_and_enter_through_stdin_and_both_end_with_it() {
         );
         assert!(o.stderr.contains("create") && o.stderr.contains("enter"), "{o:?}");
     }
-    env.ok(&["stop", "101"]);
+    // -v says each step it takes, as OpenVZ's vzctl; without it, only the usual lines.
+    let quiet = env.ok(&["stop", "101"]);
+    assert!(!quiet.contains("Asking init to halt"), "{quiet}");
+    let o = env.vzctl(&["-v", "start", "101"]);
+    for step in ["Cgroups: ", "Setting beancounters: ", "Setting CPU units: 1000", "Starting init /sbin/init"] {
+        assert!(o.stdout.contains(step), "{step}: {o:?}");
+    }
+    assert!(!o.stderr.contains(" INFO ") && !o.stderr.contains("DEBUG"), "log lines at -v: {o:?}");
+    let o = env.ok(&["-v", "stop", "101"]);
+    assert!(o.contains("Asking init to halt") && o.contains("Container was stopped"), "{o}");
 }
 
 /// Inside VE 101: perl makes a NETLINK_NETFILTER socket, sets an iptables table over a raw

@@ -27,6 +27,25 @@ impl Sink for Console {
 
 static SINK: OnceLock<Box<dyn Sink>> = OnceLock::new();
 
+/// `vzctl -v`: the steps a verb takes (`detail`) are said too.
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// A step of a verb ("Setting CPU units: 1000"), said to the admin with `vzctl -v` (as
+/// OpenVZ's vzctl says them), logged at debug level always.
+pub fn detail(line: impl AsRef<str>) {
+    let line = line.as_ref();
+    tracing::debug!(target: "vz::report", "{line}");
+    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+        if let Some(s) = SINK.get() {
+            s.progress(line);
+        }
+    }
+}
+
 /// Installs the process's sink (the first call wins).
 pub fn install(sink: Box<dyn Sink>) {
     let _ = SINK.set(sink);

@@ -10,7 +10,7 @@ use vz::{
 #[derive(Parser, Debug)]
 #[command(name = "vzctl", version, about = "Manage OpenVZ-style Virtual Environments on a stock kernel")]
 struct Cli {
-    /// More log output (repeat for more).
+    /// Say each step vzctl takes (-v), or log everything it does (-vv).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
     /// Do not take the VE's lock (OpenVZ's; for a lock a stuck vzctl holds: nothing then
@@ -356,11 +356,12 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let level = match cli.verbose {
-        // What the verbs say reaches the admin on their own lines (`report`), not twice.
-        0 => "warn,vz::kernel=info,vz::report=off",
-        1 => "info,vz::report=off",
+        // What the verbs say reaches the admin on their own lines (`report`), not twice;
+        // -v adds the steps they take, -vv the log.
+        0 | 1 => "warn,vz::kernel=info,vz::report=off",
         _ => "debug",
     };
+    vz::report::set_verbose(cli.verbose == 1);
     vz::log::init("vzctl", level);
     let euid = vz::sys::proc::euid();
     if euid != 0 {

@@ -53,6 +53,7 @@ impl Vz {
             undo.umount(root.clone());
         }
         crate::report::progress("Container is mounted");
+        crate::report::detail(format!("Root: {} (private area {})", root.display(), ve.private.display()));
         let (uid, gid) = self.own_ids(veid, &mut cfg.file, &root)?;
         self.step("start:cgroup")?;
         // A cgroup made now has an id no map entry can carry yet.
@@ -60,16 +61,30 @@ impl Vz {
         let created = self.cg.create_ve(veid);
         undo.cgroup(veid);
         let cgid = created?;
+        crate::report::detail(format!(
+            "Cgroups: {}",
+            self.cg.ve_dirs(veid).iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(" ")
+        ));
+        crate::report::detail(format!("Delegating the cgroup2 subtree to the container's root (host uid {uid})"));
         self.cg.delegate(veid, uid, gid)?;
         self.step("start:ubc")?;
         let full = cfg.limits;
+        crate::report::detail(format!("Setting beancounters: {}", describe_limits(&full)));
         self.apply_ubc(veid, cgid, uid, &full)?;
         self.mark("start:cpu-io");
+        let c = &cfg.cpu;
+        crate::report::detail(format!(
+            "Setting CPU units: {}{}{}",
+            c.units.unwrap_or(crate::cpu::DEFAULT_UNITS),
+            c.limit.filter(|l| *l > 0).map_or(String::new(), |l| format!(", CPU limit: {l} %")),
+            c.mask.as_ref().map_or(String::new(), |m| format!(", CPU mask: {m}"))
+        ));
         crate::cpu::apply(self.cg.as_ref(), veid, &cfg.cpu)?;
         self.apply_io(veid, cgid, &root, &cfg.io)?;
         undo.bpf(cgid, self.paths.bpf_root.clone());
         self.step("start:hostname")?;
         let hostname = self.hostname(veid, &cfg.file, &root);
+        crate::report::detail(format!("Setting hostname: {hostname}"));
         if let Err(e) = self.write_resolver(&root, &cfg.file) {
             crate::report::warning(veid, format!("cannot write the container's /etc/resolv.conf: {e}"));
         }
@@ -99,6 +114,12 @@ impl Vz {
         for w in crate::ubc::init_spec(&full, &mut spec)? {
             crate::report::warning(veid, &w);
         }
+        crate::report::detail(format!(
+            "Starting init {} in new namespaces{}{}",
+            spec.argv.join(" "),
+            if spec.cap_drop == 0 { String::new() } else { format!(", capabilities dropped: {:#x}", spec.cap_drop) },
+            if spec.netfilter_off { ", kept from netfilter (NETFILTER=disabled)" } else { "" }
+        ));
         let started = ns::start_init(&spec, self.cg.as_ref(), veid, &|step| self.mark(step));
         undo.kill(veid);
         let mut started = started?;
@@ -147,6 +168,12 @@ impl Vz {
                 // A pair or shaper made before the failure would outlive the VE on the host.
                 let _ = crate::net::teardown(cgid);
                 return Err(e);
+            }
+            if !ips.is_empty() {
+                crate::report::detail(format!(
+                    "Adding IP address(es): {}",
+                    ips.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" ")
+                ));
             }
             self.announce(veid, ips);
             self.mark("start:netifs");
@@ -371,6 +398,23 @@ impl Vz {
                 .filter(|h| valid_hostname(h))
                 .unwrap_or_else(|| "localhost".into()),
         }
+    }
+}
+
+/// The beancounters a VE is given, as `name barrier:limit` for each that is limited.
+fn describe_limits(l: &VeLimits) -> String {
+    let set: Vec<String> = crate::ubc::ALL
+        .iter()
+        .filter_map(|r| {
+            let x = l.res[r.id as usize];
+            (x.barrier != vz_common::UB_UNLIMITED || x.limit != vz_common::UB_UNLIMITED)
+                .then(|| format!("{} {}:{}", r.name, x.barrier, x.limit))
+        })
+        .collect();
+    if set.is_empty() {
+        "none limited".into()
+    } else {
+        set.join(", ")
     }
 }
 

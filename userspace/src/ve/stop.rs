@@ -125,6 +125,7 @@ impl Vz {
             }
         }
         self.cleanup_runtime(veid, &root)?;
+        crate::report::detail("Removed the container's processes, cgroups, BPF records and network pair");
         if running {
             crate::report::progress("Container was stopped");
             crate::report::progress("Container is unmounted");
@@ -140,6 +141,7 @@ impl Vz {
         // The VE's own STOP_TIMEOUT (`--stop-timeout`), else vz.conf's.
         let secs = self.conf(veid).ok().and_then(|c| c.get("STOP_TIMEOUT").and_then(|v| v.trim().parse::<u32>().ok()));
         let timeout = Duration::from_secs(u64::from(secs.unwrap_or(self.paths.stop_timeout)));
+        crate::report::detail(format!("Asking init to halt (waiting at most {} s)", timeout.as_secs()));
         self.halt(veid, timeout);
         if !self.wait_empty(veid, timeout) {
             warn!(veid, "init did not halt within {} s; killing", timeout.as_secs());
