@@ -63,7 +63,11 @@ kill $ev
 # What systemd does in the cgroup2 subtree delegated to the VE: its init into a cgroup of
 # its own, controllers turned on below; vzctl exec then joins a leaf of its own, and the
 # VE's limits stay out of its reach.
-out=$(vzctl exec2 102 'mkdir /sys/fs/cgroup/init.scope && echo 1 > /sys/fs/cgroup/init.scope/cgroup.procs && echo "+pids +memory" > /sys/fs/cgroup/cgroup.subtree_control' </dev/null 2>&1) || fail "systemd-like use of the delegated cgroup: $out"
+# (Controllers go on once no process is left in the VE's own cgroup: done from the
+# background, after this exec and the process vzctl waits for it with have ended.)
+out=$(vzctl exec2 102 'mkdir /sys/fs/cgroup/init.scope && echo 1 > /sys/fs/cgroup/init.scope/cgroup.procs && sh -c "echo \$\$ > /sys/fs/cgroup/init.scope/cgroup.procs; sleep 1; echo +pids +memory > /sys/fs/cgroup/cgroup.subtree_control" >/tmp/subtree.out 2>&1 &' </dev/null 2>&1) || fail "systemd-like use of the delegated cgroup: $out"
+for i in $(seq 50); do [ -n "$(cat $d/cgroup.subtree_control)" ] && break; sleep 0.1; done
+[ "$(cat $d/cgroup.subtree_control)" = "memory pids" ] || fail "controllers not on below the VE: '$(cat $d/cgroup.subtree_control)' $(vzctl exec2 102 'cat /tmp/subtree.out; for p in $(cat /sys/fs/cgroup/cgroup.procs); do echo $p $(cat /proc/$p/cmdline | tr "\0" " "); done' </dev/null 2>&1)"
 [ "$(vzctl exec2 102 'grep ^0:: /proc/self/cgroup' </dev/null)" = "0::/.vz-exec" ] || fail "exec not in its leaf: $(vzctl exec2 102 'cat /proc/self/cgroup' </dev/null 2>&1)"
 [ "$(vzctl exec2 102 'cat /proc/1/cgroup' </dev/null)" = "0::/init.scope" ] || fail "init moved out of init.scope"
 vzctl set 102 --numproc 40:40 >/dev/null 2>&1 || fail "set numproc 40"
