@@ -92,11 +92,21 @@ pub fn last_words(lock_dir: &Path, veid: u32, lines: usize) -> Vec<String> {
     let text = String::from_utf8_lossy(&bytes);
     let clean: Vec<String> = text
         .split(['\n', '\r'])
-        .map(|l| strip_escapes(l).chars().filter(|c| !c.is_control() || *c == '\t').collect::<String>())
+        .map(|l| strip_escapes(l).chars().filter(|c| shown(*c)).take(LINE_MAX).collect::<String>())
         .map(|l| l.trim_end().to_string())
         .filter(|l| !l.trim().is_empty())
         .collect();
     clean[clean.len().saturating_sub(lines)..].to_vec()
+}
+
+/// The longest line of a VE's console quoted to the admin.
+const LINE_MAX: usize = 200;
+
+/// A character of the VE's that may reach the admin's terminal: no control character
+/// (tabs aside), no invisible or direction-changing format character.
+fn shown(c: char) -> bool {
+    (!c.is_control() || c == '\t')
+        && !matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
 }
 
 /// A line without its terminal escape sequences (ESC [ ... final byte), as systemd colours
@@ -431,7 +441,9 @@ mod tests {
 
     #[test]
     fn a_flooded_console_log_stays_bounded_and_ends_with_the_last_words() {
-        let path = std::env::temp_dir().join(format!("vz-console-{}.log", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("vz-console-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("flood.log");
         let mut log = ConsoleLog::create(&path);
         let line = [b'x'; 1023];
         // 4 MiB at once: far past the rate and the size.
@@ -445,9 +457,17 @@ mod tests {
         assert!(text.len() <= LOG_KEEP && text.ends_with(b"last words\n"), "{} bytes", text.len());
         // No hole from a cut file written at its old offset.
         assert!(!text.contains(&0), "the cut log has a hole");
-        std::fs::remove_file(&path).unwrap();
-        // Read back as the start's error quotes it.
+        // Read back as the start's error quotes it: no escapes, controls or bidi
+        // overrides reach the admin, lines cut.
         assert_eq!(strip_escapes("\x1b[0;1;31mFailed\x1b[0m to start"), "Failed to start");
+        std::fs::write(&path, format!("ok\x1b]0;title\x07 \u{202e}evil\x08\n{}\n", "y".repeat(1000))).unwrap();
+        let log = log_path(&dir, 0);
+        std::fs::rename(&path, &log).unwrap();
+        let words = last_words(&dir, 0, 4);
+        assert_eq!(words.len(), 2, "{words:?}");
+        assert!(words.iter().all(|w| w.chars().all(shown) && w.chars().count() <= LINE_MAX), "{words:?}");
+        assert!(words[0].starts_with("ok") && words[0].ends_with("evil"), "{words:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -29,7 +29,8 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    vz::log::init("vzeventd", "info");
+    // Warnings the library says reach stderr once, through the report sink.
+    vz::log::init("vzeventd", "info,vz::report=off");
     let run = || -> Result<(), Box<dyn std::error::Error>> {
         let vz = Vz::new(Paths::load()?)?;
         let listen = if cli.no_metrics {
