@@ -68,11 +68,15 @@ kill $ev
 out=$(vzctl exec2 102 'mkdir /sys/fs/cgroup/init.scope && echo 1 > /sys/fs/cgroup/init.scope/cgroup.procs && sh -c "echo \$\$ > /sys/fs/cgroup/init.scope/cgroup.procs; sleep 1; echo +pids +memory > /sys/fs/cgroup/cgroup.subtree_control" >/tmp/subtree.out 2>&1 &' </dev/null 2>&1) || fail "systemd-like use of the delegated cgroup: $out"
 for i in $(seq 50); do [ -n "$(cat $d/cgroup.subtree_control)" ] && break; sleep 0.1; done
 [ "$(cat $d/cgroup.subtree_control)" = "memory pids" ] || fail "controllers not on below the VE: '$(cat $d/cgroup.subtree_control)' $(vzctl exec2 102 'cat /tmp/subtree.out; for p in $(cat /sys/fs/cgroup/cgroup.procs); do echo $p $(cat /proc/$p/cmdline | tr "\0" " "); done' </dev/null 2>&1)"
-[ "$(vzctl exec2 102 'grep ^0:: /proc/self/cgroup' </dev/null)" = "0::/.vz-exec" ] || fail "exec not in its leaf: $(vzctl exec2 102 'cat /proc/self/cgroup' </dev/null 2>&1)"
+case "$(vzctl exec2 102 'grep ^0:: /proc/self/cgroup' </dev/null)" in "0::/.vz-exec-"*) ;; *) fail "exec not in a leaf of its own: $(vzctl exec2 102 'cat /proc/self/cgroup' </dev/null 2>&1)" ;; esac
+# A leaf the VE prepared (frozen) is not where the admin's command goes.
+vzctl exec2 102 'for i in $(seq 1 300); do for n in 0 1 2; do mkdir -p /sys/fs/cgroup/.vz-exec-$i-$n; echo 1 > /sys/fs/cgroup/.vz-exec-$i-$n/cgroup.freeze; done; done' </dev/null >/dev/null 2>&1
+out=$(timeout 20 vzctl exec2 102 'echo not-frozen' </dev/null 2>&1)
+[ "$out" = not-frozen ] || fail "exec caught by a leaf the VE prepared: $out"
 [ "$(vzctl exec2 102 'cat /proc/1/cgroup' </dev/null)" = "0::/init.scope" ] || fail "init moved out of init.scope"
 vzctl set 102 --numproc 40:40 >/dev/null 2>&1 || fail "set numproc 40"
 out=$(vzctl exec2 102 'echo max > /sys/fs/cgroup/pids.max' </dev/null 2>&1) && fail "the VE raised its own pids.max"
 [ "$(cat $d/pids.max)" = 40 ] || fail "pids.max changed: $(cat $d/pids.max)"
-ok "delegated cgroup2 subtree: init in init.scope, controllers below, exec in .vz-exec, pids.max out of reach ($out)"
+ok "delegated cgroup2 subtree: init in init.scope, controllers below, exec in a fresh leaf of its own (not one the VE froze), pids.max out of reach ($out)"
 vzctl stop --fast 102 >/dev/null 2>&1 || fail "stop"
 echo "VMTEST-PASS cgroup2"

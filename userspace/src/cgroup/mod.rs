@@ -281,17 +281,31 @@ pub const MAX_DEPTH: u32 = 16;
 
 /// Where a process joins a VE's cgroup `dir`: the directory itself, unless the VE's own
 /// init (systemd, to which the directory is delegated) has turned on controllers for its
-/// subtree there: cgroup2 then takes processes only in leaves, so a leaf of vzctl's
-/// (`.vz-exec`, made when missing) holds what `exec` and `enter` start. Only on a pure
-/// cgroup2 host: the hybrid layout's cgroup2 has no controllers, v1 has no such rule.
+/// subtree there: cgroup2 then takes processes only in leaves, so a fresh leaf of vzctl's,
+/// `.vz-exec-PID-N`, holds what `exec` and `enter` start. Made by host root now, its files
+/// are the host's: the VE cannot have set it up beforehand (frozen, pids.max 0) to catch
+/// the admin's command, nor change it later. Leaves of earlier commands are removed once
+/// empty. Only on a pure cgroup2 host: the hybrid layout's cgroup2 has no controllers, v1
+/// has no such rule.
 pub fn joinable(dir: &Path) -> PathBuf {
     let busy = fs::read_to_string(dir.join("cgroup.subtree_control")).is_ok_and(|c| !c.trim().is_empty());
     if !busy {
         return dir.to_path_buf();
     }
-    let leaf = dir.join(".vz-exec");
-    let _ = fs::create_dir(&leaf);
-    leaf
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".vz-exec-") {
+                // Fails while processes of its command live on: left for the next time.
+                let _ = fs::remove_dir(e.path());
+            }
+        }
+    }
+    // Only one this call made: a name the VE took (a process of its own inside, so it
+    // stays) is passed over.
+    (0..64)
+        .map(|n| dir.join(format!(".vz-exec-{}-{n}", std::process::id())))
+        .find(|leaf| fs::create_dir(leaf).is_ok())
+        .unwrap_or_else(|| dir.to_path_buf())
 }
 
 /// On cgroup2, VEs get the controllers their limits use when the parent may delegate them

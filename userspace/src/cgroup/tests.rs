@@ -98,9 +98,15 @@ fn a_ve_cgroup_with_controllers_below_is_joined_in_a_leaf() {
     fs::write(d.join("cgroup.subtree_control"), "\n").unwrap();
     assert_eq!(joinable(&d), d);
     assert!(!d.join(".vz-exec").exists());
-    // The VE's systemd turned controllers on: a leaf of vzctl's.
+    // The VE's systemd turned controllers on: a fresh leaf of vzctl's; an empty one of an
+    // earlier command goes.
     fs::write(d.join("cgroup.subtree_control"), "memory pids\n").unwrap();
-    assert_eq!(joinable(&d), d.join(".vz-exec"));
-    assert!(d.join(".vz-exec").is_dir());
+    fs::create_dir(d.join(".vz-exec-1-0")).unwrap();
+    // A name taken (here: a file, as a VE's busy cgroup would stay) is passed over.
+    let pid = std::process::id();
+    fs::write(d.join(format!(".vz-exec-{pid}-0")), "").unwrap();
+    let leaf = d.join(format!(".vz-exec-{pid}-1"));
+    assert_eq!(joinable(&d), leaf);
+    assert!(leaf.is_dir() && !d.join(".vz-exec-1-0").exists());
     fs::remove_dir_all(&d).unwrap();
 }
