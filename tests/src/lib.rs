@@ -601,8 +601,6 @@ impl VzEnv {
         }
     }
 
-    /// Makes the Debian template available, building it once into a cache shared by all
-    /// test runs on this machine (`target/vz-cache`); debootstrap takes a minute or two.
     /// Starts `loops` busy loops in a running VE (they end with it).
     pub fn spin(&self, veid: u32, loops: u32) {
         for _ in 0..loops {
@@ -623,6 +621,8 @@ impl VzEnv {
         u0.iter().zip(&u1).map(|(a, b)| (b - a) as f64 / 1e9 / wall).collect()
     }
 
+    /// Makes the Debian (sysvinit) template available, building it once into a cache shared
+    /// by all test runs on this machine (`target/vz-cache`); debootstrap takes a minute.
     pub fn debian_template(&self) {
         self.distro_template(&vz::template::DEBIAN_SYSVINIT);
     }
