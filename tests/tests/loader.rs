@@ -114,7 +114,8 @@ fn bpffs_is_mounted_when_missing() {
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stderr.contains("mounting bpffs at /sys/fs/bpf"), "{stderr}");
+    // -v says the step.
+    assert!(stdout.contains("Mounting bpffs at /sys/fs/bpf"), "{stdout}{stderr}");
     assert!(stdout.lines().any(|l| l == "bpf"), "{stdout}");
     // Back on the host: that namespace's pins are gone, so nothing stays attached.
     env.cg().create_ve(101).unwrap();

@@ -175,6 +175,7 @@ pub(super) fn ensure_bpffs(pin_root: &Path) -> Result<(), BpfError> {
     fs::create_dir_all(base).map_err(io_err("mkdir", base))?;
     if !sys::is_bpffs(base) {
         info!("mounting bpffs at {}", base.display());
+        crate::report::detail(format!("Mounting bpffs at {}", base.display()));
         sys::mount_bpffs(base).map_err(|source| BpfError::Bpffs { path: base.into(), source })?;
     }
     Ok(())
