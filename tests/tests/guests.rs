@@ -321,3 +321,22 @@ fn netfilter_disabled_keeps_the_whole_ve_from_netfilter() {
     assert!(netfilter_probe(&env).contains("nfnetlink ok"));
     env.ok(&["stop", "101"]);
 }
+
+/// CRIU 4.2 cannot dump what systemd makes for its sandboxed services (nested UTS
+/// namespaces, ProtectHostname=): a checkpoint of a systemd guest is refused with the
+/// reason, and the VE runs on untouched. First its console getty is named.
+#[test]
+fn a_systemd_guest_checkpoint_is_refused_with_the_reason_and_the_ve_runs_on() {
+    let env = VzEnv::new("sdchkpnt");
+    env.distro_template(&vz::template::DEBIAN_SYSTEMD);
+    env.ok(&["create", "101", "--ostemplate", vz::template::DEBIAN_SYSTEMD_TEMPLATE]);
+    env.ok(&["start", "101", "--wait"]);
+    env.vzctl(&["chkpnt", "101"]).one_line_error("vzctl", vz::exit::COMMAND_EXECUTION_ERROR, "agetty");
+    env.ok(&["exec2", "101", "systemctl stop console-getty"]);
+    let o = env.vzctl(&["chkpnt", "101"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("criu dump failed") && o.stderr.contains("nested"), "{o:?}");
+    assert_eq!(env.ok(&["status", "101"]).trim(), "VEID 101 exist mounted running");
+    assert_eq!(env.ok(&["exec2", "101", "systemctl is-system-running"]).trim(), "running");
+    env.ok(&["stop", "101"]);
+}
