@@ -63,8 +63,8 @@ const SYS_SOCKET: u32 = 1;
 const SYS_SETSOCKOPT: u32 = 14;
 
 /// The checks of one ABI, entered with the syscall number loaded; falls through to the
-/// next instruction after it (allow) when nothing matched. 29 instructions.
-const fn abi_block(n: &Nrs) -> [libc::sock_filter; 29] {
+/// Every path ends in a return: allow when nothing matched.
+const fn abi_block(n: &Nrs) -> [libc::sock_filter; BLOCK] {
     [
         // 0
         jeq(n.io_uring_setup, 0, 1),
@@ -79,34 +79,26 @@ const fn abi_block(n: &Nrs) -> [libc::sock_filter; 29] {
         // 8: not ours: reload nr for what follows (jumps land on 9 with A = arg).
         stmt(LD_W_ABS, NR),
         // 9: setsockopt(SOL_IP|SOL_IPV6, one of the SET options)
-        jeq(n.setsockopt, 0, 18),
+        jeq(n.setsockopt, 0, 10),
         stmt(LD_W_ABS, arg(1)),
         jeq(SOL_IP, 1, 0),
-        jeq(SOL_IPV6, 0, 15),
+        jeq(SOL_IPV6, 0, 7),
         stmt(LD_W_ABS, arg(2)),
-        // 14: IPT_SO_SET_REPLACE/ADD_COUNTERS (= IP6T_), ARPT_ the same, EBT_SO_SET_*
+        // 14: IPT_SO_SET_REPLACE/ADD_COUNTERS (= IP6T_), ARPT_ the same, EBT_SO_SET_*;
+        // no match (and 9's and 12's) lands on 20.
         jeq(64, 6, 0),
         jeq(65, 5, 0),
         jeq(96, 4, 0),
         jeq(97, 3, 0),
         jeq(128, 2, 0),
         jeq(129, 1, 0),
+        // 20
         stmt(RET_K, RET_ALLOW),
         ret_errno(libc::ENOPROTOOPT),
-        // 22..28: padding the block to one length for both ABIs (never reached: 9's false
-        // branch skips to 28).
-        stmt(RET_K, RET_ALLOW),
-        stmt(RET_K, RET_ALLOW),
-        stmt(RET_K, RET_ALLOW),
-        stmt(RET_K, RET_ALLOW),
-        stmt(RET_K, RET_ALLOW),
-        stmt(RET_K, RET_ALLOW),
-        // 28
-        stmt(RET_K, RET_ALLOW),
     ]
 }
 
-const BLOCK: usize = 29;
+const BLOCK: usize = 22;
 const LEN: usize = 3 + BLOCK + 2 + 7 + BLOCK + 1;
 
 /// The whole program.
@@ -129,7 +121,8 @@ const fn program() -> [libc::sock_filter; LEN] {
     }
     let b = 3 + BLOCK + 2;
     // i386 part: arch check, socketcall, then the common block.
-    p[b] = jeq(AUDIT_ARCH_I386, 0, (5 + BLOCK) as u8);
+    // Neither arch: the last instruction (allow).
+    p[b] = jeq(AUDIT_ARCH_I386, 0, (6 + BLOCK) as u8);
     p[b + 1] = stmt(LD_W_ABS, NR);
     p[b + 2] = jeq(I386_SOCKETCALL, 0, 4);
     p[b + 3] = stmt(LD_W_ABS, arg(0));
@@ -189,5 +182,8 @@ mod tests {
         // The x86_64 part's skip lands on the i386 part's arch check.
         assert_eq!(2 + FILTER[1].jf as usize, 3 + BLOCK + 2);
         assert_eq!(FILTER[3 + BLOCK + 2].k, AUDIT_ARCH_I386);
+        // ...and its skip on the program's last instruction, an allow.
+        assert_eq!(3 + BLOCK + 2 + 1 + FILTER[3 + BLOCK + 2].jf as usize, LEN - 1);
+        assert_eq!(FILTER[LEN - 1].k, RET_ALLOW);
     }
 }
