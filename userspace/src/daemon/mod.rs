@@ -253,18 +253,18 @@ impl State {
                 exits::REBOOT_WINDOW.as_secs()
             ));
         }
-        self.vz.event(
-            veid,
-            exit.event(),
-            &[
-                ("pid", u64::from(e.pid).into()),
-                ("code", e.barrier.into()),
-                ("comm", comm.into()),
-                ("action", action.into()),
-                // What the init last wrote to its console: why a guest did not boot.
-                ("last_words", crate::console::last_words(&dir, veid, 4).join(" | ").into()),
-            ],
-        );
+        let mut fields = vec![
+            ("pid", u64::from(e.pid).into()),
+            ("code", e.barrier.into()),
+            ("comm", comm.into()),
+            ("action", action.into()),
+        ];
+        if exit == Exit::Died {
+            // What the init last wrote to its console: why a guest did not boot. (A reboot
+            // or halt was asked for: the console is not read for those.)
+            fields.push(("last_words", crate::console::last_words(&dir, veid, 4).join(" | ").into()));
+        }
+        self.vz.event(veid, exit.event(), &fields);
         let vzctl = self.opts.vzctl.clone();
         let wait = Duration::from_secs(self.vz.paths.lock_wait.into());
         std::thread::spawn(move || {
