@@ -10,8 +10,7 @@
 //! and finds one knows the command that wrote it was killed half-way (it held the lock),
 //! and repairs what it left.
 use std::{
-    fs,
-    io::{self, Write as _},
+    fs, io,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -38,7 +37,8 @@ impl LockError {
 /// Held for the life of the value (unless skipped: `--skiplock`).
 #[derive(Debug)]
 pub struct VeLock {
-    file: Option<fs::File>,
+    /// The flock is held while this file is open.
+    _file: Option<fs::File>,
     pub path: PathBuf,
 }
 
@@ -56,15 +56,20 @@ impl VeLock {
     }
 
     fn held(file: fs::File, path: PathBuf) -> Self {
-        // Who holds it, for those who wait (best effort: the lock is the flock).
-        let _ = file.set_len(0);
-        let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
-        Self { file: Some(file), path }
+        // Who holds it, for those who find it busy (best effort: the lock is the flock).
+        // Written over the last holder's, then cut to length: the file never reads empty,
+        // and it is not cleared at release (it is read only while the lock is busy), so a
+        // busy lock always names a pid.
+        let line = format!("{}\n", std::process::id());
+        if std::os::unix::fs::FileExt::write_all_at(&file, line.as_bytes(), 0).is_ok() {
+            let _ = file.set_len(line.len() as u64);
+        }
+        Self { _file: Some(file), path }
     }
 
     /// A lock not taken (`--skiplock`): another vzctl may hold it; its pid stays written.
     pub fn skipped(lock_dir: &Path, veid: u32) -> Self {
-        Self { file: None, path: Self::path_of(lock_dir, veid) }
+        Self { _file: None, path: Self::path_of(lock_dir, veid) }
     }
 
     /// Waits for and takes the VE's lock.
@@ -95,7 +100,8 @@ impl VeLock {
 
     /// The pid of the vzctl holding a VE's lock, as it wrote it.
     pub fn holder(lock_dir: &Path, veid: u32) -> Option<i32> {
-        fs::read_to_string(Self::path_of(lock_dir, veid)).ok()?.trim().parse().ok()
+        // The first line: a longer pid of the last holder may still follow until cut.
+        fs::read_to_string(Self::path_of(lock_dir, veid)).ok()?.lines().next()?.trim().parse().ok()
     }
 
     /// A lock of the whole installation (`LOCKDIR/NAME.lck`): id range allocation.
@@ -104,14 +110,6 @@ impl VeLock {
         let file = open_lock(&path)?;
         crate::sys::flock(&file, true, true).map_err(|source| LockError::Io { path: path.clone(), source })?;
         Ok(Self::held(file, path))
-    }
-}
-
-impl Drop for VeLock {
-    fn drop(&mut self) {
-        if let Some(f) = &self.file {
-            let _ = f.set_len(0);
-        }
     }
 }
 
@@ -163,5 +161,26 @@ impl Drop for Intent {
         if !self.done {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_names_its_holder_from_taking_it_on_and_never_reads_empty() {
+        let dir = std::env::temp_dir().join(format!("vz-lock-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        // A longer pid of an earlier holder, not yet cut: the first line is the holder.
+        fs::write(VeLock::path_of(&dir, 101), "987\n5\n").unwrap();
+        assert_eq!(VeLock::holder(&dir, 101), Some(987));
+        fs::write(VeLock::path_of(&dir, 101), "4294967\n").unwrap();
+        let l = VeLock::take(&dir, 101).unwrap();
+        assert_eq!(VeLock::holder(&dir, 101), Some(std::process::id() as i32));
+        drop(l);
+        // Left written at release: only read while the lock is busy.
+        assert_eq!(VeLock::holder(&dir, 101), Some(std::process::id() as i32));
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
