@@ -220,12 +220,6 @@ impl Vz {
     fn wait_booted(&self, ve: &Ve) -> Result<(), VeError> {
         let veid = ve.veid;
         let died = |alive: Option<&std::os::fd::OwnedFd>| -> Result<(), VeError> {
-            // Its console keeper reads the console dry, then removes its socket and ends.
-            let sock = crate::console::socket_path(&self.paths.lock_dir, veid);
-            let end = Instant::now() + Duration::from_millis(500);
-            while sock.exists() && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(5));
-            }
             let e = self.init_died(veid, alive, None).unwrap_or(VeError::InitDied { veid, words: String::new() });
             self.cleanup_runtime(veid, &ve.root)?;
             Err(e)
@@ -311,9 +305,19 @@ impl Vz {
         if !super::exec::wait_fd(alive, Duration::ZERO) {
             return None;
         }
-        // The keeper reads the console dry when init ends, then exits.
-        if let Some(k) = keeper {
-            super::exec::wait_fd(k, Duration::from_millis(500));
+        // The keeper reads the console dry when init ends, then exits (and removes its
+        // socket, which is what tells a later command, with no pidfd of it, that it has).
+        let within = Duration::from_millis(500);
+        match keeper {
+            Some(k) => {
+                super::exec::wait_fd(k, within);
+            }
+            None => {
+                let (sock, end) = (crate::console::socket_path(&self.paths.lock_dir, veid), Instant::now() + within);
+                while sock.exists() && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
         }
         let words = crate::console::last_words(&self.paths.lock_dir, veid, 4);
         info!(veid, "init exited while starting: {}", words.join(" | "));
