@@ -69,21 +69,6 @@ pub fn say_shortfall(veid: u32, mode: Option<NfMode>) {
     }
 }
 
-/// A `NETFILTER` value: a mode, or (a config of ours from before it took OpenVZ's meaning)
-/// firewall rules, returned as `Err(rules)`; anything else is bad.
-pub fn netfilter_value(v: &str) -> Result<Option<NfMode>, Result<String, String>> {
-    if v.trim().is_empty() {
-        return Ok(None);
-    }
-    if let Some(m) = NfMode::parse(v) {
-        return Ok(Some(m));
-    }
-    match parse_rules(&[v]) {
-        Ok(_) => Err(Ok(v.to_string())),
-        Err(_) => Err(Err(v.to_string())),
-    }
-}
-
 /// Parses one rule.
 pub fn parse_rule(text: &str) -> Result<NetRule, RuleError> {
     let bad = |why: &str| RuleError { rule: text.trim().to_string(), why: why.to_string() };

@@ -74,15 +74,21 @@ impl VeConfig {
 /// NETFILTER: OpenVZ's mode, or rules an older config of ours kept there (returned as the
 /// second value, read as FIREWALL's when the config has none).
 pub fn conf_netfilter(conf: &ConfFile) -> Result<(Option<crate::netfilter::NfMode>, Option<String>), VeError> {
-    match crate::netfilter::netfilter_value(conf.get("NETFILTER").unwrap_or("")) {
-        Ok(m) => Ok((m, None)),
-        Err(Ok(rules)) => Ok((None, Some(rules))),
-        Err(Err(v)) => Err(VeError::BadValue {
-            key: "netfilter",
-            value: v.escape_default().to_string(),
-            why: "use disabled, stateless, stateful or full (OpenVZ's NETFILTER; firewall rules go in FIREWALL)",
-        }),
+    let v = conf.get("NETFILTER").unwrap_or("");
+    if v.trim().is_empty() {
+        return Ok((None, None));
     }
+    if let Some(m) = crate::netfilter::NfMode::parse(v) {
+        return Ok((Some(m), None));
+    }
+    if crate::netfilter::parse_rules(&[v]).is_ok() {
+        return Ok((None, Some(v.to_string())));
+    }
+    Err(VeError::BadValue {
+        key: "netfilter",
+        value: v.escape_default().to_string(),
+        why: "use disabled, stateless, stateful or full (OpenVZ's NETFILTER; firewall rules go in FIREWALL)",
+    })
 }
 
 /// Moves firewall rules an older config of ours kept in NETFILTER to FIREWALL (NETFILTER
@@ -148,7 +154,7 @@ pub fn conf_disk(conf: &ConfFile) -> Result<DiskConf, VeError> {
 }
 
 /// OpenVZ config keys a stock kernel gives no meaning here, with the reason: said at
-/// start and create, never dropped silently (the values are kept in the file).
+/// every start, never dropped silently (the values are kept in the file).
 const UNUSED_KEYS: [(&str, &str); 8] = [
     ("AVNUMPROC", "an estimate for OpenVZ's vzcfgvalidate, not a limit"),
     ("QUOTATIME", "soft disk limits have no grace period here: the hard limit is what holds"),
