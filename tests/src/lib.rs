@@ -132,6 +132,21 @@ impl Env {
     }
 }
 
+/// A pseudo-terminal pair of the test's own (the "admin's terminal"), raw mode.
+pub fn openpty() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd as _;
+    let (mut m, mut s) = (0, 0);
+    // SAFETY: openpty fills two fds; termios is plain data.
+    unsafe {
+        assert_eq!(libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()), 0);
+        let mut t: libc::termios = std::mem::zeroed();
+        libc::tcgetattr(s, &mut t);
+        libc::cfmakeraw(&mut t);
+        libc::tcsetattr(s, libc::TCSANOW, &t);
+        (std::os::fd::OwnedFd::from_raw_fd(m), std::os::fd::OwnedFd::from_raw_fd(s))
+    }
+}
+
 /// Kills every process in a cgroup this test made (only processes the test started can be
 /// there) and waits until it is empty.
 pub fn kill_cgroup(dir: &Path) {
@@ -497,15 +512,7 @@ impl VzEnv {
     /// Runs vzctl with a terminal (a fresh pty's slave) as its standard input, as an admin
     /// at a terminal runs `vzctl enter`; stdout and stderr are read as `vzctl` reads them.
     pub fn vzctl_on_tty(&self, args: &[&str]) -> Out {
-        let (mut mfd, mut sfd) = (-1, -1);
-        // SAFETY: openpty fills two fds; no name, termios or window size given.
-        let r = unsafe { libc::openpty(&mut mfd, &mut sfd, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
-        assert_eq!(r, 0, "openpty");
-        // SAFETY: fresh fds from openpty, owned here.
-        let (_master, slave) = unsafe {
-            use std::os::fd::FromRawFd as _;
-            (std::fs::File::from_raw_fd(mfd), std::fs::File::from_raw_fd(sfd))
-        };
+        let (_master, slave) = openpty();
         Out::of(self.cmd("vzctl", args).stdin(slave).output().expect("run vzctl"))
     }
 

@@ -3,7 +3,7 @@
 //! later change can reopen a hole (README, "Security model").
 use std::{
     os::{
-        fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+        fd::{AsRawFd as _, OwnedFd},
         unix::{fs::MetadataExt as _, process::CommandExt as _},
     },
     path::Path,
@@ -11,7 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vz_tests::VzEnv;
+use vz_tests::{openpty, VzEnv};
 
 /// A VE from the Debian template (glibc: the test helper runs in it) with the helper.
 fn debian_ve(env: &VzEnv, veid: &str, extra: &[&str]) {
@@ -61,20 +61,6 @@ fn held(env: &VzEnv, veid: &str, res: &str) -> u64 {
     let r = ubc_row(env, veid, res);
     // The first row carries the VEID ("101:") too, which does not parse.
     r[0]
-}
-
-/// A pseudo-terminal pair of the test's own (the "admin's terminal"), raw mode.
-fn openpty() -> (OwnedFd, OwnedFd) {
-    let (mut m, mut s) = (0, 0);
-    // SAFETY: openpty fills two fds; termios is plain data.
-    unsafe {
-        assert_eq!(libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()), 0);
-        let mut t: libc::termios = std::mem::zeroed();
-        libc::tcgetattr(s, &mut t);
-        libc::cfmakeraw(&mut t);
-        libc::tcsetattr(s, libc::TCSANOW, &t);
-        (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s))
-    }
 }
 
 /// Runs `cmd` as from the admin's shell: the pty `slave` its stdio and controlling terminal.
